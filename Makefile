@@ -1,0 +1,35 @@
+# Two commands: `make demo` and `make test`. Each sets up .venv from nothing on first use
+# and is a no-op set-up afterwards (the stamp file tracks pyproject.toml and constraints.txt).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.eqtrade-installed
+# Extra pip arguments, e.g. PIP_ARGS="--extra-index-url URL" for a CPU torch index elsewhere.
+PIP_ARGS ?=
+
+.PHONY: setup demo test test-all bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q $(PIP_ARGS) -c constraints.txt "torch==2.13.0" "numpy<2"
+	# escnn without its declared deps: py3nj needs gfortran and is optional (see constraints.txt)
+	$(PIP) install -q $(PIP_ARGS) -c constraints.txt --no-deps escnn
+	$(PIP) install -q $(PIP_ARGS) -c constraints.txt -e ".[test]"
+	$(PY) -W ignore::UserWarning -c "import escnn, torch, numpy, pandas, pyarrow; print('eqtrade env ok: torch', torch.__version__, 'numpy', numpy.__version__)"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/eqtrade data list
+	$(VENV)/bin/eqtrade data show sp500-20
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,146 @@
+"""The `eqtrade` command: parses arguments, then calls the library. Run `eqtrade --help`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+import pandas as pd
+
+log = logging.getLogger("eqtrade")
+
+EPILOG = """examples:
+  eqtrade data list                         datasets available (bundled, cached, imported)
+  eqtrade data show sp500-20                summary and validation report
+  eqtrade fetch --tickers AAPL MSFT         download from Yahoo Finance into data/
+  eqtrade data import prices.csv --name my  store your own price file as dataset 'my'
+"""
+
+
+def _data_dir_parent() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="data directory (default: $EQTRADE_DATA, else ./data)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `eqtrade` command."""
+    ap = argparse.ArgumentParser(
+        prog="eqtrade",
+        description="Approximately equivariant reinforcement learning for trading, on real prices.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    dd = _data_dir_parent()
+
+    f = sub.add_parser(
+        "fetch", parents=[dd], help="download daily prices from Yahoo Finance into the cache",
+        description="Download daily OHLCV and adjusted closes with yfinance into DIR/yfinance/ "
+        "(parquet, one file per ticker, listed with hashes in DIR/manifest.json). A second fetch "
+        "asks only for dates after the cached ones; --refresh downloads everything again (adjusted "
+        "prices change after splits and dividends). Each ticker succeeds or fails on its own; the "
+        "exit code is 1 if any failed.",
+    )
+    f.add_argument("--tickers", nargs="+", required=True, metavar="TICKER", help="Yahoo symbols, e.g. AAPL MSFT ^GSPC")
+    f.add_argument("--start", default="2010-01-01", help="first date (default 2010-01-01)")
+    f.add_argument("--end", default=None, help="last date, inclusive (default: today)")
+    f.add_argument("--refresh", action="store_true", help="re-download the whole range, replacing the cache")
+    f.add_argument("--retries", type=int, default=3, help="retries when rate limited (exponential backoff; default 3)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    d = sub.add_parser("data", help="list, inspect and import datasets",
+                       description="Datasets: bundled (real prices shipped with eqtrade), cached (fetched "
+                       "tickers) and imported (your files). Any command's --data NAME takes their names.")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    dsub.add_parser("list", parents=[dd], help="every dataset with tickers, date range and rows")
+    s = dsub.add_parser("show", parents=[dd], help="summary and validation report of a dataset or ticker")
+    s.add_argument("name", metavar="TICKER|DATASET")
+    i = dsub.add_parser(
+        "import", parents=[dd], help="validate a CSV/parquet price file and store it as a dataset",
+        description="Accepted layouts: wide (a date column, then one adjusted-close column per "
+        "ticker), long (date, ticker/symbol and a price column) or one ticker's OHLCV (date, open, "
+        "high, low, close[, adj close], volume). The price column is the first of adj_close / "
+        "'adj close' / adjusted_close / close / price unless --price-column names it. The file is "
+        "refused, and nothing stored, if validation finds an error.",
+    )
+    i.add_argument("path", help="CSV (optionally .gz) or parquet file")
+    i.add_argument("--name", required=True, help="dataset name to store it under")
+    i.add_argument("--ticker", default=None, help="ticker name for a single-ticker OHLCV file (default: file name)")
+    i.add_argument("--price-column", default=None, help="price column of a long/OHLCV file")
+    i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    return ap
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    df = pd.DataFrame(rows, columns=cols)
+    return df.to_string(index=False) if len(df) else "(none)"
+
+
+def cmd_fetch(args) -> int:
+    from .data import fetch
+
+    results = fetch(args.tickers, start=args.start, end=args.end, data_dir=args.data_dir,
+                    refresh=args.refresh, retries=args.retries, progress=not args.no_progress)
+    print(_table([r.__dict__ for r in results], ["ticker", "status", "rows", "rows_added", "first", "last", "cause"]))
+    failed = [r for r in results if r.failed]
+    for r in failed:
+        print(f"FAILED {r.message}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_data(args) -> int:
+    from . import data
+
+    if args.data_command == "list":
+        rows = data.list_datasets(args.data_dir)
+        for r in rows:
+            t = r["tickers"]
+            r["tickers"] = " ".join(t) if len(t) <= 6 else f"{' '.join(t[:5])} ... (+{len(t) - 5})"
+        print(f"data dir: {data.resolve_data_dir(args.data_dir)}")
+        print(_table(rows, ["name", "kind", "first", "last", "rows", "tickers"]))
+        return 0
+    if args.data_command == "show":
+        where, prices, rep = data.show(args.name, args.data_dir)
+        print(f"{where}: {prices.shape[1]} ticker(s), {len(prices)} rows, "
+              f"{prices.index[0]:%Y-%m-%d} .. {prices.index[-1]:%Y-%m-%d}")
+        with pd.option_context("display.width", 160, "display.max_rows", 200):
+            print(data.describe(prices).to_string(float_format=lambda x: f"{x:.4g}"))
+        print(rep)
+        if args.name in data.bundled_names():
+            print("note: bundled data has survivorship bias (constituents picked with hindsight) and ends in 2022.")
+        return 0
+    if args.data_command == "import":
+        entry, rep = data.import_prices(args.path, args.name, data_dir=args.data_dir, force=args.force,
+                                        ticker=args.ticker, price_column=args.price_column)
+        print(f"imported {args.path} as dataset {args.name!r} ({entry['layout']} layout): "
+              f"{len(entry['tickers'])} ticker(s), {entry['rows']} rows, {entry['first']} .. {entry['last']}")
+        print(rep)
+        return 0
+    raise AssertionError(args.data_command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `eqtrade` command; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .data import DataError
+
+    handlers = {"fetch": cmd_fetch, "data": cmd_data}
+    try:
+        return handlers[args.command](args)
+    except (DataError, FileNotFoundError, FileExistsError, ValueError) as exc:
+        print(f"eqtrade {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the cache is unchanged for tickers not yet written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,252 @@
+"""Download daily prices with yfinance into the parquet cache, incrementally and atomically.
+
+yfinance does not raise on most failures: `yf.download` catches them per ticker, logs them on the
+"yfinance" logger and returns an empty (or all-NaN) frame. We therefore download one ticker per
+call, capture that logger's messages, and classify an empty result:
+
+- rate-limited   the message names YFRateLimitError / "Too Many Requests": retried with
+                 exponential backoff, then reported;
+- no-network     Yahoo's host cannot be resolved/reached (checked directly, since on a DNS
+                 failure yfinance may only say "possibly delisted");
+- unknown-ticker Yahoo answered but has no data: unknown or delisted symbol;
+- no-data        no rows in the requested range (e.g. a range before the listing).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from .errors import CacheCorruptError, DataError
+from .store import OHLCV_COLUMNS, DataStore
+
+log = logging.getLogger(__name__)
+
+YAHOO_HOST = "query1.finance.yahoo.com"
+DEFAULT_START = "2010-01-01"
+_RENAME = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Adj Close": "adj_close", "Volume": "volume"}
+_RATE_WORDS = ("ratelimit", "rate limit", "too many requests", "429")
+_NET_WORDS = ("resolve", "connection", "network", "timed out", "timeout", "curl: (6)", "curl: (7)")
+_sleep = time.sleep  # replaced in tests
+
+
+@dataclass
+class FetchResult:
+    """Outcome of fetching one ticker."""
+
+    ticker: str
+    status: str  # "ok" | "up-to-date" | "failed"
+    rows: int = 0
+    rows_added: int = 0
+    first: str = ""
+    last: str = ""
+    cause: str = ""  # for failures: rate-limited | no-network | unknown-ticker | no-data | corrupt-cache | error
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+class _Capture(logging.Handler):
+    """Collects what yfinance logs at WARNING and above during one download."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def network_ok(host: str = YAHOO_HOST, timeout: float = 3.0) -> bool:
+    """True when Yahoo Finance's API host resolves and accepts a TCP connection."""
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _normalise(raw: pd.DataFrame | None, ticker: str) -> pd.DataFrame:
+    """yfinance's frame (MultiIndex (Price, Ticker) or flat columns) -> our OHLCV columns."""
+    if raw is None or raw.empty:
+        return pd.DataFrame(columns=OHLCV_COLUMNS, index=pd.DatetimeIndex([], name="date"), dtype=float)
+    df = raw
+    if isinstance(df.columns, pd.MultiIndex):
+        names = list(df.columns.names)
+        level = names.index("Ticker") if "Ticker" in names else 1
+        keys = df.columns.get_level_values(level)
+        if ticker not in set(keys):
+            if len(set(keys)) != 1:
+                raise DataError(f"{ticker}: yfinance returned tickers {sorted(set(keys))}, not {ticker}")
+            ticker = keys[0]
+        df = df.xs(ticker, axis=1, level=level)
+    df = df.rename(columns=_RENAME)
+    if "adj_close" not in df.columns:
+        raise DataError(
+            f"{ticker}: yfinance returned columns {list(df.columns)} without 'Adj Close' "
+            "(was auto_adjust=True?); eqtrade stores raw OHLC plus the adjusted close"
+        )
+    df = df.reindex(columns=OHLCV_COLUMNS).astype(float)
+    idx = pd.DatetimeIndex(df.index)
+    if idx.tz is not None:
+        idx = idx.tz_localize(None)
+    df.index = idx.normalize().rename("date")
+    df = df.dropna(how="all")
+    return df[~df.index.duplicated(keep="last")].sort_index()
+
+
+def _classify(messages: list[str], exc: BaseException | None) -> tuple[str, str]:
+    text = " | ".join(messages + ([f"{type(exc).__name__}: {exc}"] if exc else []))
+    low = text.lower().replace(" ", "")
+    if (exc is not None and type(exc).__name__ == "YFRateLimitError") or any(w.replace(" ", "") in low for w in _RATE_WORDS):
+        return "rate-limited", text
+    if any(w.replace(" ", "") in low for w in _NET_WORDS) or not network_ok():
+        return "no-network", text
+    if text:
+        return "unknown-ticker", text
+    return "no-data", text
+
+
+def _download_once(ticker: str, start: pd.Timestamp | None, end_excl: pd.Timestamp | None, timeout: float):
+    import yfinance as yf
+
+    cap = _Capture()
+    ylog = logging.getLogger("yfinance")
+    ylog.addHandler(cap)
+    exc: BaseException | None = None
+    raw = None
+    try:
+        raw = yf.download(
+            ticker,
+            start=None if start is None else start.strftime("%Y-%m-%d"),
+            end=None if end_excl is None else end_excl.strftime("%Y-%m-%d"),
+            interval="1d",
+            auto_adjust=False,  # keep raw OHLC and the 'Adj Close' column
+            actions=False,
+            repair=False,
+            keepna=False,
+            progress=False,
+            threads=False,
+            multi_level_index=True,
+            timeout=timeout,
+        )
+    except Exception as e:  # older yfinance versions raise some errors (rate limit) directly
+        exc = e
+    finally:
+        ylog.removeHandler(cap)
+    return raw, cap.messages, exc
+
+
+def _download(ticker, start, end_excl, retries, backoff, timeout) -> tuple[pd.DataFrame, str, str]:
+    """Download with retries on rate limiting: (frame, cause, message); cause '' on success."""
+    for attempt in range(retries + 1):
+        raw, messages, exc = _download_once(ticker, start, end_excl, timeout)
+        df = _normalise(raw, ticker) if exc is None else _normalise(None, ticker)
+        if not df.empty:
+            return df, "", ""
+        cause, text = _classify(messages, exc)
+        if cause == "rate-limited" and attempt < retries:
+            wait = backoff * 2**attempt
+            log.warning("%s: rate limited by Yahoo, retry %d/%d in %.0fs", ticker, attempt + 1, retries, wait)
+            _sleep(wait)
+            continue
+        if cause == "rate-limited":
+            text = f"rate limited by Yahoo Finance after {retries + 1} attempts; try again later ({text})"
+        return df, cause, text
+    raise AssertionError("unreachable")
+
+
+def fetch_ticker(
+    store: DataStore,
+    ticker: str,
+    start: str | None = DEFAULT_START,
+    end: str | None = None,
+    refresh: bool = False,
+    retries: int = 3,
+    backoff: float = 2.0,
+    timeout: float = 10.0,
+) -> FetchResult:
+    """Fetch one ticker into the cache: only dates after the cached ones unless `refresh`."""
+    import yfinance as yf
+
+    ticker = ticker.strip().upper()
+    start_ts = pd.Timestamp(start) if start else None
+    end_ts = pd.Timestamp(end) if end else None
+    end_excl = end_ts + pd.Timedelta(days=1) if end_ts is not None else None  # --end is inclusive
+    cached = None
+    if not refresh and store.ticker_entry(ticker) is not None:
+        try:
+            cached = store.get_ticker(ticker)
+        except CacheCorruptError as e:
+            return FetchResult(ticker, "failed", cause="corrupt-cache",
+                               message=f"{e} (or run the same fetch with --refresh)")
+        if start_ts is not None and len(cached) and start_ts < cached.index[0] - pd.Timedelta(days=7):
+            log.info("%s: --start %s is before the cache (%s): fetching everything", ticker, start, cached.index[0].date())
+            cached = None
+    req_start = start_ts
+    if cached is not None and len(cached):
+        req_start = cached.index[-1] + pd.Timedelta(days=1)
+        today = pd.Timestamp(datetime.now(timezone.utc).date())
+        if (end_excl is not None and req_start >= end_excl) or req_start > today:
+            return _result(ticker, "up-to-date", cached, 0)
+    new, cause, text = _download(ticker, req_start, end_excl, retries, backoff, timeout)
+    if cause:
+        if cached is not None and cause in ("no-data", "unknown-ticker"):
+            # yfinance says "possibly delisted; no price data found" for an empty new range too
+            res = _result(ticker, "up-to-date", cached, 0)
+            res.message = f"no rows after {res.last} ({text})" if text else ""
+            return res
+        return FetchResult(ticker, "failed", cause=cause, message=f"{ticker}: {cause}: {text}".rstrip(": "))
+    merged = new if cached is None else pd.concat([cached, new])
+    merged = merged[~merged.index.duplicated(keep="last")].sort_index()
+    meta = {
+        "source": "Yahoo Finance via yfinance",
+        "yfinance_version": getattr(yf, "__version__", "unknown"),
+        "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "auto_adjust": False,
+        "columns": OHLCV_COLUMNS,
+    }
+    store.put_ticker(ticker, merged, meta)
+    return _result(ticker, "ok", merged, len(merged) - (0 if cached is None else len(cached)))
+
+
+def _result(ticker: str, status: str, df: pd.DataFrame, added: int) -> FetchResult:
+    return FetchResult(ticker, status, rows=len(df), rows_added=added,
+                       first=df.index[0].strftime("%Y-%m-%d") if len(df) else "",
+                       last=df.index[-1].strftime("%Y-%m-%d") if len(df) else "")
+
+
+def fetch(
+    tickers: list[str],
+    start: str | None = DEFAULT_START,
+    end: str | None = None,
+    data_dir=None,
+    refresh: bool = False,
+    retries: int = 3,
+    backoff: float = 2.0,
+    progress: bool = True,
+) -> list[FetchResult]:
+    """Fetch several tickers; each succeeds or fails on its own (see FetchResult.cause)."""
+    from tqdm.auto import tqdm
+
+    store = DataStore(data_dir)
+    store.read_manifest()  # a corrupt manifest stops everything before any download
+    results = []
+    bar = tqdm(tickers, desc="fetch", unit="ticker", disable=not progress)
+    for t in bar:
+        bar.set_postfix_str(t)
+        try:
+            res = fetch_ticker(store, t, start=start, end=end, refresh=refresh, retries=retries, backoff=backoff)
+        except DataError as e:
+            res = FetchResult(t.upper(), "failed", cause="error", message=str(e))
+        if res.failed:
+            log.error(res.message)
+        results.append(res)
+    return results
