@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"fetch": cmd_fetch, "data": cmd_data}
     try:
         return handlers[args.command](args)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError) as exc:
+    except (DataError, OSError, ValueError) as exc:
         print(f"eqtrade {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

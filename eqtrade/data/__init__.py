@@ -2,7 +2,7 @@
 
 from .bundled import BENCHMARK_DATASET, DEFAULT_DATASET, bundled_names, load_bundled, provenance
 from .errors import CacheCorruptError, DataError, DatasetNotFoundError, DataValidationError, ImportFormatError
-from .fetch import FetchResult, fetch
+from .yahoo import FetchResult, fetch
 from .load import describe, import_prices, list_datasets, load_prices, read_price_file, show
 from .store import DataStore, resolve_data_dir
 from .validate import Issue, ValidationReport, validate_prices

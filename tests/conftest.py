@@ -1,0 +1,101 @@
+"""Shared fixtures. yfinance is mocked at its boundary (`yfinance.download`) with frames of its
+real shape: MultiIndex columns (Price, Ticker), a tz-naive 'Date' index, failures logged on the
+'yfinance' logger and an empty frame returned, exactly as yfinance 1.x does."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+PRICE_FIELDS = ["Adj Close", "Close", "High", "Low", "Open", "Volume"]
+
+
+def yf_frame(ticker: str, adj: pd.Series) -> pd.DataFrame:
+    """A frame shaped like `yf.download(ticker, auto_adjust=False, multi_level_index=True)`."""
+    rng = np.random.default_rng(sum(map(ord, ticker)))
+    close = adj * 1.25  # unadjusted close above the adjusted one (dividends)
+    cols = {
+        "Adj Close": adj.to_numpy(),
+        "Close": close.to_numpy(),
+        "High": (close * 1.01).to_numpy(),
+        "Low": (close * 0.99).to_numpy(),
+        "Open": close.to_numpy() * (1 + rng.normal(0, 0.002, len(adj))),
+        "Volume": rng.integers(1e6, 1e7, len(adj)).astype(float),
+    }
+    df = pd.DataFrame(cols, index=pd.DatetimeIndex(adj.index, name="Date"))
+    df.columns = pd.MultiIndex.from_product([PRICE_FIELDS, [ticker]], names=["Price", "Ticker"])
+    return df
+
+
+def yf_empty(ticker: str) -> pd.DataFrame:
+    """What yf.download returns for a failed ticker: no rows, the usual columns."""
+    df = pd.DataFrame(columns=pd.MultiIndex.from_product([PRICE_FIELDS, [ticker]], names=["Price", "Ticker"]),
+                      index=pd.DatetimeIndex([], name="Date"), dtype=float)
+    return df
+
+
+class FakeYahoo:
+    """Replaces yfinance.download. Real prices come from the bundled panel (AAPL, MSFT, ...)."""
+
+    def __init__(self):
+        from eqtrade.data import load_bundled
+
+        self.panel = load_bundled("sp500-20")
+        self.calls: list[dict] = []
+        self.unknown: set[str] = set()
+        self.rate_limited: dict[str, int] = {}  # ticker -> number of calls that are rate limited
+        self.offline = False
+        self.price_scale: dict[str, float] = {}
+
+    def download(self, tickers, start=None, end=None, **kw):
+        ticker = tickers if isinstance(tickers, str) else tickers[0]
+        self.calls.append(dict(ticker=ticker, start=start, end=end, **kw))
+        ylog = logging.getLogger("yfinance")
+        if self.offline:
+            ylog.error("\n1 Failed download:")
+            ylog.error(f"['{ticker}']: YFTzMissingError('possibly delisted; no timezone found')")
+            return yf_empty(ticker)
+        if self.rate_limited.get(ticker, 0) > 0:
+            self.rate_limited[ticker] -= 1
+            ylog.error("\n1 Failed download:")
+            ylog.error(f"['{ticker}']: YFRateLimitError('Too Many Requests. Rate limited. Try after a while.')")
+            return yf_empty(ticker)
+        if ticker in self.unknown or ticker not in self.panel.columns:
+            ylog.error("\n1 Failed download:")
+            ylog.error(f"['{ticker}']: YFPricesMissingError('possibly delisted; no price data found  (1d {start} -> {end})')")
+            return yf_empty(ticker)
+        s = self.panel[ticker] * self.price_scale.get(ticker, 1.0)
+        s = s.loc[pd.Timestamp(start) if start else None:]
+        if end is not None:
+            s = s.loc[s.index < pd.Timestamp(end)]  # yfinance's end is exclusive
+        if s.empty:
+            ylog.error(f"['{ticker}']: YFPricesMissingError('possibly delisted; no price data found')")
+            return yf_empty(ticker)
+        return yf_frame(ticker, s)
+
+
+@pytest.fixture
+def fake_yahoo(monkeypatch):
+    import yfinance
+
+    import eqtrade.data.yahoo as fetch_mod
+
+    fake = FakeYahoo()
+    monkeypatch.setattr(yfinance, "download", fake.download)
+    monkeypatch.setattr(fetch_mod, "network_ok", lambda *a, **k: not fake.offline)
+    sleeps: list[float] = []
+    monkeypatch.setattr(fetch_mod, "_sleep", sleeps.append)
+    fake.sleeps = sleeps
+    return fake
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("EQTRADE_DATA", str(d))
+    return d

@@ -1,0 +1,155 @@
+"""Fetch and cache: success, partial failure, no network, rate limit, incremental, corrupt, atomic."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import eqtrade.data._atomic as atomic_mod
+import eqtrade.data.store as store_mod
+from eqtrade.cli import main
+from eqtrade.data import CacheCorruptError, DataStore, fetch, load_prices
+
+
+def test_fetch_many_tickers_stores_ohlcv_and_manifest(fake_yahoo, data_dir):
+    res = fetch(["AAPL", "msft"], start="2015-01-01", end="2016-12-31", progress=False)
+    assert [r.status for r in res] == ["ok", "ok"]
+    assert [r.ticker for r in res] == ["AAPL", "MSFT"]
+    # yfinance was asked explicitly for unadjusted OHLC plus Adj Close, end exclusive
+    call = fake_yahoo.calls[0]
+    assert call["auto_adjust"] is False and call["end"] == "2017-01-01" and call["start"] == "2015-01-01"
+    man = json.loads((data_dir / "manifest.json").read_text())
+    e = man["tickers"]["AAPL"]
+    assert e["first"] == "2015-01-02" and e["last"] == "2016-12-30"
+    assert e["rows"] == res[0].rows == 504
+    assert e["yfinance_version"] and e["fetched_at"].endswith("Z") and e["source"].startswith("Yahoo")
+    assert (data_dir / e["file"]).exists() and len(e["sha256"]) == 64
+    cached = DataStore().get_ticker("AAPL")
+    assert list(cached.columns) == ["open", "high", "low", "close", "adj_close", "volume"]
+    real = load_prices(["AAPL", "MSFT"], start="2015-01-01", end="2016-12-31")
+    pd.testing.assert_frame_equal(load_prices(["AAPL", "MSFT"], source="cache"), real, check_freq=False)
+
+
+def test_partial_failure_other_tickers_land_and_exit_code(fake_yahoo, data_dir, capsys):
+    rc = main(["fetch", "--tickers", "AAPL", "NOPE", "MSFT", "--start", "2020-01-01", "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "NOPE" in err and "unknown-ticker" in err and "delisted" in err
+    man = json.loads((data_dir / "manifest.json").read_text())
+    assert set(man["tickers"]) == {"AAPL", "MSFT"}
+
+
+def test_no_network_is_detected_not_mistaken_for_delisting(fake_yahoo, data_dir):
+    fake_yahoo.offline = True
+    res = fetch(["AAPL"], progress=False)
+    assert res[0].failed and res[0].cause == "no-network"
+    assert not (data_dir / "manifest.json").exists()
+
+
+def test_rate_limit_retries_with_backoff_then_succeeds(fake_yahoo, data_dir):
+    fake_yahoo.rate_limited["AAPL"] = 2
+    res = fetch(["AAPL"], start="2020-01-01", progress=False, backoff=1.5)
+    assert res[0].status == "ok"
+    assert fake_yahoo.sleeps == [1.5, 3.0]
+    assert len(fake_yahoo.calls) == 3
+
+
+def test_rate_limit_gives_up_clearly(fake_yahoo, data_dir):
+    fake_yahoo.rate_limited["AAPL"] = 99
+    res = fetch(["AAPL", "MSFT"], start="2020-01-01", progress=False, retries=2, backoff=1.0)
+    assert res[0].failed and res[0].cause == "rate-limited"
+    assert "after 3 attempts" in res[0].message and "AAPL" in res[0].message
+    assert fake_yahoo.sleeps == [1.0, 2.0]
+    assert res[1].status == "ok"
+
+
+def test_incremental_fetch_asks_only_for_new_dates_and_merges(fake_yahoo, data_dir):
+    r1 = fetch(["AAPL"], start="2020-01-01", end="2020-06-30", progress=False)[0]
+    r2 = fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)[0]
+    assert fake_yahoo.calls[-1]["start"] == "2020-07-01"  # day after the last cached date
+    assert r2.rows_added == r2.rows - r1.rows > 0
+    df = DataStore().get_ticker("AAPL")
+    assert df.index.is_unique and df.index.is_monotonic_increasing
+    expected = load_prices(["AAPL"], start="2020-01-01", end="2020-12-31")["AAPL"]
+    pd.testing.assert_series_equal(df["adj_close"], expected, check_names=False, check_freq=False)
+    # nothing new to ask for: no download at all
+    n = len(fake_yahoo.calls)
+    r3 = fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)[0]
+    assert r3.status == "up-to-date" and len(fake_yahoo.calls) == n
+    # only one file per ticker remains
+    assert len(list((data_dir / "yfinance").glob("AAPL.*.parquet"))) == 1
+
+
+def test_refresh_refetches_everything(fake_yahoo, data_dir):
+    fetch(["AAPL"], start="2020-01-01", end="2020-06-30", progress=False)
+    fake_yahoo.price_scale["AAPL"] = 0.5  # adjustments changed (e.g. a dividend)
+    fetch(["AAPL"], start="2020-01-01", end="2020-06-30", refresh=True, progress=False)
+    assert fake_yahoo.calls[-1]["start"] == "2020-01-01"
+    got = DataStore().get_ticker("AAPL")["adj_close"]
+    exp = load_prices(["AAPL"], start="2020-01-01", end="2020-06-30")["AAPL"] * 0.5
+    assert got.to_numpy() == pytest.approx(exp.to_numpy())
+
+
+def test_corrupt_cache_is_detected_and_reported_with_fix(fake_yahoo, data_dir):
+    fetch(["AAPL"], start="2020-01-01", end="2020-06-30", progress=False)
+    f = next((data_dir / "yfinance").glob("AAPL.*.parquet"))
+    f.write_bytes(f.read_bytes()[:-200])  # truncated
+    with pytest.raises(CacheCorruptError, match=r"AAPL.*sha256.*--refresh"):
+        load_prices(["AAPL"], source="cache")
+    res = fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)[0]
+    assert res.failed and res.cause == "corrupt-cache" and "--refresh" in res.message
+    assert fetch(["AAPL"], start="2020-01-01", end="2020-12-31", refresh=True, progress=False)[0].status == "ok"
+    assert len(load_prices(["AAPL"], source="cache")) > 0
+
+
+def test_wrong_schema_with_matching_hash_is_still_refused(fake_yahoo, data_dir):
+    store = DataStore()
+    df = pd.DataFrame({"x": [1.0]}, index=pd.DatetimeIndex(["2020-01-02"], name="date"))
+    store._put("tickers", "yfinance", "ZZZ", df, {})
+    with pytest.raises(CacheCorruptError, match="lacks columns"):
+        store.get_ticker("ZZZ")
+
+
+def test_corrupt_manifest_stops_before_any_download(fake_yahoo, data_dir):
+    data_dir.mkdir()
+    (data_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(CacheCorruptError, match="manifest"):
+        fetch(["AAPL"], progress=False)
+    assert fake_yahoo.calls == [] and (data_dir / "manifest.json").read_text() == "{not json"
+
+
+def test_exception_mid_write_leaves_cache_intact(fake_yahoo, data_dir, monkeypatch):
+    fetch(["AAPL"], start="2020-01-01", end="2020-06-30", progress=False)
+    before = DataStore().get_ticker("AAPL")
+    manifest_before = (data_dir / "manifest.json").read_text()
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(atomic_mod.os, "replace", boom)
+        with pytest.raises(OSError, match="disk full"):
+            fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)
+    assert (data_dir / "manifest.json").read_text() == manifest_before
+    assert not list(data_dir.rglob("*.tmp"))
+    pd.testing.assert_frame_equal(DataStore().get_ticker("AAPL"), before)
+
+
+def test_interrupt_between_file_and_manifest_keeps_old_data(fake_yahoo, data_dir, monkeypatch):
+    fetch(["AAPL"], start="2020-01-01", end="2020-06-30", progress=False)
+    before = DataStore().get_ticker("AAPL")
+
+    def interrupted(self, manifest):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(store_mod.DataStore, "_write_manifest", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)
+    assert len(list((data_dir / "yfinance").glob("AAPL.*.parquet"))) == 2  # new file written, not switched to
+    pd.testing.assert_frame_equal(DataStore().get_ticker("AAPL"), before)
+    # the next successful write removes the orphan file
+    fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)
+    assert len(list((data_dir / "yfinance").glob("AAPL.*.parquet"))) == 1
