@@ -1,0 +1,19 @@
+"""The Symmetry protocol joining environments and networks; ready-made symmetries by name."""
+
+from .core import Symmetry, check_representation
+from .library import (
+    SYMMETRIES,
+    cartpole_discrete_reflection,
+    cartpole_reflection,
+    get_symmetry,
+    pendulum_reflection,
+    planar_rotation,
+    portfolio_reflection,
+    single_asset_reflection,
+)
+
+__all__ = [
+    "Symmetry", "check_representation", "SYMMETRIES", "get_symmetry", "single_asset_reflection",
+    "portfolio_reflection", "cartpole_reflection", "cartpole_discrete_reflection", "pendulum_reflection",
+    "planar_rotation",
+]

@@ -1,0 +1,236 @@
+"""The Symmetry protocol: a finite group (an escnn group object) and how it acts on
+observations and actions. Plain data: environments declare one, networks are built from one.
+
+A representation is named by a string, per component of the flattened observation (or action):
+
+    "trivial"      g·x = x
+    "sign"         the reflection character: -1 on reflections (C2's flip, D_N's flips,
+                   C_N's generator for even N), +1 otherwise
+    "regular"      |G| components permuted by the group (escnn's regular representation)
+    "irrep:K"      escnn irrep with id K ("irrep:1" = rotation by 2πk/N on R² for C_N,
+                   "irrep:1,1" = the 2-D irrep of D_N)
+
+A discrete action set is acted on by permutations, one per group element (`action_perm`).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+
+def _escnn_group(kind: str, n: int):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*py3nj.*")
+        from escnn import group as egroup
+    if kind == "C":
+        return egroup.cyclic_group(n)
+    if kind == "D":
+        return egroup.dihedral_group(n)
+    raise ValueError(f"group kind must be 'C' or 'D', got {kind!r}")
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """A finite group G and its representations on the flattened observation and on the action.
+
+    obs_reps / action_reps: sequences of (representation name, multiplicity), in component order.
+    action_perm: for a discrete action set, one permutation of the actions per group element
+    (in the order of `elements`): element g sends action a to action_perm[g][a].
+    """
+
+    name: str
+    group_kind: str  # "C" (cyclic) or "D" (dihedral)
+    group_order: int  # N of C_N / D_N
+    obs_reps: tuple[tuple[str, int], ...]
+    action_reps: tuple[tuple[str, int], ...] = ()
+    action_perm: tuple[tuple[int, ...], ...] | None = None
+    description: str = ""
+    exact: bool = field(default=False, compare=False)  # True where the task is known to be exactly symmetric
+
+    # -- the group ------------------------------------------------------------------------------
+    @property
+    def group(self):
+        """The escnn group object (cyclic_group(N) or dihedral_group(N))."""
+        return _escnn_group(self.group_kind, self.group_order)
+
+    @property
+    def elements(self) -> list:
+        """Group elements in a fixed order; index 0 is the identity."""
+        return list(self.group.elements)
+
+    @property
+    def order(self) -> int:
+        """|G|."""
+        return self.group.order()
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(_rep_dim(self.group, r) * m for r, m in self.obs_reps)
+
+    @property
+    def action_dim(self) -> int:
+        if self.action_perm is not None:
+            return len(self.action_perm[0])
+        return sum(_rep_dim(self.group, r) * m for r, m in self.action_reps)
+
+    @property
+    def discrete(self) -> bool:
+        return self.action_perm is not None
+
+    # -- matrices ---------------------------------------------------------------------------------
+    def obs_matrices(self) -> np.ndarray:
+        """ρ_obs(g) for every g: array [|G|, d_obs, d_obs]."""
+        return _matrices(self, "obs")
+
+    def action_matrices(self) -> np.ndarray:
+        """ρ_act(g) for every g: [|G|, d_act, d_act]; permutation matrices for a discrete set."""
+        return _matrices(self, "action")
+
+    def mult_table(self) -> np.ndarray:
+        """table[i, j] = index of elements[i]⁻¹ · elements[j]."""
+        return _mult_table(self.group_kind, self.group_order)
+
+    # -- acting ---------------------------------------------------------------------------------
+    def transform_obs(self, obs, g: int):
+        """g·obs for a batch [..., d_obs] (numpy or torch); g is an element index."""
+        return _apply(self.obs_matrices()[g], obs)
+
+    def transform_action(self, action, g: int):
+        """g·action: matrix action for continuous actions, permuted indices for discrete ones."""
+        if self.discrete:
+            perm = np.asarray(self.action_perm[g])
+            if hasattr(action, "detach"):
+                import torch
+
+                return torch.as_tensor(perm, device=action.device)[action]
+            return perm[np.asarray(action)]
+        return _apply(self.action_matrices()[g], action)
+
+    def transform_qvalues(self, q, g: int):
+        """g·Q for a batch of Q-vectors [..., n_actions]: (g·Q)[perm[a]] = Q[a]."""
+        return _apply(self.action_matrices()[g], q)
+
+    def escnn_fields(self, which: str = "obs") -> list:
+        """The observation ("obs") or action ("action") representation as a list of escnn
+        representations, one per field; their direct sum has exactly `obs_matrices()`."""
+        return list(_escnn_fields(self, which))
+
+    def __str__(self) -> str:
+        g = f"{self.group_kind}{self.group_order}"
+        return f"Symmetry({self.name}: G={g}, obs={list(self.obs_reps)}, action={list(self.action_reps) or 'perm'})"
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _sign_irrep_id(G):
+    from escnn.group import CyclicGroup, DihedralGroup
+
+    if isinstance(G, DihedralGroup):
+        return (1, 0)
+    if isinstance(G, CyclicGroup) and G.order() % 2 == 0:
+        return (G.order() // 2,)
+    raise ValueError(f"group {G} has no sign (reflection) character")
+
+
+def _parse_id(text: str) -> tuple:
+    return tuple(int(p) for p in text.split(","))
+
+
+def _irrep(G, name: str):
+    if name == "trivial":
+        return G.trivial_representation
+    if name == "sign":
+        return G.irrep(*_sign_irrep_id(G))
+    if name == "regular":
+        return G.regular_representation
+    if name.startswith("irrep:"):
+        return G.irrep(*_parse_id(name[len("irrep:"):]))
+    raise ValueError(f"unknown representation {name!r}: use trivial, sign, regular or irrep:K")
+
+
+def _rep_dim(G, name: str) -> int:
+    return _irrep(G, name).size
+
+
+def _apply(mat: np.ndarray, x):
+    if hasattr(x, "detach"):
+        import torch
+
+        m = torch.as_tensor(mat, dtype=x.dtype, device=x.device)
+        return x @ m.T
+    return np.asarray(x) @ mat.T
+
+
+@functools.lru_cache(maxsize=64)
+def _mult_table(kind: str, n: int) -> np.ndarray:
+    els = list(_escnn_group(kind, n).elements)
+    index = {e: i for i, e in enumerate(els)}
+    return np.array([[index[(~a) @ b] for b in els] for a in els], dtype=np.int64)
+
+
+def _block_diag(blocks: Sequence[np.ndarray]) -> np.ndarray:
+    n = sum(b.shape[0] for b in blocks)
+    out = np.zeros((n, n))
+    i = 0
+    for b in blocks:
+        k = b.shape[0]
+        out[i : i + k, i : i + k] = b
+        i += k
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _matrices(sym: Symmetry, which: str) -> np.ndarray:
+    G = sym.group
+    els = list(G.elements)
+    if which == "action" and sym.discrete:
+        n = len(sym.action_perm[0])
+        mats = np.zeros((len(els), n, n))
+        for gi, perm in enumerate(sym.action_perm):
+            mats[gi, list(perm), np.arange(n)] = 1.0  # e_a -> e_perm[a]
+        return mats
+    reps = sym.obs_reps if which == "obs" else sym.action_reps
+    out = []
+    for g in els:
+        blocks = []
+        for name, mult in reps:
+            m = np.asarray(_irrep(G, name)(g), dtype=float)
+            blocks += [m] * mult
+        out.append(_block_diag(blocks) if blocks else np.zeros((0, 0)))
+    mats = np.stack(out)
+    mats[np.abs(mats) < 1e-9] = 0.0  # escnn's regular representation carries 1e-16 round-off
+    mats[np.abs(mats - 1) < 1e-9] = 1.0
+    mats[np.abs(mats + 1) < 1e-9] = -1.0
+    return mats
+
+
+@functools.lru_cache(maxsize=256)
+def _escnn_fields(sym: Symmetry, which: str) -> tuple:
+    from escnn.group.representation import build_from_discrete_group_representation
+
+    G = sym.group
+    if which == "action" and sym.discrete:
+        mats = _matrices(sym, "action")
+        return (build_from_discrete_group_representation(
+            {g: mats[i] for i, g in enumerate(G.elements)}, f"{sym.name}-actions", G, ["pointwise"]),)
+    reps = sym.obs_reps if which == "obs" else sym.action_reps
+    return tuple(_irrep(G, name) for name, mult in reps for _ in range(mult))
+
+
+def check_representation(sym: Symmetry, atol: float = 1e-8) -> None:
+    """Raise if the matrices are not a group homomorphism (ρ(a)ρ(b) = ρ(ab)) or not orthogonal."""
+    els = sym.elements
+    index = {e: i for i, e in enumerate(els)}
+    for which in ("obs", "action"):
+        mats = _matrices(sym, which)
+        for i, a in enumerate(els):
+            if not np.allclose(mats[i] @ mats[i].T, np.eye(mats.shape[1]), atol=atol):
+                raise ValueError(f"{sym.name}: ρ_{which}({a}) is not orthogonal")
+            for j, b in enumerate(els):
+                k = index[a @ b]
+                if not np.allclose(mats[i] @ mats[j], mats[k], atol=atol):
+                    raise ValueError(f"{sym.name}: ρ_{which}({a})ρ_{which}({b}) != ρ_{which}({a @ b})")
