@@ -48,18 +48,23 @@ class RelaxedLift(_Relaxed):
     def __init__(self, rep: Rep, channels: int, banks: int = 2, relaxed: bool = True):
         super().__init__()
         G, d = rep.order, rep.dim
-        table = rep.symmetry.mult_table()
-        inv_idx = table[:, 0]  # g⁻¹ · e = g⁻¹
-        rho_inv = rep.matrices[inv_idx]  # ρ(g⁻¹)
-        self.register_buffer("rho_inv", torch.as_tensor(rho_inv, dtype=torch.float32))
-        bound = 1.0 / math.sqrt(d)
+        inv_idx = rep.symmetry.mult_table()[:, 0]  # g⁻¹ · e = g⁻¹
+        rho_inv = torch.as_tensor(rep.matrices[inv_idx], dtype=torch.float32)  # ρ(g⁻¹)
+        # sign/trivial inputs (all trading symmetries) have diagonal ρ: keep only the diagonal,
+        # which turns a [G, d, d] contraction (d = 660 for 20 assets x 32 days) into a product.
+        self.diagonal = bool((rho_inv == torch.diag_embed(torch.diagonal(rho_inv, dim1=1, dim2=2))).all())
+        self.register_buffer("rho_inv", torch.diagonal(rho_inv, dim1=1, dim2=2).clone() if self.diagonal else rho_inv)
+        bound = math.sqrt(banks / d)  # the bank average then has nn.Linear's scale
         self.psi = nn.Parameter(torch.empty(banks, channels, d).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(channels).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(channels).uniform_(-1 / math.sqrt(d), 1 / math.sqrt(d)))
         self._init_weights(banks, G, relaxed)
         self.channels, self.order = channels, G
 
     def kernel(self) -> torch.Tensor:
-        k = torch.einsum("lg,lcd,gde->cge", self.relaxed_weights, self.psi, self.rho_inv)
+        if self.diagonal:
+            k = torch.einsum("lg,lcd->cgd", self.relaxed_weights, self.psi) * self.rho_inv
+        else:
+            k = torch.einsum("lg,lcd,gde->cge", self.relaxed_weights, self.psi, self.rho_inv)
         return k.reshape(self.channels * self.order, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,17 +78,21 @@ class RelaxedGroupLinear(_Relaxed):
         super().__init__()
         table = torch.as_tensor(symmetry.mult_table())  # [g, h] -> g⁻¹h
         G = table.shape[0]
-        self.register_buffer("table", table)
-        bound = 1.0 / math.sqrt(in_channels * G)
+        # onehot[g, h, k] = 1 where g⁻¹h = k: the kernel is then one matmul of a tiny [G², L·G]
+        # mixing matrix with the banks (no gather, whose backward is a slow scatter)
+        self.register_buffer("onehot", F.one_hot(table, G).float())
+        bound = math.sqrt(banks / (in_channels * G))
         self.psi = nn.Parameter(torch.empty(banks, G, out_channels, in_channels).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound) / math.sqrt(banks))
         self._init_weights(banks, G, relaxed)
-        self.cin, self.cout, self.order = in_channels, out_channels, G
+        self.cin, self.cout, self.order, self.banks = in_channels, out_channels, G, banks
 
     def kernel(self) -> torch.Tensor:
-        # psi_l(g⁻¹h) weighted by w_l(h), summed over banks: K[g, h, o, i]
-        k = torch.einsum("lh,lghoi->ghoi", self.relaxed_weights, self.psi[:, self.table])
-        return k.permute(2, 0, 3, 1).reshape(self.cout * self.order, self.cin * self.order)
+        G, L = self.order, self.banks
+        # mix[(g, h), (l, k)] = w_l(h) [g⁻¹h = k];  K[g, h] = Σ_l w_l(h) ψ_l(g⁻¹h)
+        mix = torch.einsum("lh,ghk->ghlk", self.relaxed_weights, self.onehot).reshape(G * G, L * G)
+        k = (mix @ self.psi.reshape(L * G, -1)).view(G, G, self.cout, self.cin)
+        return k.permute(2, 0, 3, 1).reshape(self.cout * G, self.cin * G)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.kernel(), self.bias.repeat_interleave(self.order))
@@ -98,7 +107,7 @@ class RelaxedProject(_Relaxed):
         rho = torch.as_tensor(rep.matrices, dtype=torch.float32)
         self.register_buffer("rho", rho)
         self.register_buffer("p_inv", rho.mean(0))  # projector onto the invariant subspace
-        bound = 1.0 / math.sqrt(in_channels * G)
+        bound = math.sqrt(banks / (in_channels * G))
         self.A = nn.Parameter(torch.empty(banks, d, in_channels).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(d))
         self._init_weights(banks, G, relaxed)

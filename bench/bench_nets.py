@@ -1,0 +1,81 @@
+"""Forward+backward time of the network families at matched parameter counts.
+
+Run: .venv/bin/python bench/bench_nets.py [--batch 256] [--reps 50] [--threads 2]
+Prints, per task (20 assets x 32-day portfolio, 5-dim cartpole, single-asset DQN) and module
+(actor, critic, Q-net): parameters, milliseconds per forward+backward, and the ratio to plain.
+Targets (issue 3): relaxed within 2x of plain, exact (escnn) within 3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import torch
+from gymnasium import spaces
+
+warnings.filterwarnings("ignore", message=".*py3nj.*")
+
+from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, param_count  # noqa: E402
+from eqtrade.symmetry import cartpole_reflection, portfolio_reflection, single_asset_reflection  # noqa: E402
+
+
+def timeit(fn, reps: int) -> float:
+    for _ in range(5):
+        fn()
+    best = float("inf")
+    for _ in range(3):  # best of 3 blocks: robust to the other core's noise
+        t = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - t) / reps)
+    return best * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--reps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    B = args.batch
+    tasks = [
+        ("portfolio 20x32", portfolio_reflection(20, 32), False),
+        ("cartpole 5-dim", cartpole_reflection(), False),
+        ("trading DQN 33-dim", single_asset_reflection(32), True),
+    ]
+    print(f"batch {B}, hidden {args.hidden} (plain widths; equivariant families matched in parameters), "
+          f"{args.threads} threads, torch {torch.__version__}")
+    print(f"{'task':<20} {'module':<7} {'family':<8} {'params':>8} {'ms fwd+bwd':>11} {'x plain':>8}")
+    for name, sym, discrete in tasks:
+        obs = spaces.Box(-1, 1, (sym.obs_dim,))
+        x = torch.randn(B, sym.obs_dim)
+        if discrete:
+            act = spaces.Discrete(sym.action_dim)
+            modules = {"qnet": lambda f: build_qnet(f, obs, act, sym, hidden=args.hidden)}
+        else:
+            act = spaces.Box(-1, 1, (sym.action_dim,))
+            a = torch.randn(B, sym.action_dim)
+            modules = {"actor": lambda f: build_actor(f, obs, act, sym, hidden=args.hidden),
+                       "critic": lambda f: build_critic(f, obs, act, sym, hidden=args.hidden)}
+        for mname, build in modules.items():
+            base = None
+            for fam in FAMILIES:
+                m = build(fam)
+                if mname == "actor":
+                    step = lambda: sum(t.sum() for t in m(x)).backward()
+                elif mname == "critic":
+                    step = lambda: m(x, a).sum().backward()
+                else:
+                    step = lambda: m(x).sum().backward()
+                ms = timeit(step, args.reps)
+                base = base or ms
+                print(f"{name:<20} {mname:<7} {fam:<8} {param_count(m):>8} {ms:>11.2f} {ms / base:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Network families: equivariance over random inputs and every group element, for every
+ready-made Symmetry; relaxed symmetry breaking; gradients, save/load, train/eval."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, equivariance_errors, param_count
+from eqtrade.nn.exact import exact_param_count
+from eqtrade.nn.relaxed import RelaxedMLP, _Relaxed
+from eqtrade.nn.reps import action_rep, obs_rep, trivial_rep
+from eqtrade.symmetry import (
+    SYMMETRIES,
+    cartpole_discrete_reflection,
+    cartpole_reflection,
+    check_representation,
+    get_symmetry,
+    pendulum_reflection,
+    planar_rotation,
+    portfolio_reflection,
+    single_asset_reflection,
+)
+
+CONTINUOUS = [cartpole_reflection(), pendulum_reflection(), portfolio_reflection(4, 8),
+              planar_rotation(4), planar_rotation(3), planar_rotation(4, dihedral=True),
+              single_asset_reflection(8, discrete=False)]
+DISCRETE = [single_asset_reflection(8), cartpole_discrete_reflection()]
+HIDDEN = (32, 32)
+TOL = 1e-5
+
+
+def spaces_of(sym):
+    obs = spaces.Box(-np.inf, np.inf, (sym.obs_dim,), dtype=np.float32)
+    act = spaces.Discrete(sym.action_dim) if sym.discrete else spaces.Box(-1, 1, (sym.action_dim,), dtype=np.float32)
+    return obs, act
+
+
+def modules(sym, family, seed=0):
+    torch.manual_seed(seed)
+    obs, act = spaces_of(sym)
+    if sym.discrete:
+        return {"qnet": build_qnet(family, obs, act, sym, hidden=HIDDEN)}
+    return {"actor": build_actor(family, obs, act, sym, hidden=HIDDEN),
+            "critic": build_critic(family, obs, act, sym, hidden=HIDDEN)}
+
+
+def inputs(sym, kind, seed=1, batch=64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, sym.obs_dim, generator=g) * 2
+    if kind == "critic":
+        return x, torch.rand(batch, sym.action_dim, generator=g) * 2 - 1
+    return x
+
+
+@pytest.mark.parametrize("name", list(SYMMETRIES))
+def test_every_ready_made_symmetry_is_a_representation(name):
+    sym = get_symmetry(name)
+    check_representation(sym)  # homomorphism and orthogonal for every pair of elements
+    assert sym.obs_matrices().shape == (sym.order, sym.obs_dim, sym.obs_dim)
+    x = np.random.default_rng(0).normal(size=(5, sym.obs_dim))
+    for g in range(sym.order):  # transform_obs agrees with the matrices, on numpy and torch
+        np.testing.assert_allclose(sym.transform_obs(x, g), x @ sym.obs_matrices()[g].T)
+        np.testing.assert_allclose(sym.transform_obs(torch.as_tensor(x), g).numpy(), x @ sym.obs_matrices()[g].T)
+
+
+def test_symmetries_act_as_documented():
+    s = single_asset_reflection(4)
+    obs = np.arange(1.0, 6.0)
+    np.testing.assert_array_equal(s.transform_obs(obs, 1), -obs)
+    assert list(s.transform_action(np.array([0, 1, 2]), 1)) == [2, 1, 0]  # short <-> long
+    q = np.array([[1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(s.transform_qvalues(q, 1), [[3.0, 2.0, 1.0]])
+    c = cartpole_reflection()
+    np.testing.assert_array_equal(c.transform_obs(np.array([1.0, 0.5, 0.3, 2.0, 4.0]), 1), [-1.0, 0.5, -0.3, -2.0, -4.0])
+    r = planar_rotation(4)  # a quarter turn rotates the first joint direction and the target
+    o = r.transform_obs(np.array([1.0, 0.0, 0.7, 0.1, 2.0, 0.0, 0.3, 0.4]), 1)
+    np.testing.assert_allclose(o, [0.0, 1.0, 0.7, 0.1, 0.0, 2.0, 0.3, 0.4], atol=1e-12)
+
+
+@pytest.mark.parametrize("family", ["exact", "relaxed"])
+@pytest.mark.parametrize("sym", CONTINUOUS + DISCRETE, ids=lambda s: f"{s.name}-{s.group_kind}{s.group_order}")
+def test_exact_and_relaxed_at_init_are_equivariant(sym, family):
+    for kind, m in modules(sym, family).items():
+        for seed in range(3):
+            errs = equivariance_errors(m, sym, inputs(sym, kind, seed))
+            assert max(errs.values()) < TOL, (kind, errs)
+
+
+@pytest.mark.parametrize("sym", CONTINUOUS + DISCRETE, ids=lambda s: s.name)
+def test_plain_is_not_equivariant(sym):
+    """The property above is not vacuous: an unconstrained network fails it."""
+    for kind, m in modules(sym, "plain").items():
+        errs = equivariance_errors(m, sym, inputs(sym, kind))
+        key = "log_std" if kind == "actor" else "q"
+        assert errs[key] > 1e-2, (kind, errs)
+
+
+@pytest.mark.parametrize("sym", [cartpole_reflection(), planar_rotation(4, dihedral=True), single_asset_reflection(8)],
+                         ids=lambda s: s.name)
+def test_relaxed_breaks_symmetry_when_its_weights_move(sym):
+    for kind, m in modules(sym, "relaxed").items():
+        assert m.regularizer().item() == 0.0
+        with torch.no_grad():
+            for layer in m.modules():
+                if isinstance(layer, _Relaxed):
+                    layer.relaxed_weights.add_(0.3 * torch.randn_like(layer.relaxed_weights))
+        assert m.regularizer().item() > 0.0
+        errs = equivariance_errors(m, sym, inputs(sym, kind))
+        assert max(errs.values()) > 1e-2, errs
+
+
+def test_regularizer_is_zero_exactly_when_weights_are_uniform_over_the_group():
+    sym = planar_rotation(4)
+    m = RelaxedMLP(obs_rep(sym), trivial_rep(sym, 1), channels=(4, 4), banks=3)
+    layers = [l for l in m.modules() if isinstance(l, _Relaxed)]
+    for layer in layers:  # uniform over h but different across banks: still zero
+        with torch.no_grad():
+            layer.relaxed_weights.copy_(torch.arange(1.0, 4.0)[:, None].expand(3, 4))
+    assert m.regularizer().item() == 0.0
+    with torch.no_grad():
+        layers[1].relaxed_weights[2, 1] += 1e-3
+    assert m.regularizer().item() > 0.0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_gradients_reach_every_parameter(family):
+    for sym in (cartpole_reflection(), single_asset_reflection(8)):
+        for kind, m in modules(sym, family).items():
+            x = inputs(sym, kind)
+            out = m(*x) if kind == "critic" else m(x)
+            loss = sum(t.pow(2).sum() for t in out) if isinstance(out, tuple) else out.pow(2).sum()
+            (loss + m.regularizer()).backward()
+            for name, p in m.named_parameters():
+                assert p.grad is not None and p.grad.abs().sum() > 0, f"{family} {kind}: no gradient for {name}"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_load_round_trip_and_eval_equals_train(family):
+    sym = planar_rotation(4, dihedral=True)
+    for kind, m in modules(sym, family).items():
+        x = inputs(sym, kind)
+        run = (lambda mod: mod(*x)) if kind == "critic" else (lambda mod: mod(x))
+        out_train = run(m)
+        buf = io.BytesIO()
+        torch.save(m.state_dict(), buf)
+        fresh = modules(sym, family, seed=123)[kind]
+        fresh.load_state_dict(torch.load(io.BytesIO(buf.getvalue())))
+        m.eval()
+        fresh.eval()
+        for a, b, c in zip(*(t if isinstance(t, tuple) else (t,) for t in (out_train, run(m), run(fresh)))):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
+        if family == "exact":
+            continue  # escnn's group objects hold local functions: save exact nets by state_dict
+        buf = io.BytesIO()  # whole-module pickling too
+        torch.save(m, buf)
+        again = torch.load(io.BytesIO(buf.getvalue()), weights_only=False)
+        for a, b in zip(*(t if isinstance(t, tuple) else (t,) for t in (run(m), run(again)))):
+            torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("sym", [cartpole_reflection(), planar_rotation(4, dihedral=True), single_asset_reflection(8)],
+                         ids=lambda s: s.name)
+def test_parameter_counts_are_matched_within_10_percent(sym):
+    counts = {f: {k: param_count(m) for k, m in modules(sym, f).items()} for f in FAMILIES}
+    for f in ("exact", "relaxed"):
+        for k, n in counts[f].items():
+            assert abs(n - counts["plain"][k]) / counts["plain"][k] < 0.10, (f, k, counts)
+
+
+def test_exact_param_formula_matches_escnn():
+    sym = planar_rotation(4, dihedral=True)
+    from eqtrade.nn.exact import EscnnMLP
+
+    rin, rout = obs_rep(sym), action_rep(sym) + trivial_rep(sym, 2)
+    m = EscnnMLP(rin, rout, (3, 5))
+    assert param_count(m) == exact_param_count(rin, rout, (3, 5))
+
+
+def test_clear_errors_on_mismatched_spaces():
+    sym = cartpole_reflection()
+    with pytest.raises(ValueError, match="5-dim observations.*has 4"):
+        build_actor("exact", spaces.Box(-1, 1, (4,)), spaces.Box(-1, 1, (1,)), sym)
+    with pytest.raises(ValueError, match="unknown network family 'fancy'"):
+        build_critic("fancy", spaces.Box(-1, 1, (5,)), spaces.Box(-1, 1, (1,)), sym)
+    with pytest.raises(ValueError, match="needs a Symmetry"):
+        build_actor("relaxed", spaces.Box(-1, 1, (5,)), spaces.Box(-1, 1, (1,)))
