@@ -1,7 +1,8 @@
 """Forward+backward time of the network families at matched parameter counts.
 
 Run: .venv/bin/python bench/bench_nets.py [--batch 256] [--reps 50] [--threads 2]
-Prints, per task (20 assets x 32-day portfolio, 5-dim cartpole, single-asset DQN) and module
+Prints, per task (20 assets x 32-day portfolio, 5-dim cartpole, single-asset DQN, reacher-style
+state under D4) and module
 (actor, critic, Q-net): parameters, milliseconds per forward+backward, and the ratio to plain.
 Targets (issue 3): relaxed within 2x of plain, exact (escnn) within 3x.
 """
@@ -18,7 +19,12 @@ from gymnasium import spaces
 warnings.filterwarnings("ignore", message=".*py3nj.*")
 
 from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, param_count  # noqa: E402
-from eqtrade.symmetry import cartpole_reflection, portfolio_reflection, single_asset_reflection  # noqa: E402
+from eqtrade.symmetry import (  # noqa: E402
+    cartpole_reflection,
+    planar_rotation,
+    portfolio_reflection,
+    single_asset_reflection,
+)
 
 
 def timeit(fn, reps: int) -> float:
@@ -47,6 +53,7 @@ def main() -> None:
         ("portfolio 20x32", portfolio_reflection(20, 32), False),
         ("cartpole 5-dim", cartpole_reflection(), False),
         ("trading DQN 33-dim", single_asset_reflection(32), True),
+        ("reacher D4 8-dim", planar_rotation(4, dihedral=True), False),
     ]
     print(f"batch {B}, hidden {args.hidden} (plain widths; equivariant families matched in parameters), "
           f"{args.threads} threads, torch {torch.__version__}")
