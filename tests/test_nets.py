@@ -190,3 +190,58 @@ def test_clear_errors_on_mismatched_spaces():
         build_critic("fancy", spaces.Box(-1, 1, (5,)), spaces.Box(-1, 1, (1,)), sym)
     with pytest.raises(ValueError, match="needs a Symmetry"):
         build_actor("relaxed", spaces.Box(-1, 1, (5,)), spaces.Box(-1, 1, (1,)))
+
+
+# -- time-axis (1-D convolution) encoders ------------------------------------------------------
+ENC = {"kind": "conv1d", "window": 12, "n_series": 3, "channels": (8, 8), "kernel": 3, "stride": 1}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_conv1d_encoder_networks_equivariance(family):
+    sym = portfolio_reflection(3, 12)
+    obs, act = spaces_of(sym)
+    torch.manual_seed(0)
+    a = build_actor(family, obs, act, sym, hidden=HIDDEN, encoder=ENC)
+    c = build_critic(family, obs, act, sym, hidden=HIDDEN, encoder=ENC)
+    q_sym = single_asset_reflection(12)
+    q = build_qnet(family, *spaces_of(q_sym), q_sym, hidden=HIDDEN,
+                   encoder=dict(ENC, n_series=1))
+    errs = {**equivariance_errors(a, sym, inputs(sym, "actor")),
+            **{"critic": equivariance_errors(c, sym, inputs(sym, "critic"))["q"]},
+            **{"qnet": equivariance_errors(q, q_sym, inputs(q_sym, "qnet"))["q"]}}
+    if family == "plain":
+        assert errs["log_std"] > 1e-3 and errs["critic"] > 1e-3 and errs["qnet"] > 1e-3
+    else:
+        assert max(errs.values()) < TOL, errs
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_conv1d_feature_maps_are_time_translation_equivariant(family):
+    sym = portfolio_reflection(3, 12)
+    obs, act = spaces_of(sym)
+    enc = build_actor(family, obs, act, sym, hidden=HIDDEN, encoder=ENC).encoder
+    x = torch.randn(4, 13, 3)  # 13 days of 3 series; windows = days 0..11 and 1..12
+    flat = lambda w: torch.cat([w.reshape(4, -1), torch.zeros(4, 3)], dim=1)
+    f0, f1 = enc.feature_map(flat(x[:, :12])), enc.feature_map(flat(x[:, 1:]))
+    torch.testing.assert_close(f0[..., 1:], f1[..., :-1], rtol=1e-5, atol=1e-6)  # shift in, shift out
+
+
+def test_conv1d_params_matched_and_relaxed_breaks():
+    sym = portfolio_reflection(3, 12)
+    obs, act = spaces_of(sym)
+    n = {f: param_count(build_critic(f, obs, act, sym, hidden=HIDDEN, encoder=ENC)) for f in FAMILIES}
+    assert all(abs(n[f] - n["plain"]) / n["plain"] < 0.10 for f in ("exact", "relaxed")), n
+    c = build_critic("relaxed", obs, act, sym, hidden=HIDDEN, encoder=ENC)
+    with torch.no_grad():
+        for layer in c.encoder.modules():
+            if isinstance(layer, _Relaxed):
+                layer.relaxed_weights.add_(0.3 * torch.randn_like(layer.relaxed_weights))
+    assert c.regularizer().item() > 0
+    assert equivariance_errors(c, sym, inputs(sym, "critic"))["q"] > 1e-3
+
+
+def test_conv1d_rejects_a_symmetry_that_does_not_act_per_day():
+    sym = cartpole_reflection()  # 5 components of different representations
+    obs, act = spaces_of(sym)
+    with pytest.raises(ValueError, match="same representation on every day"):
+        build_actor("relaxed", obs, act, sym, encoder={"kind": "conv1d", "window": 2, "n_series": 2, "kernel": 1})

@@ -14,7 +14,8 @@ from torch import nn
 from ..symmetry import Symmetry
 from .exact import EscnnMLP, exact_param_count
 from .relaxed import RelaxedMLP, relaxed_param_count
-from .reps import Rep, action_rep, obs_rep, trivial_rep
+from .conv import ConvEncoder1d
+from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep
 
 FAMILIES = ("plain", "exact", "relaxed")
 
@@ -43,14 +44,16 @@ def plain_param_count(in_dim: int, out_dim: int, hidden: Sequence[int]) -> int:
     return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
 
 
-def matched_channels(family: str, in_rep: Rep, out_rep: Rep, hidden: Sequence[int], banks: int = 2) -> tuple[int, ...]:
-    """Regular-field channels per hidden layer whose parameter count is closest to a plain MLP
-    of widths `hidden` (same shape, widths scaled by one factor)."""
-    target = plain_param_count(in_rep.dim, out_rep.dim, hidden)
+def matched_channels(family: str, in_rep: Rep, out_rep: Rep, hidden: Sequence[int], banks: int = 2,
+                     target: int | None = None) -> tuple[int, ...]:
+    """Regular-field channels per hidden layer whose parameter count is closest to `target`
+    (default: a plain MLP of widths `hidden`); same shape, widths scaled by one factor."""
+    if target is None:
+        target = plain_param_count(in_rep.dim, out_rep.dim, hidden)
     count = (lambda ch: exact_param_count(in_rep, out_rep, ch)) if family == "exact" else (
         lambda ch: relaxed_param_count(in_rep, out_rep, ch, banks))
     best, best_err = None, math.inf
-    for s in np.linspace(0.05, 1.5, 600):
+    for s in np.linspace(0.02, 1.5, 800):
         ch = tuple(max(1, int(round(s * h))) for h in hidden)
         err = abs(count(ch) - target) / target
         if err < best_err:
@@ -75,26 +78,60 @@ def _check(obs_space, symmetry: Symmetry | None, family: str, action_space=None)
     return obs_dim
 
 
-def _body(family, in_rep_fn, out_rep_fn, in_dim, out_dim, hidden, channels, banks):
-    if family == "plain":
-        return PlainMLP(in_dim, out_dim, hidden)
-    in_rep, out_rep = in_rep_fn(), out_rep_fn()
-    ch = tuple(channels) if channels is not None else matched_channels(family, in_rep, out_rep, hidden, banks)
-    if family == "exact":
-        return EscnnMLP(in_rep, out_rep, ch)
-    return RelaxedMLP(in_rep, out_rep, ch, banks=banks)
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def regularizer(self) -> torch.Tensor:
+        return torch.zeros(())
+
+
+def _networks(family, symmetry, obs_dim, extra_in, out_rep_fn, out_dim, hidden, channels, banks, encoder):
+    """(encoder, head): the encoder maps the flat observation to features, the head maps
+    [features, extra inputs] to the output. Equivariant families are matched in parameters
+    to the plain network of the same widths."""
+    enc_cfg = dict(encoder or {})
+    kind = enc_cfg.pop("kind", None) if encoder else None
+    if kind not in (None, "conv1d"):
+        raise ValueError(f"unknown encoder {kind!r}; use None or 'conv1d'")
+    if kind == "conv1d":
+        window, n_series = enc_cfg.pop("window"), enc_cfg.pop("n_series")
+        conv_ch = tuple(enc_cfg.pop("channels", (16, 16)))
+        plain_enc = ConvEncoder1d("plain", None, window, n_series, conv_ch, **enc_cfg)
+        plain_feat = plain_enc.out_fields + obs_dim - window * n_series
+        target = param_count(plain_enc) + plain_param_count(plain_feat + extra_in[0], out_dim, hidden)
+        if family != "plain":
+            G = symmetry.order
+            scale = math.sqrt(G * (banks if family == "relaxed" else 1))
+            conv_ch = tuple(max(1, int(round(c / scale))) for c in conv_ch)
+        enc = ConvEncoder1d(family, symmetry, window, n_series, conv_ch, banks=banks, **enc_cfg)
+        if family == "plain":
+            return enc, PlainMLP(plain_feat + extra_in[0], out_dim, hidden)
+        in_rep = regular_rep(symmetry, enc.out_fields) + obs_rep(symmetry, start=window * n_series)
+        target -= param_count(enc)
+    else:
+        enc, target = Identity(), None
+        if family == "plain":
+            return enc, PlainMLP(obs_dim + extra_in[0], out_dim, hidden)
+        in_rep = obs_rep(symmetry)
+    if extra_in[1] is not None:
+        in_rep = in_rep + extra_in[1]()
+    out_rep = out_rep_fn()
+    ch = tuple(channels) if channels is not None else matched_channels(family, in_rep, out_rep, hidden, banks, target)
+    head = EscnnMLP(in_rep, out_rep, ch) if family == "exact" else RelaxedMLP(in_rep, out_rep, ch, banks=banks)
+    return enc, head
 
 
 class _Net(nn.Module):
     kind = ""
 
-    def __init__(self, body: nn.Module, family: str, symmetry: Symmetry | None):
+    def __init__(self, encoder: nn.Module, head: nn.Module, family: str, symmetry: Symmetry | None):
         super().__init__()
-        self.body, self.family, self.symmetry = body, family, symmetry
+        self.encoder, self.head, self.family, self.symmetry = encoder, head, family, symmetry
 
     def regularizer(self) -> torch.Tensor:
-        """The relaxed family's Σ_l Var_h w_l(h) (zero for plain and exact)."""
-        return self.body.regularizer()
+        """The relaxed family's Σ_l Var_h w_l(h) over all layers (zero for plain and exact)."""
+        return self.encoder.regularizer() + self.head.regularizer()
 
 
 class Actor(_Net):
@@ -102,13 +139,13 @@ class Actor(_Net):
 
     kind = "actor"
 
-    def __init__(self, body, family, symmetry, act_dim: int, log_std_bounds=(-5.0, 2.0)):
-        super().__init__(body, family, symmetry)
+    def __init__(self, encoder, head, family, symmetry, act_dim: int, log_std_bounds=(-5.0, 2.0)):
+        super().__init__(encoder, head, family, symmetry)
         self.act_dim = act_dim
         self.log_std_min, self.log_std_max = log_std_bounds
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.body(obs.flatten(1))
+        out = self.head(self.encoder(obs.flatten(1)))
         mean, raw = out[:, : self.act_dim], out[:, self.act_dim :]
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(raw) + 1)
         return mean, log_std
@@ -120,7 +157,7 @@ class Critic(_Net):
     kind = "critic"
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.body(torch.cat([obs.flatten(1), action], dim=1))
+        return self.head(torch.cat([self.encoder(obs.flatten(1)), action], dim=1))
 
 
 class QNet(_Net):
@@ -129,39 +166,54 @@ class QNet(_Net):
     kind = "qnet"
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.body(obs.flatten(1))
+        return self.head(self.encoder(obs.flatten(1)))
+
+
+_SIZES_DOC = """
+    hidden: widths of the plain MLP head; exact/relaxed get regular-field channels matched to
+    its parameter count (within 10%) unless `channels` is given. banks: L of the relaxed layers.
+    encoder: None (MLP on the flat observation) or {"kind": "conv1d", "window": W, "n_series": N,
+    "channels": (16, 16), "kernel": 5, "stride": 2} for observations whose first W·N components
+    are a time-major window of N series (time convolution, then the MLP head)."""
 
 
 def build_actor(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
                 hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-                log_std_bounds=(-5.0, 2.0)) -> Actor:
-    """SAC actor of the given family; equivariant families get channels matched to `hidden`'s parameter count."""
+                encoder: dict | None = None, log_std_bounds=(-5.0, 2.0)) -> Actor:
+    """SAC actor of the given family."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
-    body = _body(family, lambda: obs_rep(symmetry), lambda: action_rep(symmetry) + trivial_rep(symmetry, act_dim),
-                 obs_dim, 2 * act_dim, hidden, channels, banks)
-    return Actor(body, family, symmetry, act_dim, log_std_bounds)
+    enc, head = _networks(family, symmetry, obs_dim, (0, None),
+                          lambda: action_rep(symmetry) + trivial_rep(symmetry, act_dim), 2 * act_dim,
+                          hidden, channels, banks, encoder)
+    return Actor(enc, head, family, symmetry, act_dim, log_std_bounds)
 
 
 def build_critic(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
-                 hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2) -> Critic:
+                 hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
+                 encoder: dict | None = None) -> Critic:
     """SAC critic Q(s, a) of the given family (invariant under the symmetry)."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
-    body = _body(family, lambda: obs_rep(symmetry) + action_rep(symmetry), lambda: trivial_rep(symmetry, 1),
-                 obs_dim + act_dim, 1, hidden, channels, banks)
-    return Critic(body, family, symmetry)
+    enc, head = _networks(family, symmetry, obs_dim, (act_dim, lambda: action_rep(symmetry)),
+                          lambda: trivial_rep(symmetry, 1), 1, hidden, channels, banks, encoder)
+    return Critic(enc, head, family, symmetry)
 
 
 def build_qnet(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
-               hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2) -> QNet:
+               hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
+               encoder: dict | None = None) -> QNet:
     """DQN Q-network over a discrete action set (Q-vector permuted with the actions)."""
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"build_qnet needs a Discrete action space, got {action_space}")
     obs_dim = _check(observation_space, symmetry, family, action_space)
-    body = _body(family, lambda: obs_rep(symmetry), lambda: action_rep(symmetry), obs_dim, int(action_space.n),
-                 hidden, channels, banks)
-    return QNet(body, family, symmetry)
+    enc, head = _networks(family, symmetry, obs_dim, (0, None), lambda: action_rep(symmetry),
+                          int(action_space.n), hidden, channels, banks, encoder)
+    return QNet(enc, head, family, symmetry)
+
+
+for _f in (build_actor, build_critic, build_qnet):
+    _f.__doc__ += _SIZES_DOC
 
 
 def param_count(module: nn.Module) -> int:

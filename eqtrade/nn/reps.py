@@ -1,8 +1,9 @@
-"""Representations as the networks need them: matrices per group element plus the escnn object."""
+"""Representations as the networks need them: matrices per group element plus the escnn fields."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -11,11 +12,12 @@ from ..symmetry.core import Symmetry, _block_diag
 
 @dataclass(frozen=True, eq=False)
 class Rep:
-    """A representation of the symmetry's group: ρ(g) for every element, and how to build it in escnn."""
+    """A representation of the symmetry's group: ρ(g) for every element (in `symmetry.elements`
+    order) and a function giving the same representation as a list of escnn fields."""
 
     symmetry: Symmetry
     matrices: np.ndarray  # [|G|, d, d]
-    parts: tuple  # ("obs",) | ("action",) | ("trivial", n) and sums thereof
+    fields: Callable[[], list]
 
     @property
     def dim(self) -> int:
@@ -27,37 +29,49 @@ class Rep:
 
     def __add__(self, other: "Rep") -> "Rep":
         mats = np.stack([_block_diag([a, b]) for a, b in zip(self.matrices, other.matrices)])
-        return Rep(self.symmetry, mats, self.parts + other.parts)
+        return Rep(self.symmetry, mats, lambda: self.fields() + other.fields())
 
     def character(self) -> np.ndarray:
         return np.trace(self.matrices, axis1=1, axis2=2)
 
     def escnn_fields(self) -> list:
-        """escnn representations, one per field, whose direct sum has the same matrices (same basis).
-
-        Kept as a list of fields (not one direct sum) so that escnn groups equal fields together,
-        which keeps its basis construction fast for wide inputs (660 sign fields for a portfolio)."""
-        sym = self.symmetry
-        G = sym.group
-        reps = []
-        for part in self.parts:
-            if part[0] in ("obs", "action"):
-                reps += sym.escnn_fields(part[0])
-            else:
-                reps += [G.trivial_representation] * part[1]
-        return reps
+        """escnn representations, one per field, whose direct sum has exactly these matrices."""
+        return self.fields()
 
 
-def obs_rep(sym: Symmetry) -> Rep:
-    return Rep(sym, sym.obs_matrices(), (("obs",),))
+def obs_rep(sym: Symmetry, start: int = 0) -> Rep:
+    """The observation representation (from component `start` on, which must begin a field)."""
+    mats = sym.obs_matrices()[:, start:, start:]
+
+    def fields():
+        out, dim = [], 0
+        for f in sym.escnn_fields("obs"):
+            if dim >= start:
+                out.append(f)
+            dim += f.size
+        return out
+
+    return Rep(sym, mats, fields)
 
 
 def action_rep(sym: Symmetry) -> Rep:
-    return Rep(sym, sym.action_matrices(), (("action",),))
+    return Rep(sym, sym.action_matrices(), lambda: sym.escnn_fields("action"))
 
 
 def trivial_rep(sym: Symmetry, n: int) -> Rep:
-    return Rep(sym, np.broadcast_to(np.eye(n), (sym.order, n, n)).copy(), (("trivial", n),))
+    return Rep(sym, np.broadcast_to(np.eye(n), (sym.order, n, n)).copy(),
+               lambda: [sym.group.trivial_representation] * n)
+
+
+def regular_rep(sym: Symmetry, n: int) -> Rep:
+    """n regular fields: (λ(k) f)(g) = f(k⁻¹g), the convention of the relaxed layers."""
+    table = sym.mult_table()  # [k, g] -> k⁻¹g
+    G = table.shape[0]
+    one = np.zeros((G, G, G))
+    for k in range(G):
+        one[k, np.arange(G), table[k]] = 1.0  # row g picks f(k⁻¹g)
+    return Rep(sym, np.stack([np.kron(np.eye(n), m) for m in one]),
+               lambda: [sym.group.regular_representation] * n)
 
 
 def hom_dim(a: Rep, b: Rep) -> int:
