@@ -13,6 +13,7 @@ SYMS = [image_symmetry(4), image_symmetry(4, dihedral=True), image_symmetry(2)]
 FAMS = ["exact", "relaxed", "relaxed-steerable"]
 
 
+@torch.no_grad()
 def feature_error(enc, sym, x, regular=True):
     fm = enc.feature_map(x)
     errs = []

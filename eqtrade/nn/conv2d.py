@@ -22,15 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..symmetry import Symmetry
+from ..symmetry import Symmetry, image_symmetry  # noqa: F401  (re-exported)
 from .exact import _enn
 from .relaxed import _Relaxed
-
-
-def image_symmetry(n: int = 4, dihedral: bool = False) -> Symmetry:
-    """The group of an image task (C_N or D_N acting on the plane); no flat observation reps."""
-    return Symmetry(f"image-{'D' if dihedral else 'C'}{n}", "D" if dihedral else "C", n, obs_reps=(),
-                    description="rotations (and reflections) of the image plane")
 
 
 def gspace(symmetry: Symmetry):

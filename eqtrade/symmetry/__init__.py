@@ -6,6 +6,7 @@ from .library import (
     cartpole_discrete_reflection,
     cartpole_reflection,
     get_symmetry,
+    image_symmetry,
     pendulum_reflection,
     planar_rotation,
     portfolio_reflection,
@@ -15,5 +16,5 @@ from .library import (
 __all__ = [
     "Symmetry", "check_representation", "SYMMETRIES", "get_symmetry", "single_asset_reflection",
     "portfolio_reflection", "cartpole_reflection", "cartpole_discrete_reflection", "pendulum_reflection",
-    "planar_rotation",
+    "planar_rotation", "image_symmetry",
 ]

@@ -74,6 +74,12 @@ def planar_rotation(n: int = 4, dihedral: bool = False) -> Symmetry:
     )
 
 
+def image_symmetry(n: int = 4, dihedral: bool = False) -> Symmetry:
+    """C_N or D_N acting on the image plane (for eqtrade.nn.conv2d); no flat observation reps."""
+    return Symmetry(f"image-{'D' if dihedral else 'C'}{n}", "D" if dihedral else "C", n, obs_reps=(),
+                    description="rotations (and reflections) of the image plane")
+
+
 SYMMETRIES: dict[str, Callable[..., Symmetry]] = {
     "single-asset-reflection": single_asset_reflection,
     "portfolio-reflection": portfolio_reflection,
@@ -82,6 +88,8 @@ SYMMETRIES: dict[str, Callable[..., Symmetry]] = {
     "pendulum-reflection": pendulum_reflection,
     "planar-rotation": planar_rotation,
     "planar-dihedral": lambda n=4: planar_rotation(n, dihedral=True),
+    "image-rotation": image_symmetry,
+    "image-dihedral": lambda n=4: image_symmetry(n, dihedral=True),
 }
 
 
