@@ -1,0 +1,96 @@
+"""Price panels as the environments use them: simple returns, splits, decision days."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: default named splits of the bundled data; they never overlap
+DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
+    "train": ("2000-01-01", "2014-12-31"),
+    "valid": ("2015-01-01", "2018-12-31"),
+    "test": ("2019-01-01", "2022-12-28"),
+}
+
+#: reward of a step that would take the portfolio value to <= 0: log(1e-4), i.e. the value is
+#: treated as falling to 0.01% of its level, and the episode terminates (never a log of <= 0)
+RUIN_REWARD = math.log(1e-4)
+
+
+def resolve_prices(prices=None, tickers=None, data_dir=None) -> pd.DataFrame:
+    """A validated wide price frame from a DataFrame, a dataset name, or None (bundled 20 stocks)."""
+    from ..data import load_prices, validate_prices
+
+    if prices is None or isinstance(prices, str):
+        return load_prices(tickers, source=prices or "bundled", data_dir=data_dir, align="inner")
+    if not isinstance(prices, pd.DataFrame):
+        raise TypeError(f"prices must be a wide DataFrame or a dataset name, got {type(prices).__name__}")
+    df = prices if tickers is None else prices[list(tickers)]
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise ValueError(f"prices need a DatetimeIndex, got {type(df.index).__name__}")
+    arr = df.to_numpy(dtype=float)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"price panel has NaN/inf: {df.columns[bad[1]]} on {df.index[bad[0]]:%Y-%m-%d}")
+    validate_prices(df).raise_if_errors("price panel")
+    return df
+
+
+def split_range(split) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(start, end) of a named split or of an explicit (start, end) pair; end inclusive."""
+    if isinstance(split, str):
+        if split not in DEFAULT_SPLITS:
+            raise ValueError(f"unknown split {split!r}; use {', '.join(DEFAULT_SPLITS)} or a (start, end) pair")
+        split = DEFAULT_SPLITS[split]
+    start, end = (pd.Timestamp(s) for s in split)
+    if end < start:
+        raise ValueError(f"split end {end:%Y-%m-%d} is before its start {start:%Y-%m-%d}")
+    return start, end
+
+
+@dataclass
+class Market:
+    """Simple returns R[t] = p[t]/p[t-1] - 1 of a panel, and the decision days of one split.
+
+    A decision day t has a full window (W returns up to and including t, which may reach
+    before the split) and a next day t+1 inside the split (the reward is realised over t -> t+1).
+    """
+
+    dates: pd.DatetimeIndex
+    tickers: list[str]
+    returns: np.ndarray  # [T, N] float64; returns[0] = 0 (no previous price)
+    first: int  # first decision day index
+    last: int  # last decision day index (inclusive)
+
+    @classmethod
+    def from_prices(cls, prices: pd.DataFrame, window: int, split) -> "Market":
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        start, end = split_range(split)
+        p = prices.to_numpy(dtype=float)
+        r = np.zeros_like(p)
+        r[1:] = p[1:] / p[:-1] - 1.0
+        dates = prices.index
+        in_split = np.flatnonzero((dates >= start) & (dates <= end))
+        if len(in_split) < 2:
+            raise ValueError(f"split {start:%Y-%m-%d}..{end:%Y-%m-%d} has {len(in_split)} trading day(s) in the "
+                             f"data ({dates[0]:%Y-%m-%d}..{dates[-1]:%Y-%m-%d}); it needs at least 2")
+        first = max(int(in_split[0]), window)  # returns[t-W+1..t] need prices from t-W on
+        last = int(in_split[-1]) - 1
+        if first > last:
+            raise ValueError(f"window {window} is longer than the history available before/in split "
+                             f"{start:%Y-%m-%d}..{end:%Y-%m-%d} ({len(in_split)} days in the split, "
+                             f"{in_split[0]} before it)")
+        return cls(dates, [str(c) for c in prices.columns], r, first, last)
+
+    def __post_init__(self) -> None:
+        # Timestamps created once: indexing a DatetimeIndex builds a new Timestamp every step
+        self.date_list = list(self.dates)
+
+    @property
+    def n_days(self) -> int:
+        """Number of decision days in the split."""
+        return self.last - self.first + 1

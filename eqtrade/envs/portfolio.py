@@ -1,0 +1,146 @@
+"""PortfolioEnv: N assets + cash, continuous weights, daily log-growth reward with costs."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ..symmetry import Symmetry, portfolio_reflection
+from .market import RUIN_REWARD, Market, resolve_prices
+
+MODES = ("long_short", "long_only")
+
+
+def _check_action(action, shape) -> np.ndarray:
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != shape:
+        if a.size == int(np.prod(shape)):
+            a = a.reshape(shape)
+        else:
+            raise ValueError(f"action has shape {a.shape}, expected {shape}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"action contains NaN/inf: {a[~np.isfinite(a)][:5]} at positions {np.flatnonzero(~np.isfinite(a))[:5]}")
+    return a
+
+
+class PortfolioEnv(gym.Env):
+    """Allocate over N assets and cash every trading day.
+
+    Observation (float64, flat): the last `window` daily simple returns of every asset,
+    time-major (oldest day first: obs[t*N + i]), then the N asset weights held going into the
+    decision (after the previous day's drift). Prices enter only through returns, so scaling
+    any asset's prices leaves every observation unchanged.
+
+    Action: mode "long_short": a in [-1, 1]^N, weights w = a / max(1, Σ|a|) (gross exposure
+    <= 1, the rest in cash); mode "long_only": a in [-1, 1]^(N+1) (last = cash),
+    weights (a+1)/Σ(a+1) on the simplex (all cash if every a = -1). Out-of-range actions are
+    clipped; NaN/inf or a wrong shape raise ValueError.
+
+    Timing: the decision at the close of day t sees returns up to and including t; trades fill
+    at the close of t; the reward log(1 + w·R[t+1] − c·Σ|w − w_held|) is realised over t -> t+1.
+    If 1 + w·R − cost <= 0 the episode terminates with reward RUIN_REWARD (= log 1e-4).
+
+    Costs (`cost_model`): "target" (default) charges c on the change of target weights,
+    w_held = the previous decision's weights, and the observation shows those; the portfolio is
+    rebalanced to its target every close and that drift rebalancing is not charged. This keeps
+    the reflection R -> -R, w -> -w an exact symmetry of the MDP on mirrored data. "drift"
+    charges the true turnover from the drifted weights w·(1+R)/growth (shown in the
+    observation); drift is not odd in R, so the reflection then holds only up to
+    |Δreward| <= 2c·Σ|w_i R_i|/growth — a real, small source of asymmetry.
+
+    Episodes: random start and `episode_length` steps (truncated at the end), or
+    `full_period=True`: the whole split from its first decision day, deterministically.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, prices=None, window: int = 32, split="train", mode: str = "long_short",
+                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False,
+                 tickers=None, data_dir=None, cost_model: str = "target"):
+        if cost_model not in ("target", "drift"):
+            raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
+        self.cost_model = cost_model
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if cost_bps < 0:
+            raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
+        panel = resolve_prices(prices, tickers, data_dir)
+        self.market = Market.from_prices(panel, window, split)
+        self.window, self.mode, self.cost = window, mode, cost_bps / 1e4
+        self.episode_length, self.full_period = int(episode_length), full_period
+        self.tickers = self.market.tickers
+        n = len(self.tickers)
+        self.n_assets = n
+        self.observation_space = spaces.Box(-np.inf, np.inf, (window * n + n,), dtype=np.float64)
+        k = n if mode == "long_short" else n + 1
+        self.action_space = spaces.Box(-1.0, 1.0, (k,), dtype=np.float32)
+        self._R = self.market.returns
+        self._t = self.market.first
+        self._end = self.market.last
+        self._w = np.zeros(n)
+        self.value = 1.0
+
+    # -- symmetry -------------------------------------------------------------------------------
+    @property
+    def symmetry(self) -> Symmetry | None:
+        """C2 reflection (returns -> -returns, weights -> -weights) in long_short mode; None in
+        long_only mode, where negating weights leaves the simplex (no reflection symmetry)."""
+        if self.mode == "long_only":
+            return None
+        return portfolio_reflection(self.n_assets, self.window)
+
+    # -- mechanics ------------------------------------------------------------------------------
+    def weights_from_action(self, action) -> np.ndarray:
+        """Target asset weights for an action (see class docstring)."""
+        a = np.clip(_check_action(action, self.action_space.shape), -1.0, 1.0)
+        if self.mode == "long_short":
+            return a / max(1.0, float(np.abs(a).sum()))
+        u = a + 1.0
+        s = float(u.sum())
+        return u[:-1] / s if s > 0 else np.zeros(self.n_assets)
+
+    def _obs(self) -> np.ndarray:
+        t, W = self._t, self.window
+        return np.concatenate([self._R[t - W + 1 : t + 1].reshape(-1), self._w])
+
+    def _info(self) -> dict:
+        return {"date": self.market.date_list[self._t], "weights": self._w.copy(), "value": self.value}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        m = self.market
+        if self.full_period:
+            self._t, self._end = m.first, m.last
+        else:
+            length = min(self.episode_length, m.n_days)
+            start = (options or {}).get("start")
+            if start is None:
+                start = m.first + int(self.np_random.integers(0, m.n_days - length + 1))
+            elif not m.first <= int(start) <= m.last - length + 1:
+                raise ValueError(f"start index {start} outside {m.first}..{m.last - length + 1}")
+            self._t, self._end = int(start), int(start) + length - 1
+        self._w = np.zeros(self.n_assets)
+        self.value = 1.0
+        return self._obs(), self._info()
+
+    def step(self, action):
+        w = self.weights_from_action(action)
+        turnover = float(np.abs(w - self._w).sum())
+        cost = self.cost * turnover
+        r = self._R[self._t + 1]
+        growth = 1.0 + float(w @ r) - cost
+        info_extra = {"turnover": turnover, "cost": cost}
+        self._t += 1
+        if growth <= 0.0:  # ruin: e.g. a full short through a day of +100% or more
+            self.value = 0.0
+            self._w = np.zeros(self.n_assets)
+            info = self._info() | info_extra | {"ruined": True}
+            return self._obs(), RUIN_REWARD, True, False, info
+        self.value *= growth
+        # weights held going into the next decision: the target, or the target after drift
+        self._w = w if self.cost_model == "target" else w * (1.0 + r) / growth
+        truncated = self._t > self._end
+        return self._obs(), math.log(growth), False, truncated, self._info() | info_extra

@@ -1,0 +1,110 @@
+"""TradingEnv: one asset, discrete positions {short, flat, long}, log-growth reward with costs."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ..symmetry import Symmetry, single_asset_reflection
+from .market import RUIN_REWARD, Market, resolve_prices
+
+POSITIONS = (-1.0, 0.0, 1.0)  # action 0 = short, 1 = flat, 2 = long
+
+
+class TradingEnv(gym.Env):
+    """Trade one asset with a position p in {-1, 0, +1} of the portfolio value.
+
+    The asset is `ticker` if given, else drawn at random from the panel at every reset.
+    Observation (float64): the last `window` simple returns of the asset (oldest first), then p.
+    Reward: log(1 + p·R[t+1] − c·|p − p_prev|); timing, ruin and episodes as in PortfolioEnv.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, prices=None, ticker: str | None = None, window: int = 32, split="train",
+                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None):
+        if cost_bps < 0:
+            raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
+        panel = resolve_prices(prices, None, data_dir)
+        if ticker is not None:
+            if ticker not in panel.columns:
+                raise ValueError(f"ticker {ticker!r} not in the panel ({', '.join(map(str, panel.columns))})")
+            panel = panel[[ticker]]
+        self.market = Market.from_prices(panel, window, split)
+        self.tickers = self.market.tickers
+        self.window, self.cost = window, cost_bps / 1e4
+        self.episode_length, self.full_period = int(episode_length), full_period
+        self.observation_space = spaces.Box(-np.inf, np.inf, (window + 1,), dtype=np.float64)
+        self.action_space = spaces.Discrete(3)
+        # one contiguous return series per asset: windows are slices, no copies per step
+        self._series = np.ascontiguousarray(self.market.returns.T)
+        self._lists = [row.tolist() for row in self._series]  # python floats for the reward arithmetic
+        self._asset = 0
+        self._r = self._series[0]
+        self._rl = self._lists[0]
+        self._t = self.market.first
+        self._end = self.market.last
+        self._p = 0.0
+        self.value = 1.0
+
+    @property
+    def symmetry(self) -> Symmetry:
+        """C2 reflection: returns -> -returns, position -> -position, short <-> long."""
+        return single_asset_reflection(self.window)
+
+    @property
+    def ticker(self) -> str:
+        return self.tickers[self._asset]
+
+    def _obs(self) -> np.ndarray:
+        obs = np.empty(self.window + 1)
+        obs[:-1] = self._r[self._t - self.window + 1 : self._t + 1]
+        obs[-1] = self._p
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        m = self.market
+        opts = options or {}
+        self._asset = int(opts.get("asset", self.np_random.integers(0, len(self.tickers)) if len(self.tickers) > 1 else 0))
+        self._r, self._rl = self._series[self._asset], self._lists[self._asset]
+        if self.full_period:
+            self._t, self._end = m.first, m.last
+        else:
+            length = min(self.episode_length, m.n_days)
+            start = opts.get("start")
+            if start is None:
+                start = m.first + int(self.np_random.integers(0, m.n_days - length + 1))
+            self._t, self._end = int(start), int(start) + length - 1
+        self._p = 0.0
+        self.value = 1.0
+        return self._obs(), {"date": m.date_list[self._t], "position": 0.0, "value": 1.0, "ticker": self.ticker}
+
+    def step(self, action):
+        if action.__class__ is not int:  # numpy ints, 0-d arrays; reject 1.5, NaN, "long", ...
+            try:
+                a = int(action)
+                if a != action:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ValueError(f"action must be 0 (short), 1 (flat) or 2 (long), got {action!r}") from None
+            action = a
+        if not 0 <= action <= 2:
+            raise ValueError(f"action must be 0 (short), 1 (flat) or 2 (long), got {action!r}")
+        p = POSITIONS[action]
+        cost = self.cost * abs(p - self._p)
+        self._t = t = self._t + 1
+        growth = 1.0 + p * self._rl[t] - cost
+        if growth <= 0.0:
+            self.value, self._p = 0.0, 0.0
+            info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
+                    "position": 0.0, "value": 0.0, "ruined": True}
+            return self._obs(), RUIN_REWARD, True, False, info
+        self.value *= growth
+        self._p = p
+        info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
+                "position": p, "value": self.value}
+        return self._obs(), math.log(growth), False, t > self._end, info
