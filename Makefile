@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.eqtrade-installed
 # Extra pip arguments, e.g. PIP_ARGS="--extra-index-url URL" for a CPU torch index elsewhere.
 PIP_ARGS ?=
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench-deps clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,13 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# anchors for bench/: gym-anytrading (pinned in constraints.txt) and the FinRL 0.3.7 wheel, whose
+# module imports quantstats at load time,
+# portfolio environment module bench/bench_envs.py loads on its own (no FinRL dependencies)
+bench-deps: $(STAMP)
+	$(PIP) install -q $(PIP_ARGS) -c constraints.txt gym-anytrading quantstats
+	$(PIP) download -q $(PIP_ARGS) --no-deps finrl==0.3.7 -d bench/.cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache
