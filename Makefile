@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/eqtrade data list
 	$(VENV)/bin/eqtrade data show sp500-20
+	$(VENV)/bin/eqtrade symmetry --data sp500-20 --split train
 
 test: $(STAMP)
 	$(PY) -m pytest -q
