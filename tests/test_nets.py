@@ -173,6 +173,12 @@ def test_parameter_counts_are_matched_within_10_percent(sym):
             assert abs(n - counts["plain"][k]) / counts["plain"][k] < 0.10, (f, k, counts)
 
 
+def test_param_report_lists_every_family():
+    sym = cartpole_reflection()
+    rep = __import__("eqtrade.nn", fromlist=["param_report"]).param_report(*spaces_of(sym), sym, hidden=HIDDEN)
+    assert set(rep) == set(FAMILIES) and all(set(v) == {"actor", "critic"} for v in rep.values())
+
+
 def test_exact_param_formula_matches_escnn():
     sym = planar_rotation(4, dihedral=True)
     from eqtrade.nn.exact import EscnnMLP

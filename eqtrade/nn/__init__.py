@@ -11,10 +11,11 @@ from .factory import (
     build_qnet,
     matched_channels,
     param_count,
+    param_report,
 )
 from .measure import equivariance_error, equivariance_errors
 
 __all__ = [
     "FAMILIES", "Actor", "Critic", "PlainMLP", "QNet", "build_actor", "build_critic", "build_qnet",
-    "matched_channels", "param_count", "equivariance_error", "equivariance_errors",
+    "matched_channels", "param_count", "param_report", "equivariance_error", "equivariance_errors",
 ]

@@ -219,3 +219,16 @@ for _f in (build_actor, build_critic, build_qnet):
 def param_count(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def param_report(observation_space, action_space, symmetry: Symmetry, **sizes) -> dict[str, dict[str, int]]:
+    """Parameter counts of every family's networks for one task: {family: {module: count}}."""
+    out: dict[str, dict[str, int]] = {}
+    for family in FAMILIES:
+        if isinstance(action_space, spaces.Discrete):
+            mods = {"qnet": build_qnet(family, observation_space, action_space, symmetry, **sizes)}
+        else:
+            mods = {"actor": build_actor(family, observation_space, action_space, symmetry, **sizes),
+                    "critic": build_critic(family, observation_space, action_space, symmetry, **sizes)}
+        out[family] = {k: param_count(m) for k, m in mods.items()}
+    return out
