@@ -10,7 +10,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, equivariance_errors, param_count
+from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, equivariance_errors, param_count, param_report
 from eqtrade.nn.exact import exact_param_count
 from eqtrade.nn.relaxed import RelaxedMLP, _Relaxed
 from eqtrade.nn.reps import action_rep, obs_rep, trivial_rep
@@ -175,7 +175,7 @@ def test_parameter_counts_are_matched_within_10_percent(sym):
 
 def test_param_report_lists_every_family():
     sym = cartpole_reflection()
-    rep = __import__("eqtrade.nn", fromlist=["param_report"]).param_report(*spaces_of(sym), sym, hidden=HIDDEN)
+    rep = param_report(*spaces_of(sym), sym, hidden=HIDDEN)
     assert set(rep) == set(FAMILIES) and all(set(v) == {"actor", "critic"} for v in rep.values())
 
 
