@@ -36,7 +36,7 @@ test-all: $(STAMP)
 # module imports quantstats at load time,
 # portfolio environment module bench/bench_envs.py loads on its own (no FinRL dependencies)
 bench-deps: $(STAMP)
-	$(PIP) install -q $(PIP_ARGS) -c constraints.txt gym-anytrading quantstats
+	$(PIP) install -q $(PIP_ARGS) -c constraints.txt gym-anytrading quantstats stable-baselines3
 	$(PIP) download -q $(PIP_ARGS) --no-deps finrl==0.3.7 -d bench/.cache
 
 clean:

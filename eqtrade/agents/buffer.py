@@ -1,0 +1,76 @@
+"""A numpy replay buffer with seeded sampling and optional n-step returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class ReplayBuffer:
+    """Circular buffer of (obs, action, reward, next_obs, terminated) transitions.
+
+    With n_step > 1, `sample` returns n-step transitions: the discounted sum of up to n rewards,
+    the observation n steps later and the discount γ^k to apply to its value (0 if an episode
+    terminated inside the n steps; truncation cuts the sum without zeroing the bootstrap).
+    """
+
+    def __init__(self, capacity: int, obs_shape, action_shape, action_dtype=np.float32, seed: int = 0,
+                 n_step: int = 1, gamma: float = 0.99):
+        self.capacity, self.n_step, self.gamma = int(capacity), int(n_step), float(gamma)
+        self.obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
+        self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
+        self.actions = np.zeros((self.capacity, *action_shape), dtype=action_dtype)
+        self.rewards = np.zeros(self.capacity, dtype=np.float32)
+        self.terminated = np.zeros(self.capacity, dtype=np.float32)
+        self.episode_end = np.zeros(self.capacity, dtype=bool)  # terminated or truncated
+        self.pos, self.full = 0, False
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.capacity if self.full else self.pos
+
+    def add(self, obs, action, reward, next_obs, terminated: bool, truncated: bool) -> None:
+        i = self.pos
+        self.obs[i], self.actions[i], self.rewards[i], self.next_obs[i] = obs, action, reward, next_obs
+        self.terminated[i] = float(terminated)
+        self.episode_end[i] = terminated or truncated
+        self.pos = (i + 1) % self.capacity
+        self.full = self.full or self.pos == 0
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        n = len(self)
+        idx = self.rng.integers(0, n, size=batch_size)
+        if self.n_step == 1:
+            return {"obs": torch.from_numpy(self.obs[idx]), "actions": torch.from_numpy(self.actions[idx]),
+                    "rewards": torch.from_numpy(self.rewards[idx]), "next_obs": torch.from_numpy(self.next_obs[idx]),
+                    "discount": torch.from_numpy(self.gamma * (1.0 - self.terminated[idx]))}
+        ret = np.zeros(batch_size, dtype=np.float32)
+        disc = np.ones(batch_size, dtype=np.float32)
+        last = idx.copy()
+        alive = np.ones(batch_size, dtype=bool)
+        newest = (self.pos - 1) % self.capacity
+        for k in range(self.n_step):
+            j = (idx + k) % self.capacity
+            ret += alive * disc * self.rewards[j]
+            last = np.where(alive, j, last)
+            disc = np.where(alive, disc * self.gamma, disc)
+            ended = self.episode_end[j] | (j == newest)  # stop at episode ends and at the newest data
+            alive &= ~ended
+        term = self.terminated[last]
+        return {"obs": torch.from_numpy(self.obs[idx]), "actions": torch.from_numpy(self.actions[idx]),
+                "rewards": torch.from_numpy(ret), "next_obs": torch.from_numpy(self.next_obs[last]),
+                "discount": torch.from_numpy(disc * (1.0 - term))}
+
+    def state_dict(self) -> dict:
+        n = len(self)
+        return {"obs": self.obs[:n].copy(), "next_obs": self.next_obs[:n].copy(), "actions": self.actions[:n].copy(),
+                "rewards": self.rewards[:n].copy(), "terminated": self.terminated[:n].copy(),
+                "episode_end": self.episode_end[:n].copy(), "pos": self.pos, "full": self.full,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, s: dict) -> None:
+        n = len(s["rewards"])
+        for k in ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end"):
+            getattr(self, k)[:n] = s[k]
+        self.pos, self.full = s["pos"], s["full"]
+        self.rng.bit_generator.state = s["rng"]

@@ -1,0 +1,368 @@
+"""What SAC and DQN share: environments by name, their symmetries, the training loop with
+progress, evaluation, metrics, checkpoints (resume), and NaN handling."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import logging
+import math
+import pickle
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ..symmetry import Symmetry, cartpole_discrete_reflection, pendulum_reflection
+
+log = logging.getLogger(__name__)
+
+#: symmetries of gymnasium's own tasks that the learning checks use
+KNOWN_SYMMETRIES = {"Pendulum-v1": pendulum_reflection, "CartPole-v1": cartpole_discrete_reflection}
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class EnvSpec:
+    """Which environment to train on: `portfolio`, `trading`, or any gymnasium id, plus kwargs."""
+
+    id: str = "portfolio"
+    kwargs: dict = field(default_factory=dict)
+    eval_kwargs: dict = field(default_factory=dict)  # overrides for the evaluation env
+
+    def make(self, evaluation: bool = False) -> gym.Env:
+        kw = dict(self.kwargs, **(self.eval_kwargs if evaluation else {}))
+        if self.id == "portfolio":
+            from ..envs import PortfolioEnv
+
+            return PortfolioEnv(**kw)
+        if self.id == "trading":
+            from ..envs import TradingEnv
+
+            return TradingEnv(**kw)
+        try:
+            return gym.make(self.id, **kw)
+        except gym.error.Error as e:
+            raise ValueError(f"unknown environment {self.id!r}: use portfolio, trading or a gymnasium id ({e})") from e
+
+
+def env_symmetry(env: gym.Env, env_id: str) -> Symmetry | None:
+    """The symmetry an environment declares (`env.unwrapped.symmetry`), or a known one for
+    gymnasium's own tasks."""
+    sym = getattr(env.unwrapped, "symmetry", None)
+    if sym is None and env_id in KNOWN_SYMMETRIES:
+        sym = KNOWN_SYMMETRIES[env_id]()
+    return sym
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+@dataclass
+class BaseConfig:
+    """Options common to SAC and DQN (see the algorithm configs for the rest)."""
+
+    family: str = "plain"
+    seed: int = 0
+    hidden: tuple = (256, 256)
+    banks: int = 2
+    encoder: dict | None = None
+    reg_coef: float = 0.0  # weight of the relaxed regulariser Σ Var_h w in the losses
+    gamma: float = 0.99
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    learning_starts: int = 1000
+    train_freq: int = 1
+    gradient_steps: int = 1
+    eval_every: int = 5000
+    eval_episodes: int = 5
+    checkpoint_every: int = 10000
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(names)}")
+        d = dict(d)
+        if "hidden" in d:
+            d["hidden"] = tuple(d["hidden"])
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_finite(name: str, value: torch.Tensor, step: int) -> float:
+    v = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+    if not math.isfinite(v):
+        raise TrainingDiverged(f"{name} became {v} at step {step}; the last good checkpoint is kept. "
+                               "Lower the learning rate or check the environment's rewards/observations.")
+    return v
+
+
+class Agent:
+    """Training loop shared by SAC and DQN (subclasses implement act/update/networks)."""
+
+    algo = ""
+
+    def __init__(self, env: gym.Env, config: BaseConfig, env_spec: EnvSpec | None = None,
+                 eval_env: gym.Env | None = None):
+        self.env, self.config, self.env_spec = env, config, env_spec
+        self.eval_env = eval_env
+        self.symmetry = env_symmetry(env, env_spec.id if env_spec else "")
+        if config.family != "plain" and self.symmetry is None:
+            raise ValueError(f"the {config.family!r} family needs an environment that declares a symmetry; "
+                             f"{env_spec.id if env_spec else env} declares none (use --agent plain)")
+        seed_everything(config.seed)  # network initialisation below draws from the global torch RNG
+        self.rng = np.random.default_rng(config.seed)  # exploration and random actions
+        self.torch_gen = torch.Generator().manual_seed(config.seed)  # policy sampling: per agent, not global
+        self.step = 0
+        self.episode = 0
+        self.obs = None
+        self.ep_return, self.ep_len = 0.0, 0
+        self.last_losses: dict[str, float] = {}
+        self.metrics: list[dict] = []
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def act(self, obs: np.ndarray, explore: bool) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(self) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def policy_module(self):  # the module whose equivariance error is reported
+        raise NotImplementedError
+
+    def extra_metrics(self) -> dict[str, float]:
+        return {}
+
+    # -- user-facing ----------------------------------------------------------------------------
+    def predict(self, obs, deterministic: bool = True):
+        """Action(s) for an observation (or a batch), like Stable-Baselines3's predict."""
+        return self.act(np.asarray(obs), explore=not deterministic)
+
+    def evaluate(self, episodes: int | None = None) -> float:
+        """Mean return of the deterministic policy on the evaluation env (seeded resets)."""
+        env = self.eval_env or self.env
+        n = episodes or self.config.eval_episodes
+        total = 0.0
+        for k in range(n):
+            obs, _ = env.reset(seed=10_000 + k)
+            done = False
+            while not done:
+                obs, r, term, trunc, _ = env.step(self.act(obs, explore=False))
+                total += float(r)
+                done = term or trunc
+        return total / n
+
+    def equivariance_error(self, n: int = 256) -> float | None:
+        """Measured equivariance error of the policy on stored observations (None for plain)."""
+        if self.symmetry is None or self.config.family == "plain" or len(self.buffer) == 0:
+            return None
+        from ..nn import equivariance_error
+
+        idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
+        obs = torch.from_numpy(self.buffer.obs[idx])
+        return equivariance_error(self.policy_module(), self.symmetry, obs)
+
+    def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool = True) -> "Agent":
+        """Train until `total_steps` environment steps (continues from `self.step` after a load)."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        writer = _MetricsWriter(out_dir / "metrics.csv") if out_dir else None
+        if self.obs is None:
+            self.obs, _ = self.env.reset(seed=cfg.seed)
+        bar = tqdm(total=total_steps, initial=self.step, desc=f"{self.algo} {cfg.family}", unit="step",
+                   disable=not progress, dynamic_ncols=True)
+        last_ret = float("nan")
+        # Ctrl-C finishes the current step and stops at the loop's top, where the state is whole,
+        # so that the checkpoint resumes exactly; a second Ctrl-C stops at once.
+        self._stop = False
+        prev_handler = None
+        if threading.current_thread() is threading.main_thread():
+            def on_sigint(signum, frame):
+                if self._stop:
+                    raise KeyboardInterrupt
+                self._stop = True
+
+            prev_handler = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            while self.step < total_steps:
+                if self._stop:
+                    raise KeyboardInterrupt
+                action = self.act(self.obs, explore=True)
+                next_obs, r, term, trunc, _ = self.env.step(action)
+                self.buffer.add(self.obs, action, r, next_obs, term, trunc)
+                self.ep_return += float(r)
+                self.ep_len += 1
+                self.step += 1
+                row = None
+                if term or trunc:
+                    self.episode += 1
+                    last_ret = self.ep_return
+                    row = {"step": self.step, "episode": self.episode, "episode_return": self.ep_return,
+                           "episode_length": self.ep_len}
+                    self.obs, _ = self.env.reset()
+                    self.ep_return, self.ep_len = 0.0, 0
+                else:
+                    self.obs = next_obs
+                if self.step > cfg.learning_starts and self.step % cfg.train_freq == 0:
+                    for _ in range(cfg.gradient_steps):
+                        self.last_losses = self.update()
+                if cfg.eval_every and self.step % cfg.eval_every == 0:
+                    row = row or {"step": self.step, "episode": self.episode}
+                    row["eval_return"] = self.evaluate()
+                    row["equivariance_error"] = self.equivariance_error()
+                if row is not None:
+                    row.update(self.last_losses)
+                    row.update(self.extra_metrics())
+                    self.metrics.append(row)
+                    if writer:
+                        writer.write(row)
+                if out_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self.save(out_dir / "checkpoint.pt")
+                bar.update(1)
+                if self.step % 50 == 0:
+                    bar.set_postfix({"ret": f"{last_ret:.3g}", **{k: f"{v:.3g}" for k, v in self.last_losses.items()}},
+                                    refresh=False)
+        except KeyboardInterrupt:
+            if out_dir:
+                self.save(out_dir / "checkpoint.pt")
+                log.warning("interrupted at step %d; checkpoint saved to %s (continue with --resume)",
+                            self.step, out_dir / "checkpoint.pt")
+            raise
+        finally:
+            bar.close()
+            if prev_handler is not None:
+                signal.signal(signal.SIGINT, prev_handler)
+        if out_dir:
+            self.save(out_dir / "checkpoint.pt")
+        return self
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _state(self) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _load_state(self, s: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def save(self, path) -> None:
+        """Save everything needed to predict and to resume training exactly (atomically)."""
+        from ..data._atomic import atomic_write_bytes
+
+        state = {
+            "algo": self.algo, "config": self.config.to_dict(),
+            "env_spec": asdict(self.env_spec) if self.env_spec else None,
+            "nets": self._state(), "buffer": self.buffer.state_dict(),
+            "rng": self.rng.bit_generator.state, "torch_rng": self.torch_gen.get_state(),
+            "step": self.step, "episode": self.episode, "ep_return": self.ep_return, "ep_len": self.ep_len,
+            "obs": self.obs, "last_losses": self.last_losses, "metrics": self.metrics,
+            "env": _try_pickle(self.env),
+        }
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(Path(path), buf.getvalue())
+
+    @classmethod
+    def load(cls, path, env: gym.Env | None = None, eval_env: gym.Env | None = None) -> "Agent":
+        """Rebuild an agent from `save`: for predictions, or to continue `learn` exactly."""
+        state = torch.load(Path(path), weights_only=False)
+        if cls is Agent:
+            from . import ALGOS
+
+            cls = ALGOS[state["algo"]]
+        elif state["algo"] != cls.algo:
+            raise ValueError(f"{path} holds a {state['algo']} agent, not {cls.algo}")
+        spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
+        if env is None:
+            if spec is None:
+                raise ValueError(f"{path} records no environment; pass env=")
+            env = spec.make()
+        if eval_env is None and spec is not None:
+            eval_env = spec.make(evaluation=True)
+        agent = cls(env, cls.config_cls.from_dict(state["config"]), spec, eval_env)
+        agent._restore(state)
+        return agent
+
+    def _restore(self, state: dict) -> None:
+        self._load_state(state["nets"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.torch_gen.set_state(state["torch_rng"])
+        self.step, self.episode = state["step"], state["episode"]
+        self.ep_return, self.ep_len = state["ep_return"], state["ep_len"]
+        self.last_losses, self.metrics = state["last_losses"], state["metrics"]
+        if state.get("env") is not None:
+            self.env = pickle.loads(state["env"])
+            self.obs = state["obs"]
+        else:  # an env that cannot be pickled restarts its episode
+            self.obs = None
+
+
+def _try_pickle(env) -> bytes | None:
+    try:
+        return pickle.dumps(env)
+    except Exception:  # e.g. simulators holding C handles
+        return None
+
+
+class _MetricsWriter:
+    """Appends rows to metrics.csv, adding columns as they appear (rewrites the header then)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.cols: list[str] = []
+        if path.exists():
+            with open(path) as fh:
+                header = fh.readline().strip()
+                self.cols = header.split(",") if header else []
+
+    def write(self, row: dict) -> None:
+        new = [k for k in row if k not in self.cols]
+        if new or not self.path.exists():
+            rows = []
+            if self.path.exists():
+                with open(self.path) as fh:
+                    rows = list(csv.DictReader(fh))
+            self.cols += new
+            with open(self.path, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=self.cols)
+                w.writeheader()
+                w.writerows(rows)
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.cols).writerow({k: ("" if v is None else v) for k, v in row.items()})
+
+
+def clone_frozen(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy with gradients off (a target network)."""
+    target = copy.deepcopy(module)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    return target
+
+
+def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) -> None:
+    with torch.no_grad():
+        tp, sp = list(target.parameters()), list(source.parameters())
+        if tau >= 1.0:
+            torch._foreach_copy_(tp, sp)
+        else:
+            torch._foreach_lerp_(tp, sp, tau)
+
+
+def elapsed(t0: float) -> str:
+    return f"{time.time() - t0:.0f}s"

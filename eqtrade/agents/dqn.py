@@ -1,0 +1,106 @@
+"""Double DQN (van Hasselt et al. 2016) with a target network (periodic or soft), ε-greedy
+exploration on a linear schedule, Huber loss and optional n-step returns; the Q-network from
+any eqtrade.nn family (equivariant families permute Q-values with the actions)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from ..nn import build_qnet
+from .buffer import ReplayBuffer
+from .common import Agent, BaseConfig, EnvSpec, check_finite, soft_update
+
+
+@dataclass
+class DQNConfig(BaseConfig):
+    lr: float = 1e-3
+    tau: float = 1.0  # 1.0: copy every target_update_interval steps; < 1: soft update every update
+    target_update_interval: int = 500
+    eps_start: float = 1.0
+    eps_end: float = 0.05
+    exploration_steps: int = 10_000  # environment steps over which ε decays linearly
+    n_step: int = 1
+    max_grad_norm: float = 10.0
+
+
+class DQN(Agent):
+    """DQN with `learn(steps)`, `predict(obs, deterministic=True)`, `save(path)`, `DQN.load(path)`."""
+
+    algo = "dqn"
+    config_cls = DQNConfig
+
+    def __init__(self, env, config: DQNConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
+        config = config or DQNConfig()
+        super().__init__(env, config, env_spec, eval_env)
+        if not isinstance(env.action_space, spaces.Discrete):
+            raise ValueError(f"DQN needs a discrete action space, got {env.action_space}; use --algo sac")
+        sizes = dict(hidden=config.hidden, banks=config.banks, encoder=config.encoder)
+        self.q = build_qnet(config.family, env.observation_space, env.action_space, self.symmetry, **sizes)
+        self.q_target = copy.deepcopy(self.q)
+        for p in self.q_target.parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.Adam(self.q.parameters(), lr=config.lr, foreach=True)
+        self.n_actions = int(env.action_space.n)
+        self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape, (), np.int64, seed=config.seed,
+                                   n_step=config.n_step, gamma=config.gamma)
+        self.updates = 0
+
+    @property
+    def epsilon(self) -> float:
+        cfg = self.config
+        frac = min(1.0, self.step / max(1, cfg.exploration_steps))
+        return cfg.eps_start + frac * (cfg.eps_end - cfg.eps_start)
+
+    @torch.no_grad()
+    def act(self, obs, explore: bool):
+        single = obs.ndim == len(self.env.observation_space.shape)
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(-1, *self.env.observation_space.shape)
+        a = self.q(o).argmax(1).numpy()
+        if explore:
+            rand = self.rng.random(len(a)) < self.epsilon
+            a = np.where(rand, self.rng.integers(0, self.n_actions, len(a)), a)
+        return int(a[0]) if single else a
+
+    def policy_module(self):
+        return self.q
+
+    def update(self) -> dict[str, float]:
+        cfg = self.config
+        b = self.buffer.sample(cfg.batch_size)
+        with torch.no_grad():
+            best = self.q(b["next_obs"]).argmax(1, keepdim=True)  # double DQN: online net picks
+            q_next = self.q_target(b["next_obs"]).gather(1, best).squeeze(1)  # target net evaluates
+            y = b["rewards"] + b["discount"] * q_next
+        q = self.q(b["obs"]).gather(1, b["actions"].view(-1, 1)).squeeze(1)
+        loss = F.smooth_l1_loss(q, y)
+        if cfg.reg_coef:
+            loss = loss + cfg.reg_coef * self.q.regularizer()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+        self.opt.step()
+        self.updates += 1
+        if cfg.tau < 1.0:
+            soft_update(self.q_target, self.q, cfg.tau)
+        elif self.updates % cfg.target_update_interval == 0:
+            soft_update(self.q_target, self.q, 1.0)
+        return {"q_loss": check_finite("Q loss", loss, self.step)}
+
+    def extra_metrics(self) -> dict[str, float]:
+        return {"epsilon": self.epsilon}
+
+    def _state(self) -> dict:
+        return {"q": self.q.state_dict(), "q_target": self.q_target.state_dict(), "opt": self.opt.state_dict(),
+                "updates": self.updates}
+
+    def _load_state(self, s: dict) -> None:
+        self.q.load_state_dict(s["q"])
+        self.q_target.load_state_dict(s["q_target"])
+        self.opt.load_state_dict(s["opt"])
+        self.updates = s["updates"]

@@ -1,0 +1,175 @@
+"""`eqtrade train`: resolve a run config (defaults < strategy TOML < command line), train with
+progress, evaluate, and write runs/<name>/: config.toml, checkpoint.pt, metrics.csv,
+learning_curve.png."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .common import EnvSpec
+
+log = logging.getLogger(__name__)
+
+#: defaults of a run; a strategy TOML and the command line override them
+BASE: dict[str, Any] = {
+    "run": {"algo": "sac", "env": "portfolio", "steps": 6000},
+    "env": {"window": 32, "split": "train", "mode": "long_short", "cost_bps": 10.0, "episode_length": 252},
+    "eval_env": {"split": "valid", "full_period": True},
+    "agent": {"family": "relaxed", "hidden": [256, 256], "reg_coef": 1e-3, "learning_starts": 1000,
+              "eval_every": 2000, "eval_episodes": 1, "checkpoint_every": 2000, "buffer_size": 100_000},
+}
+TRADING_ENV = {"window": 32, "split": "train", "cost_bps": 10.0, "episode_length": 252}
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_toml(path: str | Path) -> dict:
+    """A strategy/run config file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such config file (see strategies/)")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from e
+
+
+def dump_toml(cfg: dict) -> str:
+    """TOML text of a run config (tables of scalars, lists and inline tables)."""
+
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items() if x is not None) + " }"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    lines = []
+    for table, body in cfg.items():
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {val(v)}" for k, v in body.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def resolve_config(config: str | Path | None = None, agent: str | None = None, algo: str | None = None,
+                   env: str | None = None, steps: int | None = None, seed: int | None = None,
+                   data: str | None = None) -> dict:
+    """The full run config: defaults, then the TOML file, then the command-line values."""
+    cfg = copy.deepcopy(BASE)
+    file_cfg = load_toml(config) if config else {}
+    env_id = env or file_cfg.get("run", {}).get("env", cfg["run"]["env"])
+    if env_id != "portfolio":  # defaults of the portfolio env do not apply elsewhere
+        cfg["env"] = dict(TRADING_ENV) if env_id == "trading" else {}
+        cfg["eval_env"] = {"split": "valid", "full_period": True} if env_id == "trading" else {}
+    cfg = _merge(cfg, file_cfg)
+    if agent:
+        cfg["agent"]["family"] = agent
+    if env:
+        cfg["run"]["env"] = env
+    if steps is not None:
+        cfg["run"]["steps"] = int(steps)
+    if seed is not None:
+        cfg["agent"]["seed"] = int(seed)
+    if data:
+        cfg["env"]["prices"] = data
+    probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
+    from gymnasium import spaces
+
+    default_algo = "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac"
+    if algo:
+        cfg["run"]["algo"] = algo
+    elif not (file_cfg.get("run", {}).get("algo")):
+        cfg["run"]["algo"] = default_algo
+    return cfg
+
+
+def build_agent(cfg: dict):
+    from . import ALGOS
+
+    algo = cfg["run"]["algo"]
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; use {', '.join(ALGOS)}")
+    cls = ALGOS[algo]
+    spec = EnvSpec(cfg["run"]["env"], cfg["env"], cfg.get("eval_env", {}))
+    return cls(spec.make(), cls.config_cls.from_dict(cfg["agent"]), spec, spec.make(evaluation=True))
+
+
+def default_run_dir(cfg: dict, root: Path = Path("runs")) -> Path:
+    a = cfg["agent"]
+    base = root / f"{cfg['run']['algo']}-{a['family']}-{cfg['run']['env'].replace('/', '_')}-s{a.get('seed', 0)}"
+    out, k = base, 2
+    while out.exists():
+        out, k = Path(f"{base}-{k}"), k + 1
+    return out
+
+
+def plot_learning_curve(metrics_csv: Path, png: Path, title: str) -> None:
+    """Episode returns (and their moving average) and evaluation returns against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    df = pd.read_csv(metrics_csv)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if "episode_return" in df:
+        ep = df.dropna(subset=["episode_return"])
+        ax.plot(ep["step"], ep["episode_return"], ".", alpha=0.3, color="C0", label="training episode")
+        ax.plot(ep["step"], ep["episode_return"].rolling(10, min_periods=1).mean(), color="C0", label="moving mean (10)")
+    if "eval_return" in df:
+        ev = df.dropna(subset=["eval_return"])
+        ax.plot(ev["step"], ev["eval_return"], "o-", color="C3", label="evaluation (deterministic)")
+    ax.set_xlabel("environment step")
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool = True):
+    """Run (or resume) training as configured; returns the agent."""
+    from ..data._atomic import atomic_write_bytes
+    from . import Agent
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if resume:
+        if out is None or not (out / "checkpoint.pt").exists():
+            raise FileNotFoundError(f"nothing to resume: {out}/checkpoint.pt does not exist")
+        agent = Agent.load(out / "checkpoint.pt")
+        log.info("resuming %s at step %d", out, agent.step)
+    else:
+        out = out or default_run_dir(cfg)
+        if (out / "checkpoint.pt").exists():
+            raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        agent = build_agent(cfg)
+        cfg["agent"] = agent.config.to_dict()  # every resolved option, defaults included
+        cfg["agent"]["hidden"] = list(cfg["agent"]["hidden"])
+        atomic_write_bytes(out / "config.toml", dump_toml(cfg).encode())
+    agent.learn(cfg["run"]["steps"], out_dir=out, progress=progress)
+    if (out / "metrics.csv").exists():
+        plot_learning_curve(out / "metrics.csv", out / "learning_curve.png",
+                            f"{cfg['run']['algo'].upper()} {cfg['agent']['family']} on {cfg['run']['env']}")
+    return agent, out

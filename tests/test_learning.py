@@ -1,0 +1,26 @@
+"""Slow learning checks (`make test-all` or bench/bench_learning.py), not run by `make test`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+
+@pytest.mark.slow
+def test_sac_plain_solves_pendulum_within_20k_steps(tmp_path):
+    from bench_learning import run
+
+    final, best, _ = run("pendulum", "plain", out_root=tmp_path)
+    assert final > -200, f"final eval return {final:.1f}"
+
+
+@pytest.mark.slow
+def test_dqn_plain_solves_cartpole_within_50k_steps(tmp_path):
+    from bench_learning import run
+
+    final, best, _ = run("cartpole", "plain", out_root=tmp_path)
+    assert final >= 475, f"final eval return {final:.1f}"
