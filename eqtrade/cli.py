@@ -111,7 +111,76 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/ALGO-FAMILY-ENV-sSEED)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-progress", action="store_true")
+    b = sub.add_parser(
+        "backtest", parents=[dd], help="backtest a trained run or a baseline strategy, with an HTML tearsheet",
+        description="Rolls out the run's deterministic policy over a split (full period) next to the baselines "
+        "(equal weight rebalanced daily, buy & hold equal weight, the S&P 500 index, cash; buy & hold the asset for "
+        "single-asset runs), with the environment's costs, and writes backtests/NAME/: returns.parquet, "
+        "weights.parquet, metrics.csv, metrics.md, tearsheet.html (quantstats, against the S&P 500; offline), "
+        "equity.png and config.toml.",
+    )
+    b.add_argument("target", metavar="RUN_DIR|STRATEGY",
+                   help="a run directory (with checkpoint.pt), a baseline name (equal-weight, buy-and-hold, sp500, "
+                   "cash) or a strategies/*.toml with a [baseline] table")
+    b.add_argument("--split", default="test", help="train, valid, test (default) or START:END")
+    b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT)")
+    b.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="Gaussian observation noise during the rollout (robustness)")
+    b.add_argument("--data", default=None, help="dataset for a baseline strategy (default bundled sp500-20)")
+    b.add_argument("--no-html", action="store_true", help="skip the HTML tearsheet")
+    b.add_argument("--cost-model", choices=["target", "drift"], default=None,
+                   help="override the run's cost model: 'drift' charges the true rebalancing turnover")
+    c = sub.add_parser(
+        "compare", parents=[dd], help="compare several runs (families x seeds) out of sample",
+        description="Backtests every run on the split and prints, per network family, the mean and 95%% interval "
+        "over seeds of Sharpe, CAGR, max drawdown and total return, with the baselines; writes summary.md/csv, "
+        "runs.csv and equity.png (one curve per seed) to --out.",
+    )
+    c.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    c.add_argument("--split", default="test")
+    c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
+    c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
     return ap
+
+
+def cmd_backtest(args) -> int:
+    from pathlib import Path
+
+    from .backtest import backtest_run, backtest_strategy, write_report
+
+    split = _split_arg(args.split)
+    if (Path(args.target) / "checkpoint.pt").exists():
+        bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model)
+        name = Path(args.target).name
+    else:
+        if args.obs_noise:
+            raise ValueError("--obs-noise applies to agents (a run directory), not to baseline strategies")
+        bts, ctx = backtest_strategy(args.target, split, data=args.data, cost_model=args.cost_model)
+        name = Path(args.target).stem
+    split_name = split if isinstance(split, str) else "-".join(split)
+    out = Path(args.out) if args.out else Path("backtests") / f"{name}-{split_name}"
+    table = write_report(bts, ctx, out, html=not args.no_html)
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.to_string(float_format=lambda x: f"{x:.4f}"))
+    print(f"\nwrote {out}/ (tearsheet.html, metrics.md, equity.png, returns.parquet)")
+    print("note: survivorship bias in the bundled stocks flatters every long strategy.")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from pathlib import Path
+
+    from .backtest import compare_runs
+    from .backtest.report import noise_levels
+
+    split = _split_arg(args.split)
+    split_name = split if isinstance(split, str) else "-".join(split)
+    out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
+    summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"\nwrote {out}/ (summary.md, runs.csv, equity.png)")
+    return 0
 
 
 def cmd_train(args) -> int:
@@ -246,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     from .data import DataError
 
-    handlers = {"fetch": cmd_fetch, "data": cmd_data, "symmetry": cmd_symmetry, "train": cmd_train}
+    handlers = {"fetch": cmd_fetch, "data": cmd_data, "symmetry": cmd_symmetry, "train": cmd_train,
+                "backtest": cmd_backtest, "compare": cmd_compare}
     try:
         return handlers[args.command](args)
     except (DataError, OSError, ValueError) as exc:

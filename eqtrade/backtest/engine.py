@@ -1,0 +1,134 @@
+"""Backtests: roll out an agent (deterministic) or a baseline over a split, and a vectorised
+engine that turns a weight matrix into daily returns with exactly the environments' costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..envs.market import split_range
+
+BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash")
+
+
+@dataclass
+class Backtest:
+    """Daily returns (indexed by the day they are realised) and the target weights decided the
+    close before (indexed by decision day)."""
+
+    name: str
+    returns: pd.Series
+    weights: pd.DataFrame | None = None
+
+    @property
+    def turnover(self) -> float:
+        """Mean daily turnover Σ|w_t − w_{t−1}| of the target weights (0 where unknown)."""
+        if self.weights is None or self.weights.empty:
+            return 0.0
+        w = self.weights.to_numpy()
+        return float(np.abs(np.diff(np.vstack([np.zeros(w.shape[1]), w]), axis=0)).sum(1).mean())
+
+
+def decision_days(prices: pd.DataFrame, split, window: int = 1) -> pd.DatetimeIndex:
+    """The decision days of a split, as the environments define them (t+1 inside the split)."""
+    start, end = split_range(split)
+    idx = prices.index
+    pos = np.flatnonzero((idx >= start) & (idx <= end))
+    first, last = max(int(pos[0]), window), int(pos[-1]) - 1
+    return idx[first : last + 1]
+
+
+def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: float = 10.0,
+                     cost_model: str = "target", name: str = "strategy") -> Backtest:
+    """Vectorised: target weights w_t (rows = decision days, columns ⊆ prices) -> daily returns
+    r_{t+1} = w_t·R_{t+1} − c·turnover_t, with the environments' cost models ("target": turnover
+    Σ|w_t − w_{t−1}|; "drift": from the previous weights after their drift)."""
+    if cost_model not in ("target", "drift"):
+        raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
+    w = weights.reindex(columns=prices.columns, fill_value=0.0).to_numpy(dtype=float)
+    R_all = prices.pct_change().to_numpy()
+    loc = prices.index.get_indexer(weights.index)
+    if (loc < 0).any() or (loc + 1 >= len(prices)).any():
+        bad = weights.index[(loc < 0) | (loc + 1 >= len(prices))][0]
+        raise ValueError(f"decision day {bad:%Y-%m-%d} has no next trading day in the prices")
+    R = R_all[loc + 1]  # realised over t -> t+1
+    c = cost_bps / 1e4
+    gross = (w * R).sum(1)
+    if cost_model == "target":
+        prev = np.vstack([np.zeros(w.shape[1]), w[:-1]])
+        cost = c * np.abs(w - prev).sum(1)
+    else:
+        cost = np.empty(len(w))
+        held = np.zeros(w.shape[1])
+        for i in range(len(w)):  # drift depends on the previous day's growth: sequential
+            cost[i] = c * np.abs(w[i] - held).sum()
+            g = 1 + gross[i] - cost[i]
+            held = w[i] * (1 + R[i]) / g if g > 0 else np.zeros(w.shape[1])
+    ret = gross - cost
+    ruin = np.flatnonzero(ret <= -1)
+    if len(ruin):  # as in the env: the value is gone from that day on
+        ret[ruin[0]] = -1.0
+        ret[ruin[0] + 1 :] = 0.0
+    return Backtest(name, pd.Series(ret, index=prices.index[loc + 1], name=name), weights)
+
+
+def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
+    """Target weights of a baseline on the decision days."""
+    n = prices.shape[1]
+    if kind == "equal-weight":  # rebalanced daily to 1/N
+        return pd.DataFrame(1.0 / n, index=days, columns=prices.columns)
+    if kind == "buy-and-hold":  # 1/N on the first day, then the weights drift with prices
+        p = prices.loc[days].to_numpy()
+        v = p / p[0] / n
+        return pd.DataFrame(v / v.sum(1, keepdims=True), index=days, columns=prices.columns)
+    if kind == "cash":
+        return pd.DataFrame(0.0, index=days, columns=prices.columns)
+    raise ValueError(f"unknown baseline {kind!r}; use {', '.join(BASELINES)}")
+
+
+def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: float = 10.0,
+             cost_model: str = "target", benchmark: pd.Series | None = None) -> Backtest:
+    """A baseline over the split's decision days (same days and costs as an agent's rollout)."""
+    days = decision_days(prices, split, window)
+    if kind == "sp500":
+        if benchmark is None:
+            from ..data import load_bundled
+
+            benchmark = load_bundled("sp500-index")["SP500"]
+        b = benchmark.reindex(prices.index)
+        r = (b / b.shift(1) - 1).reindex(prices.index[prices.index.get_indexer(days) + 1])
+        return Backtest("S&P 500", r.rename("S&P 500"))
+    names = {"equal-weight": "equal weight (daily)", "buy-and-hold": "buy & hold EW", "cash": "cash"}
+    return weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model, names[kind])
+
+
+def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "agent") -> Backtest:
+    """Run a policy (obs -> action) over an env in full-period mode; optional Gaussian
+    observation noise of standard deviation `obs_noise` (test-time robustness)."""
+    u = env.unwrapped
+    if not getattr(u, "full_period", False):
+        raise ValueError("rollout needs an environment in full_period mode")
+    rng = np.random.default_rng(seed)
+    obs, info = env.reset(seed=seed)
+    dates, rets, weights = [], [], []
+    done = False
+    while not done:
+        o = obs + rng.normal(0.0, obs_noise, size=obs.shape) if obs_noise else obs
+        action = policy(o)
+        if hasattr(u, "weights_from_action"):
+            w = u.weights_from_action(action)
+        else:
+            w = np.array([(-1.0, 0.0, 1.0)[int(action)]])
+        weights.append(w)
+        dates.append(info["date"])
+        value = info["value"]
+        obs, r, term, trunc, info = env.step(action)
+        rets.append(info["value"] / value - 1.0 if value > 0 else 0.0)
+        done = term or trunc
+    tickers = getattr(u, "tickers", None)
+    cols = tickers if hasattr(u, "weights_from_action") else [u.ticker]
+    W = pd.DataFrame(np.array(weights), index=pd.DatetimeIndex(dates, name="date"), columns=cols)
+    real = u.market.dates[u.market.dates.get_indexer(W.index) + 1]
+    return Backtest(name, pd.Series(rets, index=real, name=name), W)

@@ -1,0 +1,242 @@
+"""Backtest of a trained run or a baseline strategy, written to backtests/<name>/, and the
+multi-run comparison of `eqtrade compare`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..data._atomic import atomic_write, atomic_write_bytes
+from .engine import BASELINES, Backtest, baseline, rollout
+from .metrics import metrics_table
+
+log = logging.getLogger(__name__)
+
+SURVIVORSHIP = ("The bundled stocks were chosen with hindsight (survivorship bias): every long strategy on them "
+                "looks better than it would have in real time.")
+
+
+def _is_run(target) -> bool:
+    return (Path(target) / "checkpoint.pt").exists()
+
+
+def _eval_env_kwargs(spec, split) -> dict:
+    kw = dict(spec.kwargs, **spec.eval_kwargs)
+    kw.update(split=split, full_period=True)
+    return kw
+
+
+def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
+                 cost_model: str | None = None) -> tuple[list[Backtest], dict]:
+    """The agent of a run and its baselines over a split: ([agent, baselines...], context).
+    `cost_model` overrides the run's ("drift" charges the true rebalancing turnover)."""
+    from ..agents import Agent, EnvSpec
+    from ..envs import resolve_prices
+
+    agent = Agent.load(Path(run_dir) / "checkpoint.pt")
+    spec = agent.env_spec
+    if spec.id not in ("portfolio", "trading"):
+        raise ValueError(f"{run_dir} trained on {spec.id}; backtests need the portfolio or trading env")
+    kw = _eval_env_kwargs(spec, split)
+    if cost_model is not None and spec.id == "portfolio":
+        kw["cost_model"] = cost_model
+    env = EnvSpec(spec.id, kw).make()
+    label = f"{agent.algo.upper()} {agent.config.family}"
+    bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
+    prices = resolve_prices(kw.get("prices"), kw.get("tickers"))
+    if spec.id == "trading":
+        prices = prices[[env.unwrapped.ticker]]
+    ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": agent.config.family, "algo": agent.algo,
+           "seed": agent.config.seed, "split": split, "obs_noise": obs_noise, "cost_bps": kw.get("cost_bps", 10.0),
+           "cost_model": kw.get("cost_model", "target"), "window": kw.get("window", 32),
+           "tickers": list(prices.columns), "steps_trained": agent.step}
+    return [bt, *baselines_for(prices, ctx)], ctx
+
+
+def baselines_for(prices: pd.DataFrame, ctx: dict) -> list[Backtest]:
+    """The baselines of a backtest: same days and costs as the agent."""
+    kinds = ["equal-weight", "buy-and-hold", "sp500", "cash"] if prices.shape[1] > 1 else ["buy-and-hold", "sp500", "cash"]
+    out = []
+    for k in kinds:
+        b = baseline(k, prices, ctx["split"], ctx["window"], ctx["cost_bps"], ctx["cost_model"])
+        if prices.shape[1] == 1 and k == "buy-and-hold":
+            b.name = f"buy & hold {prices.columns[0]}"
+            b.returns = b.returns.rename(b.name)
+        out.append(b)
+    return out
+
+
+def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost_bps: float = 10.0,
+                      cost_model: str | None = None) -> tuple[list[Backtest], dict]:
+    """A baseline strategy (by name or strategies/*.toml with a [baseline] table) and the others."""
+    from ..agents.train import load_toml
+    from ..envs import resolve_prices
+
+    kind, kw = name, {}
+    if name.endswith(".toml") or Path(name).exists():
+        cfg = load_toml(name)
+        if "baseline" not in cfg:
+            raise ValueError(f"{name} has no [baseline] table; agents are backtested from their run directory")
+        kw = dict(cfg["baseline"])
+        kind = kw.pop("kind")
+    if kind not in BASELINES:
+        raise ValueError(f"{name!r} is neither a run directory (with checkpoint.pt) nor a baseline ({', '.join(BASELINES)})")
+    prices = resolve_prices(kw.get("prices", data), kw.get("tickers"))
+    ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": kw.get("cost_bps", cost_bps),
+           "cost_model": cost_model or kw.get("cost_model", "target"), "window": kw.get("window", window),
+           "tickers": list(prices.columns)}
+    main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"])
+    others = [b for b in baselines_for(prices, ctx) if b.name != main.name]
+    return [main, *others], ctx
+
+
+def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = True) -> pd.DataFrame:
+    """returns.parquet, weights.parquet, metrics.csv/.md, tearsheet.html, equity.png, config.toml."""
+    from ..agents.train import dump_toml
+
+    out.mkdir(parents=True, exist_ok=True)
+    main = backtests[0]
+    rets = pd.concat([b.returns for b in backtests], axis=1)
+    rets.index.name = "date"
+    atomic_write(out / "returns.parquet", lambda p: rets.to_parquet(p))
+    if main.weights is not None:
+        atomic_write(out / "weights.parquet", lambda p: main.weights.to_parquet(p))
+    table = metrics_table(backtests)
+    atomic_write(out / "metrics.csv", lambda p: table.to_csv(p))
+    md = _markdown(table, ctx)
+    atomic_write_bytes(out / "metrics.md", md.encode())
+    atomic_write_bytes(out / "config.toml", dump_toml({"backtest": {k: v for k, v in ctx.items() if v is not None}}).encode())
+    _plot_equity(rets, out / "equity.png", f"{main.name} — {ctx['split']} split")
+    if html:
+        bench = next((b.returns for b in backtests if b.name == "S&P 500"), None)
+        _tearsheet(main.returns, bench, out / "tearsheet.html", f"eqtrade: {main.name} ({ctx['split']} split)")
+    return table
+
+
+def _markdown(table: pd.DataFrame, ctx: dict) -> str:
+    fmt = table.copy()
+    for c in ["CAGR", "Max drawdown", "Volatility", "Total return", "Hit rate"]:
+        fmt[c] = fmt[c].map(lambda x: f"{x:.1%}")
+    for c in ["Sharpe", "Sortino", "Calmar", "Turnover"]:
+        fmt[c] = fmt[c].map(lambda x: f"{x:.2f}")
+    fmt["Days"] = fmt["Days"].astype(int)
+    head = (f"Backtest on the {ctx['split']} split, costs {ctx['cost_bps']} bps ({ctx['cost_model']} model)"
+            + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "") + ".\n\n")
+    return head + fmt.to_markdown() + f"\n\n{SURVIVORSHIP}\n"
+
+
+def _plot_equity(rets: pd.DataFrame, png: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    eq = (1 + rets.fillna(0)).cumprod()
+    dd = eq / eq.cummax() - 1
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for i, c in enumerate(eq.columns):
+        a1.plot(eq.index, eq[c], lw=2.0 if i == 0 else 1.0, label=c)
+        a2.plot(dd.index, dd[c], lw=1.5 if i == 0 else 0.8)
+    a1.set_ylabel("growth of 1")
+    a1.set_title(title)
+    a1.legend(loc="upper left", fontsize=8)
+    a1.grid(alpha=0.3)
+    a2.set_ylabel("drawdown")
+    a2.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def _tearsheet(returns: pd.Series, benchmark: pd.Series | None, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import quantstats as qs
+
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # quantstats asks for Arial
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tmp = path.with_suffix(".tmp.html")
+        qs.reports.html(returns, benchmark=benchmark, output=str(tmp), title=title, download_filename=path.name)
+        tmp.replace(path)
+
+
+# -- compare ---------------------------------------------------------------------------------------
+def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None) -> pd.DataFrame:
+    """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
+    over seeds of Sharpe, CAGR, max drawdown, total return, for every observation-noise level."""
+    from scipy import stats
+
+    rows, curves, base = [], {}, None
+    for noise in obs_noises:
+        for rd in run_dirs:
+            bts, ctx = backtest_run(rd, split, obs_noise=noise)
+            m = metrics_table(bts[:1]).iloc[0].to_dict()
+            rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
+                         "obs_noise": noise, **m})
+            if noise == obs_noises[0]:
+                curves[f"{ctx['family']} s{ctx['seed']}"] = (1 + bts[0].returns).cumprod()
+                base = base or bts[1:]
+    per_run = pd.DataFrame(rows)
+    summary = []
+    for (fam, noise), g in per_run.groupby(["family", "obs_noise"], sort=False):
+        row = {"family": fam, "obs_noise": noise, "seeds": len(g)}
+        for k in ["Sharpe", "CAGR", "Max drawdown", "Total return"]:
+            x = g[k].to_numpy()
+            half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+            row[k] = x.mean()
+            row[f"{k} ±95%"] = half
+        summary.append(row)
+    summary = pd.DataFrame(summary)
+    if base:
+        bt = metrics_table(base)
+        for name, r in bt.iterrows():
+            summary = pd.concat([summary, pd.DataFrame([{"family": f"baseline: {name}", "obs_noise": 0.0, "seeds": 1,
+                                                         **{k: r[k] for k in ["Sharpe", "CAGR", "Max drawdown", "Total return"]}}])])
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        per_run.to_csv(out / "runs.csv", index=False)
+        summary.to_csv(out / "summary.csv", index=False)
+        atomic_write_bytes(out / "summary.md", (summary.to_markdown(index=False, floatfmt=".3f") + f"\n\n{SURVIVORSHIP}\n").encode())
+        _plot_compare(curves, base, out / "equity.png", split)
+    return summary
+
+
+def _plot_compare(curves: dict, base, png: Path, split) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"plain": "C0", "exact": "C1", "relaxed": "C2"}
+    fig, ax = plt.subplots(figsize=(9, 5))
+    seen = set()
+    for label, eq in curves.items():
+        fam = label.split()[0]
+        ax.plot(eq.index, eq, color=colors.get(fam, "C4"), lw=1.2, alpha=0.8, label=None if fam in seen else fam)
+        seen.add(fam)
+    for b in base or []:
+        ax.plot(b.returns.index, (1 + b.returns.fillna(0)).cumprod(), "--", lw=1, color="gray" if "cash" not in b.name else "k",
+                alpha=0.7, label=b.name)
+    ax.set_title(f"equity curves, {split} split (one line per seed)")
+    ax.set_ylabel("growth of 1")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def noise_levels(text: str | None) -> tuple[float, ...]:
+    if not text:
+        return (0.0,)
+    vals = tuple(float(x) for x in str(text).split(","))
+    if any(v < 0 or not np.isfinite(v) for v in vals):
+        raise ValueError(f"observation noise must be >= 0, got {text}")
+    return vals

@@ -1,0 +1,143 @@
+"""Backtests: metrics by hand, baselines by pandas, engine == env rollout, offline tearsheet,
+reports and commands."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eqtrade.agents import EnvSpec, SAC, SACConfig
+from eqtrade.backtest import (
+    baseline,
+    baseline_weights,
+    decision_days,
+    metrics,
+    rollout,
+    weights_backtest,
+    write_report,
+)
+from eqtrade.cli import main
+from eqtrade.data import load_bundled, load_prices
+from eqtrade.envs import PortfolioEnv
+
+SPLIT = ("2019-01-01", "2020-12-31")
+
+
+@pytest.fixture(scope="module")
+def prices():
+    return load_prices(["AAPL", "JNJ", "XOM", "KO"], start="2018-06-01", end="2020-12-31")
+
+
+def test_metrics_equal_a_hand_computation():
+    r = pd.Series([0.01, -0.02, 0.015, 0.0, -0.005, 0.03, -0.01, 0.002],
+                  index=pd.bdate_range("2021-01-04", periods=8))
+    m = metrics(r, turnover=0.25)
+    x = r.to_numpy()
+    wealth = np.cumprod(1 + x)
+    assert m["Total return"] == pytest.approx(wealth[-1] - 1, rel=1e-12)
+    assert m["CAGR"] == pytest.approx(wealth[-1] ** (252 / 8) - 1, rel=1e-9)
+    assert m["Sharpe"] == pytest.approx(x.mean() / x.std(ddof=1) * math.sqrt(252), rel=1e-9)
+    downside = math.sqrt((x[x < 0] ** 2).sum() / len(x))
+    assert m["Sortino"] == pytest.approx(x.mean() / downside * math.sqrt(252), rel=1e-9)
+    assert m["Volatility"] == pytest.approx(x.std(ddof=1) * math.sqrt(252), rel=1e-9)
+    dd = (wealth / np.maximum.accumulate(np.concatenate([[1.0], wealth]))[1:] - 1).min()
+    assert m["Max drawdown"] == pytest.approx(dd, rel=1e-9)
+    assert m["Calmar"] == pytest.approx(m["CAGR"] / abs(dd), rel=1e-9)
+    assert m["Hit rate"] == pytest.approx(4 / 8) and m["Turnover"] == 0.25
+
+
+def test_baselines_equal_a_direct_pandas_computation(prices):
+    days = decision_days(prices, SPLIT, window=16)
+    R = prices.pct_change()
+    nxt = prices.index[prices.index.get_indexer(days) + 1]
+    ew = baseline("equal-weight", prices, SPLIT, window=16, cost_bps=0)
+    pd.testing.assert_series_equal(ew.returns, R.loc[nxt].mean(axis=1), check_names=False, rtol=1e-12)
+    bh = baseline("buy-and-hold", prices, SPLIT, window=16, cost_bps=0)
+    growth = (prices.loc[nxt] / prices.loc[days[0]]).mean(axis=1)  # 1/N of each asset held from day one
+    np.testing.assert_allclose((1 + bh.returns).cumprod().to_numpy(), growth.to_numpy(), rtol=1e-12)
+    sp = baseline("sp500", prices, SPLIT, window=16)
+    idx = load_bundled("sp500-index")["SP500"]
+    np.testing.assert_allclose(sp.returns.to_numpy(), (idx / idx.shift(1) - 1).loc[nxt].to_numpy(), rtol=1e-12)
+    assert (baseline("cash", prices, SPLIT, window=16).returns == 0).all()
+
+
+@pytest.mark.parametrize("cost_model", ["target", "drift"])
+def test_vectorised_engine_agrees_with_the_env_rollout(prices, cost_model):
+    env = PortfolioEnv(prices=prices, window=16, split=SPLIT, cost_bps=15, full_period=True, cost_model=cost_model)
+    rng = np.random.default_rng(0)
+    acts = iter(rng.uniform(-1, 1, size=(1000, 4)))
+    bt = rollout(lambda o: next(acts), env)
+    vec = weights_backtest(prices, bt.weights, cost_bps=15, cost_model=cost_model)
+    pd.testing.assert_series_equal(bt.returns, vec.returns, check_names=False, rtol=1e-10, atol=1e-14)
+    assert len(bt.returns) == env.market.n_days
+
+
+def test_report_writes_an_offline_tearsheet_with_metrics_and_benchmark(prices, tmp_path, monkeypatch):
+    import socket
+
+    def no_network(*a, **k):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    bts = [baseline(k, prices, SPLIT, 16) for k in ("equal-weight", "sp500", "cash")]
+    ctx = {"split": "2019-2020", "cost_bps": 10.0, "cost_model": "target", "obs_noise": 0.0, "kind": "strategy"}
+    table = write_report(bts, ctx, tmp_path / "bt")
+    files = {p.name for p in (tmp_path / "bt").iterdir()}
+    assert {"returns.parquet", "weights.parquet", "metrics.csv", "metrics.md", "tearsheet.html", "equity.png",
+            "config.toml"} <= files
+    html = (tmp_path / "bt" / "tearsheet.html").read_text()
+    assert "Sharpe" in html and "Benchmark" in html and "S&amp;P 500" in html
+    assert f"{table.loc['equal weight (daily)', 'Sharpe']:.2f}" in html
+    assert 'strategy' in (tmp_path / "bt" / "config.toml").read_text()
+
+
+@pytest.fixture(scope="module")
+def trained_runs(tmp_path_factory, prices):
+    """Two tiny SAC runs (relaxed, two seeds) saved like `eqtrade train` saves them."""
+    root = tmp_path_factory.mktemp("runs")
+    dirs = []
+    for seed, fam in [(0, "relaxed"), (1, "relaxed"), (0, "plain")]:
+        spec = EnvSpec("portfolio", dict(prices=prices, window=16, split=("2018-06-01", "2018-12-31"), episode_length=40),
+                       dict(full_period=True))
+        agent = SAC(spec.make(), SACConfig(family=fam, seed=seed, hidden=(16, 16), batch_size=16, learning_starts=50,
+                                           eval_every=0, checkpoint_every=0), spec)
+        agent.learn(80, progress=False)
+        d = root / f"{fam}-{seed}"
+        d.mkdir()
+        agent.save(d / "checkpoint.pt")
+        dirs.append(d)
+    return dirs
+
+
+def test_backtest_and_compare_commands(trained_runs, tmp_path, capsys):
+    out = tmp_path / "bt"
+    assert main(["backtest", str(trained_runs[0]), "--split", "2019-01-01:2020-12-31", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "SAC relaxed" in text and "equal weight (daily)" in text and "S&P 500" in text
+    assert (out / "tearsheet.html").exists() and "run" in (out / "config.toml").read_text()
+    w = pd.read_parquet(out / "weights.parquet")
+    assert w.shape[1] == 4 and (w.abs().sum(1) <= 1 + 1e-9).all()
+    assert main(["backtest", str(trained_runs[0]), "--split", "2019-01-01:2020-12-31", "--out", str(tmp_path / "n"),
+                 "--obs-noise", "0.05", "--no-html"]) == 0
+    noisy = pd.read_parquet(tmp_path / "n" / "returns.parquet")["SAC relaxed"]
+    clean = pd.read_parquet(out / "returns.parquet")["SAC relaxed"]
+    assert not noisy.equals(clean)
+    assert main(["compare", *map(str, trained_runs), "--split", "2019-01-01:2020-12-31", "--obs-noise", "0,0.05",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    summary = pd.read_csv(tmp_path / "cmp" / "summary.csv")
+    rel = summary[(summary["family"] == "relaxed") & (summary["obs_noise"] == 0)].iloc[0]
+    assert rel["seeds"] == 2 and np.isfinite(rel["Sharpe ±95%"])
+    assert set(summary["obs_noise"]) == {0.0, 0.05} and (tmp_path / "cmp" / "equity.png").exists()
+    assert any(summary["family"].str.startswith("baseline: "))
+
+
+def test_strategy_files_and_bad_targets(tmp_path, capsys):
+    assert main(["backtest", "strategies/baseline-equal-weight.toml", "--split", "test", "--out", str(tmp_path / "s"),
+                 "--no-html"]) == 0
+    assert "equal weight (daily)" in capsys.readouterr().out
+    assert main(["backtest", "nonsense", "--out", str(tmp_path / "x")]) == 2
+    assert "neither a run directory" in capsys.readouterr().err
