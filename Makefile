@@ -23,8 +23,12 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/eqtrade data list
-	$(VENV)/bin/eqtrade data show sp500-20
-	$(VENV)/bin/eqtrade symmetry --data sp500-20 --split train
+	$(VENV)/bin/eqtrade symmetry --data sp500-20 --split train --boot 20
+	# the demo's own run: trained afresh each time (a few minutes on 2 cores)
+	rm -rf runs/demo-relaxed backtests/demo-relaxed
+	$(VENV)/bin/eqtrade train --agent relaxed --steps 3000 --out runs/demo-relaxed
+	$(VENV)/bin/eqtrade backtest runs/demo-relaxed --split test --out backtests/demo-relaxed
+	@echo "demo done: tearsheet at backtests/demo-relaxed/tearsheet.html, run at runs/demo-relaxed/"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
