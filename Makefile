@@ -36,11 +36,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
-# anchors for bench/: gym-anytrading (pinned in constraints.txt) and the FinRL 0.3.7 wheel, whose
-# module imports quantstats at load time,
+# anchors for bench/: gym-anytrading and Stable-Baselines3 (pinned in constraints.txt) and the
+# FinRL 0.3.7 wheel,
 # portfolio environment module bench/bench_envs.py loads on its own (no FinRL dependencies)
 bench-deps: $(STAMP)
-	$(PIP) install -q $(PIP_ARGS) -c constraints.txt gym-anytrading quantstats stable-baselines3
+	$(PIP) install -q $(PIP_ARGS) -c constraints.txt gym-anytrading stable-baselines3
 	$(PIP) download -q $(PIP_ARGS) --no-deps finrl==0.3.7 -d bench/.cache
 
 clean:
