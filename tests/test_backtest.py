@@ -12,7 +12,6 @@ import pytest
 from eqtrade.agents import EnvSpec, SAC, SACConfig
 from eqtrade.backtest import (
     baseline,
-    baseline_weights,
     decision_days,
     metrics,
     rollout,

@@ -11,7 +11,6 @@ import math
 import pickle
 import signal
 import threading
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -362,7 +361,3 @@ def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) ->
             torch._foreach_copy_(tp, sp)
         else:
             torch._foreach_lerp_(tp, sp, tau)
-
-
-def elapsed(t0: float) -> str:
-    return f"{time.time() - t0:.0f}s"

@@ -4,7 +4,6 @@ any eqtrade.nn family (equivariant families permute Q-values with the actions)."
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +13,7 @@ from gymnasium import spaces
 
 from ..nn import build_qnet
 from .buffer import ReplayBuffer
-from .common import Agent, BaseConfig, EnvSpec, check_finite, soft_update
+from .common import Agent, BaseConfig, EnvSpec, check_finite, clone_frozen, soft_update
 
 
 @dataclass
@@ -42,9 +41,7 @@ class DQN(Agent):
             raise ValueError(f"DQN needs a discrete action space, got {env.action_space}; use --algo sac")
         sizes = dict(hidden=config.hidden, banks=config.banks, encoder=config.encoder)
         self.q = build_qnet(config.family, env.observation_space, env.action_space, self.symmetry, **sizes)
-        self.q_target = copy.deepcopy(self.q)
-        for p in self.q_target.parameters():
-            p.requires_grad_(False)
+        self.q_target = clone_frozen(self.q)
         self.opt = torch.optim.Adam(self.q.parameters(), lr=config.lr, foreach=True)
         self.n_actions = int(env.action_space.n)
         self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape, (), np.int64, seed=config.seed,

@@ -22,7 +22,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic
 from .buffer import ReplayBuffer
-from .common import Agent, BaseConfig, EnvSpec, check_finite, soft_update
+from .common import Agent, BaseConfig, EnvSpec, check_finite, clone_frozen, soft_update
 
 
 @dataclass
@@ -131,9 +131,7 @@ class SAC(Agent):
         else:
             self.critic = TwinCritic(build_critic(fam, obs_space, act_space, sym, **sizes),
                                      build_critic(fam, obs_space, act_space, sym, **sizes), batched=fam == "relaxed")
-        self.critic_target = copy.deepcopy(self.critic)
-        for p in self.critic_target.parameters():
-            p.requires_grad_(False)
+        self.critic_target = clone_frozen(self.critic)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr, foreach=True)
         act_dim = int(np.prod(act_space.shape))
