@@ -3,7 +3,8 @@ with target networks, automatic entropy tuning; networks from any eqtrade.nn fam
 
 Work removed from the update (bench/bench_agents.py measures it against Stable-Baselines3):
 both critics run as one batched forward: plain critics are one ensemble MLP (a batched matmul
-per layer), relaxed critics are vmapped over stacked parameters; the actor loss evaluates the critics with detached parameters, so
+per layer), relaxed critics are vmapped over stacked parameters; the actor runs once per update
+on [next_obs; obs] (it does not change between the target and the actor loss); the actor loss evaluates the critics with detached parameters, so
 its backward computes no critic weight gradients; target updates are one fused lerp.
 """
 
@@ -93,12 +94,15 @@ class TwinCritic(nn.Module):
             p, b = self._stacked(detach_params)
             f = lambda pp, bb: functional_call(base, (pp, bb), (obs, action))  # noqa: E731
             return vmap(f)(p, b)
-        if detach_params:
-            outs = []
-            for q in self.qs:
-                params = {k: v.detach() for k, v in q.named_parameters()}
-                outs.append(functional_call(q, params, (obs, action)))
-            return torch.stack(outs)
+        if detach_params:  # no weight gradients: switch them off rather than re-binding parameters
+            params = [p for p in self.qs.parameters() if p.requires_grad]
+            for p in params:
+                p.requires_grad_(False)
+            try:
+                return torch.stack([q(obs, action) for q in self.qs])
+            finally:
+                for p in params:
+                    p.requires_grad_(True)
         return torch.stack([q(obs, action) for q in self.qs])
 
     def regularizer(self) -> torch.Tensor:
@@ -176,8 +180,13 @@ class SAC(Agent):
         cfg = self.config
         b = self.buffer.sample(cfg.batch_size)
         alpha = self.log_alpha.exp().detach()
+        n = cfg.batch_size
+        # one actor forward for next_obs (targets) and obs (actor loss): the actor does not change
+        # in between, and one pass over 2B rows costs less than two over B
+        a_all, logp_all = self._sample(torch.cat([b["next_obs"], b["obs"]]))
+        next_a, next_logp = a_all[:n].detach(), logp_all[:n].detach()
+        a, logp = a_all[n:], logp_all[n:]
         with torch.no_grad():
-            next_a, next_logp = self._sample(b["next_obs"])
             q_next = self.critic_target(b["next_obs"], next_a).min(0).values.squeeze(-1) - alpha * next_logp
             y = b["rewards"] + b["discount"] * q_next
         q = self.critic(b["obs"], b["actions"]).squeeze(-1)  # [2, B]
@@ -188,7 +197,6 @@ class SAC(Agent):
         critic_loss.backward()
         self.critic_opt.step()
 
-        a, logp = self._sample(b["obs"])
         q_pi = self.critic(b["obs"], a, detach_params=True).min(0).values.squeeze(-1)
         actor_loss = (alpha * logp - q_pi).mean()
         if cfg.reg_coef:
