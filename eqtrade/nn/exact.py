@@ -94,9 +94,9 @@ class FourierGroupLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N = x.shape[0]
-        # group axis first: [G, N, C] -> Fourier [G, N, C]; each irrep block is then a slice
-        xf = (self.to_fourier.T @ x.view(N, self.cin, self.G).transpose(0, 2).reshape(self.G, -1)).view(self.G, N, self.cin)
-        xf = xf.transpose(1, 2)  # [G, C, N]
+        # group axis first: [G, C, N] -> Fourier coefficients [G, C, N]; irrep blocks are slices
+        xg = x.view(N, self.cin, self.G).permute(2, 1, 0).reshape(self.G, self.cin * N)
+        xf = (self.to_fourier.T @ xg).view(self.G, self.cin, N)
         outs, j = [], 0
         for (d, m, cplx), W in zip(self.blocks, self.weights):
             f = xf[j : j + m * d]  # [m·d, C, N], copy-major then component
