@@ -82,8 +82,12 @@ class TwinCritic(nn.Module):
             self.qs = nn.ModuleList([q1, q2])
 
     def _stacked(self, detach: bool):
-        p = {k.replace(":", "."): (v.detach() if detach else v) for k, v in self.params.items()}
-        b = {k[4:].replace(":", "."): v for k, v in self.named_buffers() if k.startswith("buf_")}
+        # module-path names are fixed: map them once, not on every forward
+        if not hasattr(self, "_pnames"):
+            self._pnames = [(k, k.replace(":", ".")) for k in self.params.keys()]
+            self._bnames = [(k, k[4:].replace(":", ".")) for k, _ in self.named_buffers() if k.startswith("buf_")]
+        p = {name: (self.params[k].detach() if detach else self.params[k]) for k, name in self._pnames}
+        b = {name: getattr(self, k) for k, name in self._bnames}
         return p, b
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:

@@ -21,10 +21,6 @@ SURVIVORSHIP = ("The bundled stocks were chosen with hindsight (survivorship bia
                 "looks better than it would have in real time.")
 
 
-def _is_run(target) -> bool:
-    return (Path(target) / "checkpoint.pt").exists()
-
-
 def _eval_env_kwargs(spec, split) -> dict:
     kw = dict(spec.kwargs, **spec.eval_kwargs)
     kw.update(split=split, full_period=True)
