@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# escnn without its declared deps: py3nj needs gfortran and is optional (see constraints.txt)
 	$(PIP) install -q $(PIP_ARGS) -c constraints.txt --no-deps escnn
 	$(PIP) install -q $(PIP_ARGS) -c constraints.txt -e ".[test]"
-	$(PY) -W ignore::UserWarning -c "import escnn, torch, numpy, pandas, pyarrow; print('eqtrade env ok: torch', torch.__version__, 'numpy', numpy.__version__)"
+	MUJOCO_GL=disable $(PY) -W ignore::UserWarning -c "import escnn, torch, numpy, pandas, pyarrow, dm_control.suite; print('eqtrade env ok: torch', torch.__version__, 'numpy', numpy.__version__)"
 	touch $(STAMP)
 
 demo: $(STAMP)

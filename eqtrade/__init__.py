@@ -11,6 +11,13 @@ def _register_envs() -> None:
                           ("eqtrade/Trading-v0", "eqtrade.envs.trading:TradingEnv")):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry)
+    # dm_control suite tasks (eqtrade.envs.dmc.DOMAINS); dm_control is imported only on make()
+    for domain, task in (("cartpole", "swingup"), ("cartpole", "balance"), ("pendulum", "swingup"),
+                         ("acrobot", "swingup"), ("ball_in_cup", "catch"), ("reacher", "easy")):
+        env_id = f"dmc/{domain}-{task}"
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="eqtrade.envs.dmc:DMCEnv", kwargs={"domain": domain, "task": task},
+                         disable_env_checker=True)
 
 
 _register_envs()

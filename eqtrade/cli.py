@@ -74,11 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--price-column", default=None, help="price column of a long/OHLCV file")
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
     g = sub.add_parser(
-        "symmetry", parents=[dd], help="how far real returns are from the reflection symmetry (the ε of the task)",
+        "symmetry", parents=[dd], help="how far real returns (or a dm_control task) are from their declared symmetry",
         description="Measures the reflection gap R -> -R of daily returns over a split: drift, skew, "
         "downside/upside volatility, and the sliced 1-Wasserstein distance between W-day return windows "
         "and their reflections, per asset and pooled, with a block-bootstrap interval and the noise level "
-        "of an exactly symmetric market of the same length. ε is the excess over that noise.",
+        "of an exactly symmetric market of the same length. ε is the excess over that noise.\n\n"
+        "With --env dmc/DOMAIN-TASK: checks the task's declared symmetry on the MuJoCo simulator. For states "
+        "s visited by a random policy, random actions a and every group element g, it sets the physics to "
+        "g·s, steps with g·a and compares with g applied to the outcome of (s, a): ε_P is the mean relative "
+        "error of the next observation, ε_R the mean absolute reward error, per break strength.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  eqtrade symmetry --data sp500-20 --split train\n"
+        "  eqtrade symmetry --env dmc/cartpole-swingup --break 0,0.5,1",
     )
     g.add_argument("--data", nargs="*", default=None, metavar="NAME|TICKER",
                    help="a dataset name (default: sp500-20), or tickers from the bundled data")
@@ -87,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--window", type=int, default=32, help="window length W in days (default 32)")
     g.add_argument("--boot", type=int, default=50, help="bootstrap and null resamples (default 50)")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--env", default=None, metavar="dmc/DOMAIN-TASK",
+                   help="check a dm_control task's declared symmetry on the simulator instead (see below)")
+    g.add_argument("--break", dest="breaks", default="0,0.25,0.5,1", metavar="S1,S2,...",
+                   help="with --env: break strengths to check (default 0,0.25,0.5,1)")
+    g.add_argument("--states", type=int, default=64, help="with --env: states sampled per variant (default 64)")
     t = sub.add_parser(
         "train", parents=[dd], help="train a DQN or SAC agent with plain, exact or relaxed networks",
         description="Trains an agent and writes runs/NAME/: config.toml (every resolved option), checkpoint.pt, "
@@ -106,11 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--env", default=None, help="portfolio (default), trading, or a gymnasium id such as Pendulum-v1")
     t.add_argument("--data", default=None, help="dataset name for the trading envs (default: bundled sp500-20)")
     t.add_argument("--steps", type=int, default=None, help="environment steps in total")
+    t.add_argument("--break", dest="break_strength", type=float, default=None, metavar="S",
+                   help="dm_control envs: symmetry-break strength in [0, 1] (gravity tilted by 30°·S; default 0)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--config", default=None, metavar="TOML", help="a strategy config, e.g. strategies/sac-relaxed.toml")
     t.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/ALGO-FAMILY-ENV-sSEED)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--no-progress", action="store_true")
+    m = sub.add_parser(
+        "dmc", help="the continuous-control suite: plain/exact/relaxed SAC on dm_control tasks, exact and broken",
+        description="Runs SAC for every domain x break strength x agent family x seed (in parallel processes), "
+        "then prints and saves a table of final returns (mean ± 95%% t-interval over seeds) with one column "
+        "per test-time observation-noise level, and learning curves (OUT/curves-DOMAIN.png). Steps are env "
+        "steps; frames = steps x action repeat (cartpole 8, others 4). Giving the same command again reuses "
+        "finished runs and resumes interrupted ones.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  eqtrade dmc --quick\n"
+        "  eqtrade dmc --domains cartpole-swingup --break 0,0.5 --seeds 3 --steps 12500 --out runs/dmc-cartpole\n"
+        "tasks: cartpole-swingup, cartpole-balance, pendulum-swingup, acrobot-swingup, ball_in_cup-catch, reacher-easy",
+    )
+    m.add_argument("--domains", default=None, metavar="D1,D2,...", help="tasks (default cartpole-swingup)")
+    m.add_argument("--agents", default=None, metavar="F1,F2,...", help="families (default plain,exact,relaxed)")
+    m.add_argument("--break", dest="breaks", default=None, metavar="S1,S2,...", help="break strengths (default 0,0.5)")
+    m.add_argument("--steps", type=int, default=None, help="env steps per run (default 12500: 100k cartpole frames)")
+    m.add_argument("--seeds", type=int, default=None, help="seeds per combination (default 3)")
+    m.add_argument("--obs-noise", default=None, metavar="S1,S2,...",
+                   help="test-time observation-noise std levels (default 0,0.05,0.1)")
+    m.add_argument("--eval-episodes", type=int, default=None, help="final evaluation episodes per noise level (default 5)")
+    m.add_argument("--jobs", type=int, default=None, help="parallel processes (default: one per core)")
+    m.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/dmc-quick or runs/dmc)")
+    m.add_argument("--quick", action="store_true",
+                   help="smoke preset: cartpole-swingup, breaks 0 and 0.5, 1 seed, 1500 steps, 64x64 nets (minutes)")
+    m.add_argument("--no-progress", action="store_true")
     b = sub.add_parser(
         "backtest", parents=[dd], help="backtest a trained run or a baseline strategy, with an HTML tearsheet",
         description="Rolls out the run's deterministic policy over a split (full period) next to the baselines "
@@ -196,7 +235,7 @@ def cmd_train(args) -> int:
         cfg = _resume_cfg(out, args.steps)
     else:
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
-                             seed=args.seed, data=args.data)
+                             seed=args.seed, data=args.data, break_strength=args.break_strength)
     try:
         agent, out = train(cfg, out=out, resume=args.resume, progress=not args.no_progress)
     except TrainingDiverged as e:
@@ -289,7 +328,66 @@ def cmd_data(args) -> int:
     raise AssertionError(args.data_command)
 
 
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def cmd_symmetry_env(args) -> int:
+    from .envs.dmc import MAX_TILT_DEG, make, symmetry_check
+
+    rows = []
+    for b in _floats(args.breaks, "--break"):
+        env = make(args.env, break_strength=b)
+        r = symmetry_check(env, n_states=args.states, seed=args.seed)
+        rows.append({"break": b, "tilt °": MAX_TILT_DEG * b, "ε_P (mean rel.)": r["eps_P"], "ε_P max |Δ|": r["eps_P_max"],
+                     "ε_R (mean |Δr|)": r["eps_R"], "ε_R max": r["eps_R_max"], "pairs (s, g)": r["pairs"]})
+    print(f"declared symmetry of {args.env}: {env.symmetry}")
+    print(f"checked on the simulator: {args.states} states from a random policy, every g != e, one env step "
+          f"({env.action_repeat} control steps)")
+    with pd.option_context("display.width", 160):
+        print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    exact = rows[0]["break"] == 0 and rows[0]["ε_P max |Δ|"] < 1e-6 and rows[0]["ε_R max"] < 1e-6
+    if rows[0]["break"] == 0:
+        print("break 0: " + ("exact to machine precision" if exact else "NOT exact: the declared symmetry is wrong"))
+    return 0
+
+
+def cmd_dmc(args) -> int:
+    from pathlib import Path
+
+    from .agents.suite import QUICK, SuiteConfig, run_suite
+
+    kw = dict(QUICK) if args.quick else {}
+    if args.domains:
+        kw["domains"] = [d.strip() for d in args.domains.split(",") if d.strip()]
+    if args.agents:
+        kw["agents"] = [a.strip() for a in args.agents.split(",") if a.strip()]
+    if args.breaks:
+        kw["breaks"] = _floats(args.breaks, "--break")
+    if args.obs_noise:
+        kw["obs_noise"] = _floats(args.obs_noise, "--obs-noise")
+    for name in ("steps", "seeds", "eval_episodes", "jobs"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    sc = SuiteConfig(**kw)
+    out = Path(args.out or ("runs/dmc-quick" if args.quick else "runs/dmc"))
+    try:
+        _, table = run_suite(sc, out, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"eqtrade dmc: interrupted; give the same command again to resume ({out})", file=sys.stderr)
+        return 130
+    print(table.to_markdown(index=False, floatfmt=".2f"))
+    print(f"\nresults: {out}/summary.md, {out}/results.csv; learning curves: "
+          + ", ".join(str(p) for p in sorted(out.glob("curves-*.png"))))
+    return 0
+
+
 def cmd_symmetry(args) -> int:
+    if args.env:
+        return cmd_symmetry_env(args)
     from .envs.market import split_range
     from .symmetry.gap import reflection_gap
 
@@ -316,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import DataError
 
     handlers = {"fetch": cmd_fetch, "data": cmd_data, "symmetry": cmd_symmetry, "train": cmd_train,
+                "dmc": cmd_dmc,
                 "backtest": cmd_backtest, "compare": cmd_compare}
     try:
         return handlers[args.command](args)

@@ -71,7 +71,7 @@ def dump_toml(cfg: dict) -> str:
 
 def resolve_config(config: str | Path | None = None, agent: str | None = None, algo: str | None = None,
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
-                   data: str | None = None) -> dict:
+                   data: str | None = None, break_strength: float | None = None) -> dict:
     """The full run config: defaults, then the TOML file, then the command-line values."""
     cfg = copy.deepcopy(BASE)
     file_cfg = load_toml(config) if config else {}
@@ -90,6 +90,10 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         cfg["agent"]["seed"] = int(seed)
     if data:
         cfg["env"]["prices"] = data
+    if break_strength is not None:
+        if not cfg["run"]["env"].startswith("dmc/"):
+            raise ValueError(f"--break applies to dm_control envs (dmc/...), not {cfg['run']['env']!r}")
+        cfg["env"]["break_strength"] = float(break_strength)
     probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
     from gymnasium import spaces
 

@@ -164,10 +164,18 @@ def _tearsheet(returns: pd.Series, benchmark: pd.Series | None, path: Path, titl
 
 
 # -- compare ---------------------------------------------------------------------------------------
+def mean_ci(x) -> tuple[float, float]:
+    """Mean and half-width of its 95% Student-t interval over seeds (NaN for one seed)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return float(x.mean()), float(half)
+
+
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, total return, for every observation-noise level."""
-    from scipy import stats
 
     rows, curves, base = [], {}, None
     for noise in obs_noises:
@@ -184,10 +192,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
     for (fam, noise), g in per_run.groupby(["family", "obs_noise"], sort=False):
         row = {"family": fam, "obs_noise": noise, "seeds": len(g)}
         for k in ["Sharpe", "CAGR", "Max drawdown", "Total return"]:
-            x = g[k].to_numpy()
-            half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
-            row[k] = x.mean()
-            row[f"{k} ±95%"] = half
+            row[k], row[f"{k} ±95%"] = mean_ci(g[k].to_numpy())
         summary.append(row)
     summary = pd.DataFrame(summary)
     if base:

@@ -3,6 +3,8 @@
 from .core import Symmetry, check_representation
 from .library import (
     SYMMETRIES,
+    acrobot_reflection,
+    ball_in_cup_reflection,
     cartpole_discrete_reflection,
     cartpole_reflection,
     get_symmetry,
@@ -16,5 +18,5 @@ from .library import (
 __all__ = [
     "Symmetry", "check_representation", "SYMMETRIES", "get_symmetry", "single_asset_reflection",
     "portfolio_reflection", "cartpole_reflection", "cartpole_discrete_reflection", "pendulum_reflection",
-    "planar_rotation", "image_symmetry",
+    "planar_rotation", "image_symmetry", "acrobot_reflection", "ball_in_cup_reflection",
 ]

@@ -52,6 +52,26 @@ def pendulum_reflection() -> Symmetry:
     )
 
 
+def acrobot_reflection() -> Symmetry:
+    """C2 for dm_control acrobot: obs [sin θ1, sin θ2, cos θ1, cos θ2, θ̇1, θ̇2] (world-frame link
+    orientations); sines and velocities negate, the elbow torque negates."""
+    return Symmetry(
+        "acrobot-reflection", "C", 2, obs_reps=(("sign", 2), ("trivial", 2), ("sign", 2)),
+        action_reps=(("sign", 1),),
+        description="mirror about the vertical: both angles, velocities and the torque negate", exact=True,
+    )
+
+
+def ball_in_cup_reflection() -> Symmetry:
+    """C2 for dm_control ball_in_cup: obs [cup x, cup z, ball x, ball z, velocities in the same
+    order]; x components negate, z components stay; the action (x force, z force) likewise."""
+    xz = (("sign", 1), ("trivial", 1))
+    return Symmetry(
+        "ball-in-cup-reflection", "C", 2, obs_reps=xz * 4, action_reps=xz,
+        description="mirror x -> -x: horizontal positions, velocities and force negate", exact=True,
+    )
+
+
 def planar_rotation(n: int = 4, dihedral: bool = False) -> Symmetry:
     """C_N (or D_N) of the plane for reacher-style states.
 
@@ -86,6 +106,8 @@ SYMMETRIES: dict[str, Callable[..., Symmetry]] = {
     "cartpole-reflection": cartpole_reflection,
     "cartpole-discrete-reflection": cartpole_discrete_reflection,
     "pendulum-reflection": pendulum_reflection,
+    "acrobot-reflection": acrobot_reflection,
+    "ball-in-cup-reflection": ball_in_cup_reflection,
     "planar-rotation": planar_rotation,
     "planar-dihedral": lambda n=4: planar_rotation(n, dihedral=True),
     "image-rotation": image_symmetry,

@@ -1,0 +1,253 @@
+"""`eqtrade dmc`: the continuous-control sanity suite. SAC with plain / exact / relaxed networks on
+dm_control tasks, exact and symmetry-broken, several seeds, in parallel processes; then a table of
+final returns (mean ± 95% t-interval over seeds), returns under test-time observation noise, and
+learning curves.
+
+Layout of OUT/: DOMAIN/break-S/FAMILY-sSEED/ (a normal run directory: config.toml, checkpoint.pt,
+metrics.csv, learning_curve.png, and result.json once evaluated), results.csv (one row per run
+and noise level), summary.csv / summary.md (the table), curves-DOMAIN.png. A run whose
+result.json exists is not redone, and one with a checkpoint is resumed, so an interrupted suite
+continues where it stopped when the same command is given again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FAMILIES = ("plain", "exact", "relaxed")
+
+
+@dataclass
+class SuiteConfig:
+    """One suite: every domain x break x family x seed is a SAC run of `steps` env steps."""
+
+    domains: list = field(default_factory=lambda: ["cartpole-swingup"])
+    agents: list = field(default_factory=lambda: list(FAMILIES))
+    breaks: list = field(default_factory=lambda: [0.0, 0.5])
+    steps: int = 12_500  # env (agent) steps; frames = steps x action_repeat (cartpole: 8 -> 100k frames)
+    seeds: int = 3
+    obs_noise: list = field(default_factory=lambda: [0.0, 0.05, 0.1])
+    eval_episodes: int = 5  # final evaluation, per noise level
+    jobs: int = 0  # parallel processes; 0 = one per core
+    hidden: list = field(default_factory=lambda: [256, 256])
+    learning_starts: int = 1000
+    eval_every: int = 1250
+    curve_episodes: int = 3  # evaluation episodes at each point of the learning curve
+    lr: float = 3e-4
+    alpha_init: float = 0.1
+    reg_coef: float = 1e-3
+    batch_size: int = 256
+
+    def __post_init__(self):
+        from ..envs.dmc import parse_env_id
+
+        self.domains = [d.removeprefix("dmc/") for d in self.domains]
+        for d in self.domains:
+            parse_env_id(d)
+        bad = [a for a in self.agents if a not in FAMILIES]
+        if bad:
+            raise ValueError(f"unknown agent famil{'ies' if len(bad) > 1 else 'y'} {bad}; use {', '.join(FAMILIES)}")
+        for b in self.breaks:
+            if not 0.0 <= float(b) <= 1.0:
+                raise ValueError(f"--break values must lie in [0, 1], got {b}")
+        for s in self.obs_noise:
+            if float(s) < 0:
+                raise ValueError(f"--obs-noise values must be >= 0, got {s}")
+        if self.steps <= self.learning_starts:
+            raise ValueError(f"--steps {self.steps} must exceed learning_starts {self.learning_starts}")
+        if self.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+
+
+#: `--quick`: a smoke check that finishes in a few minutes on 2 cores
+QUICK = dict(domains=["cartpole-swingup"], breaks=[0.0, 0.5], steps=1500, seeds=1, obs_noise=[0.0, 0.1],
+             eval_episodes=2, hidden=[64, 64], learning_starts=250, eval_every=500, curve_episodes=1)
+
+
+def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int) -> dict:
+    """The `eqtrade train` config of one run of the suite."""
+    return {
+        "run": {"algo": "sac", "env": f"dmc/{domain}", "steps": sc.steps},
+        "env": {"break_strength": float(brk)},
+        "eval_env": {},
+        "agent": {"family": family, "seed": seed, "hidden": list(sc.hidden), "reg_coef": sc.reg_coef,
+                  "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
+                  "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
+                  "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "alpha_init": sc.alpha_init,
+                  "batch_size": sc.batch_size},
+    }
+
+
+def run_dir(out: Path, domain: str, brk: float, family: str, seed: int) -> Path:
+    return Path(out) / domain / f"break-{float(brk):g}" / f"{family}-s{seed}"
+
+
+def evaluate_with_noise(agent, env, episodes: int, sigma: float, seed: int = 20_000) -> float:
+    """Mean return of the deterministic policy with N(0, σ²) noise added to every observation
+    entry the agent sees (the environment itself is unchanged)."""
+    rng = np.random.default_rng(seed)
+    total = 0.0
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        done = False
+        while not done:
+            seen = obs + sigma * rng.standard_normal(obs.shape) if sigma > 0 else obs
+            obs, r, term, trunc, _ = env.step(agent.act(seen, explore=False))
+            total += float(r)
+            done = term or trunc
+    return total / episodes
+
+
+def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress: bool = False) -> dict:
+    """Train (or resume, or reuse) one run, then evaluate it under each noise level."""
+    from .train import dump_toml, train
+
+    out = Path(out)
+    res_path = out / "result.json"
+    if res_path.exists():
+        res = json.loads(res_path.read_text())
+        if res["steps"] == cfg["run"]["steps"]:
+            return res  # finished with this budget: reused
+    t0 = time.time()
+    resume = (out / "checkpoint.pt").exists()  # interrupted, or a larger budget now: continue it
+    agent, _ = train(cfg, out=out, resume=resume, progress=progress)
+    if agent.step != cfg["run"]["steps"]:
+        raise ValueError(f"{out} holds a run of {agent.step} steps, more than --steps {cfg['run']['steps']}; "
+                         "use another --out")
+    train_s = time.time() - t0
+    env = agent.eval_env or agent.env
+    repeat = env.unwrapped.action_repeat
+    returns = {f"{s:g}": evaluate_with_noise(agent, env, eval_episodes, float(s)) for s in obs_noise}
+    curve = [(int(m["step"]) * repeat, float(m["eval_return"])) for m in agent.metrics if "eval_return" in m]
+    a = cfg["agent"]
+    res = {"domain": cfg["run"]["env"].removeprefix("dmc/"), "break": cfg["env"]["break_strength"],
+           "family": a["family"], "seed": a["seed"], "steps": agent.step, "frames": agent.step * repeat,
+           "returns": returns, "curve": curve, "equivariance_error": agent.equivariance_error(),
+           "train_seconds": train_s, "resumed": resume}
+    from ..data._atomic import atomic_write_bytes
+
+    atomic_write_bytes(res_path, json.dumps(res, indent=1).encode())
+    atomic_write_bytes(out / "suite_run.toml", dump_toml(cfg).encode())
+    return res
+
+
+def _init_worker() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def _run_job(args):
+    _init_worker()
+    return run_one(*args)
+
+
+def run_suite(sc: SuiteConfig, out: Path, progress: bool = True):
+    """Every combination, in parallel processes (`jobs`), then `summarise`: (results, table)."""
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.json").write_text(json.dumps(asdict(sc), indent=1))
+    jobs = [(run_config(sc, d, b, f, s), run_dir(out, d, b, f, s), list(sc.obs_noise), sc.eval_episodes)
+            for d in sc.domains for b in sc.breaks for s in range(sc.seeds) for f in sc.agents]
+    n_jobs = sc.jobs or os.cpu_count() or 1
+    results = []
+    bar = tqdm(total=len(jobs), desc="dmc suite", unit="run", disable=not progress, dynamic_ncols=True)
+    try:
+        if n_jobs == 1:
+            for job in jobs:
+                results.append(run_one(*job, progress=progress))
+                bar.update(1)
+        else:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(_run_job, job): job for job in jobs}
+                for fut in as_completed(futures):
+                    r = fut.result()
+                    results.append(r)
+                    bar.set_postfix_str(f"{r['domain']} break {r['break']:g} {r['family']} s{r['seed']}: "
+                                        f"{r['returns'][min(r['returns'], key=float)]:.1f}")
+                    bar.update(1)
+    finally:
+        bar.close()
+    return results, summarise(results, out)
+
+
+def summarise(results: list[dict], out: Path):
+    """results.csv, summary.csv/.md (mean ± 95% interval per domain x break x family, one
+    column per noise level) and one learning-curve PNG per domain."""
+    import pandas as pd
+
+    from ..backtest.report import mean_ci
+    from ..data._atomic import atomic_write_bytes
+
+    rows = [{"domain": r["domain"], "break": r["break"], "family": r["family"], "seed": r["seed"],
+             "frames": r["frames"], "obs_noise": float(s), "return": v, "train_seconds": r["train_seconds"],
+             "equivariance_error": r["equivariance_error"]}
+            for r in results for s, v in r["returns"].items()]
+    df = pd.DataFrame(rows).sort_values(["domain", "break", "family", "seed", "obs_noise"])
+    atomic_write_bytes(out / "results.csv", df.to_csv(index=False).encode())
+    summary = []
+    order = {f: i for i, f in enumerate(FAMILIES)}
+    for (dom, brk, fam), g in df.groupby(["domain", "break", "family"]):
+        row = {"domain": dom, "break": brk, "family": fam, "seeds": g["seed"].nunique(), "frames": int(g["frames"].max())}
+        for s, gs in g.groupby("obs_noise"):
+            m, h = mean_ci(gs["return"])
+            row[f"return σ={s:g}"] = f"{m:.1f} ± {h:.1f}" if np.isfinite(h) else f"{m:.1f}"
+            row[f"mean σ={s:g}"], row[f"ci σ={s:g}"] = m, h
+        row["train min/run"] = g.groupby("seed")["train_seconds"].first().mean() / 60
+        summary.append(row)
+    summary = pd.DataFrame(summary)
+    summary = summary.sort_values(["domain", "break", "family"], key=lambda c: c.map(order) if c.name == "family" else c)
+    atomic_write_bytes(out / "summary.csv", summary.to_csv(index=False).encode())
+    shown = [c for c in summary.columns if not c.startswith(("mean ", "ci "))]
+    text = summary[shown].to_markdown(index=False, floatfmt=".2f")
+    atomic_write_bytes(out / "summary.md", (text + "\n").encode())
+    for dom in df["domain"].unique():
+        plot_curves([r for r in results if r["domain"] == dom], out / f"curves-{dom}.png", dom)
+    return summary[shown]
+
+
+def plot_curves(results: list[dict], png: Path, title: str) -> None:
+    """Evaluation return against frames: one panel per break strength, one line per family
+    (mean over seeds, shaded min..max)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    breaks = sorted({r["break"] for r in results})
+    fig, axes = plt.subplots(1, len(breaks), figsize=(5.5 * len(breaks), 4), squeeze=False, sharey=True)
+    for ax, b in zip(axes[0], breaks):
+        for i, fam in enumerate(FAMILIES):
+            runs = [r["curve"] for r in results if r["break"] == b and r["family"] == fam and r["curve"]]
+            if not runs:
+                continue
+            n = min(len(c) for c in runs)
+            x = np.array([p[0] for p in runs[0][:n]])
+            y = np.array([[p[1] for p in c[:n]] for c in runs])
+            ax.plot(x, y.mean(0), "o-", ms=3, color=f"C{i}", label=f"{fam} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+            if len(runs) > 1:
+                ax.fill_between(x, y.min(0), y.max(0), color=f"C{i}", alpha=0.15)
+        ax.set_title(f"{title}, break {b:g}" + (" (exact symmetry)" if b == 0 else ""))
+        ax.set_xlabel("environment frames")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+    axes[0][0].set_ylabel("evaluation return")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,186 @@
+"""dm_control domains: declared symmetries checked on the simulator, broken variants, the gymnasium
+API, pickling, and the `eqtrade dmc` suite end to end."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import eqtrade  # noqa: F401  (registers the ids)
+from eqtrade.cli import main
+from eqtrade.envs.dmc import DOMAINS, ENV_IDS, DMCEnv, make, parse_env_id, symmetry_check
+
+VARIANTS = [pytest.param(eid, {}, id=eid) for eid in ENV_IDS] + [
+    pytest.param("dmc/reacher-easy", {"dihedral": True}, id="reacher-D4"),
+    pytest.param("dmc/reacher-easy", {"rotations": 6}, id="reacher-C6"),
+]
+
+
+@pytest.mark.parametrize("env_id,kw", VARIANTS)
+def test_declared_symmetry_is_exact_on_the_simulator(env_id, kw):
+    env = make(env_id, **kw)
+    r = symmetry_check(env, n_states=12, seed=1)
+    assert r["pairs"] == 12 * (env.symmetry.order - 1)
+    assert r["eps_P_max"] < 1e-6 and r["eps_R_max"] < 1e-6, r
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_broken_variant_is_measurably_asymmetric_and_grows_with_strength(env_id):
+    eps = [symmetry_check(make(env_id, break_strength=s), n_states=12, seed=1)["eps_P"] for s in (0.0, 0.3, 1.0)]
+    assert eps[1] > 1e-3, eps
+    assert eps[2] > eps[1] > eps[0], eps
+
+
+def test_the_check_catches_a_wrongly_declared_symmetry(monkeypatch):
+    # not vacuous: if g did not act on the physical state, the check reports a large error
+    env = make("dmc/cartpole-swingup")
+    monkeypatch.setattr(env, "transform_state", lambda st, g: {k: v.copy() for k, v in st.items()})
+    assert symmetry_check(env, n_states=8)["eps_P"] > 0.1
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_gymnasium_api(env_id):
+    env = gym.make(env_id)
+    check_env(env.unwrapped, skip_render_check=True)
+    u = env.unwrapped
+    assert u.observation_space.shape == (u.symmetry.obs_dim,)
+    assert u.action_space.shape == (u.symmetry.action_dim,)
+    obs, _ = env.reset(seed=7)
+    assert u.observation_space.contains(obs)
+    np.testing.assert_array_equal(obs, gym.make(env_id).reset(seed=7)[0])  # seeded resets reproduce
+
+
+def test_episode_length_frames_and_truncation():
+    env = make("dmc/cartpole-swingup", action_repeat=10)
+    env.reset(seed=0)
+    n, frames, term, trunc = 0, 0, False, False
+    while not (term or trunc):
+        _, r, term, trunc, info = env.step(np.zeros(1))
+        n += 1
+        frames += info["frames"]
+        assert 0.0 <= r <= 10.0  # dm_control rewards lie in [0, 1] per frame
+    assert (n, frames, term, trunc) == (100, 1000, False, True)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(1))
+
+
+def test_bad_inputs_get_clear_errors():
+    env = make("dmc/ball_in_cup-catch")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        env.step(np.zeros(3))
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.array([np.nan, 0.0]))
+    with pytest.raises(ValueError, match=r"\[0, 1\].*1.5"):
+        make("dmc/cartpole-swingup", break_strength=1.5)
+    with pytest.raises(ValueError, match="unknown dm_control task.*known"):
+        parse_env_id("dmc/cheetah-run")
+    with pytest.raises(ValueError, match="action_repeat"):
+        DMCEnv("pendulum", "swingup", action_repeat=0)
+
+
+def test_break_tilts_gravity_and_leaves_strength_zero_unchanged():
+    g0 = make("dmc/acrobot-swingup").physics.model.opt.gravity.copy()
+    np.testing.assert_allclose(g0, [0, 0, -9.81])
+    g1 = make("dmc/acrobot-swingup", break_strength=1.0).physics.model.opt.gravity
+    np.testing.assert_allclose(np.rad2deg(np.arctan2(g1[0], -g1[2])), 30.0)
+    np.testing.assert_allclose(np.linalg.norm(g1), 9.81)
+
+
+def test_pickled_env_continues_identically():
+    env = make("dmc/reacher-easy", break_strength=0.5)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        env.step(rng.uniform(-1, 1, 2))
+    clone = pickle.loads(pickle.dumps(env))
+    acts = rng.uniform(-1, 1, (40, 2))
+    a = [env.step(x)[:2] for x in acts]
+    b = [clone.step(x)[:2] for x in acts]
+    for (oa, ra), (ob, rb) in zip(a, b):
+        np.testing.assert_array_equal(oa, ob)
+        assert ra == rb
+    # the next episode's random start is the same too
+    np.testing.assert_array_equal(env.reset()[0], clone.reset()[0])
+
+
+def test_every_domain_declares_a_layout_matching_its_symmetry():
+    for name, spec in DOMAINS.items():
+        env = DMCEnv(name, spec.tasks[0])
+        assert env.symmetry.obs_dim == env.observation_space.shape[0]
+        assert spec.layout.count(",") + 1 >= 3
+
+
+# -- the suite ----------------------------------------------------------------------------------
+TINY = dict(domains=["cartpole-swingup"], breaks=[0.0, 0.5], steps=100, seeds=1, obs_noise=[0.0, 0.1],
+            eval_episodes=1, hidden=[16, 16], learning_starts=50, eval_every=50, curve_episodes=1, jobs=1)
+
+
+def test_suite_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):
+    from eqtrade.agents import suite
+
+    monkeypatch.setattr(suite, "QUICK", TINY)
+    out = tmp_path / "dmc"
+    assert main(["dmc", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "return σ=0.1" in printed and "curves-cartpole-swingup.png" in printed
+    results = list(out.rglob("result.json"))
+    assert len(results) == 6  # 2 breaks x 3 families x 1 seed
+    r = json.loads(results[0].read_text())
+    assert r["frames"] == 100 * 8 and set(r["returns"]) == {"0", "0.1"}
+    assert [p[0] for p in r["curve"]] == [400, 800]
+    assert (out / "curves-cartpole-swingup.png").stat().st_size > 10_000
+    import pandas as pd
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 6 and set(summary["family"]) == {"plain", "exact", "relaxed"}
+    assert set(summary["break"]) == {0.0, 0.5}
+    # the same command again reuses every finished run (nothing is retrained)
+    stamps = {p: p.stat().st_mtime_ns for p in results}
+    assert main(["dmc", "--quick", "--out", str(out), "--no-progress"]) == 0
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+
+
+def test_suite_resumes_an_interrupted_run_and_runs_in_parallel(tmp_path):
+    from eqtrade.agents.suite import SuiteConfig, run_config, run_dir, run_suite
+    from eqtrade.agents.train import train
+
+    sc = SuiteConfig(**dict(TINY, agents=["plain"], jobs=2))
+    # a run that stopped half-way (its checkpoint at step 50) is continued, not restarted
+    cfg = run_config(sc, "cartpole-swingup", 0.0, "plain", 0)
+    half = dict(cfg, run=dict(cfg["run"], steps=50))
+    train(half, out=run_dir(tmp_path, "cartpole-swingup", 0.0, "plain", 0), progress=False)
+    results, table = run_suite(sc, tmp_path, progress=False)
+    assert sorted(r["resumed"] for r in results) == [False, True]
+    assert all(r["steps"] == 100 for r in results)
+    assert len(table) == 2
+
+
+def test_suite_rejects_bad_options():
+    from eqtrade.agents.suite import SuiteConfig
+
+    with pytest.raises(ValueError, match="unknown agent family"):
+        SuiteConfig(agents=["plain", "fancy"])
+    with pytest.raises(ValueError, match="break"):
+        SuiteConfig(breaks=[0, 2])
+    with pytest.raises(ValueError, match="unknown dm_control task"):
+        SuiteConfig(domains=["walker-walk"])
+
+
+def test_train_cli_on_a_broken_dmc_task(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--env", "dmc/pendulum-swingup", "--break", "0.5", "--agent", "relaxed", "--steps", "60",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert 'break_strength = 0.5' in (out / "config.toml").read_text()
+    assert main(["train", "--env", "portfolio", "--break", "0.5", "--steps", "10", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_symmetry_cli_on_the_simulator(capsys):
+    assert main(["symmetry", "--env", "dmc/pendulum-swingup", "--break", "0,1", "--states", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "exact to machine precision" in out and "pendulum-reflection" in out
