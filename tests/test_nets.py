@@ -223,6 +223,36 @@ def test_exact_param_formula_matches_escnn():
     assert param_count(m) == exact_param_count(rin, rout, (3, 5))
 
 
+@pytest.mark.parametrize("sym", [cartpole_reflection(), planar_rotation(4), planar_rotation(4, dihedral=True),
+                                 planar_rotation(3)], ids=lambda s: s.name)
+def test_frobenius_layers_span_exactly_escnn_linear(sym):
+    """The default input/output layers are the same model as escnn.nn.Linear: every map escnn's
+    basis produces is reproduced exactly by RegularLift/RegularProject (same dimension, so the
+    spaces are equal), and both have the same parameter count."""
+    from eqtrade.nn.exact import EscnnMLP, _regular_slots
+
+    rin, rout = obs_rep(sym), action_rep(sym) + trivial_rep(sym, 2)
+    ref = EscnnMLP(rin, rout, (3, 5), layers="escnn")
+    ours = EscnnMLP(rin, rout, (3, 5))
+    assert param_count(ours) == param_count(ref)
+    with torch.no_grad():
+        for lay in (ref.lift, ref.project):
+            lay.weights.normal_()
+        W0, b0 = ref.lift.expand_parameters()  # [C·G, d_in]
+        W1, b1 = ref.project.expand_parameters()  # [d_out, C·G]
+        s0 = int(np.argmin([np.abs(r - np.eye(len(r))).sum() for r in _regular_slots(sym.group, rin)]))  # identity slot
+        G = sym.order
+        ours.lift.weight.copy_(W0.T.reshape(rin.dim, 3, G)[:, :, s0])  # w_c = K[:, c, e]
+        ours.lift.bias.copy_(b0.reshape(3, G)[:, 0])
+        ours.project.weight.copy_(W1.T.reshape(5, G, rout.dim)[:, s0, :])
+        ours.project.bias.copy_(torch.linalg.lstsq(ours.project.bias_basis, b1[:, None]).solution[:, 0])
+        K0, c0 = ours.lift.matrix()
+        K1, c1 = ours.project.matrix()
+    for a, b in ((K0, W0.T), (c0, b0), (K1, W1.T), (c1, b1)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert W0.abs().max() > 0.1 and W1.abs().max() > 0.1  # not a trivially zero comparison
+
+
 def test_clear_errors_on_mismatched_spaces():
     sym = cartpole_reflection()
     with pytest.raises(ValueError, match="5-dim observations.*has 4"):

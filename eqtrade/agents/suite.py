@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -149,13 +148,31 @@ def _init_worker() -> None:
     logging.getLogger("absl").setLevel(logging.ERROR)
 
 
-def _run_job(args):
+def _child(job) -> None:
+    """One run in its own process. It leaves the terminal's process group, so that Ctrl-C reaches
+    the parent only, which forwards exactly one SIGINT (a second one would stop mid-step)."""
+    import sys
+    import traceback
+
+    os.setpgrp()
     _init_worker()
-    return run_one(*args)
+    try:
+        run_one(*job)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
 
 
 def run_suite(sc: SuiteConfig, out: Path, progress: bool = True):
-    """Every combination, in parallel processes (`jobs`), then `summarise`: (results, table)."""
+    """Every combination, `jobs` processes at a time, then `summarise`: (results, table).
+
+    Ctrl-C: every running run saves its checkpoint at a step boundary and the suite stops; the
+    same call again reuses finished runs and resumes the interrupted ones."""
+    import multiprocessing as mp
+    import signal
+
     from tqdm.auto import tqdm
 
     out = Path(out)
@@ -164,26 +181,48 @@ def run_suite(sc: SuiteConfig, out: Path, progress: bool = True):
     jobs = [(run_config(sc, d, b, f, s), run_dir(out, d, b, f, s), list(sc.obs_noise), sc.eval_episodes)
             for d in sc.domains for b in sc.breaks for s in range(sc.seeds) for f in sc.agents]
     n_jobs = sc.jobs or os.cpu_count() or 1
-    results = []
+    results, failed = [], []
     bar = tqdm(total=len(jobs), desc="dmc suite", unit="run", disable=not progress, dynamic_ncols=True)
+
+    def done(r):
+        results.append(r)
+        bar.set_postfix_str(f"{r['domain']} break {r['break']:g} {r['family']} s{r['seed']}: "
+                            f"{r['returns'][min(r['returns'], key=float)]:.1f}")
+        bar.update(1)
+
     try:
         if n_jobs == 1:
             for job in jobs:
-                results.append(run_one(*job, progress=progress))
-                bar.update(1)
+                done(run_one(*job, progress=progress))
         else:
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn")) as pool:
-                futures = {pool.submit(_run_job, job): job for job in jobs}
-                for fut in as_completed(futures):
-                    r = fut.result()
-                    results.append(r)
-                    bar.set_postfix_str(f"{r['domain']} break {r['break']:g} {r['family']} s{r['seed']}: "
-                                        f"{r['returns'][min(r['returns'], key=float)]:.1f}")
-                    bar.update(1)
+            ctx = mp.get_context("spawn")
+            pending, running = list(jobs), {}
+            try:
+                while pending or running:
+                    while pending and len(running) < n_jobs:
+                        job = pending.pop(0)
+                        proc = ctx.Process(target=_child, args=(job,), daemon=False)
+                        proc.start()
+                        running[proc] = job
+                    time.sleep(0.2)
+                    for proc in [p for p in running if not p.is_alive()]:
+                        job = running.pop(proc)
+                        proc.join()
+                        if proc.exitcode == 0:
+                            done(json.loads((Path(job[1]) / "result.json").read_text()))
+                        else:
+                            failed.append(f"{job[1]} (exit code {proc.exitcode})")
+            except KeyboardInterrupt:
+                for proc in running:
+                    if proc.is_alive():
+                        os.kill(proc.pid, signal.SIGINT)
+                for proc in running:
+                    proc.join()
+                raise
     finally:
         bar.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed (see the tracebacks above): {', '.join(failed)}")
     return results, summarise(results, out)
 
 

@@ -1,8 +1,10 @@
 """Exactly equivariant networks built with escnn on `no_base_space(G)`: regular hidden fields
 with pointwise ReLU (equivariant on regular fields).
 
-- The input layer (ρ_obs -> regular fields) and the output layer (regular fields -> ρ_out) are
-  `escnn.nn.Linear` maps in escnn's equivariant basis.
+- The input layer (ρ_obs -> regular fields) and the output layer (regular fields -> ρ_out) span
+  the same spaces as `escnn.nn.Linear` between those escnn field types, parametrised by
+  Frobenius reciprocity (one vector per regular field) so that the forward is one plain matmul
+  (`RegularLift`, `RegularProject`; `layers="escnn"` uses escnn.nn.Linear itself).
 - Hidden layers (regular -> regular fields) are group convolutions computed in the Fourier
   basis of escnn's regular representation (its irreps and change of basis): there every
   equivariant map is block diagonal by irrep (Schur), so the layer costs Σ_ψ d_ψ³ C² instead
@@ -14,7 +16,9 @@ Other overhead removed (measured in bench/bench_nets.py): escnn wraps every acti
 GeometricTensor and type-checks it, and its `generalized_he_init` loops over the basis in
 Python (seconds for a 660-dim portfolio input). Here the forward is plain `F.linear` + `relu`,
 and initialisation rescales random coefficients so each layer's matrix has the scale of a
-plain `nn.Linear`. In eval mode the escnn layers' expanded matrices are cached.
+plain `nn.Linear`. escnn.nn.Linear expands its basis at every training-mode forward (a
+Python-level block loop); on the small state networks of the control tasks that fixed cost
+dominated, so the input/output maps are computed directly (above).
 """
 
 from __future__ import annotations
@@ -116,33 +120,150 @@ class FourierGroupLinear(nn.Module):
         return (y.permute(2, 1, 0) + self.bias[None, :, None]).reshape(N, self.cout * self.G)
 
 
-class EscnnMLP(nn.Module):
-    """ρ_in -> C_1 .. C_k regular fields -> ρ_out, every map an escnn equivariant Linear."""
+def _regular_slots(group, rep: Rep):
+    """ρ(g) for the element g whose copy of the identity basis vector sits at position s of
+    escnn's regular representation (a permutation matrix: ρ_reg(g) e_0 = e_s): [|G|, d, d]."""
+    import numpy as np
 
-    def __init__(self, in_rep: Rep, out_rep: Rep, channels=(64, 64)):
+    reg = group.regular_representation
+    slot = [int(np.argmax(np.abs(reg(g)[:, 0]))) for g in group.elements]
+    return rep.matrices[np.argsort(slot)]
+
+
+class _SparseRho(nn.Module):
+    """The non-zeros of ρ(g_s) for every slot s (ρ is block diagonal by field: sign and trivial
+    fields make it diagonal, a 2-D irrep a 2x2 block), so building a layer's matrix costs
+    O(nnz · C) instead of the dense O(|G| d² C) of an einsum with ρ."""
+
+    def __init__(self, rho):
+        import numpy as np
+
         super().__init__()
-        enn, gspaces = _enn()
+        G, d, _ = rho.shape
+        s, i, j = np.nonzero(np.abs(rho) > 1e-9)
+        rows = s * d + i  # (slot, output component), slot-major
+        order = np.argsort(rows, kind="stable")
+        s, i, j, rows = s[order], i[order], j[order], rows[order]
+        self.G, self.d = G, d
+        self.one_per_row = len(rows) == G * d and bool(np.all(rows == np.arange(G * d)))  # signed permutations
+        self.register_buffer("rows", torch.as_tensor(rows, dtype=torch.long))
+        self.register_buffer("cols", torch.as_tensor(j, dtype=torch.long))
+        self.register_buffer("vals", torch.as_tensor(rho[s, i, j], dtype=torch.float32))
+
+    def apply(self, w: torch.Tensor) -> torch.Tensor:
+        """[G·d, C]: row s·d + i is Σ_j ρ(g_s)[i, j] w[j, :], for w [d, C]."""
+        contrib = w[self.cols] * self.vals[:, None]
+        if self.one_per_row:
+            return contrib
+        return contrib.new_zeros(self.G * self.d, w.shape[1]).index_add_(0, self.rows, contrib)
+
+
+class RegularLift(nn.Module):
+    """Equivariant linear map ρ_in -> C regular fields of escnn's regular representation.
+
+    By Frobenius reciprocity Hom_G(ρ_in, regular) ≅ ρ_in: field c is f_c(x)(g) = (ρ_in(g) w_c)·x
+    for one free vector w_c ∈ R^{d_in} — the same space and parameter count as escnn.nn.Linear's
+    basis between these types (tested against it). The forward builds the [d_in, C·|G|] matrix
+    from the non-zeros of ρ and applies it as a plain linear layer: no per-forward basis expansion.
+    """
+
+    def __init__(self, group, in_rep: Rep, channels: int):
+        super().__init__()
+        import numpy as np
+
+        rho = _regular_slots(group, in_rep)
+        # ρ(g)w = (ρ(g)⁻¹)ᵀ w: the map x -> w·ρ(g)⁻¹x, for any (not only orthogonal) ρ
+        self.rho = _SparseRho(np.linalg.inv(rho).transpose(0, 2, 1))
+        d = in_rep.dim
+        self.channels, self.G, self.d = channels, group.order(), d
+        self.weight = nn.Parameter(torch.empty(d, channels).uniform_(-1 / math.sqrt(d), 1 / math.sqrt(d)))
+        self.bias = nn.Parameter(torch.empty(channels).uniform_(-1 / math.sqrt(d), 1 / math.sqrt(d)))
+
+    def matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K [d_in, C·|G|] channel-major, bias [C·|G|]) of out = x @ K + bias."""
+        K = self.rho.apply(self.weight).view(self.G, self.d, self.channels).permute(1, 2, 0)
+        return K.reshape(self.d, -1), self.bias.repeat_interleave(self.G)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        K, b = self.matrix()
+        return torch.addmm(b, x, K)
+
+
+class RegularProject(nn.Module):
+    """Equivariant linear map C regular fields -> ρ_out: Hom_G(regular, ρ_out) ≅ ρ_out, so
+    out = Σ_c Σ_g ρ_out(g) w_c h_c(g) with one w_c ∈ R^{d_out} per field; the bias lies in the
+    invariant subspace of ρ_out (one parameter per trivial irrep), as in escnn.nn.Linear."""
+
+    def __init__(self, group, out_rep: Rep, channels: int):
+        super().__init__()
+        import numpy as np
+
+        self.rho = _SparseRho(_regular_slots(group, out_rep))
+        d, G = out_rep.dim, group.order()
+        self.channels, self.G, self.d = channels, G, d
+        bound = 1 / math.sqrt(channels * G)
+        self.weight = nn.Parameter(torch.empty(channels, d).uniform_(-bound, bound))
+        u, sv, _ = np.linalg.svd(out_rep.matrices.mean(0))  # projector onto the invariant subspace
+        inv = torch.as_tensor(u[:, sv > 0.5], dtype=torch.float32)
+        self.register_buffer("bias_basis", inv.contiguous())  # [d, k]
+        self.bias = nn.Parameter(torch.empty(inv.shape[1]).uniform_(-bound, bound))
+
+    def matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K [C·|G|, d_out] channel-major rows, bias [d_out]) of out = h @ K + bias."""
+        K = self.rho.apply(self.weight.T).view(self.G, self.d, self.channels).permute(2, 0, 1)
+        return K.reshape(-1, self.d), self.bias_basis @ self.bias
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        K, b = self.matrix()
+        return torch.addmm(b, h, K)
+
+
+class EscnnMLP(nn.Module):
+    """ρ_in -> C_1 .. C_k regular fields -> ρ_out, every map G-equivariant.
+
+    layers="frobenius" (default): input/output maps are `RegularLift` / `RegularProject` (the
+    same spaces as escnn.nn.Linear, no basis expansion per forward); layers="escnn": they are
+    escnn.nn.Linear itself (the reference implementation; slower on small networks).
+    """
+
+    def __init__(self, in_rep: Rep, out_rep: Rep, channels=(64, 64), layers: str = "frobenius"):
+        super().__init__()
+        if layers not in ("frobenius", "escnn"):
+            raise ValueError(f"layers must be 'frobenius' or 'escnn', got {layers!r}")
         G = in_rep.symmetry.group
+        self.layers = layers
+        self.hidden = nn.ModuleList(FourierGroupLinear(G, a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self._cache: list | None = None
+        if layers == "frobenius":
+            self.lift, self.project = RegularLift(G, in_rep, channels[0]), RegularProject(G, out_rep, channels[-1])
+            return
+        enn, gspaces = _enn()
         gs = gspaces.no_base_space(G)
         types = [enn.FieldType(gs, in_rep.escnn_fields())]
         types += [enn.FieldType(gs, [G.regular_representation] * c) for c in channels]
         types.append(enn.FieldType(gs, out_rep.escnn_fields()))
         self.in_type, self.out_type = types[0], types[-1]
         self.lift = enn.Linear(types[0], types[1], initialize=False)
-        self.hidden = nn.ModuleList(FourierGroupLinear(G, a, b) for a, b in zip(channels[:-1], channels[1:]))
         self.project = enn.Linear(types[-2], types[-1], initialize=False)
         for lin in (self.lift, self.project):
             _init_like_plain(lin)
-        self._cache: list | None = None
 
     def train(self, mode: bool = True):
         # escnn's Linear registers extra buffers in eval mode, which changes the state_dict;
         # keep the escnn layers in one mode and cache their expanded matrices here instead.
         self.training = mode
-        self._cache = None if mode else [self.lift.expand_parameters(), self.project.expand_parameters()]
+        for m in self.hidden:
+            m.train(mode)
+        if self.layers == "escnn":
+            self._cache = None if mode else [self.lift.expand_parameters(), self.project.expand_parameters()]
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layers == "frobenius":
+            h = torch.relu(self.lift(x))
+            for layer in self.hidden:
+                h = torch.relu(layer(h))
+            return self.project(h)
         (W0, b0), (W1, b1) = self._cache or (self.lift.expand_parameters(), self.project.expand_parameters())
         h = torch.relu(F.linear(x, W0, b0))
         for layer in self.hidden:

@@ -18,6 +18,9 @@ from .conv import ConvEncoder1d
 from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep
 
 FAMILIES = ("plain", "exact", "relaxed")
+#: input/output layers of the exact family: "frobenius" (default) or "escnn" (escnn.nn.Linear
+#: itself, the reference; bench/bench_nets.py times both)
+EXACT_LAYERS = "frobenius"
 
 
 class PlainMLP(nn.Module):
@@ -118,7 +121,8 @@ def _networks(family, symmetry, obs_dim, extra_in, out_rep_fn, out_dim, hidden, 
         in_rep = in_rep + extra_in[1]()
     out_rep = out_rep_fn()
     ch = tuple(channels) if channels is not None else matched_channels(family, in_rep, out_rep, hidden, banks, target)
-    head = EscnnMLP(in_rep, out_rep, ch) if family == "exact" else RelaxedMLP(in_rep, out_rep, ch, banks=banks)
+    head = (EscnnMLP(in_rep, out_rep, ch, layers=EXACT_LAYERS) if family == "exact"
+            else RelaxedMLP(in_rep, out_rep, ch, banks=banks))
     return enc, head
 
 
