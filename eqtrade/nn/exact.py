@@ -96,6 +96,29 @@ class FourierGroupLinear(nn.Module):
         with torch.no_grad():
             self.bias.uniform_(-1, 1).div_(math.sqrt(in_channels * self.G))
 
+    def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
+        """The same map on group-major features [G, N, C_in] -> [G, N, C_out] (contiguous), the
+        layout EscnnMLP keeps between layers: the Fourier transforms are then plain [G, G]
+        matmuls and 1-D irrep blocks are contiguous [N, C] slices, with no transposes."""
+        G, N = x.shape[0], x.shape[1]
+        xf = (self.to_fourier.T @ x.reshape(G, -1)).view(G, N, self.cin)
+        outs, j = [], 0
+        for (d, m, cplx), W in zip(self.blocks, self.weights):
+            f = xf[j : j + m * d]  # [m·d, N, C], copy-major then component
+            j += m * d
+            if m == 1 and not cplx:  # 1-D real irreps (all irreps of C2)
+                outs.append(f @ W.T)
+            elif cplx:  # d = 2, m = 1: (a + ib)(re + i im)
+                re, im = f[0], f[1]
+                outs.append(torch.stack([re @ W[0].T - im @ W[1].T, re @ W[1].T + im @ W[0].T]))
+            else:  # m copies of a d-dim real irrep: one matrix over (channel, copy) per component
+                fm = f.reshape(m, d, N, self.cin).permute(1, 2, 3, 0).reshape(d, N, self.cin * m)
+                o = (fm @ W.T).view(d, N, self.cout, m).permute(3, 0, 1, 2)
+                outs.append(o.reshape(m * d, N, self.cout))
+        of = torch.cat(outs) if len(outs) > 1 else outs[0]  # [G, N, C_out]
+        y = (self.to_spatial.T @ of.reshape(G, -1)).view(G, N, self.cout)
+        return y + self.bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N = x.shape[0]
         # group axis first: [G, C, N] -> Fourier coefficients [G, C, N]; irrep blocks are slices
@@ -188,6 +211,11 @@ class RegularLift(nn.Module):
         K, b = self.matrix()
         return torch.addmm(b, x, K)
 
+    def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, d_in] -> group-major [G, N, C]: slot s is x @ K_s + bias."""
+        K = self.rho.apply(self.weight).view(self.G, self.d, self.channels)
+        return torch.baddbmm(self.bias.expand(self.G, 1, self.channels), x.expand(self.G, *x.shape), K)
+
 
 class RegularProject(nn.Module):
     """Equivariant linear map C regular fields -> ρ_out: Hom_G(regular, ρ_out) ≅ ρ_out, so
@@ -216,6 +244,11 @@ class RegularProject(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         K, b = self.matrix()
         return torch.addmm(b, h, K)
+
+    def forward_gm(self, h: torch.Tensor) -> torch.Tensor:
+        """Group-major [G, N, C] -> [N, d_out]: Σ_s h_s @ K_s + bias."""
+        K = self.rho.apply(self.weight.T).view(self.G, self.d, self.channels)
+        return torch.bmm(h, K.transpose(1, 2)).sum(0) + self.bias_basis @ self.bias
 
 
 class EscnnMLP(nn.Module):
@@ -259,11 +292,11 @@ class EscnnMLP(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layers == "frobenius":
-            h = torch.relu(self.lift(x))
+        if self.layers == "frobenius":  # group-major features [G, N, C] between layers
+            h = torch.relu(self.lift.forward_gm(x))
             for layer in self.hidden:
-                h = torch.relu(layer(h))
-            return self.project(h)
+                h = torch.relu(layer.forward_gm(h))
+            return self.project.forward_gm(h)
         (W0, b0), (W1, b1) = self._cache or (self.lift.expand_parameters(), self.project.expand_parameters())
         h = torch.relu(F.linear(x, W0, b0))
         for layer in self.hidden:
