@@ -316,3 +316,35 @@ def test_conv1d_rejects_a_symmetry_that_does_not_act_per_day():
     obs, act = spaces_of(sym)
     with pytest.raises(ValueError, match="same representation on every day"):
         build_actor("relaxed", obs, act, sym, encoder={"kind": "conv1d", "window": 2, "n_series": 2, "kernel": 1})
+
+
+GROUPS = [cartpole_reflection(), planar_rotation(3), planar_rotation(4), planar_rotation(4, dihedral=True),
+          planar_rotation(6, dihedral=True)]
+
+
+@pytest.mark.parametrize("sym", GROUPS, ids=lambda s: s.name)
+def test_group_major_fourier_paths_equal_the_dense_channel_major_maps(sym):
+    """The fast forwards (group-major features, hidden maps in the Fourier basis) compute exactly
+    the maps of the dense channel-major kernels, for the exact family and for relaxed layers
+    whose relaxed weights are far from uniform."""
+    from eqtrade.nn.exact import EscnnMLP
+    from eqtrade.nn.relaxed import RelaxedMLP
+
+    rin, rout = obs_rep(sym), action_rep(sym) + trivial_rep(sym, 2)
+    x = torch.randn(11, sym.obs_dim)
+    torch.manual_seed(0)
+    ex = EscnnMLP(rin, rout, (5, 4, 3))
+    K0, b0 = ex.lift.matrix()
+    h = torch.relu(x @ K0 + b0)
+    for layer in ex.hidden:
+        h = torch.relu(layer(h))  # channel-major Fourier layer
+    K1, b1 = ex.project.matrix()
+    torch.testing.assert_close(ex(x), h @ K1 + b1, atol=1e-5, rtol=1e-4)
+    rel = RelaxedMLP(rin, rout, (5, 4, 3), banks=3)
+    with torch.no_grad():
+        for name, p in rel.named_parameters():
+            if "relaxed_weights" in name:
+                p.add_(torch.randn_like(p) * 0.5)
+    rel.fourier = True
+    torch.testing.assert_close(rel(x), rel.net(x), atol=1e-5, rtol=1e-4)
+    assert rel.regularizer() > 0.01  # really relaxed

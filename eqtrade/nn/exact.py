@@ -60,37 +60,65 @@ def _rescale_like_plain(layer, params, fan_in: int) -> None:
         p.mul_(1.0 / math.sqrt(3 * fan_in) / std.clamp_min(1e-12))
 
 
+def fourier_structure(group) -> tuple[torch.Tensor, list]:
+    """escnn's regular representation in its Fourier basis: Q [G, G] (orthogonal; columns
+    grouped by irrep, copy-major then component; spatial = Q · fourier) and the blocks
+    (d, multiplicity, complex-type?) in that order. Every G-equivariant map between regular
+    fields is block diagonal there (Schur): an m x m matrix per real irrep, a complex number
+    per complex-type irrep."""
+    reg = group.regular_representation
+    Q = torch.as_tensor(reg.change_of_basis, dtype=torch.float32)
+    cols: dict[tuple, list[int]] = {}
+    c = 0
+    for irr_id in reg.irreps:
+        d = group.irrep(*irr_id).size
+        cols.setdefault(tuple(irr_id), []).extend(range(c, c + d))
+        c += d
+    blocks = []
+    for irr_id, cc in cols.items():
+        irr = group.irrep(*irr_id)
+        if irr.type not in ("R", "C"):
+            raise NotImplementedError(f"irrep {irr} of quaternionic type")
+        blocks.append((irr.size, len(cc) // irr.size, irr.type == "C"))
+    order = [i for v in cols.values() for i in v]
+    return Q[:, order].contiguous(), blocks
+
+
+def fourier_blocks_gm(xf: torch.Tensor, blocks, weights, cin: int, cout: int) -> torch.Tensor:
+    """Apply block-diagonal Fourier weights to group-major Fourier features [G, N, C_in]."""
+    N = xf.shape[1]
+    outs = []
+    # split, not slicing: a slice's backward writes into a zero tensor of the full size
+    parts = xf.split([m * d for d, m, _ in blocks]) if len(blocks) > 1 else (xf,)
+    for (d, m, cplx), W, f in zip(blocks, weights, parts):  # f: [m·d, N, C], copy-major then component
+        if m == 1 and not cplx:  # 1-D real irreps (all irreps of C2)
+            outs.append(f @ W.T)
+        elif cplx:  # d = 2, m = 1: (a + ib)(re + i im)
+            re, im = f.unbind(0)
+            Wa, Wb = W.unbind(0)
+            outs.append(torch.stack([re @ Wa.T - im @ Wb.T, re @ Wb.T + im @ Wa.T]))
+        else:  # m copies of a d-dim real irrep: one matrix over (channel, copy) per component
+            fm = f.reshape(m, d, N, cin).permute(1, 2, 3, 0).reshape(d, N, cin * m)
+            o = (fm @ W.T).view(d, N, cout, m).permute(3, 0, 1, 2)
+            outs.append(o.reshape(m * d, N, cout))
+    return torch.cat(outs) if len(outs) > 1 else outs[0]
+
+
 class FourierGroupLinear(nn.Module):
     """Exact group convolution between C_in and C_out regular fields ([N, C·|G|], channel-major),
     computed per irrep in the Fourier basis of escnn's regular representation."""
 
     def __init__(self, group, in_channels: int, out_channels: int):
         super().__init__()
-        reg = group.regular_representation
-        Q = torch.as_tensor(reg.change_of_basis, dtype=torch.float32)  # orthogonal: spatial = Q · fourier
-        self.G, self.cin, self.cout = Q.shape[0], in_channels, out_channels
-        cols: dict[tuple, list[int]] = {}
-        c = 0
-        for irr_id in reg.irreps:
-            d = group.irrep(*irr_id).size
-            cols.setdefault(tuple(irr_id), []).extend(range(c, c + d))
-            c += d
-        order = [i for v in cols.values() for i in v]  # Fourier columns grouped by irrep
+        Qo, self.blocks = fourier_structure(group)
+        self.G, self.cin, self.cout = Qo.shape[0], in_channels, out_channels
         # transforms as [G, G] matrices acting on the group axis; grouped columns folded in
-        self.register_buffer("to_fourier", Q[:, order].contiguous())
-        self.register_buffer("to_spatial", Q[:, order].T.contiguous())
-        self.blocks = []  # (d, multiplicity, complex?)
+        self.register_buffer("to_fourier", Qo)
+        self.register_buffer("to_spatial", Qo.T.contiguous())
         self.weights = nn.ParameterList()
-        for irr_id, cc in cols.items():
-            irr = group.irrep(*irr_id)
-            d, m = irr.size, len(cc) // irr.size
-            if irr.type == "C":  # End(ψ) = {aI + bJ}: a complex number per channel pair
-                self.weights.append(nn.Parameter(torch.randn(2, out_channels * m, in_channels * m)))
-            elif irr.type == "R":  # End(ψ) = {aI}
-                self.weights.append(nn.Parameter(torch.randn(out_channels * m, in_channels * m)))
-            else:
-                raise NotImplementedError(f"irrep {irr} of quaternionic type")
-            self.blocks.append((d, m, irr.type == "C"))
+        for d, m, cplx in self.blocks:
+            shape = (2, out_channels * m, in_channels * m) if cplx else (out_channels * m, in_channels * m)
+            self.weights.append(nn.Parameter(torch.randn(*shape)))
         self.bias = nn.Parameter(torch.zeros(out_channels))
         _rescale_like_plain(self, list(self.weights), in_channels * self.G)
         with torch.no_grad():
@@ -102,22 +130,8 @@ class FourierGroupLinear(nn.Module):
         matmuls and 1-D irrep blocks are contiguous [N, C] slices, with no transposes."""
         G, N = x.shape[0], x.shape[1]
         xf = (self.to_fourier.T @ x.reshape(G, -1)).view(G, N, self.cin)
-        outs, j = [], 0
-        for (d, m, cplx), W in zip(self.blocks, self.weights):
-            f = xf[j : j + m * d]  # [m·d, N, C], copy-major then component
-            j += m * d
-            if m == 1 and not cplx:  # 1-D real irreps (all irreps of C2)
-                outs.append(f @ W.T)
-            elif cplx:  # d = 2, m = 1: (a + ib)(re + i im)
-                re, im = f[0], f[1]
-                outs.append(torch.stack([re @ W[0].T - im @ W[1].T, re @ W[1].T + im @ W[0].T]))
-            else:  # m copies of a d-dim real irrep: one matrix over (channel, copy) per component
-                fm = f.reshape(m, d, N, self.cin).permute(1, 2, 3, 0).reshape(d, N, self.cin * m)
-                o = (fm @ W.T).view(d, N, self.cout, m).permute(3, 0, 1, 2)
-                outs.append(o.reshape(m * d, N, self.cout))
-        of = torch.cat(outs) if len(outs) > 1 else outs[0]  # [G, N, C_out]
-        y = (self.to_spatial.T @ of.reshape(G, -1)).view(G, N, self.cout)
-        return y + self.bias
+        of = fourier_blocks_gm(xf, self.blocks, self.weights, self.cin, self.cout)
+        return (self.to_spatial.T @ of.reshape(G, -1)).view(G, N, self.cout) + self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         N = x.shape[0]

@@ -70,6 +70,14 @@ class RelaxedLift(_Relaxed):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.kernel(), self.bias.repeat_interleave(self.order))
 
+    def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
+        """[N, d] -> group-major [G, N, C] (the layout RelaxedMLP keeps between layers)."""
+        if self.diagonal:
+            k = torch.einsum("lg,lcd->gdc", self.relaxed_weights, self.psi) * self.rho_inv[:, :, None]
+        else:
+            k = torch.einsum("lg,lcd,gde->gec", self.relaxed_weights, self.psi, self.rho_inv)
+        return torch.baddbmm(self.bias.expand(self.order, 1, self.channels), x.expand(self.order, *x.shape), k)
+
 
 class RelaxedGroupLinear(_Relaxed):
     """C_in regular fields -> C_out regular fields: the relaxed group convolution above."""
@@ -86,6 +94,74 @@ class RelaxedGroupLinear(_Relaxed):
         self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound) / math.sqrt(banks))
         self._init_weights(banks, G, relaxed)
         self.cin, self.cout, self.order, self.banks = in_channels, out_channels, G, banks
+        self._fourier_setup(symmetry)
+
+    def _fourier_setup(self, symmetry) -> None:
+        """The layer as L exact group convolutions of reweighted inputs,
+            (f ⋆̃ Ψ)(g) = Σ_l Σ_h ψ_l(g⁻¹h) [w_l(h) f(h)],
+        each block diagonal in the Fourier basis of the regular representation. Finds the fixed
+        linear map `coef` from a spatial kernel ψ(k) to its Fourier blocks (exact: checked)."""
+        import numpy as np
+
+        from .exact import fourier_structure
+
+        group = symmetry.group
+        Qo, blocks = fourier_structure(group)
+        reg = group.regular_representation
+        slot = [int(np.argmax(np.abs(reg(g)[:, 0]))) for g in group.elements]
+        Q = Qo[slot].double()  # rows in this layer's element order (left translation in both)
+        G = Q.shape[0]
+        units, f = [], 0  # one block-diagonal unit matrix per Fourier parameter
+        for d, m, cplx in blocks:
+            if cplx:
+                for pat in ([[1.0, 0.0], [0.0, 1.0]], [[0.0, -1.0], [1.0, 0.0]]):
+                    B = torch.zeros(G, G, dtype=torch.float64)
+                    B[f:f + 2, f:f + 2] = torch.tensor(pat, dtype=torch.float64)
+                    units.append(B)
+            else:
+                for p in range(m):
+                    for q in range(m):
+                        B = torch.zeros(G, G, dtype=torch.float64)
+                        for comp in range(d):
+                            B[f + p * d + comp, f + q * d + comp] = 1.0
+                        units.append(B)
+            f += m * d
+        E = torch.stack([(Q @ B @ Q.T).reshape(-1) for B in units], dim=1)  # [G², P]
+        table = torch.as_tensor(symmetry.mult_table())
+        P = torch.stack([(table == k).double().reshape(-1) for k in range(G)], dim=1)  # [G², G]
+        coef = torch.linalg.lstsq(E, P).solution  # [P, G]
+        if (E @ coef - P).abs().max() > 1e-5:  # Q is float32
+            raise AssertionError("the regular representation's Fourier basis does not diagonalise the group convolution")
+        self.register_buffer("fourier_q", Q.float().contiguous(), persistent=False)
+        self.register_buffer("fourier_coef", coef.float().contiguous(), persistent=False)
+        self.fourier_blocks = blocks
+
+    def fourier_weights(self) -> list[torch.Tensor]:
+        """Per Fourier block, the weights of Σ_l ψ_l over input channels folded as (l, c)."""
+        L, C, Co = self.banks, self.cin, self.cout
+        Wk = torch.einsum("pk,lkoc->polc", self.fourier_coef, self.psi)  # [P, C_out, L, C_in]
+        sizes = [2 if cplx else m * m for d, m, cplx in self.fourier_blocks]
+        out = []
+        for (d, m, cplx), w in zip(self.fourier_blocks, Wk.split(sizes)):  # split: cheap backward
+            if cplx:
+                out.append(w.reshape(2, Co, L * C))
+            elif m == 1:
+                out.append(w.reshape(Co, L * C))
+            else:  # A[p, q] -> rows (o, p), columns (l, c, q)
+                out.append(w.view(m, m, Co, L, C).permute(2, 0, 3, 4, 1).reshape(Co * m, L * C * m))
+        return out
+
+    def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
+        """Group-major [G, N, C_in] -> [G, N, C_out], in the Fourier basis: the matmuls cost
+        Σ_ψ (blocks) ~ the FLOPs of a plain layer with the same parameter count, instead of the
+        |G|/L times more of the dense [C_out·G, C_in·G] kernel."""
+        from .exact import fourier_blocks_gm
+
+        G, N, C = x.shape
+        xw = x.unsqueeze(2) * self.relaxed_weights.T[:, None, :, None]  # [G, N, L, C]: w_l(h) f(h)
+        xf = (self.fourier_q.T @ xw.reshape(G, -1)).view(G, N, self.banks * C)
+        of = fourier_blocks_gm(xf, self.fourier_blocks, self.fourier_weights(), self.banks * C, self.cout)
+        return (self.fourier_q @ of.reshape(G, -1)).view(G, N, self.cout) + self.bias
 
     def kernel(self) -> torch.Tensor:
         G, L = self.order, self.banks
@@ -120,6 +196,11 @@ class RelaxedProject(_Relaxed):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.kernel(), self.p_inv @ self.bias)
 
+    def forward_gm(self, h: torch.Tensor) -> torch.Tensor:
+        """Group-major [G, N, C] -> [N, d]: Σ_g h_g @ K_gᵀ with K_g = ρ(g) Σ_l w_l(g) A_l."""
+        k = torch.einsum("lg,gij,ljc->gci", self.relaxed_weights, self.rho, self.A)
+        return torch.bmm(h, k).sum(0) + self.p_inv @ self.bias
+
 
 class RelaxedMLP(nn.Module):
     """ρ_in -> regular fields (hidden channels) -> ρ_out with ReLU, every layer relaxed (or exact)."""
@@ -132,9 +213,21 @@ class RelaxedMLP(nn.Module):
             layers += [RelaxedGroupLinear(sym, a, b, banks, relaxed), nn.ReLU()]
         layers.append(RelaxedProject(out_rep, channels[-1], banks, relaxed))
         self.net = nn.Sequential(*layers)
+        # Two computations of the same function: dense kernels (channel-major; its matmuls cost
+        # |G|/L times a plain layer's at matched parameters) or the Fourier path (group-major;
+        # ~ plain FLOPs but more, smaller ops). bench/bench_nets.py: the dense one is faster for
+        # C2 and C4 with 2 banks, the Fourier one for D4 (|G|/L = 4).
+        self.fourier = sym.order / banks >= 4 and len(channels) > 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if not self.fourier:
+            return self.net(x)
+        # group-major features [G, N, C] between layers (see RelaxedGroupLinear.forward_gm)
+        mods = list(self.net)  # lift, ReLU, (group linear, ReLU)*, project
+        h = torch.relu(mods[0].forward_gm(x))
+        for layer in mods[2:-1:2]:
+            h = torch.relu(layer.forward_gm(h))
+        return mods[-1].forward_gm(h)
 
     def regularizer(self) -> torch.Tensor:
         return sum((m.regularizer() for m in self.modules() if isinstance(m, _Relaxed)), torch.zeros(()))
