@@ -128,7 +128,7 @@ def test_suite_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):
     out = tmp_path / "dmc"
     assert main(["dmc", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "return σ=0.1" in printed and "curves-cartpole-swingup.png" in printed
+    assert "return σ=0.1" in printed and "curve mean" in printed and "curves-cartpole-swingup.png" in printed
     results = list(out.rglob("result.json"))
     assert len(results) == 6  # 2 breaks x 3 families x 1 seed
     r = json.loads(results[0].read_text())

@@ -248,6 +248,12 @@ def summarise(results: list[dict], out: Path):
             m, h = mean_ci(gs["return"])
             row[f"return σ={s:g}"] = f"{m:.1f} ± {h:.1f}" if np.isfinite(h) else f"{m:.1f}"
             row[f"mean σ={s:g}"], row[f"ci σ={s:g}"] = m, h
+        # learning speed: the mean evaluation return over the learning curve (area under it / frames)
+        auc = [np.mean([p[1] for p in r["curve"]]) for r in results
+               if (r["domain"], r["break"], r["family"]) == (dom, brk, fam) and r["curve"]]
+        if auc:
+            m, h = mean_ci(auc)
+            row["curve mean"] = f"{m:.1f} ± {h:.1f}" if np.isfinite(h) else f"{m:.1f}"
         row["train min/run"] = g.groupby("seed")["train_seconds"].first().mean() / 60
         summary.append(row)
     summary = pd.DataFrame(summary)
