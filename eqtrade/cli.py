@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser(
         "dmc", help="the continuous-control suite: plain/exact/relaxed SAC on dm_control tasks, exact and broken",
         description="Runs SAC for every domain x break strength x agent family x seed (in parallel processes), "
-        "then prints and saves a table of final returns (mean ± 95%% t-interval over seeds) with one column "
+        "then prints and saves a table of final returns (mean ± 95% t-interval over seeds) with one column "
         "per test-time observation-noise level, the mean evaluation return over the learning curve (\"curve "
         "mean\": learning speed), and learning curves (OUT/curves-DOMAIN.png). Steps are env "
         "steps; frames = steps x action repeat (cartpole 8, others 4). Giving the same command again reuses "
