@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/bench_nets.py [--batch 256] [--reps 50] [--threads 2]
 Prints, per task (20 assets x 32-day portfolio, 5-dim cartpole, single-asset DQN, reacher-style
-state under D4) and module
+state under C4 (dmc/reacher-easy's default) and D4) and module
 (actor, critic, Q-net): parameters, milliseconds per forward+backward, and the ratio to plain.
 Targets (issue 3): relaxed within 2x of plain, exact (escnn) within 3x. "exact" is the default
 exact family (Frobenius input/output layers, Fourier hidden layers); "exact-escnn" is the same
@@ -55,6 +55,7 @@ def main() -> None:
         ("portfolio 20x32", portfolio_reflection(20, 32), False),
         ("cartpole 5-dim", cartpole_reflection(), False),
         ("trading DQN 33-dim", single_asset_reflection(32), True),
+        ("reacher C4 8-dim", planar_rotation(4), False),
         ("reacher D4 8-dim", planar_rotation(4, dihedral=True), False),
     ]
     print(f"batch {B}, hidden {args.hidden} (plain widths; equivariant families matched in parameters), "
