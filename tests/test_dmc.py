@@ -184,3 +184,18 @@ def test_symmetry_cli_on_the_simulator(capsys):
     assert main(["symmetry", "--env", "dmc/pendulum-swingup", "--break", "0,1", "--states", "4"]) == 0
     out = capsys.readouterr().out
     assert "exact to machine precision" in out and "pendulum-reflection" in out
+
+
+def test_relaxed_sac_on_dihedral_reacher_uses_the_fourier_path_and_trains():
+    # D4 with 2 banks: the relaxed networks take the Fourier form, also inside the vmapped critics
+    from eqtrade.agents.common import EnvSpec
+    from eqtrade.agents.sac import SAC, SACConfig
+
+    spec = EnvSpec("dmc/reacher-easy", {"dihedral": True})
+    cfg = SACConfig(family="relaxed", hidden=(32, 32), learning_starts=40, eval_every=0, checkpoint_every=0,
+                    batch_size=32)
+    agent = SAC(spec.make(), cfg, spec, spec.make(evaluation=True))
+    assert agent.policy_module().head.fourier
+    agent.learn(80, progress=False)
+    assert np.isfinite(agent.last_losses["critic_loss"]) and np.isfinite(agent.last_losses["actor_loss"])
+    assert agent.equivariance_error() > 1e-4  # 40 updates moved the relaxed weights off uniform
