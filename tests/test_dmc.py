@@ -199,3 +199,35 @@ def test_relaxed_sac_on_dihedral_reacher_uses_the_fourier_path_and_trains():
     agent.learn(80, progress=False)
     assert np.isfinite(agent.last_losses["critic_loss"]) and np.isfinite(agent.last_losses["actor_loss"])
     assert agent.equivariance_error() > 1e-4  # 40 updates moved the relaxed weights off uniform
+
+
+def test_ctrl_c_stops_a_parallel_suite_with_every_running_run_checkpointed(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group: the suite forwards one
+    SIGINT to each run process, each saves a checkpoint at a step boundary, and nothing else starts."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "from eqtrade.agents.suite import SuiteConfig, run_suite\n"
+        "sc = SuiteConfig(domains=['cartpole-swingup'], agents=['plain'], breaks=[0.0, 0.5, 1.0], steps=5000,"
+        " seeds=1, obs_noise=[0.0], eval_episodes=1, hidden=[16, 16], learning_starts=100, eval_every=2500,"
+        " curve_episodes=1, jobs=2)\n"
+        f"run_suite(sc, {str(tmp_path)!r}, progress=False)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while len(list(tmp_path.rglob("metrics.csv"))) < 2:  # both runs are past their first episode
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.time()
+    assert proc.wait(60) != 0
+    assert time.time() - t0 < 30
+    ckpts = sorted(p.parent.parent.name for p in tmp_path.rglob("checkpoint.pt"))
+    assert ckpts == ["break-0", "break-0.5"]  # the two running runs saved; the third never started
+    assert not list(tmp_path.rglob("result.json"))
+    assert b"interrupted at step" in proc.stderr.read()
