@@ -134,27 +134,20 @@ class FourierGroupLinear(nn.Module):
         return (self.to_spatial.T @ of.reshape(G, -1)).view(G, N, self.cout) + self.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Channel-major features [N, C·|G|] (used at initialisation and by conv-style callers)."""
         N = x.shape[0]
-        # group axis first: [G, C, N] -> Fourier coefficients [G, C, N]; irrep blocks are slices
-        xg = x.view(N, self.cin, self.G).permute(2, 1, 0).reshape(self.G, self.cin * N)
-        xf = (self.to_fourier.T @ xg).view(self.G, self.cin, N)
-        outs, j = [], 0
-        for (d, m, cplx), W in zip(self.blocks, self.weights):
-            f = xf[j : j + m * d]  # [m·d, C, N], copy-major then component
-            j += m * d
-            if m == 1 and not cplx:  # the common case (all irreps of C2): one plain matmul per component
-                outs.append((W @ f.reshape(d * self.cin, N).view(d, self.cin, N)) if d > 1 else (W @ f[0]).unsqueeze(0))
-                continue
-            f = f.reshape(m, d, self.cin, N).permute(1, 2, 0, 3).reshape(d, self.cin * m, N)  # [d, C·m, N]
-            if cplx:  # d = 2: (a + ib)(re + i im)
-                re, im = f[0], f[1]
-                o = torch.stack([W[0] @ re - W[1] @ im, W[1] @ re + W[0] @ im])
-            else:
-                o = W @ f  # same matrix for every component of the irrep
-            outs.append(o.view(d, self.cout, m, N).permute(2, 0, 1, 3).reshape(m * d, self.cout, N))
-        of = torch.cat(outs) if len(outs) > 1 else outs[0]  # [G, C_out, N]
-        y = (self.to_spatial.T @ of.reshape(self.G, -1)).view(self.G, self.cout, N)
-        return (y.permute(2, 1, 0) + self.bias[None, :, None]).reshape(N, self.cout * self.G)
+        y = self.forward_gm(x.view(N, self.cin, self.G).permute(2, 0, 1).contiguous())
+        return y.permute(1, 2, 0).reshape(N, self.cout * self.G)
+
+
+def regular_slot_order(group) -> list[int]:
+    """Position of each element (in `group.elements` order) in escnn's regular representation:
+    ρ_reg(g) e_0 = e_slot(g), a permutation matrix. Under this labelling escnn's regular
+    representation is left translation of functions on G, the convention of the relaxed layers."""
+    import numpy as np
+
+    reg = group.regular_representation
+    return [int(np.argmax(np.abs(reg(g)[:, 0]))) for g in group.elements]
 
 
 def _regular_slots(group, rep: Rep):
@@ -162,9 +155,7 @@ def _regular_slots(group, rep: Rep):
     escnn's regular representation (a permutation matrix: ρ_reg(g) e_0 = e_s): [|G|, d, d]."""
     import numpy as np
 
-    reg = group.regular_representation
-    slot = [int(np.argmax(np.abs(reg(g)[:, 0]))) for g in group.elements]
-    return rep.matrices[np.argsort(slot)]
+    return rep.matrices[np.argsort(regular_slot_order(group))]
 
 
 class _SparseRho(nn.Module):
@@ -296,13 +287,14 @@ class EscnnMLP(nn.Module):
             _init_like_plain(lin)
 
     def train(self, mode: bool = True):
+        if self.layers == "frobenius":
+            return super().train(mode)
         # escnn's Linear registers extra buffers in eval mode, which changes the state_dict;
         # keep the escnn layers in one mode and cache their expanded matrices here instead.
         self.training = mode
         for m in self.hidden:
             m.train(mode)
-        if self.layers == "escnn":
-            self._cache = None if mode else [self.lift.expand_parameters(), self.project.expand_parameters()]
+        self._cache = None if mode else [self.lift.expand_parameters(), self.project.expand_parameters()]
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -101,15 +101,10 @@ class RelaxedGroupLinear(_Relaxed):
             (f ⋆̃ Ψ)(g) = Σ_l Σ_h ψ_l(g⁻¹h) [w_l(h) f(h)],
         each block diagonal in the Fourier basis of the regular representation. Finds the fixed
         linear map `coef` from a spatial kernel ψ(k) to its Fourier blocks (exact: checked)."""
-        import numpy as np
+        from .exact import fourier_structure, regular_slot_order
 
-        from .exact import fourier_structure
-
-        group = symmetry.group
-        Qo, blocks = fourier_structure(group)
-        reg = group.regular_representation
-        slot = [int(np.argmax(np.abs(reg(g)[:, 0]))) for g in group.elements]
-        Q = Qo[slot].double()  # rows in this layer's element order (left translation in both)
+        Qo, blocks = fourier_structure(symmetry.group)
+        Q = Qo[regular_slot_order(symmetry.group)].double()  # rows in this layer's element order
         G = Q.shape[0]
         units, f = [], 0  # one block-diagonal unit matrix per Fourier parameter
         for d, m, cplx in blocks:
@@ -215,8 +210,9 @@ class RelaxedMLP(nn.Module):
         self.net = nn.Sequential(*layers)
         # Two computations of the same function: dense kernels (channel-major; its matmuls cost
         # |G|/L times a plain layer's at matched parameters) or the Fourier path (group-major;
-        # ~ plain FLOPs but more, smaller ops). bench/bench_nets.py: the dense one is faster for
-        # C2 and C4 with 2 banks, the Fourier one for D4 (|G|/L = 4).
+        # ~ plain FLOPs but more, smaller ops). bench/bench_nets.py times both ("relaxed-other"):
+        # with 2 banks the dense one is faster for C2, about even for C4, the Fourier one faster
+        # for D4 (|G|/L = 4: 3.4-3.7x plain against 4.2-4.4x).
         self.fourier = sym.order / banks >= 4 and len(channels) > 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
