@@ -73,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--ticker", default=None, help="ticker name for a single-ticker OHLCV file (default: file name)")
     i.add_argument("--price-column", default=None, help="price column of a long/OHLCV file")
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    pl = dsub.add_parser(
+        "planted", parents=[dd], help="store a synthetic market with a known signal (to prove a learner)",
+        description="Generates the planted momentum market of eqtrade.data.synthetic (every asset's return is a "
+        "slowly varying hidden drift plus noise, so the trailing mean return predicts the next one), stores it "
+        "through the ordinary import path as dataset NAME (1999-2022 business days, so the default splits "
+        "apply) and prints the known rule's Sharpe and turnover on the valid and test splits: what a learner "
+        "should approach. Then: eqtrade train --data NAME ...",
+    )
+    pl.add_argument("--name", default="planted", help="dataset name (default planted)")
+    pl.add_argument("--assets", type=int, default=10, help="number of assets (default 10)")
+    pl.add_argument("--seed", type=int, default=0, help="random seed of the market (default 0)")
+    pl.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
     g = sub.add_parser(
         "symmetry", parents=[dd], help="how far real returns (or a dm_control task) are from their declared symmetry",
         description="Measures the reflection gap R -> -R of daily returns over a split: drift, skew, "
@@ -170,16 +182,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-html", action="store_true", help="skip the HTML tearsheet")
     b.add_argument("--cost-model", choices=["target", "drift"], default=None,
                    help="override the run's cost model: 'drift' charges the true rebalancing turnover")
+    b.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="which policy of a run: best (best validation return during training, best.pt; default) "
+                   "or last (checkpoint.pt)")
     c = sub.add_parser(
         "compare", parents=[dd], help="compare several runs (families x seeds) out of sample",
         description="Backtests every run on the split and prints, per network family, the mean and 95%% interval "
-        "over seeds of Sharpe, CAGR, max drawdown and total return, with the baselines; writes summary.md/csv, "
+        "over seeds of Sharpe, CAGR, max drawdown, turnover and total return, with the baselines, and the train / "
+        "valid Sharpe of each run's selected checkpoint (the generalisation gap); writes summary.md/csv, "
         "runs.csv and equity.png (one curve per seed) to --out.",
     )
     c.add_argument("runs", nargs="+", metavar="RUN_DIR")
     c.add_argument("--split", default="test")
     c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
+    c.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="best (validation-selected, default) or last checkpoint of every run")
     return ap
 
 
@@ -190,8 +208,11 @@ def cmd_backtest(args) -> int:
 
     split = _split_arg(args.split)
     if (Path(args.target) / "checkpoint.pt").exists():
-        bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model)
+        bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
+                                checkpoint=args.checkpoint)
         name = Path(args.target).name
+        print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
+              f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
     else:
         if args.obs_noise:
             raise ValueError("--obs-noise applies to agents (a run directory), not to baseline strategies")
@@ -216,7 +237,7 @@ def cmd_compare(args) -> int:
     split = _split_arg(args.split)
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
-    summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out)
+    summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"\nwrote {out}/ (summary.md, runs.csv, equity.png)")
@@ -250,6 +271,10 @@ def cmd_train(args) -> int:
     if last:
         err = last[-1].get("equivariance_error")
         msg += f"; last eval return {last[-1]['eval_return']:.4g}" + (f", equivariance error {err:.2e}" if err is not None else "")
+        best = max(last, key=lambda m: m["eval_return"])
+        if "eval_sharpe" in best:
+            msg += (f"\nbest validation checkpoint (best.pt): step {best['step']}, valid Sharpe {best['eval_sharpe']:.2f}, "
+                    f"train Sharpe {best.get('train_sharpe', float('nan')):.2f}, valid turnover {best['eval_turnover']:.3f}/day")
     print(msg)
     return 0
 
@@ -325,6 +350,24 @@ def cmd_data(args) -> int:
         print(f"imported {args.path} as dataset {args.name!r} ({entry['layout']} layout): "
               f"{len(entry['tickers'])} ticker(s), {entry['rows']} rows, {entry['first']} .. {entry['last']}")
         print(rep)
+        return 0
+    if args.data_command == "planted":
+        import tempfile
+        from pathlib import Path
+
+        from .data.synthetic import planted_market, rule_sharpe
+
+        prices = planted_market(args.assets, seed=args.seed)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{args.name}.csv"
+            prices.to_csv(path, index_label="date")
+            entry, _ = data.import_prices(path, args.name, data_dir=args.data_dir, force=args.force)
+        print(f"stored the planted market as dataset {args.name!r}: {len(entry['tickers'])} assets, "
+              f"{entry['rows']} rows, {entry['first']} .. {entry['last']}")
+        for split in ("valid", "test"):
+            r = rule_sharpe(prices, split)
+            print(f"known rule (sign of the trailing 32-day mean return), {split} split: Sharpe {r['sharpe']:.2f}, "
+                  f"turnover {r['turnover']:.3f}/day")
         return 0
     raise AssertionError(args.data_command)
 
@@ -403,6 +446,16 @@ def cmd_symmetry(args) -> int:
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     print()
     for r in rows:
+        print(r.reading)
+    from .symmetry.gap import scale_gap
+
+    srows = scale_gap(hist, window=args.window, n_boot=args.boot, seed=args.seed)
+    print(f"\nreturn-scale gap of the normalised observations (returns / trailing 63-day volatility), "
+          f"{args.window}-day windows: calm vs volatile half of the days")
+    with pd.option_context("display.width", 160):
+        print(pd.DataFrame([r.__dict__ for r in srows]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    print()
+    for r in srows:
         print(r.reading)
     return 0
 

@@ -140,3 +140,31 @@ def test_strategy_files_and_bad_targets(tmp_path, capsys):
     assert "equal weight (daily)" in capsys.readouterr().out
     assert main(["backtest", "nonsense", "--out", str(tmp_path / "x")]) == 2
     assert "neither a run directory" in capsys.readouterr().err
+
+
+def test_backtest_uses_the_validation_selected_checkpoint_and_says_so(prices, tmp_path, capsys):
+    spec = EnvSpec("portfolio", dict(prices=prices, window=16, split=("2018-06-01", "2018-12-31"), episode_length=40),
+                   dict(split=("2019-01-01", "2019-06-30"), full_period=True))
+    agent = SAC(spec.make(), SACConfig(family="plain", seed=0, hidden=(16, 16), batch_size=16, learning_starts=50,
+                                       eval_every=60, checkpoint_every=0), spec)
+    run = tmp_path / "run"
+    run.mkdir()
+    agent.learn(240, out_dir=run, progress=False)
+    evals = [m for m in agent.metrics if "eval_return" in m]
+    best = max(evals, key=lambda m: m["eval_return"])
+    assert evals[-1]["best_eval_return"] == best["eval_return"]
+    from eqtrade.agents import Agent
+    from eqtrade.backtest.report import run_checkpoint
+
+    assert Agent.load(run / "best.pt").step == best["step"]  # best.pt holds the best evaluation's policy
+    assert run_checkpoint(run) == (run / "best.pt", "best")
+    assert run_checkpoint(run, "last") == (run / "checkpoint.pt", "last")
+    for which in ("best", "last"):
+        assert main(["backtest", str(run), "--split", "2019-07-01:2020-12-31", "--checkpoint", which, "--no-html",
+                     "--out", str(tmp_path / which)]) == 0
+        assert f"policy: {which} checkpoint" in capsys.readouterr().out
+    assert main(["compare", str(run), "--split", "2019-07-01:2020-12-31", "--out", str(tmp_path / "cmp")]) == 0
+    summary = pd.read_csv(tmp_path / "cmp" / "summary.csv")
+    assert {"Turnover", "train Sharpe", "valid Sharpe"} <= set(summary.columns)
+    assert main(["compare", str(run), str(tmp_path / "missing"), "--out", str(tmp_path / "c2")]) == 2
+    assert "missing" in capsys.readouterr().err

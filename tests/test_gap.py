@@ -49,3 +49,21 @@ def test_cli_symmetry(capsys):
     assert "2015-01-01..2018-12-31" in out and "pooled: ε =" in out and "AAPL: ε =" in out
     assert main(["symmetry", "--data", "factor-etfs", "--split", "2016-01-01:2017-12-31", "--boot", "5"]) == 0
     assert "MTUM" in capsys.readouterr().out
+
+
+def _regime_prices(drift_in_calm: float, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    days = pd.bdate_range("2000-01-03", periods=4000)
+    vol = np.where((np.arange(4000) // 400) % 2 == 0, 0.01, 0.03)  # calm and volatile regimes
+    R = vol[:, None] * rng.standard_normal((4000, 2)) + np.where(vol == 0.01, drift_in_calm, 0.0)[:, None]
+    return pd.DataFrame(100 * np.cumprod(1 + R, axis=0), index=days, columns=["A", "B"])
+
+
+def test_scale_gap_is_noise_for_a_scale_symmetric_market_and_large_when_regimes_differ():
+    from eqtrade.symmetry.gap import scale_gap
+
+    sym = {r.asset: r for r in scale_gap(_regime_prices(0.0), window=16, n_boot=20)}
+    broken = {r.asset: r for r in scale_gap(_regime_prices(0.006), window=16, n_boot=20)}
+    assert sym["pooled"].vol_ratio > 2  # the halves really are calm and volatile
+    assert sym["pooled"].gap <= sym["pooled"].floor * 1.5
+    assert broken["pooled"].epsilon > 3 * max(sym["pooled"].epsilon, 0.01)

@@ -15,7 +15,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, obs_shape, action_shape, action_dtype=np.float32, seed: int = 0,
-                 n_step: int = 1, gamma: float = 0.99):
+                 n_step: int = 1, gamma: float = 0.99, extra_dim: int = 0):
         self.capacity, self.n_step, self.gamma = int(capacity), int(n_step), float(gamma)
         self.obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
         self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
@@ -23,14 +23,19 @@ class ReplayBuffer:
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)
         self.episode_end = np.zeros(self.capacity, dtype=bool)  # terminated or truncated
+        # per-transition side information from the env (e.g. the next day's raw returns, from
+        # which the portfolio env computes the exact reward of any action); n-step ignores it
+        self.extras = np.zeros((self.capacity, extra_dim), dtype=np.float32) if extra_dim else None
         self.pos, self.full = 0, False
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return self.capacity if self.full else self.pos
 
-    def add(self, obs, action, reward, next_obs, terminated: bool, truncated: bool) -> None:
+    def add(self, obs, action, reward, next_obs, terminated: bool, truncated: bool, extra=None) -> None:
         i = self.pos
+        if self.extras is not None:
+            self.extras[i] = extra
         self.obs[i], self.actions[i], self.rewards[i], self.next_obs[i] = obs, action, reward, next_obs
         self.terminated[i] = float(terminated)
         self.episode_end[i] = terminated or truncated
@@ -41,9 +46,12 @@ class ReplayBuffer:
         n = len(self)
         idx = self.rng.integers(0, n, size=batch_size)
         if self.n_step == 1:
-            return {"obs": torch.from_numpy(self.obs[idx]), "actions": torch.from_numpy(self.actions[idx]),
-                    "rewards": torch.from_numpy(self.rewards[idx]), "next_obs": torch.from_numpy(self.next_obs[idx]),
-                    "discount": torch.from_numpy(self.gamma * (1.0 - self.terminated[idx]))}
+            out = {"obs": torch.from_numpy(self.obs[idx]), "actions": torch.from_numpy(self.actions[idx]),
+                   "rewards": torch.from_numpy(self.rewards[idx]), "next_obs": torch.from_numpy(self.next_obs[idx]),
+                   "discount": torch.from_numpy(self.gamma * (1.0 - self.terminated[idx]))}
+            if self.extras is not None:
+                out["extras"] = torch.from_numpy(self.extras[idx])
+            return out
         ret = np.zeros(batch_size, dtype=np.float32)
         disc = np.ones(batch_size, dtype=np.float32)
         last = idx.copy()
@@ -66,11 +74,14 @@ class ReplayBuffer:
         return {"obs": self.obs[:n].copy(), "next_obs": self.next_obs[:n].copy(), "actions": self.actions[:n].copy(),
                 "rewards": self.rewards[:n].copy(), "terminated": self.terminated[:n].copy(),
                 "episode_end": self.episode_end[:n].copy(), "pos": self.pos, "full": self.full,
-                "rng": self.rng.bit_generator.state}
+                "rng": self.rng.bit_generator.state,
+                "extras": None if self.extras is None else self.extras[:n].copy()}
 
     def load_state_dict(self, s: dict) -> None:
         n = len(s["rewards"])
         for k in ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end"):
             getattr(self, k)[:n] = s[k]
+        if self.extras is not None and s.get("extras") is not None:
+            self.extras[:n] = s["extras"]
         self.pos, self.full = s["pos"], s["full"]
         self.rng.bit_generator.state = s["rng"]

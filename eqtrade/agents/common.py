@@ -78,7 +78,8 @@ class BaseConfig:
     hidden: tuple = (256, 256)
     banks: int = 2
     encoder: dict | None = None
-    reg_coef: float = 0.0  # weight of the relaxed regulariser Σ Var_h w in the losses
+    reg_coef: float = 1e-3  # weight of the relaxed regulariser Σ Var_h w in the losses (one default, CLI and API)
+    reward_scale: float = 1.0  # rewards are multiplied by this for learning only; evaluations report them unscaled
     gamma: float = 0.99
     batch_size: int = 256
     buffer_size: int = 1_000_000
@@ -120,7 +121,14 @@ class Agent:
     def __init__(self, env: gym.Env, config: BaseConfig, env_spec: EnvSpec | None = None,
                  eval_env: gym.Env | None = None):
         self.env, self.config, self.env_spec = env, config, env_spec
+        if config.reward_scale <= 0 or not math.isfinite(config.reward_scale):
+            raise ValueError(f"reward_scale must be a positive number, got {config.reward_scale}")
+        # evaluation never touches the training env (it would reset it mid-episode)
+        if eval_env is None:
+            eval_env = env_spec.make(evaluation=True) if env_spec is not None else copy.deepcopy(env)
         self.eval_env = eval_env
+        self.train_eval_env = None  # built on first use: the training split over its full period
+        self.best_eval: float | None = None
         self.symmetry = env_symmetry(env, env_spec.id if env_spec else "")
         if config.family != "plain" and self.symmetry is None:
             raise ValueError(f"the {config.family!r} family needs an environment that declares a symmetry; "
@@ -155,17 +163,61 @@ class Agent:
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Mean return of the deterministic policy on the evaluation env (seeded resets)."""
-        env = self.eval_env or self.env
+        return self.evaluate_detail(self.eval_env, episodes)["return"]
+
+    def evaluate_detail(self, env: gym.Env, episodes: int | None = None) -> dict[str, float]:
+        """Deterministic rollouts on `env`: mean return, and for trading envs (whose steps report
+        a turnover) the annualised Sharpe of the daily log growth and the mean daily turnover."""
         n = episodes or self.config.eval_episodes
-        total = 0.0
+        total, rewards, turnover = 0.0, [], []
         for k in range(n):
             obs, _ = env.reset(seed=10_000 + k)
             done = False
             while not done:
-                obs, r, term, trunc, _ = env.step(self.act(obs, explore=False))
+                obs, r, term, trunc, info = env.step(self.act(obs, explore=False))
                 total += float(r)
+                rewards.append(float(r))
+                if "turnover" in info:
+                    turnover.append(float(info["turnover"]))
                 done = term or trunc
-        return total / n
+        out = {"return": total / n}
+        if turnover:
+            r = np.asarray(rewards)
+            sd = r.std(ddof=1) if len(r) > 1 else 0.0
+            out["sharpe"] = float(r.mean() / sd * math.sqrt(252)) if sd > 0 else 0.0
+            out["turnover"] = float(np.mean(turnover))
+        return out
+
+    def _train_eval_env(self) -> gym.Env | None:
+        """The training split walked over its full period (trading envs only): the train side of
+        the generalisation gap, reported next to the validation numbers."""
+        spec = self.env_spec
+        if spec is None or spec.id not in ("portfolio", "trading"):
+            return None
+        if self.train_eval_env is None:
+            kw = dict(spec.kwargs, **spec.eval_kwargs)
+            kw.update(split=spec.kwargs.get("split", "train"), full_period=True)
+            self.train_eval_env = EnvSpec(spec.id, kw).make()
+        return self.train_eval_env
+
+    def _evaluation_row(self, out_dir: Path | None) -> dict[str, Any]:
+        """One evaluation: validation (the model-selection split) and, for trading envs, the
+        training split side by side; keeps best.pt when the validation return improves."""
+        ev = self.evaluate_detail(self.eval_env)
+        row: dict[str, Any] = {"eval_return": ev["return"]}
+        if "sharpe" in ev:
+            row.update(eval_sharpe=ev["sharpe"], eval_turnover=ev["turnover"])
+        tr_env = self._train_eval_env()
+        if tr_env is not None:
+            tr = self.evaluate_detail(tr_env, 1)
+            row.update(train_return=tr["return"], train_sharpe=tr.get("sharpe"), train_turnover=tr.get("turnover"))
+        row["equivariance_error"] = self.equivariance_error()
+        if self.best_eval is None or ev["return"] > self.best_eval:
+            self.best_eval = ev["return"]
+            if out_dir:
+                self.save(out_dir / "best.pt", include_buffer=False)
+        row["best_eval_return"] = self.best_eval
+        return row
 
     def equivariance_error(self, n: int = 256) -> float | None:
         """Measured equivariance error of the policy on stored observations (None for plain)."""
@@ -204,8 +256,9 @@ class Agent:
                 if self._stop:
                     raise KeyboardInterrupt
                 action = self.act(self.obs, explore=True)
-                next_obs, r, term, trunc, _ = self.env.step(action)
-                self.buffer.add(self.obs, action, r, next_obs, term, trunc)
+                next_obs, r, term, trunc, info = self.env.step(action)
+                self.buffer.add(self.obs, action, float(r) * cfg.reward_scale, next_obs, term, trunc,
+                                info.get("next_returns"))
                 self.ep_return += float(r)
                 self.ep_len += 1
                 self.step += 1
@@ -224,8 +277,7 @@ class Agent:
                         self.last_losses = self.update()
                 if cfg.eval_every and self.step % cfg.eval_every == 0:
                     row = row or {"step": self.step, "episode": self.episode}
-                    row["eval_return"] = self.evaluate()
-                    row["equivariance_error"] = self.equivariance_error()
+                    row.update(self._evaluation_row(out_dir))
                 if row is not None:
                     row.update(self.last_losses)
                     row.update(self.extra_metrics())
@@ -259,14 +311,16 @@ class Agent:
     def _load_state(self, s: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def save(self, path) -> None:
-        """Save everything needed to predict and to resume training exactly (atomically)."""
+    def save(self, path, include_buffer: bool = True) -> None:
+        """Save everything needed to predict and to resume training exactly (atomically);
+        `include_buffer=False` writes a policy snapshot (best.pt) without the replay buffer."""
         from ..data._atomic import atomic_write_bytes
 
         state = {
             "algo": self.algo, "config": self.config.to_dict(),
             "env_spec": asdict(self.env_spec) if self.env_spec else None,
-            "nets": self._state(), "buffer": self.buffer.state_dict(),
+            "nets": self._state(), "buffer": self.buffer.state_dict() if include_buffer else None,
+            "best_eval": self.best_eval,
             "rng": self.rng.bit_generator.state, "torch_rng": self.torch_gen.get_state(),
             "step": self.step, "episode": self.episode, "ep_return": self.ep_return, "ep_len": self.ep_len,
             "obs": self.obs, "last_losses": self.last_losses, "metrics": self.metrics,
@@ -299,7 +353,9 @@ class Agent:
 
     def _restore(self, state: dict) -> None:
         self._load_state(state["nets"])
-        self.buffer.load_state_dict(state["buffer"])
+        if state["buffer"] is not None:
+            self.buffer.load_state_dict(state["buffer"])
+        self.best_eval = state.get("best_eval")
         self.rng.bit_generator.state = state["rng"]
         self.torch_gen.set_state(state["torch_rng"])
         self.step, self.episode = state["step"], state["episode"]

@@ -21,7 +21,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..nn import build_actor, build_critic
+from ..nn import build_actor, build_critic, build_value
 from .buffer import ReplayBuffer
 from .common import Agent, BaseConfig, EnvSpec, check_finite, clone_frozen, soft_update
 
@@ -30,9 +30,19 @@ from .common import Agent, BaseConfig, EnvSpec, check_finite, clone_frozen, soft
 class SACConfig(BaseConfig):
     lr: float = 3e-4
     tau: float = 0.005
-    alpha_init: float = 1.0
+    # initial entropy weight α; "auto": chosen at the first update so that the entropy bonus
+    # α·E|log π| is `entropy_frac` of the mean |reward| (scaled) in the replay buffer, whatever
+    # the number of action dimensions
+    alpha_init: float | str = 1.0
+    entropy_frac: float = 0.1
     autotune: bool = True
-    target_entropy: float | None = None  # default: -action_dim
+    target_entropy: float | None = None  # default: -action_dim (per dimension: target_entropy_per_dim)
+    target_entropy_per_dim: float | None = None  # if set, target entropy = this x action_dim
+    # "critic": the standard actor loss E[α log π − Q(s, a)] on a learned Q; "exact": for envs
+    # with `exact_reward` (the portfolio env), the actor maximises the exact immediate reward of
+    # its sampled action plus γ·V(next state with the new weights), and the critic is a state
+    # value V(s) trained on those exact rewards (full information instead of bandit feedback)
+    actor_loss: str = "critic"
 
 
 class EnsembleMLP(nn.Module):
@@ -90,24 +100,26 @@ class TwinCritic(nn.Module):
         b = {name: getattr(self, k) for k, name in self._bnames}
         return p, b
 
-    def forward(self, obs: torch.Tensor, action: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None, detach_params: bool = False) -> torch.Tensor:
+        """[2, B, 1]: Q1, Q2 of (obs, action), or V1, V2 of obs for state-value critics (action None)."""
+        args = (obs,) if action is None else (obs, action)
         if self.ensemble is not None:
-            return self.ensemble(torch.cat([obs.flatten(1), action], dim=1), detach_params)
+            return self.ensemble(torch.cat([obs.flatten(1), *args[1:]], dim=1), detach_params)
         if self.batched:
             base = self._base[0]
             p, b = self._stacked(detach_params)
-            f = lambda pp, bb: functional_call(base, (pp, bb), (obs, action))  # noqa: E731
+            f = lambda pp, bb: functional_call(base, (pp, bb), args)  # noqa: E731
             return vmap(f)(p, b)
         if detach_params:  # no weight gradients: switch them off rather than re-binding parameters
             params = [p for p in self.qs.parameters() if p.requires_grad]
             for p in params:
                 p.requires_grad_(False)
             try:
-                return torch.stack([q(obs, action) for q in self.qs])
+                return torch.stack([q(*args) for q in self.qs])
             finally:
                 for p in params:
                     p.requires_grad_(True)
-        return torch.stack([q(obs, action) for q in self.qs])
+        return torch.stack([q(*args) for q in self.qs])
 
     def regularizer(self) -> torch.Tensor:
         if self.ensemble is not None:
@@ -129,28 +141,47 @@ class SAC(Agent):
         super().__init__(env, config, env_spec, eval_env)
         if not isinstance(env.action_space, spaces.Box):
             raise ValueError(f"SAC needs a continuous (Box) action space, got {env.action_space}; use --algo dqn")
+        if config.actor_loss not in ("critic", "exact"):
+            raise ValueError(f"actor_loss must be 'critic' or 'exact', got {config.actor_loss!r}")
+        self.exact = config.actor_loss == "exact"
+        self._reward_env = env.unwrapped
+        if self.exact and not hasattr(self._reward_env, "exact_reward"):
+            raise ValueError(f"actor_loss='exact' needs an env with exact_reward (the portfolio env); "
+                             f"{env_spec.id if env_spec else env} has none: use actor_loss='critic'")
+        if isinstance(config.alpha_init, str) and config.alpha_init != "auto":
+            raise ValueError(f"alpha_init must be a positive number or 'auto', got {config.alpha_init!r}")
+        if config.encoder and config.encoder.get("kind") == "per_asset":
+            u = env.unwrapped  # the backbone's sizes come from the env unless the config fixes them
+            config.encoder = {"kind": "per_asset", "window": int(config.encoder.get("window", getattr(u, "window", 0))),
+                              "n_assets": int(config.encoder.get("n_assets", getattr(u, "n_assets", 0)))}
         obs_space, act_space = env.observation_space, env.action_space
         sym, fam = self.symmetry, config.family
         sizes = dict(hidden=config.hidden, banks=config.banks, encoder=config.encoder)
         self.actor = build_actor(fam, obs_space, act_space, sym, **sizes)
+        act_in = 0 if self.exact else int(np.prod(act_space.shape))
         if fam == "plain" and config.encoder is None:
-            in_dim = int(np.prod(obs_space.shape)) + int(np.prod(act_space.shape))
+            in_dim = int(np.prod(obs_space.shape)) + act_in
             self.critic = TwinCritic(None, None, False, EnsembleMLP(in_dim, config.hidden))
         else:
-            self.critic = TwinCritic(build_critic(fam, obs_space, act_space, sym, **sizes),
-                                     build_critic(fam, obs_space, act_space, sym, **sizes), batched=fam == "relaxed")
+            make = ((lambda: build_value(fam, obs_space, sym, **sizes)) if self.exact
+                    else (lambda: build_critic(fam, obs_space, act_space, sym, **sizes)))
+            self.critic = TwinCritic(make(), make(), batched=fam == "relaxed")
         self.critic_target = clone_frozen(self.critic)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr, foreach=True)
         act_dim = int(np.prod(act_space.shape))
-        self.target_entropy = config.target_entropy if config.target_entropy is not None else -float(act_dim)
-        self.log_alpha = torch.tensor(math.log(config.alpha_init), requires_grad=True)
+        self.target_entropy = (config.target_entropy if config.target_entropy is not None
+                               else config.target_entropy_per_dim * act_dim if config.target_entropy_per_dim is not None
+                               else -float(act_dim))
+        self.alpha_pending = config.alpha_init == "auto"  # set from the buffer at the first update
+        self.log_alpha = torch.tensor(0.0 if self.alpha_pending else math.log(config.alpha_init), requires_grad=True)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.lr)
         low, high = act_space.low.astype(np.float32), act_space.high.astype(np.float32)
         self.act_scale = torch.as_tensor((high - low) / 2)
         self.act_bias = torch.as_tensor((high + low) / 2)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32,
-                                   seed=config.seed, gamma=config.gamma)
+                                   seed=config.seed, gamma=config.gamma,
+                                   extra_dim=getattr(self._reward_env, "n_assets", 0) if self.exact else 0)
 
     # -- policy ---------------------------------------------------------------------------------
     def _sample(self, obs: torch.Tensor):
@@ -180,8 +211,22 @@ class SAC(Agent):
         return self.actor
 
     # -- update ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _auto_alpha(self) -> None:
+        """α such that α·E|log π| = entropy_frac·E|reward| over the buffer (the first update)."""
+        n = min(len(self.buffer), 4096)
+        r = np.abs(self.buffer.rewards[:n]).mean()
+        _, logp = self._sample(torch.from_numpy(self.buffer.obs[:n]))
+        alpha = self.config.entropy_frac * float(r) / max(float(logp.abs().mean()), 1e-6)
+        self.log_alpha.fill_(math.log(max(alpha, 1e-8)))
+        self.alpha_pending = False
+
     def update(self) -> dict[str, float]:
         cfg = self.config
+        if self.alpha_pending:
+            self._auto_alpha()
+        if self.exact:
+            return self._update_exact()
         b = self.buffer.sample(cfg.batch_size)
         alpha = self.log_alpha.exp().detach()
         n = cfg.batch_size
@@ -209,8 +254,16 @@ class SAC(Agent):
         actor_loss.backward()
         self.actor_opt.step()
 
+        return self._finish(critic_loss, actor_loss, logp, b["rewards"], alpha)
+
+    def _finish(self, critic_loss, actor_loss, logp, rewards, alpha) -> dict[str, float]:
+        """Losses checked, α tuned, targets updated; the reward-to-entropy ratio reported."""
+        cfg = self.config
+        ent = float(alpha * logp.detach().abs().mean())
         out = {"critic_loss": check_finite("critic loss", critic_loss, self.step),
-               "actor_loss": check_finite("actor loss", actor_loss, self.step)}
+               "actor_loss": check_finite("actor loss", actor_loss, self.step),
+               # mean |reward| (scaled) over α·mean |log π|: how much the reward outweighs the entropy bonus
+               "reward_entropy_ratio": float(rewards.detach().abs().mean()) / max(ent, 1e-12)}
         if cfg.autotune:
             alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
             self.alpha_opt.zero_grad(set_to_none=True)
@@ -219,17 +272,48 @@ class SAC(Agent):
         soft_update(self.critic_target, self.critic, cfg.tau)
         return out
 
+    def _update_exact(self) -> dict[str, float]:
+        """Full-information update: the exact reward of the sampled action (differentiable) plus
+        γ·V of the next state with the new weights; V is a soft state value trained on the same."""
+        cfg = self.config
+        b = self.buffer.sample(cfg.batch_size)
+        alpha = self.log_alpha.exp().detach()
+        a, logp = self._sample(b["obs"])
+        r, next_obs = self._reward_env.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
+        r = r * cfg.reward_scale
+        disc = b["discount"]
+        with torch.no_grad():
+            v_next = self.critic_target(next_obs.detach()).min(0).values.squeeze(-1)
+            y = r.detach() + disc * v_next - alpha * logp.detach()
+        v = self.critic(b["obs"]).squeeze(-1)  # [2, B]
+        critic_loss = F.mse_loss(v, y.expand_as(v), reduction="none").mean(1).sum()
+        if cfg.reg_coef:
+            critic_loss = critic_loss + cfg.reg_coef * self.critic.regularizer()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        v_pi = self.critic(next_obs, detach_params=True).min(0).values.squeeze(-1)
+        actor_loss = (alpha * logp - r - disc * v_pi).mean()
+        if cfg.reg_coef:
+            actor_loss = actor_loss + cfg.reg_coef * self.actor.regularizer()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        return self._finish(critic_loss, actor_loss, logp, r, alpha)
+
     def extra_metrics(self) -> dict[str, float]:
         return {"alpha": float(self.log_alpha.detach().exp())}
 
     # -- persistence ----------------------------------------------------------------------------
     def _state(self) -> dict:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+        return {"alpha_pending": self.alpha_pending, "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
                 "alpha_opt": self.alpha_opt.state_dict()}
 
     def _load_state(self, s: dict) -> None:
+        self.alpha_pending = s.get("alpha_pending", False)
         self.actor.load_state_dict(s["actor"])
         self.critic.load_state_dict(s["critic"])
         self.critic_target.load_state_dict(s["critic_target"])

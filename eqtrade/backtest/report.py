@@ -27,14 +27,29 @@ def _eval_env_kwargs(spec, split) -> dict:
     return kw
 
 
+def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
+    """(path, which) of a run's policy: best.pt (best validation return during training) or
+    checkpoint.pt (the last); "best" falls back to the last for runs without evaluations."""
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    run_dir = Path(run_dir)
+    if checkpoint == "best" and (run_dir / "best.pt").exists():
+        return run_dir / "best.pt", "best"
+    if not (run_dir / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint.pt: not a run directory")
+    return run_dir / "checkpoint.pt", "last"
+
+
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
-                 cost_model: str | None = None) -> tuple[list[Backtest], dict]:
+                 cost_model: str | None = None, checkpoint: str = "best") -> tuple[list[Backtest], dict]:
     """The agent of a run and its baselines over a split: ([agent, baselines...], context).
-    `cost_model` overrides the run's ("drift" charges the true rebalancing turnover)."""
+    `cost_model` overrides the run's ("drift" charges the true rebalancing turnover);
+    `checkpoint`: "best" (the validation-selected policy, default) or "last"."""
     from ..agents import Agent, EnvSpec
     from ..envs import resolve_prices
 
-    agent = Agent.load(Path(run_dir) / "checkpoint.pt")
+    path, which = run_checkpoint(run_dir, checkpoint)
+    agent = Agent.load(path)
     spec = agent.env_spec
     if spec.id not in ("portfolio", "trading"):
         raise ValueError(f"{run_dir} trained on {spec.id}; backtests need the portfolio or trading env")
@@ -50,7 +65,7 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": agent.config.family, "algo": agent.algo,
            "seed": agent.config.seed, "split": split, "obs_noise": obs_noise, "cost_bps": kw.get("cost_bps", 10.0),
            "cost_model": kw.get("cost_model", "target"), "window": kw.get("window", 32),
-           "tickers": list(prices.columns), "steps_trained": agent.step}
+           "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which}
     return [bt, *baselines_for(prices, ctx)], ctx
 
 
@@ -173,17 +188,42 @@ def mean_ci(x) -> tuple[float, float]:
     return float(x.mean()), float(half)
 
 
-def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None) -> pd.DataFrame:
+def selection_metrics(run_dir) -> dict[str, float]:
+    """Train- and valid-split Sharpe at the evaluation that chose best.pt (from metrics.csv): the
+    generalisation gap next to the backtest's numbers (NaN where not recorded)."""
+    path = Path(run_dir) / "metrics.csv"
+    out = {"train Sharpe": float("nan"), "valid Sharpe": float("nan"), "best step": float("nan")}
+    if not path.exists():
+        return out
+    df = pd.read_csv(path)
+    if "eval_return" not in df or df["eval_return"].isna().all():
+        return out
+    row = df.loc[df["eval_return"].idxmax()]
+    out["best step"] = float(row["step"])
+    out["train Sharpe"] = float(row.get("train_sharpe", float("nan")))
+    out["valid Sharpe"] = float(row.get("eval_sharpe", float("nan")))
+    return out
+
+
+SUMMARY_METRICS = ["Sharpe", "CAGR", "Max drawdown", "Turnover", "Total return", "train Sharpe", "valid Sharpe"]
+
+
+def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
+                 checkpoint: str = "best") -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
-    over seeds of Sharpe, CAGR, max drawdown, total return, for every observation-noise level."""
+    over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
+    valid Sharpe of the selected checkpoint, for every observation-noise level."""
 
     rows, curves, base = [], {}, None
+    missing = [str(rd) for rd in run_dirs if not (Path(rd) / "checkpoint.pt").exists()]
+    if missing:
+        raise FileNotFoundError(f"not run directories (no checkpoint.pt): {', '.join(missing)}")
     for noise in obs_noises:
         for rd in run_dirs:
-            bts, ctx = backtest_run(rd, split, obs_noise=noise)
+            bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint)
             m = metrics_table(bts[:1]).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
-                         "obs_noise": noise, **m})
+                         "obs_noise": noise, "checkpoint": ctx["checkpoint"], **m, **selection_metrics(rd)})
             if noise == obs_noises[0]:
                 curves[f"{ctx['family']} s{ctx['seed']}"] = (1 + bts[0].returns).cumprod()
                 base = base or bts[1:]
@@ -191,7 +231,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
     summary = []
     for (fam, noise), g in per_run.groupby(["family", "obs_noise"], sort=False):
         row = {"family": fam, "obs_noise": noise, "seeds": len(g)}
-        for k in ["Sharpe", "CAGR", "Max drawdown", "Total return"]:
+        for k in SUMMARY_METRICS:
             row[k], row[f"{k} ±95%"] = mean_ci(g[k].to_numpy())
         summary.append(row)
     summary = pd.DataFrame(summary)
@@ -199,7 +239,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         bt = metrics_table(base)
         for name, r in bt.iterrows():
             summary = pd.concat([summary, pd.DataFrame([{"family": f"baseline: {name}", "obs_noise": 0.0, "seeds": 1,
-                                                         **{k: r[k] for k in ["Sharpe", "CAGR", "Max drawdown", "Total return"]}}])])
+                                                         **{k: r[k] for k in SUMMARY_METRICS[:5]}}])])
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         per_run.to_csv(out / "runs.csv", index=False)

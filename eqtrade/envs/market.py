@@ -15,8 +15,9 @@ DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
     "test": ("2019-01-01", "2022-12-28"),
 }
 
-#: reward of a step that would take the portfolio value to <= 0: log(1e-4), i.e. the value is
-#: treated as falling to 0.01% of its level, and the episode terminates (never a log of <= 0)
+#: reward of a step whose growth factor would be <= 1e-4 (the value falls to 0.01% of its level
+#: or below zero): log(1e-4), the worst reward any step can give; the episode terminates (never
+#: a log of <= 0)
 RUIN_REWARD = math.log(1e-4)
 
 
@@ -70,6 +71,9 @@ class Market:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         start, end = split_range(split)
+        # nothing after the split's last day is kept: an env (and a checkpoint that pickles it)
+        # cannot read later data, e.g. the test period while training and validating
+        prices = prices.loc[prices.index <= end]
         p = prices.to_numpy(dtype=float)
         r = np.zeros_like(p)
         r[1:] = p[1:] / p[:-1] - 1.0
@@ -89,6 +93,30 @@ class Market:
     def __post_init__(self) -> None:
         # Timestamps created once: indexing a DatetimeIndex builds a new Timestamp every step
         self.date_list = list(self.dates)
+
+    def scaled_returns(self, vol_window: int = 63, clip: float = 5.0, floor: float = 1e-6) -> np.ndarray:
+        """Returns divided by a causal trailing volatility, clipped: R[s] / σ[s-1], where σ[s-1] is
+        the root mean square of the `vol_window` returns before s (fewer at the start of the data).
+
+        Causal (σ uses data strictly before the return it scales); not demeaned, so R -> -R maps
+        the scaled returns to their negatives exactly; R -> c·R leaves them unchanged once the
+        trailing window is full (a return-scale symmetry). `floor` only guards a zero volatility
+        (a run of zero returns)."""
+        if vol_window < 1:
+            raise ValueError(f"vol_window must be >= 1, got {vol_window}")
+        if clip <= 0:
+            raise ValueError(f"clip must be > 0, got {clip}")
+        R = self.returns
+        sq = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(R**2, axis=0)])  # sq[k] = Σ_{j<k} R[j]^2
+        s = np.arange(len(R))
+        lo = np.maximum(s - vol_window, 1)  # returns[0] is a placeholder 0: never part of a volatility
+        count = np.maximum(s - lo, 1)[:, None]
+        var = (sq[s] - sq[lo]) / count  # mean of R[lo..s-1]^2
+        sigma = np.sqrt(np.maximum(var, 0.0))
+        out = np.zeros_like(R)
+        ok = sigma > floor
+        out[ok] = R[ok] / sigma[ok]
+        return np.clip(out, -clip, clip)
 
     @property
     def n_days(self) -> int:

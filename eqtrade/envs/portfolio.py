@@ -32,7 +32,12 @@ class PortfolioEnv(gym.Env):
     Observation (float64, flat): the last `window` daily simple returns of every asset,
     time-major (oldest day first: obs[t*N + i]), then the N asset weights held going into the
     decision (after the previous day's drift). Prices enter only through returns, so scaling
-    any asset's prices leaves every observation unchanged.
+    any asset's prices leaves every observation unchanged. With `normalize=True` (default) each
+    return is divided by its asset's causal trailing volatility (the RMS of the `vol_window`
+    returns before it, no demeaning) and clipped to ±`clip`: the market features then have unit
+    scale next to the weights, the reflection still negates them exactly, and multiplying all
+    returns by a constant (a volatility regime) leaves them unchanged once the trailing window
+    is full — an approximate return-scale symmetry (measured by `eqtrade symmetry`).
 
     Action: mode "long_short": a in [-1, 1]^N, weights w = a / max(1, Σ|a|) (gross exposure
     <= 1, the rest in cash); mode "long_only": a in [-1, 1]^(N+1) (last = cash),
@@ -41,7 +46,7 @@ class PortfolioEnv(gym.Env):
 
     Timing: the decision at the close of day t sees returns up to and including t; trades fill
     at the close of t; the reward log(1 + w·R[t+1] − c·Σ|w − w_held|) is realised over t -> t+1.
-    If 1 + w·R − cost <= 0 the episode terminates with reward RUIN_REWARD (= log 1e-4).
+    If 1 + w·R − cost <= 1e-4 the episode terminates with reward RUIN_REWARD (= log 1e-4).
 
     Costs (`cost_model`): "target" (default) charges c on the change of target weights,
     w_held = the previous decision's weights, and the observation shows those; the portfolio is
@@ -59,7 +64,8 @@ class PortfolioEnv(gym.Env):
 
     def __init__(self, prices=None, window: int = 32, split="train", mode: str = "long_short",
                  cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False,
-                 tickers=None, data_dir=None, cost_model: str = "target"):
+                 tickers=None, data_dir=None, cost_model: str = "target", normalize: bool = True,
+                 vol_window: int = 63, clip: float = 5.0):
         if cost_model not in ("target", "drift"):
             raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
         self.cost_model = cost_model
@@ -78,6 +84,9 @@ class PortfolioEnv(gym.Env):
         k = n if mode == "long_short" else n + 1
         self.action_space = spaces.Box(-1.0, 1.0, (k,), dtype=np.float32)
         self._R = self.market.returns
+        self.normalize, self.vol_window, self.clip = bool(normalize), int(vol_window), float(clip)
+        # what the observation shows: scaled returns (default) or the raw simple returns
+        self._X = self.market.scaled_returns(self.vol_window, self.clip) if self.normalize else self._R
         self._t = self.market.first
         self._end = self.market.last
         self._w = np.zeros(n)
@@ -104,7 +113,7 @@ class PortfolioEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         t, W = self._t, self.window
-        return np.concatenate([self._R[t - W + 1 : t + 1].reshape(-1), self._w])
+        return np.concatenate([self._X[t - W + 1 : t + 1].reshape(-1), self._w])
 
     def _info(self) -> dict:
         return {"date": self.market.date_list[self._t], "weights": self._w.copy(), "value": self.value}
@@ -132,9 +141,11 @@ class PortfolioEnv(gym.Env):
         cost = self.cost * turnover
         r = self._R[self._t + 1]
         growth = 1.0 + float(w @ r) - cost
-        info_extra = {"turnover": turnover, "cost": cost}
+        # next_returns: the realised simple returns R[t+1]; with the weights held (the observation's
+        # last N entries) they give the exact reward of any other action (see `exact_reward`)
+        info_extra = {"turnover": turnover, "cost": cost, "next_returns": r.copy()}
         self._t += 1
-        if growth <= 0.0:  # ruin: e.g. a full short through a day of +100% or more
+        if growth <= 1e-4:  # ruin (e.g. a full short through a +100% day); log(1e-4) is the worst reward
             self.value = 0.0
             self._w = np.zeros(self.n_assets)
             info = self._info() | info_extra | {"ruined": True}
@@ -144,3 +155,28 @@ class PortfolioEnv(gym.Env):
         self._w = w if self.cost_model == "target" else w * (1.0 + r) / growth
         truncated = self._t > self._end
         return self._obs(), math.log(growth), False, truncated, self._info() | info_extra
+
+    # -- exact rewards for any action (the market does not react to the agent) ----------------------
+    def exact_reward(self, obs, action, next_returns, next_obs):
+        """Torch, differentiable in `action`: (log growth, next observation) of taking `action`
+        in `obs` when the next day's simple returns are `next_returns` (batched: [B, ...]).
+
+        The agent's trades do not move prices, so one stored transition tells the reward and the
+        next state of every action, not only of the one taken: the next observation is `next_obs`
+        with the weights held replaced by the new target (after drift in the "drift" cost model).
+        A growth at or below 1e-4 is floored there (the env itself ends the episode in ruin)."""
+        import torch
+
+        n = self.n_assets
+        if self.mode == "long_short":
+            a = action.clamp(-1.0, 1.0)
+            w = a / a.abs().sum(1, keepdim=True).clamp(min=1.0)
+        else:
+            u = action.clamp(-1.0, 1.0) + 1.0
+            w = (u / u.sum(1, keepdim=True).clamp(min=1e-12))[:, :n]
+        held = obs[:, -n:]
+        cost = self.cost * (w - held).abs().sum(1)
+        growth = 1.0 + (w * next_returns).sum(1) - cost
+        reward = torch.log(growth.clamp(min=1e-4))
+        new_held = w if self.cost_model == "target" else w * (1.0 + next_returns) / growth.clamp(min=1e-4)[:, None]
+        return reward, torch.cat([next_obs[:, :-n], new_held], dim=1)

@@ -18,14 +18,17 @@ class TradingEnv(gym.Env):
     """Trade one asset with a position p in {-1, 0, +1} of the portfolio value.
 
     The asset is `ticker` if given, else drawn at random from the panel at every reset.
-    Observation (float64): the last `window` simple returns of the asset (oldest first), then p.
+    Observation (float64): the last `window` simple returns of the asset (oldest first), then p;
+    with `normalize=True` (default) the returns are divided by a causal trailing volatility and
+    clipped, as in PortfolioEnv.
     Reward: log(1 + p·R[t+1] − c·|p − p_prev|); timing, ruin and episodes as in PortfolioEnv.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, prices=None, ticker: str | None = None, window: int = 32, split="train",
-                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None):
+                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None,
+                 normalize: bool = True, vol_window: int = 63, clip: float = 5.0):
         if cost_bps < 0:
             raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
         panel = resolve_prices(prices, None, data_dir)
@@ -41,6 +44,9 @@ class TradingEnv(gym.Env):
         self.action_space = spaces.Discrete(3)
         # one contiguous return series per asset: windows are slices, no copies per step
         self._series = np.ascontiguousarray(self.market.returns.T)
+        self.normalize = bool(normalize)
+        self._shown = (np.ascontiguousarray(self.market.scaled_returns(vol_window, clip).T) if self.normalize
+                       else self._series)  # what the observation shows
         self._lists = [row.tolist() for row in self._series]  # python floats for the reward arithmetic
         self._asset = 0
         self._r = self._series[0]
@@ -61,7 +67,7 @@ class TradingEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         obs = np.empty(self.window + 1)
-        obs[:-1] = self._r[self._t - self.window + 1 : self._t + 1]
+        obs[:-1] = self._shown[self._asset, self._t - self.window + 1 : self._t + 1]
         obs[-1] = self._p
         return obs
 
@@ -98,7 +104,7 @@ class TradingEnv(gym.Env):
         cost = self.cost * abs(p - self._p)
         self._t = t = self._t + 1
         growth = 1.0 + p * self._rl[t] - cost
-        if growth <= 0.0:
+        if growth <= 1e-4:  # ruin; log(1e-4) = RUIN_REWARD is the worst reward
             self.value, self._p = 0.0, 0.0
             info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
                     "position": 0.0, "value": 0.0, "ruined": True}

@@ -9,6 +9,7 @@ from .factory import (
     build_actor,
     build_critic,
     build_qnet,
+    build_value,
     matched_channels,
     param_count,
     param_report,

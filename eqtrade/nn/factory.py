@@ -14,6 +14,7 @@ from torch import nn
 from ..symmetry import Symmetry
 from .exact import EscnnMLP, exact_param_count
 from .relaxed import RelaxedMLP, relaxed_param_count
+from .asset import asset_head
 from .conv import ConvEncoder1d
 from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep
 
@@ -96,7 +97,7 @@ def _networks(family, symmetry, obs_dim, extra_in, out_rep_fn, out_dim, hidden, 
     enc_cfg = dict(encoder or {})
     kind = enc_cfg.pop("kind", None) if encoder else None
     if kind not in (None, "conv1d"):
-        raise ValueError(f"unknown encoder {kind!r}; use None or 'conv1d'")
+        raise ValueError(f"unknown encoder {kind!r}; use None, 'conv1d' or 'per_asset'")
     if kind == "conv1d":
         window, n_series = enc_cfg.pop("window"), enc_cfg.pop("n_series")
         conv_ch = tuple(enc_cfg.pop("channels", (16, 16)))
@@ -164,6 +165,15 @@ class Critic(_Net):
         return self.head(torch.cat([self.encoder(obs.flatten(1)), action], dim=1))
 
 
+class Value(_Net):
+    """State value V(s) -> [B, 1], invariant (the critic of SAC's exact-reward mode)."""
+
+    kind = "value"
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(obs.flatten(1)))
+
+
 class QNet(_Net):
     """DQN Q-network obs -> Q-values [B, n_actions], permuted by the group like the actions."""
 
@@ -176,9 +186,20 @@ class QNet(_Net):
 _SIZES_DOC = """
     hidden: widths of the plain MLP head; exact/relaxed get regular-field channels matched to
     its parameter count (within 10%) unless `channels` is given. banks: L of the relaxed layers.
-    encoder: None (MLP on the flat observation) or {"kind": "conv1d", "window": W, "n_series": N,
+    encoder: None (MLP on the flat observation), {"kind": "conv1d", "window": W, "n_series": N,
     "channels": (16, 16), "kernel": 5, "stride": 2} for observations whose first W·N components
-    are a time-major window of N series (time convolution, then the MLP head)."""
+    are a time-major window of N series (time convolution, then the MLP head), or
+    {"kind": "per_asset", "window": W, "n_assets": N} for portfolio observations [W·N returns,
+    N weights]: one head of widths `hidden` shared by every asset (eqtrade.nn.asset)."""
+
+
+def _per_asset(encoder) -> tuple[int, int] | None:
+    if encoder and encoder.get("kind") == "per_asset":
+        extra = sorted(set(encoder) - {"kind", "window", "n_assets"})
+        if extra or "window" not in encoder or "n_assets" not in encoder:
+            raise ValueError(f"per_asset encoder takes window and n_assets (got {dict(encoder)})")
+        return int(encoder["window"]), int(encoder["n_assets"])
+    return None
 
 
 def build_actor(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
@@ -187,6 +208,10 @@ def build_actor(family: str, observation_space, action_space, symmetry: Symmetry
     """SAC actor of the given family."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
+    if (pa := _per_asset(encoder)) is not None:
+        _check_per_asset(obs_dim, act_dim, *pa)
+        head = asset_head(family, *pa, "actor", False, hidden, channels, banks)
+        return Actor(Identity(), head, family, symmetry, act_dim, log_std_bounds)
     enc, head = _networks(family, symmetry, obs_dim, (0, None),
                           lambda: action_rep(symmetry) + trivial_rep(symmetry, act_dim), 2 * act_dim,
                           hidden, channels, banks, encoder)
@@ -199,9 +224,34 @@ def build_critic(family: str, observation_space, action_space, symmetry: Symmetr
     """SAC critic Q(s, a) of the given family (invariant under the symmetry)."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
+    if (pa := _per_asset(encoder)) is not None:
+        _check_per_asset(obs_dim, act_dim, *pa)
+        return Critic(Identity(), asset_head(family, *pa, "value", True, hidden, channels, banks), family, symmetry)
     enc, head = _networks(family, symmetry, obs_dim, (act_dim, lambda: action_rep(symmetry)),
                           lambda: trivial_rep(symmetry, 1), 1, hidden, channels, banks, encoder)
     return Critic(enc, head, family, symmetry)
+
+
+def build_value(family: str, observation_space, symmetry: Symmetry | None = None,
+                hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
+                encoder: dict | None = None) -> Value:
+    """State value V(s) of the given family (invariant under the symmetry)."""
+    obs_dim = _check(observation_space, symmetry, family)
+    if (pa := _per_asset(encoder)) is not None:
+        _check_per_asset(obs_dim, None, *pa)
+        return Value(Identity(), asset_head(family, *pa, "value", False, hidden, channels, banks), family, symmetry)
+    enc, head = _networks(family, symmetry, obs_dim, (0, None), lambda: trivial_rep(symmetry, 1), 1,
+                          hidden, channels, banks, encoder)
+    return Value(enc, head, family, symmetry)
+
+
+def _check_per_asset(obs_dim: int, act_dim: int | None, window: int, n_assets: int) -> None:
+    if obs_dim != window * n_assets + n_assets:
+        raise ValueError(f"per_asset encoder: {n_assets} assets x window {window} needs a {window * n_assets + n_assets}-dim "
+                         f"observation [W·N returns, N weights], got {obs_dim}")
+    if act_dim is not None and act_dim != n_assets:
+        raise ValueError(f"per_asset encoder needs one action per asset ({n_assets}), got {act_dim} "
+                         "(long_only mode has a cash action: use the flat network)")
 
 
 def build_qnet(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
@@ -216,7 +266,7 @@ def build_qnet(family: str, observation_space, action_space, symmetry: Symmetry 
     return QNet(enc, head, family, symmetry)
 
 
-for _f in (build_actor, build_critic, build_qnet):
+for _f in (build_actor, build_critic, build_value, build_qnet):
     _f.__doc__ += _SIZES_DOC
 
 

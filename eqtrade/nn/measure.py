@@ -28,6 +28,9 @@ def equivariance_errors(module, symmetry: Symmetry, inputs) -> dict[str, float]:
             obs, act = inputs
             q = module(obs, act)
             errs = {"q": _rel(module(symmetry.transform_obs(obs, g), symmetry.transform_action(act, g)), q)}
+        elif kind == "value":
+            v = module(inputs)
+            errs = {"v": _rel(module(symmetry.transform_obs(inputs, g)), v)}
         elif kind == "qnet":
             q = module(inputs)
             errs = {"q": _rel(module(symmetry.transform_obs(inputs, g)), symmetry.transform_qvalues(q, g))}

@@ -1,0 +1,332 @@
+"""The trading learner: normalised observations (causal, reflection-exact, return-scale
+invariant), exact rewards of any action, per-asset shared networks (reflection and permutation
+equivariance, a fit check), SAC's exact-reward mode with validation-selected checkpoints, and
+the planted-market proof (one family here; all three in the slow test and bench/bench_planted.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gymnasium import spaces
+
+from eqtrade.agents import SAC, EnvSpec, SACConfig
+from eqtrade.data import load_prices
+from eqtrade.data.synthetic import momentum_weights, planted_market, rule_sharpe
+from eqtrade.envs import PortfolioEnv, TradingEnv
+from eqtrade.nn import build_actor, build_critic, build_value, equivariance_error
+from eqtrade.symmetry import portfolio_reflection
+
+TICKERS = ["AAPL", "JNJ", "XOM", "KO"]
+SPLIT = ("2019-01-01", "2020-12-31")
+
+
+@pytest.fixture(scope="module")
+def small():
+    return load_prices(TICKERS, start="2018-01-01", end="2020-12-31")
+
+
+def walk(env, actions, seed=0):
+    obs, info = env.reset(seed=seed)
+    out = [obs]
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        out.append(obs)
+        if term or trunc:
+            break
+    return np.array(out)
+
+
+# -- observation normalisation -------------------------------------------------------------------
+def test_normalised_returns_are_causal_vol_scaled_and_clipped(small):
+    env = PortfolioEnv(prices=small, window=16, split=SPLIT, vol_window=20, clip=5.0)
+    R, X = env.market.returns, env._X
+    for s in (30, 200, len(R) - 1):
+        sigma = np.sqrt(np.mean(R[s - 20 : s] ** 2, axis=0))  # the 20 returns strictly before s
+        np.testing.assert_allclose(X[s], np.clip(R[s] / sigma, -5, 5), rtol=1e-10)
+    assert np.abs(X).max() <= 5.0
+    obs, _ = env.reset(seed=0)
+    assert 0.3 < np.abs(obs[:-4]).std() < 3  # unit scale, next to weights in [-1, 1]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_normalised_observations_have_no_look_ahead(small, seed):
+    rng = np.random.default_rng(seed)
+    acts = rng.uniform(-1, 1, size=(200, 4))
+    base = walk(PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True), acts)
+    env = PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True)
+    cut = int(rng.integers(20, 150))
+    cut_date = env.market.date_list[env.market.first + cut]
+    changed = small.copy()
+    after = changed.index > cut_date
+    changed.loc[after] *= rng.uniform(0.5, 2.0, size=(int(after.sum()), 4))
+    again = walk(PortfolioEnv(prices=changed, window=16, split=SPLIT, full_period=True), acts)
+    np.testing.assert_array_equal(base[: cut + 1], again[: cut + 1])
+    assert not np.array_equal(base[cut + 1], again[cut + 1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_normalised_observations_keep_price_scale_invariance_and_the_exact_reflection(small, seed):
+    rng = np.random.default_rng(seed)
+    acts = rng.uniform(-1, 1, size=(80, 4))
+    kw = dict(window=16, split=SPLIT, full_period=True)
+    base = walk(PortfolioEnv(prices=small, **kw), acts)
+    scaled = walk(PortfolioEnv(prices=small * rng.uniform(1e-3, 1e3, size=4), **kw), acts)
+    np.testing.assert_allclose(base, scaled, rtol=0, atol=1e-12)
+    # mirrored data: returns R -> -R (prices rebuilt from negated returns), actions negated
+    R = small.pct_change().fillna(0.0)
+    mirrored = (1 - R).cumprod() * small.iloc[0]
+    m = walk(PortfolioEnv(prices=mirrored, **kw), -acts)
+    np.testing.assert_allclose(m, -base, rtol=0, atol=1e-9)
+
+
+def test_return_scale_is_an_exact_symmetry_once_the_vol_window_is_full(small):
+    R = small.pct_change().fillna(0.0)
+    calm = (1 + 0.3 * R).cumprod() * small.iloc[0]  # every return x 0.3: a calmer regime
+    kw = dict(window=16, split=SPLIT, full_period=True, vol_window=40)
+    acts = np.random.default_rng(0).uniform(-1, 1, size=(100, 4))
+    a, b = walk(PortfolioEnv(prices=small, **kw), acts), walk(PortfolioEnv(prices=calm, **kw), acts)
+    n = 4 * 16
+    np.testing.assert_allclose(a[:, :n], b[:, :n], rtol=0, atol=1e-9)
+    raw = dict(kw, normalize=False)
+    ra, rb = walk(PortfolioEnv(prices=small, **raw), acts), walk(PortfolioEnv(prices=calm, **raw), acts)
+    assert np.abs(ra[:, :n] - rb[:, :n]).max() > 1e-3  # the raw returns do change
+
+
+def test_trading_env_normalises_too(small):
+    env = TradingEnv(prices=small, ticker="AAPL", window=16, split=SPLIT)
+    obs, _ = env.reset(seed=0)
+    assert 0.3 < np.abs(obs[:-1]).std() < 3
+    raw = TradingEnv(prices=small, ticker="AAPL", window=16, split=SPLIT, normalize=False)
+    assert np.abs(raw.reset(seed=0)[0][:-1]).std() < 0.1
+
+
+def test_a_split_holds_no_data_after_its_end(small):
+    env = PortfolioEnv(prices=small, window=16, split=("2019-01-01", "2019-12-31"))
+    assert env.market.dates[-1] <= pd.Timestamp("2019-12-31")
+
+
+def test_ruin_is_the_worst_reward(small):
+    from eqtrade.envs import RUIN_REWARD
+
+    p = small.copy()
+    day = p.index[p.index.get_indexer([pd.Timestamp("2019-06-03")])[0]]
+    i = p.index.get_loc(day)
+    # AAPL returns +99.995% that day: a full short keeps a growth factor of 5e-5 (> 0, < 1e-4)
+    p.loc[day:, "AAPL"] *= 1.99995 * p["AAPL"].iloc[i - 1] / p["AAPL"].iloc[i]
+    env = PortfolioEnv(prices=p, window=16, split=SPLIT, full_period=True, cost_bps=0)
+    env.reset()
+    while env.market.date_list[env._t + 1] != day:
+        env.step(np.zeros(4))
+    _, r, term, _, _ = env.step(np.array([-1.0, 0, 0, 0]))
+    assert term and r == RUIN_REWARD
+
+
+# -- exact reward of any action --------------------------------------------------------------------
+@pytest.mark.parametrize("cost_model", ["target", "drift"])
+@pytest.mark.parametrize("mode", ["long_short", "long_only"])
+def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, mode):
+    env = PortfolioEnv(prices=small, window=16, split=SPLIT, cost_model=cost_model, mode=mode, cost_bps=25)
+    k = env.action_space.shape[0]
+    rng = np.random.default_rng(1)
+    obs, _ = env.reset(seed=3)
+    rows = []
+    for _ in range(40):
+        a = rng.uniform(-1, 1, size=k)
+        nxt, r, term, trunc, info = env.step(a)
+        rows.append((obs, a, r, nxt, info["next_returns"]))
+        obs = nxt
+    o, a, r, n, x = (torch.tensor(np.array(z), dtype=torch.float64) for z in zip(*rows))
+    rr, nn_ = env.exact_reward(o, a, x, n)
+    np.testing.assert_allclose(rr.numpy(), r.numpy(), atol=1e-12)
+    np.testing.assert_allclose(nn_.numpy(), n.numpy(), atol=1e-12)
+    # other actions: the same function, differentiable, and different rewards
+    other = torch.tensor(rng.uniform(-1, 1, size=a.shape), requires_grad=True)
+    r2, _ = env.exact_reward(o, other, x, n)
+    r2.sum().backward()
+    assert other.grad is not None and torch.isfinite(other.grad).all() and not torch.allclose(r2, rr)
+
+
+# -- per-asset shared networks ----------------------------------------------------------------------
+W, N = 8, 6
+
+
+def spaces_():
+    return spaces.Box(-np.inf, np.inf, (W * N + N,)), spaces.Box(-1, 1, (N,))
+
+
+def permute(x, perm, with_action=False):
+    B = x.shape[0]
+    parts = [x[:, : W * N].reshape(B, W, N)[:, :, perm].reshape(B, -1), x[:, W * N : W * N + N][:, perm]]
+    if with_action:
+        parts.append(x[:, W * N + N :][:, perm])
+    return torch.cat(parts, 1)
+
+
+def nets(family, hidden=(8,)):
+    o, a = spaces_()
+    sym = portfolio_reflection(N, W)
+    enc = {"kind": "per_asset", "window": W, "n_assets": N}
+    return (sym, build_actor(family, o, a, sym, hidden=hidden, encoder=enc),
+            build_critic(family, o, a, sym, hidden=hidden, encoder=enc), build_value(family, o, sym, hidden=hidden, encoder=enc))
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_per_asset_networks_are_permutation_equivariant_and_size_independent(family):
+    torch.manual_seed(0)
+    sym, actor, critic, value = nets(family)
+    x, act = torch.randn(32, W * N + N), torch.rand(32, N) * 2 - 1
+    for _ in range(5):
+        perm = torch.randperm(N)
+        m, s = actor(x)
+        mp, sp = actor(permute(x, perm))
+        torch.testing.assert_close(mp, m[:, perm], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(sp, s[:, perm], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(critic(permute(x, perm), act[:, perm]), critic(x, act), atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(value(permute(x, perm)), value(x), atol=1e-4, rtol=1e-5)
+    # the same head acts on any number of assets: its parameters do not depend on N
+    o2, a2 = spaces.Box(-np.inf, np.inf, (W * 30 + 30,)), spaces.Box(-1, 1, (30,))
+    big = build_actor(family, o2, a2, portfolio_reflection(30, W), hidden=(8,),
+                      encoder={"kind": "per_asset", "window": W, "n_assets": 30})
+    assert sum(p.numel() for p in big.parameters()) == sum(p.numel() for p in actor.parameters())
+
+
+@pytest.mark.parametrize("family", ["exact", "relaxed"])
+def test_per_asset_networks_are_reflection_equivariant_and_relaxed_breaks_when_moved(family):
+    torch.manual_seed(1)
+    sym, actor, critic, value = nets(family)
+    x, act = torch.randn(64, W * N + N), torch.rand(64, N) * 2 - 1
+    assert equivariance_error(actor, sym, x) < 1e-5
+    assert equivariance_error(critic, sym, (x, act)) < 1e-5
+    assert equivariance_error(value, sym, x) < 1e-5
+    if family == "relaxed":
+        with torch.no_grad():
+            for name, p in actor.named_parameters():
+                if name.endswith("relaxed_weights"):
+                    p.add_(0.3 * torch.randn_like(p))
+        assert equivariance_error(actor, sym, x) > 1e-3
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_per_asset_actor_can_fit_an_equivariant_target(family):
+    """Fit check (not only symmetry): each asset's mean should be tanh(2·mean of its window)."""
+    torch.manual_seed(2)
+    _, actor, _, _ = nets(family, hidden=(16,))
+    opt = torch.optim.Adam(actor.parameters(), lr=1e-2)
+    x = torch.randn(512, W * N + N)
+    target = torch.tanh(2 * x[:, : W * N].reshape(-1, W, N).mean(1))
+    first = None
+    for _ in range(300):
+        loss = ((actor(x)[0] - target) ** 2).mean()
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.1 * first, (family, first, float(loss))
+
+
+# -- SAC on the planted market -----------------------------------------------------------------------
+PLANTED_AGENT = dict(encoder={"kind": "per_asset"}, hidden=(4,), actor_loss="exact", reward_scale=100.0,
+                     alpha_init="auto", gamma=0.9, learning_starts=1000, eval_every=1000, eval_episodes=1,
+                     checkpoint_every=0, buffer_size=20_000)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return planted_market(10, seed=0)
+
+
+def planted_spec(prices):
+    return EnvSpec("portfolio", dict(prices=prices, window=32, split="train", episode_length=252),
+                   dict(split="valid", full_period=True))
+
+
+def test_planted_market_has_a_known_out_of_sample_answer(planted):
+    rule = rule_sharpe(planted, "test")
+    assert rule["sharpe"] > 1.0 and rule["turnover"] < 0.3
+    w = momentum_weights(planted)
+    assert np.allclose(w.abs().sum(1).iloc[40:], 1.0)
+
+
+def policy_test_metrics(agent, prices, split="test"):
+    from eqtrade.backtest.engine import rollout
+    from eqtrade.backtest.metrics import metrics
+
+    env = EnvSpec("portfolio", dict(prices=prices, window=32, split=split, full_period=True)).make()
+    bt = rollout(lambda o: agent.predict(o), env)
+    return metrics(bt.returns)["Sharpe"], bt.turnover
+
+
+def test_random_actions_fail_the_planted_criterion(planted):
+    rule = rule_sharpe(planted, "test")["sharpe"]
+
+    class Random:
+        rng = np.random.default_rng(0)
+
+        def predict(self, obs):
+            return self.rng.uniform(-1, 1, size=10)
+
+    sharpe, turnover = policy_test_metrics(Random(), planted)
+    assert not (sharpe >= 0.5 * rule and turnover < 0.3), (sharpe, turnover)
+
+
+def test_sac_exact_family_learns_the_planted_signal(planted, tmp_path):
+    """The default suite's proof (about 30 s): exact-family SAC, 6 000 steps, checkpoint chosen on
+    the valid split, then the test split read once: Sharpe >= half the rule's, turnover < 0.3."""
+    torch.set_num_threads(1)
+    spec = planted_spec(planted)
+    agent = SAC(spec.make(), SACConfig(family="exact", seed=0, **PLANTED_AGENT), spec)
+    agent.learn(6000, out_dir=tmp_path, progress=False)
+    from eqtrade.agents import Agent
+
+    best = Agent.load(tmp_path / "best.pt", env=spec.make())
+    sharpe, turnover = policy_test_metrics(best, planted)
+    rule = rule_sharpe(planted, "test")["sharpe"]
+    assert sharpe >= 0.5 * rule and turnover < 0.3, (sharpe, turnover, rule)
+    evals = [m for m in agent.metrics if "eval_return" in m]
+    assert evals[-1]["eval_sharpe"] > evals[0]["eval_sharpe"]  # a rising validation curve
+    assert all(k in evals[-1] for k in ("train_sharpe", "eval_turnover", "best_eval_return"))
+    assert "reward_entropy_ratio" in agent.last_losses and agent.last_losses["reward_entropy_ratio"] > 5
+
+
+def test_auto_alpha_makes_the_entropy_bonus_a_small_fraction_of_the_reward(planted):
+    spec = planted_spec(planted)
+    cfg = SACConfig(family="plain", seed=0, **dict(PLANTED_AGENT, learning_starts=300))
+    agent = SAC(spec.make(), cfg, spec)
+    agent.learn(301, progress=False)
+    ratio = agent.last_losses["reward_entropy_ratio"]
+    assert 5 < ratio < 20, ratio  # entropy_frac = 0.1 -> ratio about 10 at the start
+
+
+def test_exact_mode_needs_an_env_with_exact_rewards():
+    spec = EnvSpec("Pendulum-v1")
+    with pytest.raises(ValueError, match="exact_reward"):
+        SAC(spec.make(), SACConfig(actor_loss="exact"), spec)
+
+
+def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
+    """A run's files are byte-identical when every test-period price is replaced."""
+    from eqtrade.cli import main
+
+    prices = planted_market(4, seed=3)
+    changed = prices.copy()
+    test = changed.index >= pd.Timestamp("2019-01-01")
+    changed.loc[test] *= np.random.default_rng(0).uniform(0.5, 2.0, size=(int(test.sum()), 4))
+    runs = []
+    for k, p in enumerate([prices, changed]):
+        csv = tmp_path / f"p{k}.csv"
+        p.to_csv(csv, index_label="date")
+        monkeypatch.setenv("EQTRADE_DATA", str(tmp_path / f"data{k}"))
+        assert main(["data", "import", str(csv), "--name", "mkt"]) == 0
+        out = tmp_path / f"run{k}"
+        assert main(["train", "--agent", "exact", "--data", "mkt", "--steps", "1100", "--out", str(out),
+                     "--no-progress"]) == 0
+        runs.append(out)
+    names = sorted(f.name for f in runs[0].iterdir())
+    assert {"config.toml", "metrics.csv", "checkpoint.pt", "best.pt"} <= set(names)
+    assert names == sorted(f.name for f in runs[1].iterdir())
+    for name in names:
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
