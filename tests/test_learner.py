@@ -330,3 +330,31 @@ def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
     assert names == sorted(f.name for f in runs[1].iterdir())
     for name in names:
         assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+
+
+def test_portfolio_defaults_are_the_measured_learner_and_strategies_agree():
+    from eqtrade.agents.train import load_toml, resolve_config
+
+    cfg = resolve_config()
+    a = cfg["agent"]
+    assert a["encoder"] == {"kind": "per_asset"} and a["actor_loss"] == "exact" and a["alpha_init"] == "auto"
+    assert a["reward_scale"] == 100.0 and cfg["env"]["cost_bps"] == 50.0 and cfg["eval_env"]["cost_bps"] == 10.0
+    for fam in ("plain", "exact", "relaxed"):
+        strat = load_toml(f"strategies/sac-{fam}.toml")
+        for key in ("encoder", "hidden", "actor_loss", "reward_scale", "alpha_init", "gamma"):
+            assert strat["agent"][key] == a[key], (fam, key)
+        assert strat["env"]["cost_bps"] == 50.0 and strat["eval_env"]["cost_bps"] == 10.0
+    dmc = resolve_config(env="Pendulum-v1")  # the portfolio defaults do not leak elsewhere
+    assert "encoder" not in dmc["agent"] and "actor_loss" not in dmc["agent"]
+
+
+def test_data_planted_command_stores_the_market_and_prints_the_rule(tmp_path, monkeypatch, capsys):
+    from eqtrade.cli import main
+
+    monkeypatch.setenv("EQTRADE_DATA", str(tmp_path))
+    assert main(["data", "planted", "--name", "pm", "--assets", "3", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "dataset 'pm': 3 assets" in out and "test split: Sharpe" in out
+    stored = load_prices(source="pm", data_dir=tmp_path)
+    pd.testing.assert_frame_equal(stored, planted_market(3, seed=1), check_freq=False, check_names=False, rtol=1e-12)
+    assert main(["data", "planted", "--name", "pm"]) == 2  # exists: --force needed
