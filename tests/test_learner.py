@@ -358,3 +358,24 @@ def test_data_planted_command_stores_the_market_and_prints_the_rule(tmp_path, mo
     stored = load_prices(source="pm", data_dir=tmp_path)
     pd.testing.assert_frame_equal(stored, planted_market(3, seed=1), check_freq=False, check_names=False, rtol=1e-12)
     assert main(["data", "planted", "--name", "pm"]) == 2  # exists: --force needed
+
+
+def test_evaluate_never_touches_the_training_env(small):
+    spec = EnvSpec("portfolio", dict(prices=small, window=16, split=SPLIT, episode_length=60))
+    env = spec.make()
+    agent = SAC(env, SACConfig(family="plain", hidden=(8,), encoder={"kind": "per_asset"}, learning_starts=10,
+                               batch_size=8, eval_every=0, checkpoint_every=0), spec)  # no eval env given
+    agent.learn(25, progress=False)
+    t, w, value = env._t, env._w.copy(), env.value
+    agent.evaluate()
+    assert agent.eval_env is not env and env._t == t and np.array_equal(env._w, w) and env.value == value
+
+
+def test_deterministic_actions_are_the_policy_mean(small):
+    spec = EnvSpec("portfolio", dict(prices=small, window=16, split=SPLIT, episode_length=60))
+    agent = SAC(spec.make(), SACConfig(family="relaxed", hidden=(8,), encoder={"kind": "per_asset"}), spec)
+    obs = np.stack([spec.make().reset(seed=k)[0] for k in range(4)]).astype(np.float32)
+    mean, _ = agent.actor(torch.from_numpy(obs))
+    np.testing.assert_allclose(agent.predict(obs), torch.tanh(mean).detach().numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(agent.predict(obs), agent.predict(obs))
+    assert not np.allclose(agent.predict(obs, deterministic=False), agent.predict(obs))
