@@ -34,7 +34,7 @@ PLANTED = {"env": {"cost_bps": 20.0}}
 VARIANTS: dict[str, dict] = {
     "default": {},
     "critic actor loss": {"agent": {"actor_loss": "critic"}},
-    "flat 2x256 network": {"agent": {"encoder": None, "hidden": [256, 256]}},
+    "flat 2x256 network": {"agent": {"encoder": {"kind": "flat"}, "hidden": [256, 256]}},
     "raw returns": {"env": {"normalize": False}},
     "train cost 10 bps": {"env": {"cost_bps": 10.0}},
     "train cost 50 bps": {"env": {"cost_bps": 50.0}},

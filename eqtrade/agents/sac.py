@@ -159,6 +159,8 @@ class SAC(Agent):
         sizes = dict(hidden=config.hidden, banks=config.banks, encoder=config.encoder)
         self.actor = build_actor(fam, obs_space, act_space, sym, **sizes)
         act_in = 0 if self.exact else int(np.prod(act_space.shape))
+        if config.encoder is not None and config.encoder.get("kind") == "flat":
+            config.encoder = None
         if fam == "plain" and config.encoder is None:
             in_dim = int(np.prod(obs_space.shape)) + act_in
             self.critic = TwinCritic(None, None, False, EnsembleMLP(in_dim, config.hidden))

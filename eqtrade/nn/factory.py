@@ -96,8 +96,10 @@ def _networks(family, symmetry, obs_dim, extra_in, out_rep_fn, out_dim, hidden, 
     to the plain network of the same widths."""
     enc_cfg = dict(encoder or {})
     kind = enc_cfg.pop("kind", None) if encoder else None
+    if kind == "flat":  # TOML has no null: {kind = "flat"} asks for the MLP on the flat observation
+        kind, encoder = None, None
     if kind not in (None, "conv1d"):
-        raise ValueError(f"unknown encoder {kind!r}; use None, 'conv1d' or 'per_asset'")
+        raise ValueError(f"unknown encoder {kind!r}; use None (or 'flat'), 'conv1d' or 'per_asset'")
     if kind == "conv1d":
         window, n_series = enc_cfg.pop("window"), enc_cfg.pop("n_series")
         conv_ch = tuple(enc_cfg.pop("channels", (16, 16)))
@@ -186,7 +188,7 @@ class QNet(_Net):
 _SIZES_DOC = """
     hidden: widths of the plain MLP head; exact/relaxed get regular-field channels matched to
     its parameter count (within 10%) unless `channels` is given. banks: L of the relaxed layers.
-    encoder: None (MLP on the flat observation), {"kind": "conv1d", "window": W, "n_series": N,
+    encoder: None or {"kind": "flat"} (MLP on the flat observation), {"kind": "conv1d", "window": W, "n_series": N,
     "channels": (16, 16), "kernel": 5, "stride": 2} for observations whose first W·N components
     are a time-major window of N series (time convolution, then the MLP head), or
     {"kind": "per_asset", "window": W, "n_assets": N} for portfolio observations [W·N returns,
