@@ -140,12 +140,13 @@ def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, mode
         rows.append((obs, a, r, nxt, info["next_returns"]))
         obs = nxt
     o, a, r, n, x = (torch.tensor(np.array(z), dtype=torch.float64) for z in zip(*rows))
-    rr, nn_ = env.exact_reward(o, a, x, n)
+    rr, nn_, alive = env.exact_reward(o, a, x, n)
+    assert bool((alive == 1).all())
     np.testing.assert_allclose(rr.numpy(), r.numpy(), atol=1e-12)
     np.testing.assert_allclose(nn_.numpy(), n.numpy(), atol=1e-12)
     # other actions: the same function, differentiable, and different rewards
     other = torch.tensor(rng.uniform(-1, 1, size=a.shape), requires_grad=True)
-    r2, _ = env.exact_reward(o, other, x, n)
+    r2, _, _ = env.exact_reward(o, other, x, n)
     r2.sum().backward()
     assert other.grad is not None and torch.isfinite(other.grad).all() and not torch.allclose(r2, rr)
 
@@ -299,6 +300,20 @@ def test_auto_alpha_makes_the_entropy_bonus_a_small_fraction_of_the_reward(plant
     agent.learn(301, progress=False)
     ratio = agent.last_losses["reward_entropy_ratio"]
     assert 5 < ratio < 20, ratio  # entropy_frac = 0.1 -> ratio about 10 at the start
+
+
+def test_exact_reward_of_a_ruinous_action_is_ruin(small):
+    from eqtrade.envs import RUIN_REWARD
+
+    env = PortfolioEnv(prices=small, window=16, split=SPLIT, cost_model="drift")
+    obs, _ = env.reset(seed=0)
+    nxt, *_ = env.step(np.zeros(4))
+    o, n = (torch.tensor(z[None]) for z in (obs, nxt))
+    x = torch.tensor([[2.0, 0.0, 0.0, 0.0]])  # AAPL +200% tomorrow: a full short is ruined
+    r, nn_, alive = env.exact_reward(o, torch.tensor([[-1.0, 0, 0, 0]], dtype=torch.float64), x, n)
+    assert float(alive) == 0.0 and float(r) == pytest.approx(RUIN_REWARD) and bool((nn_[0, -4:] == 0).all())
+    r, _, alive = env.exact_reward(o, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64), x, n)
+    assert float(alive) == 1.0 and float(r) > 0
 
 
 def test_exact_mode_needs_an_env_with_exact_rewards():

@@ -125,7 +125,10 @@ class Agent:
             raise ValueError(f"reward_scale must be a positive number, got {config.reward_scale}")
         # evaluation never touches the training env (it would reset it mid-episode)
         if eval_env is None:
-            eval_env = env_spec.make(evaluation=True) if env_spec is not None else copy.deepcopy(env)
+            try:
+                eval_env = env_spec.make(evaluation=True) if env_spec is not None else copy.deepcopy(env)
+            except Exception as e:  # e.g. a simulator holding C handles: evaluate on the training env
+                log.warning("no separate evaluation env (%s); evaluations will reset the training env", e)
         self.eval_env = eval_env
         self.train_eval_env = None  # built on first use: the training split over its full period
         self.best_eval: float | None = None
@@ -163,7 +166,7 @@ class Agent:
 
     def evaluate(self, episodes: int | None = None) -> float:
         """Mean return of the deterministic policy on the evaluation env (seeded resets)."""
-        return self.evaluate_detail(self.eval_env, episodes)["return"]
+        return self.evaluate_detail(self.eval_env or self.env, episodes)["return"]
 
     def evaluate_detail(self, env: gym.Env, episodes: int | None = None) -> dict[str, float]:
         """Deterministic rollouts on `env`: mean return, and for trading envs (whose steps report
@@ -182,7 +185,7 @@ class Agent:
                 done = term or trunc
         out = {"return": total / n}
         if turnover:
-            r = np.asarray(rewards)
+            r = np.expm1(np.asarray(rewards))  # simple returns from log growth, as the backtests' Sharpe
             sd = r.std(ddof=1) if len(r) > 1 else 0.0
             out["sharpe"] = float(r.mean() / sd * math.sqrt(252)) if sd > 0 else 0.0
             out["turnover"] = float(np.mean(turnover))
@@ -203,7 +206,7 @@ class Agent:
     def _evaluation_row(self, out_dir: Path | None) -> dict[str, Any]:
         """One evaluation: validation (the model-selection split) and, for trading envs, the
         training split side by side; keeps best.pt when the validation return improves."""
-        ev = self.evaluate_detail(self.eval_env)
+        ev = self.evaluate_detail(self.eval_env or self.env)
         row: dict[str, Any] = {"eval_return": ev["return"]}
         if "sharpe" in ev:
             row.update(eval_sharpe=ev["sharpe"], eval_turnover=ev["turnover"])
@@ -341,6 +344,8 @@ class Agent:
         elif state["algo"] != cls.algo:
             raise ValueError(f"{path} holds a {state['algo']} agent, not {cls.algo}")
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
+        if spec is not None and spec.id in ("portfolio", "trading") and "normalize" not in spec.kwargs:
+            spec.kwargs["normalize"] = False  # saved before observations were normalised: raw returns
         if env is None:
             if spec is None:
                 raise ValueError(f"{path} records no environment; pass env=")

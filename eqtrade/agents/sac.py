@@ -11,6 +11,7 @@ its backward computes no critic weight gradients; target updates are one fused l
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -137,7 +138,12 @@ class SAC(Agent):
     config_cls = SACConfig
 
     def __init__(self, env, config: SACConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
-        config = config or SACConfig()
+        # a copy: the sizes filled in below are this agent's, not the caller's object
+        config = dataclasses.replace(config) if config is not None else SACConfig()
+        if config.encoder and config.encoder.get("kind") == "per_asset":
+            u = env.unwrapped  # the backbone's sizes come from the env unless the config fixes them
+            config.encoder = {"kind": "per_asset", "window": int(config.encoder.get("window", getattr(u, "window", 0))),
+                              "n_assets": int(config.encoder.get("n_assets", getattr(u, "n_assets", 0)))}
         super().__init__(env, config, env_spec, eval_env)
         if not isinstance(env.action_space, spaces.Box):
             raise ValueError(f"SAC needs a continuous (Box) action space, got {env.action_space}; use --algo dqn")
@@ -150,18 +156,14 @@ class SAC(Agent):
                              f"{env_spec.id if env_spec else env} has none: use actor_loss='critic'")
         if isinstance(config.alpha_init, str) and config.alpha_init != "auto":
             raise ValueError(f"alpha_init must be a positive number or 'auto', got {config.alpha_init!r}")
-        if config.encoder and config.encoder.get("kind") == "per_asset":
-            u = env.unwrapped  # the backbone's sizes come from the env unless the config fixes them
-            config.encoder = {"kind": "per_asset", "window": int(config.encoder.get("window", getattr(u, "window", 0))),
-                              "n_assets": int(config.encoder.get("n_assets", getattr(u, "n_assets", 0)))}
         obs_space, act_space = env.observation_space, env.action_space
         sym, fam = self.symmetry, config.family
-        sizes = dict(hidden=config.hidden, banks=config.banks, encoder=config.encoder)
+        # {kind = "flat"} (TOML has no null) is kept in the config and means no encoder
+        encoder = None if config.encoder and config.encoder.get("kind") == "flat" else config.encoder
+        sizes = dict(hidden=config.hidden, banks=config.banks, encoder=encoder)
         self.actor = build_actor(fam, obs_space, act_space, sym, **sizes)
         act_in = 0 if self.exact else int(np.prod(act_space.shape))
-        if config.encoder is not None and config.encoder.get("kind") == "flat":
-            config.encoder = None
-        if fam == "plain" and config.encoder is None:
+        if fam == "plain" and encoder is None:
             in_dim = int(np.prod(obs_space.shape)) + act_in
             self.critic = TwinCritic(None, None, False, EnsembleMLP(in_dim, config.hidden))
         else:
@@ -281,9 +283,9 @@ class SAC(Agent):
         b = self.buffer.sample(cfg.batch_size)
         alpha = self.log_alpha.exp().detach()
         a, logp = self._sample(b["obs"])
-        r, next_obs = self._reward_env.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
+        r, next_obs, alive = self._reward_env.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
         r = r * cfg.reward_scale
-        disc = b["discount"]
+        disc = b["discount"] * alive  # an action that would ruin the portfolio ends its episode
         with torch.no_grad():
             v_next = self.critic_target(next_obs.detach()).min(0).values.squeeze(-1)
             y = r.detach() + disc * v_next - alpha * logp.detach()

@@ -197,6 +197,10 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
         if out is None or not (out / "checkpoint.pt").exists():
             raise FileNotFoundError(f"nothing to resume: {out}/checkpoint.pt does not exist")
         agent = Agent.load(out / "checkpoint.pt")
+        if (out / "best.pt").exists():  # best.pt may be newer than the last checkpoint (a crash between them)
+            best = torch.load(out / "best.pt", weights_only=False).get("best_eval")
+            if best is not None and (agent.best_eval is None or best > agent.best_eval):
+                agent.best_eval = best
         log.info("resuming %s at step %d", out, agent.step)
     else:
         out = out or default_run_dir(cfg)
@@ -204,6 +208,9 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
             raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
         out.mkdir(parents=True, exist_ok=True)
         agent = build_agent(cfg)
+        if cfg["run"]["env"] in ("portfolio", "trading"):  # the observation scaling is part of the run
+            u = agent.env.unwrapped
+            cfg["env"].setdefault("normalize", u.normalize)
         cfg["agent"] = agent.config.to_dict()  # every resolved option, defaults included
         cfg["agent"]["hidden"] = list(cfg["agent"]["hidden"])
         atomic_write_bytes(out / "config.toml", dump_toml(cfg).encode())

@@ -188,9 +188,10 @@ def mean_ci(x) -> tuple[float, float]:
     return float(x.mean()), float(half)
 
 
-def selection_metrics(run_dir) -> dict[str, float]:
-    """Train- and valid-split Sharpe at the evaluation that chose best.pt (from metrics.csv): the
-    generalisation gap next to the backtest's numbers (NaN where not recorded)."""
+def selection_metrics(run_dir, checkpoint: str = "best") -> dict[str, float]:
+    """Train- and valid-split Sharpe at the evaluation that chose best.pt (or at the last one,
+    for checkpoint "last"), from metrics.csv: the generalisation gap next to the backtest's
+    numbers (NaN where not recorded)."""
     path = Path(run_dir) / "metrics.csv"
     out = {"train Sharpe": float("nan"), "valid Sharpe": float("nan"), "best step": float("nan")}
     if not path.exists():
@@ -198,7 +199,8 @@ def selection_metrics(run_dir) -> dict[str, float]:
     df = pd.read_csv(path)
     if "eval_return" not in df or df["eval_return"].isna().all():
         return out
-    row = df.loc[df["eval_return"].idxmax()]
+    ev = df.dropna(subset=["eval_return"])
+    row = ev.loc[ev["eval_return"].idxmax()] if checkpoint == "best" else ev.iloc[-1]
     out["best step"] = float(row["step"])
     out["train Sharpe"] = float(row.get("train_sharpe", float("nan")))
     out["valid Sharpe"] = float(row.get("eval_sharpe", float("nan")))
@@ -223,7 +225,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
             bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint)
             m = metrics_table(bts[:1]).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
-                         "obs_noise": noise, "checkpoint": ctx["checkpoint"], **m, **selection_metrics(rd)})
+                         "obs_noise": noise, "checkpoint": ctx["checkpoint"], **m, **selection_metrics(rd, ctx["checkpoint"])})
             if noise == obs_noises[0]:
                 curves[f"{ctx['family']} s{ctx['seed']}"] = (1 + bts[0].returns).cumprod()
                 base = base or bts[1:]

@@ -92,6 +92,12 @@ class PortfolioEnv(gym.Env):
         self._w = np.zeros(n)
         self.value = 1.0
 
+    def __setstate__(self, state):
+        # envs pickled (in checkpoints) before observations were normalised showed raw returns
+        if "_X" not in state:
+            state = dict(state, normalize=False, vol_window=63, clip=5.0, _X=state["_R"])
+        self.__dict__.update(state)
+
     # -- symmetry -------------------------------------------------------------------------------
     @property
     def symmetry(self) -> Symmetry | None:
@@ -164,7 +170,8 @@ class PortfolioEnv(gym.Env):
         The agent's trades do not move prices, so one stored transition tells the reward and the
         next state of every action, not only of the one taken: the next observation is `next_obs`
         with the weights held replaced by the new target (after drift in the "drift" cost model).
-        A growth at or below 1e-4 is floored there (the env itself ends the episode in ruin)."""
+        Returns (reward, next observation, alive): an action whose growth would be <= 1e-4 gets
+        RUIN_REWARD, zero weights and alive = 0 (the env ends the episode there), as in `step`."""
         import torch
 
         n = self.n_assets
@@ -177,6 +184,8 @@ class PortfolioEnv(gym.Env):
         held = obs[:, -n:]
         cost = self.cost * (w - held).abs().sum(1)
         growth = 1.0 + (w * next_returns).sum(1) - cost
-        reward = torch.log(growth.clamp(min=1e-4))
+        alive = growth > 1e-4
+        reward = torch.log(growth.clamp(min=1e-4))  # = RUIN_REWARD where not alive
         new_held = w if self.cost_model == "target" else w * (1.0 + next_returns) / growth.clamp(min=1e-4)[:, None]
-        return reward, torch.cat([next_obs[:, :-n], new_held], dim=1)
+        new_held = torch.where(alive[:, None], new_held, torch.zeros_like(new_held))
+        return reward, torch.cat([next_obs[:, :-n], new_held], dim=1), alive.to(reward.dtype)

@@ -56,6 +56,12 @@ class TradingEnv(gym.Env):
         self._p = 0.0
         self.value = 1.0
 
+    def __setstate__(self, state):
+        # envs pickled (in checkpoints) before observations were normalised showed raw returns
+        if "_shown" not in state:
+            state = dict(state, normalize=False, _shown=state["_series"])
+        self.__dict__.update(state)
+
     @property
     def symmetry(self) -> Symmetry:
         """C2 reflection: returns -> -returns, position -> -position, short <-> long."""
@@ -101,16 +107,17 @@ class TradingEnv(gym.Env):
         if not 0 <= action <= 2:
             raise ValueError(f"action must be 0 (short), 1 (flat) or 2 (long), got {action!r}")
         p = POSITIONS[action]
-        cost = self.cost * abs(p - self._p)
+        turnover = abs(p - self._p)
+        cost = self.cost * turnover
         self._t = t = self._t + 1
         growth = 1.0 + p * self._rl[t] - cost
         if growth <= 1e-4:  # ruin; log(1e-4) = RUIN_REWARD is the worst reward
             self.value, self._p = 0.0, 0.0
             info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
-                    "position": 0.0, "value": 0.0, "ruined": True}
+                    "turnover": turnover, "position": 0.0, "value": 0.0, "ruined": True}
             return self._obs(), RUIN_REWARD, True, False, info
         self.value *= growth
         self._p = p
         info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
-                "position": p, "value": self.value}
+                "turnover": turnover, "position": p, "value": self.value}
         return self._obs(), math.log(growth), False, t > self._end, info
