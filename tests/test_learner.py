@@ -394,3 +394,19 @@ def test_deterministic_actions_are_the_policy_mean(small):
     np.testing.assert_allclose(agent.predict(obs), torch.tanh(mean).detach().numpy(), rtol=1e-6)
     np.testing.assert_array_equal(agent.predict(obs), agent.predict(obs))
     assert not np.allclose(agent.predict(obs, deterministic=False), agent.predict(obs))
+
+
+def test_checkpoints_from_before_normalisation_load_with_raw_returns(small, tmp_path):
+    from eqtrade.agents import Agent
+
+    spec = EnvSpec("portfolio", dict(prices=small, window=16, split=SPLIT, episode_length=60))
+    agent = SAC(spec.make(), SACConfig(family="plain", hidden=(8,), learning_starts=10, batch_size=8, eval_every=0,
+                                       checkpoint_every=0), spec)
+    agent.learn(20, progress=False)
+    agent.save(tmp_path / "new.pt")
+    assert Agent.load(tmp_path / "new.pt").env_spec.kwargs.get("normalize", True) is True
+    state = torch.load(tmp_path / "new.pt", weights_only=False)
+    del state["format"]  # what a format-1 checkpoint looks like
+    torch.save(state, tmp_path / "old.pt")
+    old = Agent.load(tmp_path / "old.pt")
+    assert old.env_spec.kwargs["normalize"] is False and old.eval_env.unwrapped.normalize is False

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 KNOWN_SYMMETRIES = {"Pendulum-v1": pendulum_reflection, "CartPole-v1": cartpole_discrete_reflection}
 
 
+#: checkpoint layout: 2 since the trading envs normalise observations by default (format 1 runs
+#: saw raw returns and are loaded that way)
+CHECKPOINT_FORMAT = 2
+
+
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -323,7 +328,7 @@ class Agent:
             "algo": self.algo, "config": self.config.to_dict(),
             "env_spec": asdict(self.env_spec) if self.env_spec else None,
             "nets": self._state(), "buffer": self.buffer.state_dict() if include_buffer else None,
-            "best_eval": self.best_eval,
+            "best_eval": self.best_eval, "format": CHECKPOINT_FORMAT,
             "rng": self.rng.bit_generator.state, "torch_rng": self.torch_gen.get_state(),
             "step": self.step, "episode": self.episode, "ep_return": self.ep_return, "ep_len": self.ep_len,
             "obs": self.obs, "last_losses": self.last_losses, "metrics": self.metrics,
@@ -344,7 +349,8 @@ class Agent:
         elif state["algo"] != cls.algo:
             raise ValueError(f"{path} holds a {state['algo']} agent, not {cls.algo}")
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
-        if spec is not None and spec.id in ("portfolio", "trading") and "normalize" not in spec.kwargs:
+        if (spec is not None and spec.id in ("portfolio", "trading") and "normalize" not in spec.kwargs
+                and state.get("format", 1) < 2):
             spec.kwargs["normalize"] = False  # saved before observations were normalised: raw returns
         if env is None:
             if spec is None:
