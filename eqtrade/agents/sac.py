@@ -242,23 +242,29 @@ class SAC(Agent):
         with torch.no_grad():
             q_next = self.critic_target(b["next_obs"], next_a).min(0).values.squeeze(-1) - alpha * next_logp
             y = b["rewards"] + b["discount"] * q_next
-        q = self.critic(b["obs"], b["actions"]).squeeze(-1)  # [2, B]
-        critic_loss = F.mse_loss(q, y.expand_as(q), reduction="none").mean(1).sum()
-        if cfg.reg_coef:
-            critic_loss = critic_loss + cfg.reg_coef * self.critic.regularizer()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-
+        critic_loss = self._critic_step(self.critic(b["obs"], b["actions"]).squeeze(-1), y)  # Q: [2, B]
         q_pi = self.critic(b["obs"], a, detach_params=True).min(0).values.squeeze(-1)
-        actor_loss = (alpha * logp - q_pi).mean()
-        if cfg.reg_coef:
-            actor_loss = actor_loss + cfg.reg_coef * self.actor.regularizer()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-
+        actor_loss = self._actor_step((alpha * logp - q_pi).mean())
         return self._finish(critic_loss, actor_loss, logp, b["rewards"], alpha)
+
+    def _critic_step(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One critic update on the twin predictions [2, B] towards targets y [B] (+ regulariser)."""
+        loss = F.mse_loss(pred, y.expand_as(pred), reduction="none").mean(1).sum()
+        if self.config.reg_coef:
+            loss = loss + self.config.reg_coef * self.critic.regularizer()
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        return loss
+
+    def _actor_step(self, loss: torch.Tensor) -> torch.Tensor:
+        """One actor update on `loss` (+ regulariser)."""
+        if self.config.reg_coef:
+            loss = loss + self.config.reg_coef * self.actor.regularizer()
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.actor_opt.step()
+        return loss
 
     def _finish(self, critic_loss, actor_loss, logp, rewards, alpha) -> dict[str, float]:
         """Losses checked, α tuned, targets updated; the reward-to-entropy ratio reported."""
@@ -289,21 +295,9 @@ class SAC(Agent):
         with torch.no_grad():
             v_next = self.critic_target(next_obs.detach()).min(0).values.squeeze(-1)
             y = r.detach() + disc * v_next - alpha * logp.detach()
-        v = self.critic(b["obs"]).squeeze(-1)  # [2, B]
-        critic_loss = F.mse_loss(v, y.expand_as(v), reduction="none").mean(1).sum()
-        if cfg.reg_coef:
-            critic_loss = critic_loss + cfg.reg_coef * self.critic.regularizer()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-
+        critic_loss = self._critic_step(self.critic(b["obs"]).squeeze(-1), y)  # V: [2, B]
         v_pi = self.critic(next_obs, detach_params=True).min(0).values.squeeze(-1)
-        actor_loss = (alpha * logp - r - disc * v_pi).mean()
-        if cfg.reg_coef:
-            actor_loss = actor_loss + cfg.reg_coef * self.actor.regularizer()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
+        actor_loss = self._actor_step((alpha * logp - r - disc * v_pi).mean())
         return self._finish(critic_loss, actor_loss, logp, r, alpha)
 
     def extra_metrics(self) -> dict[str, float]:
