@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--data", default=None, help="dataset for a baseline strategy (default bundled sp500-20)")
     b.add_argument("--no-html", action="store_true", help="skip the HTML tearsheet")
     b.add_argument("--cost-model", choices=["target", "drift"], default=None,
-                   help="override the run's cost model: 'drift' charges the true rebalancing turnover")
+                   help="portfolio costs: 'drift' (default) charges what a broker would, the trades from the "
+                   "drifted weights to the new targets, for the agent and the baselines alike; 'target' charges "
+                   "only changes of target weights (the training env's model, exact under the reflection)")
     b.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which policy of a run: best (best validation return during training, best.pt; default) "
                    "or last (checkpoint.pt)")

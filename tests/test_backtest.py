@@ -72,6 +72,43 @@ def test_vectorised_engine_agrees_with_the_env_rollout(prices, cost_model):
     vec = weights_backtest(prices, bt.weights, cost_bps=15, cost_model=cost_model)
     pd.testing.assert_series_equal(bt.returns, vec.returns, check_names=False, rtol=1e-10, atol=1e-14)
     assert len(bt.returns) == env.market.n_days
+    np.testing.assert_allclose(bt.traded, vec.traded, rtol=1e-10)  # the same trades charged
+    assert bt.turnover == pytest.approx(vec.turnover)
+
+
+def test_drift_costs_of_the_baselines_equal_a_hand_computation(prices):
+    """What a broker charges: equal weight pays for rebalancing its drift every day, buy & hold
+    pays only on day one (issue 12: the 'target' model had it the other way round)."""
+    c = 25 / 1e4
+    days = decision_days(prices, SPLIT, window=16)
+    R = prices.pct_change().loc[prices.index[prices.index.get_indexer(days) + 1]].to_numpy()
+    n = prices.shape[1]
+    ew = baseline("equal-weight", prices, SPLIT, window=16, cost_bps=25, cost_model="drift")
+    held, expected, traded = np.zeros(n), [], []
+    for r in R:  # by hand: trade from the drifted weights back to 1/N, then earn the day
+        t = np.abs(1 / n - held).sum()
+        g = 1 + r.mean() - c * t
+        expected.append(g - 1)
+        traded.append(t)
+        held = (1 / n) * (1 + r) / (1 + r.mean())  # drifted weights (costs are paid in cash)
+    np.testing.assert_allclose(ew.returns.to_numpy(), expected, rtol=1e-12)
+    assert traded[0] == pytest.approx(1.0) and 0.003 < np.mean(traded[1:]) < 0.05
+    assert ew.turnover == pytest.approx(np.mean(traded))
+    bh = baseline("buy-and-hold", prices, SPLIT, window=16, cost_bps=25, cost_model="drift")
+    assert bh.traded[0] == pytest.approx(1.0) and np.abs(bh.traded[1:]).max() < 1e-12
+    growth = (prices.loc[prices.index[prices.index.get_indexer(days) + 1]] / prices.loc[days[0]]).mean(axis=1)
+    g = growth.to_numpy()  # day one pays c on the whole book, then the positions just drift
+    np.testing.assert_allclose((1 + bh.returns).cumprod().to_numpy(), g * (1 - c / g[0]), rtol=1e-10)
+
+
+def test_backtests_charge_drift_costs_by_default(trained_runs, tmp_path):
+    from eqtrade.backtest import backtest_run
+
+    bts, ctx = backtest_run(trained_runs[0], ("2019-01-01", "2020-12-31"))
+    assert ctx["cost_model"] == "drift"
+    names = {b.name: b for b in bts}
+    assert names["buy & hold EW"].turnover < names["equal weight (daily)"].turnover
+    assert np.abs(names["buy & hold EW"].traded[1:]).max() < 1e-12
 
 
 def test_report_writes_an_offline_tearsheet_with_metrics_and_benchmark(prices, tmp_path, monkeypatch):

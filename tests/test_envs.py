@@ -128,10 +128,10 @@ def test_rewards_equal_a_hand_computation_with_costs(small):
     np.testing.assert_array_equal(steps[2][0][-4:], a2)
     denv = PortfolioEnv(prices=small, window=16, split=SPLIT, cost_bps=25, full_period=True, cost_model="drift")
     dsteps = rollout(denv, [a1, a2])
-    drift = w1 * (1 + R1) / g1
+    drift = w1 * (1 + R1) / (1 + w1 @ R1)  # the drifted weights (costs are paid in cash)
     g2d = 1 + a2 @ R2 - 0.0025 * np.abs(a2 - drift).sum()  # true turnover from the drifted weights
     assert dsteps[2][1] == pytest.approx(math.log(g2d), abs=1e-14)
-    np.testing.assert_allclose(dsteps[2][0][-4:], a2 * (1 + R2) / g2d)  # weights held going into t+2
+    np.testing.assert_allclose(dsteps[2][0][-4:], a2 * (1 + R2) / (1 + a2 @ R2))  # weights held going into t+2
     # single asset: long, then short
     tenv = TradingEnv(prices=small, ticker="XOM", window=16, split=SPLIT, cost_bps=25, full_period=True)
     ts = rollout(tenv, [2, 0])

@@ -21,10 +21,15 @@ class Backtest:
     name: str
     returns: pd.Series
     weights: pd.DataFrame | None = None
+    traded: np.ndarray | None = None  # the turnover charged each decision day (what was really traded)
 
     @property
     def turnover(self) -> float:
-        """Mean daily turnover Σ|w_t − w_{t−1}| of the target weights (0 where unknown)."""
+        """Mean daily turnover actually traded (and charged): Σ|w_t − w_held| with the weights held
+        after drift in the "drift" cost model; Σ|w_t − w_{t−1}| of the targets where only those are
+        known (0 where nothing is)."""
+        if self.traded is not None and len(self.traded):
+            return float(np.mean(self.traded))
         if self.weights is None or self.weights.empty:
             return 0.0
         w = self.weights.to_numpy()
@@ -58,20 +63,23 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
     gross = (w * R).sum(1)
     if cost_model == "target":
         prev = np.vstack([np.zeros(w.shape[1]), w[:-1]])
-        cost = c * np.abs(w - prev).sum(1)
+        traded = np.abs(w - prev).sum(1)
     else:
-        cost = np.empty(len(w))
+        traded = np.empty(len(w))
         held = np.zeros(w.shape[1])
         for i in range(len(w)):  # drift depends on the previous day's growth: sequential
-            cost[i] = c * np.abs(w[i] - held).sum()
-            g = 1 + gross[i] - cost[i]
-            held = w[i] * (1 + R[i]) / g if g > 0 else np.zeros(w.shape[1])
+            traded[i] = np.abs(w[i] - held).sum()
+            g = 1 + gross[i] - c * traded[i]
+            # drifted weights relative to the book before costs (as PortfolioEnv): a position that
+            # is left alone needs no trade the next day
+            held = w[i] * (1 + R[i]) / (1 + gross[i]) if g > 1e-4 else np.zeros(w.shape[1])
+    cost = c * traded
     ret = gross - cost
     ruin = np.flatnonzero(ret <= -1)
     if len(ruin):  # as in the env: the value is gone from that day on
         ret[ruin[0]] = -1.0
         ret[ruin[0] + 1 :] = 0.0
-    return Backtest(name, pd.Series(ret, index=prices.index[loc + 1], name=name), weights)
+    return Backtest(name, pd.Series(ret, index=prices.index[loc + 1], name=name), weights, traded)
 
 
 def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
@@ -112,7 +120,7 @@ def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "age
         raise ValueError("rollout needs an environment in full_period mode")
     rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=seed)
-    dates, rets, weights = [], [], []
+    dates, rets, weights, traded = [], [], [], []
     done = False
     while not done:
         o = obs + rng.normal(0.0, obs_noise, size=obs.shape) if obs_noise else obs
@@ -126,9 +134,12 @@ def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "age
         value = info["value"]
         obs, r, term, trunc, info = env.step(action)
         rets.append(info["value"] / value - 1.0 if value > 0 else 0.0)
+        traded.append(info.get("turnover", np.nan))
         done = term or trunc
     tickers = getattr(u, "tickers", None)
     cols = tickers if hasattr(u, "weights_from_action") else [u.ticker]
     W = pd.DataFrame(np.array(weights), index=pd.DatetimeIndex(dates, name="date"), columns=cols)
     real = u.market.dates[u.market.dates.get_indexer(W.index) + 1]
-    return Backtest(name, pd.Series(rets, index=real, name=name), W)
+    traded_arr = np.asarray(traded, dtype=float)
+    return Backtest(name, pd.Series(rets, index=real, name=name), W,
+                    None if np.isnan(traded_arr).any() else traded_arr)

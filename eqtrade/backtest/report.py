@@ -43,8 +43,10 @@ def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
                  cost_model: str | None = None, checkpoint: str = "best") -> tuple[list[Backtest], dict]:
     """The agent of a run and its baselines over a split: ([agent, baselines...], context).
-    `cost_model` overrides the run's ("drift" charges the true rebalancing turnover);
-    `checkpoint`: "best" (the validation-selected policy, default) or "last"."""
+    `cost_model`: "drift" (default for portfolios: what a broker charges, the trades from the
+    drifted weights to the new targets, for the agent and the baselines alike) or "target" (the
+    training env's default, which keeps the reflection exact on mirrored data but charges no drift
+    rebalancing); `checkpoint`: "best" (the validation-selected policy, default) or "last"."""
     from ..agents import Agent, EnvSpec
     from ..envs import resolve_prices
 
@@ -54,8 +56,8 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     if spec.id not in ("portfolio", "trading"):
         raise ValueError(f"{run_dir} trained on {spec.id}; backtests need the portfolio or trading env")
     kw = _eval_env_kwargs(spec, split)
-    if cost_model is not None and spec.id == "portfolio":
-        kw["cost_model"] = cost_model
+    if spec.id == "portfolio":
+        kw["cost_model"] = cost_model or "drift"
     env = EnvSpec(spec.id, kw).make()
     label = f"{agent.algo.upper()} {agent.config.family}"
     bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
@@ -99,7 +101,7 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
         raise ValueError(f"{name!r} is neither a run directory (with checkpoint.pt) nor a baseline ({', '.join(BASELINES)})")
     prices = resolve_prices(kw.get("prices", data), kw.get("tickers"))
     ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": kw.get("cost_bps", cost_bps),
-           "cost_model": cost_model or kw.get("cost_model", "target"), "window": kw.get("window", window),
+           "cost_model": cost_model or kw.get("cost_model", "drift"), "window": kw.get("window", window),
            "tickers": list(prices.columns)}
     main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"])
     others = [b for b in baselines_for(prices, ctx) if b.name != main.name]

@@ -52,9 +52,9 @@ class PortfolioEnv(gym.Env):
     w_held = the previous decision's weights, and the observation shows those; the portfolio is
     rebalanced to its target every close and that drift rebalancing is not charged. This keeps
     the reflection R -> -R, w -> -w an exact symmetry of the MDP on mirrored data. "drift"
-    charges the true turnover from the drifted weights w·(1+R)/growth (shown in the
-    observation); drift is not odd in R, so the reflection then holds only up to
-    |Δreward| <= 2c·Σ|w_i R_i|/growth — a real, small source of asymmetry.
+    charges the true turnover from the drifted weights w·(1+R)/(1 + w·R) (shown in the
+    observation; costs are paid in cash at the trade); drift is not odd in R, so the reflection then holds only up to
+    |Δreward| <= 2c·Σ|w_i R_i|/(1 + w·R) — a real, small source of asymmetry.
 
     Episodes: random start and `episode_length` steps (truncated at the end), or
     `full_period=True`: the whole split from its first decision day, deterministically.
@@ -158,7 +158,9 @@ class PortfolioEnv(gym.Env):
             return self._obs(), RUIN_REWARD, True, False, info
         self.value *= growth
         # weights held going into the next decision: the target, or the target after drift
-        self._w = w if self.cost_model == "target" else w * (1.0 + r) / growth
+        # after drift, relative to the book before the next trade's cost (costs are paid in cash at
+        # the trade): unchanged positions then need no trade, e.g. buy & hold trades only once
+        self._w = w if self.cost_model == "target" else w * (1.0 + r) / (1.0 + float(w @ r))
         truncated = self._t > self._end
         return self._obs(), math.log(growth), False, truncated, self._info() | info_extra
 
@@ -186,6 +188,7 @@ class PortfolioEnv(gym.Env):
         growth = 1.0 + (w * next_returns).sum(1) - cost
         alive = growth > 1e-4
         reward = torch.log(growth.clamp(min=1e-4))  # = RUIN_REWARD where not alive
-        new_held = w if self.cost_model == "target" else w * (1.0 + next_returns) / growth.clamp(min=1e-4)[:, None]
+        book = (1.0 + (w * next_returns).sum(1)).clamp(min=1e-4)[:, None]  # as in `step`
+        new_held = w if self.cost_model == "target" else w * (1.0 + next_returns) / book
         new_held = torch.where(alive[:, None], new_held, torch.zeros_like(new_held))
         return reward, torch.cat([next_obs[:, :-n], new_held], dim=1), alive.to(reward.dtype)
