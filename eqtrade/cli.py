@@ -166,9 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "backtest", parents=[dd], help="backtest a trained run or a baseline strategy, with an HTML tearsheet",
         description="Rolls out the run's deterministic policy over a split (full period) next to the baselines "
-        "(equal weight rebalanced daily, buy & hold equal weight, the S&P 500 index, cash; buy & hold the asset for "
+        "(equal weight rebalanced daily, buy & hold equal weight, the S&P 500 price index excl. dividends or "
+        "--benchmark, cash; buy & hold the asset for "
         "single-asset runs), with the environment's costs, and writes backtests/NAME/: returns.parquet, "
-        "weights.parquet, metrics.csv, metrics.md, tearsheet.html (quantstats, against the S&P 500; offline), "
+        "weights.parquet, metrics.csv, metrics.md, tearsheet.html (quantstats, against the benchmark; offline), "
         "equity.png and config.toml.",
     )
     b.add_argument("target", metavar="RUN_DIR|STRATEGY",
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="portfolio costs: 'drift' (default) charges what a broker would, the trades from the "
                    "drifted weights to the new targets, for the agent and the baselines alike; 'target' charges "
                    "only changes of target weights (the training env's model, exact under the reflection)")
+    b.add_argument("--benchmark", default=None, metavar="NAME",
+                   help="benchmark series: a one-column dataset, a cached or bundled ticker (e.g. a fetched SPY, "
+                   "a total-return series); default: the bundled S&P 500 price index, which excludes dividends")
     b.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which policy of a run: best (best validation return during training, best.pt; default) "
                    "or last (checkpoint.pt)")
@@ -198,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test")
     c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
+    c.add_argument("--benchmark", default=None, metavar="NAME",
+                   help="benchmark series (as for backtest); default: the S&P 500 price index, excl. dividends")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="best (validation-selected, default) or last checkpoint of every run")
     return ap
@@ -211,21 +217,23 @@ def cmd_backtest(args) -> int:
     split = _split_arg(args.split)
     if (Path(args.target) / "checkpoint.pt").exists():
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
-                                checkpoint=args.checkpoint)
+                                checkpoint=args.checkpoint, benchmark=args.benchmark)
         name = Path(args.target).name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
               f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
     else:
         if args.obs_noise:
             raise ValueError("--obs-noise applies to agents (a run directory), not to baseline strategies")
-        bts, ctx = backtest_strategy(args.target, split, data=args.data, cost_model=args.cost_model)
+        bts, ctx = backtest_strategy(args.target, split, data=args.data, cost_model=args.cost_model,
+                                     benchmark=args.benchmark)
         name = Path(args.target).stem
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"{name}-{split_name}"
     table = write_report(bts, ctx, out, html=not args.no_html)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(float_format=lambda x: f"{x:.4f}"))
-    print(f"\nwrote {out}/ (tearsheet.html, metrics.md, equity.png, returns.parquet)")
+    print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model")
+    print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, equity.png, returns.parquet)")
     print("note: survivorship bias in the bundled stocks flatters every long strategy.")
     return 0
 
@@ -239,7 +247,8 @@ def cmd_compare(args) -> int:
     split = _split_arg(args.split)
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
-    summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint)
+    summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
+                           benchmark=args.benchmark)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"\nwrote {out}/ (summary.md, runs.csv, equity.png)")

@@ -205,3 +205,27 @@ def test_backtest_uses_the_validation_selected_checkpoint_and_says_so(prices, tm
     assert {"Turnover", "train Sharpe", "valid Sharpe"} <= set(summary.columns)
     assert main(["compare", str(run), str(tmp_path / "missing"), "--out", str(tmp_path / "c2")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_benchmark_is_labelled_and_a_user_series_can_replace_it(prices, tmp_path, monkeypatch, capsys):
+    from eqtrade.backtest.engine import SP500_LABEL
+
+    default = baseline("sp500", prices, SPLIT, window=16)
+    assert default.name == SP500_LABEL and "excl. dividends" in default.name
+    tr = load_bundled("sp500-index")["SP500"].rename("TR") * 1.5  # any series: named after it
+    custom = baseline("sp500", prices, SPLIT, window=16, benchmark=tr)
+    assert custom.name == "benchmark TR"
+    np.testing.assert_allclose(custom.returns.to_numpy(), default.returns.to_numpy(), rtol=1e-9, atol=1e-15)
+    with pytest.raises(ValueError, match="does not cover"):
+        baseline("sp500", prices, SPLIT, window=16, benchmark=tr.loc["2020-01-01":])
+    # through the CLI: a one-column imported dataset as the benchmark
+    csv = tmp_path / "tr.csv"
+    (tr.loc["2018-01-01":] * 1.01).rename("SPYTR").to_frame().to_csv(csv, index_label="date")
+    monkeypatch.setenv("EQTRADE_DATA", str(tmp_path / "d"))
+    assert main(["data", "import", str(csv), "--name", "spytr"]) == 0
+    assert main(["backtest", "equal-weight", "--split", "2019-01-01:2020-12-31", "--benchmark", "spytr",
+                 "--no-html", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "benchmark spytr" in out and SP500_LABEL not in out
+    assert main(["backtest", "equal-weight", "--benchmark", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert "no benchmark named 'nope'" in capsys.readouterr().err

@@ -11,6 +11,9 @@ import pandas as pd
 from ..envs.market import split_range
 
 BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash")
+#: the bundled benchmark is the S&P 500 price index: dividends (about 2%/yr) are not in it, while
+#: the bundled stocks are dividend-adjusted; `--benchmark NAME` takes a total-return series instead
+SP500_LABEL = "S&P 500 price index (excl. dividends)"
 
 
 @dataclass
@@ -98,16 +101,28 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex) ->
 
 def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: float = 10.0,
              cost_model: str = "target", benchmark: pd.Series | None = None) -> Backtest:
-    """A baseline over the split's decision days (same days and costs as an agent's rollout)."""
+    """A baseline over the split's decision days (same days and costs as an agent's rollout).
+    kind "sp500": the benchmark series (default: the bundled S&P 500 price index), named after
+    `benchmark.name` when one is given."""
     days = decision_days(prices, split, window)
     if kind == "sp500":
+        label = SP500_LABEL
         if benchmark is None:
             from ..data import load_bundled
 
             benchmark = load_bundled("sp500-index")["SP500"]
-        b = benchmark.reindex(prices.index)
-        r = (b / b.shift(1) - 1).reindex(prices.index[prices.index.get_indexer(days) + 1])
-        return Backtest("S&P 500", r.rename("S&P 500"))
+        else:
+            label = f"benchmark {benchmark.name}"
+        nxt = prices.index[prices.index.get_indexer(days) + 1]
+        benchmark = benchmark.dropna()
+        if benchmark.empty or benchmark.index[0] > days[0] or benchmark.index[-1] < nxt[-1]:
+            span = f"{benchmark.index[0]:%Y-%m-%d}..{benchmark.index[-1]:%Y-%m-%d}" if len(benchmark) else "no data"
+            raise ValueError(f"benchmark {benchmark.name!r} ({span}) does not cover the backtest's days "
+                             f"{days[0]:%Y-%m-%d}..{nxt[-1]:%Y-%m-%d}")
+        # a day the benchmark did not trade (another exchange's holiday) is a day without a move
+        b = benchmark.reindex(benchmark.index.union(days).union(nxt)).ffill()
+        r = pd.Series(b.reindex(nxt).to_numpy() / b.reindex(days).to_numpy() - 1, index=nxt, name=label)
+        return Backtest(label, r)
     names = {"equal-weight": "equal weight (daily)", "buy-and-hold": "buy & hold EW", "cash": "cash"}
     return weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model, names[kind])
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..data._atomic import atomic_write, atomic_write_bytes
-from .engine import BASELINES, Backtest, baseline, rollout
+from .engine import BASELINES, SP500_LABEL, Backtest, baseline, rollout
 from .metrics import metrics_table
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
 
 
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
-                 cost_model: str | None = None, checkpoint: str = "best") -> tuple[list[Backtest], dict]:
+                 cost_model: str | None = None, checkpoint: str = "best",
+                 benchmark: str | None = None) -> tuple[list[Backtest], dict]:
     """The agent of a run and its baselines over a split: ([agent, baselines...], context).
     `cost_model`: "drift" (default for portfolios: what a broker charges, the trades from the
     drifted weights to the new targets, for the agent and the baselines alike) or "target" (the
@@ -67,16 +68,39 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": agent.config.family, "algo": agent.algo,
            "seed": agent.config.seed, "split": split, "obs_noise": obs_noise, "cost_bps": kw.get("cost_bps", 10.0),
            "cost_model": kw.get("cost_model", "target"), "window": kw.get("window", 32),
-           "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which}
-    return [bt, *baselines_for(prices, ctx)], ctx
+           "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which,
+           "benchmark": benchmark or SP500_LABEL}
+    return [bt, *baselines_for(prices, ctx, load_benchmark(benchmark))], ctx
 
 
-def baselines_for(prices: pd.DataFrame, ctx: dict) -> list[Backtest]:
-    """The baselines of a backtest: same days and costs as the agent."""
+def load_benchmark(name: str | None, data_dir=None) -> pd.Series | None:
+    """A benchmark price series by name: a one-column dataset (imported, e.g. a fetched SPY
+    adjusted close saved with `data import`), a cached ticker (`eqtrade fetch`), or a bundled
+    ticker (SP500, MTUM, ...); None gives the default (the bundled S&P 500 price index)."""
+    from ..data import load_prices
+
+    if name is None:
+        return None
+    errors = []
+    for kw in (dict(source=name), dict(tickers=[name], source="cache"), dict(tickers=[name], source="bundled")):
+        try:
+            df = load_prices(data_dir=data_dir, **kw)
+        except Exception as e:  # not this kind of source: try the next
+            errors.append(str(e).split("\n")[0])
+            continue
+        if df.shape[1] != 1:
+            raise ValueError(f"benchmark dataset {name!r} has {df.shape[1]} columns; it needs exactly one price series")
+        return df.iloc[:, 0].rename(name)
+    raise ValueError(f"no benchmark named {name!r}: not a one-column dataset, a cached ticker or a bundled ticker "
+                     f"(see `eqtrade data list`)")
+
+
+def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None = None) -> list[Backtest]:
+    """The baselines of a backtest: same days and costs as the agent, and the benchmark."""
     kinds = ["equal-weight", "buy-and-hold", "sp500", "cash"] if prices.shape[1] > 1 else ["buy-and-hold", "sp500", "cash"]
     out = []
     for k in kinds:
-        b = baseline(k, prices, ctx["split"], ctx["window"], ctx["cost_bps"], ctx["cost_model"])
+        b = baseline(k, prices, ctx["split"], ctx["window"], ctx["cost_bps"], ctx["cost_model"], benchmark)
         if prices.shape[1] == 1 and k == "buy-and-hold":
             b.name = f"buy & hold {prices.columns[0]}"
             b.returns = b.returns.rename(b.name)
@@ -85,7 +109,7 @@ def baselines_for(prices: pd.DataFrame, ctx: dict) -> list[Backtest]:
 
 
 def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost_bps: float = 10.0,
-                      cost_model: str | None = None) -> tuple[list[Backtest], dict]:
+                      cost_model: str | None = None, benchmark: str | None = None) -> tuple[list[Backtest], dict]:
     """A baseline strategy (by name or strategies/*.toml with a [baseline] table) and the others."""
     from ..agents.train import load_toml
     from ..envs import resolve_prices
@@ -102,9 +126,10 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     prices = resolve_prices(kw.get("prices", data), kw.get("tickers"))
     ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": kw.get("cost_bps", cost_bps),
            "cost_model": cost_model or kw.get("cost_model", "drift"), "window": kw.get("window", window),
-           "tickers": list(prices.columns)}
-    main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"])
-    others = [b for b in baselines_for(prices, ctx) if b.name != main.name]
+           "tickers": list(prices.columns), "benchmark": benchmark or SP500_LABEL}
+    bench = load_benchmark(benchmark)
+    main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench)
+    others = [b for b in baselines_for(prices, ctx, bench) if b.name != main.name]
     return [main, *others], ctx
 
 
@@ -126,7 +151,7 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
     atomic_write_bytes(out / "config.toml", dump_toml({"backtest": {k: v for k, v in ctx.items() if v is not None}}).encode())
     _plot_equity(rets, out / "equity.png", f"{main.name} — {ctx['split']} split")
     if html:
-        bench = next((b.returns for b in backtests if b.name == "S&P 500"), None)
+        bench = next((b.returns for b in backtests if b.name == SP500_LABEL or b.name.startswith("benchmark ")), None)
         _tearsheet(main.returns, bench, out / "tearsheet.html", f"eqtrade: {main.name} ({ctx['split']} split)")
     return table
 
@@ -139,7 +164,8 @@ def _markdown(table: pd.DataFrame, ctx: dict) -> str:
         fmt[c] = fmt[c].map(lambda x: f"{x:.2f}")
     fmt["Days"] = fmt["Days"].astype(int)
     head = (f"Backtest on the {ctx['split']} split, costs {ctx['cost_bps']} bps ({ctx['cost_model']} model)"
-            + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "") + ".\n\n")
+            + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "")
+            + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}.\n\n")
     return head + fmt.to_markdown() + f"\n\n{SURVIVORSHIP}\n"
 
 
@@ -213,7 +239,7 @@ SUMMARY_METRICS = ["Sharpe", "CAGR", "Max drawdown", "Turnover", "Total return",
 
 
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
-                 checkpoint: str = "best") -> pd.DataFrame:
+                 checkpoint: str = "best", benchmark: str | None = None) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
     valid Sharpe of the selected checkpoint, for every observation-noise level."""
@@ -224,7 +250,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         raise FileNotFoundError(f"not run directories (no checkpoint.pt): {', '.join(missing)}")
     for noise in obs_noises:
         for rd in run_dirs:
-            bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint)
+            bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark)
             m = metrics_table(bts[:1]).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
                          "obs_noise": noise, "checkpoint": ctx["checkpoint"], **m, **selection_metrics(rd, ctx["checkpoint"])})
