@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--benchmark", default=None, metavar="NAME",
                    help="benchmark series: a one-column dataset, a cached or bundled ticker (e.g. a fetched SPY, "
                    "a total-return series); default: the bundled S&P 500 price index, which excludes dividends")
+    b.add_argument("--rf", type=float, default=0.0, metavar="RATE",
+                   help="annual risk-free rate as a fraction, e.g. 0.02: cash earns it, Sharpe and Sortino are "
+                   "of excess returns (default 0)")
     b.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which policy of a run: best (best validation return during training, best.pt; default) "
                    "or last (checkpoint.pt)")
@@ -204,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
     c.add_argument("--benchmark", default=None, metavar="NAME",
                    help="benchmark series (as for backtest); default: the S&P 500 price index, excl. dividends")
+    c.add_argument("--rf", type=float, default=0.0, metavar="RATE",
+                   help="annual risk-free rate as a fraction (as for backtest; default 0)")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="best (validation-selected, default) or last checkpoint of every run")
     return ap
@@ -229,10 +234,12 @@ def cmd_backtest(args) -> int:
         name = Path(args.target).stem
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"{name}-{split_name}"
+    ctx["rf"] = _rf_arg(args.rf)
     table = write_report(bts, ctx, out, html=not args.no_html)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(float_format=lambda x: f"{x:.4f}"))
-    print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model")
+    print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model; "
+          f"risk-free rate {ctx['rf']:.2%}/yr (cash earns it; Sharpe and Sortino of excess returns)")
     print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, equity.png, returns.parquet)")
     print("note: survivorship bias in the bundled stocks flatters every long strategy.")
     return 0
@@ -248,7 +255,9 @@ def cmd_compare(args) -> int:
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
     summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
-                           benchmark=args.benchmark)
+                           benchmark=args.benchmark, rf=_rf_arg(args.rf))
+    print(f"risk-free rate {args.rf:.2%}/yr; benchmark: {args.benchmark or 'S&P 500 price index (excl. dividends)'}; "
+          "costs: drift model")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"\nwrote {out}/ (summary.md, runs.csv, equity.png)")
@@ -299,6 +308,12 @@ def _resume_cfg(out, steps):
     if steps:
         cfg["run"]["steps"] = steps
     return cfg
+
+
+def _rf_arg(rate: float) -> float:
+    if not -0.5 < rate < 0.5:
+        raise ValueError(f"--rf {rate} is not an annual rate as a fraction (e.g. 0.02 for 2%/yr)")
+    return float(rate)
 
 
 def _split_arg(text: str):

@@ -229,3 +229,27 @@ def test_benchmark_is_labelled_and_a_user_series_can_replace_it(prices, tmp_path
     assert "benchmark spytr" in out and SP500_LABEL not in out
     assert main(["backtest", "equal-weight", "--benchmark", "nope", "--out", str(tmp_path / "c")]) == 2
     assert "no benchmark named 'nope'" in capsys.readouterr().err
+
+
+def test_risk_free_rate_pays_cash_and_sharpe_is_of_excess_returns(prices, tmp_path, capsys):
+    from eqtrade.backtest.engine import with_cash_interest
+    from eqtrade.backtest.metrics import daily_rate
+
+    d = daily_rate(0.03)
+    assert (1 + d) ** 252 == pytest.approx(1.03)
+    cash = with_cash_interest(baseline("cash", prices, SPLIT, window=16), 0.03)
+    np.testing.assert_allclose(cash.returns.to_numpy(), d)
+    ew = baseline("equal-weight", prices, SPLIT, window=16, cost_model="drift")
+    assert with_cash_interest(ew, 0.03).returns.equals(ew.returns.rename(ew.name))  # fully invested: no cash
+    half = weights_backtest(prices, ew.weights * 0.5, 10, "drift", "half")
+    np.testing.assert_allclose(with_cash_interest(half, 0.03).returns - half.returns, 0.5 * d, rtol=1e-9)
+    r = ew.returns
+    by_hand = (r - d).mean() / (r - d).std() * math.sqrt(252)
+    assert metrics(r, rf=0.03)["Sharpe"] == pytest.approx(by_hand, rel=1e-6)
+    assert metrics(r, rf=0.03)["Sharpe"] < metrics(r)["Sharpe"]
+    assert main(["backtest", "equal-weight", "--split", "2019-01-01:2020-12-31", "--rf", "0.02", "--no-html",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert "risk-free rate 2.00%/yr" in capsys.readouterr().out
+    assert "risk-free rate 2.00%/yr" in (tmp_path / "b" / "metrics.md").read_text()
+    assert main(["backtest", "equal-weight", "--rf", "2", "--out", str(tmp_path / "c")]) == 2
+    assert "--rf 2.0" in capsys.readouterr().err

@@ -158,3 +158,16 @@ def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "age
     traded_arr = np.asarray(traded, dtype=float)
     return Backtest(name, pd.Series(rets, index=real, name=name), W,
                     None if np.isnan(traded_arr).any() else traded_arr)
+
+
+def with_cash_interest(bt: Backtest, rf: float) -> Backtest:
+    """The backtest with its cash earning the annual risk-free rate `rf`: each day the share of the
+    book not invested (1 − Σ w of the weights decided the close before; short proceeds count as
+    cash) earns one day of interest. Backtests without weights (a benchmark index) are unchanged."""
+    from .metrics import daily_rate
+
+    if not rf or bt.weights is None:
+        return bt
+    cash = 1.0 - bt.weights.sum(axis=1).to_numpy()
+    r = bt.returns + cash * daily_rate(rf)
+    return Backtest(bt.name, r.rename(bt.name), bt.weights, bt.traded)

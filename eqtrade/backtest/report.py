@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..data._atomic import atomic_write, atomic_write_bytes
-from .engine import BASELINES, SP500_LABEL, Backtest, baseline, rollout
+from .engine import BASELINES, SP500_LABEL, Backtest, baseline, rollout, with_cash_interest
 from .metrics import metrics_table
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,12 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
 
 
 def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = True) -> pd.DataFrame:
-    """returns.parquet, weights.parquet, metrics.csv/.md, tearsheet.html, equity.png, config.toml."""
+    """returns.parquet, weights.parquet, metrics.csv/.md, tearsheet.html, equity.png, config.toml.
+    With ctx["rf"] (an annual rate), cash earns it and Sharpe/Sortino are of excess returns."""
     from ..agents.train import dump_toml
 
+    rf = float(ctx.get("rf", 0.0))
+    backtests = [with_cash_interest(b, rf) for b in backtests]
     out.mkdir(parents=True, exist_ok=True)
     main = backtests[0]
     rets = pd.concat([b.returns for b in backtests], axis=1)
@@ -144,7 +147,7 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
     atomic_write(out / "returns.parquet", lambda p: rets.to_parquet(p))
     if main.weights is not None:
         atomic_write(out / "weights.parquet", lambda p: main.weights.to_parquet(p))
-    table = metrics_table(backtests)
+    table = metrics_table(backtests, rf)
     atomic_write(out / "metrics.csv", lambda p: table.to_csv(p))
     md = _markdown(table, ctx)
     atomic_write_bytes(out / "metrics.md", md.encode())
@@ -165,7 +168,8 @@ def _markdown(table: pd.DataFrame, ctx: dict) -> str:
     fmt["Days"] = fmt["Days"].astype(int)
     head = (f"Backtest on the {ctx['split']} split, costs {ctx['cost_bps']} bps ({ctx['cost_model']} model)"
             + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "")
-            + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}.\n\n")
+            + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}; risk-free rate {float(ctx.get('rf', 0.0)):.2%}/yr "
+            "(cash earns it; Sharpe and Sortino are of excess returns).\n\n")
     return head + fmt.to_markdown() + f"\n\n{SURVIVORSHIP}\n"
 
 
@@ -239,7 +243,7 @@ SUMMARY_METRICS = ["Sharpe", "CAGR", "Max drawdown", "Turnover", "Total return",
 
 
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
-                 checkpoint: str = "best", benchmark: str | None = None) -> pd.DataFrame:
+                 checkpoint: str = "best", benchmark: str | None = None, rf: float = 0.0) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
     valid Sharpe of the selected checkpoint, for every observation-noise level."""
@@ -251,7 +255,8 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
     for noise in obs_noises:
         for rd in run_dirs:
             bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark)
-            m = metrics_table(bts[:1]).iloc[0].to_dict()
+            bts = [with_cash_interest(b, rf) for b in bts]
+            m = metrics_table(bts[:1], rf).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
                          "obs_noise": noise, "checkpoint": ctx["checkpoint"], **m, **selection_metrics(rd, ctx["checkpoint"])})
             if noise == obs_noises[0]:
@@ -266,7 +271,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         summary.append(row)
     summary = pd.DataFrame(summary)
     if base:
-        bt = metrics_table(base)
+        bt = metrics_table(base, rf)
         for name, r in bt.iterrows():
             summary = pd.concat([summary, pd.DataFrame([{"family": f"baseline: {name}", "obs_noise": 0.0, "seeds": 1,
                                                          **{k: r[k] for k in SUMMARY_METRICS[:5]}}])])
@@ -274,7 +279,10 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         out.mkdir(parents=True, exist_ok=True)
         per_run.to_csv(out / "runs.csv", index=False)
         summary.to_csv(out / "summary.csv", index=False)
-        atomic_write_bytes(out / "summary.md", (summary.to_markdown(index=False, floatfmt=".3f") + f"\n\n{SURVIVORSHIP}\n").encode())
+        note = (f"Test split {split}; risk-free rate {rf:.2%}/yr (cash earns it; Sharpe of excess returns); "
+                f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges).")
+        atomic_write_bytes(out / "summary.md", (note + "\n\n" + summary.to_markdown(index=False, floatfmt=".3f")
+                                                + f"\n\n{SURVIVORSHIP}\n").encode())
         _plot_compare(curves, base, out / "equity.png", split)
     return summary
 
