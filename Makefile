@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/eqtrade data list
 	$(VENV)/bin/eqtrade symmetry --data sp500-20 --split train --boot 20
-	# the demo's own run: trained afresh each time (about a minute on 2 cores); backtested with best.pt
+	# the demo's own run: trained afresh each time (2-3 minutes on 2 cores); backtested with best.pt
 	rm -rf runs/demo-relaxed backtests/demo-relaxed
 	$(VENV)/bin/eqtrade train --agent relaxed --steps 8000 --out runs/demo-relaxed
 	$(VENV)/bin/eqtrade backtest runs/demo-relaxed --split test --out backtests/demo-relaxed
