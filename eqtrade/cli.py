@@ -9,6 +9,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from .outdirs import check_output_dir
+
 log = logging.getLogger("eqtrade")
 
 EPILOG = """examples:
@@ -181,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Gaussian observation noise during the rollout (robustness)")
     b.add_argument("--data", default=None, help="dataset for a baseline strategy (default bundled sp500-20)")
     b.add_argument("--no-html", action="store_true", help="skip the HTML tearsheet")
+    b.add_argument("--force", action="store_true", help="replace an earlier backtest in --out (never another kind of output)")
     b.add_argument("--cost-model", choices=["target", "drift"], default=None,
                    help="portfolio costs: 'drift' (default) charges what a broker would, the trades from the "
                    "drifted weights to the new targets, for the agent and the baselines alike; 'target' charges "
@@ -205,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test")
     c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
+    c.add_argument("--force", action="store_true", help="replace an earlier comparison in --out")
     c.add_argument("--benchmark", default=None, metavar="NAME",
                    help="benchmark series (as for backtest); default: the S&P 500 price index, excl. dividends")
     c.add_argument("--rf", type=float, default=0.0, metavar="RATE",
@@ -220,9 +224,14 @@ def cmd_backtest(args) -> int:
     from .backtest import backtest_run, backtest_strategy, write_report
 
     split = _split_arg(args.split)
+    if args.out:  # before a minute of backtesting: refuse an --out that holds other results
+        check_output_dir(Path(args.out), "backtest", args.force)
     if (Path(args.target) / "checkpoint.pt").exists():
+        if args.data:
+            raise ValueError(f"--data {args.data} applies to baseline strategies; a run is backtested on the data "
+                             "it was trained on (its config.toml)")
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
-                                checkpoint=args.checkpoint, benchmark=args.benchmark)
+                                checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir)
         name = Path(args.target).name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
               f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
@@ -230,10 +239,11 @@ def cmd_backtest(args) -> int:
         if args.obs_noise:
             raise ValueError("--obs-noise applies to agents (a run directory), not to baseline strategies")
         bts, ctx = backtest_strategy(args.target, split, data=args.data, cost_model=args.cost_model,
-                                     benchmark=args.benchmark)
+                                     benchmark=args.benchmark, data_dir=args.data_dir)
         name = Path(args.target).stem
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"{name}-{split_name}"
+    check_output_dir(out, "backtest", args.force)
     ctx["rf"] = _rf_arg(args.rf)
     table = write_report(bts, ctx, out, html=not args.no_html)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
@@ -254,8 +264,9 @@ def cmd_compare(args) -> int:
     split = _split_arg(args.split)
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
+    check_output_dir(out, "compare", args.force)
     summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
-                           benchmark=args.benchmark, rf=_rf_arg(args.rf))
+                           benchmark=args.benchmark, rf=_rf_arg(args.rf), data_dir=args.data_dir)
     print(f"risk-free rate {args.rf:.2%}/yr; benchmark: {args.benchmark or 'S&P 500 price index (excl. dividends)'}; "
           "costs: drift model")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -271,13 +282,26 @@ def cmd_train(args) -> int:
     from .agents.train import resolve_config, train
 
     out = Path(args.out) if args.out else None
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
     if args.resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
+        fixed = {"--agent": args.agent, "--algo": args.algo, "--env": args.env, "--config": args.config,
+                 "--seed": args.seed, "--data": args.data, "--break": args.break_strength}
+        given = [k for k, v in fixed.items() if v is not None]
+        if given:
+            raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
+                             "change it (only --steps can: train longer)")
         cfg = _resume_cfg(out, args.steps)
     else:
+        if out is not None and (out / "checkpoint.pt").exists():
+            raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
+        if out is not None:
+            check_output_dir(out, "run")
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
-                             seed=args.seed, data=args.data, break_strength=args.break_strength)
+                             seed=args.seed, data=args.data, break_strength=args.break_strength,
+                             data_dir=args.data_dir)
     try:
         agent, out = train(cfg, out=out, resume=args.resume, progress=not args.no_progress)
     except TrainingDiverged as e:
@@ -306,6 +330,12 @@ def _resume_cfg(out, steps):
         raise FileNotFoundError(f"nothing to resume: {out}/config.toml does not exist")
     cfg = load_toml(out / "config.toml")
     if steps:
+        if (out / "checkpoint.pt").exists():
+            import torch
+
+            done = torch.load(out / "checkpoint.pt", weights_only=False)["step"]
+            if steps < done:
+                raise ValueError(f"--steps {steps} is below the {done} steps {out} has done; give a larger total")
         cfg["run"]["steps"] = steps
     return cfg
 

@@ -102,12 +102,26 @@ class BaseConfig:
         if unknown:
             raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(names)}")
         d = dict(d)
+        for f in fields(cls):
+            if f.name in d and not _type_ok(d[f.name], f.type):
+                raise ValueError(f"{cls.__name__} option {f.name} = {d[f.name]!r} has the wrong type: expected {f.type}")
         if "hidden" in d:
             d["hidden"] = tuple(d["hidden"])
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _type_ok(value, annotation: str) -> bool:
+    """Whether a config value fits its field's annotation ("float", "int | None", "tuple", ...)."""
+    checks = {"float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str),
+              "None": lambda v: v is None, "dict": lambda v: isinstance(v, dict),
+              "tuple": lambda v: isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)}
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    return any(checks.get(k, lambda v: True)(value) for k in kinds)
 
 
 def check_finite(name: str, value: torch.Tensor, step: int) -> float:

@@ -81,10 +81,20 @@ def dump_toml(cfg: dict) -> str:
 
 def resolve_config(config: str | Path | None = None, agent: str | None = None, algo: str | None = None,
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
-                   data: str | None = None, break_strength: float | None = None) -> dict:
+                   data: str | None = None, break_strength: float | None = None, data_dir=None) -> dict:
     """The full run config: defaults, then the TOML file, then the command-line values."""
     cfg = copy.deepcopy(BASE)
     file_cfg = load_toml(config) if config else {}
+    unknown = sorted(set(file_cfg) - {"run", "env", "eval_env", "agent"})
+    if unknown:
+        raise ValueError(f"{config}: unknown table(s) {', '.join(f'[{t}]' for t in unknown)}; a run config has "
+                         "[run], [env], [eval_env] and [agent] (baselines: eqtrade backtest STRATEGY)")
+    bad_run = sorted(set(file_cfg.get("run", {})) - {"algo", "env", "steps"})
+    if bad_run:
+        raise ValueError(f"{config}: unknown [run] option(s) {bad_run}; known: algo, env, steps")
+    steps_cfg = file_cfg.get("run", {}).get("steps")
+    if steps_cfg is not None and (not isinstance(steps_cfg, int) or isinstance(steps_cfg, bool) or steps_cfg < 1):
+        raise ValueError(f"{config}: [run] steps must be a positive integer, got {steps_cfg!r}")
     env_id = env or file_cfg.get("run", {}).get("env", cfg["run"]["env"])
     if env_id != "portfolio":  # defaults of the portfolio env do not apply elsewhere
         cfg["env"] = dict(TRADING_ENV) if env_id == "trading" else {}
@@ -104,11 +114,18 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         cfg["agent"]["seed"] = int(seed)
     if data:
         cfg["env"]["prices"] = data
+    if data_dir:  # where the dataset named by --data (or the config) is looked up
+        if cfg["run"]["env"] not in ("portfolio", "trading"):
+            raise ValueError(f"--data-dir applies to the trading envs, not {cfg['run']['env']!r}")
+        cfg["env"]["data_dir"] = str(data_dir)
     if break_strength is not None:
         if not cfg["run"]["env"].startswith("dmc/"):
             raise ValueError(f"--break applies to dm_control envs (dmc/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
-    probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
+    try:
+        probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
+    except TypeError as e:  # an unknown or mistyped [env] option
+        raise ValueError(f"bad [env] option for {cfg['run']['env']!r}: {e}") from None
     from gymnasium import spaces
 
     default_algo = "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac"
@@ -127,7 +144,12 @@ def build_agent(cfg: dict):
         raise ValueError(f"unknown algorithm {algo!r}; use {', '.join(ALGOS)}")
     cls = ALGOS[algo]
     spec = EnvSpec(cfg["run"]["env"], cfg["env"], cfg.get("eval_env", {}))
-    return cls(spec.make(), cls.config_cls.from_dict(cfg["agent"]), spec, spec.make(evaluation=True))
+    config = cls.config_cls.from_dict(cfg["agent"])
+    try:
+        env, eval_env = spec.make(), spec.make(evaluation=True)
+    except TypeError as e:  # an unknown or mistyped [env] / [eval_env] option
+        raise ValueError(f"bad [env] or [eval_env] option for {spec.id!r}: {e}") from None
+    return cls(env, config, spec, eval_env)
 
 
 def default_run_dir(cfg: dict, root: Path = Path("runs")) -> Path:
@@ -206,8 +228,8 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
         out = out or default_run_dir(cfg)
         if (out / "checkpoint.pt").exists():
             raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
+        agent = build_agent(cfg)  # a failed start leaves no run folder behind
         out.mkdir(parents=True, exist_ok=True)
-        agent = build_agent(cfg)
         if cfg["run"]["env"] in ("portfolio", "trading"):  # the observation scaling is part of the run
             u = agent.env.unwrapped
             cfg["env"].setdefault("normalize", u.normalize)

@@ -42,7 +42,7 @@ def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
 
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
                  cost_model: str | None = None, checkpoint: str = "best",
-                 benchmark: str | None = None) -> tuple[list[Backtest], dict]:
+                 benchmark: str | None = None, data_dir=None) -> tuple[list[Backtest], dict]:
     """The agent of a run and its baselines over a split: ([agent, baselines...], context).
     `cost_model`: "drift" (default for portfolios: what a broker charges, the trades from the
     drifted weights to the new targets, for the agent and the baselines alike) or "target" (the
@@ -59,10 +59,12 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     kw = _eval_env_kwargs(spec, split)
     if spec.id == "portfolio":
         kw["cost_model"] = cost_model or "drift"
+    if data_dir is not None:  # the run's dataset, looked up in another data directory
+        kw["data_dir"] = str(data_dir)
     env = EnvSpec(spec.id, kw).make()
     label = f"{agent.algo.upper()} {agent.config.family}"
     bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
-    prices = resolve_prices(kw.get("prices"), kw.get("tickers"))
+    prices = resolve_prices(kw.get("prices"), kw.get("tickers"), kw.get("data_dir"))
     if spec.id == "trading":
         prices = prices[[env.unwrapped.ticker]]
     ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": agent.config.family, "algo": agent.algo,
@@ -70,7 +72,7 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
            "cost_model": kw.get("cost_model", "target"), "window": kw.get("window", 32),
            "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which,
            "benchmark": benchmark or SP500_LABEL}
-    return [bt, *baselines_for(prices, ctx, load_benchmark(benchmark))], ctx
+    return [bt, *baselines_for(prices, ctx, load_benchmark(benchmark, kw.get("data_dir")))], ctx
 
 
 def load_benchmark(name: str | None, data_dir=None) -> pd.Series | None:
@@ -109,7 +111,8 @@ def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None =
 
 
 def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost_bps: float = 10.0,
-                      cost_model: str | None = None, benchmark: str | None = None) -> tuple[list[Backtest], dict]:
+                      cost_model: str | None = None, benchmark: str | None = None,
+                      data_dir=None) -> tuple[list[Backtest], dict]:
     """A baseline strategy (by name or strategies/*.toml with a [baseline] table) and the others."""
     from ..agents.train import load_toml
     from ..envs import resolve_prices
@@ -123,11 +126,11 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
         kind = kw.pop("kind")
     if kind not in BASELINES:
         raise ValueError(f"{name!r} is neither a run directory (with checkpoint.pt) nor a baseline ({', '.join(BASELINES)})")
-    prices = resolve_prices(kw.get("prices", data), kw.get("tickers"))
+    prices = resolve_prices(kw.get("prices", data), kw.get("tickers"), data_dir)
     ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": kw.get("cost_bps", cost_bps),
            "cost_model": cost_model or kw.get("cost_model", "drift"), "window": kw.get("window", window),
            "tickers": list(prices.columns), "benchmark": benchmark or SP500_LABEL}
-    bench = load_benchmark(benchmark)
+    bench = load_benchmark(benchmark, data_dir)
     main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench)
     others = [b for b in baselines_for(prices, ctx, bench) if b.name != main.name]
     return [main, *others], ctx
@@ -243,7 +246,8 @@ SUMMARY_METRICS = ["Sharpe", "CAGR", "Max drawdown", "Turnover", "Total return",
 
 
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
-                 checkpoint: str = "best", benchmark: str | None = None, rf: float = 0.0) -> pd.DataFrame:
+                 checkpoint: str = "best", benchmark: str | None = None, rf: float = 0.0,
+                 data_dir=None) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
     valid Sharpe of the selected checkpoint, for every observation-noise level."""
@@ -254,7 +258,8 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         raise FileNotFoundError(f"not run directories (no checkpoint.pt): {', '.join(missing)}")
     for noise in obs_noises:
         for rd in run_dirs:
-            bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark)
+            bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark,
+                                    data_dir=data_dir)
             bts = [with_cash_interest(b, rf) for b in bts]
             m = metrics_table(bts[:1], rf).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),

@@ -1,0 +1,44 @@
+"""What kind of output a directory holds, so that no command writes over another's results."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+#: the file that marks each kind of output directory
+MARKERS = {"run": "checkpoint.pt", "compare": "summary.csv"}
+
+
+def output_kind(path: Path) -> str | None:
+    """"run", "backtest", "compare", "other" (files of another origin) or None (absent or empty)."""
+    path = Path(path)
+    if not path.exists() or not any(path.iterdir()):
+        return None
+    for kind, marker in MARKERS.items():
+        if (path / marker).exists():
+            return kind
+    cfg = path / "config.toml"
+    if cfg.exists():
+        try:
+            tables = tomllib.loads(cfg.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return "other"
+        if "backtest" in tables:
+            return "backtest"
+        if "run" in tables:
+            return "run"
+    return "other"
+
+
+def check_output_dir(path: Path, kind: str, force: bool = False) -> None:
+    """Refuse to write `kind` output into a directory that holds another kind of output (never),
+    or earlier output of the same kind (unless `force`)."""
+    held = output_kind(Path(path))
+    if held is None:
+        return
+    if held != kind:
+        what = "files of another kind" if held == "other" else f"a {held} directory"
+        raise ValueError(f"--out {path} holds {what}; writing {kind} results there would overwrite them. "
+                         "Choose another --out")
+    if not force:
+        raise ValueError(f"--out {path} already holds {kind} results; use --force to replace them or another --out")

@@ -1,0 +1,109 @@
+"""Inputs that cannot hurt (issue 12, items 6 and 7): no command writes over another's output,
+bad configs and arguments are one-line errors with exit code 2, failed starts leave nothing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from eqtrade.cli import main
+from eqtrade.outdirs import check_output_dir, output_kind
+
+FAST = ["--steps", "30"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("r") / "run"
+    cfg = out.parent / "tiny.toml"
+    cfg.write_text('[run]\nsteps = 30\n[env]\nepisode_length = 20\n[agent]\nlearning_starts = 10\nbatch_size = 8\n'
+                   'eval_every = 0\ncheckpoint_every = 0\n')
+    assert main(["train", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_backtest_never_writes_into_a_run_and_needs_force_over_a_backtest(run_dir, tmp_path, capsys):
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    assert main(["backtest", str(run_dir), "--out", str(run_dir), "--no-html"]) == 2
+    assert "holds a run directory" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before  # nothing touched
+    bt = tmp_path / "bt"
+    assert main(["backtest", "equal-weight", "--out", str(bt), "--no-html"]) == 0
+    assert output_kind(bt) == "backtest"
+    assert main(["backtest", "equal-weight", "--out", str(bt), "--no-html"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["backtest", "equal-weight", "--out", str(bt), "--no-html", "--force"]) == 0
+    assert main(["train", "--out", str(bt), *FAST]) == 2  # a backtest directory is not a run
+    assert "holds a backtest directory" in capsys.readouterr().err
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="files of another kind"):
+        check_output_dir(other, "compare", force=True)
+
+
+@pytest.mark.parametrize("toml,needle", [
+    ("[agnet]\nfamily = 'plain'\n", "unknown table(s) [agnet]"),
+    ("[agent]\nlr = 'fast'\n", "lr = 'fast' has the wrong type"),
+    ("[agent]\nhidden = [4, 'x']\n", "hidden"),
+    ("[env]\nwindw = 16\n", "unexpected keyword argument 'windw'"),
+    ("[run]\nsteps = -5\n", "steps must be a positive integer"),
+    ("[run]\nstep = 5\n", "unknown [run] option(s) ['step']"),
+])
+def test_bad_configs_are_one_line_errors_and_leave_nothing(tmp_path, capsys, toml, needle):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_steps_and_resume_arguments_are_checked(run_dir, tmp_path, capsys):
+    for steps in ("0", "-3"):
+        assert main(["train", "--steps", steps, "--out", str(tmp_path / "x")]) == 2
+        assert "--steps must be a positive" in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
+    assert main(["train", "--out", str(run_dir), "--resume", "--agent", "exact"]) == 2
+    assert "--agent cannot change it" in capsys.readouterr().err
+    assert main(["train", "--out", str(run_dir), "--resume", "--steps", "10"]) == 2
+    assert "below the 30 steps" in capsys.readouterr().err
+    assert main(["train", "--out", str(run_dir), *FAST]) == 2  # not without --resume
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["backtest", str(run_dir), "--data", "factor-etfs", "--out", str(tmp_path / "b")]) == 2
+    assert "--data factor-etfs applies to baseline strategies" in capsys.readouterr().err
+
+
+def test_compare_checks_every_run_before_backtesting(run_dir, tmp_path, capsys):
+    assert main(["compare", str(run_dir), str(tmp_path / "nope"), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_data_dir_is_used_by_train(tmp_path, capsys):
+    from eqtrade.data.synthetic import planted_market
+
+    csv = tmp_path / "p.csv"
+    planted_market(3, seed=2).to_csv(csv, index_label="date")
+    store = tmp_path / "store"
+    assert main(["data", "import", str(csv), "--name", "pm", "--data-dir", str(store)]) == 0
+    out = tmp_path / "run"
+    assert main(["train", "--data", "pm", "--data-dir", str(store), "--out", str(out), *FAST, "--no-progress"]) == 0
+    assert 'data_dir = "' in (out / "config.toml").read_text()
+    assert main(["train", "--data", "pm", "--out", str(tmp_path / "r2"), *FAST]) == 2  # not in ./data
+    assert not (tmp_path / "r2").exists()
+
+
+def test_data_dir_is_used_by_backtest_and_compare(tmp_path, capsys):
+    from eqtrade.data.synthetic import planted_market
+
+    csv = tmp_path / "p.csv"
+    planted_market(3, seed=2).to_csv(csv, index_label="date")
+    store = tmp_path / "store"
+    assert main(["data", "import", str(csv), "--name", "pm", "--data-dir", str(store)]) == 0
+    assert main(["backtest", "equal-weight", "--data", "pm", "--data-dir", str(store), "--no-html",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert '"P00"' in (tmp_path / "b" / "config.toml").read_text()  # the planted tickers, from the store
+    assert main(["backtest", "equal-weight", "--data", "pm", "--out", str(tmp_path / "c")]) == 2  # not in ./data
