@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--ticker", default=None, help="ticker name for a single-ticker OHLCV file (default: file name)")
     i.add_argument("--price-column", default=None, help="price column of a long/OHLCV file")
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    i.add_argument("--allow-jumps", action="store_true",
+                   help="accept single-day moves beyond x100 (otherwise an error: usually a decimal or unit mistake)")
     pl = dsub.add_parser(
         "planted", parents=[dd], help="store a synthetic market with a known signal (to prove a learner)",
         description="Generates the planted momentum market of eqtrade.data.synthetic (every asset's return is a "
@@ -402,7 +404,8 @@ def cmd_data(args) -> int:
         return 0
     if args.data_command == "import":
         entry, rep = data.import_prices(args.path, args.name, data_dir=args.data_dir, force=args.force,
-                                        ticker=args.ticker, price_column=args.price_column)
+                                        ticker=args.ticker, price_column=args.price_column,
+                                        allow_jumps=args.allow_jumps)
         print(f"imported {args.path} as dataset {args.name!r} ({entry['layout']} layout): "
               f"{len(entry['tickers'])} ticker(s), {entry['rows']} rows, {entry['first']} .. {entry['last']}")
         print(rep)

@@ -107,3 +107,41 @@ def test_data_dir_is_used_by_backtest_and_compare(tmp_path, capsys):
                  "--out", str(tmp_path / "b")]) == 0
     assert '"P00"' in (tmp_path / "b" / "config.toml").read_text()  # the planted tickers, from the store
     assert main(["backtest", "equal-weight", "--data", "pm", "--out", str(tmp_path / "c")]) == 2  # not in ./data
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ("inf", "non-finite price"),
+    ("1e308", "--allow-jumps"),
+    ("-inf", "non-finite price"),
+])
+def test_impossible_prices_are_refused_and_an_existing_dataset_is_untouched(tmp_path, capsys, bad, needle):
+    store = tmp_path / "store"
+    good = tmp_path / "good.csv"
+    good.write_text("date,X\n2021-01-04,10\n2021-01-05,10.5\n2021-01-06,10.2\n")
+    assert main(["data", "import", str(good), "--name", "d", "--data-dir", str(store)]) == 0
+    before = {p.name: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    csv = tmp_path / "bad.csv"
+    csv.write_text(f"date,X\n2021-01-04,10\n2021-01-05,{bad}\n2021-01-06,10.2\n")
+    assert main(["data", "import", str(csv), "--name", "d", "--force", "--data-dir", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+
+
+def test_absurd_jumps_need_allow_jumps_and_stay_allowed_on_load(tmp_path, capsys):
+    from eqtrade.data import load_prices
+
+    csv = tmp_path / "j.csv"
+    csv.write_text("date,X\n2021-01-04,10\n2021-01-05,2000\n2021-01-06,2010\n")  # x200 in a day
+    store = tmp_path / "s"
+    assert main(["data", "import", str(csv), "--name", "j", "--data-dir", str(store)]) == 2
+    assert "x200" in capsys.readouterr().err
+    assert main(["data", "import", str(csv), "--name", "j", "--data-dir", str(store), "--allow-jumps"]) == 0
+    assert load_prices(source="j", data_dir=store)["X"].iloc[1] == 2000
+
+
+def test_unsorted_dates_are_sorted_with_a_printed_warning(tmp_path, capsys):
+    csv = tmp_path / "u.csv"
+    csv.write_text("date,X\n2021-01-05,10.5\n2021-01-04,10\n2021-01-06,10.2\n")
+    assert main(["data", "import", str(csv), "--name", "u", "--data-dir", str(tmp_path / "s")]) == 0
+    assert "rows were not in date order; sorted by date" in capsys.readouterr().out

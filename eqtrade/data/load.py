@@ -105,6 +105,7 @@ def load_prices(
     zero-return runs, sub-$1 periods) are logged, never fixed.
     """
     tick = None if tickers is None else [str(t) for t in tickers]
+    allow_jumps = False  # an imported dataset may have been stored with --allow-jumps
     if source == "bundled":
         panel = load_bundled(DEFAULT_DATASET) if tick is None else _bundled_union(tick)
         where = "bundled data"
@@ -121,6 +122,7 @@ def load_prices(
                 f"{store.root}; see `eqtrade data list`"
             )
         panel, where = _select(store.get_dataset(source), tick, f"dataset {source!r}"), source
+        allow_jumps = bool(store.read_manifest()["datasets"][source].get("allow_jumps", False))
     if start is not None or end is not None:
         panel = panel.loc[pd.Timestamp(start) if start else None : pd.Timestamp(end) if end else None]
     panel = _align(panel, align)
@@ -128,7 +130,7 @@ def load_prices(
         raise DataError(f"no prices in {where} for {start or 'start'}..{end or 'end'} with align={align!r}")
     panel.index.name = "date"
     if validate:
-        rep = validate_prices(panel)
+        rep = validate_prices(panel, allow_jumps=allow_jumps)
         rep.raise_if_errors(f"prices from {where}")
         if rep.warnings:
             log.info("%s: %d validation warning(s); see `eqtrade data show`", where, len(rep.warnings))
@@ -262,8 +264,10 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
     panel.index.name = "date"
     panel.columns.name = None
     if not panel.index.is_monotonic_increasing and not panel.index.has_duplicates:
-        log.info("%s: rows were not in date order; sorted", path)
+        # sorted, never silently: the warning is printed (README: "Importing your own prices")
+        log.warning("%s: rows were not in date order; sorted by date before validation", path)
         panel = panel.sort_index()
+        panel.attrs["sorted"] = True
     return panel.astype(float), layout
 
 
@@ -275,7 +279,7 @@ def _check_numeric(raw: pd.Series, values: pd.Series, path: Path, col: str) -> N
 
 
 def import_prices(path, name: str, data_dir=None, force: bool = False, ticker: str | None = None,
-                  price_column: str | None = None) -> tuple[dict[str, Any], ValidationReport]:
+                  price_column: str | None = None, allow_jumps: bool = False) -> tuple[dict[str, Any], ValidationReport]:
     """Validate a user's price file and store it as dataset `name`; refuse it on any validation error."""
     if not _NAME_RE.match(name) or name in _RESERVED or name in bundled_names():
         raise ValueError(
@@ -286,9 +290,14 @@ def import_prices(path, name: str, data_dir=None, force: bool = False, ticker: s
     if name in store.read_manifest()["datasets"] and not force:
         raise FileExistsError(f"dataset {name!r} already exists in {store.root}; pass --force to replace it")
     panel, layout = read_price_file(path, ticker=ticker, price_column=price_column)
-    rep = validate_prices(panel)
+    rep = validate_prices(panel, allow_jumps=allow_jumps)
+    if panel.attrs.get("sorted"):
+        from .validate import Issue
+
+        rep.issues.insert(0, Issue("warning", "order", "*", "", "rows were not in date order; sorted by date"))
     rep.raise_if_errors(f"{path}")
     meta = {
+        "allow_jumps": bool(allow_jumps),
         "source": f"import:{Path(path).resolve()}",
         "source_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
         "layout": layout,

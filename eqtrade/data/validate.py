@@ -81,13 +81,20 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), (ends - starts).tolist()))
 
 
+#: a single day's move beyond x100 up or down (|log return| > log 100) cannot be a real price
+#: series (a decimal error, a unit change): an error unless allowed
+ABSURD_LOG_RETURN = float(np.log(100.0))
+
+
 def validate_prices(
     prices: pd.DataFrame,
     jump_log_return: float = JUMP_LOG_RETURN,
     zero_run_days: int = ZERO_RUN_DAYS,
     sub_dollar: float = SUB_DOLLAR,
+    allow_jumps: bool = False,
 ) -> ValidationReport:
-    """Check a wide price panel (DatetimeIndex x tickers) and report every problem found."""
+    """Check a wide price panel (DatetimeIndex x tickers) and report every problem found.
+    Non-finite prices are errors; a daily move beyond x100 is an error unless `allow_jumps`."""
     rep = ValidationReport()
     add = rep.issues.append
     if not isinstance(prices.index, pd.DatetimeIndex):
@@ -117,6 +124,11 @@ def validate_prices(
         if first != s.index[0] or last != s.index[-1]:
             add(Issue("info", "history", t, f"{_d(first)}..{_d(last)}",
                       f"prices only from {_d(first)} to {_d(last)} (panel {_d(s.index[0])}..{_d(s.index[-1])})"))
+        infinite = valid[~np.isfinite(valid.to_numpy(dtype=float))]
+        if len(infinite):
+            add(Issue("error", "non-finite", t, _d(infinite.index[0]),
+                      f"{len(infinite)} non-finite price(s), first {infinite.iloc[0]} on {_d(infinite.index[0])}"))
+            continue
         nonpos = valid[valid <= 0]
         if len(nonpos):
             add(Issue("error", "non-positive", t, _d(nonpos.index[0]),
@@ -124,6 +136,13 @@ def validate_prices(
             continue  # returns are meaningless below
         v = valid.to_numpy(dtype=float)
         logret = np.diff(np.log(v))
+        absurd = np.flatnonzero(np.abs(logret) > ABSURD_LOG_RETURN)
+        if len(absurd) and not allow_jumps:
+            j = absurd[0]
+            add(Issue("error", "absurd-jump", t, _d(valid.index[j + 1]),
+                      f"price moved x{np.exp(logret[j]):.3g} in one day ({v[j]:g} -> {v[j + 1]:g} on "
+                      f"{_d(valid.index[j + 1])}; {len(absurd)} such day(s)); a decimal or unit error? "
+                      "Import with --allow-jumps if it is real"))
         jumps = np.flatnonzero(np.abs(logret) > jump_log_return)
         for j in jumps[:10]:
             add(Issue("warning", "jump", t, _d(valid.index[j + 1]),
