@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", default=None, metavar="TOML", help="a strategy config, e.g. strategies/sac-relaxed.toml")
     t.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/ALGO-FAMILY-ENV-sSEED)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: one line per evaluation instead (the default when output is not a terminal)")
     m = sub.add_parser(
         "dmc", help="the continuous-control suite: plain/exact/relaxed SAC on dm_control tasks, exact and broken",
         description="Runs SAC for every domain x break strength x agent family x seed (in parallel processes), "
@@ -305,7 +306,7 @@ def cmd_train(args) -> int:
                              seed=args.seed, data=args.data, break_strength=args.break_strength,
                              data_dir=args.data_dir)
     try:
-        agent, out = train(cfg, out=out, resume=args.resume, progress=not args.no_progress)
+        agent, out = train(cfg, out=out, resume=args.resume, progress="lines" if args.no_progress else True)
     except TrainingDiverged as e:
         print(f"eqtrade train: {e}", file=sys.stderr)
         return 3

@@ -145,3 +145,24 @@ def test_unsorted_dates_are_sorted_with_a_printed_warning(tmp_path, capsys):
     csv.write_text("date,X\n2021-01-05,10.5\n2021-01-04,10\n2021-01-06,10.2\n")
     assert main(["data", "import", str(csv), "--name", "u", "--data-dir", str(tmp_path / "s")]) == 0
     assert "rows were not in date order; sorted by date" in capsys.readouterr().out
+
+
+def test_progress_in_a_log_file_is_one_line_per_evaluation(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "t.toml"
+    cfg.write_text('[run]\nsteps = 60\n[env]\nepisode_length = 20\n[agent]\nlearning_starts = 10\nbatch_size = 8\n'
+                   'eval_every = 20\ncheckpoint_every = 0\n')
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "eqtrade.cli", "train", "--config", str(cfg), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("step ")]
+    assert [ln.split()[1] for ln in lines] == ["20/60", "40/60", "60/60"], r.stderr
+    assert "valid Sharpe" in lines[-1] and "steps/s" in lines[-1] and "\r" not in r.stderr
+    assert "done, 60 steps" in r.stderr
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"eval_return", "eval_sharpe", "train_sharpe", "critic_loss", "alpha"} <= set(header)
+    first = pd.read_csv(out / "metrics.csv").iloc[0]
+    assert first["step"] == 20 and "eval_return" in first.index  # the same columns from the first row

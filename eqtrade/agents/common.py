@@ -10,7 +10,9 @@ import logging
 import math
 import pickle
 import signal
+import sys
 import threading
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -178,6 +180,21 @@ class Agent:
     def extra_metrics(self) -> dict[str, float]:
         return {}
 
+    #: the columns metrics.csv has from its first row (losses and extras as the algorithm names them)
+    loss_columns: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+
+    def metric_columns(self) -> list[str]:
+        """Every column of metrics.csv, evaluation columns included before the first evaluation."""
+        evals = ["eval_return"]
+        if self._train_eval_env_possible():
+            evals += ["eval_sharpe", "eval_turnover", "train_return", "train_sharpe", "train_turnover"]
+        return (["step", "episode", "episode_return", "episode_length"] + evals
+                + ["equivariance_error", "best_eval_return"] + list(self.loss_columns) + list(self.extra_columns))
+
+    def _train_eval_env_possible(self) -> bool:
+        return self.env_spec is not None and self.env_spec.id in ("portfolio", "trading")
+
     # -- user-facing ----------------------------------------------------------------------------
     def predict(self, obs, deterministic: bool = True):
         """Action(s) for an observation (or a batch), like Stable-Baselines3's predict."""
@@ -251,16 +268,21 @@ class Agent:
         obs = torch.from_numpy(self.buffer.obs[idx])
         return equivariance_error(self.policy_module(), self.symmetry, obs)
 
-    def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool = True) -> "Agent":
-        """Train until `total_steps` environment steps (continues from `self.step` after a load)."""
+    def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool | str = True) -> "Agent":
+        """Train until `total_steps` environment steps (continues from `self.step` after a load).
+        progress: True (a bar in a terminal, one line per evaluation on stderr otherwise), "lines"
+        (always lines) or False (silent)."""
         from tqdm.auto import tqdm
 
         cfg = self.config
-        writer = _MetricsWriter(out_dir / "metrics.csv") if out_dir else None
+        writer = _MetricsWriter(out_dir / "metrics.csv", self.metric_columns()) if out_dir else None
         if self.obs is None:
             self.obs, _ = self.env.reset(seed=cfg.seed)
+        # a terminal gets a progress bar; a log file (stderr not a terminal) one line per evaluation
+        lines = progress == "lines" or (bool(progress) and not (sys.stderr.isatty() and sys.stdout.isatty()))
         bar = tqdm(total=total_steps, initial=self.step, desc=f"{self.algo} {cfg.family}", unit="step",
-                   disable=not progress, dynamic_ncols=True)
+                   disable=not progress or lines, dynamic_ncols=True)
+        t_start, step_start = time.perf_counter(), self.step
         last_ret = float("nan")
         # Ctrl-C finishes the current step and stops at the loop's top, where the state is whole,
         # so that the checkpoint resumes exactly; a second Ctrl-C stops at once.
@@ -306,6 +328,8 @@ class Agent:
                     self.metrics.append(row)
                     if writer:
                         writer.write(row)
+                    if lines and "eval_return" in row:
+                        _progress_line(row, total_steps, (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9))
                 if out_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save(out_dir / "checkpoint.pt")
                 bar.update(1)
@@ -324,6 +348,11 @@ class Agent:
                 signal.signal(signal.SIGINT, prev_handler)
         if out_dir:
             self.save(out_dir / "checkpoint.pt")
+        if lines:
+            secs = time.perf_counter() - t_start
+            sys.stderr.write(f"{self.algo} {cfg.family}: done, {self.step} steps ({self.step - step_start} in "
+                             f"{secs:.0f} s, {(self.step - step_start) / max(secs, 1e-9):.0f} steps/s); "
+                             f"best evaluation return {self.best_eval if self.best_eval is not None else float('nan'):.4g}\n")
         return self
 
     # -- persistence ----------------------------------------------------------------------------
@@ -400,16 +429,35 @@ def _try_pickle(env) -> bytes | None:
         return None
 
 
-class _MetricsWriter:
-    """Appends rows to metrics.csv, adding columns as they appear (rewrites the header then)."""
+def _progress_line(row: dict, total: int, speed: float) -> None:
+    """One line per evaluation for a log file: step, returns, losses, speed, time left."""
+    def f(k, fmt="{:.3g}"):
+        v = row.get(k)
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
 
-    def __init__(self, path: Path):
+    parts = [f"step {row['step']}/{total} ({100 * row['step'] / total:.0f}%)", f"eval return {f('eval_return')}"]
+    if f("eval_sharpe"):
+        parts.append(f"valid Sharpe {f('eval_sharpe', '{:.2f}')} turnover {f('eval_turnover', '{:.3f}')}"
+                     f" | train Sharpe {f('train_sharpe', '{:.2f}')}")
+    losses = [f"{k} {f(k)}" for k in ("critic_loss", "actor_loss", "q_loss", "alpha", "epsilon") if f(k)]
+    parts += losses
+    left = (total - row["step"]) / max(speed, 1e-9)
+    parts.append(f"{speed:.0f} steps/s, {left / 60:.1f} min left")
+    sys.stderr.write(" | ".join(parts) + "\n")
+    sys.stderr.flush()
+
+
+class _MetricsWriter:
+    """Appends rows to metrics.csv with the agent's columns from the first row (a column that
+    appears later is added by rewriting the header)."""
+
+    def __init__(self, path: Path, columns: list[str] | None = None):
         self.path = path
-        self.cols: list[str] = []
+        self.cols: list[str] = list(columns or [])
         if path.exists():
             with open(path) as fh:
                 header = fh.readline().strip()
-                self.cols = header.split(",") if header else []
+                self.cols = header.split(",") if header else self.cols
 
     def write(self, row: dict) -> None:
         new = [k for k in row if k not in self.cols]

@@ -33,6 +33,8 @@ class DQN(Agent):
 
     algo = "dqn"
     config_cls = DQNConfig
+    loss_columns = ("q_loss",)
+    extra_columns = ("epsilon",)
 
     def __init__(self, env, config: DQNConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
         config = config or DQNConfig()

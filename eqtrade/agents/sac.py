@@ -136,6 +136,8 @@ class SAC(Agent):
 
     algo = "sac"
     config_cls = SACConfig
+    loss_columns = ("critic_loss", "actor_loss", "reward_entropy_ratio")
+    extra_columns = ("alpha",)
 
     def __init__(self, env, config: SACConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
         # a copy: the sizes filled in below are this agent's, not the caller's object

@@ -209,7 +209,7 @@ def plot_learning_curve(metrics_csv: Path, png: Path, title: str) -> None:
     plt.close(fig)
 
 
-def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool = True):
+def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True):
     """Run (or resume) training as configured; returns the agent."""
     from ..data._atomic import atomic_write_bytes
     from . import Agent
