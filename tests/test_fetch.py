@@ -68,7 +68,9 @@ def test_rate_limit_gives_up_clearly(fake_yahoo, data_dir):
 def test_incremental_fetch_asks_only_for_new_dates_and_merges(fake_yahoo, data_dir):
     r1 = fetch(["AAPL"], start="2020-01-01", end="2020-06-30", progress=False)[0]
     r2 = fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)[0]
-    assert fake_yahoo.calls[-1]["start"] == "2020-07-01"  # day after the last cached date
+    # the last cached date is 2020-06-30: ask again for the 10 days before it (the overlap that
+    # detects a re-based adjusted history), then the new dates; no full download
+    assert fake_yahoo.calls[-1]["start"] == "2020-06-20" and len(fake_yahoo.calls) == 2
     assert r2.rows_added == r2.rows - r1.rows > 0
     df = DataStore().get_ticker("AAPL")
     assert df.index.is_unique and df.index.is_monotonic_increasing
@@ -153,3 +155,34 @@ def test_interrupt_between_file_and_manifest_keeps_old_data(fake_yahoo, data_dir
     # the next successful write removes the orphan file
     fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)
     assert len(list((data_dir / "yfinance").glob("AAPL.*.parquet"))) == 1
+
+
+@pytest.mark.parametrize("old_basis,what", [(0.98, "dividend"), (2.0, "2:1 split")])
+def test_incremental_fetch_rebuilds_a_history_that_yahoo_re_based(fake_yahoo, data_dir, old_basis, what):
+    """Yahoo re-bases the whole adjusted history after a dividend or split: the first fetch saw the
+    old basis, the second sees the new one. The return at the join must be the true return."""
+    fake_yahoo.price_scale["AAPL"] = old_basis  # the adjusted closes as Yahoo served them before
+    fetch(["AAPL"], start="2020-01-01", end="2020-06-30", progress=False)
+    fake_yahoo.price_scale["AAPL"] = 1.0  # after the event: every adjusted close re-based
+    res = fetch(["AAPL"], start="2020-01-01", end="2020-12-31", progress=False)[0]
+    assert res.status == "ok" and "re-based" in res.message
+    assert fake_yahoo.calls[-1]["start"] == "2020-01-01"  # the whole history again, from --start
+    df = DataStore().get_ticker("AAPL")["adj_close"]
+    true = load_prices(["AAPL"], start="2020-01-01", end="2020-12-31")["AAPL"]
+    pd.testing.assert_series_equal(df, true, check_names=False, check_freq=False)
+    join = df.index.get_loc(pd.Timestamp("2020-07-01"))
+    assert df.iloc[join] / df.iloc[join - 1] == pytest.approx(true.iloc[join] / true.iloc[join - 1], rel=1e-12)
+
+
+def test_a_bar_dated_today_is_not_cached(fake_yahoo, data_dir, monkeypatch):
+    import eqtrade.data.yahoo as y
+
+    class FrozenDatetime(y.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return y.datetime(2020, 6, 15, 18, 0, tzinfo=tz)
+
+    monkeypatch.setattr(y, "datetime", FrozenDatetime)
+    fetch(["AAPL"], start="2020-01-01", progress=False)
+    df = DataStore().get_ticker("AAPL")
+    assert df.index[-1] == pd.Timestamp("2020-06-12")  # Friday; Monday 2020-06-15 is 'today'

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 YAHOO_HOST = "query1.finance.yahoo.com"
 DEFAULT_START = "2010-01-01"
+#: calendar days of the cache fetched again by an incremental fetch, to detect a re-based history
+OVERLAP_DAYS = 10
 _RENAME = {"Open": "open", "High": "high", "Low": "low", "Close": "close", "Adj Close": "adj_close", "Volume": "volume"}
 _RATE_WORDS = ("ratelimit", "rate limit", "too many requests", "429")
 _NET_WORDS = ("resolve", "connection", "network", "timed out", "timeout", "curl: (6)", "curl: (7)")
@@ -190,12 +192,15 @@ def fetch_ticker(
         if start_ts is not None and len(cached) and start_ts < cached.index[0] - pd.Timedelta(days=7):
             log.info("%s: --start %s is before the cache (%s): fetching everything", ticker, start, cached.index[0].date())
             cached = None
+    today = pd.Timestamp(datetime.now(timezone.utc).date())
     req_start = start_ts
     if cached is not None and len(cached):
-        req_start = cached.index[-1] + pd.Timedelta(days=1)
-        today = pd.Timestamp(datetime.now(timezone.utc).date())
-        if (end_excl is not None and req_start >= end_excl) or req_start > today:
+        if (end_excl is not None and cached.index[-1] + pd.Timedelta(days=1) >= end_excl) or \
+                cached.index[-1] + pd.Timedelta(days=1) >= today:
             return _result(ticker, "up-to-date", cached, 0)
+        # ask again for the last few cached days: Yahoo re-bases the whole adjusted history after
+        # every dividend and split, and the overlap shows whether it did since the cache was written
+        req_start = cached.index[-1] - pd.Timedelta(days=OVERLAP_DAYS)
     new, cause, text = _download(ticker, req_start, end_excl, retries, backoff, timeout)
     if cause:
         if cached is not None and cause in ("no-data", "unknown-ticker"):
@@ -204,6 +209,21 @@ def fetch_ticker(
             res.message = f"no rows after {res.last} ({text})" if text else ""
             return res
         return FetchResult(ticker, "failed", cause=cause, message=f"{ticker}: {cause}: {text}".rstrip(": "))
+    new = new.loc[new.index < today]  # a bar dated today is not final: never cached
+    rebased = False
+    if cached is not None and len(cached) and _adjustment_changed(cached, new):
+        # the adjusted closes are on a new basis: appending would leave a false return at the join
+        # (about minus the dividend yield; -50% for a 2:1 split). Rebuild the history instead.
+        log.warning("%s: Yahoo re-based the adjusted history since the last fetch; downloading it again", ticker)
+        full_start = min(cached.index[0], start_ts) if start_ts is not None else cached.index[0]
+        new, cause, text = _download(ticker, full_start, end_excl, retries, backoff, timeout)
+        if cause:
+            return FetchResult(ticker, "failed", cause=cause,
+                               message=f"{ticker}: adjusted history re-based; full download failed: {cause}: {text}")
+        new = new.loc[new.index < today]
+        cached, rebased = None, True
+    if new.empty and cached is not None:
+        return _result(ticker, "up-to-date", cached, 0)
     merged = new if cached is None else pd.concat([cached, new])
     merged = merged[~merged.index.duplicated(keep="last")].sort_index()
     meta = {
@@ -214,7 +234,19 @@ def fetch_ticker(
         "columns": OHLCV_COLUMNS,
     }
     store.put_ticker(ticker, merged, meta)
-    return _result(ticker, "ok", merged, len(merged) - (0 if cached is None else len(cached)))
+    res = _result(ticker, "ok", merged, len(merged) - (0 if cached is None else len(cached)))
+    if rebased:
+        res.message = "adjusted history re-based by Yahoo since the last fetch (dividend or split): rebuilt"
+    return res
+
+
+def _adjustment_changed(cached: pd.DataFrame, new: pd.DataFrame, tol: float = 1e-6) -> bool:
+    """Whether the adjusted closes of the days both frames hold differ (a new adjustment basis)."""
+    both = cached.index.intersection(new.index)
+    if len(both) == 0:
+        return False
+    a, b = cached.loc[both, "adj_close"].to_numpy(), new.loc[both, "adj_close"].to_numpy()
+    return bool((abs(a - b) > tol * abs(a)).any())
 
 
 def _result(ticker: str, status: str, df: pd.DataFrame, added: int) -> FetchResult:
