@@ -166,3 +166,16 @@ def test_progress_in_a_log_file_is_one_line_per_evaluation(tmp_path):
     assert {"eval_return", "eval_sharpe", "train_sharpe", "critic_loss", "alpha"} <= set(header)
     first = pd.read_csv(out / "metrics.csv").iloc[0]
     assert first["step"] == 20 and "eval_return" in first.index  # the same columns from the first row
+
+
+def test_shipped_strategies_resolve_by_bare_name_from_any_directory(tmp_path, monkeypatch, capsys):
+    from eqtrade import strategies
+    from eqtrade.agents.train import load_toml
+
+    monkeypatch.chdir(tmp_path)  # outside the repository: no strategies/ here
+    assert {"sac-relaxed", "baseline-equal-weight"} <= set(strategies.names())
+    assert load_toml("sac-relaxed")["agent"]["family"] == "relaxed"
+    assert load_toml("sac-relaxed.toml") == load_toml("sac-relaxed")
+    assert main(["backtest", "baseline-equal-weight", "--split", "valid", "--no-html", "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "--config", "sac-nope", "--out", str(tmp_path / "r")]) == 2
+    assert "no shipped strategy of that name" in capsys.readouterr().err

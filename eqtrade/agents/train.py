@@ -45,10 +45,16 @@ def _merge(a: dict, b: dict) -> dict:
 
 
 def load_toml(path: str | Path) -> dict:
-    """A strategy/run config file."""
+    """A strategy/run config file: a path, or the bare name of a shipped strategy (`sac-relaxed`)."""
+    from .. import strategies
+
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such config file (see strategies/)")
+        shipped = strategies.find(str(path))
+        if shipped is None:
+            raise FileNotFoundError(f"{path}: no such config file, and no shipped strategy of that name "
+                                    f"({', '.join(strategies.names())})")
+        path = shipped
     try:
         return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

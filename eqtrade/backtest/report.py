@@ -117,8 +117,10 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     from ..agents.train import load_toml
     from ..envs import resolve_prices
 
+    from .. import strategies
+
     kind, kw = name, {}
-    if name.endswith(".toml") or Path(name).exists():
+    if name.endswith(".toml") or Path(name).exists() or (name not in BASELINES and strategies.find(name)):
         cfg = load_toml(name)
         if "baseline" not in cfg:
             raise ValueError(f"{name} has no [baseline] table; agents are backtested from their run directory")
