@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    from . import __version__
+
+    ap.add_argument("--version", action="version", version=f"eqtrade {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     dd = _data_dir_parent()
 
@@ -254,8 +257,15 @@ def cmd_backtest(args) -> int:
     print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model; "
           f"risk-free rate {ctx['rf']:.2%}/yr (cash earns it; Sharpe and Sortino of excess returns)")
     print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, equity.png, returns.parquet)")
-    print("note: survivorship bias in the bundled stocks flatters every long strategy.")
+    if set(ctx.get("tickers", [])) <= _bundled_tickers():
+        print("note: survivorship bias in the bundled stocks flatters every long strategy.")
     return 0
+
+
+def _bundled_tickers() -> set[str]:
+    from .data import load_bundled
+
+    return {str(c) for c in load_bundled("sp500-20").columns}
 
 
 def cmd_compare(args) -> int:
@@ -350,7 +360,16 @@ def _rf_arg(rate: float) -> float:
 
 
 def _split_arg(text: str):
-    return tuple(text.split(":", 1)) if ":" in text else text
+    from .envs.market import DEFAULT_SPLITS, split_range
+
+    split = tuple(text.split(":", 1)) if ":" in text else text
+    try:
+        split_range(split)
+    except ValueError as e:
+        detail = "" if "(start, end) pair" in str(e) else f" ({e})"  # the Python API's wording, not the CLI's
+        raise ValueError(f"--split {text!r}: use {', '.join(DEFAULT_SPLITS)} or START:END, e.g. "
+                         f"2019-01-01:2020-12-31{detail}") from None
+    return split
 
 
 def _prices_arg(data, source: str, data_dir):
@@ -536,7 +555,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"eqtrade {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the cache is unchanged for tickers not yet written", file=sys.stderr)
+        why = {"fetch": "the cache is unchanged for tickers not yet written",
+               "train": "the run's last checkpoint is kept; continue with --resume --out DIR"}
+        print(f"eqtrade {args.command}: interrupted" + (f"; {why[args.command]}" if args.command in why else ""),
+              file=sys.stderr)
         return 130
 
 

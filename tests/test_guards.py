@@ -179,3 +179,22 @@ def test_shipped_strategies_resolve_by_bare_name_from_any_directory(tmp_path, mo
     assert main(["backtest", "baseline-equal-weight", "--split", "valid", "--no-html", "--out", str(tmp_path / "b")]) == 0
     assert main(["train", "--config", "sac-nope", "--out", str(tmp_path / "r")]) == 2
     assert "no shipped strategy of that name" in capsys.readouterr().err
+
+
+def test_small_messages_say_the_right_thing(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and "eqtrade 0." in capsys.readouterr().out
+    assert main(["backtest", "equal-weight", "--split", "2019:2020:x", "--out", str(tmp_path / "a")]) == 2
+    assert main(["backtest", "equal-weight", "--split", "tset", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "START:END" in err and "(start, end) pair" not in err
+    csv = tmp_path / "p.csv"
+    csv.write_text("date,X,Y\n" + "\n".join(f"2019-{m:02d}-{d:02d},{10 + d},{20 + m}" for m in range(1, 13)
+                                            for d in range(1, 29)) + "\n")
+    assert main(["data", "import", str(csv), "--name", "xy", "--data-dir", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    assert main(["backtest", "equal-weight", "--data", "xy", "--data-dir", str(tmp_path / "s"),
+                 "--split", "2019-03-01:2019-12-31", "--no-html", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "equal weight (daily)" in out and "survivorship" not in out  # imported data: no bundled-stock note
