@@ -198,3 +198,16 @@ def test_small_messages_say_the_right_thing(tmp_path, capsys):
                  "--split", "2019-03-01:2019-12-31", "--no-html", "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "equal weight (daily)" in out and "survivorship" not in out  # imported data: no bundled-stock note
+
+
+@pytest.mark.parametrize("split", ["2019-01-01:2019-01-02", "2019-01-05:2019-01-06", "1985-01-01:1989-01-01"])
+def test_splits_with_too_few_days_are_one_line_errors(tmp_path, capsys, split):
+    assert main(["backtest", "equal-weight", "--split", split, "--no-html", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "trading day(s)" in err and "Traceback" not in err and not (tmp_path / "b").exists()
+
+
+def test_a_window_longer_than_the_history_is_a_one_line_error(tmp_path, capsys):
+    assert main(["backtest", "equal-weight", "--data", "factor-etfs", "--split", "2014-01-01:2014-02-01",
+                 "--no-html", "--out", str(tmp_path / "b")]) == 2
+    assert "window 32 is longer than the history" in capsys.readouterr().err

@@ -44,7 +44,13 @@ def decision_days(prices: pd.DataFrame, split, window: int = 1) -> pd.DatetimeIn
     start, end = split_range(split)
     idx = prices.index
     pos = np.flatnonzero((idx >= start) & (idx <= end))
+    if len(pos) < 2:
+        raise ValueError(f"split {start:%Y-%m-%d}..{end:%Y-%m-%d} has {len(pos)} trading day(s) in the data "
+                         f"({idx[0]:%Y-%m-%d}..{idx[-1]:%Y-%m-%d}); a backtest needs at least 2")
     first, last = max(int(pos[0]), window), int(pos[-1]) - 1
+    if first > last:
+        raise ValueError(f"window {window} is longer than the history before/in split {start:%Y-%m-%d}..{end:%Y-%m-%d} "
+                         f"({len(pos)} days in the split, {pos[0]} before it)")
     return idx[first : last + 1]
 
 
