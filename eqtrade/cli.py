@@ -9,7 +9,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from .outdirs import check_output_dir
+from .outdirs import check_output_dir, output_kind
 
 log = logging.getLogger("eqtrade")
 
@@ -310,7 +310,9 @@ def cmd_train(args) -> int:
     else:
         if out is not None and (out / "checkpoint.pt").exists():
             raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
-        if out is not None:
+        if out is not None and not (output_kind(out) == "run" and set(p.name for p in out.iterdir()) <= {
+                "config.toml", "metrics.csv", "learning_curve.png"}):
+            # a run that was killed before its first checkpoint may be started again; nothing else
             check_output_dir(out, "run")
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
                              seed=args.seed, data=args.data, break_strength=args.break_strength,
