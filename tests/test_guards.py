@@ -211,3 +211,20 @@ def test_a_window_longer_than_the_history_is_a_one_line_error(tmp_path, capsys):
     assert main(["backtest", "equal-weight", "--data", "factor-etfs", "--split", "2014-01-01:2014-02-01",
                  "--no-html", "--out", str(tmp_path / "b")]) == 2
     assert "window 32 is longer than the history" in capsys.readouterr().err
+
+
+def test_a_file_without_a_date_column_says_so(tmp_path, capsys):
+    csv = tmp_path / "n.csv"
+    csv.write_text("A,B\n10,20\n11,21\n12,22\n")
+    assert main(["data", "import", str(csv), "--name", "n", "--data-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "no date column" in err and "duplicate" not in err
+    ymd = tmp_path / "ymd.csv"
+    ymd.write_text("date,A\n20210104,20\n20210105,21\n20210106,22\n")  # YYYYMMDD numbers are dates
+    assert main(["data", "import", str(ymd), "--name", "ymd", "--data-dir", str(tmp_path / "s")]) == 0
+
+
+def test_data_show_of_a_typo_suggests_the_ticker(capsys):
+    assert main(["data", "show", "AAPLL"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean AAPL?" in err and "source=" not in err

@@ -307,9 +307,10 @@ def _plot_compare(curves: dict, base, png: Path, split) -> None:
         fam = label.split()[0]
         ax.plot(eq.index, eq, color=colors.get(fam, "C4"), lw=1.2, alpha=0.8, label=None if fam in seen else fam)
         seen.add(fam)
-    for b in base or []:
-        ax.plot(b.returns.index, (1 + b.returns.fillna(0)).cumprod(), "--", lw=1, color="gray" if "cash" not in b.name else "k",
-                alpha=0.7, label=b.name)
+    styles = [("k", "--"), ("dimgray", ":"), ("saddlebrown", "-."), ("gray", (0, (1, 3)))]  # one per baseline
+    for b, (color, ls) in zip(base or [], styles * 3):
+        ax.plot(b.returns.index, (1 + b.returns.fillna(0)).cumprod(), linestyle=ls, lw=1.3, color=color,
+                alpha=0.8, label=b.name)
     ax.set_title(f"equity curves, {split} split (one line per seed)")
     ax.set_ylabel("growth of 1")
     ax.grid(alpha=0.3)

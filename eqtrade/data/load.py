@@ -60,10 +60,15 @@ def _bundled_union(tickers: list[str]) -> pd.DataFrame:
             found.update(cols)
     missing = [t for t in tickers if t not in found]
     if missing:
+        import difflib
+
         have = sorted({c for n in bundled_names() for c in provenance()["datasets"][n]["tickers"]})
+        close = sorted({m for t in missing for m in difflib.get_close_matches(t, have + bundled_names(), n=2)})
         raise DatasetNotFoundError(
-            f"ticker(s) {', '.join(missing)} not in the bundled data ({', '.join(have)}); "
-            f"fetch them with `eqtrade fetch --tickers {' '.join(missing)}` and use source='cache'"
+            f"{', '.join(missing)}: no such bundled ticker or dataset"
+            + (f" (did you mean {' or '.join(close)}?)" if close else "")
+            + f"; bundled tickers: {', '.join(have)}. Other tickers: `eqtrade fetch --tickers {' '.join(missing)}`,"
+            " then they are in the cache; your own files: `eqtrade data import`"
         )
     return pd.concat(frames, axis=1)[tickers]
 
@@ -193,7 +198,14 @@ def _find(cols: Iterable[str], wanted: Iterable[str]) -> str | None:
 
 
 def _parse_dates(values: pd.Series | pd.Index, path: Path) -> pd.DatetimeIndex:
-    parsed = pd.to_datetime(pd.Series(values), errors="coerce", utc=False)
+    vals = pd.Series(values)
+    if pd.api.types.is_integer_dtype(vals) and vals.between(19000101, 21001231).all():
+        vals = vals.astype(str)  # YYYYMMDD written as a number
+    elif pd.api.types.is_numeric_dtype(vals) and not pd.api.types.is_bool_dtype(vals):
+        # numbers are not dates (pandas would read them as nanoseconds after 1970)
+        raise ImportFormatError(f"{path}: no date column: the first column ({vals.name!r}) holds numbers such as "
+                                f"{vals.iloc[0]!r}; put the dates (e.g. 2021-01-04) in a first column named date")
+    parsed = pd.to_datetime(vals, errors="coerce", utc=False)
     bad = parsed.isna() & pd.Series(values).notna()
     if bad.any() or parsed.isna().any():
         i = int(bad.to_numpy().argmax()) if bad.any() else int(parsed.isna().to_numpy().argmax())
