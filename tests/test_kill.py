@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -55,3 +56,56 @@ def test_train_survives_kill_minus_9_and_resumes(tmp_path):
     evals = m.dropna(subset=["eval_return"])["step"].tolist()
     assert evals == list(range(50, 401, 50)), evals  # each evaluation once, in order
     print(f"kill -9 during train: {kills} kills ({resumed} of them of a resumed run), finished at step {agent.step}")
+
+
+FETCH_SCRIPT = r"""
+import sys, time
+sys.path.insert(0, {tests!r})
+import yfinance
+import eqtrade.data.yahoo as y
+from conftest import FakeYahoo
+
+fake = FakeYahoo()
+def slow(*a, **k):
+    time.sleep(0.3)  # a network call takes a while: kills land inside fetches and writes
+    return fake.download(*a, **k)
+yfinance.download = slow
+y.network_ok = lambda *a, **k: True
+from eqtrade.cli import main
+sys.exit(main(["fetch", "--tickers", *{tickers!r}, "--start", "2000-01-01", "--end", {end!r}, "--data-dir", {data!r},
+               "--no-progress", *{extra!r}]))
+"""
+
+
+def test_fetch_survives_kill_minus_9(tmp_path):
+    from eqtrade.data import DataStore, load_bundled
+
+    tickers = list(load_bundled("sp500-20").columns)
+    data = tmp_path / "cache"
+    rng = np.random.default_rng(1)
+    kills = 0
+    for attempt, end in enumerate(["2010-12-31"] * 3 + ["2015-12-31"] * 3):
+        script = tmp_path / "f.py"
+        # --refresh: every attempt downloads and replaces every file (atomic replacement under a kill)
+        script.write_text(FETCH_SCRIPT.format(tests=str(Path(__file__).parent), tickers=tickers, end=end,
+                                              data=str(data), extra=["--refresh"] if attempt else []))
+        p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(float(rng.uniform(2.0, 6.0)))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            kills += 1
+        store = DataStore(data)
+        if (data / "manifest.json").exists():  # whatever landed is whole and verified
+            for t in store.read_manifest()["tickers"]:
+                assert len(store.get_ticker(t)) > 0
+    assert kills >= 3, kills
+    script.write_text(FETCH_SCRIPT.format(tests=str(Path(__file__).parent), tickers=tickers, end="2015-12-31",
+                                          data=str(data), extra=[]))
+    assert subprocess.run([sys.executable, str(script)], capture_output=True, timeout=300).returncode == 0
+    store = DataStore(data)
+    for t in tickers:
+        df = store.get_ticker(t)
+        assert df.index[-1] == pd.Timestamp("2015-12-31") and df.index.is_unique
+    stray = [p.name for p in (data / "yfinance").iterdir() if p.name.count(".") != 2 or p.suffix != ".parquet"]
+    print(f"kill -9 during fetch: {kills} kills; cache whole after each; stray files left: {stray}")
