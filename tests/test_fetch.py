@@ -186,3 +186,14 @@ def test_a_bar_dated_today_is_not_cached(fake_yahoo, data_dir, monkeypatch):
     fetch(["AAPL"], start="2020-01-01", progress=False)
     df = DataStore().get_ticker("AAPL")
     assert df.index[-1] == pd.Timestamp("2020-06-12")  # Friday; Monday 2020-06-15 is 'today'
+
+
+def test_offline_fetch_says_one_line_per_ticker(fake_yahoo, data_dir, capsys):
+    fake_yahoo.offline = True
+    assert main(["fetch", "--tickers", "AAPL", "MSFT", "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    lines = [ln for ln in (out + err).splitlines() if ln.strip()]
+    failed = [ln for ln in lines if ln.startswith("FAILED")]
+    assert len(failed) == 2 and all("cannot reach Yahoo Finance" in ln for ln in failed)
+    assert not any("1 Failed download" in ln or "YFTzMissingError" in ln for ln in lines)  # yfinance's noise
+    assert len(lines) <= 6, lines

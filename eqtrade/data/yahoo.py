@@ -122,6 +122,10 @@ def _download_once(ticker: str, start: pd.Timestamp | None, end_excl: pd.Timesta
     cap = _Capture()
     ylog = logging.getLogger("yfinance")
     ylog.addHandler(cap)
+    # yfinance's own messages (three curl errors per ticker when offline) are captured and
+    # summarised in one line per ticker; they reach the terminal only with --verbose
+    propagate = ylog.propagate
+    ylog.propagate = log.isEnabledFor(logging.DEBUG)
     exc: BaseException | None = None
     raw = None
     try:
@@ -143,6 +147,7 @@ def _download_once(ticker: str, start: pd.Timestamp | None, end_excl: pd.Timesta
         exc = e
     finally:
         ylog.removeHandler(cap)
+        ylog.propagate = propagate
     return raw, cap.messages, exc
 
 
@@ -161,6 +166,9 @@ def _download(ticker, start, end_excl, retries, backoff, timeout) -> tuple[pd.Da
             continue
         if cause == "rate-limited":
             text = f"rate limited by Yahoo Finance after {retries + 1} attempts; try again later ({text})"
+        elif cause == "no-network":
+            log.debug("%s: yfinance said: %s", ticker, text)
+            text = f"cannot reach Yahoo Finance ({YAHOO_HOST}): no network or DNS; details with --verbose"
         return df, cause, text
     raise AssertionError("unreachable")
 
@@ -279,6 +287,6 @@ def fetch(
         except DataError as e:
             res = FetchResult(t.upper(), "failed", cause="error", message=str(e))
         if res.failed:
-            log.error(res.message)
+            log.debug(res.message)  # the command prints one line per failed ticker at the end
         results.append(res)
     return results
