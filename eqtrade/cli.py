@@ -197,9 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--benchmark", default=None, metavar="NAME",
                    help="benchmark series: a one-column dataset, a cached or bundled ticker (e.g. a fetched SPY, "
                    "a total-return series); default: the bundled S&P 500 price index, which excludes dividends")
-    b.add_argument("--rf", type=float, default=0.0, metavar="RATE",
-                   help="annual risk-free rate as a fraction, e.g. 0.02: cash earns it, Sharpe and Sortino are "
-                   "of excess returns (default 0)")
+    b.add_argument("--rf", default="0", metavar="RATE|NAME",
+                   help="risk-free rate: an annual rate as a fraction (e.g. 0.02), or a cash-like price series by "
+                   "name (a one-column dataset, cached or bundled ticker, e.g. a fetched T-bill ETF such as BIL), "
+                   "whose daily returns are used; cash earns it, Sharpe and Sortino are of excess returns (default 0)")
     b.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which policy of a run: best (best validation return during training, best.pt; default) "
                    "or last (checkpoint.pt)")
@@ -217,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--force", action="store_true", help="replace an earlier comparison in --out")
     c.add_argument("--benchmark", default=None, metavar="NAME",
                    help="benchmark series (as for backtest); default: the S&P 500 price index, excl. dividends")
-    c.add_argument("--rf", type=float, default=0.0, metavar="RATE",
-                   help="annual risk-free rate as a fraction (as for backtest; default 0)")
+    c.add_argument("--rf", default="0", metavar="RATE|NAME",
+                   help="risk-free rate: an annual rate as a fraction or a cash-like price series (as for backtest)")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="best (validation-selected, default) or last checkpoint of every run")
     return ap
@@ -250,12 +251,19 @@ def cmd_backtest(args) -> int:
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"{name}-{split_name}"
     check_output_dir(out, "backtest", args.force)
-    ctx["rf"] = _rf_arg(args.rf)
+    rf = _rf_arg(args.rf, args.data_dir)
+    if isinstance(rf, pd.Series):
+        ctx["rf_series"], ctx["rf"] = rf, str(rf.name)
+    else:
+        ctx["rf"] = rf
+    from .backtest.metrics import rf_label
+
+    ctx["rf_label"] = rf_label(rf)
     table = write_report(bts, ctx, out, html=not args.no_html)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model; "
-          f"risk-free rate {ctx['rf']:.2%}/yr (cash earns it; Sharpe and Sortino of excess returns)")
+          f"risk-free rate {ctx['rf_label']} (cash earns it; Sharpe and Sortino of excess returns)")
     print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, equity.png, returns.parquet)")
     if set(ctx.get("tickers", [])) <= _bundled_tickers():
         print("note: survivorship bias in the bundled stocks flatters every long strategy.")
@@ -279,8 +287,10 @@ def cmd_compare(args) -> int:
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
     check_output_dir(out, "compare", args.force)
     summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
-                           benchmark=args.benchmark, rf=_rf_arg(args.rf), data_dir=args.data_dir)
-    print(f"risk-free rate {args.rf:.2%}/yr; benchmark: {args.benchmark or 'S&P 500 price index (excl. dividends)'}; "
+                           benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)), data_dir=args.data_dir)
+    from .backtest.metrics import rf_label
+
+    print(f"risk-free rate {rf_label(rf)}; benchmark: {args.benchmark or 'S&P 500 price index (excl. dividends)'}; "
           "costs: drift model")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -355,10 +365,21 @@ def _resume_cfg(out, steps):
     return cfg
 
 
-def _rf_arg(rate: float) -> float:
+def _rf_arg(text, data_dir=None):
+    """--rf: an annual rate (a number) or the name of a cash-like price series."""
+    try:
+        rate = float(text)
+    except ValueError:
+        from .backtest.report import load_benchmark
+
+        try:
+            return load_benchmark(str(text), data_dir)
+        except ValueError:
+            raise ValueError(f"--rf {text!r}: neither an annual rate (e.g. 0.02) nor a one-column dataset, cached or "
+                             "bundled ticker") from None
     if not -0.5 < rate < 0.5:
-        raise ValueError(f"--rf {rate} is not an annual rate as a fraction (e.g. 0.02 for 2%/yr)")
-    return float(rate)
+        raise ValueError(f"--rf {text} is not an annual rate as a fraction (e.g. 0.02 for 2%/yr)")
+    return rate
 
 
 def _split_arg(text: str):

@@ -252,4 +252,24 @@ def test_risk_free_rate_pays_cash_and_sharpe_is_of_excess_returns(prices, tmp_pa
     assert "risk-free rate 2.00%/yr" in capsys.readouterr().out
     assert "risk-free rate 2.00%/yr" in (tmp_path / "b" / "metrics.md").read_text()
     assert main(["backtest", "equal-weight", "--rf", "2", "--out", str(tmp_path / "c")]) == 2
-    assert "--rf 2.0" in capsys.readouterr().err
+    assert "--rf 2 is not an annual rate" in capsys.readouterr().err
+
+
+def test_risk_free_rate_from_a_cash_like_price_series(prices, tmp_path, capsys, monkeypatch):
+    from eqtrade.backtest.engine import with_cash_interest
+    from eqtrade.backtest.metrics import rf_daily
+
+    days = pd.bdate_range("2018-06-01", "2021-01-31")
+    bill = pd.Series(100 * (1 + 0.0001) ** np.arange(len(days)), index=days, name="BILL")  # 1bp a day
+    cash = with_cash_interest(baseline("cash", prices, SPLIT, window=16), bill)
+    np.testing.assert_allclose(cash.returns.to_numpy(), rf_daily(bill, cash.returns.index).to_numpy())
+    assert 0.0001 <= cash.returns.max() <= 0.0003  # a holiday of the series spreads its move, never invents one
+    csv = tmp_path / "bill.csv"
+    bill.to_frame().to_csv(csv, index_label="date")
+    monkeypatch.setenv("EQTRADE_DATA", str(tmp_path / "d"))
+    assert main(["data", "import", str(csv), "--name", "bill"]) == 0
+    assert main(["backtest", "cash", "--split", "2019-01-01:2020-12-31", "--rf", "bill", "--no-html",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert "risk-free rate bill (daily returns of that series)" in capsys.readouterr().out
+    assert main(["backtest", "cash", "--rf", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert "neither an annual rate" in capsys.readouterr().err

@@ -166,14 +166,14 @@ def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "age
                     None if np.isnan(traded_arr).any() else traded_arr)
 
 
-def with_cash_interest(bt: Backtest, rf: float) -> Backtest:
-    """The backtest with its cash earning the annual risk-free rate `rf`: each day the share of the
+def with_cash_interest(bt: Backtest, rf) -> Backtest:
+    """The backtest with its cash earning the risk-free rate `rf` (annual, or a series): each day the share of the
     book not invested (1 − Σ w of the weights decided the close before; short proceeds count as
     cash) earns one day of interest. Backtests without weights (a benchmark index) are unchanged."""
-    from .metrics import daily_rate
+    from .metrics import rf_daily
 
-    if not rf or bt.weights is None:
+    if bt.weights is None or (not isinstance(rf, pd.Series) and not rf):
         return bt
     cash = 1.0 - bt.weights.sum(axis=1).to_numpy()
-    r = bt.returns + cash * daily_rate(rf)
+    r = bt.returns + cash * rf_daily(rf, bt.returns.index).to_numpy()
     return Backtest(bt.name, r.rename(bt.name), bt.weights, bt.traded)

@@ -18,14 +18,35 @@ def daily_rate(annual: float) -> float:
     return (1.0 + annual) ** (1 / 252) - 1.0
 
 
-def metrics(returns: pd.Series, turnover: float = 0.0, rf: float = 0.0) -> dict[str, float]:
+def rf_daily(rf, index: pd.DatetimeIndex) -> pd.Series:
+    """The risk-free return of each day of `index` (realised from the day before): from an annual
+    rate (a number), or from a cash-like price series (e.g. a T-bill ETF's adjusted closes), whose
+    daily returns are used (a day it did not trade earns nothing)."""
+    if isinstance(rf, pd.Series):
+        p = rf.dropna()
+        if p.empty or p.index[0] > index[0] - pd.Timedelta(days=7) or p.index[-1] < index[-1]:
+            raise ValueError(f"risk-free series {rf.name!r} does not cover {index[0]:%Y-%m-%d}..{index[-1]:%Y-%m-%d}")
+        full = p.reindex(p.index.union(index)).ffill()
+        return (full / full.shift(1) - 1).reindex(index).fillna(0.0)
+    return pd.Series(daily_rate(float(rf)), index=index)
+
+
+def rf_label(rf) -> str:
+    """How a report names the risk-free rate it used."""
+    if isinstance(rf, pd.Series):
+        return f"{rf.name} (daily returns of that series)"
+    return f"{float(rf):.2%}/yr"
+
+
+def metrics(returns: pd.Series, turnover: float = 0.0, rf=0.0) -> dict[str, float]:
     """quantstats' CAGR, Sharpe, Sortino, max drawdown, volatility (annualised, 252 days), Calmar,
     plus mean daily turnover, hit rate (share of days with a positive return), total return.
-    Sharpe and Sortino are of the returns in excess of the annual risk-free rate `rf`."""
+    Sharpe and Sortino are of the returns in excess of the risk-free rate `rf` (an annual rate,
+    or a cash-like price series: see `rf_daily`)."""
     import quantstats as qs
 
     r = returns.dropna()
-    excess = r - daily_rate(rf)
+    excess = r - rf_daily(rf, r.index) if len(r) else r
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = {
@@ -43,6 +64,6 @@ def metrics(returns: pd.Series, turnover: float = 0.0, rf: float = 0.0) -> dict[
     return out
 
 
-def metrics_table(backtests, rf: float = 0.0) -> pd.DataFrame:
+def metrics_table(backtests, rf=0.0) -> pd.DataFrame:
     """One row per backtest (Sharpe and Sortino in excess of the annual risk-free rate `rf`)."""
     return pd.DataFrame({b.name: metrics(b.returns, b.turnover, rf) for b in backtests}).T[METRICS]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..data._atomic import atomic_write, atomic_write_bytes
 from .engine import BASELINES, SP500_LABEL, Backtest, baseline, rollout, with_cash_interest
-from .metrics import metrics_table
+from .metrics import metrics_table, rf_label
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,8 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
     With ctx["rf"] (an annual rate), cash earns it and Sharpe/Sortino are of excess returns."""
     from ..agents.train import dump_toml
 
-    rf = float(ctx.get("rf", 0.0))
+    rf = ctx.pop("rf_series", None)
+    rf = rf if rf is not None else float(ctx.get("rf", 0.0))
     backtests = [with_cash_interest(b, rf) for b in backtests]
     out.mkdir(parents=True, exist_ok=True)
     main = backtests[0]
@@ -173,7 +174,7 @@ def _markdown(table: pd.DataFrame, ctx: dict) -> str:
     fmt["Days"] = fmt["Days"].astype(int)
     head = (f"Backtest on the {ctx['split']} split, costs {ctx['cost_bps']} bps ({ctx['cost_model']} model)"
             + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "")
-            + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}; risk-free rate {float(ctx.get('rf', 0.0)):.2%}/yr "
+            + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}; risk-free rate {ctx.get('rf_label', '0.00%/yr')} "
             "(cash earns it; Sharpe and Sortino are of excess returns).\n\n")
     return head + fmt.to_markdown() + f"\n\n{SURVIVORSHIP}\n"
 
@@ -248,7 +249,7 @@ SUMMARY_METRICS = ["Sharpe", "CAGR", "Max drawdown", "Turnover", "Total return",
 
 
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
-                 checkpoint: str = "best", benchmark: str | None = None, rf: float = 0.0,
+                 checkpoint: str = "best", benchmark: str | None = None, rf=0.0,
                  data_dir=None) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
@@ -286,7 +287,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         out.mkdir(parents=True, exist_ok=True)
         per_run.to_csv(out / "runs.csv", index=False)
         summary.to_csv(out / "summary.csv", index=False)
-        note = (f"Test split {split}; risk-free rate {rf:.2%}/yr (cash earns it; Sharpe of excess returns); "
+        note = (f"Test split {split}; risk-free rate {rf_label(rf)} (cash earns it; Sharpe of excess returns); "
                 f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges).")
         atomic_write_bytes(out / "summary.md", (note + "\n\n" + summary.to_markdown(index=False, floatfmt=".3f")
                                                 + f"\n\n{SURVIVORSHIP}\n").encode())
