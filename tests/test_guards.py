@@ -82,13 +82,19 @@ def test_compare_checks_every_run_before_backtesting(run_dir, tmp_path, capsys):
     assert not (tmp_path / "c").exists()
 
 
-def test_data_dir_is_used_by_train(tmp_path, capsys):
+def _planted_store(tmp_path):
+    """A data directory (not ./data) holding the planted market as dataset 'pm'."""
     from eqtrade.data.synthetic import planted_market
 
     csv = tmp_path / "p.csv"
     planted_market(3, seed=2).to_csv(csv, index_label="date")
     store = tmp_path / "store"
     assert main(["data", "import", str(csv), "--name", "pm", "--data-dir", str(store)]) == 0
+    return store
+
+
+def test_data_dir_is_used_by_train(tmp_path, capsys):
+    store = _planted_store(tmp_path)
     out = tmp_path / "run"
     assert main(["train", "--data", "pm", "--data-dir", str(store), "--out", str(out), *FAST, "--no-progress"]) == 0
     assert 'data_dir = "' in (out / "config.toml").read_text()
@@ -97,12 +103,7 @@ def test_data_dir_is_used_by_train(tmp_path, capsys):
 
 
 def test_data_dir_is_used_by_backtest_and_compare(tmp_path, capsys):
-    from eqtrade.data.synthetic import planted_market
-
-    csv = tmp_path / "p.csv"
-    planted_market(3, seed=2).to_csv(csv, index_label="date")
-    store = tmp_path / "store"
-    assert main(["data", "import", str(csv), "--name", "pm", "--data-dir", str(store)]) == 0
+    store = _planted_store(tmp_path)
     assert main(["backtest", "equal-weight", "--data", "pm", "--data-dir", str(store), "--no-html",
                  "--out", str(tmp_path / "b")]) == 0
     assert '"P00"' in (tmp_path / "b" / "config.toml").read_text()  # the planted tickers, from the store
