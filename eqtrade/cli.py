@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT)")
     b.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
                    help="Gaussian observation noise during the rollout (robustness)")
-    b.add_argument("--data", default=None, help="dataset for a baseline strategy (default bundled sp500-20)")
+    b.add_argument("--data", default=None,
+                   help="dataset: for a baseline strategy (default bundled sp500-20), or another universe for a run "
+                   "whose network is per-asset (zero-shot transfer; a flat network is an error)")
     b.add_argument("--no-html", action="store_true", help="skip the HTML tearsheet")
     b.add_argument("--force", action="store_true", help="replace an earlier backtest in --out (never another kind of output)")
     b.add_argument("--cost-model", choices=["target", "drift"], default=None,
@@ -216,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
     c.add_argument("--force", action="store_true", help="replace an earlier comparison in --out")
+    c.add_argument("--data", default=None, metavar="NAME",
+                   help="backtest every run on another universe (per-asset networks only; zero-shot transfer)")
     c.add_argument("--benchmark", default=None, metavar="NAME",
                    help="benchmark series (as for backtest); default: the S&P 500 price index, excl. dividends")
     c.add_argument("--rf", default="0", metavar="RATE|NAME",
@@ -234,11 +238,9 @@ def cmd_backtest(args) -> int:
     if args.out:  # before a minute of backtesting: refuse an --out that holds other results
         check_output_dir(Path(args.out), "backtest", args.force)
     if (Path(args.target) / "checkpoint.pt").exists():
-        if args.data:
-            raise ValueError(f"--data {args.data} applies to baseline strategies; a run is backtested on the data "
-                             "it was trained on (its config.toml)")
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
-                                checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir)
+                                checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir,
+                                data=args.data)
         name = Path(args.target).name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
               f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
@@ -287,7 +289,8 @@ def cmd_compare(args) -> int:
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
     check_output_dir(out, "compare", args.force)
     summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
-                           benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)), data_dir=args.data_dir)
+                           benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)), data_dir=args.data_dir,
+                           data=args.data)
     from .backtest.metrics import rf_label
 
     print(f"risk-free rate {rf_label(rf)}; benchmark: {args.benchmark or 'S&P 500 price index (excl. dividends)'}; "

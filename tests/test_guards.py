@@ -71,8 +71,6 @@ def test_steps_and_resume_arguments_are_checked(run_dir, tmp_path, capsys):
     assert "below the 30 steps" in capsys.readouterr().err
     assert main(["train", "--out", str(run_dir), *FAST]) == 2  # not without --resume
     assert "already holds a run" in capsys.readouterr().err
-    assert main(["backtest", str(run_dir), "--data", "factor-etfs", "--out", str(tmp_path / "b")]) == 2
-    assert "--data factor-etfs applies to baseline strategies" in capsys.readouterr().err
 
 
 def test_compare_checks_every_run_before_backtesting(run_dir, tmp_path, capsys):
@@ -229,3 +227,19 @@ def test_data_show_of_a_typo_suggests_the_ticker(capsys):
     assert main(["data", "show", "AAPLL"]) == 2
     err = capsys.readouterr().err
     assert "did you mean AAPL?" in err and "source=" not in err
+
+
+def test_a_per_asset_run_acts_on_another_universe_and_a_flat_one_says_why_not(run_dir, tmp_path, capsys):
+    """Zero-shot transfer: the default (per-asset) network trained on the 20 stocks acts on the 5
+    factor ETFs; a flat network is tied to its universe (issue 13's first step)."""
+    assert main(["backtest", str(run_dir), "--data", "factor-etfs", "--no-html", "--out", str(tmp_path / "b")]) == 0
+    w = pd.read_parquet(tmp_path / "b" / "weights.parquet")
+    assert list(w.columns) == ["MTUM", "QUAL", "SIZE", "USMV", "VLUE"] and (w.abs().sum(1) <= 1 + 1e-9).all()
+    flat = tmp_path / "flat"
+    cfg = tmp_path / "flat.toml"
+    cfg.write_text('[run]\nsteps = 30\n[env]\nepisode_length = 20\n[agent]\nencoder = { kind = "flat" }\n'
+                   'hidden = [8]\nlearning_starts = 10\nbatch_size = 8\neval_every = 0\ncheckpoint_every = 0\n')
+    assert main(["train", "--config", str(cfg), "--out", str(flat), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["backtest", str(flat), "--data", "factor-etfs", "--out", str(tmp_path / "c")]) == 2
+    assert "flat network" in capsys.readouterr().err and not (tmp_path / "c").exists()

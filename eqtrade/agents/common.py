@@ -405,6 +405,21 @@ class Agent:
         agent._restore(state)
         return agent
 
+    @classmethod
+    def load_policy(cls, path, env: gym.Env) -> "Agent":
+        """The networks of a saved agent, acting on `env` (e.g. another universe of assets for a
+        per-asset portfolio network); no replay buffer, no training state."""
+        state = torch.load(Path(path), weights_only=False)
+        if cls is Agent:
+            from . import ALGOS
+
+            cls = ALGOS[state["algo"]]
+        spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
+        agent = cls(env, cls.config_cls.from_dict(state["config"]), spec, env)
+        agent._load_state(state["nets"])
+        agent.step = state["step"]
+        return agent
+
     def _restore(self, state: dict) -> None:
         self._load_state(state["nets"])
         if state["buffer"] is not None:

@@ -143,9 +143,13 @@ class SAC(Agent):
         # a copy: the sizes filled in below are this agent's, not the caller's object
         config = dataclasses.replace(config) if config is not None else SACConfig()
         if config.encoder and config.encoder.get("kind") == "per_asset":
-            u = env.unwrapped  # the backbone's sizes come from the env unless the config fixes them
-            config.encoder = {"kind": "per_asset", "window": int(config.encoder.get("window", getattr(u, "window", 0))),
-                              "n_assets": int(config.encoder.get("n_assets", getattr(u, "n_assets", 0)))}
+            # the shared head does not depend on the number of assets: it is the env's (an agent
+            # trained on one universe acts on another); the window is part of the head's input
+            u = env.unwrapped
+            window = int(config.encoder.get("window", getattr(u, "window", 0)))
+            if hasattr(u, "window") and window != u.window:
+                raise ValueError(f"the per-asset network reads {window}-day windows; this env has window {u.window}")
+            config.encoder = {"kind": "per_asset", "window": window, "n_assets": int(getattr(u, "n_assets", 0))}
         super().__init__(env, config, env_spec, eval_env)
         if not isinstance(env.action_space, spaces.Box):
             raise ValueError(f"SAC needs a continuous (Box) action space, got {env.action_space}; use --algo dqn")

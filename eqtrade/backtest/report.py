@@ -27,6 +27,33 @@ def _eval_env_kwargs(spec, split) -> dict:
     return kw
 
 
+def _transferred(path: Path, data: str, split, data_dir=None):
+    """A run's policy rebuilt for the assets of dataset `data` (per-asset portfolio networks only)."""
+    import torch
+
+    from ..agents import Agent, EnvSpec
+
+    state = torch.load(path, weights_only=False)
+    spec, enc = state["env_spec"], (state["config"].get("encoder") or {})
+    if spec["id"] != "portfolio":
+        raise ValueError(f"--data applies to portfolio runs; {path.parent} trained on {spec['id']!r}")
+    if enc.get("kind") != "per_asset":
+        raise ValueError(f"{path.parent} has a flat network over its {enc.get('n_assets', 'N')} training assets, tied to "
+                         "that universe and its order; only a per-asset network (encoder kind per_asset) acts on "
+                         "another universe")
+    kw = dict(spec["kwargs"], **spec["eval_kwargs"])
+    kw.update(prices=data, split=split, full_period=True)
+    kw.pop("tickers", None)
+    if data_dir is not None:
+        kw["data_dir"] = str(data_dir)
+    if kw.get("mode", "long_short") != "long_short":
+        raise ValueError("only long/short portfolio runs act on another universe")
+    agent = Agent.load_policy(path, EnvSpec("portfolio", kw).make())
+    agent.env_spec = EnvSpec("portfolio", dict(spec["kwargs"], prices=data, **({"data_dir": str(data_dir)} if data_dir else {})),
+                             spec["eval_kwargs"])
+    return agent
+
+
 def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
     """(path, which) of a run's policy: best.pt (best validation return during training) or
     checkpoint.pt (the last); "best" falls back to the last for runs without evaluations."""
@@ -42,7 +69,7 @@ def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
 
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
                  cost_model: str | None = None, checkpoint: str = "best",
-                 benchmark: str | None = None, data_dir=None) -> tuple[list[Backtest], dict]:
+                 benchmark: str | None = None, data_dir=None, data: str | None = None) -> tuple[list[Backtest], dict]:
     """The agent of a run and its baselines over a split: ([agent, baselines...], context).
     `cost_model`: "drift" (default for portfolios: what a broker charges, the trades from the
     drifted weights to the new targets, for the agent and the baselines alike) or "target" (the
@@ -52,7 +79,10 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     from ..envs import resolve_prices
 
     path, which = run_checkpoint(run_dir, checkpoint)
-    agent = Agent.load(path)
+    if data is not None:  # the run's policy on another dataset (another universe of assets)
+        agent = _transferred(path, data, split, data_dir)
+    else:
+        agent = Agent.load(path)
     spec = agent.env_spec
     if spec.id not in ("portfolio", "trading"):
         raise ValueError(f"{run_dir} trained on {spec.id}; backtests need the portfolio or trading env")
@@ -61,6 +91,9 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
         kw["cost_model"] = cost_model or "drift"
     if data_dir is not None:  # the run's dataset, looked up in another data directory
         kw["data_dir"] = str(data_dir)
+    if data is not None:
+        kw["prices"] = data
+        kw.pop("tickers", None)
     env = EnvSpec(spec.id, kw).make()
     label = f"{agent.algo.upper()} {agent.config.family}"
     bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
@@ -250,7 +283,7 @@ SUMMARY_METRICS = ["Sharpe", "CAGR", "Max drawdown", "Turnover", "Total return",
 
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
                  checkpoint: str = "best", benchmark: str | None = None, rf=0.0,
-                 data_dir=None) -> pd.DataFrame:
+                 data_dir=None, data: str | None = None) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
     valid Sharpe of the selected checkpoint, for every observation-noise level."""
@@ -262,7 +295,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
     for noise in obs_noises:
         for rd in run_dirs:
             bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark,
-                                    data_dir=data_dir)
+                                    data_dir=data_dir, data=data)
             bts = [with_cash_interest(b, rf) for b in bts]
             m = metrics_table(bts[:1], rf).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
