@@ -253,19 +253,14 @@ def cmd_backtest(args) -> int:
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"{name}-{split_name}"
     check_output_dir(out, "backtest", args.force)
-    rf = _rf_arg(args.rf, args.data_dir)
-    if isinstance(rf, pd.Series):
-        ctx["rf_series"], ctx["rf"] = rf, str(rf.name)
-    else:
-        ctx["rf"] = rf
     from .backtest.metrics import rf_label
 
-    ctx["rf_label"] = rf_label(rf)
-    table = write_report(bts, ctx, out, html=not args.no_html)
+    rf = _rf_arg(args.rf, args.data_dir)
+    table = write_report(bts, ctx, out, html=not args.no_html, rf=rf)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model; "
-          f"risk-free rate {ctx['rf_label']} (cash earns it; Sharpe and Sortino of excess returns)")
+          f"risk-free rate {rf_label(rf)} (cash earns it; Sharpe and Sortino of excess returns)")
     print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, equity.png, returns.parquet)")
     if set(ctx.get("tickers", [])) <= _bundled_tickers():
         print("note: survivorship bias in the bundled stocks flatters every long strategy.")
@@ -273,9 +268,9 @@ def cmd_backtest(args) -> int:
 
 
 def _bundled_tickers() -> set[str]:
-    from .data import load_bundled
+    from .data import DEFAULT_DATASET, provenance
 
-    return {str(c) for c in load_bundled("sp500-20").columns}
+    return set(provenance()["datasets"][DEFAULT_DATASET]["tickers"])
 
 
 def cmd_compare(args) -> int:
@@ -291,9 +286,10 @@ def cmd_compare(args) -> int:
     summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
                            benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)), data_dir=args.data_dir,
                            data=args.data)
+    from .backtest.engine import SP500_LABEL
     from .backtest.metrics import rf_label
 
-    print(f"risk-free rate {rf_label(rf)}; benchmark: {args.benchmark or 'S&P 500 price index (excl. dividends)'}; "
+    print(f"risk-free rate {rf_label(rf)}; benchmark: {args.benchmark or SP500_LABEL}; "
           "costs: drift model")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))

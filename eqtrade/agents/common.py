@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 KNOWN_SYMMETRIES = {"Pendulum-v1": pendulum_reflection, "CartPole-v1": cartpole_discrete_reflection}
 
 
+#: the trading envs: they have splits, turnover and normalised observations
+TRADING_ENVS = ("portfolio", "trading")
+
 #: checkpoint layout: 2 since the trading envs normalise observations by default (format 1 runs
 #: saw raw returns and are loaded that way)
 CHECKPOINT_FORMAT = 2
@@ -193,7 +196,7 @@ class Agent:
                 + ["equivariance_error", "best_eval_return"] + list(self.loss_columns) + list(self.extra_columns))
 
     def _train_eval_env_possible(self) -> bool:
-        return self.env_spec is not None and self.env_spec.id in ("portfolio", "trading")
+        return self.env_spec is not None and self.env_spec.id in TRADING_ENVS
 
     # -- user-facing ----------------------------------------------------------------------------
     def predict(self, obs, deterministic: bool = True):
@@ -208,18 +211,17 @@ class Agent:
         """Deterministic rollouts on `env`: mean return, and for trading envs (whose steps report
         a turnover) the annualised Sharpe of the daily log growth and the mean daily turnover."""
         n = episodes or self.config.eval_episodes
-        total, rewards, turnover = 0.0, [], []
+        rewards, turnover = [], []
         for k in range(n):
             obs, _ = env.reset(seed=10_000 + k)
             done = False
             while not done:
                 obs, r, term, trunc, info = env.step(self.act(obs, explore=False))
-                total += float(r)
                 rewards.append(float(r))
                 if "turnover" in info:
                     turnover.append(float(info["turnover"]))
                 done = term or trunc
-        out = {"return": total / n}
+        out = {"return": sum(rewards) / n}
         if turnover:
             r = np.expm1(np.asarray(rewards))  # simple returns from log growth, as the backtests' Sharpe
             sd = r.std(ddof=1) if len(r) > 1 else 0.0
@@ -231,7 +233,7 @@ class Agent:
         """The training split walked over its full period (trading envs only): the train side of
         the generalisation gap, reported next to the validation numbers."""
         spec = self.env_spec
-        if spec is None or spec.id not in ("portfolio", "trading"):
+        if not self._train_eval_env_possible():
             return None
         if self.train_eval_env is None:
             kw = dict(spec.kwargs, **spec.eval_kwargs)
@@ -275,7 +277,7 @@ class Agent:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        writer = _MetricsWriter(out_dir / "metrics.csv", self.metric_columns()) if out_dir else None
+        writer = MetricsWriter(out_dir / "metrics.csv", self.metric_columns()) if out_dir else None
         if self.obs is None:
             self.obs, _ = self.env.reset(seed=cfg.seed)
         # a terminal gets a progress bar; a log file (stderr not a terminal) one line per evaluation
@@ -329,7 +331,8 @@ class Agent:
                     if writer:
                         writer.write(row)
                     if lines and "eval_return" in row:
-                        _progress_line(row, total_steps, (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9))
+                        _progress_line(row, total_steps, (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9),
+                                       (*self.loss_columns, *self.extra_columns))
                 if out_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                     self.save(out_dir / "checkpoint.pt")
                 bar.update(1)
@@ -385,14 +388,9 @@ class Agent:
     def load(cls, path, env: gym.Env | None = None, eval_env: gym.Env | None = None) -> "Agent":
         """Rebuild an agent from `save`: for predictions, or to continue `learn` exactly."""
         state = torch.load(Path(path), weights_only=False)
-        if cls is Agent:
-            from . import ALGOS
-
-            cls = ALGOS[state["algo"]]
-        elif state["algo"] != cls.algo:
-            raise ValueError(f"{path} holds a {state['algo']} agent, not {cls.algo}")
+        cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
-        if (spec is not None and spec.id in ("portfolio", "trading") and "normalize" not in spec.kwargs
+        if (spec is not None and spec.id in TRADING_ENVS and "normalize" not in spec.kwargs
                 and state.get("format", 1) < 2):
             spec.kwargs["normalize"] = False  # saved before observations were normalised: raw returns
         if env is None:
@@ -406,14 +404,22 @@ class Agent:
         return agent
 
     @classmethod
+    def _algo_class(cls, state: dict, path) -> type:
+        """The agent class a saved state belongs to (Agent.load picks it; SAC.load checks it)."""
+        if cls is Agent:
+            from . import ALGOS
+
+            return ALGOS[state["algo"]]
+        if state["algo"] != cls.algo:
+            raise ValueError(f"{path} holds a {state['algo']} agent, not {cls.algo}")
+        return cls
+
+    @classmethod
     def load_policy(cls, path, env: gym.Env) -> "Agent":
         """The networks of a saved agent, acting on `env` (e.g. another universe of assets for a
         per-asset portfolio network); no replay buffer, no training state."""
         state = torch.load(Path(path), weights_only=False)
-        if cls is Agent:
-            from . import ALGOS
-
-            cls = ALGOS[state["algo"]]
+        cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
         agent = cls(env, cls.config_cls.from_dict(state["config"]), spec, env)
         agent._load_state(state["nets"])
@@ -444,7 +450,7 @@ def _try_pickle(env) -> bytes | None:
         return None
 
 
-def _progress_line(row: dict, total: int, speed: float) -> None:
+def _progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...]) -> None:
     """One line per evaluation for a log file: step, returns, losses, speed, time left."""
     def f(k, fmt="{:.3g}"):
         v = row.get(k)
@@ -454,15 +460,14 @@ def _progress_line(row: dict, total: int, speed: float) -> None:
     if f("eval_sharpe"):
         parts.append(f"valid Sharpe {f('eval_sharpe', '{:.2f}')} turnover {f('eval_turnover', '{:.3f}')}"
                      f" | train Sharpe {f('train_sharpe', '{:.2f}')}")
-    losses = [f"{k} {f(k)}" for k in ("critic_loss", "actor_loss", "q_loss", "alpha", "epsilon") if f(k)]
-    parts += losses
+    parts += [f"{k} {f(k)}" for k in losses if f(k)]
     left = (total - row["step"]) / max(speed, 1e-9)
     parts.append(f"{speed:.0f} steps/s, {left / 60:.1f} min left")
     sys.stderr.write(" | ".join(parts) + "\n")
     sys.stderr.flush()
 
 
-class _MetricsWriter:
+class MetricsWriter:
     """Appends rows to metrics.csv with the agent's columns from the first row (a column that
     appears later is added by rewriting the header)."""
 
@@ -473,6 +478,17 @@ class _MetricsWriter:
             with open(path) as fh:
                 header = fh.readline().strip()
                 self.cols = header.split(",") if header else self.cols
+
+    def rewrite(self, rows: list[dict]) -> None:
+        """The whole file from `rows` (e.g. the metrics a checkpoint holds), atomically."""
+        from ..data._atomic import atomic_write_bytes
+
+        self.cols += [k for r in rows for k in r if k not in self.cols]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.cols)
+        w.writeheader()
+        w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+        atomic_write_bytes(self.path, buf.getvalue().encode())
 
     def write(self, row: dict) -> None:
         new = [k for k in row if k not in self.cols]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .common import EnvSpec
+from .common import TRADING_ENVS, EnvSpec, MetricsWriter
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if data:
         cfg["env"]["prices"] = data
     if data_dir:  # where the dataset named by --data (or the config) is looked up
-        if cfg["run"]["env"] not in ("portfolio", "trading"):
+        if cfg["run"]["env"] not in TRADING_ENVS:
             raise ValueError(f"--data-dir applies to the trading envs, not {cfg['run']['env']!r}")
         cfg["env"]["data_dir"] = str(data_dir)
     if break_strength is not None:
@@ -215,24 +215,6 @@ def plot_learning_curve(metrics_csv: Path, png: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _rewrite_metrics(agent, path: Path) -> None:
-    """metrics.csv as of the checkpoint (rows written after it, before an interruption or a kill,
-    are dropped, so that the resumed run does not write them twice), atomically."""
-    import csv
-    import io
-
-    from ..data._atomic import atomic_write_bytes
-
-    cols = agent.metric_columns()
-    cols += [k for m in agent.metrics for k in m if k not in cols]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols)
-    w.writeheader()
-    for m in agent.metrics:
-        w.writerow({k: ("" if v is None else v) for k, v in m.items()})
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
 def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True):
     """Run (or resume) training as configured; returns the agent."""
     from ..data._atomic import atomic_write_bytes
@@ -247,7 +229,9 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
             best = torch.load(out / "best.pt", weights_only=False).get("best_eval")
             if best is not None and (agent.best_eval is None or best > agent.best_eval):
                 agent.best_eval = best
-        _rewrite_metrics(agent, out / "metrics.csv")
+        # metrics.csv as of the checkpoint: rows written after it (before an interruption or a
+        # kill) are dropped, so that the resumed run does not write them twice
+        MetricsWriter(out / "metrics.csv", agent.metric_columns()).rewrite(agent.metrics)
         log.info("resuming %s at step %d", out, agent.step)
     else:
         out = out or default_run_dir(cfg)
@@ -256,7 +240,7 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
         agent = build_agent(cfg)  # a failed start leaves no run folder behind
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.csv").unlink(missing_ok=True)  # left by a start killed before its first checkpoint
-        if cfg["run"]["env"] in ("portfolio", "trading"):  # the observation scaling is part of the run
+        if cfg["run"]["env"] in TRADING_ENVS:  # the observation scaling is part of the run
             u = agent.env.unwrapped
             cfg["env"].setdefault("normalize", u.normalize)
         cfg["agent"] = agent.config.to_dict()  # every resolved option, defaults included

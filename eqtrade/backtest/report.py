@@ -27,31 +27,23 @@ def _eval_env_kwargs(spec, split) -> dict:
     return kw
 
 
-def _transferred(path: Path, data: str, split, data_dir=None):
-    """A run's policy rebuilt for the assets of dataset `data` (per-asset portfolio networks only)."""
+def _transfer_spec(path: Path, data: str):
+    """The saved run's env spec with its assets replaced by dataset `data` (another universe):
+    only per-asset long/short portfolio networks act on it."""
     import torch
 
-    from ..agents import Agent, EnvSpec
+    from ..agents import EnvSpec
 
     state = torch.load(path, weights_only=False)
-    spec, enc = state["env_spec"], (state["config"].get("encoder") or {})
-    if spec["id"] != "portfolio":
-        raise ValueError(f"--data applies to portfolio runs; {path.parent} trained on {spec['id']!r}")
+    spec, enc = EnvSpec(**state["env_spec"]), (state["config"].get("encoder") or {})
+    if spec.id != "portfolio" or spec.kwargs.get("mode", "long_short") != "long_short":
+        raise ValueError(f"--data applies to long/short portfolio runs; {path.parent} trained on {spec.id!r}")
     if enc.get("kind") != "per_asset":
         raise ValueError(f"{path.parent} has a flat network over its {enc.get('n_assets', 'N')} training assets, tied to "
                          "that universe and its order; only a per-asset network (encoder kind per_asset) acts on "
                          "another universe")
-    kw = dict(spec["kwargs"], **spec["eval_kwargs"])
-    kw.update(prices=data, split=split, full_period=True)
-    kw.pop("tickers", None)
-    if data_dir is not None:
-        kw["data_dir"] = str(data_dir)
-    if kw.get("mode", "long_short") != "long_short":
-        raise ValueError("only long/short portfolio runs act on another universe")
-    agent = Agent.load_policy(path, EnvSpec("portfolio", kw).make())
-    agent.env_spec = EnvSpec("portfolio", dict(spec["kwargs"], prices=data, **({"data_dir": str(data_dir)} if data_dir else {})),
-                             spec["eval_kwargs"])
-    return agent
+    kwargs = {k: v for k, v in spec.kwargs.items() if k != "tickers"}
+    return EnvSpec("portfolio", dict(kwargs, prices=data), spec.eval_kwargs)
 
 
 def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
@@ -76,25 +68,23 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     training env's default, which keeps the reflection exact on mirrored data but charges no drift
     rebalancing); `checkpoint`: "best" (the validation-selected policy, default) or "last"."""
     from ..agents import Agent, EnvSpec
+    from ..agents.common import TRADING_ENVS
     from ..envs import resolve_prices
 
     path, which = run_checkpoint(run_dir, checkpoint)
-    if data is not None:  # the run's policy on another dataset (another universe of assets)
-        agent = _transferred(path, data, split, data_dir)
-    else:
-        agent = Agent.load(path)
-    spec = agent.env_spec
-    if spec.id not in ("portfolio", "trading"):
+    # the run's own assets, or another universe (`data`: the policy acts on it zero-shot)
+    agent = Agent.load(path) if data is None else None
+    spec = agent.env_spec if data is None else _transfer_spec(path, data)
+    if spec.id not in TRADING_ENVS:
         raise ValueError(f"{run_dir} trained on {spec.id}; backtests need the portfolio or trading env")
     kw = _eval_env_kwargs(spec, split)
     if spec.id == "portfolio":
         kw["cost_model"] = cost_model or "drift"
-    if data_dir is not None:  # the run's dataset, looked up in another data directory
+    if data_dir is not None:  # the dataset, looked up in another data directory
         kw["data_dir"] = str(data_dir)
-    if data is not None:
-        kw["prices"] = data
-        kw.pop("tickers", None)
     env = EnvSpec(spec.id, kw).make()
+    if agent is None:
+        agent = Agent.load_policy(path, env)
     label = f"{agent.algo.upper()} {agent.config.family}"
     bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
     prices = resolve_prices(kw.get("prices"), kw.get("tickers"), kw.get("data_dir"))
@@ -116,12 +106,10 @@ def load_benchmark(name: str | None, data_dir=None) -> pd.Series | None:
 
     if name is None:
         return None
-    errors = []
     for kw in (dict(source=name), dict(tickers=[name], source="cache"), dict(tickers=[name], source="bundled")):
         try:
             df = load_prices(data_dir=data_dir, **kw)
-        except Exception as e:  # not this kind of source: try the next
-            errors.append(str(e).split("\n")[0])
+        except Exception:  # not this kind of source: try the next
             continue
         if df.shape[1] != 1:
             raise ValueError(f"benchmark dataset {name!r} has {df.shape[1]} columns; it needs exactly one price series")
@@ -171,13 +159,13 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     return [main, *others], ctx
 
 
-def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = True) -> pd.DataFrame:
+def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = True, rf=0.0) -> pd.DataFrame:
     """returns.parquet, weights.parquet, metrics.csv/.md, tearsheet.html, equity.png, config.toml.
-    With ctx["rf"] (an annual rate), cash earns it and Sharpe/Sortino are of excess returns."""
+    `rf` (an annual rate or a cash-like price series): cash earns it, Sharpe/Sortino are of
+    excess returns, and the report says which rate it used."""
     from ..agents.train import dump_toml
 
-    rf = ctx.pop("rf_series", None)
-    rf = rf if rf is not None else float(ctx.get("rf", 0.0))
+    ctx = dict(ctx, rf=rf_label(rf))
     backtests = [with_cash_interest(b, rf) for b in backtests]
     out.mkdir(parents=True, exist_ok=True)
     main = backtests[0]
@@ -207,7 +195,7 @@ def _markdown(table: pd.DataFrame, ctx: dict) -> str:
     fmt["Days"] = fmt["Days"].astype(int)
     head = (f"Backtest on the {ctx['split']} split, costs {ctx['cost_bps']} bps ({ctx['cost_model']} model)"
             + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "")
-            + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}; risk-free rate {ctx.get('rf_label', '0.00%/yr')} "
+            + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}; risk-free rate {ctx.get('rf', rf_label(0.0))} "
             "(cash earns it; Sharpe and Sortino are of excess returns).\n\n")
     return head + fmt.to_markdown() + f"\n\n{SURVIVORSHIP}\n"
 

@@ -146,7 +146,8 @@ class PortfolioEnv(gym.Env):
         turnover = float(np.abs(w - self._w).sum())
         cost = self.cost * turnover
         r = self._R[self._t + 1]
-        growth = 1.0 + float(w @ r) - cost
+        gross = float(w @ r)
+        growth = 1.0 + gross - cost
         # next_returns: the realised simple returns R[t+1]; with the weights held (the observation's
         # last N entries) they give the exact reward of any other action (see `exact_reward`)
         info_extra = {"turnover": turnover, "cost": cost, "next_returns": r.copy()}
@@ -157,10 +158,10 @@ class PortfolioEnv(gym.Env):
             info = self._info() | info_extra | {"ruined": True}
             return self._obs(), RUIN_REWARD, True, False, info
         self.value *= growth
-        # weights held going into the next decision: the target, or the target after drift
-        # after drift, relative to the book before the next trade's cost (costs are paid in cash at
-        # the trade): unchanged positions then need no trade, e.g. buy & hold trades only once
-        self._w = w if self.cost_model == "target" else w * (1.0 + r) / (1.0 + float(w @ r))
+        # weights held going into the next decision: the target, or the target after drift, relative
+        # to the book before costs (costs are paid in cash at the trade): unchanged positions then
+        # need no trade, e.g. buy & hold trades only once
+        self._w = w if self.cost_model == "target" else w * (1.0 + r) / (1.0 + gross)
         truncated = self._t > self._end
         return self._obs(), math.log(growth), False, truncated, self._info() | info_extra
 
