@@ -156,8 +156,7 @@ class SAC(Agent):
         if config.actor_loss not in ("critic", "exact"):
             raise ValueError(f"actor_loss must be 'critic' or 'exact', got {config.actor_loss!r}")
         self.exact = config.actor_loss == "exact"
-        self._reward_env = env.unwrapped
-        if self.exact and not hasattr(self._reward_env, "exact_reward"):
+        if self.exact and not hasattr(env.unwrapped, "exact_reward"):
             raise ValueError(f"actor_loss='exact' needs an env with exact_reward (the portfolio env); "
                              f"{env_spec.id if env_spec else env} has none: use actor_loss='critic'")
         if isinstance(config.alpha_init, str) and config.alpha_init != "auto":
@@ -191,7 +190,7 @@ class SAC(Agent):
         self.act_bias = torch.as_tensor((high + low) / 2)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32,
                                    seed=config.seed, gamma=config.gamma,
-                                   extra_dim=getattr(self._reward_env, "n_assets", 0) if self.exact else 0)
+                                   extra_dim=getattr(env.unwrapped, "n_assets", 0) if self.exact else 0)
 
     # -- policy ---------------------------------------------------------------------------------
     def _sample(self, obs: torch.Tensor):
@@ -295,7 +294,8 @@ class SAC(Agent):
         b = self.buffer.sample(cfg.batch_size)
         alpha = self.log_alpha.exp().detach()
         a, logp = self._sample(b["obs"])
-        r, next_obs, alive = self._reward_env.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
+        # the training env's own reward (self.env is replaced by its pickled copy on a resume)
+        r, next_obs, alive = self.env.unwrapped.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
         r = r * cfg.reward_scale
         disc = b["discount"] * alive  # an action that would ruin the portfolio ends its episode
         with torch.no_grad():
