@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--agent", choices=["plain", "exact", "relaxed"], default=None,
                    help="network family (default from the config: relaxed)")
+    t.add_argument("--assets", choices=["flat", "exact", "relaxed"], default=None,
+                   help="portfolio: the asset axis: flat (one MLP over all assets, tied to the universe and its "
+                   "order), exact (one head shared by every asset; default), relaxed (shared head + per-asset "
+                   "embeddings, regularised toward sharing)")
+    t.add_argument("--context", choices=["none", "mean"], default=None,
+                   help="portfolio, per-asset networks: each asset also reads the market mean (default none)")
     t.add_argument("--algo", choices=["sac", "dqn"], default=None, help="default: sac for continuous actions, dqn for discrete")
     t.add_argument("--env", default=None, help="portfolio (default), trading, or a gymnasium id such as Pendulum-v1")
     t.add_argument("--data", default=None, help="dataset name for the trading envs (default: bundled sp500-20)")
@@ -310,7 +316,8 @@ def cmd_train(args) -> int:
         if out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
         fixed = {"--agent": args.agent, "--algo": args.algo, "--env": args.env, "--config": args.config,
-                 "--seed": args.seed, "--data": args.data, "--break": args.break_strength}
+                 "--seed": args.seed, "--data": args.data, "--break": args.break_strength,
+                 "--assets": args.assets, "--context": args.context}
         given = [k for k, v in fixed.items() if v is not None]
         if given:
             raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
@@ -325,7 +332,7 @@ def cmd_train(args) -> int:
             check_output_dir(out, "run")
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
                              seed=args.seed, data=args.data, break_strength=args.break_strength,
-                             data_dir=args.data_dir)
+                             data_dir=args.data_dir, assets=args.assets, context=args.context)
     try:
         agent, out = train(cfg, out=out, resume=args.resume, progress="lines" if args.no_progress else True)
     except TrainingDiverged as e:

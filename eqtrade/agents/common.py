@@ -365,6 +365,10 @@ class Agent:
     def _load_state(self, s: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _load_policy_state(self, s: dict) -> None:
+        """Load what `predict` needs (default: everything)."""
+        self._load_state(s)
+
     def save(self, path, include_buffer: bool = True) -> None:
         """Save everything needed to predict and to resume training exactly (atomically);
         `include_buffer=False` writes a policy snapshot (best.pt) without the replay buffer."""
@@ -422,7 +426,7 @@ class Agent:
         cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
         agent = cls(env, cls.config_cls.from_dict(state["config"]), spec, env)
-        agent._load_state(state["nets"])
+        agent._load_policy_state(state["nets"])
         agent.step = state["step"]
         return agent
 

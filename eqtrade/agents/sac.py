@@ -126,8 +126,12 @@ class TwinCritic(nn.Module):
         if self.ensemble is not None:
             return torch.zeros(())
         if self.batched:
+            # stacked [2, ...]: relaxed weights vary over group elements (last axis), asset
+            # embeddings over assets ([2, N, k]: axis 1); see RelaxedMLP and AssetEmbedding
             return sum((v.var(dim=-1, unbiased=False).sum() for k, v in self.params.items()
-                        if k.endswith("relaxed_weights")), torch.zeros(()))
+                        if k.endswith("relaxed_weights")), torch.zeros(())) + \
+                sum((v.var(dim=1, unbiased=False).sum() for k, v in self.params.items()
+                     if k.endswith("embedding:weight") and v.shape[1] > 1), torch.zeros(()))
         return self.qs[0].regularizer() + self.qs[1].regularizer()
 
 
@@ -149,7 +153,7 @@ class SAC(Agent):
             window = int(config.encoder.get("window", getattr(u, "window", 0)))
             if hasattr(u, "window") and window != u.window:
                 raise ValueError(f"the per-asset network reads {window}-day windows; this env has window {u.window}")
-            config.encoder = {"kind": "per_asset", "window": window, "n_assets": int(getattr(u, "n_assets", 0))}
+            config.encoder = dict(config.encoder, window=window, n_assets=int(getattr(u, "n_assets", 0)))
         super().__init__(env, config, env_spec, eval_env)
         if not isinstance(env.action_space, spaces.Box):
             raise ValueError(f"SAC needs a continuous (Box) action space, got {env.action_space}; use --algo dqn")
@@ -165,7 +169,9 @@ class SAC(Agent):
         sym, fam = self.symmetry, config.family
         # {kind = "flat"} (TOML has no null) is kept in the config and means no encoder
         encoder = None if config.encoder and config.encoder.get("kind") == "flat" else config.encoder
-        sizes = dict(hidden=config.hidden, banks=config.banks, encoder=encoder)
+        # relaxed per-asset embeddings are keyed by the env's tickers (another universe maps by name)
+        tickers = getattr(env.unwrapped, "tickers", None) if encoder else None
+        sizes = dict(hidden=config.hidden, banks=config.banks, encoder=encoder, tickers=tickers)
         self.actor = build_actor(fam, obs_space, act_space, sym, **sizes)
         act_in = 0 if self.exact else int(np.prod(act_space.shape))
         if fam == "plain" and encoder is None:
@@ -315,6 +321,9 @@ class SAC(Agent):
                 "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.detach().clone(),
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
                 "alpha_opt": self.alpha_opt.state_dict()}
+
+    def _load_policy_state(self, s: dict) -> None:
+        self.actor.load_state_dict(s["actor"])  # the critics are tied to the training universe
 
     def _load_state(self, s: dict) -> None:
         self.alpha_pending = s.get("alpha_pending", False)

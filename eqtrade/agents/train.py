@@ -87,8 +87,12 @@ def dump_toml(cfg: dict) -> str:
 
 def resolve_config(config: str | Path | None = None, agent: str | None = None, algo: str | None = None,
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
-                   data: str | None = None, break_strength: float | None = None, data_dir=None) -> dict:
-    """The full run config: defaults, then the TOML file, then the command-line values."""
+                   data: str | None = None, break_strength: float | None = None, data_dir=None,
+                   assets: str | None = None, context: str | None = None) -> dict:
+    """The full run config: defaults, then the TOML file, then the command-line values.
+    assets: the portfolio network's asset-axis family: "flat" (one MLP over all assets, tied to the
+    universe), "exact" (one head shared by every asset) or "relaxed" (shared head plus per-asset
+    embeddings); context: "none" or "mean" (each asset also reads the market mean)."""
     cfg = copy.deepcopy(BASE)
     file_cfg = load_toml(config) if config else {}
     unknown = sorted(set(file_cfg) - {"run", "env", "eval_env", "agent"})
@@ -124,6 +128,8 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         if cfg["run"]["env"] not in TRADING_ENVS:
             raise ValueError(f"--data-dir applies to the trading envs, not {cfg['run']['env']!r}")
         cfg["env"]["data_dir"] = str(data_dir)
+    if assets is not None or context is not None:
+        _set_asset_family(cfg, assets, context)
     if break_strength is not None:
         if not cfg["run"]["env"].startswith("dmc/"):
             raise ValueError(f"--break applies to dm_control envs (dmc/...), not {cfg['run']['env']!r}")
@@ -140,6 +146,35 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     elif not (file_cfg.get("run", {}).get("algo")):
         cfg["run"]["algo"] = default_algo
     return cfg
+
+
+ASSET_CHOICES = ("flat", "exact", "relaxed")
+
+
+def _set_asset_family(cfg: dict, assets: str | None, context: str | None) -> None:
+    from ..nn.asset import CONTEXTS
+
+    if cfg["run"]["env"] != "portfolio":
+        raise ValueError(f"--assets/--context apply to the portfolio env, not {cfg['run']['env']!r}")
+    if assets is not None and assets not in ASSET_CHOICES:
+        raise ValueError(f"--assets must be one of {', '.join(ASSET_CHOICES)}, got {assets!r}")
+    if context is not None and context not in CONTEXTS:
+        raise ValueError(f"--context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    enc = dict(cfg["agent"].get("encoder") or {"kind": "flat"})
+    if assets == "flat":
+        if context not in (None, "none"):
+            raise ValueError("--context needs a per-asset network (--assets exact or relaxed), not --assets flat")
+        cfg["agent"]["encoder"] = {"kind": "flat"}
+        return
+    if assets is not None:
+        if enc.get("kind") != "per_asset":
+            enc = {"kind": "per_asset"}
+        enc["assets"] = assets
+    elif enc.get("kind") != "per_asset":
+        raise ValueError(f"--context needs a per-asset network; this config's encoder is {enc}: add --assets exact")
+    if context is not None:
+        enc["context"] = context
+    cfg["agent"]["encoder"] = enc
 
 
 def build_agent(cfg: dict):

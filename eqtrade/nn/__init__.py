@@ -14,9 +14,9 @@ from .factory import (
     param_count,
     param_report,
 )
-from .measure import equivariance_error, equivariance_errors
+from .measure import equivariance_error, equivariance_errors, permutation_errors
 
 __all__ = [
     "FAMILIES", "Actor", "Critic", "PlainMLP", "QNet", "build_actor", "build_critic", "build_qnet",
-    "matched_channels", "param_count", "param_report", "equivariance_error", "equivariance_errors",
+    "matched_channels", "param_count", "param_report", "equivariance_error", "equivariance_errors", "permutation_errors",
 ]

@@ -7,6 +7,17 @@ summed over assets. The same weights for every asset make the networks exactly e
 permuting assets and independent of N in size; daily returns are mostly noise, so this structure
 (little capacity per asset, shared across assets) is what generalises.
 
+Two additions on the asset axis (options of the `per_asset` encoder):
+- context="mean": every asset also reads the market, the mean over assets of the per-asset
+  inputs (the equal-weighted normalised return window and the net exposure Σw): a
+  permutation-invariant pooling (DeepSets), so one asset's decision can depend on the others
+  while the network stays exactly equivariant to permuting assets, at a cost linear in N.
+- assets="relaxed": every asset also reads its own learned embedding e_i (`embed_dim` numbers,
+  keyed by ticker), all zero at the start, so the network starts exactly permutation-equivariant;
+  `regularizer()` adds Σ_k Var_i e_ik (zero exactly when every asset has the same embedding),
+  the analogue of the relaxed group convolution's Var_h w(h). An asset the network has not seen
+  (acting on another universe) gets the mean embedding: the shared weights.
+
 The reflection families act on top, per asset: the head is plain, exact or relaxed with respect
 to the single-asset reflection (returns, weight and action negate), so the whole network is
 equivariant to the portfolio reflection exactly when the head is.
@@ -19,36 +30,81 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..symmetry import single_asset_reflection
 from .reps import action_rep, obs_rep, trivial_rep
+
+
+class AssetEmbedding(nn.Module):
+    """Per-asset relaxed embeddings [N, k], keyed by ticker (zero at the start: every asset alike).
+
+    Loading a state saved for another universe maps embeddings by ticker; an asset not in the
+    saved universe gets the mean of the saved embeddings (the point the regulariser pulls to)."""
+
+    def __init__(self, tickers: Sequence[str], dim: int):
+        super().__init__()
+        self.tickers = [str(t) for t in tickers]
+        self.weight = nn.Parameter(torch.zeros(len(self.tickers), int(dim)))
+
+    def forward(self) -> torch.Tensor:
+        return self.weight
+
+    def get_extra_state(self):
+        return {"tickers": list(self.tickers)}
+
+    def set_extra_state(self, state) -> None:
+        pass  # the mapping is done in _load_from_state_dict; this module keeps its own tickers
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key, extra = prefix + "weight", prefix + "_extra_state"
+        if key in state_dict and extra in state_dict:
+            saved, names = state_dict[key], list(state_dict[extra]["tickers"])
+            if names != self.tickers:
+                index = {t: i for i, t in enumerate(names)}
+                mean = saved.mean(0)
+                state_dict[key] = torch.stack([saved[index[t]] if t in index else mean for t in self.tickers]) \
+                    if self.tickers else saved[:0]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def regularizer(self) -> torch.Tensor:
+        """Σ_k Var_i e_ik: zero exactly when every asset has the same embedding."""
+        return self.weight.var(0, unbiased=False).sum() if len(self.tickers) > 1 else self.weight.sum() * 0
 
 
 class AssetwiseHead(nn.Module):
     """[B, W·N + N (+ N actions)] -> per-asset outputs of one shared head.
 
-    The head reads, per asset, [its W returns, N x its weight (, its action)].
+    The head reads, per asset, [its W returns, N x its weight, (the market's mean W returns and
+    N x mean weight: context="mean"), (its action), (its embedding: assets="relaxed")].
     outputs="actor": [B, 2N] = (N means, N raw log-stds), the layout `Actor` splits;
     outputs="value": [B, 1], the sum over assets of the head's scalar (a critic V(s) or Q(s, a)).
     """
 
-    def __init__(self, head: nn.Module, window: int, n_assets: int, with_action: bool, outputs: str):
+    def __init__(self, head: nn.Module, window: int, n_assets: int, with_action: bool, outputs: str,
+                 context: str = "none", embedding: AssetEmbedding | None = None):
         super().__init__()
         if outputs not in ("actor", "value"):
             raise ValueError(f"outputs must be 'actor' or 'value', got {outputs!r}")
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
         self.head, self.window, self.n_assets = head, int(window), int(n_assets)
-        self.with_action, self.outputs = with_action, outputs
+        self.with_action, self.outputs, self.context = with_action, outputs, context
+        self.embedding = embedding
 
     def per_asset_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, W·N + N (+ N)] -> [B, N, W + 1 (+ 1)]: each asset's window, weight (and action)."""
+        """[B, W·N + N (+ N)] -> [B, N, F]: each asset's head input (see the class docstring)."""
         B, W, N = x.shape[0], self.window, self.n_assets
         expected = W * N + N * (2 if self.with_action else 1)
         if x.shape[1] != expected:
             raise ValueError(f"per-asset network for {N} assets x window {W} expects {expected} inputs, got {x.shape[1]}")
         # weights are ~1/N each (gross <= 1): shown to the head as N·w, on the scale of the
         # normalised returns and of the action, so that the position is not drowned out
-        parts = [x[:, : W * N].reshape(B, W, N).transpose(1, 2), N * x[:, W * N : W * N + N, None]]
+        own = torch.cat([x[:, : W * N].reshape(B, W, N).transpose(1, 2), N * x[:, W * N : W * N + N, None]], dim=2)
+        parts = [own]
+        if self.context == "mean":
+            parts.append(own.mean(1, keepdim=True).expand(B, N, W + 1))
         if self.with_action:
             parts.append(x[:, W * N + N :, None])
+        if self.embedding is not None:
+            parts.append(self.embedding().unsqueeze(0).expand(B, N, -1))
         return torch.cat(parts, dim=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,27 +116,50 @@ class AssetwiseHead(nn.Module):
         return out.sum(1)
 
     def regularizer(self) -> torch.Tensor:
-        return self.head.regularizer()
+        reg = self.head.regularizer()
+        return reg + self.embedding.regularizer() if self.embedding is not None else reg
+
+
+CONTEXTS = ("none", "mean")
+ASSET_FAMILIES = ("exact", "relaxed")
 
 
 def asset_head(family: str, window: int, n_assets: int, outputs: str, with_action: bool,
-               hidden: Sequence[int], channels: Sequence[int] | None, banks: int) -> AssetwiseHead:
+               hidden: Sequence[int], channels: Sequence[int] | None, banks: int, context: str = "none",
+               assets: str = "exact", embed_dim: int = 4, tickers: Sequence[str] | None = None) -> AssetwiseHead:
     """The shared per-asset head of a family (plain MLP, exact or relaxed w.r.t. the per-asset
-    reflection); exact/relaxed channels matched in parameters to the plain head of widths `hidden`."""
+    reflection); exact/relaxed channels matched in parameters to the plain head of widths `hidden`.
+    context: "none" or "mean" (market pooling); assets: "exact" (one head for all) or "relaxed"
+    (plus per-asset embeddings of `embed_dim`, keyed by `tickers`)."""
+    from ..symmetry import Symmetry
     from .exact import EscnnMLP
     from .factory import EXACT_LAYERS, PlainMLP, matched_channels
     from .relaxed import RelaxedMLP
 
-    n_in = window + 1 + (1 if with_action else 0)
+    if assets not in ASSET_FAMILIES:
+        raise ValueError(f"assets must be one of {', '.join(ASSET_FAMILIES)}, got {assets!r}")
+    if context not in CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(CONTEXTS)}, got {context!r}")
+    k = int(embed_dim) if assets == "relaxed" else 0
+    if assets == "relaxed" and k < 1:
+        raise ValueError(f"embed_dim must be >= 1 for relaxed assets, got {embed_dim}")
+    names = list(tickers) if tickers is not None else [f"asset{i}" for i in range(n_assets)]
+    if len(names) != n_assets:
+        raise ValueError(f"{len(names)} tickers for {n_assets} assets")
+    embedding = AssetEmbedding(names, k) if k else None
+    n_sign = (window + 1) * (2 if context == "mean" else 1) + (1 if with_action else 0)
     n_out = 2 if outputs == "actor" else 1
+    wrap = lambda head: AssetwiseHead(head, window, n_assets, with_action, outputs, context, embedding)  # noqa: E731
     if family == "plain":
-        return AssetwiseHead(PlainMLP(n_in, n_out, hidden), window, n_assets, with_action, outputs)
+        return wrap(PlainMLP(n_sign + k, n_out, hidden))
     if not hidden:
         raise ValueError(f"the {family} family needs at least one hidden layer (regular fields); got hidden={list(hidden)}")
-    sym = single_asset_reflection(window, extra_sign=1 + (1 if with_action else 0), discrete=False)
+    # the head's inputs negate under the reflection, except the embeddings (invariant)
+    sym = Symmetry("asset-head-reflection", "C", 2, obs_reps=(("sign", n_sign),) + ((("trivial", k),) if k else ()),
+                   action_reps=(("sign", 1),))
     in_rep = obs_rep(sym)
     out_rep = action_rep(sym) + trivial_rep(sym, 1) if outputs == "actor" else trivial_rep(sym, 1)
     ch = tuple(channels) if channels is not None else matched_channels(family, in_rep, out_rep, hidden, banks)
     head = (EscnnMLP(in_rep, out_rep, ch, layers=EXACT_LAYERS) if family == "exact"
             else RelaxedMLP(in_rep, out_rep, ch, banks=banks))
-    return AssetwiseHead(head, window, n_assets, with_action, outputs)
+    return wrap(head)

@@ -192,27 +192,41 @@ _SIZES_DOC = """
     "channels": (16, 16), "kernel": 5, "stride": 2} for observations whose first W·N components
     are a time-major window of N series (time convolution, then the MLP head), or
     {"kind": "per_asset", "window": W, "n_assets": N} for portfolio observations [W·N returns,
-    N weights]: one head of widths `hidden` shared by every asset (eqtrade.nn.asset)."""
+    N weights]: one head of widths `hidden` shared by every asset (eqtrade.nn.asset), with optional
+    "context": "none" | "mean" (market pooling), "assets": "exact" | "relaxed" (per-asset
+    embeddings of "embed_dim", keyed by `tickers`, the env's asset names)."""
 
 
-def _per_asset(encoder) -> tuple[int, int] | None:
+PER_ASSET_KEYS = ("kind", "window", "n_assets", "context", "assets", "embed_dim")
+
+
+def _per_asset(encoder, tickers=None) -> dict | None:
+    """The per-asset head's options from an encoder dict (None for other encoders)."""
     if encoder and encoder.get("kind") == "per_asset":
-        extra = sorted(set(encoder) - {"kind", "window", "n_assets"})
+        extra = sorted(set(encoder) - set(PER_ASSET_KEYS))
         if extra or "window" not in encoder or "n_assets" not in encoder:
-            raise ValueError(f"per_asset encoder takes window and n_assets (got {dict(encoder)})")
-        return int(encoder["window"]), int(encoder["n_assets"])
+            raise ValueError(f"per_asset encoder takes window, n_assets, context, assets and embed_dim "
+                             f"(got {dict(encoder)})")
+        return dict(window=int(encoder["window"]), n_assets=int(encoder["n_assets"]),
+                    context=str(encoder.get("context", "none")), assets=str(encoder.get("assets", "exact")),
+                    embed_dim=int(encoder.get("embed_dim", 4)), tickers=tickers)
     return None
+
+
+def _asset_head(family, pa: dict, outputs: str, with_action: bool, hidden, channels, banks):
+    return asset_head(family, pa["window"], pa["n_assets"], outputs, with_action, hidden, channels, banks,
+                      context=pa["context"], assets=pa["assets"], embed_dim=pa["embed_dim"], tickers=pa["tickers"])
 
 
 def build_actor(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
                 hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-                encoder: dict | None = None, log_std_bounds=(-5.0, 2.0)) -> Actor:
+                encoder: dict | None = None, log_std_bounds=(-5.0, 2.0), tickers=None) -> Actor:
     """SAC actor of the given family."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
-    if (pa := _per_asset(encoder)) is not None:
-        _check_per_asset(obs_dim, act_dim, *pa)
-        head = asset_head(family, *pa, "actor", False, hidden, channels, banks)
+    if (pa := _per_asset(encoder, tickers)) is not None:
+        _check_per_asset(obs_dim, act_dim, pa["window"], pa["n_assets"])
+        head = _asset_head(family, pa, "actor", False, hidden, channels, banks)
         return Actor(Identity(), head, family, symmetry, act_dim, log_std_bounds)
     enc, head = _networks(family, symmetry, obs_dim, (0, None),
                           lambda: action_rep(symmetry) + trivial_rep(symmetry, act_dim), 2 * act_dim,
@@ -222,13 +236,13 @@ def build_actor(family: str, observation_space, action_space, symmetry: Symmetry
 
 def build_critic(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
                  hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-                 encoder: dict | None = None) -> Critic:
+                 encoder: dict | None = None, tickers=None) -> Critic:
     """SAC critic Q(s, a) of the given family (invariant under the symmetry)."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
-    if (pa := _per_asset(encoder)) is not None:
-        _check_per_asset(obs_dim, act_dim, *pa)
-        return Critic(Identity(), asset_head(family, *pa, "value", True, hidden, channels, banks), family, symmetry)
+    if (pa := _per_asset(encoder, tickers)) is not None:
+        _check_per_asset(obs_dim, act_dim, pa["window"], pa["n_assets"])
+        return Critic(Identity(), _asset_head(family, pa, "value", True, hidden, channels, banks), family, symmetry)
     enc, head = _networks(family, symmetry, obs_dim, (act_dim, lambda: action_rep(symmetry)),
                           lambda: trivial_rep(symmetry, 1), 1, hidden, channels, banks, encoder)
     return Critic(enc, head, family, symmetry)
@@ -236,12 +250,12 @@ def build_critic(family: str, observation_space, action_space, symmetry: Symmetr
 
 def build_value(family: str, observation_space, symmetry: Symmetry | None = None,
                 hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-                encoder: dict | None = None) -> Value:
+                encoder: dict | None = None, tickers=None) -> Value:
     """State value V(s) of the given family (invariant under the symmetry)."""
     obs_dim = _check(observation_space, symmetry, family)
-    if (pa := _per_asset(encoder)) is not None:
-        _check_per_asset(obs_dim, None, *pa)
-        return Value(Identity(), asset_head(family, *pa, "value", False, hidden, channels, banks), family, symmetry)
+    if (pa := _per_asset(encoder, tickers)) is not None:
+        _check_per_asset(obs_dim, None, pa["window"], pa["n_assets"])
+        return Value(Identity(), _asset_head(family, pa, "value", False, hidden, channels, banks), family, symmetry)
     enc, head = _networks(family, symmetry, obs_dim, (0, None), lambda: trivial_rep(symmetry, 1), 1,
                           hidden, channels, banks, encoder)
     return Value(enc, head, family, symmetry)

@@ -35,6 +35,62 @@ def _escnn_group(kind: str, n: int):
 
 
 @dataclass(frozen=True)
+class AssetAxis:
+    """Permutations of N exchangeable assets, described by weight sharing instead of an
+    enumeration of S_N (N! elements): which components belong to which asset.
+
+    The flat observation is a sequence of blocks, each [rows, N] row-major with the asset index
+    last (a time-major window of N series is one block of W rows; the N weights held are one
+    block of 1 row); the action is blocks of the same kind (`action_rows`, normally one row: one
+    number per asset). A permutation π acts by moving asset i's components to asset π(i)'s place
+    in every block. Networks equivariant to it share one set of weights across assets (the
+    per-asset head of eqtrade.nn.asset); their cost is linear in N.
+    """
+
+    n_assets: int
+    obs_rows: tuple[int, ...]  # rows of each observation block, in order
+    action_rows: tuple[int, ...] = (1,)
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(self.obs_rows) * self.n_assets
+
+    def obs_asset_index(self) -> np.ndarray:
+        """For every observation component, the asset it belongs to (the sharing pattern)."""
+        return np.tile(np.arange(self.n_assets), sum(self.obs_rows))
+
+    def _permute(self, x, perm, rows: tuple[int, ...]):
+        perm = np.asarray(perm)
+        if sorted(perm.tolist()) != list(range(self.n_assets)):
+            raise ValueError(f"not a permutation of {self.n_assets} assets: {perm.tolist()}")
+        # component (row r, asset i) moves to (row r, asset perm[i]): new[..., perm[i]] = old[..., i]
+        inv = np.argsort(perm)
+        n = sum(rows) * self.n_assets
+        if x.shape[-1] != n:
+            raise ValueError(f"expected {n} components ({sum(rows)} rows x {self.n_assets} assets), got {x.shape[-1]}")
+        shaped = x.reshape(*x.shape[:-1], sum(rows), self.n_assets)
+        if hasattr(x, "detach"):
+            import torch
+
+            out = shaped[..., torch.as_tensor(inv, device=x.device)]
+        else:
+            out = shaped[..., inv]
+        return out.reshape(x.shape)
+
+    def permute_obs(self, obs, perm):
+        """π·obs for a batch [..., d_obs] (numpy or torch): asset i's components move to asset perm[i]."""
+        return self._permute(obs, perm, self.obs_rows)
+
+    def permute_action(self, action, perm):
+        """π·action for a batch [..., d_act]."""
+        return self._permute(action, perm, self.action_rows)
+
+    def random_permutation(self, rng) -> np.ndarray:
+        """A uniformly random permutation of the assets (rng: numpy Generator)."""
+        return rng.permutation(self.n_assets)
+
+
+@dataclass(frozen=True)
 class Symmetry:
     """A finite group G and its representations on the flattened observation and on the action.
 
@@ -51,6 +107,9 @@ class Symmetry:
     action_perm: tuple[tuple[int, ...], ...] | None = None
     description: str = ""
     exact: bool = field(default=False, compare=False)  # True where the task is known to be exactly symmetric
+    #: permutations of exchangeable assets, acting besides G (they commute with it: G acts on each
+    #: asset's components alike); None where the task has no asset axis
+    assets: AssetAxis | None = None
 
     # -- the group ------------------------------------------------------------------------------
     @property
@@ -115,6 +174,14 @@ class Symmetry:
         """g·Q for a batch of Q-vectors [..., n_actions]: (g·Q)[perm[a]] = Q[a]."""
         return _apply(self.action_matrices()[g], q)
 
+    def transform(self, obs, action, g: int, perm=None):
+        """(g·π·obs, g·π·action): an element of G x S_N, the permutation applied first (numpy or torch)."""
+        if perm is not None:
+            if self.assets is None:
+                raise ValueError(f"{self.name} has no asset axis to permute")
+            obs, action = self.assets.permute_obs(obs, perm), self.assets.permute_action(action, perm)
+        return self.transform_obs(obs, g), self.transform_action(action, g)
+
     def escnn_fields(self, which: str = "obs") -> list:
         """The observation ("obs") or action ("action") representation as a list of escnn
         representations, one per field; their direct sum has exactly `obs_matrices()`."""
@@ -122,7 +189,8 @@ class Symmetry:
 
     def __str__(self) -> str:
         g = f"{self.group_kind}{self.group_order}"
-        return f"Symmetry({self.name}: G={g}, obs={list(self.obs_reps)}, action={list(self.action_reps) or 'perm'})"
+        perm = f" x S_{self.assets.n_assets} (assets)" if self.assets else ""
+        return f"Symmetry({self.name}: G={g}{perm}, obs={list(self.obs_reps)}, action={list(self.action_reps) or 'perm'})"
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .core import Symmetry
+from .core import AssetAxis, Symmetry
 
 
 def single_asset_reflection(window: int = 32, extra_sign: int = 1, discrete: bool = True) -> Symmetry:
@@ -18,12 +18,15 @@ def single_asset_reflection(window: int = 32, extra_sign: int = 1, discrete: boo
 
 
 def portfolio_reflection(n_assets: int = 20, window: int = 32, extra_sign: int | None = None) -> Symmetry:
-    """C2 reflection of a long/short portfolio: obs = [W x N returns, N weights] negate, weights negate."""
+    """C2 reflection of a long/short portfolio: obs = [W x N returns, N weights] negate, weights negate;
+    with the standard layout (extra_sign None) also the permutations of the N assets (`assets`)."""
     extra = n_assets if extra_sign is None else extra_sign
     return Symmetry(
         "portfolio-reflection", "C", 2, obs_reps=(("sign", window * n_assets + extra),),
         action_reps=(("sign", n_assets),),
-        description="all returns -> -returns, weights w -> -w; approximate in real markets",
+        description="all returns -> -returns, weights w -> -w, and any reordering of the assets; "
+                    "approximate in real markets",
+        assets=AssetAxis(n_assets, (window, 1)) if extra_sign is None else None,
     )
 
 

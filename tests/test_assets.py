@@ -1,0 +1,193 @@
+"""The asset axis: permutations of the assets (AssetAxis), the per-asset families with market context
+and relaxed per-asset embeddings, and acting on another universe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from gymnasium import spaces
+
+from eqtrade.envs import PortfolioEnv
+from eqtrade.nn import build_actor, build_critic, build_value
+from eqtrade.nn.measure import permutation_errors
+from eqtrade.symmetry import AssetAxis, portfolio_reflection
+
+W, N = 6, 5
+TICKERS = ["A", "B", "C", "D", "E"]
+
+
+def _spaces(n=N):
+    return spaces.Box(-np.inf, np.inf, (W * n + n,)), spaces.Box(-1, 1, (n,))
+
+
+def _nets(family, context, assets, tickers=TICKERS, hidden=(8,)):
+    n = len(tickers)
+    o, a = _spaces(n)
+    sym = portfolio_reflection(n, W)
+    enc = {"kind": "per_asset", "window": W, "n_assets": n, "context": context, "assets": assets}
+    kw = dict(hidden=hidden, encoder=enc, tickers=tickers)
+    return sym, build_actor(family, o, a, sym, **kw), build_critic(family, o, a, sym, **kw), build_value(family, o, sym, **kw)
+
+
+def _embeddings(module):
+    return [p for name, p in module.named_parameters() if name.endswith("embedding.weight")]
+
+
+def test_asset_axis_acts_like_reordering_the_price_columns():
+    """The declared action of a permutation is what reordering the assets does to the env."""
+    rng = np.random.default_rng(0)
+    dates = pd.bdate_range("2010-01-01", periods=200)
+    prices = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.01, (200, N)), 0)), index=dates, columns=TICKERS)
+    split = (str(dates[0].date()), str(dates[-1].date()))
+    env = PortfolioEnv(prices, window=W, split=split, full_period=True)
+    A = env.symmetry.assets
+    assert A == AssetAxis(N, (W, 1))
+    for _ in range(5):
+        perm = rng.permutation(N)
+        # asset i moves to position perm[i]: column perm[i] of the new panel is old column i
+        reordered = prices.iloc[:, np.argsort(perm)]
+        env2 = PortfolioEnv(reordered, window=W, split=split, full_period=True)
+        o1, _ = env.reset()
+        o2, _ = env2.reset()
+        a = rng.uniform(-1, 1, N)
+        np.testing.assert_allclose(A.permute_obs(o1, perm), o2)
+        n1, r1, *_ = env.step(a)
+        n2, r2, *_ = env2.step(A.permute_action(a, perm))
+        np.testing.assert_allclose(A.permute_obs(n1, perm), n2, atol=1e-12)
+        assert r1 == pytest.approx(r2, abs=1e-12)
+    # a permutation composed with its inverse is the identity; a non-permutation is refused
+    x = rng.normal(size=(3, W * N + N))
+    perm = rng.permutation(N)
+    np.testing.assert_array_equal(A.permute_obs(A.permute_obs(x, perm), np.argsort(perm)), x)
+    with pytest.raises(ValueError, match="not a permutation"):
+        A.permute_obs(x, [0, 0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("context", ["none", "mean"])
+@pytest.mark.parametrize("assets", ["exact", "relaxed"])
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_per_asset_families_are_equivariant_to_permutations_and_the_reflection(family, context, assets):
+    """Shared heads (relaxed embeddings at their start) are permutation-equivariant, actor mean and
+    log-std permuted, critic and value invariant; the reflection families also under G."""
+    torch.manual_seed(0)
+    sym, actor, critic, value = _nets(family, context, assets)
+    x, act = torch.randn(32, W * N + N), torch.rand(32, N) * 2 - 1
+    reflect = family != "plain"  # the plain head has no reflection constraint
+    errs = {**permutation_errors(actor, sym, x, reflect=reflect),
+            **{"q": permutation_errors(critic, sym, (x, act), reflect=reflect)["q"]},
+            **{"v": permutation_errors(value, sym, x, reflect=reflect)["v"]}}
+    assert max(errs.values()) < 1e-5, errs
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_moved_embeddings_break_permutation_equivariance_and_the_regulariser_sees_it(family):
+    torch.manual_seed(1)
+    sym, actor, critic, value = _nets(family, "mean", "relaxed")
+    x = torch.randn(64, W * N + N)
+    assert float(actor.regularizer().detach()) == 0.0
+    with torch.no_grad():
+        for p in _embeddings(actor):
+            p.add_(torch.randn_like(p))
+    assert max(permutation_errors(actor, sym, x, reflect=False).values()) > 1e-3
+    assert float(actor.regularizer().detach()) > 0.1
+    # the embeddings are invariant under the reflection: it stays exact for the exact head
+    if family == "exact":
+        from eqtrade.nn.measure import equivariance_error
+
+        assert equivariance_error(actor, sym, x) < 1e-5
+
+
+def test_batched_twin_critics_regularise_the_embeddings():
+    from eqtrade.agents.sac import TwinCritic
+
+    _, _, _, v1 = _nets("relaxed", "mean", "relaxed")
+    _, _, _, v2 = _nets("relaxed", "mean", "relaxed")
+    twin = TwinCritic(v1, v2, batched=True)
+    assert float(twin.regularizer().detach()) == 0.0
+    with torch.no_grad():
+        for k, p in twin.params.items():
+            if k.endswith("embedding:weight"):
+                p.add_(torch.randn_like(p))
+    assert float(twin.regularizer().detach()) > 0.1
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_relaxed_embeddings_fit_what_one_shared_head_cannot(family):
+    """Fit check: identical-looking assets that must be traded in opposite directions
+    (asset i's mean = c_i · tanh(2·mean of its window), c = +1, +1, -1, -1, +1) need per-asset
+    weights: the relaxed embeddings learn it, the exactly shared head cannot."""
+    torch.manual_seed(2)
+    x = torch.randn(512, W * N + N)
+    c = torch.tensor([1.0, 1.0, -1.0, -1.0, 1.0])
+    target = c * torch.tanh(2 * x[:, : W * N].reshape(-1, W, N).mean(1))
+    final = {}
+    for assets in ("exact", "relaxed"):
+        torch.manual_seed(2)
+        _, actor, _, _ = _nets(family, "none", assets, hidden=(16,))
+        opt = torch.optim.Adam(actor.parameters(), lr=1e-2)
+        for _ in range(400):
+            loss = ((actor(x)[0] - target) ** 2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        final[assets] = float(loss)
+    var = float(target.var())
+    assert final["relaxed"] < 0.15 * var, (family, final, var)
+    assert final["exact"] > 0.5 * var, (family, final, var)
+
+
+def test_embeddings_follow_their_tickers_into_another_universe():
+    """Loading into a reordered universe maps each embedding to its ticker; an asset the network
+    never saw gets the mean embedding (the shared weights)."""
+    torch.manual_seed(3)
+    sym, actor, _, _ = _nets("exact", "mean", "relaxed")
+    with torch.no_grad():
+        for p in _embeddings(actor):
+            p.copy_(torch.randn_like(p))
+    state = actor.state_dict()
+    perm = np.array([3, 0, 4, 1, 2])
+    reordered = [TICKERS[i] for i in np.argsort(perm)]  # asset i moves to position perm[i]
+    _, actor2, _, _ = _nets("exact", "mean", "relaxed", tickers=reordered)
+    actor2.load_state_dict(state)
+    x = torch.randn(16, W * N + N)
+    A = sym.assets
+    with torch.no_grad():
+        m, s = actor(x)
+        m2, s2 = actor2(A.permute_obs(x, perm))
+    torch.testing.assert_close(m2, A.permute_action(m, perm), atol=1e-5, rtol=1e-5)
+    # another universe: two known tickers, one new (mean embedding), M = 3 != N
+    _, actor3, _, _ = _nets("exact", "mean", "relaxed", tickers=["C", "NEW", "A"])
+    actor3.load_state_dict(state)
+    emb_old, emb_new = _embeddings(actor)[0], _embeddings(actor3)[0]
+    torch.testing.assert_close(emb_new[0], emb_old[2])
+    torch.testing.assert_close(emb_new[2], emb_old[0])
+    torch.testing.assert_close(emb_new[1], emb_old.mean(0))
+    assert actor3(torch.randn(4, W * 3 + 3))[0].shape == (4, 3)
+
+
+def test_a_trained_relaxed_agent_acts_on_a_universe_of_another_size(tmp_path):
+    from eqtrade.agents import SAC, Agent, EnvSpec, SACConfig
+
+    rng = np.random.default_rng(4)
+    dates = pd.bdate_range("2010-01-01", periods=300)
+    cols = [f"T{i}" for i in range(8)]
+    prices = pd.DataFrame(100 * np.exp(np.cumsum(rng.normal(0, 0.01, (300, 8)), 0)), index=dates, columns=cols)
+    split = (str(dates[0].date()), str(dates[-1].date()))
+    spec = EnvSpec("portfolio", {"prices": prices[cols[:6]], "window": W, "split": split})
+    agent = SAC(spec.make(), SACConfig(family="relaxed", hidden=(8,), learning_starts=50, batch_size=32,
+                                       encoder={"kind": "per_asset", "assets": "relaxed", "context": "mean"},
+                                       actor_loss="exact", eval_every=0, checkpoint_every=0), spec)
+    agent.learn(120)
+    path = tmp_path / "agent.pt"
+    agent.save(path, include_buffer=False)
+    other = PortfolioEnv(prices[cols[3:]], window=W, split=split, full_period=True)  # 5 assets, 3 seen
+    loaded = Agent.load_policy(path, other)
+    obs, _ = other.reset()
+    a = loaded.predict(obs, deterministic=True)
+    assert a.shape == (5,) and np.isfinite(a).all()
+    emb = dict(loaded.actor.head.embedding.named_parameters())["weight"]
+    trained = dict(agent.actor.head.embedding.named_parameters())["weight"]
+    torch.testing.assert_close(emb[0], trained[3])  # T3 kept its embedding
+    torch.testing.assert_close(emb[3], trained.mean(0))  # T6 is new
