@@ -46,6 +46,20 @@ def _transfer_spec(path: Path, data: str):
     return EnvSpec("portfolio", dict(kwargs, prices=data), spec.eval_kwargs)
 
 
+def family_label(family: str, encoder: dict | None, env_id: str) -> str:
+    """A run's family as tables show it: the reflection family, and for portfolio networks other
+    than the default shared head the asset axis: "plain/flat", "plain/exact+mean", "plain/relaxed"."""
+    if env_id != "portfolio":
+        return family
+    enc = encoder or {"kind": "flat"}
+    if enc.get("kind") != "per_asset":
+        return f"{family}/flat"
+    assets, context = enc.get("assets", "exact"), enc.get("context", "none")
+    if assets == "exact" and context == "none":
+        return family  # the default per-asset network
+    return f"{family}/{assets}" + ("+mean" if context == "mean" else "")
+
+
 def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
     """(path, which) of a run's policy: best.pt (best validation return during training) or
     checkpoint.pt (the last); "best" falls back to the last for runs without evaluations."""
@@ -85,12 +99,13 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     env = EnvSpec(spec.id, kw).make()
     if agent is None:
         agent = Agent.load_policy(path, env)
-    label = f"{agent.algo.upper()} {agent.config.family}"
+    family = family_label(agent.config.family, agent.config.encoder, spec.id)
+    label = f"{agent.algo.upper()} {family}"
     bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
     prices = resolve_prices(kw.get("prices"), kw.get("tickers"), kw.get("data_dir"))
     if spec.id == "trading":
         prices = prices[[env.unwrapped.ticker]]
-    ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": agent.config.family, "algo": agent.algo,
+    ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": family, "algo": agent.algo,
            "seed": agent.config.seed, "split": split, "obs_noise": obs_noise, "cost_bps": kw.get("cost_bps", 10.0),
            "cost_model": kw.get("cost_model", "target"), "window": kw.get("window", 32),
            "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which,
