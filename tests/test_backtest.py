@@ -159,8 +159,8 @@ def test_backtest_and_compare_commands(trained_runs, tmp_path, capsys):
     assert w.shape[1] == 4 and (w.abs().sum(1) <= 1 + 1e-9).all()
     assert main(["backtest", str(trained_runs[0]), "--split", "2019-01-01:2020-12-31", "--out", str(tmp_path / "n"),
                  "--obs-noise", "0.05", "--no-html"]) == 0
-    noisy = pd.read_parquet(tmp_path / "n" / "returns.parquet")["SAC relaxed"]
-    clean = pd.read_parquet(out / "returns.parquet")["SAC relaxed"]
+    noisy = pd.read_parquet(tmp_path / "n" / "returns.parquet")["SAC relaxed/flat"]
+    clean = pd.read_parquet(out / "returns.parquet")["SAC relaxed/flat"]
     assert not noisy.equals(clean)
     assert main(["compare", *map(str, trained_runs), "--split", "2019-01-01:2020-12-31", "--obs-noise", "0,0.05",
                  "--out", str(tmp_path / "cmp")]) == 0

@@ -304,7 +304,7 @@ class Agent:
                 action = self.act(self.obs, explore=True)
                 next_obs, r, term, trunc, info = self.env.step(action)
                 self.buffer.add(self.obs, action, float(r) * cfg.reward_scale, next_obs, term, trunc,
-                                info.get("next_returns"))
+                                info.get("exact_extras", info.get("next_returns")))
                 self.ep_return += float(r)
                 self.ep_len += 1
                 self.step += 1

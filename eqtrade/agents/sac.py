@@ -196,7 +196,7 @@ class SAC(Agent):
         self.act_bias = torch.as_tensor((high + low) / 2)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32,
                                    seed=config.seed, gamma=config.gamma,
-                                   extra_dim=getattr(env.unwrapped, "n_assets", 0) if self.exact else 0)
+                                   extra_dim=getattr(env.unwrapped, "exact_extra_dim", 0) if self.exact else 0)
 
     # -- policy ---------------------------------------------------------------------------------
     def _sample(self, obs: torch.Tensor):

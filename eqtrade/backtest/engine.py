@@ -62,7 +62,8 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
     if cost_model not in ("target", "drift"):
         raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
     w = weights.reindex(columns=prices.columns, fill_value=0.0).to_numpy(dtype=float)
-    R_all = prices.pct_change().to_numpy()
+    # an asset without a price on t or t+1 (not listed yet, delisted) returns 0: cash at its last price
+    R_all = np.nan_to_num(prices.pct_change(fill_method=None).to_numpy(), nan=0.0)
     loc = prices.index.get_indexer(weights.index)
     if (loc < 0).any() or (loc + 1 >= len(prices)).any():
         bad = weights.index[(loc < 0) | (loc + 1 >= len(prices))][0]
@@ -93,13 +94,20 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
 
 def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
     """Target weights of a baseline on the decision days."""
-    n = prices.shape[1]
-    if kind == "equal-weight":  # rebalanced daily to 1/N
-        return pd.DataFrame(1.0 / n, index=days, columns=prices.columns)
-    if kind == "buy-and-hold":  # 1/N on the first day, then the weights drift with prices
+    # in a universe whose assets list and delist (NaN before and after), the assets with a price
+    # on the decision day are the ones that can be held
+    has = prices.loc[days].notna().to_numpy()
+    if kind == "equal-weight":  # rebalanced daily to 1/N of the tradable assets
+        n = np.maximum(has.sum(1, keepdims=True), 1)
+        return pd.DataFrame(has / n, index=days, columns=prices.columns)
+    if kind == "buy-and-hold":  # 1/N of the first day's assets, then the weights drift with prices
         p = prices.loc[days].to_numpy()
-        v = p / p[0] / n
-        return pd.DataFrame(v / v.sum(1, keepdims=True), index=days, columns=prices.columns)
+        n0 = max(int(has[0].sum()), 1)
+        last = pd.DataFrame(p).ffill().to_numpy()  # a delisted asset's value stays as cash
+        v = np.where(has[0], last / np.where(has[0], p[0], 1.0) / n0, 0.0)
+        held = np.where(has, v, 0.0)
+        total = v.sum(1, keepdims=True)  # the delisted part is cash, still in the book
+        return pd.DataFrame(held / total, index=days, columns=prices.columns)
     if kind == "cash":
         return pd.DataFrame(0.0, index=days, columns=prices.columns)
     raise ValueError(f"unknown baseline {kind!r}; use {', '.join(BASELINES)}")

@@ -102,7 +102,7 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     family = family_label(agent.config.family, agent.config.encoder, spec.id)
     label = f"{agent.algo.upper()} {family}"
     bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
-    prices = resolve_prices(kw.get("prices"), kw.get("tickers"), kw.get("data_dir"))
+    prices = resolve_prices(kw.get("prices"), kw.get("tickers"), kw.get("data_dir"), kw.get("align", "inner"))
     if spec.id == "trading":
         prices = prices[[env.unwrapped.ticker]]
     ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": family, "algo": agent.algo,

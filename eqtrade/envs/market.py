@@ -21,22 +21,41 @@ DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
 RUIN_REWARD = math.log(1e-4)
 
 
-def resolve_prices(prices=None, tickers=None, data_dir=None) -> pd.DataFrame:
-    """A validated wide price frame from a DataFrame, a dataset name, or None (bundled 20 stocks)."""
+ALIGNS = ("inner", "mask")
+
+
+def resolve_prices(prices=None, tickers=None, data_dir=None, align: str = "inner") -> pd.DataFrame:
+    """A validated wide price frame from a DataFrame, a dataset name, or None (bundled 20 stocks).
+
+    align="inner": only the dates on which every asset has a price (a universe of assets that
+    all traded through the whole period: survivorship bias, and a look-ahead when an asset lists
+    late, since earlier dates are dropped because of it). align="mask": every date on which some
+    asset has a price; an asset is NaN before it lists and after it delists (never inside its
+    history), and the environments trade it only where it has a price (`Market.tradable`)."""
     from ..data import load_prices, validate_prices
 
+    if align not in ALIGNS:
+        raise ValueError(f"align must be one of {', '.join(ALIGNS)}, got {align!r}")
     if prices is None or isinstance(prices, str):
-        return load_prices(tickers, source=prices or "bundled", data_dir=data_dir, align="inner")
+        df = load_prices(tickers, source=prices or "bundled", data_dir=data_dir,
+                         align="inner" if align == "inner" else "outer")
+        return df if align == "inner" else df.dropna(how="all")
     if not isinstance(prices, pd.DataFrame):
         raise TypeError(f"prices must be a wide DataFrame or a dataset name, got {type(prices).__name__}")
     df = prices if tickers is None else prices[list(tickers)]
     if not isinstance(df.index, pd.DatetimeIndex):
         raise ValueError(f"prices need a DatetimeIndex, got {type(df.index).__name__}")
     arr = df.to_numpy(dtype=float)
-    if not np.isfinite(arr).all():
+    if np.isinf(arr).any() or (align == "inner" and np.isnan(arr).any()):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"price panel has NaN/inf: {df.columns[bad[1]]} on {df.index[bad[0]]:%Y-%m-%d}")
-    validate_prices(df).raise_if_errors("price panel")
+        hint = "" if np.isinf(arr).any() else " (assets listed late or delisted early: align='mask')"
+        raise ValueError(f"price panel has NaN/inf: {df.columns[bad[1]]} on {df.index[bad[0]]:%Y-%m-%d}{hint}")
+    if align == "mask":
+        df = df.dropna(how="all")
+        empty = [str(c) for c in df.columns if df[c].isna().all()]
+        if empty:
+            raise ValueError(f"no price at all for {', '.join(empty)}")
+    validate_prices(df).raise_if_errors("price panel")  # NaN inside a ticker's history is an error
     return df
 
 
@@ -62,9 +81,13 @@ class Market:
 
     dates: pd.DatetimeIndex
     tickers: list[str]
-    returns: np.ndarray  # [T, N] float64; returns[0] = 0 (no previous price)
+    returns: np.ndarray  # [T, N] float64; returns[0] = 0 (no previous price); 0 where not both prices exist
     first: int  # first decision day index
     last: int  # last decision day index (inclusive)
+    #: [T, N] bool: the asset has a price on day t, so it can be traded at t's close; None when
+    #: every asset has a price every day. Known at t (no look-ahead). An asset with no price on
+    #: t+1 (it delisted) returns 0 over t -> t+1: what was held is cash at its last price.
+    tradable: np.ndarray | None = None
 
     @classmethod
     def from_prices(cls, prices: pd.DataFrame, window: int, split) -> "Market":
@@ -75,8 +98,10 @@ class Market:
         # cannot read later data, e.g. the test period while training and validating
         prices = prices.loc[prices.index <= end]
         p = prices.to_numpy(dtype=float)
+        has = np.isfinite(p)
         r = np.zeros_like(p)
-        r[1:] = p[1:] / p[:-1] - 1.0
+        with np.errstate(invalid="ignore"):
+            r[1:] = np.where(has[1:] & has[:-1], p[1:] / p[:-1] - 1.0, 0.0)
         dates = prices.index
         in_split = np.flatnonzero((dates >= start) & (dates <= end))
         if len(in_split) < 2:
@@ -88,7 +113,7 @@ class Market:
             raise ValueError(f"window {window} is longer than the history available before/in split "
                              f"{start:%Y-%m-%d}..{end:%Y-%m-%d} ({len(in_split)} days in the split, "
                              f"{in_split[0]} before it)")
-        return cls(dates, [str(c) for c in prices.columns], r, first, last)
+        return cls(dates, [str(c) for c in prices.columns], r, first, last, None if has.all() else has)
 
     def __post_init__(self) -> None:
         # Timestamps created once: indexing a DatetimeIndex builds a new Timestamp every step
@@ -107,11 +132,17 @@ class Market:
         if clip <= 0:
             raise ValueError(f"clip must be > 0, got {clip}")
         R = self.returns
-        sq = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(R**2, axis=0)])  # sq[k] = Σ_{j<k} R[j]^2
+        # a real return needs prices on both days: the placeholder zeros before a listing (and
+        # returns[0]) are never part of a volatility
+        has = np.ones_like(R, dtype=bool) if self.tradable is None else self.tradable
+        valid = np.zeros_like(has)
+        valid[1:] = has[1:] & has[:-1]
+        sq = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(np.where(valid, R**2, 0.0), axis=0)])  # Σ_{j<k}
+        cnt = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(valid, axis=0)])
         s = np.arange(len(R))
-        lo = np.maximum(s - vol_window, 1)  # returns[0] is a placeholder 0: never part of a volatility
-        count = np.maximum(s - lo, 1)[:, None]
-        var = (sq[s] - sq[lo]) / count  # mean of R[lo..s-1]^2
+        lo = np.maximum(s - vol_window, 0)
+        count = np.maximum(cnt[s] - cnt[lo], 1)
+        var = (sq[s] - sq[lo]) / count  # mean of the valid R[lo..s-1]^2
         sigma = np.sqrt(np.maximum(var, 0.0))
         out = np.zeros_like(R)
         ok = sigma > floor

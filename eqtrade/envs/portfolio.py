@@ -56,6 +56,13 @@ class PortfolioEnv(gym.Env):
     observation; costs are paid in cash at the trade); drift is not odd in R, so the reflection then holds only up to
     |Δreward| <= 2c·Σ|w_i R_i|/(1 + w·R) — a real, small source of asymmetry.
 
+    Universes whose assets list late or delist early (`align="mask"`): an asset is tradable on
+    day t when it has a price that day (known at t, no look-ahead); the action's components for
+    untradable assets are ignored (weight 0), their returns in the observation are 0, and
+    `info["tradable"]` gives the mask of the next decision. A position in an asset that delists is
+    cash at its last price. With align="inner" (default) only the dates where every asset has a
+    price are kept (a survivorship-biased universe).
+
     Episodes: random start and `episode_length` steps (truncated at the end), or
     `full_period=True`: the whole split from its first decision day, deterministically.
     """
@@ -65,7 +72,7 @@ class PortfolioEnv(gym.Env):
     def __init__(self, prices=None, window: int = 32, split="train", mode: str = "long_short",
                  cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False,
                  tickers=None, data_dir=None, cost_model: str = "target", normalize: bool = True,
-                 vol_window: int = 63, clip: float = 5.0):
+                 vol_window: int = 63, clip: float = 5.0, align: str = "inner"):
         if cost_model not in ("target", "drift"):
             raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
         self.cost_model = cost_model
@@ -73,8 +80,9 @@ class PortfolioEnv(gym.Env):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if cost_bps < 0:
             raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
-        panel = resolve_prices(prices, tickers, data_dir)
+        panel = resolve_prices(prices, tickers, data_dir, align)
         self.market = Market.from_prices(panel, window, split)
+        self.align = align
         self.window, self.mode, self.cost = window, mode, cost_bps / 1e4
         self.episode_length, self.full_period = int(episode_length), full_period
         self.tickers = self.market.tickers
@@ -108,12 +116,22 @@ class PortfolioEnv(gym.Env):
         return portfolio_reflection(self.n_assets, self.window)
 
     # -- mechanics ------------------------------------------------------------------------------
+    def tradable_now(self) -> np.ndarray | None:
+        """[N] bool: which assets can be traded at the current decision; None when all, always."""
+        tr = getattr(self.market, "tradable", None)
+        return None if tr is None else tr[self._t]
+
     def weights_from_action(self, action) -> np.ndarray:
         """Target asset weights for an action (see class docstring)."""
         a = np.clip(_check_action(action, self.action_space.shape), -1.0, 1.0)
+        mask = self.tradable_now()
         if self.mode == "long_short":
+            if mask is not None:
+                a = np.where(mask, a, 0.0)
             return a / max(1.0, float(np.abs(a).sum()))
         u = a + 1.0
+        if mask is not None:
+            u[:-1] = np.where(mask, u[:-1], 0.0)
         s = float(u.sum())
         return u[:-1] / s if s > 0 else np.zeros(self.n_assets)
 
@@ -122,7 +140,11 @@ class PortfolioEnv(gym.Env):
         return np.concatenate([self._X[t - W + 1 : t + 1].reshape(-1), self._w])
 
     def _info(self) -> dict:
-        return {"date": self.market.date_list[self._t], "weights": self._w.copy(), "value": self.value}
+        info = {"date": self.market.date_list[self._t], "weights": self._w.copy(), "value": self.value}
+        mask = self.tradable_now()
+        if mask is not None:
+            info["tradable"] = mask.copy()
+        return info
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
@@ -151,6 +173,10 @@ class PortfolioEnv(gym.Env):
         # next_returns: the realised simple returns R[t+1]; with the weights held (the observation's
         # last N entries) they give the exact reward of any other action (see `exact_reward`)
         info_extra = {"turnover": turnover, "cost": cost, "next_returns": r.copy()}
+        mask = self.tradable_now()
+        # what `exact_reward` needs of this transition besides (obs, next_obs): the next returns, and
+        # in a masked universe which assets could be traded at this decision
+        info_extra["exact_extras"] = r.copy() if mask is None else np.concatenate([r, mask.astype(float)])
         self._t += 1
         if growth <= 1e-4:  # ruin (e.g. a full short through a +100% day); log(1e-4) is the worst reward
             self.value = 0.0
@@ -162,13 +188,21 @@ class PortfolioEnv(gym.Env):
         # to the book before costs (costs are paid in cash at the trade): unchanged positions then
         # need no trade, e.g. buy & hold trades only once
         self._w = w if self.cost_model == "target" else w * (1.0 + r) / (1.0 + gross)
+        if (mask := self.tradable_now()) is not None:  # a delisted position is cash: nothing left to trade
+            self._w = np.where(mask, self._w, 0.0)
         truncated = self._t > self._end
         return self._obs(), math.log(growth), False, truncated, self._info() | info_extra
 
     # -- exact rewards for any action (the market does not react to the agent) ----------------------
+    @property
+    def exact_extra_dim(self) -> int:
+        """Size of `info["exact_extras"]`: N next returns, plus the N-asset tradable mask in a masked universe."""
+        return self.n_assets * (1 if getattr(self.market, "tradable", None) is None else 2)
+
     def exact_reward(self, obs, action, next_returns, next_obs):
         """Torch, differentiable in `action`: (log growth, next observation) of taking `action`
-        in `obs` when the next day's simple returns are `next_returns` (batched: [B, ...]).
+        in `obs` when the next day's simple returns are `next_returns` (batched: [B, ...]; the
+        step's `info["exact_extras"]`: [B, N] returns, or [B, 2N] returns and tradable mask).
 
         The agent's trades do not move prices, so one stored transition tells the reward and the
         next state of every action, not only of the one taken: the next observation is `next_obs`
@@ -178,11 +212,17 @@ class PortfolioEnv(gym.Env):
         import torch
 
         n = self.n_assets
+        mask = None
+        if next_returns.shape[1] == 2 * n:  # a masked universe: untradable assets get weight 0
+            next_returns, mask = next_returns[:, :n], next_returns[:, n:]
         if self.mode == "long_short":
             a = action.clamp(-1.0, 1.0)
+            a = a if mask is None else a * mask
             w = a / a.abs().sum(1, keepdim=True).clamp(min=1.0)
         else:
             u = action.clamp(-1.0, 1.0) + 1.0
+            if mask is not None:
+                u = torch.cat([u[:, :n] * mask, u[:, n:]], dim=1)
             w = (u / u.sum(1, keepdim=True).clamp(min=1e-12))[:, :n]
         held = obs[:, -n:]
         cost = self.cost * (w - held).abs().sum(1)
