@@ -165,7 +165,7 @@ def test_backtest_and_compare_commands(trained_runs, tmp_path, capsys):
     assert main(["compare", *map(str, trained_runs), "--split", "2019-01-01:2020-12-31", "--obs-noise", "0,0.05",
                  "--out", str(tmp_path / "cmp")]) == 0
     summary = pd.read_csv(tmp_path / "cmp" / "summary.csv")
-    rel = summary[(summary["family"] == "relaxed") & (summary["obs_noise"] == 0)].iloc[0]
+    rel = summary[(summary["family"] == "relaxed/flat") & (summary["obs_noise"] == 0)].iloc[0]
     assert rel["seeds"] == 2 and np.isfinite(rel["Sharpe ±95%"])
     assert set(summary["obs_noise"]) == {0.0, 0.05} and (tmp_path / "cmp" / "equity.png").exists()
     assert any(summary["family"].str.startswith("baseline: "))
