@@ -49,9 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(parquet, one file per ticker, listed with hashes in DIR/manifest.json). A second fetch "
         "asks only for dates after the cached ones; --refresh downloads everything again (adjusted "
         "prices change after splits and dividends). Each ticker succeeds or fails on its own; the "
-        "exit code is 1 if any failed.",
+        "exit code is 1 if any failed. A universe (--tickers-file, or more than 10 tickers) is downloaded in "
+        "batches with yfinance's threaded download (--batch-size), then stored ticker by ticker.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  eqtrade fetch --tickers AAPL MSFT ^GSPC\n"
+        "  eqtrade fetch --tickers-file universe.txt --start 2005-01-01   (one ticker a line, # comments)\n"
+        "then train on it without survivorship bias: [env] prices = \"cache\", align = \"mask\" (README)",
     )
-    f.add_argument("--tickers", nargs="+", required=True, metavar="TICKER", help="Yahoo symbols, e.g. AAPL MSFT ^GSPC")
+    f.add_argument("--tickers", nargs="+", default=[], metavar="TICKER", help="Yahoo symbols, e.g. AAPL MSFT ^GSPC")
+    f.add_argument("--tickers-file", default=None, metavar="FILE",
+                   help="a text file of Yahoo symbols, one a line ('#' starts a comment); with --tickers: both")
+    f.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="tickers per threaded download (default 50 for more than 10 tickers, else 1: one at a time)")
     f.add_argument("--start", default="2010-01-01", help="first date (default 2010-01-01)")
     f.add_argument("--end", default=None, help="last date, inclusive (default: today)")
     f.add_argument("--refresh", action="store_true", help="re-download the whole range, replacing the cache")
@@ -421,8 +430,16 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 def cmd_fetch(args) -> int:
     from .data import fetch
 
-    results = fetch(args.tickers, start=args.start, end=args.end, data_dir=args.data_dir,
-                    refresh=args.refresh, retries=args.retries, progress=not args.no_progress)
+    from .data.yahoo import read_tickers_file
+
+    tickers = list(args.tickers) + (read_tickers_file(args.tickers_file) if args.tickers_file else [])
+    if not tickers:
+        raise ValueError("fetch needs --tickers SYMBOL ... or --tickers-file FILE")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    batch = args.batch_size or (50 if len(tickers) > 10 else 1)
+    results = fetch(tickers, start=args.start, end=args.end, data_dir=args.data_dir, refresh=args.refresh,
+                    retries=args.retries, progress=not args.no_progress, batch_size=batch)
     print(_table([r.__dict__ for r in results], ["ticker", "status", "rows", "rows_added", "first", "last", "cause"]))
     failed = [r for r in results if r.failed]
     for r in failed:

@@ -53,6 +53,8 @@ class FakeYahoo:
         self.price_scale: dict[str, float] = {}
 
     def download(self, tickers, start=None, end=None, **kw):
+        if not isinstance(tickers, str) and len(tickers) > 1:
+            return self._download_many(list(tickers), start, end, **kw)
         ticker = tickers if isinstance(tickers, str) else tickers[0]
         self.calls.append(dict(ticker=ticker, start=start, end=end, **kw))
         ylog = logging.getLogger("yfinance")
@@ -77,6 +79,39 @@ class FakeYahoo:
             ylog.error(f"['{ticker}']: YFPricesMissingError('possibly delisted; no price data found')")
             return yf_empty(ticker)
         return yf_frame(ticker, s)
+
+    def _download_many(self, tickers, start, end, **kw):
+        """yfinance's multi-ticker shape: one (Price, Ticker) frame over the union of dates, a failed
+        ticker's columns all NaN, failures logged together ("N Failed downloads:")."""
+        self.calls.append(dict(ticker=list(tickers), start=start, end=end, **kw))
+        self.batch_calls = getattr(self, "batch_calls", 0) + 1
+        ylog = logging.getLogger("yfinance")
+        if self.offline or getattr(self, "batch_rate_limited", 0) > 0:
+            if not self.offline:
+                self.batch_rate_limited -= 1
+            ylog.error(f"\n{len(tickers)} Failed downloads:")
+            why = "YFTzMissingError('possibly delisted; no timezone found')" if self.offline else \
+                "YFRateLimitError('Too Many Requests. Rate limited. Try after a while.')"
+            ylog.error(f"{tickers}: {why}")
+            frames = [yf_empty(t) for t in tickers]
+            return pd.concat(frames, axis=1)
+        frames, failed = [], []
+        for t in tickers:
+            s = self.panel[t] * self.price_scale.get(t, 1.0) if t in self.panel.columns and t not in self.unknown else None
+            if s is not None:
+                s = s.loc[pd.Timestamp(start) if start else None:]
+                if end is not None:
+                    s = s.loc[s.index < pd.Timestamp(end)]
+            if s is None or s.empty:
+                failed.append(t)
+                frames.append(yf_empty(t))
+            else:
+                frames.append(yf_frame(t, s))
+        if failed:
+            ylog.error(f"\n{len(failed)} Failed download{'s' if len(failed) > 1 else ''}:")
+            ylog.error(f"{failed}: YFPricesMissingError('possibly delisted; no price data found')")
+        out = pd.concat(frames, axis=1).sort_index()
+        return out.reindex(columns=pd.MultiIndex.from_product([PRICE_FIELDS, tickers], names=["Price", "Ticker"]))
 
 
 @pytest.fixture

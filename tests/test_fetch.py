@@ -197,3 +197,55 @@ def test_offline_fetch_says_one_line_per_ticker(fake_yahoo, data_dir, capsys):
     assert len(failed) == 2 and all("cannot reach Yahoo Finance" in ln for ln in failed)
     assert not any("1 Failed download" in ln or "YFTzMissingError" in ln for ln in lines)  # yfinance's noise
     assert len(lines) <= 6, lines
+
+
+# -- a universe: --tickers-file, batched threaded downloads --------------------------------------------
+def test_tickers_file_downloads_in_threaded_batches_and_stores_the_same(fake_yahoo, data_dir, tmp_path, capsys):
+    universe = ["AAPL", "MSFT", "AMD", "BAC", "NOPE", "CVX", "BBY"]
+    f = tmp_path / "universe.txt"
+    f.write_text("# my universe\nAAPL\nmsft, AMD\n\nBAC  # banks\nNOPE\nCVX\nBBY\nAAPL\n")
+    rc = main(["fetch", "--tickers-file", str(f), "--start", "2019-01-01", "--end", "2019-12-31",
+               "--batch-size", "3", "--no-progress"])
+    assert rc == 1  # NOPE failed, the others landed
+    out, err = capsys.readouterr()
+    assert "NOPE" in err and "unknown-ticker" in err
+    batches = [c for c in fake_yahoo.calls if isinstance(c["ticker"], list)]
+    assert [c["ticker"] for c in batches] == [universe[:3], universe[3:6], universe[6:]][:2]
+    assert all(c["threads"] is True and c["auto_adjust"] is False for c in batches)
+    singles = [c["ticker"] for c in fake_yahoo.calls if isinstance(c["ticker"], str)]
+    assert singles == ["BBY", "NOPE"]  # the last batch (of one), then what no batch delivered, one by one
+    man = json.loads((data_dir / "manifest.json").read_text())
+    assert set(man["tickers"]) == set(universe) - {"NOPE"}
+    # the same rows as one-at-a-time downloads
+    other = tmp_path / "other"
+    fetch(universe, start="2019-01-01", end="2019-12-31", data_dir=other, progress=False)
+    for t in set(universe) - {"NOPE"}:
+        pd.testing.assert_frame_equal(DataStore(data_dir).get_ticker(t), DataStore(other).get_ticker(t))
+
+
+def test_a_rate_limited_batch_backs_off_then_lands(fake_yahoo, data_dir):
+    fake_yahoo.batch_rate_limited = 2
+    res = fetch(["AAPL", "MSFT", "AMD"], start="2020-01-01", progress=False, batch_size=50, backoff=1.0)
+    assert [r.status for r in res] == ["ok"] * 3
+    assert fake_yahoo.sleeps == [1.0, 2.0] and fake_yahoo.batch_calls == 3
+    assert all(isinstance(c["ticker"], list) for c in fake_yahoo.calls)  # no one-by-one fallback needed
+
+
+def test_offline_batch_falls_back_and_reports_each_ticker(fake_yahoo, data_dir):
+    fake_yahoo.offline = True
+    res = fetch(["AAPL", "MSFT"], progress=False, batch_size=50)
+    assert [r.cause for r in res] == ["no-network", "no-network"]
+
+
+def test_bad_tickers_files_are_one_line_errors(data_dir, tmp_path, capsys):
+    for content, words in [(None, "no such file"), ("# nothing\n\n", "no tickers"), ("AAPL\nBAD$SYM\n", "line 2")]:
+        f = tmp_path / "u.txt"
+        if content is None:
+            f = tmp_path / "missing.txt"
+        else:
+            f.write_text(content)
+        assert main(["fetch", "--tickers-file", str(f), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert main(["fetch", "--no-progress"]) == 2
+    assert "--tickers-file" in capsys.readouterr().err

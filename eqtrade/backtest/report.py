@@ -342,7 +342,9 @@ def _plot_compare(curves: dict, base, png: Path, split) -> None:
     seen = set()
     for label, eq in curves.items():
         fam = label.split()[0]
-        ax.plot(eq.index, eq, color=colors.get(fam, "C4"), lw=1.2, alpha=0.8, label=None if fam in seen else fam)
+        if fam not in colors:  # e.g. plain/flat, plain/relaxed+mean: the next free colour
+            colors[fam] = f"C{len(colors) % 10}"
+        ax.plot(eq.index, eq, color=colors[fam], lw=1.2, alpha=0.8, label=None if fam in seen else fam)
         seen.add(fam)
     styles = [("k", "--"), ("dimgray", ":"), ("saddlebrown", "-."), ("gray", (0, (1, 3)))]  # one per baseline
     for b, (color, ls) in zip(base or [], styles * 3):

@@ -10,6 +10,13 @@ call, capture that logger's messages, and classify an empty result:
                  failure yfinance may only say "possibly delisted");
 - unknown-ticker Yahoo answered but has no data: unknown or delisted symbol;
 - no-data        no rows in the requested range (e.g. a range before the listing).
+
+A large universe (`fetch --tickers-file`) is first downloaded in batches of `batch_size` tickers
+with yfinance's threaded multi-ticker download (one request per ticker, in parallel threads);
+a batch that is rate limited as a whole waits and retries with exponential backoff. Every ticker
+the batch did not deliver (and every incremental update of a cached ticker, whose dates differ
+per ticker) then goes through the one-ticker path above, with its retries and its classified
+error, so a batch changes the speed and nothing else.
 """
 
 from __future__ import annotations
@@ -116,7 +123,9 @@ def _classify(messages: list[str], exc: BaseException | None) -> tuple[str, str]
     return "no-data", text
 
 
-def _download_once(ticker: str, start: pd.Timestamp | None, end_excl: pd.Timestamp | None, timeout: float):
+def _download_once(ticker, start: pd.Timestamp | None, end_excl: pd.Timestamp | None, timeout: float,
+                   threads: bool = False):
+    """One yf.download call for a ticker (or a list of tickers, threaded): (frame, messages, exception)."""
     import yfinance as yf
 
     cap = _Capture()
@@ -139,7 +148,8 @@ def _download_once(ticker: str, start: pd.Timestamp | None, end_excl: pd.Timesta
             repair=False,
             keepna=False,
             progress=False,
-            threads=False,
+            threads=threads,
+            group_by="column",
             multi_level_index=True,
             timeout=timeout,
         )
@@ -173,6 +183,33 @@ def _download(ticker, start, end_excl, retries, backoff, timeout) -> tuple[pd.Da
     raise AssertionError("unreachable")
 
 
+def _download_batch(tickers: list[str], start, end_excl, retries: int, backoff: float,
+                    timeout: float) -> dict[str, pd.DataFrame]:
+    """One threaded download of several tickers: {ticker: frame} for those it delivered (maybe none).
+    A batch rate limited as a whole is retried with exponential backoff."""
+    for attempt in range(retries + 1):
+        raw, messages, exc = _download_once(list(tickers), start, end_excl, timeout, threads=True)
+        got = {}
+        if exc is None and raw is not None and not raw.empty:
+            for t in tickers:
+                try:
+                    df = _normalise(raw, t)
+                except DataError:
+                    continue  # not in the frame: the one-ticker path will say why
+                if not df.empty:
+                    got[t] = df
+        if got:
+            return got
+        cause, _ = _classify(messages, exc)
+        if cause != "rate-limited" or attempt == retries:
+            return {}
+        wait = backoff * 2**attempt
+        log.warning("batch of %d tickers rate limited by Yahoo, retry %d/%d in %.0fs", len(tickers), attempt + 1,
+                    retries, wait)
+        _sleep(wait)
+    return {}
+
+
 def fetch_ticker(
     store: DataStore,
     ticker: str,
@@ -182,8 +219,11 @@ def fetch_ticker(
     retries: int = 3,
     backoff: float = 2.0,
     timeout: float = 10.0,
+    prefetched: pd.DataFrame | None = None,
 ) -> FetchResult:
-    """Fetch one ticker into the cache: only dates after the cached ones unless `refresh`."""
+    """Fetch one ticker into the cache: only dates after the cached ones unless `refresh`.
+    `prefetched`: its full history from `start` already downloaded (by a batch), used when the
+    ticker has no cache to extend."""
     import yfinance as yf
 
     ticker = ticker.strip().upper()
@@ -209,7 +249,10 @@ def fetch_ticker(
         # ask again for the last few cached days: Yahoo re-bases the whole adjusted history after
         # every dividend and split, and the overlap shows whether it did since the cache was written
         req_start = cached.index[-1] - pd.Timedelta(days=OVERLAP_DAYS)
-    new, cause, text = _download(ticker, req_start, end_excl, retries, backoff, timeout)
+    if cached is None and prefetched is not None and not prefetched.empty:
+        new, cause, text = prefetched, "", ""
+    else:
+        new, cause, text = _download(ticker, req_start, end_excl, retries, backoff, timeout)
     if cause:
         if cached is not None and cause in ("no-data", "unknown-ticker"):
             # yfinance says "possibly delisted; no price data found" for an empty new range too
@@ -272,21 +315,62 @@ def fetch(
     retries: int = 3,
     backoff: float = 2.0,
     progress: bool = True,
+    batch_size: int = 1,
 ) -> list[FetchResult]:
-    """Fetch several tickers; each succeeds or fails on its own (see FetchResult.cause)."""
+    """Fetch several tickers; each succeeds or fails on its own (see FetchResult.cause).
+    batch_size > 1: tickers without a cache are first downloaded that many at a time with
+    yfinance's threaded download (see the module docstring); 1 (default): one request per ticker."""
     from tqdm.auto import tqdm
 
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
     store = DataStore(data_dir)
     store.read_manifest()  # a corrupt manifest stops everything before any download
+    tickers = list(dict.fromkeys(t.strip().upper() for t in tickers if t.strip()))  # in order, once each
+    prefetched: dict[str, pd.DataFrame] = {}
+    fresh = [t for t in tickers if refresh or store.ticker_entry(t) is None]
+    if batch_size > 1 and len(fresh) > 1:
+        start_ts = pd.Timestamp(start) if start else None
+        end_excl = pd.Timestamp(end) + pd.Timedelta(days=1) if end else None
+        bar = tqdm(total=len(fresh), desc="download", unit="ticker", disable=not progress)
+        for i in range(0, len(fresh), batch_size):
+            batch = fresh[i : i + batch_size]
+            prefetched.update(_download_batch(batch, start_ts, end_excl, retries, backoff, 10.0))
+            bar.update(len(batch))
+            bar.set_postfix_str(f"{len(prefetched)} delivered")
+        bar.close()
     results = []
-    bar = tqdm(tickers, desc="fetch", unit="ticker", disable=not progress)
+    bar = tqdm(tickers, desc="fetch" if not prefetched else "store", unit="ticker", disable=not progress)
     for t in bar:
         bar.set_postfix_str(t)
         try:
-            res = fetch_ticker(store, t, start=start, end=end, refresh=refresh, retries=retries, backoff=backoff)
+            res = fetch_ticker(store, t, start=start, end=end, refresh=refresh, retries=retries, backoff=backoff,
+                               prefetched=prefetched.pop(t, None))
         except DataError as e:
             res = FetchResult(t.upper(), "failed", cause="error", message=str(e))
         if res.failed:
             log.debug(res.message)  # the command prints one line per failed ticker at the end
         results.append(res)
     return results
+
+
+def read_tickers_file(path) -> list[str]:
+    """Tickers from a text file: one a line (commas and spaces also separate); '#' starts a comment."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise DataError(f"--tickers-file {p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"--tickers-file {p}: cannot read it ({e})") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        for tok in line.split("#", 1)[0].replace(",", " ").split():
+            if not all(c.isalnum() or c in ".-^=_" for c in tok):
+                raise DataError(f"--tickers-file {p}, line {n}: {tok!r} is not a ticker symbol")
+            out.append(tok.upper())
+    if not out:
+        raise DataError(f"--tickers-file {p}: no tickers in it (one a line; '#' starts a comment)")
+    return out
