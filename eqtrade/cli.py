@@ -582,6 +582,17 @@ def cmd_symmetry(args) -> int:
     print()
     for r in srows:
         print(r.reading)
+    if hist.shape[1] > 1:
+        from .symmetry.gap import exchangeability_gap
+
+        erows = exchangeability_gap(hist, window=args.window, n_boot=args.boot, seed=args.seed)
+        print(f"\nexchangeability of the assets (permutation symmetry): each asset's normalised {args.window}-day "
+              "windows against all the other assets'")
+        with pd.option_context("display.width", 160):
+            print(pd.DataFrame([r.__dict__ for r in erows]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+        print()
+        for r in erows:
+            print(r.reading)
     return 0
 
 

@@ -67,3 +67,25 @@ def test_scale_gap_is_noise_for_a_scale_symmetric_market_and_large_when_regimes_
     assert sym["pooled"].vol_ratio > 2  # the halves really are calm and volatile
     assert sym["pooled"].gap <= sym["pooled"].floor * 1.5
     assert broken["pooled"].epsilon > 3 * max(sym["pooled"].epsilon, 0.01)
+
+
+def test_exchangeability_gap_sees_a_different_asset_and_not_a_rescaled_one():
+    """Assets drawn from one law (one of them at 3x the volatility: normalising removes that) are
+    exchangeable; an asset with a strong trend per unit of risk is not, and only it stands out."""
+    from eqtrade.symmetry.gap import exchangeability_gap
+
+    rng = np.random.default_rng(0)
+    T = 2500
+    R = rng.standard_t(5, size=(T, 5)) * 0.01
+    R[:, 1] *= 3.0
+    R[:, 4] = np.abs(R[:, 4]) * 0.9  # only up days: far from the others after normalising
+    dates = pd.bdate_range("2005-01-03", periods=T)
+    prices = pd.DataFrame(100 * np.cumprod(1 + R, axis=0), index=dates, columns=list("ABCDE"))
+    rows = {r.asset: r for r in exchangeability_gap(prices, window=16, n_boot=20)}
+    assert rows["E"].gap > 5 * rows["E"].floor and rows["E"].epsilon > 0.1
+    for a in "ABCD":
+        assert rows[a].gap < rows["E"].gap / 3, (a, rows[a])
+    assert rows["B"].vol > 2.5 * rows["A"].vol  # the raw scales differ, the normalised windows do not
+    assert "pooled" in rows
+    with pytest.raises(ValueError, match="at least 2 assets"):
+        exchangeability_gap(prices[["A"]])

@@ -186,3 +186,65 @@ def scale_gap(prices: pd.DataFrame, window: int = 32, vol_window: int = 63, n_bo
         ratio = float(np.median(v[~calm]) / max(np.median(v[calm]), 1e-300))
         rows.append(ScaleGapRow(name, n, ratio, g, max(0.0, g - float(np.median(null))), float(np.quantile(null, 0.95))))
     return rows
+
+
+@dataclass
+class ExchangeRow:
+    asset: str
+    windows: int
+    sharpe: float  # annualised mean / volatility of the asset's daily returns (what normalising keeps)
+    vol: float  # annualised volatility (what normalising removes)
+    gap: float  # relative sliced W1 between this asset's normalised windows and the other assets'
+    epsilon: float  # gap less the median gap of random block samples of the pooled assets
+    floor: float  # 95th percentile of that null (exchangeable by construction)
+
+    @property
+    def reading(self) -> str:
+        verdict = ("indistinguishable from the other assets at this sample size" if self.gap <= self.floor
+                   else "distinguishable from the other assets")
+        return (f"{self.asset}: ε_perm = {self.epsilon:.3f} (gap {self.gap:.3f}, noise <= {self.floor:.3f}) — "
+                f"{verdict}; Sharpe {self.sharpe:+.2f}, vol {self.vol:.0%}/yr")
+
+
+def exchangeability_gap(prices: pd.DataFrame, window: int = 32, vol_window: int = 63, n_boot: int = 50,
+                        n_proj: int = 16, seed: int = 0, clip: float = 5.0) -> list[ExchangeRow]:
+    """How exchangeable the assets are, as the per-asset networks see them: per asset, the sliced
+    W1 distance between its normalised return windows (returns / causal trailing volatility, the
+    environments' observations) and the pooled windows of all the other assets, relative to their
+    scale. The same statistic between a random sample of the pooled windows (blocks of `window`
+    windows, the asset's sample size) and the rest gives its noise level under exact
+    exchangeability. Permuting assets is a symmetry of the portfolio task to the extent that these
+    distances are small; "pooled" is the mean over assets. Rows need at least two assets."""
+    from ..envs.market import Market
+
+    if prices.shape[1] < 2:
+        raise ValueError(f"exchangeability needs at least 2 assets, got {prices.shape[1]}")
+    m = Market.from_prices(prices, 1, (prices.index[0], prices.index[-1]))
+    X = m.scaled_returns(vol_window, clip)[vol_window + 1 :]
+    R = m.returns[vol_window + 1 :]
+    theta = _directions(window, n_proj, seed)
+    us = [sliding_window_view(X[:, j], window) @ theta for j in range(X.shape[1])]
+    owner = np.concatenate([np.full(len(u), j) for j, u in enumerate(us)])
+    allu = np.concatenate(us)
+    rng = np.random.default_rng(seed + 3)
+    n = int(np.median([len(u) for u in us]))
+    blocks = int(np.ceil(len(allu) / window))
+    null = []
+    for _ in range(n_boot):
+        pick = np.zeros(blocks, bool)
+        pick[rng.choice(blocks, size=max(1, n // window), replace=False)] = True
+        inside = np.repeat(pick, window)[: len(allu)]
+        null.append(_w1_between(allu[inside], allu[~inside]))
+    med, floor = float(np.median(null)), float(np.quantile(null, 0.95))
+    rows = []
+    for j, c in enumerate(prices.columns):
+        g = _w1_between(us[j], allu[owner != j])
+        r = R[:, j]
+        vol = float(r.std() * np.sqrt(252))
+        rows.append(ExchangeRow(str(c), len(us[j]), float(r.mean() * 252 / max(vol, 1e-300)), vol, g,
+                                max(0.0, g - med), floor))
+    gaps = np.array([r.gap for r in rows])
+    rows.append(ExchangeRow("pooled", len(allu), float(np.mean([r.sharpe for r in rows])),
+                            float(np.mean([r.vol for r in rows])), float(gaps.mean()), max(0.0, float(gaps.mean()) - med),
+                            floor))
+    return rows
