@@ -1,5 +1,6 @@
 """Cost per step against the number of assets N: env step, network forward+backward and SAC update,
-for the per-asset shared network (the default) and the flat MLP, at N = 20, 100, 500.
+for the per-asset shared networks (the default; with the market-mean context, "+mean"; with relaxed
+per-asset embeddings, "relaxed+mean") and the flat MLP, at N = 20, 100, 500.
 
 The universe is the planted market (eqtrade.data.synthetic: N independent synthetic assets,
 1999-2022 business days) — a documented synthetic universe of any size; costs do not depend on
@@ -49,9 +50,12 @@ def measure(n: int, reps: int) -> dict[str, float]:
     out = {"env step": _time(step, reps * 10)}
     common = dict(family="plain", learning_starts=64, batch_size=256, buffer_size=2000, eval_every=0,
                   checkpoint_every=0, seed=0)
+    shared = dict(hidden=(4,), actor_loss="exact", reward_scale=100.0, **common)
     agents = {
-        "per-asset": SAC(spec.make(), SACConfig(encoder={"kind": "per_asset"}, hidden=(4,), actor_loss="exact",
-                                                reward_scale=100.0, **common), spec, env),
+        "per-asset": SAC(spec.make(), SACConfig(encoder={"kind": "per_asset"}, **shared), spec, env),
+        "+mean": SAC(spec.make(), SACConfig(encoder={"kind": "per_asset", "context": "mean"}, **shared), spec, env),
+        "relaxed+mean": SAC(spec.make(), SACConfig(encoder={"kind": "per_asset", "context": "mean",
+                                                            "assets": "relaxed"}, **shared), spec, env),
         "flat": SAC(spec.make(), SACConfig(hidden=(256, 256), **common), spec, env),
     }
     obs = torch.randn(256, env.observation_space.shape[0])

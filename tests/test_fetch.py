@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-import eqtrade.data._atomic as atomic_mod
+import eqtrade.util as atomic_mod
 import eqtrade.data.store as store_mod
 from eqtrade.cli import main
 from eqtrade.data import CacheCorruptError, DataStore, fetch, load_prices

@@ -372,7 +372,7 @@ class Agent:
     def save(self, path, include_buffer: bool = True) -> None:
         """Save everything needed to predict and to resume training exactly (atomically);
         `include_buffer=False` writes a policy snapshot (best.pt) without the replay buffer."""
-        from ..data._atomic import atomic_write_bytes
+        from ..util import atomic_write_bytes
 
         state = {
             "algo": self.algo, "config": self.config.to_dict(),
@@ -485,7 +485,7 @@ class MetricsWriter:
 
     def rewrite(self, rows: list[dict]) -> None:
         """The whole file from `rows` (e.g. the metrics a checkpoint holds), atomically."""
-        from ..data._atomic import atomic_write_bytes
+        from ..util import atomic_write_bytes
 
         self.cols += [k for r in rows for k in r if k not in self.cols]
         buf = io.StringIO()

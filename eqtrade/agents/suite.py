@@ -133,7 +133,7 @@ def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress:
            "family": a["family"], "seed": a["seed"], "steps": agent.step, "frames": agent.step * repeat,
            "returns": returns, "curve": curve, "equivariance_error": agent.equivariance_error(),
            "train_seconds": train_s, "resumed": resume}
-    from ..data._atomic import atomic_write_bytes
+    from ..util import atomic_write_bytes
 
     atomic_write_bytes(res_path, json.dumps(res, indent=1).encode())
     atomic_write_bytes(out / "suite_run.toml", dump_toml(cfg).encode())
@@ -231,8 +231,8 @@ def summarise(results: list[dict], out: Path):
     column per noise level) and one learning-curve PNG per domain."""
     import pandas as pd
 
-    from ..backtest.report import mean_ci
-    from ..data._atomic import atomic_write_bytes
+    from ..util import mean_ci
+    from ..util import atomic_write_bytes
 
     rows = [{"domain": r["domain"], "break": r["break"], "family": r["family"], "seed": r["seed"],
              "frames": r["frames"], "obs_noise": float(s), "return": v, "train_seconds": r["train_seconds"],

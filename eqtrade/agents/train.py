@@ -252,7 +252,7 @@ def plot_learning_curve(metrics_csv: Path, png: Path, title: str) -> None:
 
 def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True):
     """Run (or resume) training as configured; returns the agent."""
-    from ..data._atomic import atomic_write_bytes
+    from ..util import atomic_write_bytes
     from . import Agent
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

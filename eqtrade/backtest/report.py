@@ -4,14 +4,13 @@ multi-run comparison of `eqtrade compare`."""
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..data._atomic import atomic_write, atomic_write_bytes
+from ..util import atomic_write, atomic_write_bytes, mean_ci
 from .engine import BASELINES, SP500_LABEL, Backtest, baseline, rollout, with_cash_interest
 from .metrics import metrics_table, rf_label
 
@@ -253,15 +252,6 @@ def _tearsheet(returns: pd.Series, benchmark: pd.Series | None, path: Path, titl
 
 
 # -- compare ---------------------------------------------------------------------------------------
-def mean_ci(x) -> tuple[float, float]:
-    """Mean and half-width of its 95% Student-t interval over seeds (NaN for one seed)."""
-    from scipy import stats
-
-    x = np.asarray(x, dtype=float)
-    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
-    return float(x.mean()), float(half)
-
-
 def selection_metrics(run_dir, checkpoint: str = "best") -> dict[str, float]:
     """Train- and valid-split Sharpe at the evaluation that chose best.pt (or at the last one,
     for checkpoint "last"), from metrics.csv: the generalisation gap next to the backtest's

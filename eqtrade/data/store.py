@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._atomic import atomic_write_bytes, atomic_write_json
+from ..util import atomic_write_bytes, atomic_write_json
 from .errors import CacheCorruptError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,11 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename."""
+"""Small helpers below every package (data, agents, backtest, sweep import them; they import
+nothing of eqtrade): atomic file writes (a temporary file in the same folder, fsync, then
+rename) and the mean ± 95% interval over seeds that every comparison table reports."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -34,3 +37,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_json(path: Path, obj: Any) -> None:
     """Atomically write an object as indented JSON."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def mean_ci(x) -> tuple[float, float]:
+    """Mean and half-width of its 95% Student-t interval over seeds (NaN for one seed)."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return float(x.mean()), float(half)
