@@ -5,7 +5,12 @@ whatever its column, so its returns do not move; a flat network's do.
 
 Prints, per run and per family: the Sharpe in the original order, the spread (max - min) of the
 Sharpe over the orders, and the largest change of any ticker's weight on any day (weights mapped
-back to tickers), with drift costs (as `eqtrade backtest`).
+back to tickers), with drift costs (as `eqtrade backtest`). And the actor's permutation error on
+the split's real observations ("exchange error": ‖f(π·x) − π·f(x)‖/‖f(x)‖ over 8 random π, the
+network's own asset slots kept in place): how far the policy treats assets differently when their
+data are exchanged — 0 for a shared head, the learned symmetry breaking of relaxed per-asset
+embeddings (which follow their tickers, so reordering columns moves nothing), large for a flat
+network.
 
     .venv/bin/python bench/bench_reorder.py runs/assets/*-s* [--split test] [--orders 5]
 """
@@ -45,10 +50,24 @@ def reorder_stability(run_dir, split: str = "test", orders: int = 5, seed: int =
         w = bt.weights[list(prices.columns)].to_numpy()
         if base_w is None:
             base_w = w
+            obs = _observations(env)
+            from eqtrade.nn.measure import permutation_errors
+
+            exchange = permutation_errors(agent.actor, env.unwrapped.symmetry, torch.as_tensor(obs, dtype=torch.float32),
+                                          reflect=False)["mean"]
         else:
             max_dw = max(max_dw, float(np.abs(w - base_w).max()))
     return {"run": str(run_dir), "family": label, "sharpe": sharpes[0],
-            "sharpe spread over orders": max(sharpes) - min(sharpes), "max weight change": max_dw}
+            "sharpe spread over orders": max(sharpes) - min(sharpes), "max weight change": max_dw,
+            "exchange error": exchange}
+
+
+def _observations(env, n: int = 256):
+    """Up to n observations of the split (zero weights held: the policy's reading of the market)."""
+    u = env.unwrapped
+    W, X = u.window, u._X
+    days = np.linspace(u.market.first, u.market.last, min(n, u.market.n_days)).astype(int)
+    return np.stack([np.concatenate([X[t - W + 1 : t + 1].reshape(-1), np.zeros(u.n_assets)]) for t in days])
 
 
 def main(argv=None) -> int:
@@ -63,7 +82,8 @@ def main(argv=None) -> int:
     print(df.to_markdown(index=False, floatfmt=".4f"))
     agg = df.groupby("family", sort=False).agg(
         seeds=("run", "size"), sharpe=("sharpe", "mean"),
-        mean_sharpe_spread=("sharpe spread over orders", "mean"), max_weight_change=("max weight change", "max"))
+        mean_sharpe_spread=("sharpe spread over orders", "mean"), max_weight_change=("max weight change", "max"),
+        exchange_error=("exchange error", "mean"))
     print()
     print(agg.to_markdown(floatfmt=".4f"))
     return 0

@@ -72,8 +72,9 @@ def slow(*a, **k):
 yfinance.download = slow
 y.network_ok = lambda *a, **k: True
 from eqtrade.cli import main
+# one ticker a request (--batch-size 1): many requests, so that kills land inside fetches and writes
 sys.exit(main(["fetch", "--tickers", *{tickers!r}, "--start", "2000-01-01", "--end", {end!r}, "--data-dir", {data!r},
-               "--no-progress", *{extra!r}]))
+               "--no-progress", "--batch-size", "1", *{extra!r}]))
 """
 
 
