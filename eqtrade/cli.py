@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="no progress bar: one line per evaluation instead (the default when output is not a terminal)")
     m = sub.add_parser(
         "dmc", help="the continuous-control suite: plain/exact/relaxed SAC on dm_control tasks, exact and broken",
-        description="Runs SAC for every domain x break strength x agent family x seed (in parallel processes), "
+        description="Runs SAC for every domain x break strength x agent family x seed (trials of the sweep engine "
+        "on Ray Tune: a local Ray instance, --jobs trials at a time, or a cluster with --address), "
         "then prints and saves a table of final returns (mean ± 95% t-interval over seeds) with one column "
         "per test-time observation-noise level, the mean evaluation return over the learning curve (\"curve "
         "mean\": learning speed), and learning curves (OUT/curves-DOMAIN.png). Steps are env "
@@ -181,11 +182,41 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--obs-noise", default=None, metavar="S1,S2,...",
                    help="test-time observation-noise std levels (default 0,0.05,0.1)")
     m.add_argument("--eval-episodes", type=int, default=None, help="final evaluation episodes per noise level (default 5)")
-    m.add_argument("--jobs", type=int, default=None, help="parallel processes (default: one per core)")
+    m.add_argument("--jobs", type=int, default=None, help="trials at a time on the local Ray instance (default: one per core)")
+    m.add_argument("--address", default=None, help="run the trials on an existing Ray cluster (host:port; default "
+                   "$RAY_ADDRESS, else a local instance); it must share --out with this machine")
     m.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/dmc-quick or runs/dmc)")
     m.add_argument("--quick", action="store_true",
                    help="smoke preset: cartpole-swingup, breaks 0 and 0.5, 1 seed, 1500 steps, 64x64 nets (minutes)")
     m.add_argument("--no-progress", action="store_true")
+    w = sub.add_parser(
+        "sweep", parents=[dd], help="a study on Ray Tune: a grid (or a search) of training runs, then one table",
+        description="Runs every trial of a sweep spec (a strategy config plus a [sweep] table: a grid over any "
+        "config field, or an Optuna TPE search with ASHA early stopping for tuning) on Ray Tune, one trial per "
+        "CPU, one torch thread each. Each trial is an ordinary run directory (OUT/runs/NAME: backtest and compare "
+        "work on it), reports its evaluation on the valid split to Tune at every evaluation and checkpoints "
+        "through the agent's checkpoint.pt; then `compare` on the finished runs gives the table, on the split "
+        "the spec's [sweep.report] names, once (OUT/report/). Ctrl-C stops within seconds; --resume continues "
+        "an interrupted sweep without redoing finished trials. Default: a local Ray instance sized to the "
+        "machine, nothing left running afterwards; --address (or RAY_ADDRESS) runs on an existing cluster, "
+        "which must share OUT and the data directory with this machine.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  eqtrade sweep studies/portfolio-families.toml\n"
+        "  eqtrade sweep studies/portfolio-families.toml --resume\n"
+        "  ray start --head --port 6379   # then on other machines: ray start --address HEAD:6379\n"
+        "  eqtrade sweep studies/portfolio-families.toml --address HEAD:6379 --out /shared/sweeps/families",
+    )
+    w.add_argument("spec", metavar="SPEC.toml", help="a sweep spec (see studies/ and README)")
+    w.add_argument("--out", default=None, metavar="DIR", help="sweep directory (default runs/sweeps/NAME)")
+    w.add_argument("--address", default=None,
+                   help="an existing Ray cluster (host:port, auto, ray://...); default $RAY_ADDRESS, else a local one")
+    w.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray instance = trials at a time "
+                   "(default: all cores)")
+    w.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial where the cluster has them "
+                   "(default 0)")
+    w.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
+    w.add_argument("--force", action="store_true", help="start afresh in an --out that holds an earlier sweep")
+    w.add_argument("--no-progress", action="store_true", help="no per-trial progress table")
     b = sub.add_parser(
         "backtest", parents=[dd], help="backtest a trained run or a baseline strategy, with an HTML tearsheet",
         description="Rolls out the run's deterministic policy over a split (full period) next to the baselines "
@@ -382,19 +413,9 @@ def _resume_cfg(out, steps):
 
 def _rf_arg(text, data_dir=None):
     """--rf: an annual rate (a number) or the name of a cash-like price series."""
-    try:
-        rate = float(text)
-    except ValueError:
-        from .backtest.report import load_benchmark
+    from .backtest.report import parse_rf
 
-        try:
-            return load_benchmark(str(text), data_dir)
-        except ValueError:
-            raise ValueError(f"--rf {text!r}: neither an annual rate (e.g. 0.02) nor a one-column dataset, cached or "
-                             "bundled ticker") from None
-    if not -0.5 < rate < 0.5:
-        raise ValueError(f"--rf {text} is not an annual rate as a fraction (e.g. 0.02 for 2%/yr)")
-    return rate
+    return parse_rf(text, data_dir)
 
 
 def _split_arg(text: str):
@@ -527,7 +548,7 @@ def cmd_symmetry_env(args) -> int:
 def cmd_dmc(args) -> int:
     from pathlib import Path
 
-    from .agents.suite import QUICK, SuiteConfig, run_suite
+    from .sweep.dmc import QUICK, SuiteConfig, run_suite
 
     kw = dict(QUICK) if args.quick else {}
     if args.domains:
@@ -543,8 +564,11 @@ def cmd_dmc(args) -> int:
             kw[name] = getattr(args, name)
     sc = SuiteConfig(**kw)
     out = Path(args.out or ("runs/dmc-quick" if args.quick else "runs/dmc"))
+    import os
+
     try:
-        _, table = run_suite(sc, out, progress=not args.no_progress)
+        _, table = run_suite(sc, out, progress=not args.no_progress,
+                             address=args.address or os.environ.get("RAY_ADDRESS") or None)
     except KeyboardInterrupt:
         print(f"eqtrade dmc: interrupted; give the same command again to resume ({out})", file=sys.stderr)
         return 130
@@ -552,6 +576,58 @@ def cmd_dmc(args) -> int:
     print(f"\nresults: {out}/summary.md, {out}/results.csv; learning curves: "
           + ", ".join(str(p) for p in sorted(out.glob("curves-*.png"))))
     return 0
+
+
+def cmd_sweep(args) -> int:
+    import os
+    import shutil
+    from pathlib import Path
+
+    from .sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else Path("runs/sweeps") / spec.name
+    if args.cpus is not None and args.cpus < 1:
+        raise ValueError(f"--cpus must be >= 1, got {args.cpus}")
+    if args.resume and args.force:
+        raise ValueError("--resume continues the sweep in --out; --force starts it afresh: give one")
+    if not args.resume:
+        kind = output_kind(out)
+        if kind == "sweep" and args.force:
+            shutil.rmtree(out)
+        elif kind == "sweep":
+            raise ValueError(f"--out {out} already holds a sweep; --resume continues it, --force starts afresh")
+        else:
+            check_output_dir(out, "sweep")
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        rows, table = run_sweep(spec, out, address=address, cpus=args.cpus, gpus_per_trial=args.gpus_per_trial,
+                                resume=args.resume, progress=not args.no_progress, data_dir=args.data_dir)
+    except KeyboardInterrupt:
+        print(f"eqtrade sweep: interrupted; trials keep their checkpoints: eqtrade sweep {args.spec} --out {out} "
+              "--resume", file=sys.stderr)
+        return 130
+    failed = [r for r in rows if r["status"] == "error"]
+    unfinished = [r for r in rows if r["status"] == "unfinished"]
+    print(f"sweep {spec.name}: {len(rows) - len(failed) - len(unfinished)} of {len(rows)} trial(s) finished -> {out}/runs/")
+    for r in failed:
+        print(f"FAILED trial {r['trial']}: {_last_error_line(r['error'])} (log: {out}/tune/)", file=sys.stderr)
+    if table is not None:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        print(f"\nwrote {out}/report/ (summary.md, runs.csv, equity.png), split {spec.report['split']}")
+    if unfinished:
+        print(f"eqtrade sweep: interrupted with {len(unfinished)} trial(s) unfinished; they keep their checkpoints: "
+              f"eqtrade sweep {args.spec} --out {out} --resume", file=sys.stderr)
+        return 130
+    return 1 if failed else 0
+
+
+def _last_error_line(text: str) -> str:
+    """The exception line of a trial's error (Ray wraps it in its own traceback)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errs = [ln for ln in lines if "Error:" in ln or "Exception:" in ln]
+    return (errs[-1] if errs else lines[-1]) if lines else "error"
 
 
 def cmd_symmetry(args) -> int:
@@ -604,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .data import DataError
 
     handlers = {"fetch": cmd_fetch, "data": cmd_data, "symmetry": cmd_symmetry, "train": cmd_train,
-                "dmc": cmd_dmc,
+                "dmc": cmd_dmc, "sweep": cmd_sweep,
                 "backtest": cmd_backtest, "compare": cmd_compare}
     try:
         return handlers[args.command](args)

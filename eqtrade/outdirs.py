@@ -6,11 +6,11 @@ import tomllib
 from pathlib import Path
 
 #: the file that marks each kind of output directory
-MARKERS = {"run": "checkpoint.pt", "compare": "summary.csv"}
+MARKERS = {"run": "checkpoint.pt", "compare": "summary.csv", "sweep": "sweep.json"}
 
 
 def output_kind(path: Path) -> str | None:
-    """"run", "backtest", "compare", "other" (files of another origin) or None (absent or empty)."""
+    """"run", "backtest", "compare", "sweep", "other" (files of another origin) or None (absent or empty)."""
     path = Path(path)
     if not path.exists() or not any(path.iterdir()):
         return None

@@ -122,14 +122,14 @@ TINY = dict(domains=["cartpole-swingup"], breaks=[0.0, 0.5], steps=100, seeds=1,
 
 
 def test_suite_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):
-    from eqtrade.agents import suite
+    from eqtrade.sweep import dmc as suite
 
     monkeypatch.setattr(suite, "QUICK", TINY)
     out = tmp_path / "dmc"
     assert main(["dmc", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert "return σ=0.1" in printed and "curve mean" in printed and "curves-cartpole-swingup.png" in printed
-    results = list(out.rglob("result.json"))
+    results = list(out.glob("*/break-*/*/result.json"))  # (Ray Tune keeps its own under sweep/)
     assert len(results) == 6  # 2 breaks x 3 families x 1 seed
     r = json.loads(results[0].read_text())
     assert r["frames"] == 100 * 8 and set(r["returns"]) == {"0", "0.1"}
@@ -147,7 +147,7 @@ def test_suite_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):
 
 
 def test_suite_resumes_an_interrupted_run_and_runs_in_parallel(tmp_path):
-    from eqtrade.agents.suite import SuiteConfig, run_config, run_dir, run_suite
+    from eqtrade.sweep.dmc import SuiteConfig, run_config, run_dir, run_suite
     from eqtrade.agents.train import train
 
     sc = SuiteConfig(**dict(TINY, agents=["plain"], jobs=2))
@@ -162,7 +162,7 @@ def test_suite_resumes_an_interrupted_run_and_runs_in_parallel(tmp_path):
 
 
 def test_suite_rejects_bad_options():
-    from eqtrade.agents.suite import SuiteConfig
+    from eqtrade.sweep.dmc import SuiteConfig
 
     with pytest.raises(ValueError, match="unknown agent family"):
         SuiteConfig(agents=["plain", "fancy"])
@@ -201,33 +201,38 @@ def test_relaxed_sac_on_dihedral_reacher_uses_the_fourier_path_and_trains():
     assert agent.equivariance_error() > 1e-4  # 40 updates moved the relaxed weights off uniform
 
 
-def test_ctrl_c_stops_a_parallel_suite_with_every_running_run_checkpointed(tmp_path):
-    """Ctrl-C in a terminal signals the whole foreground process group: the suite forwards one
-    SIGINT to each run process, each saves a checkpoint at a step boundary, and nothing else starts."""
+def test_ctrl_c_stops_a_parallel_suite_with_the_running_runs_checkpointed(tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group: Ray Tune stops the sweep
+    within seconds, nothing else starts, and the running runs keep their last periodic checkpoint
+    (the same call again continues from it: test_suite_resumes_an_interrupted_run_...)."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
+    import torch
+
     code = (
-        "from eqtrade.agents.suite import SuiteConfig, run_suite\n"
-        "sc = SuiteConfig(domains=['cartpole-swingup'], agents=['plain'], breaks=[0.0, 0.5, 1.0], steps=5000,"
+        "from eqtrade.sweep.dmc import SuiteConfig, run_suite\n"
+        "sc = SuiteConfig(domains=['cartpole-swingup'], agents=['plain'], breaks=[0.0, 0.5, 1.0], steps=20000,"
         " seeds=1, obs_noise=[0.0], eval_episodes=1, hidden=[16, 16], learning_starts=100, eval_every=2500,"
         " curve_episodes=1, jobs=2)\n"
         f"run_suite(sc, {str(tmp_path)!r}, progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while len(list(tmp_path.rglob("metrics.csv"))) < 2:  # both runs are past their first episode
+    deadline = time.time() + 180
+    while len(list(tmp_path.glob("*/break-*/*/checkpoint.pt"))) < 2:  # both runs saved at step 2500
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()[-2000:]
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
     t0 = time.time()
     assert proc.wait(60) != 0
     assert time.time() - t0 < 30
-    ckpts = sorted(p.parent.parent.name for p in tmp_path.rglob("checkpoint.pt"))
-    assert ckpts == ["break-0", "break-0.5"]  # the two running runs saved; the third never started
-    assert not list(tmp_path.rglob("result.json"))
-    assert b"interrupted at step" in proc.stderr.read()
+    ckpts = sorted(tmp_path.glob("*/break-*/*/checkpoint.pt"))
+    assert [p.parent.parent.name for p in ckpts] == ["break-0", "break-0.5"]  # the third never started
+    assert not list(tmp_path.glob("*/break-*/*/result.json"))
+    assert b"Stop signal received" in proc.stderr.read()  # Ray Tune's own message: the sweep stopped
+    steps = [torch.load(p, weights_only=False)["step"] for p in ckpts]
+    assert all(2500 <= st < 20000 for st in steps), steps

@@ -270,10 +270,12 @@ class Agent:
         obs = torch.from_numpy(self.buffer.obs[idx])
         return equivariance_error(self.policy_module(), self.symmetry, obs)
 
-    def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool | str = True) -> "Agent":
+    def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool | str = True,
+              on_eval=None) -> "Agent":
         """Train until `total_steps` environment steps (continues from `self.step` after a load).
         progress: True (a bar in a terminal, one line per evaluation on stderr otherwise), "lines"
-        (always lines) or False (silent)."""
+        (always lines) or False (silent). on_eval: called with each evaluation's metrics row
+        (after it is written to metrics.csv), e.g. to report it to a sweep."""
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -330,6 +332,8 @@ class Agent:
                     self.metrics.append(row)
                     if writer:
                         writer.write(row)
+                    if on_eval is not None and "eval_return" in row:
+                        on_eval(row)
                     if lines and "eval_return" in row:
                         _progress_line(row, total_steps, (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9),
                                        (*self.loss_columns, *self.extra_columns))

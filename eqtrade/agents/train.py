@@ -88,13 +88,15 @@ def dump_toml(cfg: dict) -> str:
 def resolve_config(config: str | Path | None = None, agent: str | None = None, algo: str | None = None,
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
                    data: str | None = None, break_strength: float | None = None, data_dir=None,
-                   assets: str | None = None, context: str | None = None) -> dict:
+                   assets: str | None = None, context: str | None = None, tables: dict | None = None) -> dict:
     """The full run config: defaults, then the TOML file, then the command-line values.
     assets: the portfolio network's asset-axis family: "flat" (one MLP over all assets, tied to the
     universe), "exact" (one head shared by every asset) or "relaxed" (shared head plus per-asset
-    embeddings); context: "none" or "mean" (each asset also reads the market mean)."""
+    embeddings); context: "none" or "mean" (each asset also reads the market mean).
+    tables: the strategy tables as a dict, instead of a file (a sweep's trial)."""
     cfg = copy.deepcopy(BASE)
-    file_cfg = load_toml(config) if config else {}
+    file_cfg = copy.deepcopy(tables) if tables is not None else (load_toml(config) if config else {})
+    config = config if config else ("the sweep spec" if tables is not None else None)
     unknown = sorted(set(file_cfg) - {"run", "env", "eval_env", "agent"})
     if unknown:
         raise ValueError(f"{config}: unknown table(s) {', '.join(f'[{t}]' for t in unknown)}; a run config has "
@@ -250,8 +252,8 @@ def plot_learning_curve(metrics_csv: Path, png: Path, title: str) -> None:
     plt.close(fig)
 
 
-def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True):
-    """Run (or resume) training as configured; returns the agent."""
+def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True, on_eval=None):
+    """Run (or resume) training as configured; returns (agent, run directory). on_eval: see Agent.learn."""
     from ..util import atomic_write_bytes
     from . import Agent
 
@@ -281,7 +283,7 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
         cfg["agent"] = agent.config.to_dict()  # every resolved option, defaults included
         cfg["agent"]["hidden"] = list(cfg["agent"]["hidden"])
         atomic_write_bytes(out / "config.toml", dump_toml(cfg).encode())
-    agent.learn(cfg["run"]["steps"], out_dir=out, progress=progress)
+    agent.learn(cfg["run"]["steps"], out_dir=out, progress=progress, on_eval=on_eval)
     if (out / "metrics.csv").exists():
         plot_learning_curve(out / "metrics.csv", out / "learning_curve.png",
                             f"{cfg['run']['algo'].upper()} {cfg['agent']['family']} on {cfg['run']['env']}")

@@ -132,6 +132,21 @@ def load_benchmark(name: str | None, data_dir=None) -> pd.Series | None:
                      f"(see `eqtrade data list`)")
 
 
+def parse_rf(text, data_dir=None):
+    """A risk-free rate from its text: an annual rate (a number) or the name of a cash-like price series."""
+    try:
+        rate = float(text)
+    except ValueError:
+        try:
+            return load_benchmark(str(text), data_dir)
+        except ValueError:
+            raise ValueError(f"--rf {text!r}: neither an annual rate (e.g. 0.02) nor a one-column dataset, cached or "
+                             "bundled ticker") from None
+    if not -0.5 < rate < 0.5:
+        raise ValueError(f"--rf {text} is not an annual rate as a fraction (e.g. 0.02 for 2%/yr)")
+    return rate
+
+
 def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None = None) -> list[Backtest]:
     """The baselines of a backtest: same days and costs as the agent, and the benchmark."""
     kinds = ["equal-weight", "buy-and-hold", "sp500", "cash"] if prices.shape[1] > 1 else ["buy-and-hold", "sp500", "cash"]

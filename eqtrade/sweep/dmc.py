@@ -1,11 +1,13 @@
 """`eqtrade dmc`: the continuous-control sanity suite. SAC with plain / exact / relaxed networks on
-dm_control tasks, exact and symmetry-broken, several seeds, in parallel processes; then a table of
+dm_control tasks, exact and symmetry-broken, several seeds, as trials of the sweep engine (Ray Tune,
+eqtrade.sweep); then a table of
 final returns (mean ± 95% t-interval over seeds), returns under test-time observation noise, and
 learning curves.
 
 Layout of OUT/: DOMAIN/break-S/FAMILY-sSEED/ (a normal run directory: config.toml, checkpoint.pt,
 metrics.csv, learning_curve.png, and result.json once evaluated), results.csv (one row per run
-and noise level), summary.csv / summary.md (the table), curves-DOMAIN.png. A run whose
+and noise level), summary.csv / summary.md (the table), curves-DOMAIN.png, sweep/ (Ray Tune's
+experiment state and logs). A run whose
 result.json exists is not redone, and one with a checkpoint is resumed, so an interrupted suite
 continues where it stopped when the same command is given again.
 """
@@ -37,7 +39,7 @@ class SuiteConfig:
     seeds: int = 3
     obs_noise: list = field(default_factory=lambda: [0.0, 0.05, 0.1])
     eval_episodes: int = 5  # final evaluation, per noise level
-    jobs: int = 0  # parallel processes; 0 = one per core
+    jobs: int = 0  # trials at a time on the local Ray instance; 0 = one per core
     hidden: list = field(default_factory=lambda: [256, 256])
     learning_starts: int = 1000
     eval_every: int = 1250
@@ -109,7 +111,7 @@ def evaluate_with_noise(agent, env, episodes: int, sigma: float, seed: int = 20_
 
 def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress: bool = False) -> dict:
     """Train (or resume, or reuse) one run, then evaluate it under each noise level."""
-    from .train import dump_toml, train
+    from ..agents.train import dump_toml, train
 
     out = Path(out)
     res_path = out / "result.json"
@@ -140,89 +142,37 @@ def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress:
     return res
 
 
-def _init_worker() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    import torch
+def run_suite(sc: SuiteConfig, out: Path, progress: bool = True, address: str | None = None):
+    """Every combination as a trial of the sweep engine (eqtrade.sweep, on Ray Tune: `jobs` trials at
+    a time on a local Ray instance, or on the cluster at `address`), then `summarise`: (results, table).
 
-    torch.set_num_threads(1)
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    Ctrl-C: the sweep stops, runs keep their checkpoints; the same call again reuses finished runs
+    (result.json) and resumes the interrupted ones."""
+    from .engine import run_trials
 
-
-def _child(job) -> None:
-    """One run in its own process. It leaves the terminal's process group, so that Ctrl-C reaches
-    the parent only, which forwards exactly one SIGINT (a second one would stop mid-step)."""
-    import sys
-    import traceback
-
-    os.setpgrp()
-    _init_worker()
-    try:
-        run_one(*job)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except BaseException:
-        traceback.print_exc()
-        sys.exit(1)
-
-
-def run_suite(sc: SuiteConfig, out: Path, progress: bool = True):
-    """Every combination, `jobs` processes at a time, then `summarise`: (results, table).
-
-    Ctrl-C: every running run saves its checkpoint at a step boundary and the suite stops; the
-    same call again reuses finished runs and resumes the interrupted ones."""
-    import multiprocessing as mp
-    import signal
-
-    from tqdm.auto import tqdm
-
-    out = Path(out)
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "suite.json").write_text(json.dumps(asdict(sc), indent=1))
-    jobs = [(run_config(sc, d, b, f, s), run_dir(out, d, b, f, s), list(sc.obs_noise), sc.eval_episodes)
-            for d in sc.domains for b in sc.breaks for s in range(sc.seeds) for f in sc.agents]
-    n_jobs = sc.jobs or os.cpu_count() or 1
-    results, failed = [], []
-    bar = tqdm(total=len(jobs), desc="dmc suite", unit="run", disable=not progress, dynamic_ncols=True)
-
-    def done(r):
-        results.append(r)
-        bar.set_postfix_str(f"{r['domain']} break {r['break']:g} {r['family']} s{r['seed']}: "
-                            f"{r['returns'][min(r['returns'], key=float)]:.1f}")
-        bar.update(1)
-
-    try:
-        if n_jobs == 1:
-            for job in jobs:
-                done(run_one(*job, progress=progress))
-        else:
-            ctx = mp.get_context("spawn")
-            pending, running = list(jobs), {}
-            try:
-                while pending or running:
-                    while pending and len(running) < n_jobs:
-                        job = pending.pop(0)
-                        proc = ctx.Process(target=_child, args=(job,), daemon=False)
-                        proc.start()
-                        running[proc] = job
-                    time.sleep(0.2)
-                    for proc in [p for p in running if not p.is_alive()]:
-                        job = running.pop(proc)
-                        proc.join()
-                        if proc.exitcode == 0:
-                            done(json.loads((Path(job[1]) / "result.json").read_text()))
-                        else:
-                            failed.append(f"{job[1]} (exit code {proc.exitcode})")
-            except KeyboardInterrupt:
-                for proc in running:
-                    if proc.is_alive():
-                        os.kill(proc.pid, signal.SIGINT)
-                for proc in running:
-                    proc.join()
-                raise
-    finally:
-        bar.close()
+    trials = {}
+    for d in sc.domains:
+        for b in sc.breaks:
+            for s in range(sc.seeds):
+                for f in sc.agents:
+                    rd = run_dir(out, d, b, f, s)
+                    trials[str(rd.relative_to(out))] = {"train": run_config(sc, d, b, f, s), "dir": str(rd),
+                                                        "obs_noise": list(sc.obs_noise),
+                                                        "eval_episodes": sc.eval_episodes}
+    rows = run_trials(trials, out / "sweep", kind="dmc", metric="return", address=address,
+                      cpus=sc.jobs or os.cpu_count() or 1, progress=progress, columns=("step", "return"),
+                      fresh=True)
+    unfinished = [r for r in rows if r["status"] == "unfinished"]
+    if unfinished:
+        raise KeyboardInterrupt
+    failed = [f"{r['trial']}: {r['error'].strip().splitlines()[-1] if r['error'].strip() else 'error'}"
+              for r in rows if r["status"] == "error"]
     if failed:
-        raise RuntimeError(f"{len(failed)} run(s) failed (see the tracebacks above): {', '.join(failed)}")
+        raise RuntimeError(f"{len(failed)} run(s) failed: " + "; ".join(failed))
+    results = [json.loads((Path(t["dir"]) / "result.json").read_text()) for t in trials.values()]
     return results, summarise(results, out)
 
 

@@ -1,0 +1,234 @@
+"""Running a sweep's trials on Ray Tune: a local Ray instance by default, a cluster by address.
+
+Layout of OUT/ (a sweep directory):
+    sweep.json        the spec as run (name, grid, search, report) and each trial's full config
+    runs/NAME/        one ordinary run directory per trial (config.toml, checkpoint.pt, best.pt,
+                      metrics.csv, ...: `eqtrade backtest` and `compare` work on it unchanged),
+                      plus trial.json (node, status) once the trial has finished
+    tune/             Ray Tune's experiment state and per-trial logs (what `--resume` restores)
+    report/           the final table (`compare` on the finished runs, on the report split, once)
+
+A trial trains with `eqtrade.agents.train.train`, reports its evaluation row to Tune at every
+evaluation, and checkpoints through the agent's own checkpoint.pt in its run directory: a trial
+that is restarted (a lost node: Ray's FailureConfig; an interrupted sweep: `--resume`) continues
+from that checkpoint, and a finished trial is never run again. Trials read and write OUT and the
+data directory by absolute path: on a cluster both must be on a filesystem every node shares
+(the choice made here, rather than shipping datasets with each trial; bundled data ships with the
+package), and the eqtrade package is sent to the workers with the job (Ray's runtime env).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+TRIAL_DONE = "trial.json"
+
+
+def trial_done(run_dir: Path) -> bool:
+    """Whether a trial's run directory records a finished trial."""
+    p = Path(run_dir) / TRIAL_DONE
+    return p.exists() and json.loads(p.read_text()).get("status") == "finished"
+
+
+def _mark(run_dir: Path, **info) -> None:
+    from ..util import atomic_write_bytes
+
+    atomic_write_bytes(Path(run_dir) / TRIAL_DONE, json.dumps(info, indent=1).encode())
+
+
+def _node() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray (a trial function called directly)
+        return "local"
+
+
+def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dict:
+    """One sweep trial of `eqtrade train`: train (or resume) in run_dir, report every evaluation."""
+    from ..agents.train import train
+
+    resume = (run_dir / "checkpoint.pt").exists()
+    agent, _ = train(cfg, out=run_dir, resume=resume, progress=False, on_eval=report)
+    evals = [m for m in agent.metrics if "eval_return" in m]
+    if evals:  # a resumed trial that had nothing left to train still tells Tune where it ended
+        report(evals[-1])
+    return {"steps": agent.step, "best_eval": agent.best_eval}
+
+
+def _tune_metrics(row: dict) -> dict:
+    """What a trial reports to Tune: the evaluation row's numbers (NaN-free, floats)."""
+    import math
+
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, (int, float)) and not (isinstance(v, float) and math.isnan(v)):
+            out[k] = float(v)
+    return out
+
+
+def _trainable(config: dict, trials: dict, out: str, kind: str) -> None:
+    """Ray Tune's function trainable: one trial (by name, or sampled values applied to the base)."""
+    import torch
+    from ray import tune
+
+    from .spec import set_dotted
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    if "trial" in config:  # a grid trial, by name
+        name = config["trial"]
+        cfg = copy.deepcopy(trials[name])
+    else:  # a search: the sampled values on the base tables
+        name = tune.get_context().get_trial_id()
+        tables = copy.deepcopy(trials["__base__"])
+        for k, v in config.items():
+            set_dotted(tables, k.replace("/", "."), v)
+        cfg = _resolve(tables)
+    run_dir = Path(cfg["dir"]) if "dir" in cfg else Path(out) / "runs" / name
+    if kind == "train" and trial_done(run_dir):
+        return  # finished in an earlier session of this sweep: never run again (dmc: run_one decides)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+
+    def report(row):
+        tune.report(_tune_metrics(row))
+
+    if kind == "dmc":
+        from .dmc import run_one
+
+        res = run_one(cfg["train"], run_dir, cfg["obs_noise"], cfg["eval_episodes"])
+        tune.report({"return": min(res["returns"].values()), "step": float(res["steps"])})
+        info = {"steps": res["steps"]}
+    else:
+        info = train_trial(cfg, run_dir, report)
+    _mark(run_dir, status="finished", node=_node(), seconds=time.time() - t0, **info)
+
+
+def _resolve(tables: dict) -> dict:
+    """The full run config of a trial, checked as far as it can be without training: the env is
+    built (resolve_config) and the agent's options parsed (types, family)."""
+    from ..agents import ALGOS
+    from ..agents.train import resolve_config
+    from ..nn.factory import FAMILIES
+
+    cfg = resolve_config(tables=tables)
+    ALGOS[cfg["run"]["algo"]].config_cls.from_dict(cfg["agent"])
+    family = cfg["agent"].get("family")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; use {', '.join(FAMILIES)}")
+    return cfg
+
+
+def trial_configs(spec, data_dir=None) -> dict[str, dict]:
+    """Every grid trial's full run config, resolved now (a bad option fails before any trial runs)."""
+    from .spec import set_dotted
+
+    out = {}
+    for name, over in spec.trials():
+        tables = copy.deepcopy(spec.base)
+        for k, v in over.items():
+            set_dotted(tables, k, v)
+        if data_dir is not None:
+            tables.setdefault("env", {})["data_dir"] = str(Path(data_dir).resolve())
+        try:
+            out[name] = _resolve(tables)
+        except (ValueError, TypeError, FileNotFoundError) as e:
+            raise ValueError(f"sweep trial {name}: {e}") from None
+    return out
+
+
+def _init_ray(address: str | None, cpus: int | None, gpus: float, out: Path):
+    import ray
+
+    if ray.is_initialized():
+        return False
+    pkg = str(Path(__file__).resolve().parents[1])  # the eqtrade package, shipped to cluster workers
+    env_vars = {"OMP_NUM_THREADS": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "disable")}
+    if address:
+        ray.init(address=address, runtime_env={"py_modules": [pkg], "env_vars": env_vars},
+                 logging_level=logging.WARNING, log_to_driver=False)
+    else:
+        ray.init(num_cpus=cpus or os.cpu_count() or 1, num_gpus=gpus or None, include_dashboard=False,
+                 logging_level=logging.WARNING, log_to_driver=False, runtime_env={"env_vars": env_vars})
+    return True
+
+
+def run_trials(trials: dict[str, dict], out: Path, kind: str = "train", metric: str = "eval_return",
+               mode: str = "max", address: str | None = None, cpus: int | None = None,
+               gpus_per_trial: float = 0.0, resume: bool = False, max_failures: int = 1,
+               search: dict | None = None, progress: bool = True,
+               columns: tuple = ("step", "eval_return", "eval_sharpe"), fresh: bool = False) -> list[dict]:
+    """Run trials on Ray Tune; returns one row per trial: name, status, error, run directory.
+
+    trials: name -> config (a grid), or with `search`, the base config under "__base__" and the
+    search's space/samples/grace; kind "train" (`eqtrade train`) or "dmc" (the suite's run_one, in
+    the config's "dir"). fresh: a new Tune experiment even where one exists (the dm_control suite,
+    whose runs decide themselves whether they are finished)."""
+    import ray
+    from ray import tune
+    from ray.tune import CLIReporter
+
+    out = Path(out).resolve()
+    exp = out / "tune"
+    if fresh and exp.exists():
+        import shutil
+
+        shutil.rmtree(exp)
+    started = _init_ray(address, cpus, gpus_per_trial, out)
+    try:
+        fn = tune.with_parameters(_trainable, trials=trials, out=str(out), kind=kind)
+        fn = tune.with_resources(fn, {"cpu": 1, "gpu": gpus_per_trial})
+        reporter = CLIReporter(metric_columns=list(columns), parameter_columns=["trial"], max_report_frequency=30,
+                               max_progress_rows=40)
+        run_config = tune.RunConfig(name="tune", storage_path=str(out), verbose=1 if progress else 0,
+                                    failure_config=tune.FailureConfig(max_failures=max_failures),
+                                    progress_reporter=reporter if progress else None,
+                                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+        if resume and tune.Tuner.can_restore(str(exp)):
+            tuner = tune.Tuner.restore(str(exp), trainable=fn, resume_errored=True)
+        else:
+            if search is None:
+                param_space = {"trial": tune.grid_search(list(trials))}
+                tune_config = tune.TuneConfig(reuse_actors=False)
+            else:
+                param_space, tune_config = _search_space(search, metric, mode)
+            tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
+        grid = tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    rows = []
+    for r in grid:
+        name = (r.config or {}).get("trial") or Path(r.path).name
+        run = Path(trials[name]["dir"]) if name in trials and "dir" in trials[name] else out / "runs" / name
+        status = "finished" if trial_done(run) else "error" if r.error else "unfinished"  # unfinished: interrupted
+        rows.append({"trial": name, "status": status, "error": str(r.error or "")[-2000:], "run": str(run)})
+    return rows
+
+
+def _search_space(search: dict, metric: str, mode: str):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    make = {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint,
+            "choice": lambda *a: tune.choice(list(a))}
+    # dotted keys would be read as nested tables by Tune: "agent/lr" in the space, "agent.lr" in the trial
+    space: dict[str, Any] = {k.replace(".", "/"): make[d](*a) for k, (d, a) in search["space"].items()}
+    scheduler = ASHAScheduler(time_attr="step", grace_period=max(1, search["grace"]), reduction_factor=2) \
+        if search["grace"] else None
+    cfg = tune.TuneConfig(search_alg=OptunaSearch(seed=0), scheduler=scheduler, num_samples=search["samples"],
+                          metric=metric, mode=mode, reuse_actors=False,
+                          trial_dirname_creator=lambda t: t.trial_id)
+    return space, cfg

@@ -1,0 +1,180 @@
+"""Sweep specs: a strategy config plus a [sweep] table, expanded into trials.
+
+    # studies/portfolio-families.toml
+    [sweep]
+    name = "portfolio-families"
+    config = "sac-plain"                     # a strategy config (path or shipped name); optional
+    metric = "eval_return"                   # reported to Ray Tune at every evaluation (valid split)
+    mode = "max"
+    [sweep.grid]                             # every combination is a trial (an ordinary run directory)
+    "agent.family" = ["plain", "exact", "relaxed"]
+    "agent.seed" = [0, 1, 2, 3, 4]
+    [sweep.report]                           # the final table, computed once after the sweep
+    split = "test"
+    obs_noise = [0.0, 0.05]
+
+    [run]                                    # any strategy table overrides the config's
+    steps = 30000
+
+Keys of the grid (and of a search) are dotted config fields: "run.steps", "env.prices",
+"agent.lr", ... An optional [sweep.search] samples ranges with Optuna's TPE and stops poor trials
+early with ASHA, for tuning on the valid split:
+
+    [sweep.search]
+    samples = 20                             # trials drawn
+    grace = 4000                             # ASHA: steps every trial gets before it can be stopped
+    "agent.lr" = { loguniform = [1e-4, 1e-2] }
+    "agent.reward_scale" = { choice = [10.0, 100.0] }
+
+A grid of seeds in a final comparison is never early-stopped: stopping drops unlucky seeds, and
+the mean ± interval over seeds would then describe the lucky ones (a search is for tuning, whose
+result is then run as a plain grid).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STRATEGY_TABLES = ("run", "env", "eval_env", "agent")
+SWEEP_KEYS = ("name", "config", "metric", "mode", "grid", "search", "report", "max_failures")
+REPORT_KEYS = ("split", "obs_noise", "data", "benchmark", "rf")
+DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
+
+
+@dataclass
+class SweepSpec:
+    """A parsed sweep spec (see the module docstring)."""
+
+    name: str
+    base: dict  # strategy tables: the config's, then this file's
+    grid: dict[str, list] = field(default_factory=dict)
+    search: dict | None = None  # {"samples": int, "grace": int, "space": {key: (dist, args)}}
+    metric: str = "eval_return"
+    mode: str = "max"
+    report: dict = field(default_factory=lambda: {"split": "test", "obs_noise": [0.0]})
+    max_failures: int = 1
+    source: str = ""
+
+    def trials(self) -> list[tuple[str, dict[str, Any]]]:
+        """The grid's trials: (name, {dotted key: value}) for every combination, in order."""
+        keys = list(self.grid)
+        out = []
+        for values in itertools.product(*(self.grid[k] for k in keys)) if keys else [()]:
+            over = dict(zip(keys, values))
+            out.append((trial_name(over), over))
+        return out
+
+
+def trial_name(overrides: dict[str, Any]) -> str:
+    """A directory name for a trial: "family=plain,seed=0" (the last part of each key)."""
+    if not overrides:
+        return "trial"
+    parts = []
+    for k, v in overrides.items():
+        if isinstance(v, dict):  # an inline table, e.g. an encoder: its values
+            text = "-".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v.values())
+        elif isinstance(v, list):
+            text = "-".join(map(str, v))
+        else:
+            text = f"{v:g}" if isinstance(v, float) else str(v)
+        parts.append(f"{k.split('.')[-1]}={text}".replace("/", "-").replace(" ", ""))
+    return ",".join(parts)
+
+
+def set_dotted(cfg: dict, key: str, value: Any) -> None:
+    """cfg["agent"]["lr"] = value for key "agent.lr" (tables created as needed)."""
+    table, _, name = key.partition(".")
+    if table not in STRATEGY_TABLES or not name:
+        raise ValueError(f"sweep key {key!r}: use TABLE.FIELD with TABLE one of {', '.join(STRATEGY_TABLES)} "
+                         "(e.g. agent.seed, env.prices, run.steps)")
+    node = cfg.setdefault(table, {})
+    parts = name.split(".")
+    for p in parts[:-1]:  # e.g. agent.encoder.assets
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"sweep key {key!r}: {p} is not a table")
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def load_spec(path) -> SweepSpec:
+    """Read and check a sweep spec; every error names the offending key and value."""
+    from ..agents.train import _merge, load_toml
+
+    path = Path(path)
+    raw = load_toml(path)
+    sw = raw.get("sweep")
+    if not isinstance(sw, dict):
+        raise ValueError(f"{path}: no [sweep] table; a sweep spec is a strategy config plus a [sweep] table "
+                         "(see `eqtrade sweep --help`)")
+    unknown = sorted(set(raw) - set(STRATEGY_TABLES) - {"sweep"})
+    if unknown:
+        raise ValueError(f"{path}: unknown table(s) {', '.join(f'[{t}]' for t in unknown)}; a sweep spec has "
+                         f"[sweep] and the strategy tables {', '.join(f'[{t}]' for t in STRATEGY_TABLES)}")
+    bad = sorted(set(sw) - set(SWEEP_KEYS))
+    if bad:
+        raise ValueError(f"{path}: unknown [sweep] option(s) {bad}; known: {', '.join(SWEEP_KEYS)}")
+    base: dict = {}
+    if sw.get("config"):
+        base = load_toml(sw["config"])
+        if "sweep" in base or "baseline" in base:
+            raise ValueError(f"{path}: config = {sw['config']!r} is not a strategy config of an agent")
+    base = _merge(base, {k: v for k, v in raw.items() if k in STRATEGY_TABLES})
+    grid = sw.get("grid", {})
+    if not isinstance(grid, dict):
+        raise ValueError(f"{path}: [sweep.grid] must be a table of KEY = [values], got {grid!r}")
+    for k, v in grid.items():
+        if not isinstance(v, list) or not v:
+            raise ValueError(f"{path}: [sweep.grid] {k!r} must be a non-empty list of values, got {v!r}")
+        set_dotted({}, k, None)  # checks the key
+    search = None
+    if "search" in sw:
+        search = _parse_search(path, sw["search"])
+        multi = [k for k, v in grid.items() if len(v) > 1]
+        if multi:
+            raise ValueError(f"{path}: a search samples its trials; [sweep.grid] {multi} has several values "
+                             "(fix them, or put them in [sweep.search] as {{ choice = [...] }})")
+    mode = sw.get("mode", "max")
+    if mode not in ("max", "min"):
+        raise ValueError(f"{path}: [sweep] mode must be 'max' or 'min', got {mode!r}")
+    report = dict({"split": "test", "obs_noise": [0.0]}, **sw.get("report", {}))
+    bad = sorted(set(report) - set(REPORT_KEYS))
+    if bad:
+        raise ValueError(f"{path}: unknown [sweep.report] option(s) {bad}; known: {', '.join(REPORT_KEYS)}")
+    if not isinstance(report["obs_noise"], list):
+        report["obs_noise"] = [report["obs_noise"]]
+    max_failures = sw.get("max_failures", 1)
+    if not isinstance(max_failures, int) or max_failures < 0:
+        raise ValueError(f"{path}: [sweep] max_failures must be an integer >= 0, got {max_failures!r}")
+    name = str(sw.get("name") or path.stem)
+    return SweepSpec(name, base, grid, search, str(sw.get("metric", "eval_return")), mode, report,
+                     max_failures, str(path))
+
+
+def _parse_search(path, table) -> dict:
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [sweep.search] must be a table")
+    samples, grace = table.get("samples", 10), table.get("grace", 0)
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"{path}: [sweep.search] samples must be a positive integer, got {samples!r}")
+    if not isinstance(grace, int) or grace < 0:
+        raise ValueError(f"{path}: [sweep.search] grace must be an integer >= 0 (steps), got {grace!r}")
+    space = {}
+    for k, v in table.items():
+        if k in ("samples", "grace"):
+            continue
+        set_dotted({}, k, None)
+        if not isinstance(v, dict) or len(v) != 1 or next(iter(v)) not in DISTRIBUTIONS:
+            raise ValueError(f"{path}: [sweep.search] {k!r} must be one of "
+                             f"{', '.join(f'{{ {d} = [...] }}' for d in DISTRIBUTIONS)}, got {v!r}")
+        dist, args = next(iter(v.items()))
+        if not isinstance(args, list) or (dist != "choice" and len(args) != 2):
+            raise ValueError(f"{path}: [sweep.search] {k!r}: {dist} takes "
+                             f"{'a list of values' if dist == 'choice' else '[low, high]'}, got {args!r}")
+        space[k] = (dist, args)
+    if not space:
+        raise ValueError(f"{path}: [sweep.search] has no ranges to search")
+    return {"samples": samples, "grace": grace, "space": space}

@@ -1,0 +1,72 @@
+"""`eqtrade sweep SPEC.toml`: run a sweep spec's trials on Ray Tune, then its table once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .engine import run_trials, trial_configs, trial_done
+from .spec import SweepSpec
+
+log = logging.getLogger(__name__)
+
+
+def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None = None,
+              gpus_per_trial: float = 0.0, resume: bool = False, progress: bool = True,
+              data_dir=None) -> tuple[list[dict], pd.DataFrame | None]:
+    """Run every trial (or resume an interrupted sweep), then `compare` the finished runs on the
+    report split: (trial rows, summary table or None when no trial finished)."""
+    from ..util import atomic_write_bytes
+
+    out = Path(out).resolve()
+    state = out / "sweep.json"
+    if resume:
+        if not state.exists():
+            raise FileNotFoundError(f"nothing to resume: {state} does not exist (start the sweep without --resume)")
+        saved = json.loads(state.read_text())
+        if saved["name"] != spec.name or saved["grid"] != json.loads(json.dumps(spec.grid)):
+            raise ValueError(f"{out} holds sweep {saved['name']!r} with another grid; --resume continues the same "
+                             "spec (use another --out for a new one)")
+    if spec.search is None:
+        trials = trial_configs(spec, data_dir)
+    else:
+        from ..agents.train import _merge
+
+        base = _merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
+        from .engine import _resolve
+
+        _resolve(base)  # the base config must be valid before anything is sampled
+        trials = {"__base__": base}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(state, json.dumps({
+        "name": spec.name, "source": spec.source, "grid": spec.grid, "metric": spec.metric, "mode": spec.mode,
+        "search": None if spec.search is None else {k: v for k, v in spec.search.items()},
+        "report": spec.report, "trials": trials}, indent=1, default=str).encode())
+    rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
+                      gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
+                      search=spec.search, progress=progress)
+    finished = [r["run"] for r in rows if r["status"] == "finished" and trial_done(Path(r["run"]))]
+    table = None
+    # the table is computed once every trial has an outcome: an interrupted sweep has none yet
+    if finished and spec.search is None and not any(r["status"] == "unfinished" for r in rows):
+        table = report(spec, finished, out / "report", data_dir)
+    return rows, table
+
+
+def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None) -> pd.DataFrame:
+    """The sweep's table: `eqtrade compare` on its finished runs, on the report split (read once)."""
+    from ..backtest import compare_runs
+    from ..backtest.report import parse_rf
+    from ..outdirs import check_output_dir
+
+    rep = spec.report
+    check_output_dir(out, "compare", force=True)
+    split = rep["split"]
+    if isinstance(split, str) and ":" in split:
+        split = tuple(split.split(":", 1))
+    return compare_runs(sorted(runs), split, tuple(float(x) for x in rep["obs_noise"]), out,
+                        benchmark=rep.get("benchmark"), rf=parse_rf(rep.get("rf", 0.0), data_dir), data_dir=data_dir,
+                        data=rep.get("data"))

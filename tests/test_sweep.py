@@ -1,0 +1,187 @@
+"""`eqtrade sweep`: studies on Ray Tune. A tiny sweep (2 families x 2 seeds x a few hundred steps)
+on a local Ray instance; its table equals `compare` on the same run directories; an interrupted
+sweep resumes without redoing finished trials; a trial that raises is reported and the others
+finish; a two-node cluster on this machine runs trials on both nodes and gives the same table."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ray", reason="ray[tune] is installed by `make setup` (constraints.txt)")
+
+from eqtrade.backtest import compare_runs  # noqa: E402
+from eqtrade.cli import main  # noqa: E402
+from eqtrade.sweep import load_spec, run_sweep  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SPLIT = "2019-01-01:2019-12-31"
+
+TINY = """
+[sweep]
+name = "tiny"
+config = "sac-relaxed"
+max_failures = 0
+
+[sweep.grid]
+{grid}
+
+[sweep.report]
+split = "{split}"
+
+[run]
+steps = {steps}
+
+[env]
+episode_length = 100
+
+[eval_env]
+split = ["2015-01-01", "2015-12-31"]
+
+[agent]
+hidden = [4]
+learning_starts = 100
+eval_every = 100
+checkpoint_every = 100
+batch_size = 32
+buffer_size = 2000
+"""
+GRID = '"agent.family" = ["plain", "exact"]\n"agent.seed" = [0, 1]'
+
+
+def write_spec(path: Path, grid: str = GRID, steps: int = 300) -> Path:
+    path.write_text(TINY.format(grid=grid, split=SPLIT, steps=steps))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sweep")
+    spec = load_spec(write_spec(tmp / "tiny.toml"))
+    rows, table = run_sweep(spec, tmp / "out", cpus=2, progress=False)
+    return spec, tmp / "out", rows, table
+
+
+def _table(df: pd.DataFrame) -> pd.DataFrame:
+    return df.reset_index(drop=True).round(10)
+
+
+def test_a_tiny_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
+    spec, out, rows, table = local_sweep
+    assert sorted(r["trial"] for r in rows) == sorted(n for n, _ in spec.trials())
+    assert all(r["status"] == "finished" for r in rows), rows
+    for r in rows:
+        run = Path(r["run"])
+        assert {"config.toml", "checkpoint.pt", "best.pt", "metrics.csv", "trial.json"} <= {p.name for p in run.iterdir()}
+        m = pd.read_csv(run / "metrics.csv")
+        assert m["eval_return"].notna().sum() == 3  # evaluations at 100, 200, 300 steps, reported to Tune too
+    cfg = (out / "runs" / "family=exact,seed=1" / "config.toml").read_text()
+    assert 'family = "exact"' in cfg and "seed = 1" in cfg
+    state = json.loads((out / "sweep.json").read_text())
+    assert state["name"] == "tiny" and len(state["trials"]) == 4
+    assert (out / "tune").is_dir()  # Ray Tune's experiment state and logs live in the sweep directory
+
+
+def test_the_sweep_table_equals_compare_on_the_same_runs(local_sweep, tmp_path):
+    _, out, rows, table = local_sweep
+    again = compare_runs(sorted(r["run"] for r in rows), ("2019-01-01", "2019-12-31"), (0.0,), tmp_path / "cmp")
+    pd.testing.assert_frame_equal(_table(table), _table(again))
+    assert set(table["family"]) >= {"plain", "exact"}
+    assert (out / "report" / "summary.csv").exists()
+
+
+def test_nothing_is_left_running_and_the_same_out_needs_resume_or_force(local_sweep, capsys):
+    import ray
+
+    assert not ray.is_initialized()
+    spec, out, _, _ = local_sweep
+    assert main(["sweep", spec.source, "--out", str(out), "--no-progress"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
+    spec_path = write_spec(tmp_path / "tiny.toml", steps=600)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "eqtrade.cli", "sweep", str(spec_path), "--out", str(out),
+                             "--cpus", "1", "--no-progress"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(out.glob("runs/*/trial.json")):
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        time.sleep(0.5)
+    done_first = list(out.glob("runs/*/trial.json"))
+    assert done_first, "no trial finished in time"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole process group
+    try:
+        text = proc.communicate(timeout=60)[0].decode()
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("the sweep did not stop within 60 s of Ctrl-C")
+    assert proc.returncode == 130, text[-3000:]
+    assert "--resume" in text
+    finished = {p.parent.name: (p.stat().st_mtime_ns, (p.parent / "metrics.csv").read_bytes())
+                for p in out.glob("runs/*/trial.json")}
+    assert 1 <= len(finished) < 4
+    assert main(["sweep", str(spec_path), "--out", str(out), "--resume", "--no-progress"]) == 0
+    for name, (mtime, metrics) in finished.items():  # finished trials were not run again
+        p = out / "runs" / name
+        assert (p / "trial.json").stat().st_mtime_ns == mtime and (p / "metrics.csv").read_bytes() == metrics
+    assert len(list(out.glob("runs/*/trial.json"))) == 4
+    assert (out / "report" / "summary.csv").exists()
+
+
+def test_a_trial_that_raises_is_reported_and_the_others_finish(tmp_path, capsys):
+    spec_path = write_spec(tmp_path / "bad.toml", grid='"agent.family" = ["plain"]\n"agent.lr" = [0.0003, -1.0]',
+                           steps=200)
+    rc = main(["sweep", str(spec_path), "--out", str(tmp_path / "out"), "--cpus", "2", "--no-progress"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert "FAILED trial family=plain,lr=-1" in cap.err and "learning rate" in cap.err
+    assert "1 of 2 trial(s) finished" in cap.out
+    assert (tmp_path / "out" / "runs" / "family=plain,lr=0.0003" / "trial.json").exists()
+    assert (tmp_path / "out" / "report" / "summary.csv").exists()  # the table of what finished
+
+
+def test_a_two_node_cluster_runs_trials_on_both_nodes_and_gives_the_same_table(local_sweep, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    spec, _, _, local_table = local_sweep
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        rows, table = run_sweep(spec, tmp_path / "out", address=cluster.address, progress=False)
+    finally:
+        cluster.shutdown()
+    assert all(r["status"] == "finished" for r in rows), rows
+    nodes = {json.loads((Path(r["run"]) / "trial.json").read_text())["node"] for r in rows}
+    assert len(nodes) == 2, nodes
+    pd.testing.assert_frame_equal(_table(table.drop(columns=[], errors="ignore")), _table(local_table))
+
+
+def test_bad_specs_are_one_line_errors(tmp_path, capsys):
+    cases = [
+        ("[run]\nsteps = 10\n", "no [sweep] table"),
+        ('[sweep]\nname = "x"\nfoo = 1\n', "unknown [sweep] option"),
+        ('[sweep]\nname = "x"\n[sweep.grid]\n"agent.seed" = 3\n', "non-empty list"),
+        ('[sweep]\nname = "x"\n[sweep.grid]\n"seed" = [1]\n', "TABLE.FIELD"),
+        ('[sweep]\nname = "x"\n[sweep.grid]\n"agent.family" = ["plain", "nope"]\n', "nope"),
+        ('[sweep]\nname = "x"\n[sweep.search]\n"agent.lr" = { normal = [0, 1] }\n', "loguniform"),
+        ('[sweep]\nname = "x"\nmode = "up"\n', "mode"),
+    ]
+    for i, (text, words) in enumerate(cases):
+        p = tmp_path / f"s{i}.toml"
+        p.write_text(text)
+        assert main(["sweep", str(p), "--out", str(tmp_path / f"o{i}"), "--no-progress"]) == 2, text
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err, (text, err)
+        assert not (tmp_path / f"o{i}").exists()  # nothing started, nothing written
