@@ -609,7 +609,16 @@ def cmd_sweep(args) -> int:
         return 130
     failed = [r for r in rows if r["status"] == "error"]
     unfinished = [r for r in rows if r["status"] == "unfinished"]
-    print(f"sweep {spec.name}: {len(rows) - len(failed) - len(unfinished)} of {len(rows)} trial(s) finished -> {out}/runs/")
+    stopped = [r for r in rows if r["status"] == "stopped"]
+    print(f"sweep {spec.name}: {len(rows) - len(failed) - len(unfinished) - len(stopped)} of {len(rows)} trial(s) "
+          f"finished" + (f", {len(stopped)} stopped early by ASHA" if stopped else "") + f" -> {out}/runs/")
+    if spec.search is not None:  # a search: the trials by their last reported metric (valid split)
+        tab = pd.DataFrame([{"trial": r["trial"], "status": r["status"], "step": r["step"], spec.metric: r[spec.metric],
+                             **r["params"]} for r in rows])
+        tab = tab.sort_values(spec.metric, ascending=spec.mode == "min", na_position="last")
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(tab.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        print("run the best values as a plain grid of seeds for a comparison (see README)")
     for r in failed:
         print(f"FAILED trial {r['trial']}: {_last_error_line(r['error'])} (log: {out}/tune/)", file=sys.stderr)
     if table is not None:

@@ -185,3 +185,25 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err, (text, err)
         assert not (tmp_path / f"o{i}").exists()  # nothing started, nothing written
+
+
+def test_a_search_samples_the_ranges_and_asha_stops_poor_trials_early(tmp_path):
+    text = TINY.format(grid="", split=SPLIT, steps=400).replace("[sweep.grid]\n", "").replace(
+        "[sweep.report]", '[sweep.search]\nsamples = 4\ngrace = 100\n"agent.lr" = { loguniform = [1e-4, 1e-3] }\n'
+        '"agent.reward_scale" = { choice = [10.0, 100.0] }\n\n[sweep.report]')
+    spec = load_spec(write_text(tmp_path / "search.toml", text))
+    rows, table = run_sweep(spec, tmp_path / "out", cpus=2, progress=False)
+    assert table is None and len(rows) == 4  # a search tunes on valid: no report table
+    assert {r["status"] for r in rows} <= {"finished", "stopped"} and any(r["status"] == "finished" for r in rows)
+    for r in rows:
+        lr, scale = r["params"]["agent.lr"], r["params"]["agent.reward_scale"]
+        assert 1e-4 <= lr <= 1e-3 and scale in (10.0, 100.0)
+        cfg = (Path(r["run"]) / "config.toml").read_text()
+        assert f"lr = {lr!r}" in cfg and f"reward_scale = {scale!r}" in cfg  # the trial trained what was sampled
+        steps = pd.read_csv(Path(r["run"]) / "metrics.csv")["step"].max()
+        assert (steps == 400) == (r["status"] == "finished")
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

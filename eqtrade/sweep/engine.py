@@ -92,8 +92,8 @@ def _trainable(config: dict, trials: dict, out: str, kind: str) -> None:
     else:  # a search: the sampled values on the base tables
         name = tune.get_context().get_trial_id()
         tables = copy.deepcopy(trials["__base__"])
-        for k, v in config.items():
-            set_dotted(tables, k.replace("/", "."), v)
+        for k, v in _flatten(config).items():
+            set_dotted(tables, k, v)
         cfg = _resolve(tables)
     run_dir = Path(cfg["dir"]) if "dir" in cfg else Path(out) / "runs" / name
     if kind == "train" and trial_done(run_dir):
@@ -113,6 +113,18 @@ def _trainable(config: dict, trials: dict, out: str, kind: str) -> None:
     else:
         info = train_trial(cfg, run_dir, report)
     _mark(run_dir, status="finished", node=_node(), seconds=time.time() - t0, **info)
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    """{"agent": {"lr": 1e-3}} -> {"agent.lr": 1e-3} (the sampled values of a search trial)."""
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
 
 
 def _resolve(tables: dict) -> dict:
@@ -212,8 +224,13 @@ def run_trials(trials: dict[str, dict], out: Path, kind: str = "train", metric: 
     for r in grid:
         name = (r.config or {}).get("trial") or Path(r.path).name
         run = Path(trials[name]["dir"]) if name in trials and "dir" in trials[name] else out / "runs" / name
-        status = "finished" if trial_done(run) else "error" if r.error else "unfinished"  # unfinished: interrupted
-        rows.append({"trial": name, "status": status, "error": str(r.error or "")[-2000:], "run": str(run)})
+        metrics = r.metrics or {}
+        # stopped: ended early by the search's scheduler (ASHA); unfinished: interrupted, to resume
+        status = ("finished" if trial_done(run) else "error" if r.error
+                  else "stopped" if metrics.get("done") and search is not None else "unfinished")
+        rows.append({"trial": name, "status": status, "error": str(r.error or "")[-2000:], "run": str(run),
+                     "step": metrics.get("step"), metric: metrics.get(metric),
+                     "params": _flatten({k: v for k, v in (r.config or {}).items() if k != "trial"})})
     return rows
 
 
@@ -224,10 +241,16 @@ def _search_space(search: dict, metric: str, mode: str):
 
     make = {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint,
             "choice": lambda *a: tune.choice(list(a))}
-    # dotted keys would be read as nested tables by Tune: "agent/lr" in the space, "agent.lr" in the trial
-    space: dict[str, Any] = {k.replace(".", "/"): make[d](*a) for k, (d, a) in search["space"].items()}
-    scheduler = ASHAScheduler(time_attr="step", grace_period=max(1, search["grace"]), reduction_factor=2) \
-        if search["grace"] else None
+    # "agent.lr" is the nested space {"agent": {"lr": ...}}: Tune flattens nested spaces itself
+    space: dict[str, Any] = {}
+    for k, (d, a) in search["space"].items():
+        node = space
+        parts = k.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = make[d](*a)
+    scheduler = ASHAScheduler(time_attr="step", grace_period=max(1, search["grace"]), reduction_factor=2,
+                              max_t=max(search["max_steps"], search["grace"]) + 1) if search["grace"] else None
     cfg = tune.TuneConfig(search_alg=OptunaSearch(seed=0), scheduler=scheduler, num_samples=search["samples"],
                           metric=metric, mode=mode, reuse_actors=False,
                           trial_dirname_creator=lambda t: t.trial_id)

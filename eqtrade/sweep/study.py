@@ -38,16 +38,25 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
         base = _merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
         from .engine import _resolve
 
-        _resolve(base)  # the base config must be valid before anything is sampled
+        resolved = _resolve(base)  # the base config must be valid before anything is sampled
         trials = {"__base__": base}
+        spec.search["max_steps"] = int(resolved["run"]["steps"])  # ASHA's horizon: a trial's whole run
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(state, json.dumps({
         "name": spec.name, "source": spec.source, "grid": spec.grid, "metric": spec.metric, "mode": spec.mode,
         "search": None if spec.search is None else {k: v for k, v in spec.search.items()},
         "report": spec.report, "trials": trials}, indent=1, default=str).encode())
-    rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
-                      gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
-                      search=spec.search, progress=progress)
+    try:
+        rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
+                          gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
+                          search=spec.search, progress=progress)
+    except Exception:
+        if created and not (out / "runs").exists():  # a sweep that never started a trial leaves nothing
+            import shutil
+
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finished = [r["run"] for r in rows if r["status"] == "finished" and trial_done(Path(r["run"]))]
     table = None
     # the table is computed once every trial has an outcome: an interrupted sweep has none yet
