@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q $(PIP_ARGS) -c constraints.txt --no-deps escnn
 	$(PIP) install -q $(PIP_ARGS) -c constraints.txt -e ".[test]"
 	MUJOCO_GL=disable $(PY) -W ignore::UserWarning -c "import escnn, torch, numpy, pandas, pyarrow, dm_control.suite; print('eqtrade env ok: torch', torch.__version__, 'numpy', numpy.__version__)"
+	# pixel tasks: check once that MuJoCo renders headless (EGL, else OSMesa); state tasks do not need it
+	$(PY) -W ignore -c "from eqtrade.envs.dmc_pixels import make_pixels; e = make_pixels('dmc-pixels/cartpole-swingup'); print('rendering ok: MUJOCO_GL=' + e.backend)" \
+	  || echo "WARNING: MuJoCo cannot render here; dmc-pixels tasks are unavailable (see the error above)"
 	touch $(STAMP)
 
 demo: $(STAMP)

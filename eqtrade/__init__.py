@@ -18,6 +18,13 @@ def _register_envs() -> None:
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="eqtrade.envs.dmc:DMCEnv", kwargs={"domain": domain, "task": task},
                          disable_env_checker=True)
+    # the same tasks from pixels (eqtrade.envs.dmc_pixels; rendering is set up only on make())
+    for domain, task in (("cartpole", "swingup"), ("cartpole", "balance"), ("pendulum", "swingup"),
+                         ("acrobot", "swingup"), ("ball_in_cup", "catch")):
+        env_id = f"dmc-pixels/{domain}-{task}"
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="eqtrade.envs.dmc_pixels:PixelDMCEnv",
+                         kwargs={"domain": domain, "task": task}, disable_env_checker=True)
 
 
 _register_envs()

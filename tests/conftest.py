@@ -12,6 +12,14 @@ import pandas as pd
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# pixel tasks render through EGL (Mesa, software, on these machines); MuJoCo reads MUJOCO_GL once, at
+# its first import, so the whole session uses it (the state tasks do not render and work with it too)
+import ctypes.util  # noqa: E402
+import os  # noqa: E402
+
+if ctypes.util.find_library("EGL"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
 PRICE_FIELDS = ["Adj Close", "Close", "High", "Low", "Open", "Volume"]
 
 

@@ -136,6 +136,10 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         if not cfg["run"]["env"].startswith("dmc/"):
             raise ValueError(f"--break applies to dm_control envs (dmc/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
+    if cfg["run"]["env"].startswith("dmc-pixels/"):
+        raise ValueError(f"{cfg['run']['env']}: pixel tasks need an image agent (DrQ-v2, issue 15), which is not built "
+                         "yet; the env itself works (gymnasium.make, `eqtrade symmetry --env`); train on the state "
+                         f"task {cfg['run']['env'].replace('dmc-pixels/', 'dmc/')}")
     try:
         probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
     except TypeError as e:  # an unknown or mistyped [env] option

@@ -1,0 +1,172 @@
+"""dm_control tasks from pixels: ``dmc-pixels/DOMAIN-TASK``, the paper's own setting.
+
+Observations are 84x84 RGB frames rendered from a fixed camera, uint8, the last 3 stacked on the
+channel axis ([9, 84, 84], oldest first), with the state tasks' action repeat, episode length,
+rewards and symmetry break (gravity tilt). Rendering is headless: EGL by default, OSMesa as a
+fallback (MUJOCO_GL); a clear error names the packages when neither renders.
+
+Each reflection domain declares how its mirror acts on images: a horizontal flip (the x axis of
+the x-z plane the bodies move in maps to the image's width axis for the domains' front cameras),
+with the actions as in the state task. `image_symmetry_check` tests it on the renderer itself:
+render(g·state) against flip(render(state)) for visited states. Where the scene is not exactly
+mirror-symmetric (camera offset, floor texture, lighting), the gap is measured and reported: an
+approximate symmetry, which is what the relaxed networks are for. Reacher's image symmetry is not
+declared yet (its state symmetry is the rotation group of the arena).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .dmc import DOMAINS, DMCEnv, parse_env_id
+
+#: the reflection domains and their front camera (dm_control's camera 0 looks along +y at the x-z plane)
+PIXEL_DOMAINS = {"cartpole": 0, "pendulum": 0, "acrobot": 0, "ball_in_cup": 0}
+PIXEL_IDS = tuple(f"dmc-pixels/{d}-{t}" for d in PIXEL_DOMAINS for t in DOMAINS[d].tasks)
+APT_HINT = ("install a headless OpenGL: `apt-get install libegl1 libgl1-mesa-dri` (EGL, default) or "
+            "`apt-get install libosmesa6` (OSMesa), then MUJOCO_GL=egl or MUJOCO_GL=osmesa")
+
+
+def ensure_rendering() -> str:
+    """Choose MuJoCo's headless renderer before MuJoCo is first imported: MUJOCO_GL as set, else
+    EGL, else OSMesa; a clear error when MuJoCo was already loaded without rendering."""
+    current = os.environ.get("MUJOCO_GL")
+    if "mujoco" in sys.modules:
+        if current in (None, "", "disable"):
+            raise RuntimeError("this process already loaded MuJoCo without rendering (MUJOCO_GL=disable, the state "
+                               "tasks' default); pixel tasks need it set before: run with MUJOCO_GL=egl")
+        return current
+    if current not in (None, "", "disable"):
+        return current
+    import ctypes.util
+
+    backend = "egl" if ctypes.util.find_library("EGL") else "osmesa" if ctypes.util.find_library("OSMesa") else None
+    if backend is None:
+        raise RuntimeError(f"no headless OpenGL found for rendering dm_control pixels: {APT_HINT}")
+    os.environ["MUJOCO_GL"] = backend
+    return backend
+
+
+def parse_pixel_id(env_id: str) -> tuple[str, str]:
+    """``dmc-pixels/cartpole-swingup`` -> (``cartpole``, ``swingup``), with a clear error."""
+    name = env_id.split("/", 1)[1] if env_id.startswith("dmc-pixels/") else env_id
+    domain, task = parse_env_id(name)
+    if domain not in PIXEL_DOMAINS:
+        raise ValueError(f"no pixel version of {env_id!r} yet; pixel tasks: {', '.join(PIXEL_IDS)}")
+    return domain, task
+
+
+def mirror(images: np.ndarray) -> np.ndarray:
+    """The image mirror: flip the width (last) axis of [..., H, W] arrays."""
+    return images[..., ::-1]
+
+
+class PixelDMCEnv(gym.Env):
+    """A dm_control task observed through its front camera: [3·frames, size, size] uint8."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, domain: str = "cartpole", task: str = "swingup", break_strength: float = 0.0,
+                 action_repeat: int | None = None, size: int = 84, frames: int = 3, camera: int | None = None):
+        if domain not in PIXEL_DOMAINS:
+            raise ValueError(f"no pixel version of {domain}-{task} yet; pixel tasks: {', '.join(PIXEL_IDS)}")
+        if int(size) < 16 or int(frames) < 1:
+            raise ValueError(f"size must be >= 16 and frames >= 1, got size={size}, frames={frames}")
+        self.backend = ensure_rendering()
+        self.state_env = DMCEnv(domain, task, break_strength, action_repeat)
+        self.domain, self.task, self.size, self.frames = domain, task, int(size), int(frames)
+        self.camera = PIXEL_DOMAINS[domain] if camera is None else int(camera)
+        self.break_strength, self.action_repeat = self.state_env.break_strength, self.state_env.action_repeat
+        self.symmetry = self.state_env.symmetry  # acts on actions as in the state task; images: `mirror`
+        self.action_space = self.state_env.action_space
+        self.observation_space = spaces.Box(0, 255, (3 * self.frames, self.size, self.size), dtype=np.uint8)
+        self._stack: list[np.ndarray] = []
+        self._kwargs = dict(domain=domain, task=task, break_strength=break_strength, action_repeat=action_repeat,
+                            size=size, frames=frames, camera=camera)
+        try:
+            self.render_frame()
+        except Exception as e:  # a renderer that loads but cannot draw
+            raise RuntimeError(f"rendering with MUJOCO_GL={self.backend} failed ({e}); {APT_HINT}") from None
+
+    def render_frame(self) -> np.ndarray:
+        """The current scene: [3, size, size] uint8."""
+        img = self.state_env.physics.render(self.size, self.size, camera_id=self.camera)
+        return np.ascontiguousarray(img.transpose(2, 0, 1))
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate(self._stack, axis=0)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        _, info = self.state_env.reset(seed=seed)
+        frame = self.render_frame()
+        self._stack = [frame] * self.frames
+        return self._obs(), info
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = self.state_env.step(action)
+        self._stack = self._stack[1:] + [self.render_frame()]
+        return self._obs(), reward, terminated, truncated, info
+
+    def close(self):
+        self.state_env.close()
+
+    def __getstate__(self):
+        return {"kwargs": self._kwargs, "state_env": self.state_env.__getstate__(),
+                "stack": [f.copy() for f in self._stack]}
+
+    def __setstate__(self, d):
+        self.__init__(**d["kwargs"])
+        self.state_env.__setstate__(d["state_env"])
+        self._stack = d["stack"]
+
+
+def make_pixels(env_id: str, **kwargs) -> PixelDMCEnv:
+    """A `PixelDMCEnv` from an id such as ``dmc-pixels/cartpole-swingup``."""
+    domain, task = parse_pixel_id(env_id)
+    return PixelDMCEnv(domain, task, **kwargs)
+
+
+def image_gap(render, states, transform) -> dict:
+    """The image symmetry gap of a renderer: for each state s, ‖render(g·s) − mirror(render(s))‖₁
+    relative to ‖render(s) − its mean‖₁ (so 0 = exactly mirror-symmetric scene, ~1 = unrelated
+    images); also the share of pixels that differ by more than 8 of 255. `render(s)` -> [C, H, W]."""
+    rel, share = [], []
+    for s in states:
+        a = render(s).astype(np.float64)
+        b = render(transform(s)).astype(np.float64)
+        d = np.abs(b - mirror(a))
+        rel.append(d.mean() / max(np.abs(a - a.mean()).mean(), 1e-12))
+        share.append(float((d.max(axis=0) > 8).mean()))
+    return {"eps_img": float(np.mean(rel)), "eps_img_max": float(np.max(rel)), "pixels_off": float(np.mean(share)),
+            "states": len(rel)}
+
+
+def image_symmetry_check(env: PixelDMCEnv, n_states: int = 16, seed: int = 0) -> dict:
+    """`image_gap` on the renderer: states visited by a random policy, g the mirror."""
+    st_env = env.state_env
+    rng = np.random.default_rng(seed)
+    low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
+    st_env.reset(seed=seed)
+    states = []
+    k = 0
+    while len(states) < n_states:
+        _, _, term, trunc, _ = st_env.step(rng.uniform(low, high))
+        k += 1
+        if k % 7 == 0:
+            states.append(st_env.get_state())
+        if term or trunc:
+            st_env.reset(seed=seed + k)
+
+    def render(s):
+        st_env.set_state(s)
+        return env.render_frame()
+
+    out = image_gap(render, states, lambda s: st_env.transform_state(s, 1))
+    env.reset(seed=seed)
+    return out
