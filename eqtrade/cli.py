@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "embeddings, regularised toward sharing)")
     t.add_argument("--context", choices=["none", "mean"], default=None,
                    help="portfolio, per-asset networks: each asset also reads the market mean (default none)")
-    t.add_argument("--algo", choices=["sac", "dqn"], default=None, help="default: sac for continuous actions, dqn for discrete")
+    t.add_argument("--algo", choices=["sac", "dqn", "drqv2"], default=None,
+                   help="default: sac for continuous actions, dqn for discrete, drqv2 for pixel tasks (dmc-pixels/...)")
     t.add_argument("--env", default=None, help="portfolio (default), trading, or a gymnasium id such as Pendulum-v1")
     t.add_argument("--data", default=None, help="dataset name for the trading envs (default: bundled sp500-20)")
     t.add_argument("--steps", type=int, default=None, help="environment steps in total")

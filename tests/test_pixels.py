@@ -94,3 +94,65 @@ def test_rendered_scenes_are_approximately_mirror_symmetric(env_id):
     wrong = image_gap(render, states, lambda s: s)
     right = image_gap(render, states, lambda s: st.transform_state(s, 1))
     assert right["pixels_off"] <= wrong["pixels_off"] + 1e-9
+
+
+def test_random_shift_is_a_translation_of_at_most_pad_pixels():
+    import torch
+
+    from eqtrade.agents.drq import random_shift
+
+    x = torch.rand(64, 3, 20, 20) * 255
+    g = torch.Generator().manual_seed(0)
+    y = random_shift(x, 4, g)
+    assert y.shape == x.shape
+    # every output is the input shifted by integers (dy, dx) in [-4, 4], with replicated borders
+    xp = torch.nn.functional.pad(x, (4, 4, 4, 4), mode="replicate")
+    for i in range(8):
+        hits = [(dy, dx) for dy in range(9) for dx in range(9)
+                if torch.allclose(y[i], xp[i, :, dy : dy + 20, dx : dx + 20], atol=1e-3)]
+        assert len(hits) == 1, i
+    assert not torch.allclose(y, x)  # not the identity for every image
+
+
+DRQ_TOML = """
+[run]
+algo = "drqv2"
+env = "dmc-pixels/cartpole-swingup"
+steps = 60
+[env]
+size = 48
+[agent]
+family = "plain"
+hidden = [32, 32]
+channels = 8
+feature_dim = 16
+batch_size = 8
+buffer_size = 200
+learning_starts = 20
+eval_every = 30
+eval_episodes = 1
+checkpoint_every = 30
+"""
+
+
+@needs_gl
+def test_drqv2_trains_from_pixels_end_to_end_and_resumes(tmp_path, capsys):
+    import pandas as pd
+    import torch
+
+    from eqtrade.cli import main
+
+    cfg = tmp_path / "drq.toml"
+    cfg.write_text(DRQ_TOML)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    m = pd.read_csv(out / "metrics.csv")
+    assert m["eval_return"].notna().sum() == 2 and np.isfinite(m["critic_loss"].dropna()).all()
+    assert m["std"].dropna().iloc[-1] < 1.0  # the exploration noise schedule moved
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["algo"] == "drqv2" and state["buffer"]["obs"].dtype == np.uint8  # frames stored as bytes
+    assert main(["train", "--out", str(out), "--resume", "--steps", "90", "--no-progress"]) == 0
+    assert pd.read_csv(out / "metrics.csv")["step"].max() == 90
+    assert main(["train", "--config", str(cfg), "--agent", "relaxed", "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    assert "only the plain encoder" in capsys.readouterr().err

@@ -15,10 +15,11 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, obs_shape, action_shape, action_dtype=np.float32, seed: int = 0,
-                 n_step: int = 1, gamma: float = 0.99, extra_dim: int = 0):
+                 n_step: int = 1, gamma: float = 0.99, extra_dim: int = 0, obs_dtype=np.float32):
         self.capacity, self.n_step, self.gamma = int(capacity), int(n_step), float(gamma)
-        self.obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
-        self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=np.float32)
+        # pixel observations are stored as uint8 (a quarter of float32's memory)
+        self.obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
+        self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
         self.actions = np.zeros((self.capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)

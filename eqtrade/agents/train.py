@@ -108,6 +108,8 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if steps_cfg is not None and (not isinstance(steps_cfg, int) or isinstance(steps_cfg, bool) or steps_cfg < 1):
         raise ValueError(f"{config}: [run] steps must be a positive integer, got {steps_cfg!r}")
     env_id = env or file_cfg.get("run", {}).get("env", cfg["run"]["env"])
+    if env_id.startswith("dmc-pixels/"):  # DrQ-v2's own defaults (DrQConfig), not the state agents'
+        cfg["agent"] = {"family": "plain", "eval_every": 2000, "eval_episodes": 1, "checkpoint_every": 2000}
     if env_id != "portfolio":  # defaults of the portfolio env do not apply elsewhere
         cfg["env"] = dict(TRADING_ENV) if env_id == "trading" else {}
         cfg["eval_env"] = {"split": "valid", "full_period": True} if env_id == "trading" else {}
@@ -136,17 +138,17 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         if not cfg["run"]["env"].startswith("dmc/"):
             raise ValueError(f"--break applies to dm_control envs (dmc/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
-    if cfg["run"]["env"].startswith("dmc-pixels/"):
-        raise ValueError(f"{cfg['run']['env']}: pixel tasks need an image agent (DrQ-v2, issue 15), which is not built "
-                         "yet; the env itself works (gymnasium.make, `eqtrade symmetry --env`); train on the state "
-                         f"task {cfg['run']['env'].replace('dmc-pixels/', 'dmc/')}")
+    pixels = cfg["run"]["env"].startswith("dmc-pixels/")
+    if pixels and (algo or file_cfg.get("run", {}).get("algo", "drqv2")) != "drqv2":
+        raise ValueError(f"{cfg['run']['env']}: pixel tasks train with --algo drqv2 (DrQ-v2), not "
+                         f"{algo or file_cfg['run']['algo']}")
     try:
         probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
     except TypeError as e:  # an unknown or mistyped [env] option
         raise ValueError(f"bad [env] option for {cfg['run']['env']!r}: {e}") from None
     from gymnasium import spaces
 
-    default_algo = "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac"
+    default_algo = ("drqv2" if pixels else "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac")
     if algo:
         cfg["run"]["algo"] = algo
     elif not (file_cfg.get("run", {}).get("algo")):

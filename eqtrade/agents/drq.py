@@ -1,0 +1,221 @@
+"""DrQ-v2 (Yarats et al. 2021) for pixel tasks (``dmc-pixels/...``): random-shift augmentation,
+n-step returns, a DDPG-style actor with scheduled exploration noise, twin critics, the convolutional
+encoder trained by the critic only.
+
+Networks as in the paper's reference implementation: encoder 4 conv layers of 32 channels (3x3,
+the first with stride 2) on frames scaled to [-0.5, 0.5]; actor and critics each a trunk
+(Linear to `feature_dim`, LayerNorm, tanh) and MLPs of width `hidden`. Only the plain encoder is
+built so far (issue 15: exact and relaxed encoders); `--agent exact|relaxed` says so.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+
+from .buffer import ReplayBuffer
+from .common import Agent, BaseConfig, EnvSpec, check_finite
+
+
+@dataclass
+class DrQConfig(BaseConfig):
+    """DrQ-v2's options (defaults of the reference implementation where they fit a CPU)."""
+
+    hidden: tuple = (1024, 1024)
+    lr: float = 1e-4
+    batch_size: int = 256
+    buffer_size: int = 20_000  # uint8 frames: about 2.5 GB at 84x84x9; checkpoints hold it
+    learning_starts: int = 1000  # random actions first (the reference: 4 000 frames)
+    train_freq: int = 2  # one update every 2 env steps
+    n_step: int = 3
+    feature_dim: int = 50
+    channels: int = 32
+    tau: float = 0.01
+    std_start: float = 1.0  # exploration noise: linear from std_start to std_end over std_steps env steps
+    std_end: float = 0.1
+    std_steps: int = 100_000
+    std_clip: float = 0.3
+    pad: int = 4  # random shift of up to `pad` pixels
+
+
+def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DrQ's augmentation: pad by replication, then crop back at a random integer shift of up to
+    `pad` pixels per image (bilinear sampling at pixel centres: an exact translation)."""
+    n, _, h, w = x.shape
+    if h != w:
+        raise ValueError(f"random_shift needs square images, got {h}x{w}")
+    x = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    eps = 1.0 / (h + 2 * pad)
+    arange = torch.linspace(-1.0 + eps, 1.0 - eps, h + 2 * pad, device=x.device)[:h]
+    arange = arange.unsqueeze(0).repeat(h, 1).unsqueeze(2)
+    base = torch.cat([arange, arange.transpose(1, 0)], dim=2).unsqueeze(0).repeat(n, 1, 1, 1)
+    shift = torch.randint(0, 2 * pad + 1, size=(n, 1, 1, 2), generator=generator, device=x.device)
+    return F.grid_sample(x, base + shift * 2.0 / (h + 2 * pad), padding_mode="zeros", align_corners=False)
+
+
+class PixelEncoder(nn.Module):
+    """[B, C, H, W] uint8-valued frames -> flat features (the reference DrQ-v2 encoder)."""
+
+    def __init__(self, in_channels: int, size: int, channels: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(in_channels, channels, 3, stride=2), nn.ReLU(),
+                                 nn.Conv2d(channels, channels, 3), nn.ReLU(),
+                                 nn.Conv2d(channels, channels, 3), nn.ReLU(),
+                                 nn.Conv2d(channels, channels, 3), nn.ReLU())
+        with torch.no_grad():
+            self.repr_dim = int(self.net(torch.zeros(1, in_channels, size, size)).numel())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs / 255.0 - 0.5).flatten(1)
+
+
+def _mlp(n_in: int, hidden, n_out: int) -> nn.Sequential:
+    dims = [n_in, *hidden]
+    layers: list[nn.Module] = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(dims[-1], n_out))
+
+
+class DrQActor(nn.Module):
+    kind = "actor"
+
+    def __init__(self, repr_dim: int, act_dim: int, feature_dim: int, hidden):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(repr_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+        self.policy = _mlp(feature_dim, hidden, act_dim)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """The deterministic action mean in [-1, 1]."""
+        return torch.tanh(self.policy(self.trunk(h)))
+
+
+class DrQCritic(nn.Module):
+    def __init__(self, repr_dim: int, act_dim: int, feature_dim: int, hidden):
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(repr_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+        self.q1 = _mlp(feature_dim + act_dim, hidden, 1)
+        self.q2 = _mlp(feature_dim + act_dim, hidden, 1)
+
+    def forward(self, h: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.cat([self.trunk(h), action], dim=1)
+        return self.q1(z).squeeze(1), self.q2(z).squeeze(1)
+
+
+class DrQV2(Agent):
+    """DrQ-v2 with `learn(steps)`, `predict(obs)`, `save(path)`, `DrQV2.load(path)` (pixel tasks)."""
+
+    algo = "drqv2"
+    config_cls = DrQConfig
+    loss_columns = ("critic_loss", "actor_loss", "critic_q")
+    extra_columns = ("std",)
+
+    def __init__(self, env, config: DrQConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
+        config = copy.copy(config) if config is not None else DrQConfig()
+        if config.family != "plain":
+            raise ValueError(f"DrQ-v2 has only the plain encoder so far (issue 15); got --agent {config.family}")
+        super().__init__(env, config, env_spec, eval_env)
+        obs_space, act_space = env.observation_space, env.action_space
+        if not (isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 3):
+            raise ValueError(f"DrQ-v2 needs image observations [C, H, W] (dmc-pixels/...), got {obs_space}")
+        if not isinstance(act_space, spaces.Box):
+            raise ValueError(f"DrQ-v2 needs continuous actions, got {act_space}")
+        c, size, _ = obs_space.shape
+        act_dim = int(np.prod(act_space.shape))
+        self.encoder = PixelEncoder(c, size, config.channels)
+        self.actor = DrQActor(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
+        self.critic = DrQCritic(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
+        self.low = torch.as_tensor(act_space.low, dtype=torch.float32)
+        self.high = torch.as_tensor(act_space.high, dtype=torch.float32)
+        self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32, seed=config.seed,
+                                   n_step=config.n_step, gamma=config.gamma, obs_dtype=np.uint8)
+
+    # -- policy ---------------------------------------------------------------------------------
+    def std(self) -> float:
+        """The exploration noise's standard deviation at the current step (linear schedule)."""
+        c = self.config
+        frac = min(1.0, self.step / max(1, c.std_steps))
+        return c.std_start + frac * (c.std_end - c.std_start)
+
+    def _scale(self, a: torch.Tensor) -> torch.Tensor:
+        return self.low + (a + 1.0) * 0.5 * (self.high - self.low)
+
+    @torch.no_grad()
+    def act(self, obs, explore: bool):
+        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+        single = o.dim() == 3
+        o = o.unsqueeze(0) if single else o
+        if explore and self.step < self.config.learning_starts:
+            a = torch.as_tensor(self.rng.uniform(-1, 1, (o.shape[0], self.actor.policy[-1].out_features)),
+                                dtype=torch.float32)
+        else:
+            a = self.actor(self.encoder(o))
+            if explore:
+                a = (a + self.std() * torch.randn(a.shape, generator=self.torch_gen)).clamp(-1.0, 1.0)
+        a = self._scale(a).numpy()
+        return a[0] if single else a
+
+    def policy_module(self):
+        return self.actor
+
+    def equivariance_error(self, n: int = 256) -> float | None:
+        return None  # the plain encoder has no symmetry constraint to measure
+
+    # -- learning -------------------------------------------------------------------------------
+    def _noisy(self, mean: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        noise = (self.std() * torch.randn(mean.shape, generator=self.torch_gen)).clamp(-c.std_clip, c.std_clip)
+        return (mean + noise).clamp(-1.0, 1.0)
+
+    def update(self) -> dict[str, float]:
+        c = self.config
+        b = self.buffer.sample(c.batch_size)
+        obs = self.encoder(random_shift(b["obs"].float(), c.pad, self.torch_gen))
+        with torch.no_grad():
+            nxt = self.encoder(random_shift(b["next_obs"].float(), c.pad, self.torch_gen))
+            a_next = self._noisy(self.actor(nxt))
+            q1t, q2t = self.critic_target(nxt, a_next)
+            y = b["rewards"] * c.reward_scale + b["discount"] * torch.min(q1t, q2t)
+        # actions are stored in the env's units; the networks work in [-1, 1]
+        a = 2.0 * (b["actions"] - self.low) / (self.high - self.low) - 1.0
+        q1, q2 = self.critic(obs, a)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        self.encoder_opt.zero_grad(set_to_none=True)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        self.encoder_opt.step()
+        h = obs.detach()  # the actor does not train the encoder
+        qa1, qa2 = self.critic(h, self._noisy(self.actor(h)))
+        actor_loss = -torch.min(qa1, qa2).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        with torch.no_grad():
+            for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
+                tp.lerp_(p, c.tau)
+        return {"critic_loss": check_finite("critic_loss", critic_loss, self.step),
+                "actor_loss": check_finite("actor_loss", actor_loss, self.step),
+                "critic_q": float(q1.detach().mean())}
+
+    def extra_metrics(self) -> dict[str, float]:
+        return {"std": self.std()}
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {k: getattr(self, k).state_dict() for k in
+                ("encoder", "actor", "critic", "critic_target", "encoder_opt", "actor_opt", "critic_opt")}
+
+    def _load_state(self, s: dict) -> None:
+        for k, v in s.items():
+            getattr(self, k).load_state_dict(v)
