@@ -1,6 +1,7 @@
 """Pixel dm_control on this CPU: env steps per second (one 84x84 frame rendered per step, MuJoCo
 headless through EGL) and DrQ-v2 updates per second with the reference network sizes (batch 256,
-32-channel encoder, 1024-wide MLPs), plain encoder; one torch thread.
+32-channel encoder, 1024-wide MLPs) for the plain, exact and relaxed families, in the same run;
+one torch thread.
 
     .venv/bin/python bench/bench_pixels.py [--updates 5]
 """
@@ -34,22 +35,28 @@ def main(argv=None) -> int:
         if term or trunc:
             env.reset()
     step_ms = (time.perf_counter() - t) / n * 1e3
-    agent = DrQV2(env, DrQConfig(batch_size=args.batch, buffer_size=600, learning_starts=10**9, eval_every=0,
-                                 checkpoint_every=0), spec, env)
-    agent.learn(args.batch + 10, progress=False)  # fill the buffer with random-action frames
-    agent.update()  # warm-up
-    t = time.perf_counter()
-    for _ in range(args.updates):
-        agent.update()
-    upd = (time.perf_counter() - t) / args.updates
-    print(f"torch {torch.__version__}, one thread; encoder repr {agent.encoder.repr_dim}, "
-          f"{sum(p.numel() for p in agent.encoder.parameters()) + sum(p.numel() for p in agent.critic.parameters())} "
-          f"critic+encoder parameters")
-    print(f"| what | per second | ms |\n| --- | --- | --- |\n| env step (render 84x84, action repeat 8) | "
-          f"{1e3 / step_ms:.0f} | {step_ms:.1f} |\n| DrQ-v2 update, plain encoder, batch {args.batch} | "
-          f"{1 / upd:.2f} | {upd * 1e3:.0f} |")
+    rows = {}
+    for family in ("plain", "exact", "relaxed"):
+        torch.manual_seed(0)
+        agent = DrQV2(env, DrQConfig(family=family, batch_size=args.batch, buffer_size=600, learning_starts=10**9,
+                                     eval_every=0, checkpoint_every=0), spec, env)
+        agent.learn(args.batch + 10, progress=False)  # fill the buffer with random-action frames
+        agent.update()  # warm-up
+        t = time.perf_counter()
+        for _ in range(args.updates):
+            agent.update()
+        upd = (time.perf_counter() - t) / args.updates
+        params = sum(p.numel() for m in (agent.encoder, agent.actor, agent.critic) for p in m.parameters())
+        rows[family] = (upd, params)
+    print(f"torch {torch.__version__}, one thread; env step (render 84x84, action repeat 8): {step_ms:.1f} ms "
+          f"({1e3 / step_ms:.0f}/s)")
+    print(f"| family | parameters | DrQ-v2 update, batch {args.batch} (s) | updates/s | x plain |")
+    print("| --- | --- | --- | --- | --- |")
+    for family, (upd, params) in rows.items():
+        print(f"| {family} | {params:,} | {upd:.2f} | {1 / upd:.2f} | {upd / rows['plain'][0]:.2f} |")
+    upd = rows["plain"][0]
     frames_per_hour = 3600 / (step_ms / 1e3 + upd / 2) * 8  # one update every 2 env steps, action repeat 8
-    print(f"=> about {frames_per_hour / 1e3:.0f}k cartpole frames per hour of one core (update every 2 steps)")
+    print(f"=> plain: about {frames_per_hour / 1e3:.0f}k cartpole frames per hour of one core (update every 2 steps)")
     return 0
 
 

@@ -4,8 +4,19 @@ encoder trained by the critic only.
 
 Networks as in the paper's reference implementation: encoder 4 conv layers of 32 channels (3x3,
 the first with stride 2) on frames scaled to [-0.5, 0.5]; actor and critics each a trunk
-(Linear to `feature_dim`, LayerNorm, tanh) and MLPs of width `hidden`. Only the plain encoder is
-built so far (issue 15: exact and relaxed encoders); `--agent exact|relaxed` says so.
+(Linear to `feature_dim`, LayerNorm, tanh) and MLPs of width `hidden`.
+
+Families, for the task's mirror (the image's width flip m; the actions as in the state task):
+- plain: the reference networks.
+- exact: the encoder and each trunk see the frame x and its mirror m·x with the same weights, which
+  gives a regular field over {e, m}: z(g) = trunk(encoder(g⁻¹·x)), and z(m·x) is z(x) with its two
+  halves swapped, exactly (a lifting by weight sharing; the stride-2 convolutions need not commute
+  with the flip). Actor and critic heads are exact group MLPs on regular fields (eqtrade.nn.relaxed
+  with fixed uniform weights): the actor's mean is equivariant, the critics invariant.
+- relaxed: the same, with each trunk a relaxed lift z(g) = Σ_l w_l(g) trunk_l(encoder(g⁻¹·x)) and
+  relaxed group MLP heads; all relaxed weights start uniform over the group (exactly equivariant)
+  and the regulariser Σ Var_g w (× reg_coef) pulls them back.
+Relaxed group or steerable convolutions inside the conv stack (eqtrade.nn.conv2d) are not used yet.
 """
 
 from __future__ import annotations
@@ -83,6 +94,94 @@ def _mlp(n_in: int, hidden, n_out: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(dims[-1], n_out))
 
 
+class MirrorTrunk(nn.Module):
+    """Encoder features of [x; m·x] ([2B, R]) -> a regular field [B, F·2] (channel-major [F, |G|]):
+    z(g) = Σ_l w_l(g) tanh(LN(T_l(h(g⁻¹·x)))), exact when w does not depend on g."""
+
+    def __init__(self, repr_dim: int, feature_dim: int, relaxed: bool, banks: int = 2):
+        super().__init__()
+        n = banks if relaxed else 1
+        self.trunks = nn.ModuleList(nn.Linear(repr_dim, feature_dim) for _ in range(n))
+        self.ln = nn.LayerNorm(feature_dim)
+        self.relaxed = relaxed
+        if relaxed:
+            self.relaxed_weights = nn.Parameter(torch.full((n, 2), 1.0 / n))
+
+    def forward(self, h2: torch.Tensor) -> torch.Tensor:
+        B = h2.shape[0] // 2
+        if self.relaxed:
+            w = self.relaxed_weights.repeat_interleave(B, dim=1)  # [L, 2B]: rows of g = e, then g = m
+            z = sum(w[l, :, None] * torch.tanh(self.ln(t(h2))) for l, t in enumerate(self.trunks))
+        else:
+            z = torch.tanh(self.ln(self.trunks[0](h2)))
+        return z.view(2, B, -1).permute(1, 2, 0).reshape(B, -1)
+
+    def regularizer(self) -> torch.Tensor:
+        return self.relaxed_weights.var(dim=1, unbiased=False).sum() if self.relaxed else torch.zeros(())
+
+
+class MirrorEncoder(PixelEncoder):
+    """The reference encoder applied to the frames and their mirrors: [B, C, H, W] -> [2B, R]."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([obs, obs.flip(-1)]))
+
+
+class EquivariantActor(nn.Module):
+    kind = "actor"
+
+    def __init__(self, symmetry, repr_dim: int, feature_dim: int, hidden, relaxed: bool, banks: int):
+        super().__init__()
+        from ..nn.relaxed import RelaxedMLP
+        from ..nn.reps import action_rep, regular_rep
+
+        G = symmetry.order
+        self.trunk = MirrorTrunk(repr_dim, feature_dim, relaxed, banks)
+        self.policy = RelaxedMLP(regular_rep(symmetry, feature_dim), action_rep(symmetry),
+                                 tuple(max(1, h // G) for h in hidden), banks=banks, relaxed=relaxed)
+        self.act_dim = symmetry.action_dim
+
+    def forward(self, h2: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.policy(self.trunk(h2)))  # tanh is odd: the sign actions stay equivariant
+
+    def regularizer(self) -> torch.Tensor:
+        return self.trunk.regularizer() + self.policy.regularizer()
+
+
+class EquivariantCritic(nn.Module):
+    def __init__(self, symmetry, repr_dim: int, feature_dim: int, hidden, relaxed: bool, banks: int):
+        super().__init__()
+        from ..nn.relaxed import RelaxedMLP
+        from ..nn.reps import action_rep, regular_rep, trivial_rep
+
+        G = symmetry.order
+        self.trunk = MirrorTrunk(repr_dim, feature_dim, relaxed, banks)
+        in_rep = regular_rep(symmetry, feature_dim) + action_rep(symmetry)
+        ch = tuple(max(1, h // G) for h in hidden)
+        self.q1 = RelaxedMLP(in_rep, trivial_rep(symmetry, 1), ch, banks=banks, relaxed=relaxed)
+        self.q2 = RelaxedMLP(in_rep, trivial_rep(symmetry, 1), ch, banks=banks, relaxed=relaxed)
+
+    def forward(self, h2: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.cat([self.trunk(h2), action], dim=1)
+        return self.q1(z).squeeze(1), self.q2(z).squeeze(1)
+
+    def regularizer(self) -> torch.Tensor:
+        return self.trunk.regularizer() + self.q1.regularizer() + self.q2.regularizer()
+
+
+def mirror_equivariance_error(actor: nn.Module, encoder: nn.Module, symmetry, frames: torch.Tensor) -> float:
+    """‖μ(m·x) − ρ(m)μ(x)‖ / ‖μ(x)‖ of an actor on frames [B, C, H, W] (m: the width flip), computed
+    in float64 on copies, so that it measures the networks' symmetry rather than float32 round-off
+    (which alone reaches 1e-5 of a small initial μ)."""
+    actor, encoder = copy.deepcopy(actor).double(), copy.deepcopy(encoder).double()
+    frames = frames.double()
+    with torch.no_grad():
+        mu = actor(encoder(frames))
+        mu_m = actor(encoder(frames.flip(-1)))
+        target = symmetry.transform_action(mu, 1)
+        return float((mu_m - target).norm() / mu.norm().clamp_min(1e-12))
+
+
 class DrQActor(nn.Module):
     kind = "actor"
 
@@ -118,8 +217,8 @@ class DrQV2(Agent):
 
     def __init__(self, env, config: DrQConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
         config = copy.copy(config) if config is not None else DrQConfig()
-        if config.family != "plain":
-            raise ValueError(f"DrQ-v2 has only the plain encoder so far (issue 15); got --agent {config.family}")
+        if config.family not in ("plain", "exact", "relaxed"):
+            raise ValueError(f"unknown family {config.family!r}; use plain, exact or relaxed")
         super().__init__(env, config, env_spec, eval_env)
         obs_space, act_space = env.observation_space, env.action_space
         if not (isinstance(obs_space, spaces.Box) and len(obs_space.shape) == 3):
@@ -128,9 +227,20 @@ class DrQV2(Agent):
             raise ValueError(f"DrQ-v2 needs continuous actions, got {act_space}")
         c, size, _ = obs_space.shape
         act_dim = int(np.prod(act_space.shape))
-        self.encoder = PixelEncoder(c, size, config.channels)
-        self.actor = DrQActor(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
-        self.critic = DrQCritic(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
+        if config.family == "plain":
+            self.encoder = PixelEncoder(c, size, config.channels)
+            self.actor = DrQActor(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
+            self.critic = DrQCritic(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
+        else:
+            if self.symmetry is None or self.symmetry.order != 2:
+                raise ValueError(f"the {config.family} DrQ-v2 networks need a mirror task (C2); {env_spec} has "
+                                 f"{self.symmetry}")
+            rel = config.family == "relaxed"
+            self.encoder = MirrorEncoder(c, size, config.channels)
+            self.actor = EquivariantActor(self.symmetry, self.encoder.repr_dim, config.feature_dim, config.hidden,
+                                          rel, config.banks)
+            self.critic = EquivariantCritic(self.symmetry, self.encoder.repr_dim, config.feature_dim, config.hidden,
+                                            rel, config.banks)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
@@ -156,8 +266,7 @@ class DrQV2(Agent):
         single = o.dim() == 3
         o = o.unsqueeze(0) if single else o
         if explore and self.step < self.config.learning_starts:
-            a = torch.as_tensor(self.rng.uniform(-1, 1, (o.shape[0], self.actor.policy[-1].out_features)),
-                                dtype=torch.float32)
+            a = torch.as_tensor(self.rng.uniform(-1, 1, (o.shape[0], self.low.numel())), dtype=torch.float32)
         else:
             a = self.actor(self.encoder(o))
             if explore:
@@ -168,8 +277,16 @@ class DrQV2(Agent):
     def policy_module(self):
         return self.actor
 
-    def equivariance_error(self, n: int = 256) -> float | None:
-        return None  # the plain encoder has no symmetry constraint to measure
+    def equivariance_error(self, n: int = 32) -> float | None:
+        """The actor's measured mirror-equivariance error on stored frames (None for plain)."""
+        if self.config.family == "plain" or len(self.buffer) == 0:
+            return None
+        idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
+        return mirror_equivariance_error(self.actor, self.encoder, self.symmetry,
+                                         torch.from_numpy(self.buffer.obs[idx]).float())
+
+    def _reg(self, module) -> torch.Tensor:
+        return self.config.reg_coef * module.regularizer() if hasattr(module, "regularizer") else torch.zeros(())
 
     # -- learning -------------------------------------------------------------------------------
     def _noisy(self, mean: torch.Tensor) -> torch.Tensor:
@@ -189,7 +306,7 @@ class DrQV2(Agent):
         # actions are stored in the env's units; the networks work in [-1, 1]
         a = 2.0 * (b["actions"] - self.low) / (self.high - self.low) - 1.0
         q1, q2 = self.critic(obs, a)
-        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y) + self._reg(self.critic)
         self.encoder_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()
@@ -197,7 +314,7 @@ class DrQV2(Agent):
         self.encoder_opt.step()
         h = obs.detach()  # the actor does not train the encoder
         qa1, qa2 = self.critic(h, self._noisy(self.actor(h)))
-        actor_loss = -torch.min(qa1, qa2).mean()
+        actor_loss = -torch.min(qa1, qa2).mean() + self._reg(self.actor)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
