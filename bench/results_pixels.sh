@@ -3,7 +3,7 @@
 # renderer, break 0 and 0.5, 16 visited states each) and the speed of pixel training on this CPU.
 # Run from the repository root after `make setup`:  bash bench/results_pixels.sh   (a few minutes)
 set -euo pipefail
-for task in cartpole-swingup pendulum-swingup acrobot-swingup ball_in_cup-catch; do
+for task in cartpole-swingup pendulum-swingup acrobot-swingup ball_in_cup-catch reacher-easy; do
   .venv/bin/eqtrade symmetry --env dmc-pixels/$task --break 0,0.5 --states 16
 done
 .venv/bin/python bench/bench_pixels.py --updates 3

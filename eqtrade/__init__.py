@@ -20,7 +20,7 @@ def _register_envs() -> None:
                          disable_env_checker=True)
     # the same tasks from pixels (eqtrade.envs.dmc_pixels; rendering is set up only on make())
     for domain, task in (("cartpole", "swingup"), ("cartpole", "balance"), ("pendulum", "swingup"),
-                         ("acrobot", "swingup"), ("ball_in_cup", "catch")):
+                         ("acrobot", "swingup"), ("ball_in_cup", "catch"), ("reacher", "easy")):
         env_id = f"dmc-pixels/{domain}-{task}"
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point="eqtrade.envs.dmc_pixels:PixelDMCEnv",

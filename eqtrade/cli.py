@@ -536,10 +536,12 @@ def cmd_symmetry_pixels(args) -> int:
         r = image_symmetry_check(env, n_states=args.states, seed=args.seed)
         rows.append({"break": b, "tilt °": MAX_TILT_DEG * b, "ε_img (mean rel. L1)": r["eps_img"],
                      "ε_img max": r["eps_img_max"], "pixels off (> 8/255)": r["pixels_off"], "states": r["states"]})
-    print(f"declared image symmetry of {args.env}: the horizontal mirror of {env.size}x{env.size} frames from camera "
+    what = ("the horizontal mirror" if env.symmetry.order == 2 else
+            f"{env.symmetry.name} (quarter turns{' and flips' if env.symmetry.group_kind == 'D' else ''})")
+    print(f"declared image symmetry of {args.env}: {what} of {env.size}x{env.size} frames from camera "
           f"{env.camera} (MUJOCO_GL={env.backend}), actions as {env.symmetry.name}")
-    print("checked on the renderer: ‖render(g·s) − mirror(render(s))‖₁ / ‖render(s) − mean‖₁ over states from a "
-          "random policy (0: an exactly mirror-symmetric scene)")
+    print("checked on the renderer: ‖render(g·s) − g·render(s)‖₁ / ‖render(s) − mean‖₁ over states from a "
+          "random policy, every g ≠ e (0: an exactly symmetric scene)")
     with pd.option_context("display.width", 160):
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print("the dynamics' own gap: eqtrade symmetry --env " + args.env.replace("dmc-pixels/", "dmc/"))

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from eqtrade.envs.dmc_pixels import PIXEL_IDS, image_gap, make_pixels, mirror
+from eqtrade.envs.dmc_pixels import PIXEL_IDS, image_gap, image_transform, make_pixels, mirror
 
 RENDERS = os.environ.get("MUJOCO_GL") in ("egl", "osmesa", "glfw")
 needs_gl = pytest.mark.skipif(not RENDERS, reason="no headless OpenGL (EGL/OSMesa) on this machine: see README")
@@ -25,6 +25,21 @@ def _scene(x: float, texture: np.ndarray | None = None) -> np.ndarray:
     if texture is not None:
         img = img + texture
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def test_image_transforms_are_group_actions():
+    """The declared actions on images compose like the group (reacher's D4 and the mirror's C2)."""
+    from eqtrade.symmetry import cartpole_reflection, planar_rotation
+
+    img = np.random.default_rng(0).integers(0, 255, (3, 12, 12))
+    for sym in (planar_rotation(4, dihedral=True), planar_rotation(4), cartpole_reflection()):
+        els = sym.elements
+        index = {e: i for i, e in enumerate(els)}
+        for a in range(sym.order):
+            for b in range(sym.order):
+                ab = index[els[a] @ els[b]]
+                np.testing.assert_array_equal(image_transform(sym, image_transform(sym, img, b), a),
+                                              image_transform(sym, img, ab))
 
 
 def test_image_gap_is_exact_on_a_symmetric_scene_and_sees_a_broken_one():
@@ -64,8 +79,8 @@ def test_pixel_env_spaces_stacking_and_determinism():
     clone = pickle.loads(pickle.dumps(env))
     a = np.array([0.4])
     np.testing.assert_array_equal(clone.step(a)[0], env.step(a)[0])
-    with pytest.raises(ValueError, match="no pixel version"):
-        make_pixels("dmc-pixels/reacher-easy")
+    with pytest.raises(ValueError, match="unknown dm_control task"):
+        make_pixels("dmc-pixels/walker-walk")
 
 
 @needs_gl
@@ -75,9 +90,9 @@ def test_rendered_scenes_are_approximately_mirror_symmetric(env_id):
     and sky textures, shadows): a measured, bounded gap, far below that of unrelated states."""
     from eqtrade.envs.dmc_pixels import image_symmetry_check
 
-    env = make_pixels(env_id, size=48)
+    env = make_pixels(env_id, size=48, **({"dihedral": True} if "reacher" in env_id else {}))
     r = image_symmetry_check(env, n_states=4)
-    assert 0.0 < r["eps_img"] < 1.5
+    assert 0.0 < r["eps_img"] < 1.5 and r["elements"] == env.symmetry.order - 1
     st = env.state_env
     st.reset(seed=1)
     states = []
@@ -91,8 +106,9 @@ def test_rendered_scenes_are_approximately_mirror_symmetric(env_id):
         return env.render_frame()
 
     # the declared map is checked, not a tautology: a wrong map on the state (identity) differs more
-    wrong = image_gap(render, states, lambda s: s)
-    right = image_gap(render, states, lambda s: st.transform_state(s, 1))
+    op = lambda img: image_transform(env.symmetry, img, 1)  # noqa: E731
+    wrong = image_gap(render, states, lambda s: s, op)
+    right = image_gap(render, states, lambda s: st.transform_state(s, 1), op)
     assert right["pixels_off"] <= wrong["pixels_off"] + 1e-9
 
 

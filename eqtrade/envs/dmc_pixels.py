@@ -5,13 +5,15 @@ channel axis ([9, 84, 84], oldest first), with the state tasks' action repeat, e
 rewards and symmetry break (gravity tilt). Rendering is headless: EGL by default, OSMesa as a
 fallback (MUJOCO_GL); a clear error names the packages when neither renders.
 
-Each reflection domain declares how its mirror acts on images: a horizontal flip (the x axis of
-the x-z plane the bodies move in maps to the image's width axis for the domains' front cameras),
-with the actions as in the state task. `image_symmetry_check` tests it on the renderer itself:
-render(g·state) against flip(render(state)) for visited states. Where the scene is not exactly
-mirror-symmetric (camera offset, floor texture, lighting), the gap is measured and reported: an
-approximate symmetry, which is what the relaxed networks are for. Reacher's image symmetry is not
-declared yet (its state symmetry is the rotation group of the arena).
+Each domain declares how its group acts on images (`image_transform`): for the reflection
+domains a horizontal flip (the x axis of the x-z plane the bodies move in maps to the image's
+width axis for their front cameras); for reacher, seen from its top camera centred on the arm's
+base, the rotations of the arena are the image's quarter turns and (with `dihedral=True`) its
+flips are the vertical flip followed by those turns; actions as in the state task.
+`image_symmetry_check` tests it on the renderer itself: render(g·state) against g·render(state)
+for visited states and every g ≠ e. Where the scene is not exactly symmetric (textures, lighting),
+the gap is measured and reported: an approximate symmetry, which is what the relaxed networks
+are for.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from gymnasium import spaces
 
 from .dmc import DOMAINS, DMCEnv, parse_env_id
 
-#: the reflection domains and their front camera (dm_control's camera 0 looks along +y at the x-z plane)
-PIXEL_DOMAINS = {"cartpole": 0, "pendulum": 0, "acrobot": 0, "ball_in_cup": 0}
+#: the pixel domains and their camera: the reflection domains' front camera (dm_control's camera 0
+#: looks along +y at the x-z plane), reacher's top camera (camera 0, above the arm's base)
+PIXEL_DOMAINS = {"cartpole": 0, "pendulum": 0, "acrobot": 0, "ball_in_cup": 0, "reacher": 0}
 PIXEL_IDS = tuple(f"dmc-pixels/{d}-{t}" for d in PIXEL_DOMAINS for t in DOMAINS[d].tasks)
 APT_HINT = ("install a headless OpenGL: `apt-get install libegl1 libgl1-mesa-dri` (EGL, default) or "
             "`apt-get install libosmesa6` (OSMesa), then MUJOCO_GL=egl or MUJOCO_GL=osmesa")
@@ -66,28 +69,42 @@ def mirror(images: np.ndarray) -> np.ndarray:
     return images[..., ::-1]
 
 
+def image_transform(symmetry, images: np.ndarray, g: int) -> np.ndarray:
+    """g·images for [..., H, W] arrays: the mirror for C2 tasks; for reacher's C_N / D_N (N = 4),
+    element (flip f, rotation k) is the vertical flip (if f) then k quarter turns."""
+    el = symmetry.elements[g].to("int")
+    if not symmetry.name.startswith("planar-"):  # the reflection domains: C2, the mirror
+        return mirror(images) if el == 1 else images
+    f, k = el if isinstance(el, tuple) else (0, el)
+    if symmetry.group_order != 4:
+        raise ValueError(f"{symmetry.name}: images turn by quarter turns only (N = 4)")
+    out = images[..., ::-1, :] if f else images
+    return np.rot90(out, k, axes=(-2, -1))
+
+
 class PixelDMCEnv(gym.Env):
     """A dm_control task observed through its front camera: [3·frames, size, size] uint8."""
 
     metadata = {"render_modes": []}
 
     def __init__(self, domain: str = "cartpole", task: str = "swingup", break_strength: float = 0.0,
-                 action_repeat: int | None = None, size: int = 84, frames: int = 3, camera: int | None = None):
+                 action_repeat: int | None = None, size: int = 84, frames: int = 3, camera: int | None = None,
+                 dihedral: bool = False):
         if domain not in PIXEL_DOMAINS:
             raise ValueError(f"no pixel version of {domain}-{task} yet; pixel tasks: {', '.join(PIXEL_IDS)}")
         if int(size) < 16 or int(frames) < 1:
             raise ValueError(f"size must be >= 16 and frames >= 1, got size={size}, frames={frames}")
         self.backend = ensure_rendering()
-        self.state_env = DMCEnv(domain, task, break_strength, action_repeat)
+        self.state_env = DMCEnv(domain, task, break_strength, action_repeat, dihedral=dihedral)
         self.domain, self.task, self.size, self.frames = domain, task, int(size), int(frames)
         self.camera = PIXEL_DOMAINS[domain] if camera is None else int(camera)
         self.break_strength, self.action_repeat = self.state_env.break_strength, self.state_env.action_repeat
-        self.symmetry = self.state_env.symmetry  # acts on actions as in the state task; images: `mirror`
+        self.symmetry = self.state_env.symmetry  # acts on actions as in the state task; images: `image_transform`
         self.action_space = self.state_env.action_space
         self.observation_space = spaces.Box(0, 255, (3 * self.frames, self.size, self.size), dtype=np.uint8)
         self._stack: list[np.ndarray] = []
         self._kwargs = dict(domain=domain, task=task, break_strength=break_strength, action_repeat=action_repeat,
-                            size=size, frames=frames, camera=camera)
+                            size=size, frames=frames, camera=camera, dihedral=dihedral)
         try:
             self.render_frame()
         except Exception as e:  # a renderer that loads but cannot draw
@@ -132,15 +149,16 @@ def make_pixels(env_id: str, **kwargs) -> PixelDMCEnv:
     return PixelDMCEnv(domain, task, **kwargs)
 
 
-def image_gap(render, states, transform) -> dict:
-    """The image symmetry gap of a renderer: for each state s, ‖render(g·s) − mirror(render(s))‖₁
-    relative to ‖render(s) − its mean‖₁ (so 0 = exactly mirror-symmetric scene, ~1 = unrelated
-    images); also the share of pixels that differ by more than 8 of 255. `render(s)` -> [C, H, W]."""
+def image_gap(render, states, transform, image_op=mirror) -> dict:
+    """The image symmetry gap of a renderer for one group element g: for each state s,
+    ‖render(g·s) − g·render(s)‖₁ relative to ‖render(s) − its mean‖₁ (0 = an exactly symmetric
+    scene, ~1 = unrelated images), and the share of pixels that differ by more than 8 of 255.
+    `render(s)` -> [C, H, W]; `transform(s)` = g·s; `image_op(img)` = g·img (default: the mirror)."""
     rel, share = [], []
     for s in states:
         a = render(s).astype(np.float64)
         b = render(transform(s)).astype(np.float64)
-        d = np.abs(b - mirror(a))
+        d = np.abs(b - image_op(a))
         rel.append(d.mean() / max(np.abs(a - a.mean()).mean(), 1e-12))
         share.append(float((d.max(axis=0) > 8).mean()))
     return {"eps_img": float(np.mean(rel)), "eps_img_max": float(np.max(rel)), "pixels_off": float(np.mean(share)),
@@ -148,7 +166,8 @@ def image_gap(render, states, transform) -> dict:
 
 
 def image_symmetry_check(env: PixelDMCEnv, n_states: int = 16, seed: int = 0) -> dict:
-    """`image_gap` on the renderer: states visited by a random policy, g the mirror."""
+    """`image_gap` on the renderer for every g ≠ e (averaged; the max over g too): states visited
+    by a random policy."""
     st_env = env.state_env
     rng = np.random.default_rng(seed)
     low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)
@@ -167,6 +186,11 @@ def image_symmetry_check(env: PixelDMCEnv, n_states: int = 16, seed: int = 0) ->
         st_env.set_state(s)
         return env.render_frame()
 
-    out = image_gap(render, states, lambda s: st_env.transform_state(s, 1))
+    sym = env.symmetry
+    per_g = [image_gap(render, states, lambda s, g=g: st_env.transform_state(s, g),
+                       lambda img, g=g: image_transform(sym, img, g)) for g in range(1, sym.order)]
     env.reset(seed=seed)
-    return out
+    return {"eps_img": float(np.mean([r["eps_img"] for r in per_g])),
+            "eps_img_max": float(np.max([r["eps_img_max"] for r in per_g])),
+            "pixels_off": float(np.mean([r["pixels_off"] for r in per_g])), "states": len(states),
+            "elements": sym.order - 1}
