@@ -420,9 +420,9 @@ def _rf_arg(text, data_dir=None):
 
 
 def _split_arg(text: str):
-    from .envs.market import DEFAULT_SPLITS, split_range
+    from .envs.market import DEFAULT_SPLITS, parse_split, split_range
 
-    split = tuple(text.split(":", 1)) if ":" in text else text
+    split = parse_split(text)
     try:
         split_range(split)
     except ValueError as e:

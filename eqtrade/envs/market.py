@@ -59,6 +59,11 @@ def resolve_prices(prices=None, tickers=None, data_dir=None, align: str = "inner
     return df
 
 
+def parse_split(text: str):
+    """A split as written on a command line or in a spec: a name, or "START:END" -> (start, end)."""
+    return tuple(text.split(":", 1)) if ":" in text else text
+
+
 def split_range(split) -> tuple[pd.Timestamp, pd.Timestamp]:
     """(start, end) of a named split or of an explicit (start, end) pair; end inclusive."""
     if isinstance(split, str):

@@ -82,7 +82,6 @@ class PortfolioEnv(gym.Env):
             raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
         panel = resolve_prices(prices, tickers, data_dir, align)
         self.market = Market.from_prices(panel, window, split)
-        self.align = align
         self.window, self.mode, self.cost = window, mode, cost_bps / 1e4
         self.episode_length, self.full_period = int(episode_length), full_period
         self.tickers = self.market.tickers
@@ -118,7 +117,7 @@ class PortfolioEnv(gym.Env):
     # -- mechanics ------------------------------------------------------------------------------
     def tradable_now(self) -> np.ndarray | None:
         """[N] bool: which assets can be traded at the current decision; None when all, always."""
-        tr = getattr(self.market, "tradable", None)
+        tr = self.market.tradable  # a class default of None for Markets pickled before masks existed
         return None if tr is None else tr[self._t]
 
     def weights_from_action(self, action) -> np.ndarray:
@@ -197,7 +196,7 @@ class PortfolioEnv(gym.Env):
     @property
     def exact_extra_dim(self) -> int:
         """Size of `info["exact_extras"]`: N next returns, plus the N-asset tradable mask in a masked universe."""
-        return self.n_assets * (1 if getattr(self.market, "tradable", None) is None else 2)
+        return self.n_assets * (1 if self.market.tradable is None else 2)
 
     def exact_reward(self, obs, action, next_returns, next_obs):
         """Torch, differentiable in `action`: (log growth, next observation) of taking `action`

@@ -58,9 +58,15 @@ def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dic
     from ..agents.train import train
 
     resume = (run_dir / "checkpoint.pt").exists()
-    agent, _ = train(cfg, out=run_dir, resume=resume, progress=False, on_eval=report)
+    reported = []
+
+    def on_eval(row):
+        reported.append(row["step"])
+        report(row)
+
+    agent, _ = train(cfg, out=run_dir, resume=resume, progress=False, on_eval=on_eval)
     evals = [m for m in agent.metrics if "eval_return" in m]
-    if evals:  # a resumed trial that had nothing left to train still tells Tune where it ended
+    if evals and not reported:  # a resumed trial that had nothing left to train still tells Tune where it ended
         report(evals[-1])
     return {"steps": agent.step, "best_eval": agent.best_eval}
 
@@ -83,8 +89,7 @@ def _trainable(config: dict, trials: dict, out: str, kind: str) -> None:
 
     from .spec import set_dotted
 
-    torch.set_num_threads(1)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)  # OMP_NUM_THREADS=1 comes with the job's runtime env (_init_ray)
     logging.getLogger("absl").setLevel(logging.ERROR)
     if "trial" in config:  # a grid trial, by name
         name = config["trial"]
@@ -160,7 +165,8 @@ def trial_configs(spec, data_dir=None) -> dict[str, dict]:
     return out
 
 
-def _init_ray(address: str | None, cpus: int | None, gpus: float, out: Path):
+def _init_ray(address: str | None, cpus: int | None, gpus: float) -> bool:
+    """Join the cluster at `address`, or start a local instance; False if Ray was already running."""
     import ray
 
     if ray.is_initialized():
@@ -197,7 +203,7 @@ def run_trials(trials: dict[str, dict], out: Path, kind: str = "train", metric: 
         import shutil
 
         shutil.rmtree(exp)
-    started = _init_ray(address, cpus, gpus_per_trial, out)
+    started = _init_ray(address, cpus, gpus_per_trial)
     try:
         fn = tune.with_parameters(_trainable, trials=trials, out=str(out), kind=kind)
         fn = tune.with_resources(fn, {"cpu": 1, "gpu": gpus_per_trial})

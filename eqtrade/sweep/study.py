@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .engine import run_trials, trial_configs, trial_done
+from .engine import run_trials, trial_configs
 from .spec import SweepSpec
 
 log = logging.getLogger(__name__)
@@ -30,34 +30,34 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
         if saved["name"] != spec.name or saved["grid"] != json.loads(json.dumps(spec.grid)):
             raise ValueError(f"{out} holds sweep {saved['name']!r} with another grid; --resume continues the same "
                              "spec (use another --out for a new one)")
-    if spec.search is None:
+    search = spec.search
+    if search is None:
         trials = trial_configs(spec, data_dir)
     else:
         from ..agents.train import _merge
-
-        base = _merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
         from .engine import _resolve
 
+        base = _merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
         resolved = _resolve(base)  # the base config must be valid before anything is sampled
         trials = {"__base__": base}
-        spec.search["max_steps"] = int(resolved["run"]["steps"])  # ASHA's horizon: a trial's whole run
+        search = dict(search, max_steps=int(resolved["run"]["steps"]))  # ASHA's horizon: a trial's whole run
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(state, json.dumps({
         "name": spec.name, "source": spec.source, "grid": spec.grid, "metric": spec.metric, "mode": spec.mode,
-        "search": None if spec.search is None else {k: v for k, v in spec.search.items()},
+        "search": search,
         "report": spec.report, "trials": trials}, indent=1, default=str).encode())
     try:
         rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
                           gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
-                          search=spec.search, progress=progress)
+                          search=search, progress=progress)
     except Exception:
         if created and not (out / "runs").exists():  # a sweep that never started a trial leaves nothing
             import shutil
 
             shutil.rmtree(out, ignore_errors=True)
         raise
-    finished = [r["run"] for r in rows if r["status"] == "finished" and trial_done(Path(r["run"]))]
+    finished = [r["run"] for r in rows if r["status"] == "finished"]  # status "finished": trial.json says so
     table = None
     # the table is computed once every trial has an outcome: an interrupted sweep has none yet
     if finished and spec.search is None and not any(r["status"] == "unfinished" for r in rows):
@@ -73,9 +73,9 @@ def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None) -> pd.Dat
 
     rep = spec.report
     check_output_dir(out, "compare", force=True)
-    split = rep["split"]
-    if isinstance(split, str) and ":" in split:
-        split = tuple(split.split(":", 1))
+    from ..envs.market import parse_split
+
+    split = parse_split(rep["split"]) if isinstance(rep["split"], str) else rep["split"]
     return compare_runs(sorted(runs), split, tuple(float(x) for x in rep["obs_noise"]), out,
                         benchmark=rep.get("benchmark"), rf=parse_rf(rep.get("rf", 0.0), data_dir), data_dir=data_dir,
                         data=rep.get("data"))
