@@ -189,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/dmc-quick or runs/dmc)")
     m.add_argument("--quick", action="store_true",
                    help="smoke preset: cartpole-swingup, breaks 0 and 0.5, 1 seed, 1500 steps, 64x64 nets (minutes)")
+    m.add_argument("--pixels", action="store_true",
+                   help="DrQ-v2 from 84x84 frames (dmc-pixels/...) instead of SAC from states; preset: 1 seed, "
+                   "2000 steps, batch 128, DrQ-v2's reference networks (flags override)")
     m.add_argument("--no-progress", action="store_true")
     w = sub.add_parser(
         "sweep", parents=[dd], help="a study on Ray Tune: a grid (or a search) of training runs, then one table",
@@ -573,9 +576,13 @@ def cmd_symmetry_env(args) -> int:
 def cmd_dmc(args) -> int:
     from pathlib import Path
 
-    from .sweep.dmc import QUICK, SuiteConfig, run_suite
+    from .sweep.dmc import PIXELS, QUICK, SuiteConfig, run_suite
 
     kw = dict(QUICK) if args.quick else {}
+    if args.pixels:
+        kw.update(PIXELS, pixels=True)
+        if args.quick:
+            kw.update(steps=600, learning_starts=200, eval_every=200, eval_episodes=1, hidden=[64, 64])
     if args.domains:
         kw["domains"] = [d.strip() for d in args.domains.split(",") if d.strip()]
     if args.agents:
@@ -588,7 +595,7 @@ def cmd_dmc(args) -> int:
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     sc = SuiteConfig(**kw)
-    out = Path(args.out or ("runs/dmc-quick" if args.quick else "runs/dmc"))
+    out = Path(args.out or ("runs/dmc" + ("-pixels" if args.pixels else "") + ("-quick" if args.quick else "")))
     import os
 
     try:

@@ -48,11 +48,12 @@ class SuiteConfig:
     alpha_init: float = 0.1
     reg_coef: float = 1e-3
     batch_size: int = 256
+    pixels: bool = False  # DrQ-v2 from 84x84 frames (dmc-pixels/DOMAIN-TASK) instead of SAC from states
 
     def __post_init__(self):
         from ..envs.dmc import parse_env_id
 
-        self.domains = [d.removeprefix("dmc/") for d in self.domains]
+        self.domains = [d.removeprefix("dmc-pixels/").removeprefix("dmc/") for d in self.domains]
         for d in self.domains:
             parse_env_id(d)
         bad = [a for a in self.agents if a not in FAMILIES]
@@ -75,8 +76,25 @@ QUICK = dict(domains=["cartpole-swingup"], breaks=[0.0, 0.5], steps=1500, seeds=
              eval_episodes=2, hidden=[64, 64], learning_starts=250, eval_every=500, curve_episodes=1)
 
 
+#: `--pixels`: DrQ-v2 from pixels within a CPU's budget (1 seed, 2 000 env steps = 16k cartpole
+#: frames, batch 128, DrQ-v2's reference networks and learning rate); flags override each value
+PIXELS = dict(steps=2000, seeds=1, obs_noise=[0.0], eval_episodes=5, hidden=[1024, 1024], learning_starts=500,
+              eval_every=250, curve_episodes=1, lr=1e-4, batch_size=128)
+
+
 def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int) -> dict:
     """The `eqtrade train` config of one run of the suite."""
+    if sc.pixels:
+        return {
+            "run": {"algo": "drqv2", "env": f"dmc-pixels/{domain}", "steps": sc.steps},
+            "env": {"break_strength": float(brk)},
+            "eval_env": {},
+            "agent": {"family": family, "seed": seed, "hidden": list(sc.hidden), "reg_coef": sc.reg_coef,
+                      "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
+                      "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
+                      "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "batch_size": sc.batch_size,
+                      "std_steps": sc.steps},
+        }
     return {
         "run": {"algo": "sac", "env": f"dmc/{domain}", "steps": sc.steps},
         "env": {"break_strength": float(brk)},
@@ -95,14 +113,21 @@ def run_dir(out: Path, domain: str, brk: float, family: str, seed: int) -> Path:
 
 def evaluate_with_noise(agent, env, episodes: int, sigma: float, seed: int = 20_000) -> float:
     """Mean return of the deterministic policy with N(0, σ²) noise added to every observation
-    entry the agent sees (the environment itself is unchanged)."""
+    entry the agent sees (the environment itself is unchanged). uint8 frames: σ is a share of the
+    intensity range (σ·255 per pixel, clipped to 0..255)."""
     rng = np.random.default_rng(seed)
+    pixels = env.observation_space.dtype == np.uint8
     total = 0.0
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
         done = False
         while not done:
-            seen = obs + sigma * rng.standard_normal(obs.shape) if sigma > 0 else obs
+            if sigma <= 0:
+                seen = obs
+            elif pixels:
+                seen = np.clip(obs + 255.0 * sigma * rng.standard_normal(obs.shape), 0, 255).astype(np.uint8)
+            else:
+                seen = obs + sigma * rng.standard_normal(obs.shape)
             obs, r, term, trunc, _ = env.step(agent.act(seen, explore=False))
             total += float(r)
             done = term or trunc
@@ -131,7 +156,8 @@ def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress:
     returns = {f"{s:g}": evaluate_with_noise(agent, env, eval_episodes, float(s)) for s in obs_noise}
     curve = [(int(m["step"]) * repeat, float(m["eval_return"])) for m in agent.metrics if "eval_return" in m]
     a = cfg["agent"]
-    res = {"domain": cfg["run"]["env"].removeprefix("dmc/"), "break": cfg["env"]["break_strength"],
+    res = {"domain": cfg["run"]["env"].removeprefix("dmc-pixels/").removeprefix("dmc/"),
+           "pixels": cfg["run"]["env"].startswith("dmc-pixels/"), "break": cfg["env"]["break_strength"],
            "family": a["family"], "seed": a["seed"], "steps": agent.step, "frames": agent.step * repeat,
            "returns": returns, "curve": curve, "equivariance_error": agent.equivariance_error(),
            "train_seconds": train_s, "resumed": resume}
