@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--break", dest="break_strength", type=float, default=None, metavar="S",
                    help="dm_control envs: symmetry-break strength in [0, 1] (gravity tilted by 30°·S; default 0)")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default=None, metavar="auto|cpu|cuda",
+                   help="where the networks train: auto (default: CUDA when torch sees one, else the CPU), cpu, "
+                   "cuda or cuda:N; a checkpoint continues (--resume) or loads on any device")
     t.add_argument("--config", default=None, metavar="TOML", help="a strategy config, e.g. strategies/sac-relaxed.toml")
     t.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/ALGO-FAMILY-ENV-sSEED)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -367,6 +370,8 @@ def cmd_train(args) -> int:
             raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
                              "change it (only --steps can: train longer)")
         cfg = _resume_cfg(out, args.steps)
+        if args.device is not None:
+            cfg["agent"]["device"] = args.device
     else:
         if out is not None and (out / "checkpoint.pt").exists():
             raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
@@ -376,7 +381,11 @@ def cmd_train(args) -> int:
             check_output_dir(out, "run")
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
                              seed=args.seed, data=args.data, break_strength=args.break_strength,
-                             data_dir=args.data_dir, assets=args.assets, context=args.context)
+                             data_dir=args.data_dir, assets=args.assets, context=args.context,
+                             device=args.device)
+    from .agents.common import resolve_device
+
+    resolve_device(cfg["agent"].get("device", "auto"))  # a one-line error before anything is written
     try:
         agent, out = train(cfg, out=out, resume=args.resume, progress="lines" if args.no_progress else True)
     except TrainingDiverged as e:
@@ -408,7 +417,7 @@ def _resume_cfg(out, steps):
         if (out / "checkpoint.pt").exists():
             import torch
 
-            done = torch.load(out / "checkpoint.pt", weights_only=False)["step"]
+            done = torch.load(out / "checkpoint.pt", weights_only=False, map_location="cpu")["step"]
             if steps < done:
                 raise ValueError(f"--steps {steps} is below the {done} steps {out} has done; give a larger total")
         cfg["run"]["steps"] = steps

@@ -45,7 +45,15 @@ class ReplayBuffer:
         self.pos = (i + 1) % self.capacity
         self.full = self.full or self.pos == 0
 
-    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+    def sample(self, batch_size: int, device=None) -> dict[str, torch.Tensor]:
+        """A batch of `batch_size` transitions (n-step returns when n_step > 1), as tensors on
+        `device` (default: the CPU)."""
+        out = self._sample(batch_size)
+        if device is not None and torch.device(device).type != "cpu":
+            out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
+        return out
+
+    def _sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         n = len(self)
         idx = self.rng.integers(0, n, size=batch_size)
         if self.n_step == 1:

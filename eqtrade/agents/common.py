@@ -74,6 +74,29 @@ def env_symmetry(env: gym.Env, env_id: str) -> Symmetry | None:
     return sym
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for `--device`: "auto" (CUDA when torch sees one, else the CPU), "cpu",
+    "cuda" or "cuda:N"; a clear error when CUDA is asked for and there is none."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            why = "built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise ValueError(f"device {name!r}: torch {torch.__version__} sees no CUDA device ({why}); "
+                             "use --device auto or cpu")
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
+        return dev
+    raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -99,6 +122,7 @@ class BaseConfig:
     eval_every: int = 5000
     eval_episodes: int = 5
     checkpoint_every: int = 10000
+    device: str = "auto"  # auto (CUDA when torch sees one), cpu, cuda, cuda:N; checkpoints load on any
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
@@ -156,6 +180,7 @@ class Agent:
         self.eval_env = eval_env
         self.train_eval_env = None  # built on first use: the training split over its full period
         self.best_eval: float | None = None
+        self.device = resolve_device(config.device)
         self.symmetry = env_symmetry(env, env_spec.id if env_spec else "")
         if config.family != "plain" and self.symmetry is None:
             raise ValueError(f"the {config.family!r} family needs an environment that declares a symmetry; "
@@ -182,6 +207,26 @@ class Agent:
 
     def extra_metrics(self) -> dict[str, float]:
         return {}
+
+    def _to_device(self, *names: str) -> None:
+        """Move the named modules (and tensors) to the agent's device; parameters keep their
+        identity, so optimisers built on them stay valid."""
+        for n in names:
+            v = getattr(self, n)
+            if isinstance(v, torch.nn.Module):
+                v.to(self.device)
+            else:
+                setattr(self, n, v.to(self.device))
+
+    def _obs_tensor(self, obs) -> torch.Tensor:
+        """Observation(s) as a float32 tensor on the agent's device, batched: [B, *obs_shape]."""
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device).reshape(
+            -1, *self.env.observation_space.shape)
+
+    def _randn(self, shape) -> torch.Tensor:
+        """Standard normal noise from the agent's own (CPU) generator, on the agent's device: the
+        same draws, hence the same runs, on any device."""
+        return torch.randn(shape, generator=self.torch_gen, device=self.torch_gen.device).to(self.device)
 
     #: the columns metrics.csv has from its first row (losses and extras as the algorithm names them)
     loss_columns: tuple[str, ...] = ()
@@ -268,7 +313,10 @@ class Agent:
 
         idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
         obs = torch.from_numpy(self.buffer.obs[idx])
-        return equivariance_error(self.policy_module(), self.symmetry, obs)
+        module = self.policy_module()
+        if self.device.type != "cpu":  # the symmetry's matrices live on the CPU: measure a CPU copy
+            module = copy.deepcopy(module).cpu()
+        return equivariance_error(module, self.symmetry, obs)
 
     def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool | str = True,
               on_eval=None) -> "Agent":
@@ -393,9 +441,11 @@ class Agent:
         atomic_write_bytes(Path(path), buf.getvalue())
 
     @classmethod
-    def load(cls, path, env: gym.Env | None = None, eval_env: gym.Env | None = None) -> "Agent":
-        """Rebuild an agent from `save`: for predictions, or to continue `learn` exactly."""
-        state = torch.load(Path(path), weights_only=False)
+    def load(cls, path, env: gym.Env | None = None, eval_env: gym.Env | None = None,
+             device: str = "auto") -> "Agent":
+        """Rebuild an agent from `save`: for predictions, or to continue `learn` exactly, on
+        `device` (auto, cpu, cuda: wherever it was saved)."""
+        state = torch.load(Path(path), weights_only=False, map_location="cpu")
         cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
         if (spec is not None and spec.id in TRADING_ENVS and "normalize" not in spec.kwargs
@@ -407,7 +457,7 @@ class Agent:
             env = spec.make()
         if eval_env is None and spec is not None:
             eval_env = spec.make(evaluation=True)
-        agent = cls(env, cls.config_cls.from_dict(state["config"]), spec, eval_env)
+        agent = cls(env, _config_on(cls, state["config"], device), spec, eval_env)
         agent._restore(state)
         return agent
 
@@ -423,13 +473,13 @@ class Agent:
         return cls
 
     @classmethod
-    def load_policy(cls, path, env: gym.Env) -> "Agent":
+    def load_policy(cls, path, env: gym.Env, device: str = "auto") -> "Agent":
         """The networks of a saved agent, acting on `env` (e.g. another universe of assets for a
         per-asset portfolio network); no replay buffer, no training state."""
-        state = torch.load(Path(path), weights_only=False)
+        state = torch.load(Path(path), weights_only=False, map_location="cpu")
         cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
-        agent = cls(env, cls.config_cls.from_dict(state["config"]), spec, env)
+        agent = cls(env, _config_on(cls, state["config"], device), spec, env)
         agent._load_policy_state(state["nets"])
         agent.step = state["step"]
         return agent
@@ -449,6 +499,12 @@ class Agent:
             self.obs = state["obs"]
         else:  # an env that cannot be pickled restarts its episode
             self.obs = None
+
+
+def _config_on(cls, saved: dict, device: str):
+    """A saved config (from a checkpoint) with the device this process runs on: a run saved on
+    a GPU loads on a CPU and the other way round."""
+    return cls.config_cls.from_dict(dict(saved, device=device))
 
 
 def _try_pickle(env) -> bytes | None:

@@ -44,6 +44,7 @@ class DQN(Agent):
         sizes = dict(hidden=config.hidden, banks=config.banks, encoder=config.encoder)
         self.q = build_qnet(config.family, env.observation_space, env.action_space, self.symmetry, **sizes)
         self.q_target = clone_frozen(self.q)
+        self._to_device("q", "q_target")
         self.opt = torch.optim.Adam(self.q.parameters(), lr=config.lr, foreach=True)
         self.n_actions = int(env.action_space.n)
         self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape, (), np.int64, seed=config.seed,
@@ -59,8 +60,7 @@ class DQN(Agent):
     @torch.no_grad()
     def act(self, obs, explore: bool):
         single = obs.ndim == len(self.env.observation_space.shape)
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(-1, *self.env.observation_space.shape)
-        a = self.q(o).argmax(1).numpy()
+        a = self.q(self._obs_tensor(obs)).argmax(1).cpu().numpy()
         if explore:
             rand = self.rng.random(len(a)) < self.epsilon
             a = np.where(rand, self.rng.integers(0, self.n_actions, len(a)), a)
@@ -71,7 +71,7 @@ class DQN(Agent):
 
     def update(self) -> dict[str, float]:
         cfg = self.config
-        b = self.buffer.sample(cfg.batch_size)
+        b = self.buffer.sample(cfg.batch_size, self.device)
         with torch.no_grad():
             best = self.q(b["next_obs"]).argmax(1, keepdim=True)  # double DQN: online net picks
             q_next = self.q_target(b["next_obs"]).gather(1, best).squeeze(1)  # target net evaluates

@@ -66,7 +66,9 @@ def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator | None = 
     arange = torch.linspace(-1.0 + eps, 1.0 - eps, h + 2 * pad, device=x.device)[:h]
     arange = arange.unsqueeze(0).repeat(h, 1).unsqueeze(2)
     base = torch.cat([arange, arange.transpose(1, 0)], dim=2).unsqueeze(0).repeat(n, 1, 1, 1)
-    shift = torch.randint(0, 2 * pad + 1, size=(n, 1, 1, 2), generator=generator, device=x.device)
+    # drawn on the generator's device (the CPU), then moved: the same shifts on any device
+    shift = torch.randint(0, 2 * pad + 1, size=(n, 1, 1, 2), generator=generator,
+                          device=generator.device if generator is not None else x.device).to(x.device)
     return F.grid_sample(x, base + shift * 2.0 / (h + 2 * pad), padding_mode="zeros", align_corners=False)
 
 
@@ -117,7 +119,9 @@ class MirrorTrunk(nn.Module):
         return z.view(2, B, -1).permute(1, 2, 0).reshape(B, -1)
 
     def regularizer(self) -> torch.Tensor:
-        return self.relaxed_weights.var(dim=1, unbiased=False).sum() if self.relaxed else torch.zeros(())
+        if not self.relaxed:
+            return self.ln.weight.new_zeros(())
+        return self.relaxed_weights.var(dim=1, unbiased=False).sum()
 
 
 class MirrorEncoder(PixelEncoder):
@@ -242,11 +246,12 @@ class DrQV2(Agent):
             self.critic = EquivariantCritic(self.symmetry, self.encoder.repr_dim, config.feature_dim, config.hidden,
                                             rel, config.banks)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self._to_device("encoder", "actor", "critic", "critic_target")
         self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
-        self.low = torch.as_tensor(act_space.low, dtype=torch.float32)
-        self.high = torch.as_tensor(act_space.high, dtype=torch.float32)
+        self.low = torch.as_tensor(act_space.low, dtype=torch.float32, device=self.device)
+        self.high = torch.as_tensor(act_space.high, dtype=torch.float32, device=self.device)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32, seed=config.seed,
                                    n_step=config.n_step, gamma=config.gamma, obs_dtype=np.uint8)
 
@@ -262,16 +267,17 @@ class DrQV2(Agent):
 
     @torch.no_grad()
     def act(self, obs, explore: bool):
-        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32)
+        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
         single = o.dim() == 3
         o = o.unsqueeze(0) if single else o
         if explore and self.step < self.config.learning_starts:
-            a = torch.as_tensor(self.rng.uniform(-1, 1, (o.shape[0], self.low.numel())), dtype=torch.float32)
+            a = torch.as_tensor(self.rng.uniform(-1, 1, (o.shape[0], self.low.numel())), dtype=torch.float32,
+                                device=self.device)
         else:
             a = self.actor(self.encoder(o))
             if explore:
-                a = (a + self.std() * torch.randn(a.shape, generator=self.torch_gen)).clamp(-1.0, 1.0)
-        a = self._scale(a).numpy()
+                a = (a + self.std() * self._randn(a.shape)).clamp(-1.0, 1.0)
+        a = self._scale(a).cpu().numpy()
         return a[0] if single else a
 
     def policy_module(self):
@@ -283,20 +289,22 @@ class DrQV2(Agent):
             return None
         idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
         return mirror_equivariance_error(self.actor, self.encoder, self.symmetry,
-                                         torch.from_numpy(self.buffer.obs[idx]).float())
+                                         torch.from_numpy(self.buffer.obs[idx]).float().to(self.device))
 
     def _reg(self, module) -> torch.Tensor:
-        return self.config.reg_coef * module.regularizer() if hasattr(module, "regularizer") else torch.zeros(())
+        if not hasattr(module, "regularizer"):
+            return torch.zeros((), device=self.device)
+        return self.config.reg_coef * module.regularizer()
 
     # -- learning -------------------------------------------------------------------------------
     def _noisy(self, mean: torch.Tensor) -> torch.Tensor:
         c = self.config
-        noise = (self.std() * torch.randn(mean.shape, generator=self.torch_gen)).clamp(-c.std_clip, c.std_clip)
+        noise = (self.std() * self._randn(mean.shape)).clamp(-c.std_clip, c.std_clip)
         return (mean + noise).clamp(-1.0, 1.0)
 
     def update(self) -> dict[str, float]:
         c = self.config
-        b = self.buffer.sample(c.batch_size)
+        b = self.buffer.sample(c.batch_size, self.device)
         obs = self.encoder(random_shift(b["obs"].float(), c.pad, self.torch_gen))
         with torch.no_grad():
             nxt = self.encoder(random_shift(b["next_obs"].float(), c.pad, self.torch_gen))

@@ -23,6 +23,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
+from ..nn.reps import zero_of
 from .buffer import ReplayBuffer
 from .common import Agent, BaseConfig, EnvSpec, check_finite, clone_frozen, soft_update
 
@@ -71,7 +72,7 @@ class EnsembleMLP(nn.Module):
         return h  # [n, B, 1]
 
     def regularizer(self) -> torch.Tensor:
-        return torch.zeros(())
+        return zero_of(self)
 
 
 class TwinCritic(nn.Module):
@@ -124,14 +125,14 @@ class TwinCritic(nn.Module):
 
     def regularizer(self) -> torch.Tensor:
         if self.ensemble is not None:
-            return torch.zeros(())
+            return zero_of(self)
         if self.batched:
             # stacked [2, ...]: relaxed weights vary over group elements (last axis), asset
             # embeddings over assets ([2, N, k]: axis 1); see RelaxedMLP and AssetEmbedding
             return sum((v.var(dim=-1, unbiased=False).sum() for k, v in self.params.items()
-                        if k.endswith("relaxed_weights")), torch.zeros(())) + \
+                        if k.endswith("relaxed_weights")), zero_of(self)) + \
                 sum((v.var(dim=1, unbiased=False).sum() for k, v in self.params.items()
-                     if k.endswith("embedding:weight") and v.shape[1] > 1), torch.zeros(()))
+                     if k.endswith("embedding:weight") and v.shape[1] > 1), zero_of(self))
         return self.qs[0].regularizer() + self.qs[1].regularizer()
 
 
@@ -182,6 +183,7 @@ class SAC(Agent):
                     else (lambda: build_critic(fam, obs_space, act_space, sym, **sizes)))
             self.critic = TwinCritic(make(), make(), batched=fam == "relaxed")
         self.critic_target = clone_frozen(self.critic)
+        self._to_device("actor", "critic", "critic_target")
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr, foreach=True)
         act_dim = int(np.prod(act_space.shape))
@@ -189,11 +191,12 @@ class SAC(Agent):
                                else config.target_entropy_per_dim * act_dim if config.target_entropy_per_dim is not None
                                else -float(act_dim))
         self.alpha_pending = config.alpha_init == "auto"  # set from the buffer at the first update
-        self.log_alpha = torch.tensor(0.0 if self.alpha_pending else math.log(config.alpha_init), requires_grad=True)
+        self.log_alpha = torch.tensor(0.0 if self.alpha_pending else math.log(config.alpha_init), requires_grad=True,
+                                      device=self.device)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.lr)
         low, high = act_space.low.astype(np.float32), act_space.high.astype(np.float32)
-        self.act_scale = torch.as_tensor((high - low) / 2)
-        self.act_bias = torch.as_tensor((high + low) / 2)
+        self.act_scale = torch.as_tensor((high - low) / 2, device=self.device)
+        self.act_bias = torch.as_tensor((high + low) / 2, device=self.device)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32,
                                    seed=config.seed, gamma=config.gamma,
                                    extra_dim=getattr(env.unwrapped, "exact_extra_dim", 0) if self.exact else 0)
@@ -202,7 +205,7 @@ class SAC(Agent):
     def _sample(self, obs: torch.Tensor):
         mean, log_std = self.actor(obs)
         std = log_std.exp()
-        u = mean + std * torch.randn(mean.shape, generator=self.torch_gen)
+        u = mean + std * self._randn(mean.shape)
         y = torch.tanh(u)
         log_prob = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(1)
         log_prob = log_prob - (torch.log(self.act_scale * (1 - y.pow(2)) + 1e-6)).sum(1)
@@ -211,15 +214,15 @@ class SAC(Agent):
     @torch.no_grad()
     def act(self, obs, explore: bool):
         single = obs.ndim == len(self.env.observation_space.shape)
-        o = torch.as_tensor(np.asarray(obs, dtype=np.float32)).reshape(-1, *self.env.observation_space.shape)
+        o = self._obs_tensor(obs)
         if explore and self.step < self.config.learning_starts:
             a = self.rng.uniform(self.env.action_space.low, self.env.action_space.high,
                                  size=(o.shape[0], *self.env.action_space.shape)).astype(np.float32)
         elif explore:
-            a = self._sample(o)[0].numpy()
+            a = self._sample(o)[0].cpu().numpy()
         else:
             mean, _ = self.actor(o)
-            a = (torch.tanh(mean) * self.act_scale + self.act_bias).numpy()
+            a = (torch.tanh(mean) * self.act_scale + self.act_bias).cpu().numpy()
         return a[0] if single else a
 
     def policy_module(self):
@@ -231,7 +234,7 @@ class SAC(Agent):
         """α such that α·E|log π| = entropy_frac·E|reward| over the buffer (the first update)."""
         n = min(len(self.buffer), 4096)
         r = np.abs(self.buffer.rewards[:n]).mean()
-        _, logp = self._sample(torch.from_numpy(self.buffer.obs[:n]))
+        _, logp = self._sample(torch.from_numpy(self.buffer.obs[:n]).to(self.device))
         alpha = self.config.entropy_frac * float(r) / max(float(logp.abs().mean()), 1e-6)
         self.log_alpha.fill_(math.log(max(alpha, 1e-8)))
         self.alpha_pending = False
@@ -242,7 +245,7 @@ class SAC(Agent):
             self._auto_alpha()
         if self.exact:
             return self._update_exact()
-        b = self.buffer.sample(cfg.batch_size)
+        b = self.buffer.sample(cfg.batch_size, self.device)
         alpha = self.log_alpha.exp().detach()
         n = cfg.batch_size
         # one actor forward for next_obs (targets) and obs (actor loss): the actor does not change
@@ -297,7 +300,7 @@ class SAC(Agent):
         """Full-information update: the exact reward of the sampled action (differentiable) plus
         γ·V of the next state with the new weights; V is a soft state value trained on the same."""
         cfg = self.config
-        b = self.buffer.sample(cfg.batch_size)
+        b = self.buffer.sample(cfg.batch_size, self.device)
         alpha = self.log_alpha.exp().detach()
         a, logp = self._sample(b["obs"])
         # the training env's own reward (self.env is replaced by its pickled copy on a resume)

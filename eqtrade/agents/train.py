@@ -88,7 +88,8 @@ def dump_toml(cfg: dict) -> str:
 def resolve_config(config: str | Path | None = None, agent: str | None = None, algo: str | None = None,
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
                    data: str | None = None, break_strength: float | None = None, data_dir=None,
-                   assets: str | None = None, context: str | None = None, tables: dict | None = None) -> dict:
+                   assets: str | None = None, context: str | None = None, tables: dict | None = None,
+                   device: str | None = None) -> dict:
     """The full run config: defaults, then the TOML file, then the command-line values.
     assets: the portfolio network's asset-axis family: "flat" (one MLP over all assets, tied to the
     universe), "exact" (one head shared by every asset) or "relaxed" (shared head plus per-asset
@@ -126,6 +127,8 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         cfg["run"]["steps"] = int(steps)
     if seed is not None:
         cfg["agent"]["seed"] = int(seed)
+    if device is not None:
+        cfg["agent"]["device"] = device
     if data:
         cfg["env"]["prices"] = data
     if data_dir:  # where the dataset named by --data (or the config) is looked up
@@ -135,8 +138,8 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if assets is not None or context is not None:
         _set_asset_family(cfg, assets, context)
     if break_strength is not None:
-        if not cfg["run"]["env"].startswith("dmc/"):
-            raise ValueError(f"--break applies to dm_control envs (dmc/...), not {cfg['run']['env']!r}")
+        if not cfg["run"]["env"].startswith(("dmc/", "dmc-pixels/")):
+            raise ValueError(f"--break applies to dm_control envs (dmc/..., dmc-pixels/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
     pixels = cfg["run"]["env"].startswith("dmc-pixels/")
     if pixels and (algo or file_cfg.get("run", {}).get("algo", "drqv2")) != "drqv2":
@@ -267,9 +270,9 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
     if resume:
         if out is None or not (out / "checkpoint.pt").exists():
             raise FileNotFoundError(f"nothing to resume: {out}/checkpoint.pt does not exist")
-        agent = Agent.load(out / "checkpoint.pt")
+        agent = Agent.load(out / "checkpoint.pt", device=cfg["agent"].get("device", "auto"))
         if (out / "best.pt").exists():  # best.pt may be newer than the last checkpoint (a crash between them)
-            best = torch.load(out / "best.pt", weights_only=False).get("best_eval")
+            best = torch.load(out / "best.pt", weights_only=False, map_location="cpu").get("best_eval")
             if best is not None and (agent.best_eval is None or best > agent.best_eval):
                 agent.best_eval = best
         # metrics.csv as of the checkpoint: rows written after it (before an interruption or a

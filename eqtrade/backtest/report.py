@@ -33,7 +33,7 @@ def _transfer_spec(path: Path, data: str):
 
     from ..agents import EnvSpec
 
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=False, map_location="cpu")
     spec, enc = EnvSpec(**state["env_spec"]), (state["config"].get("encoder") or {})
     if spec.id != "portfolio" or spec.kwargs.get("mode", "long_short") != "long_short":
         raise ValueError(f"--data applies to long/short portfolio runs; {path.parent} trained on {spec.id!r}")

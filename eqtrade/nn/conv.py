@@ -23,6 +23,7 @@ from torch import nn
 from ..symmetry import Symmetry
 from .exact import _enn, _init_like_plain
 from .relaxed import _Relaxed
+from .reps import zero_of
 
 
 def window_channel_rep(symmetry: Symmetry, window: int, n_series: int) -> np.ndarray:
@@ -157,4 +158,4 @@ class ConvEncoder1d(nn.Module):
         return self.net(obs[:, :k].view(-1, self.window, self.n_series).transpose(1, 2))
 
     def regularizer(self) -> torch.Tensor:
-        return sum((m.regularizer() for m in self.modules() if isinstance(m, _Relaxed)), torch.zeros(()))
+        return sum((m.regularizer() for m in self.modules() if isinstance(m, _Relaxed)), zero_of(self))

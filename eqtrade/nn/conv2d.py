@@ -25,6 +25,7 @@ from torch import nn
 from ..symmetry import Symmetry, image_symmetry  # noqa: F401  (re-exported)
 from .exact import _enn
 from .relaxed import _Relaxed
+from .reps import zero_of
 
 
 def gspace(symmetry: Symmetry):
@@ -198,4 +199,4 @@ class ImageEncoder(nn.Module):
 
     def regularizer(self) -> torch.Tensor:
         return sum((m.regularizer() for m in self.modules() if m is not self and hasattr(m, "regularizer")),
-                   torch.zeros(()))
+                   zero_of(self))

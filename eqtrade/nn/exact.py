@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .reps import Rep, hom_dim, trivial_rep
+from .reps import Rep, hom_dim, trivial_rep, zero_of
 
 
 def _enn():
@@ -310,7 +310,7 @@ class EscnnMLP(nn.Module):
         return F.linear(h, W1, b1)
 
     def regularizer(self) -> torch.Tensor:
-        return torch.zeros(())
+        return zero_of(self)
 
 
 def exact_param_count(in_rep: Rep, out_rep: Rep, channels) -> int:

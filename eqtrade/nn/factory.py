@@ -16,7 +16,7 @@ from .exact import EscnnMLP, exact_param_count
 from .relaxed import RelaxedMLP, relaxed_param_count
 from .asset import asset_head
 from .conv import ConvEncoder1d
-from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep
+from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep, zero_of
 
 FAMILIES = ("plain", "exact", "relaxed")
 #: input/output layers of the exact family: "frobenius" (default) or "escnn" (escnn.nn.Linear
@@ -40,7 +40,7 @@ class PlainMLP(nn.Module):
         return self.net(x)
 
     def regularizer(self) -> torch.Tensor:
-        return torch.zeros(())
+        return zero_of(self)
 
 
 def plain_param_count(in_dim: int, out_dim: int, hidden: Sequence[int]) -> int:
@@ -87,7 +87,7 @@ class Identity(nn.Module):
         return x
 
     def regularizer(self) -> torch.Tensor:
-        return torch.zeros(())
+        return zero_of(self)
 
 
 def _networks(family, symmetry, obs_dim, extra_in, out_rep_fn, out_dim, hidden, channels, banks, encoder):

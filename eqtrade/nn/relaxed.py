@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .reps import Rep
+from .reps import Rep, zero_of
 
 
 class _Relaxed(nn.Module):
@@ -226,7 +226,7 @@ class RelaxedMLP(nn.Module):
         return mods[-1].forward_gm(h)
 
     def regularizer(self) -> torch.Tensor:
-        return sum((m.regularizer() for m in self.modules() if isinstance(m, _Relaxed)), torch.zeros(()))
+        return sum((m.regularizer() for m in self.modules() if isinstance(m, _Relaxed)), zero_of(self))
 
 
 def relaxed_param_count(in_rep: Rep, out_rep: Rep, channels, banks: int) -> int:

@@ -77,3 +77,11 @@ def regular_rep(sym: Symmetry, n: int) -> Rep:
 def hom_dim(a: Rep, b: Rep) -> int:
     """dim Hom_G(a, b) = <χ_a, χ_b>: the number of free parameters of an equivariant linear map."""
     return int(round(float(np.mean(a.character() * b.character()))))
+
+
+def zero_of(module) -> "torch.Tensor":
+    """A scalar 0 on the module's device (a regulariser of a network without relaxed weights)."""
+    import torch
+
+    p = next(module.parameters(), None)
+    return p.new_zeros(()) if p is not None else torch.zeros((), device="cpu")  # a CPU scalar adds to any device
