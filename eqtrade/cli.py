@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--break", dest="break_strength", type=float, default=None, metavar="S",
                    help="dm_control envs: symmetry-break strength in [0, 1] (gravity tilted by 30°·S; default 0)")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--encoder", choices=["cnn", "lift", "group", "steerable"], default=None,
+                   help="pixel tasks (DrQ-v2): the conv encoder: cnn (plain: the reference), lift (exact/relaxed "
+                   "default: the reference CNN shared over the group's images), group (group convolutions, relaxed "
+                   "for --agent relaxed) or steerable (escnn steerable convolutions, relaxed for --agent relaxed)")
     t.add_argument("--device", default=None, metavar="auto|cpu|cuda",
                    help="where the networks train: auto (default: CUDA when torch sees one, else the CPU), cpu, "
                    "cuda or cuda:N; a checkpoint continues (--resume) or loads on any device")
@@ -364,7 +368,7 @@ def cmd_train(args) -> int:
             raise ValueError("--resume needs --out DIR (the run to continue)")
         fixed = {"--agent": args.agent, "--algo": args.algo, "--env": args.env, "--config": args.config,
                  "--seed": args.seed, "--data": args.data, "--break": args.break_strength,
-                 "--assets": args.assets, "--context": args.context}
+                 "--assets": args.assets, "--context": args.context, "--encoder": args.encoder}
         given = [k for k, v in fixed.items() if v is not None]
         if given:
             raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
@@ -382,7 +386,7 @@ def cmd_train(args) -> int:
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
                              seed=args.seed, data=args.data, break_strength=args.break_strength,
                              data_dir=args.data_dir, assets=args.assets, context=args.context,
-                             device=args.device)
+                             device=args.device, encoder=args.encoder)
     from .agents.common import resolve_device
 
     resolve_device(cfg["agent"].get("device", "auto"))  # a one-line error before anything is written

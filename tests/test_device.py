@@ -52,6 +52,12 @@ def _agents():
             out.append((f"drqv2-{fam}", lambda fam=fam, spec=spec: DrQV2(spec.make(), DrQConfig(
                 family=fam, hidden=(16, 16), learning_starts=10, batch_size=4, eval_every=0, channels=4,
                 feature_dim=8, device="cpu"), spec), 14))
+    if RENDERS:
+        for fam, kind in (("exact", "steerable"), ("relaxed", "group"), ("relaxed", "steerable")):
+            spec = EnvSpec("dmc-pixels/cartpole-swingup", {"size": 48})
+            out.append((f"drqv2-{fam}-{kind}", lambda fam=fam, kind=kind, spec=spec: DrQV2(spec.make(), DrQConfig(
+                family=fam, hidden=(16, 16), learning_starts=10, batch_size=4, eval_every=0, channels=4,
+                feature_dim=8, encoder={"kind": kind}, device="cpu"), spec), 14))
     return out
 
 

@@ -187,50 +187,103 @@ def cartpole_frames():
     return np.stack(frames), np.array(xs), env.symmetry
 
 
-@pytest.mark.parametrize("family", ["exact", "relaxed"])
-def test_mirror_networks_are_equivariant_on_rendered_frames_and_relaxed_breaks_when_moved(family, cartpole_frames):
+def _encoder(kind, family, sym, size=48):
+    from eqtrade.agents.drq import GroupConvEncoder, LiftEncoder, PixelEncoder
+
+    if kind == "cnn":
+        return PixelEncoder(9, size, 8)
+    if kind == "lift":
+        return LiftEncoder(sym, 9, size, 8)
+    return GroupConvEncoder(sym, kind, family == "relaxed", 9, size, 6)
+
+
+def _move_relaxed(*modules):
+    """Perturb every relaxed weight (relaxed weights w(g), steerable coefficients per position)."""
     import torch
 
-    from eqtrade.agents.drq import EquivariantActor, EquivariantCritic, MirrorEncoder, mirror_equivariance_error
+    with torch.no_grad():
+        for m in modules:
+            for name, p in m.named_parameters():
+                if name.endswith("relaxed_weights") or name.endswith(".coef"):
+                    p.add_(0.3 * torch.randn_like(p))
+
+
+KINDS = ["lift", "group", "steerable"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("family", ["exact", "relaxed"])
+def test_pixel_networks_are_equivariant_on_rendered_frames_and_relaxed_breaks_when_moved(family, kind,
+                                                                                         cartpole_frames):
+    import torch
+
+    from eqtrade.agents.drq import EquivariantActor, EquivariantCritic, pixel_equivariance_error
 
     frames, _, sym = cartpole_frames
     x = torch.as_tensor(frames[:16]).float()
     torch.manual_seed(0)
-    enc = MirrorEncoder(9, 48, 8)
+    enc = _encoder(kind, family, sym)
     actor = EquivariantActor(sym, enc.repr_dim, 16, (64, 64), family == "relaxed", 2)
     critic = EquivariantCritic(sym, enc.repr_dim, 16, (64, 64), family == "relaxed", 2)
-    assert mirror_equivariance_error(actor, enc, sym, x) < 1e-5
+    assert pixel_equivariance_error(actor, enc, sym, x) < 1e-5
     a = torch.rand(16, 1) * 2 - 1
     with torch.no_grad():
         q, qm = critic(enc(x), a), critic(enc(x.flip(-1)), -a)
     for u, v in zip(q, qm):
         torch.testing.assert_close(u, v, atol=1e-5, rtol=1e-5)
     if family == "relaxed":
+        if kind == "lift":  # the relaxation sits in the trunk and heads
+            _move_relaxed(actor)
+            assert float(actor.regularizer().detach()) > 0
+        else:  # the encoder alone: its relaxed convolutions break the symmetry when moved
+            _move_relaxed(enc)
+            assert float(enc.regularizer().detach()) > 0
+        assert pixel_equivariance_error(actor, enc, sym, x) > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["group", "steerable"])
+def test_conv_encoders_are_equivariant_under_reachers_quarter_turns_on_rendered_frames(kind):
+    """reacher's top view: C4 (and D4) act on frames as quarter turns (and flips); the feature map
+    of the group/steerable stacks follows, h(g·x) = g·h(x), and the actor is equivariant."""
+    if not RENDERS:
+        pytest.skip("no headless OpenGL (EGL/OSMesa) on this machine")
+    import torch
+
+    from eqtrade.agents.drq import EquivariantActor, GroupConvEncoder, act_on_regular, frames_transform
+    from eqtrade.agents.drq import pixel_equivariance_error
+
+    for dihedral in (False, True):
+        env = make_pixels("dmc-pixels/reacher-easy", size=48, dihedral=dihedral)
+        o, _ = env.reset(seed=0)
+        x = torch.as_tensor(np.stack([o, env.step(env.action_space.sample())[0]])).float()
+        sym = env.symmetry
+        torch.manual_seed(0)
+        enc = GroupConvEncoder(sym, kind, True, 9, 48, 4)
         with torch.no_grad():
-            for name, p in actor.named_parameters():
-                if name.endswith("relaxed_weights"):
-                    p.add_(0.3 * torch.randn_like(p))
-        assert mirror_equivariance_error(actor, enc, sym, x) > 1e-3
-        assert float(actor.regularizer().detach()) > 0
+            h = enc.feature_map(x)
+            for g in range(sym.order):
+                torch.testing.assert_close(enc.feature_map(frames_transform(sym, x, g)), act_on_regular(sym, h, g),
+                                           atol=1e-4, rtol=1e-4)
+        actor = EquivariantActor(sym, enc.repr_dim, 16, (64, 64), True, 2)
+        assert pixel_equivariance_error(actor, enc, sym, x) < 1e-5
 
 
-@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
-def test_each_pixel_family_fits_the_cart_position_from_frames(family, cartpole_frames):
+@pytest.mark.parametrize("family,kind", [("plain", "cnn")] + [(f, k) for f in ("exact", "relaxed") for k in KINDS])
+def test_each_pixel_family_fits_the_cart_position_from_frames(family, kind, cartpole_frames):
     """Fit check (not only symmetry): the actor's mean should read tanh(2·cart x) off the frames,
     an equivariant target (mirroring the frame negates the cart position)."""
     import torch
 
-    from eqtrade.agents.drq import DrQActor, EquivariantActor, MirrorEncoder, PixelEncoder
+    from eqtrade.agents.drq import DrQActor, EquivariantActor
 
     frames, xs, sym = cartpole_frames
     x = torch.as_tensor(frames).float()
     y = torch.tanh(2 * torch.as_tensor(xs, dtype=torch.float32))[:, None]
     torch.manual_seed(0)
+    enc = _encoder(kind, family, sym)
     if family == "plain":
-        enc = PixelEncoder(9, 48, 8)
         actor = DrQActor(enc.repr_dim, 1, 16, (64, 64))
     else:
-        enc = MirrorEncoder(9, 48, 8)
         actor = EquivariantActor(sym, enc.repr_dim, 16, (64, 64), family == "relaxed", 2)
     opt = torch.optim.Adam([*enc.parameters(), *actor.parameters()], lr=1e-3)
     first = None
@@ -240,12 +293,13 @@ def test_each_pixel_family_fits_the_cart_position_from_frames(family, cartpole_f
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.1 * first, (family, first, float(loss))
+    assert float(loss) < 0.1 * first, (family, kind, first, float(loss))
 
 
 @needs_gl
-@pytest.mark.parametrize("family", ["exact", "relaxed"])
-def test_equivariant_drqv2_trains_end_to_end(family, tmp_path):
+@pytest.mark.parametrize("family,encoder", [("exact", "lift"), ("relaxed", "lift"), ("exact", "steerable"),
+                                            ("relaxed", "group")])
+def test_equivariant_drqv2_trains_end_to_end(family, encoder, tmp_path):
     import pandas as pd
 
     from eqtrade.cli import main
@@ -253,8 +307,45 @@ def test_equivariant_drqv2_trains_end_to_end(family, tmp_path):
     cfg = tmp_path / "drq.toml"
     cfg.write_text(DRQ_TOML.replace('family = "plain"', f'family = "{family}"'))
     out = tmp_path / "run"
-    assert main(["train", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    assert main(["train", "--config", str(cfg), "--encoder", encoder, "--out", str(out), "--no-progress"]) == 0
+    assert f'kind = "{encoder}"' in (out / "config.toml").read_text()
     m = pd.read_csv(out / "metrics.csv").dropna(subset=["eval_return"])
     err = m["equivariance_error"].to_numpy()
     assert len(err) == 2 and np.isfinite(err).all()
     assert (err < 1e-4).all() if family == "exact" else (err[-1] > 1e-6)  # relaxed moved off exact sharing
+
+
+@needs_gl
+def test_drqv2_on_reacher_takes_its_quarter_turns(tmp_path):
+    """reacher (C4 on the top view) trains with the exact family: the actor is equivariant under
+    every quarter turn of the frames."""
+    import pandas as pd
+
+    from eqtrade.cli import main
+
+    cfg = tmp_path / "drq.toml"
+    cfg.write_text(DRQ_TOML.replace('family = "plain"', 'family = "exact"').replace("cartpole-swingup", "reacher-easy"))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--encoder", "group", "--out", str(out), "--no-progress"]) == 0
+    err = pd.read_csv(out / "metrics.csv").dropna(subset=["eval_return"])["equivariance_error"].to_numpy()
+    assert len(err) == 2 and (err < 1e-4).all()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--agent", "plain", "--encoder", "group"], "the plain family takes the encoders cnn, not 'group'"),
+    (["--agent", "exact", "--encoder", "cnn"], "the exact family takes the encoders lift, group or steerable"),
+])
+def test_encoder_and_family_must_fit(args, message, tmp_path, capsys):
+    from eqtrade.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--env", "dmc-pixels/cartpole-swingup", *args, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_encoder_applies_to_pixel_tasks_only(capsys):
+    from eqtrade.cli import main
+
+    assert main(["train", "--env", "Pendulum-v1", "--encoder", "group"]) == 2
+    assert "--encoder applies to pixel tasks" in capsys.readouterr().err

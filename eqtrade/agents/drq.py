@@ -6,22 +6,29 @@ Networks as in the paper's reference implementation: encoder 4 conv layers of 32
 the first with stride 2) on frames scaled to [-0.5, 0.5]; actor and critics each a trunk
 (Linear to `feature_dim`, LayerNorm, tanh) and MLPs of width `hidden`.
 
-Families, for the task's mirror (the image's width flip m; the actions as in the state task):
-- plain: the reference networks.
-- exact: the encoder and each trunk see the frame x and its mirror m·x with the same weights, which
-  gives a regular field over {e, m}: z(g) = trunk(encoder(g⁻¹·x)), and z(m·x) is z(x) with its two
-  halves swapped, exactly (a lifting by weight sharing; the stride-2 convolutions need not commute
-  with the flip). Actor and critic heads are exact group MLPs on regular fields (eqtrade.nn.relaxed
-  with fixed uniform weights): the actor's mean is equivariant, the critics invariant.
-- relaxed: the same, with each trunk a relaxed lift z(g) = Σ_l w_l(g) trunk_l(encoder(g⁻¹·x)) and
-  relaxed group MLP heads; all relaxed weights start uniform over the group (exactly equivariant)
-  and the regulariser Σ Var_g w (× reg_coef) pulls them back.
-Relaxed group or steerable convolutions inside the conv stack (eqtrade.nn.conv2d) are not used yet.
+Families, for the task's group G (the mirror m of the C2 tasks: the image's width flip; reacher's
+quarter turns and flips of the top view; the actions as in the state task):
+- plain: the reference networks (`encoder = {kind = "cnn"}`).
+- exact: a regular field over G, z(g) = trunk(h(g⁻¹·x)), so that z(k·x) is z(x) shifted along
+  the group axis, exactly; actor and critic heads are exact group MLPs on regular fields
+  (eqtrade.nn.relaxed with fixed uniform weights): the actor's mean is equivariant, the critics
+  invariant. The encoder h, `encoder = {kind = ...}`:
+  - "lift" (default): the reference CNN applied to every g⁻¹·x with the same weights (a lifting by
+    weight sharing; the stride-2 convolutions need not commute with g);
+  - "group": lifting and group convolutions (eqtrade.nn.conv2d), regular fields throughout,
+    h(g·x) = g·h(x), the first layer 4x4 with stride 2 and padding 1 so that the strided grid
+    maps onto itself;
+  - "steerable": the same stack of escnn R2Conv layers (steerable basis, regular fields).
+- relaxed: the same, with every G-indexed weight relaxed: the trunk z(g) = Σ_l w_l(g)
+  trunk_l(h(g⁻¹·x)), relaxed group MLP heads, and in the encoder relaxed group convolutions
+  (w_l(g) per layer) or relaxed steerable convolutions (basis coefficients that vary over the
+  kernel); all start exactly equivariant and the regulariser (× reg_coef) pulls them back.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +38,7 @@ from gymnasium import spaces
 from torch import nn
 
 from .buffer import ReplayBuffer
+from ..nn.reps import zero_of
 from .common import Agent, BaseConfig, EnvSpec, check_finite
 
 
@@ -53,6 +61,18 @@ class DrQConfig(BaseConfig):
     std_steps: int = 100_000
     std_clip: float = 0.3
     pad: int = 4  # random shift of up to `pad` pixels
+
+
+def encoder_kind(config) -> str:
+    """The DrQ-v2 encoder of a config (`encoder = {kind = ...}`; default: the reference CNN for
+    plain, the lift for exact and relaxed), checked against the family."""
+    kind = (config.encoder or {}).get("kind") or ("cnn" if config.family == "plain" else "lift")
+    if kind not in ENCODERS:
+        raise ValueError(f"unknown DrQ-v2 encoder {kind!r}; use {', '.join(ENCODERS)}")
+    if (kind == "cnn") != (config.family == "plain"):
+        raise ValueError(f"the {config.family} family takes the encoders "
+                         f"{'cnn' if config.family == 'plain' else 'lift, group or steerable'}, not {kind!r}")
+    return kind
 
 
 def random_shift(x: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -96,39 +116,151 @@ def _mlp(n_in: int, hidden, n_out: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(dims[-1], n_out))
 
 
-class MirrorTrunk(nn.Module):
-    """Encoder features of [x; m·x] ([2B, R]) -> a regular field [B, F·2] (channel-major [F, |G|]):
-    z(g) = Σ_l w_l(g) tanh(LN(T_l(h(g⁻¹·x)))), exact when w does not depend on g."""
+ENCODERS = ("cnn", "lift", "group", "steerable")
 
-    def __init__(self, repr_dim: int, feature_dim: int, relaxed: bool, banks: int = 2):
+
+def _inverse_index(symmetry) -> np.ndarray:
+    return np.asarray(symmetry.mult_table())[:, 0]  # g⁻¹·e = g⁻¹
+
+
+def frames_transform(symmetry, frames: torch.Tensor, g: int) -> torch.Tensor:
+    """g·frames for [..., H, W] tensors, as the task declares its group acts on its images
+    (eqtrade.envs.dmc_pixels.image_transform: the mirror, or reacher's quarter turns and flips)."""
+    from ..envs.dmc_pixels import image_transform
+
+    return image_transform(symmetry, frames, g)
+
+
+def act_on_regular(symmetry, h: torch.Tensor, g: int) -> torch.Tensor:
+    """g·h for regular feature maps [B, C·|G|, H, W] (channel-major): the frames' transform on
+    the plane and (g·f)(k) = f(g⁻¹k) on the group axis."""
+    B, CG, H, W = h.shape
+    G = symmetry.order
+    src = torch.as_tensor(np.asarray(symmetry.mult_table())[g], device=h.device)
+    h = frames_transform(symmetry, h, g)
+    return h.reshape(B, CG // G, G, H, W)[:, :, src].reshape(B, CG, H, W)
+
+
+def image_group(symmetry):
+    """The image-plane group of eqtrade.nn.conv2d that acts on frames as the task's group does,
+    and the map task element -> image element (found on a test pattern; an error if none fits)."""
+    from ..nn.conv2d import image_symmetry, transform_image
+
+    if symmetry.name.startswith("planar-"):
+        img = image_symmetry(symmetry.group_order, dihedral=symmetry.group_kind == "D")
+    elif symmetry.order == 2:
+        img = image_symmetry(1, dihedral=True)  # the width flip
+    else:
+        raise ValueError(f"no image group for {symmetry.name}")
+    x = torch.randn(1, 1, 7, 7, generator=torch.Generator().manual_seed(0))
+    index = []
+    for g in range(symmetry.order):
+        want = frames_transform(symmetry, x, g)
+        hits = [k for k in range(img.order) if torch.equal(transform_image(img, x, k), want)]
+        if len(hits) != 1:
+            raise ValueError(f"{symmetry.name}: element {g} matches no single element of {img.name} on images")
+        index.append(hits[0])
+    if img.order != symmetry.order or sorted(index) != list(range(img.order)):
+        raise ValueError(f"{symmetry.name} and {img.name} are not the same group on images")
+    return img, index
+
+
+class LiftEncoder(PixelEncoder):
+    """The reference encoder applied to g⁻¹·x for every g (weight sharing): [B, C, H, W] ->
+    [|G|·B, R], rows g-major; for the mirror, [x; m·x]."""
+
+    def __init__(self, symmetry, in_channels: int, size: int, channels: int = 32):
+        super().__init__(in_channels, size, channels)
+        self.symmetry, self.inv = symmetry, _inverse_index(symmetry)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.cat([frames_transform(self.symmetry, obs, int(self.inv[g]))
+                                          for g in range(self.symmetry.order)]))
+
+
+class GroupConvEncoder(nn.Module):
+    """A conv stack of regular fields (the reference's 4 layers: 4x4 stride 2, padding 1 first, so
+    that the strided grid maps onto itself under flips and quarter turns; then three 3x3), then
+    the feature map h(x), which satisfies h(g·x) = g·h(x), read as [|G|·B, R]: the rows of g hold
+    g⁻¹·h (so that a shared trunk gives a regular field, as with the lift).
+
+    kind "group": lifting and group convolutions (eqtrade.nn.conv2d), relaxed weights w_l(g) when
+    `relaxed` (fixed uniform, i.e. exact, otherwise); kind "steerable": escnn's R2Conv in its
+    steerable basis, exact, or with coefficients that vary over the kernel when `relaxed`.
+    `channels` is per field: a layer has channels·|G| feature maps."""
+
+    def __init__(self, symmetry, kind: str, relaxed: bool, in_channels: int, size: int, channels: int,
+                 banks: int = 2):
+        super().__init__()
+        from ..nn.conv2d import (RelaxedGroupConv2d, RelaxedLiftConv2d, RelaxedSteerableConv2d, _EscnnConv,
+                                 _enn, gspace)
+
+        img, index = image_group(symmetry)
+        self.symmetry, self.inv = symmetry, _inverse_index(symmetry)
+        self.register_buffer("to_task", torch.as_tensor(index))  # task element g = image element index[g]
+        shapes = [(4, 2, 1), (3, 1, 0), (3, 1, 0), (3, 1, 0)]  # kernel, stride, padding
+        layers: list[nn.Module] = []
+        if kind == "group":
+            for i, (k, st, pad) in enumerate(shapes):
+                layers += [RelaxedLiftConv2d(img, in_channels, channels, k, banks, relaxed, st, pad) if i == 0 else
+                           RelaxedGroupConv2d(img, channels, channels, k, banks, relaxed, st, pad), nn.ReLU()]
+        elif kind == "steerable":
+            enn, _ = _enn()
+            gs = gspace(img)
+            types = [enn.FieldType(gs, [gs.trivial_repr] * in_channels)] + \
+                    [enn.FieldType(gs, [gs.regular_repr] * channels)] * len(shapes)
+            cls = RelaxedSteerableConv2d if relaxed else _EscnnConv
+            for (a, b), (k, st, pad) in zip(zip(types[:-1], types[1:]), shapes):
+                layers += [cls(a, b, k, st, pad), nn.ReLU()]
+        else:
+            raise ValueError(f"unknown conv encoder kind {kind!r}; use group or steerable")
+        self.net = nn.Sequential(*layers)
+        self.kind, self.order = kind, symmetry.order
+        with torch.no_grad():
+            self.repr_dim = int(self.net(torch.zeros(1, in_channels, size, size)).numel())
+
+    def feature_map(self, obs: torch.Tensor) -> torch.Tensor:
+        """h(x) [B, C·|G|, H', W'], the group axis in the task's element order."""
+        h = self.net(obs / 255.0 - 0.5)
+        B, CG, H, W = h.shape
+        return h.view(B, CG // self.order, self.order, H, W)[:, :, self.to_task].reshape(B, CG, H, W)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        h = self.feature_map(obs)
+        return torch.cat([act_on_regular(self.symmetry, h, int(self.inv[g])).flatten(1) for g in range(self.order)])
+
+    def regularizer(self) -> torch.Tensor:
+        return sum((m.regularizer() for m in self.net if hasattr(m, "regularizer")), zero_of(self))
+
+
+class GroupTrunk(nn.Module):
+    """Encoder features of g⁻¹·x for every g ([|G|·B, R], g-major) -> a regular field [B, F·|G|]
+    (channel-major [F, |G|]): z(g) = Σ_l w_l(g) tanh(LN(T_l(h(g⁻¹·x)))), exact when w does not
+    depend on g."""
+
+    def __init__(self, order: int, repr_dim: int, feature_dim: int, relaxed: bool, banks: int = 2):
         super().__init__()
         n = banks if relaxed else 1
         self.trunks = nn.ModuleList(nn.Linear(repr_dim, feature_dim) for _ in range(n))
         self.ln = nn.LayerNorm(feature_dim)
-        self.relaxed = relaxed
+        self.relaxed, self.order = relaxed, order
         if relaxed:
-            self.relaxed_weights = nn.Parameter(torch.full((n, 2), 1.0 / n))
+            self.relaxed_weights = nn.Parameter(torch.full((n, order), 1.0 / n))
 
     def forward(self, h2: torch.Tensor) -> torch.Tensor:
-        B = h2.shape[0] // 2
+        G = self.order
+        B = h2.shape[0] // G
         if self.relaxed:
-            w = self.relaxed_weights.repeat_interleave(B, dim=1)  # [L, 2B]: rows of g = e, then g = m
+            w = self.relaxed_weights.repeat_interleave(B, dim=1)  # [L, G·B]: the rows of each g
             z = sum(w[l, :, None] * torch.tanh(self.ln(t(h2))) for l, t in enumerate(self.trunks))
         else:
             z = torch.tanh(self.ln(self.trunks[0](h2)))
-        return z.view(2, B, -1).permute(1, 2, 0).reshape(B, -1)
+        return z.view(G, B, -1).permute(1, 2, 0).reshape(B, -1)
 
     def regularizer(self) -> torch.Tensor:
         if not self.relaxed:
             return self.ln.weight.new_zeros(())
         return self.relaxed_weights.var(dim=1, unbiased=False).sum()
-
-
-class MirrorEncoder(PixelEncoder):
-    """The reference encoder applied to the frames and their mirrors: [B, C, H, W] -> [2B, R]."""
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return super().forward(torch.cat([obs, obs.flip(-1)]))
 
 
 class EquivariantActor(nn.Module):
@@ -140,7 +272,7 @@ class EquivariantActor(nn.Module):
         from ..nn.reps import action_rep, regular_rep
 
         G = symmetry.order
-        self.trunk = MirrorTrunk(repr_dim, feature_dim, relaxed, banks)
+        self.trunk = GroupTrunk(G, repr_dim, feature_dim, relaxed, banks)
         self.policy = RelaxedMLP(regular_rep(symmetry, feature_dim), action_rep(symmetry),
                                  tuple(max(1, h // G) for h in hidden), banks=banks, relaxed=relaxed)
         self.act_dim = symmetry.action_dim
@@ -159,7 +291,7 @@ class EquivariantCritic(nn.Module):
         from ..nn.reps import action_rep, regular_rep, trivial_rep
 
         G = symmetry.order
-        self.trunk = MirrorTrunk(repr_dim, feature_dim, relaxed, banks)
+        self.trunk = GroupTrunk(G, repr_dim, feature_dim, relaxed, banks)
         in_rep = regular_rep(symmetry, feature_dim) + action_rep(symmetry)
         ch = tuple(max(1, h // G) for h in hidden)
         self.q1 = RelaxedMLP(in_rep, trivial_rep(symmetry, 1), ch, banks=banks, relaxed=relaxed)
@@ -173,17 +305,17 @@ class EquivariantCritic(nn.Module):
         return self.trunk.regularizer() + self.q1.regularizer() + self.q2.regularizer()
 
 
-def mirror_equivariance_error(actor: nn.Module, encoder: nn.Module, symmetry, frames: torch.Tensor) -> float:
-    """‖μ(m·x) − ρ(m)μ(x)‖ / ‖μ(x)‖ of an actor on frames [B, C, H, W] (m: the width flip), computed
-    in float64 on copies, so that it measures the networks' symmetry rather than float32 round-off
-    (which alone reaches 1e-5 of a small initial μ)."""
+def pixel_equivariance_error(actor: nn.Module, encoder: nn.Module, symmetry, frames: torch.Tensor) -> float:
+    """max over g of ‖μ(g·x) − ρ(g)μ(x)‖ / ‖μ(x)‖ of an actor on frames [B, C, H, W] (g acting on
+    frames as the task declares), computed in float64 on copies, so that it measures the
+    networks' symmetry rather than float32 round-off (which alone reaches 1e-5 of a small μ)."""
     actor, encoder = copy.deepcopy(actor).double(), copy.deepcopy(encoder).double()
     frames = frames.double()
     with torch.no_grad():
         mu = actor(encoder(frames))
-        mu_m = actor(encoder(frames.flip(-1)))
-        target = symmetry.transform_action(mu, 1)
-        return float((mu_m - target).norm() / mu.norm().clamp_min(1e-12))
+        errs = [float((actor(encoder(frames_transform(symmetry, frames, g))) - symmetry.transform_action(mu, g)).norm()
+                      / mu.norm().clamp_min(1e-12)) for g in range(1, symmetry.order)]
+    return max(errs)
 
 
 class DrQActor(nn.Module):
@@ -231,16 +363,20 @@ class DrQV2(Agent):
             raise ValueError(f"DrQ-v2 needs continuous actions, got {act_space}")
         c, size, _ = obs_space.shape
         act_dim = int(np.prod(act_space.shape))
+        kind = encoder_kind(config)
         if config.family == "plain":
             self.encoder = PixelEncoder(c, size, config.channels)
             self.actor = DrQActor(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
             self.critic = DrQCritic(self.encoder.repr_dim, act_dim, config.feature_dim, config.hidden)
         else:
-            if self.symmetry is None or self.symmetry.order != 2:
-                raise ValueError(f"the {config.family} DrQ-v2 networks need a mirror task (C2); {env_spec} has "
-                                 f"{self.symmetry}")
+            if self.symmetry is None:
+                raise ValueError(f"the {config.family} DrQ-v2 networks need a task that declares a symmetry")
             rel = config.family == "relaxed"
-            self.encoder = MirrorEncoder(c, size, config.channels)
+            if kind == "lift":
+                self.encoder = LiftEncoder(self.symmetry, c, size, config.channels)
+            else:  # per field, about the reference's parameters: channels / sqrt|G|
+                per_field = max(1, round(config.channels / math.sqrt(self.symmetry.order)))
+                self.encoder = GroupConvEncoder(self.symmetry, kind, rel, c, size, per_field, config.banks)
             self.actor = EquivariantActor(self.symmetry, self.encoder.repr_dim, config.feature_dim, config.hidden,
                                           rel, config.banks)
             self.critic = EquivariantCritic(self.symmetry, self.encoder.repr_dim, config.feature_dim, config.hidden,
@@ -288,7 +424,7 @@ class DrQV2(Agent):
         if self.config.family == "plain" or len(self.buffer) == 0:
             return None
         idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
-        return mirror_equivariance_error(self.actor, self.encoder, self.symmetry,
+        return pixel_equivariance_error(self.actor, self.encoder, self.symmetry,
                                          torch.from_numpy(self.buffer.obs[idx]).float().to(self.device))
 
     def _reg(self, module) -> torch.Tensor:
@@ -314,7 +450,7 @@ class DrQV2(Agent):
         # actions are stored in the env's units; the networks work in [-1, 1]
         a = 2.0 * (b["actions"] - self.low) / (self.high - self.low) - 1.0
         q1, q2 = self.critic(obs, a)
-        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y) + self._reg(self.critic)
+        critic_loss = F.mse_loss(q1, y) + F.mse_loss(q2, y) + self._reg(self.critic) + self._reg(self.encoder)
         self.encoder_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)
         critic_loss.backward()

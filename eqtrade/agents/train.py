@@ -89,7 +89,7 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
                    data: str | None = None, break_strength: float | None = None, data_dir=None,
                    assets: str | None = None, context: str | None = None, tables: dict | None = None,
-                   device: str | None = None) -> dict:
+                   device: str | None = None, encoder: str | None = None) -> dict:
     """The full run config: defaults, then the TOML file, then the command-line values.
     assets: the portfolio network's asset-axis family: "flat" (one MLP over all assets, tied to the
     universe), "exact" (one head shared by every asset) or "relaxed" (shared head plus per-asset
@@ -142,6 +142,20 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
             raise ValueError(f"--break applies to dm_control envs (dmc/..., dmc-pixels/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
     pixels = cfg["run"]["env"].startswith("dmc-pixels/")
+    if encoder is not None:
+        from .drq import ENCODERS
+
+        if not pixels:
+            raise ValueError(f"--encoder applies to pixel tasks (dmc-pixels/..., DrQ-v2), not {cfg['run']['env']!r}")
+        if encoder not in ENCODERS:
+            raise ValueError(f"--encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+        cfg["agent"]["encoder"] = {"kind": encoder}
+    if pixels:
+        from types import SimpleNamespace
+
+        from .drq import encoder_kind
+
+        encoder_kind(SimpleNamespace(family=cfg["agent"].get("family", "plain"), encoder=cfg["agent"].get("encoder")))
     if pixels and (algo or file_cfg.get("run", {}).get("algo", "drqv2")) != "drqv2":
         raise ValueError(f"{cfg['run']['env']}: pixel tasks train with --algo drqv2 (DrQ-v2), not "
                          f"{algo or file_cfg['run']['algo']}")

@@ -64,20 +64,23 @@ def parse_pixel_id(env_id: str) -> tuple[str, str]:
     return domain, task
 
 
-def mirror(images: np.ndarray) -> np.ndarray:
-    """The image mirror: flip the width (last) axis of [..., H, W] arrays."""
-    return images[..., ::-1]
+def mirror(images):
+    """The image mirror: flip the width (last) axis of [..., H, W] arrays (numpy or torch)."""
+    return images.flip(-1) if hasattr(images, "flip") and not isinstance(images, np.ndarray) else images[..., ::-1]
 
 
-def image_transform(symmetry, images: np.ndarray, g: int) -> np.ndarray:
-    """g·images for [..., H, W] arrays: the mirror for C2 tasks; for reacher's C_N / D_N (N = 4),
-    element (flip f, rotation k) is the vertical flip (if f) then k quarter turns."""
+def image_transform(symmetry, images, g: int):
+    """g·images for [..., H, W] arrays (numpy or torch): the mirror for C2 tasks; for reacher's
+    C_N / D_N (N = 4), element (flip f, rotation k) is the vertical flip (if f) then k quarter turns."""
     el = symmetry.elements[g].to("int")
     if not symmetry.name.startswith("planar-"):  # the reflection domains: C2, the mirror
         return mirror(images) if el == 1 else images
     f, k = el if isinstance(el, tuple) else (0, el)
     if symmetry.group_order != 4:
         raise ValueError(f"{symmetry.name}: images turn by quarter turns only (N = 4)")
+    if not isinstance(images, np.ndarray):  # a torch tensor
+        out = images.flip(-2) if f else images
+        return out.rot90(k, dims=(-2, -1))
     out = images[..., ::-1, :] if f else images
     return np.rot90(out, k, axes=(-2, -1))
 

@@ -36,6 +36,15 @@ def gspace(symmetry: Symmetry):
     return gspaces.flipRot2dOnR2(symmetry.group_order)
 
 
+def _fiber_elements(symmetry: Symmetry) -> list:
+    """The gspace's group elements in the order of `symmetry.elements` (D1, the mirror: escnn's
+    flipRot2dOnR2(1) has the cyclic group {e, flip} as its fibre, listed in the same order)."""
+    gs = gspace(symmetry)
+    if symmetry.group_kind == "D" and symmetry.group_order == 1:
+        return list(gs.fibergroup.elements)
+    return list(symmetry.elements)
+
+
 @functools.lru_cache(maxsize=32)
 def _pixel_perms(symmetry: Symmetry, size: int) -> np.ndarray:
     """perm[g] with (g·ψ).flatten() = ψ.flatten()[perm[g]] for a size x size grid."""
@@ -44,7 +53,7 @@ def _pixel_perms(symmetry: Symmetry, size: int) -> np.ndarray:
     t = enn.FieldType(gs, [gs.trivial_repr])
     idx = torch.arange(float(size * size)).view(1, 1, size, size)
     perms = []
-    for g in symmetry.elements:
+    for g in _fiber_elements(symmetry):
         out = enn.GeometricTensor(idx, t).transform(g).tensor.flatten().numpy()
         if not np.allclose(out, np.round(out), atol=1e-4):
             raise ValueError(f"{symmetry.name}: element {g} does not map the pixel grid onto itself; use N in 1, 2, 4")
@@ -55,11 +64,11 @@ def _pixel_perms(symmetry: Symmetry, size: int) -> np.ndarray:
 def transform_image(symmetry: Symmetry, x: torch.Tensor, g: int, regular: bool = False) -> torch.Tensor:
     """g·x for images [B, C, H, W] (square), or for regular fields [B, C·|G|, H, W] if `regular`."""
     B, C, H, W = x.shape
-    perm = torch.as_tensor(_pixel_perms(symmetry, H)[g])
+    perm = torch.as_tensor(_pixel_perms(symmetry, H)[g], device=x.device)
     y = x.reshape(B, C, H * W)[:, :, perm].view(B, C, H, W)
     if regular:  # (k·f)(h) = f(k⁻¹h) on the group axis
         G = symmetry.order
-        src = torch.as_tensor(symmetry.mult_table()[g])
+        src = torch.as_tensor(symmetry.mult_table()[g], device=x.device)
         y = y.view(B, C // G, G, H, W)[:, :, src].reshape(B, C, H, W)
     return y
 
@@ -73,9 +82,10 @@ class RelaxedLiftConv2d(_Relaxed):
     """Image (trivial channels) -> C regular fields: out(g) = Σ_l w_l(g) (g·ψ_l) ⋆ f."""
 
     def __init__(self, symmetry: Symmetry, in_channels: int, channels: int, kernel: int = 3, banks: int = 2,
-                 relaxed: bool = True):
+                 relaxed: bool = True, stride: int = 1, padding: int | None = None):
         super().__init__()
         G = symmetry.order
+        self.stride, self.padding = stride, kernel // 2 if padding is None else padding
         self.register_buffer("rot", _rotation_matrices(symmetry, kernel))
         bound = math.sqrt(banks / (in_channels * kernel * kernel))
         self.psi = nn.Parameter(torch.empty(banks, channels, in_channels, kernel * kernel).uniform_(-bound, bound))
@@ -86,15 +96,16 @@ class RelaxedLiftConv2d(_Relaxed):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = torch.einsum("lg,lcis,gts->cgit", self.relaxed_weights, self.psi, self.rot)
         k = k.reshape(self.channels * self.order, -1, self.k, self.k)
-        return F.conv2d(x, k, self.bias.repeat_interleave(self.order), padding=self.k // 2)
+        return F.conv2d(x, k, self.bias.repeat_interleave(self.order), stride=self.stride, padding=self.padding)
 
 
 class RelaxedGroupConv2d(_Relaxed):
     """C_in -> C_out regular fields on the plane: K[g, h] = g·(Σ_l w_l(h) ψ_l(g⁻¹h))."""
 
     def __init__(self, symmetry: Symmetry, in_channels: int, out_channels: int, kernel: int = 3, banks: int = 2,
-                 relaxed: bool = True):
+                 relaxed: bool = True, stride: int = 1, padding: int | None = None):
         super().__init__()
+        self.stride, self.padding = stride, kernel // 2 if padding is None else padding
         table = torch.as_tensor(symmetry.mult_table())
         G = table.shape[0]
         self.register_buffer("onehot", F.one_hot(table, G).float())
@@ -110,17 +121,18 @@ class RelaxedGroupConv2d(_Relaxed):
         mix = torch.einsum("lh,ghk->ghlk", self.relaxed_weights, self.onehot).reshape(G * G, L * G)
         base = (mix @ self.psi.reshape(L * G, -1)).view(G, G, self.cout, self.cin, S)
         k = torch.einsum("ghois,gts->ogiht", base, self.rot).reshape(self.cout * G, self.cin * G, self.k, self.k)
-        return F.conv2d(x, k, self.bias.repeat_interleave(G), padding=self.k // 2)
+        return F.conv2d(x, k, self.bias.repeat_interleave(G), stride=self.stride, padding=self.padding)
 
 
 class RelaxedSteerableConv2d(nn.Module):
     """Σ_b c_b(x) B_b(x) over escnn's steerable basis B of an R2Conv(in_type, out_type), with
     coefficients per kernel position x, initialised constant (= escnn's R2Conv, exactly steerable)."""
 
-    def __init__(self, in_type, out_type, kernel: int = 3):
+    def __init__(self, in_type, out_type, kernel: int = 3, stride: int = 1, padding: int | None = None):
         super().__init__()
         enn, _ = _enn()
-        conv = enn.R2Conv(in_type, out_type, kernel, padding=kernel // 2, initialize=True)
+        self.stride, self.padding = stride, kernel // 2 if padding is None else padding
+        conv = enn.R2Conv(in_type, out_type, kernel, padding=self.padding, stride=stride, initialize=True)
         be = conv.basisexpansion
         if be._n_pairs != 1:
             raise ValueError("relaxed steerable conv supports one input and one output field type")
@@ -144,7 +156,7 @@ class RelaxedSteerableConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.conv.bias_expansion @ self.conv.bias if self.conv.bias is not None else None
-        return F.conv2d(x, self.kernel(), bias, padding=self.k // 2)
+        return F.conv2d(x, self.kernel(), bias, stride=self.stride, padding=self.padding)
 
     def regularizer(self) -> torch.Tensor:
         """Σ Var_x c_b(x): zero iff the coefficients are constant over the kernel (exactly steerable)."""
@@ -152,14 +164,17 @@ class RelaxedSteerableConv2d(nn.Module):
 
 
 class _EscnnConv(nn.Module):
-    def __init__(self, in_type, out_type, kernel):
+    """escnn's R2Conv (exactly steerable), run as a plain conv2d with its expanded kernel."""
+
+    def __init__(self, in_type, out_type, kernel, stride: int = 1, padding: int | None = None):
         super().__init__()
         enn, _ = _enn()
-        self.conv = enn.R2Conv(in_type, out_type, kernel, padding=kernel // 2)
+        self.conv = enn.R2Conv(in_type, out_type, kernel, padding=kernel // 2 if padding is None else padding,
+                               stride=stride)
 
     def forward(self, x):
         W, b = self.conv.expand_parameters()
-        return F.conv2d(x, W, b, padding=self.conv.padding)
+        return F.conv2d(x, W, b, stride=self.conv.stride, padding=self.conv.padding)
 
 
 class ImageEncoder(nn.Module):
