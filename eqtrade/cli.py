@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "finished runs and resumes interrupted ones.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  eqtrade dmc --quick\n"
+        "  eqtrade dmc --pixels --break 0,0.5 --out runs/dmc-pixels   (DrQ-v2 from 84x84 frames, CPU budget preset)\n"
         "  eqtrade dmc --domains cartpole-swingup --break 0,0.5 --seeds 3 --steps 12500 --out runs/dmc-cartpole\n"
         "tasks: cartpole-swingup, cartpole-balance, pendulum-swingup, acrobot-swingup, ball_in_cup-catch, reacher-easy",
     )
@@ -193,12 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--jobs", type=int, default=None, help="trials at a time on the local Ray instance (default: one per core)")
     m.add_argument("--address", default=None, help="run the trials on an existing Ray cluster (host:port; default "
                    "$RAY_ADDRESS, else a local instance); it must share --out with this machine")
-    m.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/dmc-quick or runs/dmc)")
+    m.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/dmc, runs/dmc-quick, runs/dmc-pixels, ...)")
     m.add_argument("--quick", action="store_true",
                    help="smoke preset: cartpole-swingup, breaks 0 and 0.5, 1 seed, 1500 steps, 64x64 nets (minutes)")
     m.add_argument("--pixels", action="store_true",
                    help="DrQ-v2 from 84x84 frames (dmc-pixels/...) instead of SAC from states; preset: 1 seed, "
                    "2000 steps, batch 128, DrQ-v2's reference networks (flags override)")
+    m.add_argument("--encoder", choices=["lift", "group", "steerable"], default=None,
+                   help="--pixels: the exact/relaxed families' conv encoder (default lift; see eqtrade train --help)")
     m.add_argument("--no-progress", action="store_true")
     w = sub.add_parser(
         "sweep", parents=[dd], help="a study on Ray Tune: a grid (or a search) of training runs, then one table",
@@ -589,13 +592,14 @@ def cmd_symmetry_env(args) -> int:
 def cmd_dmc(args) -> int:
     from pathlib import Path
 
-    from .sweep.dmc import PIXELS, QUICK, SuiteConfig, run_suite
+    from .sweep.dmc import PIXELS, PIXELS_QUICK, QUICK, SuiteConfig, run_suite
 
-    kw = dict(QUICK) if args.quick else {}
     if args.pixels:
-        kw.update(PIXELS, pixels=True)
-        if args.quick:
-            kw.update(steps=600, learning_starts=200, eval_every=200, eval_episodes=1, hidden=[64, 64])
+        kw = dict(PIXELS_QUICK if args.quick else PIXELS, pixels=True)
+    else:
+        kw = dict(QUICK) if args.quick else {}
+    if args.encoder:
+        kw["encoder"] = args.encoder
     if args.domains:
         kw["domains"] = [d.strip() for d in args.domains.split(",") if d.strip()]
     if args.agents:

@@ -4,6 +4,7 @@ API, pickling, and the `eqtrade dmc` suite end to end."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 
 import gymnasium as gym
@@ -236,3 +237,32 @@ def test_ctrl_c_stops_a_parallel_suite_with_the_running_runs_checkpointed(tmp_pa
     assert b"Stop signal received" in proc.stderr.read()  # Ray Tune's own message: the sweep stopped
     steps = [torch.load(p, weights_only=False)["step"] for p in ckpts]
     assert all(2500 <= st < 20000 for st in steps), steps
+
+
+PIXELS_TINY = dict(steps=24, seeds=1, obs_noise=[0.0, 0.1], eval_episodes=1, hidden=[16, 16], learning_starts=12,
+                   eval_every=12, curve_episodes=1, lr=1e-4, batch_size=4)
+
+
+@pytest.mark.skipif(os.environ.get("MUJOCO_GL") not in ("egl", "osmesa", "glfw"), reason="needs headless OpenGL")
+def test_pixel_suite_through_the_cli(tmp_path, monkeypatch, capsys):
+    """`eqtrade dmc --pixels`: DrQ-v2 runs from frames for every family and break, with the
+    group-conv encoder for the equivariant families; observation noise on pixels."""
+    from eqtrade.sweep import dmc as suite
+
+    monkeypatch.setattr(suite, "PIXELS_QUICK", PIXELS_TINY)
+    out = tmp_path / "dmc-pixels"
+    assert main(["dmc", "--pixels", "--quick", "--encoder", "group", "--break", "0.5", "--jobs", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "return σ=0.1" in capsys.readouterr().out
+    results = [json.loads(p.read_text()) for p in out.glob("*/break-*/*/result.json")]
+    assert len(results) == 3 and all(r["pixels"] and r["frames"] == 24 * 8 and r["break"] == 0.5 for r in results)
+    cfgs = [p.read_text() for p in out.glob("*/break-*/*/config.toml")]
+    assert sum('kind = "group"' in c for c in cfgs) == 2  # exact and relaxed; plain: the reference CNN
+    assert all('env = "dmc-pixels/cartpole-swingup"' in c for c in cfgs)
+    assert all(r["equivariance_error"] is None if r["family"] == "plain" else np.isfinite(r["equivariance_error"])
+               for r in results)
+
+
+def test_encoder_needs_the_pixel_suite(capsys):
+    assert main(["dmc", "--encoder", "group"]) == 2
+    assert "--encoder applies to the pixel suite" in capsys.readouterr().err

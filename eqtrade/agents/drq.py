@@ -199,6 +199,7 @@ class GroupConvEncoder(nn.Module):
         self.symmetry, self.inv = symmetry, _inverse_index(symmetry)
         self.register_buffer("to_task", torch.as_tensor(index))  # task element g = image element index[g]
         shapes = [(4, 2, 1), (3, 1, 0), (3, 1, 0), (3, 1, 0)]  # kernel, stride, padding
+        banks = banks if relaxed else 1  # exact: one kernel bank (more would add parameters, not functions)
         layers: list[nn.Module] = []
         if kind == "group":
             for i, (k, st, pad) in enumerate(shapes):

@@ -49,6 +49,7 @@ class SuiteConfig:
     reg_coef: float = 1e-3
     batch_size: int = 256
     pixels: bool = False  # DrQ-v2 from 84x84 frames (dmc-pixels/DOMAIN-TASK) instead of SAC from states
+    encoder: str | None = None  # pixels: the exact/relaxed families' encoder (lift, group, steerable)
 
     def __post_init__(self):
         from ..envs.dmc import parse_env_id
@@ -69,6 +70,11 @@ class SuiteConfig:
             raise ValueError(f"--steps {self.steps} must exceed learning_starts {self.learning_starts}")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+        if self.encoder is not None:
+            if not self.pixels:
+                raise ValueError("--encoder applies to the pixel suite (--pixels)")
+            if self.encoder not in ("lift", "group", "steerable"):
+                raise ValueError(f"--encoder must be lift, group or steerable, got {self.encoder!r}")
 
 
 #: `--quick`: a smoke check that finishes in a few minutes on 2 cores
@@ -80,6 +86,8 @@ QUICK = dict(domains=["cartpole-swingup"], breaks=[0.0, 0.5], steps=1500, seeds=
 #: frames, batch 128, DrQ-v2's reference networks and learning rate); flags override each value
 PIXELS = dict(steps=2000, seeds=1, obs_noise=[0.0], eval_episodes=5, hidden=[1024, 1024], learning_starts=500,
               eval_every=250, curve_episodes=1, lr=1e-4, batch_size=128)
+#: `--pixels --quick`: a smoke check of the pixel suite (minutes)
+PIXELS_QUICK = dict(PIXELS, steps=600, learning_starts=200, eval_every=200, eval_episodes=1, hidden=[64, 64])
 
 
 def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int) -> dict:
@@ -93,7 +101,8 @@ def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int)
                       "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
                       "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
                       "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "batch_size": sc.batch_size,
-                      "std_steps": sc.steps},
+                      "std_steps": sc.steps,
+                      **({"encoder": {"kind": sc.encoder}} if sc.encoder and family != "plain" else {})},
         }
     return {
         "run": {"algo": "sac", "env": f"dmc/{domain}", "steps": sc.steps},
