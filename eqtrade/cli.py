@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         "error of the next observation, ε_R the mean absolute reward error, per break strength.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  eqtrade symmetry --data sp500-20 --split train\n"
-        "  eqtrade symmetry --env dmc/cartpole-swingup --break 0,0.5,1",
+        "  eqtrade symmetry --env dmc/cartpole-swingup --break 0,0.5,1\n"
+        "  eqtrade symmetry --env dmc-pixels/cartpole-swingup --break 0,0.5 --states 16 --scene symmetric",
     )
     g.add_argument("--data", nargs="*", default=None, metavar="NAME|TICKER",
                    help="a dataset name (default: sp500-20), or tickers from the bundled data")
@@ -127,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--break", dest="breaks", default="0,0.25,0.5,1", metavar="S1,S2,...",
                    help="with --env: break strengths to check (default 0,0.25,0.5,1)")
     g.add_argument("--states", type=int, default=64, help="with --env: states sampled per variant (default 64)")
+    g.add_argument("--scene", default="textured", metavar="textured|symmetric",
+                   help="with --env dmc-pixels/...: the rendered scene: textured (dm_control's, default) or "
+                   "symmetric (no skybox, floor texture, shadows or reflections)")
     t = sub.add_parser(
         "train", parents=[dd], help="train a DQN or SAC agent with plain, exact or relaxed networks",
         description="Trains an agent and writes runs/NAME/: config.toml (every resolved option), checkpoint.pt, "
@@ -551,14 +555,14 @@ def cmd_symmetry_pixels(args) -> int:
 
     rows = []
     for b in _floats(args.breaks, "--break"):
-        env = make_pixels(args.env, break_strength=b)
+        env = make_pixels(args.env, break_strength=b, scene=args.scene)
         r = image_symmetry_check(env, n_states=args.states, seed=args.seed)
         rows.append({"break": b, "tilt °": MAX_TILT_DEG * b, "ε_img (mean rel. L1)": r["eps_img"],
                      "ε_img max": r["eps_img_max"], "pixels off (> 8/255)": r["pixels_off"], "states": r["states"]})
     what = ("the horizontal mirror" if env.symmetry.order == 2 else
             f"{env.symmetry.name} (quarter turns{' and flips' if env.symmetry.group_kind == 'D' else ''})")
     print(f"declared image symmetry of {args.env}: {what} of {env.size}x{env.size} frames from camera "
-          f"{env.camera} (MUJOCO_GL={env.backend}), actions as {env.symmetry.name}")
+          f"{env.camera} (MUJOCO_GL={env.backend}, scene {env.scene}), actions as {env.symmetry.name}")
     print("checked on the renderer: ‖render(g·s) − g·render(s)‖₁ / ‖render(s) − mean‖₁ over states from a "
           "random policy, every g ≠ e (0: an exactly symmetric scene)")
     with pd.option_context("display.width", 160):

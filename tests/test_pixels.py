@@ -112,6 +112,36 @@ def test_rendered_scenes_are_approximately_mirror_symmetric(env_id):
     assert right["pixels_off"] <= wrong["pixels_off"] + 1e-9
 
 
+@needs_gl
+@pytest.mark.parametrize("env_id", PIXEL_IDS[:1] + PIXEL_IDS[2:])
+def test_the_symmetric_scene_mirrors_exactly_up_to_rasterisation(env_id):
+    """scene="symmetric" (no skybox, floor texture, shadows, reflections): the gap of the textured
+    scene all but vanishes on the real renderer, while a wrong map on the state still shows."""
+    from eqtrade.envs.dmc_pixels import image_symmetry_check
+
+    kw = {"dihedral": True} if "reacher" in env_id else {}
+    textured = image_symmetry_check(make_pixels(env_id, size=48, **kw), n_states=4)
+    env = make_pixels(env_id, size=48, scene="symmetric", **kw)
+    sym = image_symmetry_check(env, n_states=4)
+    assert sym["eps_img"] < 0.02 < textured["eps_img"], (sym, textured)
+    st = env.state_env
+    st.reset(seed=1)
+    states = []
+    for _ in range(4):
+        for _ in range(8):
+            st.step(env.action_space.sample() * 0 + 0.9)
+        states.append(st.get_state())
+
+    def render(state):
+        st.set_state(state)
+        return env.render_frame()
+
+    wrong = image_gap(render, states, lambda x: x, lambda img: image_transform(env.symmetry, img, 1))["eps_img"]
+    assert wrong > 5 * sym["eps_img"], (wrong, sym)
+    o, _ = env.reset(seed=0)
+    assert o.shape == (9, 48, 48) and pickle.loads(pickle.dumps(env)).scene == "symmetric"
+
+
 def test_random_shift_is_a_translation_of_at_most_pad_pixels():
     import torch
 

@@ -85,14 +85,39 @@ def image_transform(symmetry, images, g: int):
     return np.rot90(out, k, axes=(-2, -1))
 
 
+SCENES = ("textured", "symmetric")
+
+#: what `scene="symmetric"` turns off: the skybox's random-dot texture, shadows and reflections
+SYMMETRIC_RENDER_FLAGS = {"skybox": False, "shadow": False, "reflection": False}
+
+
+def untexture(model) -> int:
+    """Draw every textured geom (the floor's checker grid, ...) in its material's plain colour:
+    textures are not mirror-symmetric about the camera; returns how many geoms changed."""
+    n = 0
+    for i in range(model.ngeom):
+        mid = model.geom_matid[i]
+        if mid >= 0 and np.max(model.mat_texid[mid]) >= 0:
+            model.geom_rgba[i] = model.mat_rgba[mid]
+            model.geom_matid[i] = -1
+            n += 1
+    return n
+
+
 class PixelDMCEnv(gym.Env):
-    """A dm_control task observed through its front camera: [3·frames, size, size] uint8."""
+    """A dm_control task observed through its front camera: [3·frames, size, size] uint8.
+
+    scene: "textured" (dm_control's look, as DrQ-v2 sees it: skybox, checker floor, shadows) or
+    "symmetric" (the same bodies and lights, without skybox, floor texture, shadows and
+    reflections: the frame of a mirrored state is the mirrored frame, up to about 0.3%)."""
 
     metadata = {"render_modes": []}
 
     def __init__(self, domain: str = "cartpole", task: str = "swingup", break_strength: float = 0.0,
                  action_repeat: int | None = None, size: int = 84, frames: int = 3, camera: int | None = None,
-                 dihedral: bool = False):
+                 dihedral: bool = False, scene: str = "textured"):
+        if scene not in SCENES:
+            raise ValueError(f"scene must be one of {', '.join(SCENES)}, got {scene!r}")
         if domain not in PIXEL_DOMAINS:
             raise ValueError(f"no pixel version of {domain}-{task} yet; pixel tasks: {', '.join(PIXEL_IDS)}")
         if int(size) < 16 or int(frames) < 1:
@@ -100,6 +125,10 @@ class PixelDMCEnv(gym.Env):
         self.backend = ensure_rendering()
         self.state_env = DMCEnv(domain, task, break_strength, action_repeat, dihedral=dihedral)
         self.domain, self.task, self.size, self.frames = domain, task, int(size), int(frames)
+        self.scene = scene
+        self._flags = SYMMETRIC_RENDER_FLAGS if scene == "symmetric" else None
+        if scene == "symmetric":
+            untexture(self.state_env.physics.model)
         self.camera = PIXEL_DOMAINS[domain] if camera is None else int(camera)
         self.break_strength, self.action_repeat = self.state_env.break_strength, self.state_env.action_repeat
         self.symmetry = self.state_env.symmetry  # acts on actions as in the state task; images: `image_transform`
@@ -107,7 +136,7 @@ class PixelDMCEnv(gym.Env):
         self.observation_space = spaces.Box(0, 255, (3 * self.frames, self.size, self.size), dtype=np.uint8)
         self._stack: list[np.ndarray] = []
         self._kwargs = dict(domain=domain, task=task, break_strength=break_strength, action_repeat=action_repeat,
-                            size=size, frames=frames, camera=camera, dihedral=dihedral)
+                            size=size, frames=frames, camera=camera, dihedral=dihedral, scene=scene)
         try:
             self.render_frame()
         except Exception as e:  # a renderer that loads but cannot draw
@@ -115,7 +144,8 @@ class PixelDMCEnv(gym.Env):
 
     def render_frame(self) -> np.ndarray:
         """The current scene: [3, size, size] uint8."""
-        img = self.state_env.physics.render(self.size, self.size, camera_id=self.camera)
+        img = self.state_env.physics.render(self.size, self.size, camera_id=self.camera,
+                                            render_flag_overrides=self._flags)
         return np.ascontiguousarray(img.transpose(2, 0, 1))
 
     def _obs(self) -> np.ndarray:
