@@ -34,7 +34,7 @@ def reorder_stability(run_dir, split: str = "test", orders: int = 5, seed: int =
     path, _ = run_checkpoint(run_dir, "best")
     import torch
 
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=False, map_location="cpu")
     spec = EnvSpec(**state["env_spec"])
     kw = dict(_eval_env_kwargs(spec, split), cost_model="drift")
     prices = resolve_prices(kw.pop("prices", None), kw.pop("tickers", None), kw.get("data_dir"))

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--break", dest="break_strength", type=float, default=None, metavar="S",
                    help="dm_control envs: symmetry-break strength in [0, 1] (gravity tilted by 30°·S; default 0)")
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--encoder", choices=["cnn", "lift", "group", "steerable"], default=None,
+    t.add_argument("--encoder", default=None, metavar="cnn|lift|group|steerable",
                    help="pixel tasks (DrQ-v2): the conv encoder: cnn (plain: the reference), lift (exact/relaxed "
                    "default: the reference CNN shared over the group's images), group (group convolutions, relaxed "
                    "for --agent relaxed) or steerable (escnn steerable convolutions, relaxed for --agent relaxed)")
@@ -169,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "cuda or cuda:N; a checkpoint continues (--resume) or loads on any device")
     t.add_argument("--config", default=None, metavar="TOML", help="a strategy config, e.g. strategies/sac-relaxed.toml")
     t.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/ALGO-FAMILY-ENV-sSEED)")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (on "
+                   "another machine, --device says where: a run saved with --device cuda needs --device cpu or auto "
+                   "on a machine without a GPU)")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar: one line per evaluation instead (the default when output is not a terminal)")
     m = sub.add_parser(
@@ -204,8 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--pixels", action="store_true",
                    help="DrQ-v2 from 84x84 frames (dmc-pixels/...) instead of SAC from states; preset: 1 seed, "
                    "2000 steps, batch 128, DrQ-v2's reference networks (flags override)")
-    m.add_argument("--encoder", choices=["lift", "group", "steerable"], default=None,
+    m.add_argument("--encoder", default=None, metavar="lift|group|steerable",
                    help="--pixels: the exact/relaxed families' conv encoder (default lift; see eqtrade train --help)")
+    m.add_argument("--scene", default=None, metavar="textured|symmetric",
+                   help="--pixels: the rendered scene (default textured; see eqtrade symmetry --help)")
+    m.add_argument("--device", default=None, metavar="auto|cpu|cuda",
+                   help="where each run's networks train (default auto: CUDA when torch sees one)")
     m.add_argument("--no-progress", action="store_true")
     w = sub.add_parser(
         "sweep", parents=[dd], help="a study on Ray Tune: a grid (or a search) of training runs, then one table",
@@ -549,6 +555,11 @@ def _floats(text: str, what: str) -> list[float]:
         raise ValueError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
+def _check_scene(args) -> None:
+    if args.scene != "textured" and not (args.env or "").startswith("dmc-pixels/"):
+        raise ValueError(f"--scene applies to pixel tasks (--env dmc-pixels/...), not {args.env or 'returns'}")
+
+
 def cmd_symmetry_pixels(args) -> int:
     from .envs.dmc import MAX_TILT_DEG
     from .envs.dmc_pixels import image_symmetry_check, make_pixels
@@ -602,8 +613,9 @@ def cmd_dmc(args) -> int:
         kw = dict(PIXELS_QUICK if args.quick else PIXELS, pixels=True)
     else:
         kw = dict(QUICK) if args.quick else {}
-    if args.encoder:
-        kw["encoder"] = args.encoder
+    for name in ("encoder", "scene", "device"):
+        if getattr(args, name):
+            kw[name] = getattr(args, name)
     if args.domains:
         kw["domains"] = [d.strip() for d in args.domains.split(",") if d.strip()]
     if args.agents:
@@ -693,6 +705,7 @@ def _last_error_line(text: str) -> str:
 
 
 def cmd_symmetry(args) -> int:
+    _check_scene(args)
     if args.env:
         return cmd_symmetry_env(args)
     from .envs.market import split_range

@@ -124,3 +124,17 @@ def test_cli_device_cpu_trains_and_resume_may_change_the_device(tmp_path):
     assert 'device = "cpu"' in (out / "config.toml").read_text()
     assert main(["train", "--out", str(out), "--resume", "--steps", "40", "--device", "auto", "--no-progress"]) == 0
     assert Agent.load(out / "checkpoint.pt").step == 40
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on a GPU machine)")
+@pytest.mark.parametrize("name,make,steps", AGENTS, ids=[a[0] for a in AGENTS])
+def test_agents_train_on_cuda_and_load_on_the_cpu(name, make, steps, tmp_path):
+    make().save(tmp_path / "cpu.pt")  # a CPU checkpoint, continued on the GPU
+    gpu = Agent.load(tmp_path / "cpu.pt", device="cuda")
+    assert gpu.device.type == "cuda"
+    gpu.learn(steps, progress=False)
+    assert all(p.device.type == "cuda" for p in gpu.policy_module().parameters())
+    gpu.save(tmp_path / "gpu.pt")
+    back = Agent.load(tmp_path / "gpu.pt", device="cpu")
+    obs = gpu.obs
+    np.testing.assert_allclose(back.predict(obs), gpu.predict(obs), atol=1e-4)

@@ -266,3 +266,38 @@ def test_pixel_suite_through_the_cli(tmp_path, monkeypatch, capsys):
 def test_encoder_needs_the_pixel_suite(capsys):
     assert main(["dmc", "--encoder", "group"]) == 2
     assert "--encoder applies to the pixel suite" in capsys.readouterr().err
+
+
+def test_a_suite_does_not_reuse_runs_of_another_encoder_scene_or_task(tmp_path):
+    from eqtrade.agents.train import dump_toml
+    from eqtrade.sweep.dmc import PIXELS, SuiteConfig, _check_same_run, run_config, run_dir
+
+    lift = SuiteConfig(**dict(PIXELS, pixels=True))
+    group = SuiteConfig(**dict(PIXELS, pixels=True, encoder="group"))
+    assert run_dir(tmp_path, "cartpole-swingup", 0, "exact", 0) == run_dir(tmp_path, "cartpole-swingup", 0, "exact", 0,
+                                                                            "lift")
+    assert run_dir(tmp_path, "cartpole-swingup", 0, "exact", 0, "group").name == "exact-group-s0"
+    assert run_dir(tmp_path, "cartpole-swingup", 0, "plain", 0, "group").name == "plain-s0"
+    rd = run_dir(tmp_path, "cartpole-swingup", 0, "exact", 0)
+    rd.mkdir(parents=True)
+    (rd / "config.toml").write_text(dump_toml(run_config(lift, "cartpole-swingup", 0, "exact", 0)))
+    _check_same_run(run_config(lift, "cartpole-swingup", 0, "exact", 0), rd)  # the same run: fine
+    with pytest.raises(ValueError, match="agent.encoder"):
+        _check_same_run(run_config(group, "cartpole-swingup", 0, "exact", 0), rd)
+    sym = SuiteConfig(**dict(PIXELS, pixels=True, scene="symmetric"))
+    with pytest.raises(ValueError, match="env.scene"):
+        _check_same_run(run_config(sym, "cartpole-swingup", 0, "exact", 0), rd)
+    with pytest.raises(ValueError, match="run.env"):
+        _check_same_run(run_config(SuiteConfig(), "cartpole-swingup", 0, "exact", 0), rd)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["dmc", "--scene", "symmetric"], "--scene applies to the pixel suite"),
+    (["dmc", "--pixels", "--encoder", "group", "--agents", "plain"], "--agents plain has none"),
+    (["dmc", "--pixels", "--encoder", "conv"], "--encoder must be one of lift, group, steerable"),
+    (["dmc", "--device", "tpu"], "unknown device 'tpu'"),
+    (["symmetry", "--scene", "symmetric"], "--scene applies to pixel tasks"),
+])
+def test_suite_flags_are_checked(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err

@@ -271,6 +271,14 @@ def test_pixel_networks_are_equivariant_on_rendered_frames_and_relaxed_breaks_wh
         assert pixel_equivariance_error(actor, enc, sym, x) > 1e-3
 
 
+def test_conv_encoders_need_an_even_frame_size():
+    from eqtrade.agents.drq import GroupConvEncoder
+    from eqtrade.symmetry import cartpole_reflection
+
+    with pytest.raises(ValueError, match="needs an even frame size.*got 47"):
+        GroupConvEncoder(cartpole_reflection(), "group", False, 9, 47, 4)
+
+
 @pytest.mark.parametrize("kind", ["group", "steerable"])
 def test_conv_encoders_are_equivariant_under_reachers_quarter_turns_on_rendered_frames(kind):
     """reacher's top view: C4 (and D4) act on frames as quarter turns (and flips); the feature map

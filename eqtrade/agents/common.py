@@ -312,11 +312,8 @@ class Agent:
         from ..nn import equivariance_error
 
         idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
-        obs = torch.from_numpy(self.buffer.obs[idx])
-        module = self.policy_module()
-        if self.device.type != "cpu":  # the symmetry's matrices live on the CPU: measure a CPU copy
-            module = copy.deepcopy(module).cpu()
-        return equivariance_error(module, self.symmetry, obs)
+        obs = torch.from_numpy(self.buffer.obs[idx]).to(self.device)
+        return equivariance_error(self.policy_module(), self.symmetry, obs)
 
     def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool | str = True,
               on_eval=None) -> "Agent":

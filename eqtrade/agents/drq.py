@@ -195,6 +195,9 @@ class GroupConvEncoder(nn.Module):
         from ..nn.conv2d import (RelaxedGroupConv2d, RelaxedLiftConv2d, RelaxedSteerableConv2d, _EscnnConv,
                                  _enn, gspace)
 
+        if size % 2:
+            raise ValueError(f"the {kind} encoder needs an even frame size (its 4x4 stride-2 first layer maps the "
+                             f"strided grid onto itself only then), got {size}")
         img, index = image_group(symmetry)
         self.symmetry, self.inv = symmetry, _inverse_index(symmetry)
         self.register_buffer("to_task", torch.as_tensor(index))  # task element g = image element index[g]

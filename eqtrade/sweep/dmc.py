@@ -50,6 +50,8 @@ class SuiteConfig:
     batch_size: int = 256
     pixels: bool = False  # DrQ-v2 from 84x84 frames (dmc-pixels/DOMAIN-TASK) instead of SAC from states
     encoder: str | None = None  # pixels: the exact/relaxed families' encoder (lift, group, steerable)
+    scene: str = "textured"  # pixels: dm_control's textured scene, or "symmetric" (see dmc_pixels)
+    device: str = "auto"  # where each run's networks train (auto: CUDA when torch sees one)
 
     def __post_init__(self):
         from ..envs.dmc import parse_env_id
@@ -71,10 +73,22 @@ class SuiteConfig:
         if self.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
         if self.encoder is not None:
+            from ..agents.drq import ENCODERS
+
             if not self.pixels:
                 raise ValueError("--encoder applies to the pixel suite (--pixels)")
-            if self.encoder not in ("lift", "group", "steerable"):
-                raise ValueError(f"--encoder must be lift, group or steerable, got {self.encoder!r}")
+            if self.encoder not in ENCODERS[1:]:
+                raise ValueError(f"--encoder must be one of {', '.join(ENCODERS[1:])}, got {self.encoder!r}")
+            if set(self.agents) == {"plain"}:
+                raise ValueError("--encoder sets the exact/relaxed families' encoder; --agents plain has none")
+        if self.scene != "textured" and not self.pixels:
+            raise ValueError("--scene applies to the pixel suite (--pixels)")
+        from ..agents.common import resolve_device
+        from ..envs.dmc_pixels import SCENES
+
+        if self.scene not in SCENES:
+            raise ValueError(f"--scene must be one of {', '.join(SCENES)}, got {self.scene!r}")
+        resolve_device(self.device)
 
 
 #: `--quick`: a smoke check that finishes in a few minutes on 2 cores
@@ -95,13 +109,13 @@ def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int)
     if sc.pixels:
         return {
             "run": {"algo": "drqv2", "env": f"dmc-pixels/{domain}", "steps": sc.steps},
-            "env": {"break_strength": float(brk)},
+            "env": {"break_strength": float(brk), "scene": sc.scene},
             "eval_env": {},
             "agent": {"family": family, "seed": seed, "hidden": list(sc.hidden), "reg_coef": sc.reg_coef,
                       "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
                       "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
                       "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "batch_size": sc.batch_size,
-                      "std_steps": sc.steps,
+                      "std_steps": sc.steps, "device": sc.device,
                       **({"encoder": {"kind": sc.encoder}} if sc.encoder and family != "plain" else {})},
         }
     return {
@@ -112,12 +126,26 @@ def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int)
                   "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
                   "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
                   "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "alpha_init": sc.alpha_init,
-                  "batch_size": sc.batch_size},
+                  "batch_size": sc.batch_size, "device": sc.device},
     }
 
 
-def run_dir(out: Path, domain: str, brk: float, family: str, seed: int) -> Path:
-    return Path(out) / domain / f"break-{float(brk):g}" / f"{family}-s{seed}"
+def run_dir(out: Path, domain: str, brk: float, family: str, seed: int, encoder: str | None = None) -> Path:
+    """OUT/DOMAIN/break-S/FAMILY-sSEED, with the pixel encoder when it is not the default lift
+    (FAMILY-ENCODER-sSEED), so that suites with other encoders do not share run directories."""
+    tag = f"-{encoder}" if encoder not in (None, "lift") and family != "plain" else ""
+    return Path(out) / domain / f"break-{float(brk):g}" / f"{family}{tag}-s{seed}"
+
+
+def _check_same_run(cfg: dict, out: Path) -> None:
+    """A run directory holds the run this suite asks for (task, algorithm, encoder), else an error."""
+    from ..agents.train import load_toml
+
+    saved = load_toml(out / "config.toml")
+    for table, key in (("run", "env"), ("run", "algo"), ("env", "scene"), ("agent", "family"), ("agent", "encoder")):
+        if saved.get(table, {}).get(key) != cfg[table].get(key):
+            raise ValueError(f"{out} holds a run with {table}.{key} = {saved.get(table, {}).get(key)!r}, not "
+                             f"{cfg[table].get(key)!r}; use another --out")
 
 
 def evaluate_with_noise(agent, env, episodes: int, sigma: float, seed: int = 20_000) -> float:
@@ -148,6 +176,8 @@ def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress:
     from ..agents.train import dump_toml, train
 
     out = Path(out)
+    if (out / "config.toml").exists():
+        _check_same_run(cfg, out)
     res_path = out / "result.json"
     if res_path.exists():
         res = json.loads(res_path.read_text())
@@ -166,7 +196,9 @@ def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress:
     curve = [(int(m["step"]) * repeat, float(m["eval_return"])) for m in agent.metrics if "eval_return" in m]
     a = cfg["agent"]
     res = {"domain": cfg["run"]["env"].removeprefix("dmc-pixels/").removeprefix("dmc/"),
-           "pixels": cfg["run"]["env"].startswith("dmc-pixels/"), "break": cfg["env"]["break_strength"],
+           "pixels": cfg["run"]["env"].startswith("dmc-pixels/"),
+           "encoder": (a.get("encoder") or {}).get("kind", "lift" if a["family"] != "plain" else "cnn")
+           if cfg["run"]["env"].startswith("dmc-pixels/") else None, "break": cfg["env"]["break_strength"],
            "family": a["family"], "seed": a["seed"], "steps": agent.step, "frames": agent.step * repeat,
            "returns": returns, "curve": curve, "equivariance_error": agent.equivariance_error(),
            "train_seconds": train_s, "resumed": resume}
@@ -193,7 +225,7 @@ def run_suite(sc: SuiteConfig, out: Path, progress: bool = True, address: str | 
         for b in sc.breaks:
             for s in range(sc.seeds):
                 for f in sc.agents:
-                    rd = run_dir(out, d, b, f, s)
+                    rd = run_dir(out, d, b, f, s, sc.encoder if sc.pixels else None)
                     trials[str(rd.relative_to(out))] = {"train": run_config(sc, d, b, f, s), "dir": str(rd),
                                                         "obs_noise": list(sc.obs_noise),
                                                         "eval_episodes": sc.eval_episodes}
@@ -221,7 +253,7 @@ def summarise(results: list[dict], out: Path):
 
     rows = [{"domain": r["domain"], "break": r["break"], "family": r["family"], "seed": r["seed"],
              "frames": r["frames"], "obs_noise": float(s), "return": v, "train_seconds": r["train_seconds"],
-             "equivariance_error": r["equivariance_error"]}
+             "equivariance_error": r["equivariance_error"], **({"encoder": r["encoder"]} if r.get("encoder") else {})}
             for r in results for s, v in r["returns"].items()]
     df = pd.DataFrame(rows).sort_values(["domain", "break", "family", "seed", "obs_noise"])
     atomic_write_bytes(out / "results.csv", df.to_csv(index=False).encode())
@@ -229,6 +261,8 @@ def summarise(results: list[dict], out: Path):
     order = {f: i for i, f in enumerate(FAMILIES)}
     for (dom, brk, fam), g in df.groupby(["domain", "break", "family"]):
         row = {"domain": dom, "break": brk, "family": fam, "seeds": g["seed"].nunique(), "frames": int(g["frames"].max())}
+        if "encoder" in g and g["encoder"].notna().any():  # pixels: which conv encoder
+            row["encoder"] = "/".join(sorted(g["encoder"].dropna().unique()))
         for s, gs in g.groupby("obs_noise"):
             m, h = mean_ci(gs["return"])
             row[f"return σ={s:g}"] = f"{m:.1f} ± {h:.1f}" if np.isfinite(h) else f"{m:.1f}"
