@@ -281,8 +281,13 @@ class EquivariantActor(nn.Module):
                                  tuple(max(1, h // G) for h in hidden), banks=banks, relaxed=relaxed)
         self.act_dim = symmetry.action_dim
 
+    def logits(self, h2: torch.Tensor) -> torch.Tensor:
+        """The action mean before tanh: equivariant like it (tanh is odd), and still informative where
+        a trained policy saturates at ±1."""
+        return self.policy(self.trunk(h2))
+
     def forward(self, h2: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.policy(self.trunk(h2)))  # tanh is odd: the sign actions stay equivariant
+        return torch.tanh(self.logits(h2))  # tanh is odd: the sign actions stay equivariant
 
     def regularizer(self) -> torch.Tensor:
         return self.trunk.regularizer() + self.policy.regularizer()
@@ -311,13 +316,16 @@ class EquivariantCritic(nn.Module):
 
 def pixel_equivariance_error(actor: nn.Module, encoder: nn.Module, symmetry, frames: torch.Tensor) -> float:
     """max over g of ‖μ(g·x) − ρ(g)μ(x)‖ / ‖μ(x)‖ of an actor on frames [B, C, H, W] (g acting on
-    frames as the task declares), computed in float64 on copies, so that it measures the
-    networks' symmetry rather than float32 round-off (which alone reaches 1e-5 of a small μ)."""
+    frames as the task declares), μ the action mean before tanh (`logits`, where the actor has
+    them: a saturated policy's ±1 would hide how far its networks moved), computed in float64 on
+    copies, so that it measures the networks' symmetry rather than float32 round-off (which
+    alone reaches 1e-5 of a small μ)."""
     actor, encoder = copy.deepcopy(actor).double(), copy.deepcopy(encoder).double()
+    f = getattr(actor, "logits", actor)
     frames = frames.double()
     with torch.no_grad():
-        mu = actor(encoder(frames))
-        errs = [float((actor(encoder(frames_transform(symmetry, frames, g))) - symmetry.transform_action(mu, g)).norm()
+        mu = f(encoder(frames))
+        errs = [float((f(encoder(frames_transform(symmetry, frames, g))) - symmetry.transform_action(mu, g)).norm()
                       / mu.norm().clamp_min(1e-12)) for g in range(1, symmetry.order)]
     return max(errs)
 
