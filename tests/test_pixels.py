@@ -83,6 +83,24 @@ def test_pixel_env_spaces_stacking_and_determinism():
         make_pixels("dmc-pixels/walker-walk")
 
 
+def _pushed_states_and_renderer(env, steps: int):
+    """4 states reached by pushing with a constant action (`steps` env steps apart, from seed 1),
+    and render(state) -> that state's frame."""
+    st = env.state_env
+    st.reset(seed=1)
+    states = []
+    for _ in range(4):
+        for _ in range(steps):
+            st.step(env.action_space.sample() * 0 + 0.9)
+        states.append(st.get_state())
+
+    def render(s):
+        st.set_state(s)
+        return env.render_frame()
+
+    return states, render
+
+
 @needs_gl
 @pytest.mark.parametrize("env_id", PIXEL_IDS[:1] + PIXEL_IDS[2:])
 def test_rendered_scenes_are_approximately_mirror_symmetric(env_id):
@@ -94,16 +112,7 @@ def test_rendered_scenes_are_approximately_mirror_symmetric(env_id):
     r = image_symmetry_check(env, n_states=4)
     assert 0.0 < r["eps_img"] < 1.5 and r["elements"] == env.symmetry.order - 1
     st = env.state_env
-    st.reset(seed=1)
-    states = []
-    for _ in range(4):
-        for _ in range(5):
-            st.step(env.action_space.sample() * 0 + 0.9)
-        states.append(st.get_state())
-
-    def render(s):
-        st.set_state(s)
-        return env.render_frame()
+    states, render = _pushed_states_and_renderer(env, 5)
 
     # the declared map is checked, not a tautology: a wrong map on the state (identity) differs more
     op = lambda img: image_transform(env.symmetry, img, 1)  # noqa: E731
@@ -124,18 +133,7 @@ def test_the_symmetric_scene_mirrors_exactly_up_to_rasterisation(env_id):
     env = make_pixels(env_id, size=48, scene="symmetric", **kw)
     sym = image_symmetry_check(env, n_states=4)
     assert sym["eps_img"] < 0.02 < textured["eps_img"], (sym, textured)
-    st = env.state_env
-    st.reset(seed=1)
-    states = []
-    for _ in range(4):
-        for _ in range(8):
-            st.step(env.action_space.sample() * 0 + 0.9)
-        states.append(st.get_state())
-
-    def render(state):
-        st.set_state(state)
-        return env.render_frame()
-
+    states, render = _pushed_states_and_renderer(env, 8)
     wrong = image_gap(render, states, lambda x: x, lambda img: image_transform(env.symmetry, img, 1))["eps_img"]
     assert wrong > 3 * sym["eps_img"], (wrong, sym)
     o, _ = env.reset(seed=0)

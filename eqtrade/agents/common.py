@@ -74,9 +74,6 @@ def env_symmetry(env: gym.Env, env_id: str) -> Symmetry | None:
     return sym
 
 
-DEVICES = ("auto", "cpu", "cuda")
-
-
 def resolve_device(name: str = "auto") -> torch.device:
     """The torch device for `--device`: "auto" (CUDA when torch sees one, else the CPU), "cpu",
     "cuda" or "cuda:N"; a clear error when CUDA is asked for and there is none."""
@@ -209,14 +206,10 @@ class Agent:
         return {}
 
     def _to_device(self, *names: str) -> None:
-        """Move the named modules (and tensors) to the agent's device; parameters keep their
-        identity, so optimisers built on them stay valid."""
+        """Move the named modules to the agent's device; parameters keep their identity, so
+        optimisers built on them stay valid."""
         for n in names:
-            v = getattr(self, n)
-            if isinstance(v, torch.nn.Module):
-                v.to(self.device)
-            else:
-                setattr(self, n, v.to(self.device))
+            getattr(self, n).to(self.device)
 
     def _obs_tensor(self, obs) -> torch.Tensor:
         """Observation(s) as a float32 tensor on the agent's device, batched: [B, *obs_shape]."""

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-from .buffer import ReplayBuffer
 from ..nn.reps import zero_of
+from .buffer import ReplayBuffer
 from .common import Agent, BaseConfig, EnvSpec, check_finite
 
 
@@ -201,6 +201,10 @@ class GroupConvEncoder(nn.Module):
         img, index = image_group(symmetry)
         self.symmetry, self.inv = symmetry, _inverse_index(symmetry)
         self.register_buffer("to_task", torch.as_tensor(index))  # task element g = image element index[g]
+        # forward's row g holds g⁻¹·h: on the group axis, (g⁻¹·f)(k) = f(g·k), read straight from the
+        # image-ordered channels (one gather per g, indices fixed here rather than per call)
+        table = np.asarray(symmetry.mult_table())
+        self.register_buffer("rows", torch.as_tensor(np.asarray(index)[table[self.inv]]))  # [G, G]
         shapes = [(4, 2, 1), (3, 1, 0), (3, 1, 0), (3, 1, 0)]  # kernel, stride, padding
         banks = banks if relaxed else 1  # exact: one kernel bank (more would add parameters, not functions)
         layers: list[nn.Module] = []
@@ -230,8 +234,12 @@ class GroupConvEncoder(nn.Module):
         return h.view(B, CG // self.order, self.order, H, W)[:, :, self.to_task].reshape(B, CG, H, W)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        h = self.feature_map(obs)
-        return torch.cat([act_on_regular(self.symmetry, h, int(self.inv[g])).flatten(1) for g in range(self.order)])
+        """[|G|·B, R]: row block g is g⁻¹·h(x) = act_on_regular(h, g⁻¹), flattened."""
+        h = self.net(obs / 255.0 - 0.5)
+        B, CG, H, W = h.shape
+        h = h.view(B, CG // self.order, self.order, H, W)
+        return torch.cat([frames_transform(self.symmetry, h[:, :, self.rows[g]], int(self.inv[g])).flatten(1)
+                          for g in range(self.order)])
 
     def regularizer(self) -> torch.Tensor:
         return sum((m.regularizer() for m in self.net if hasattr(m, "regularizer")), zero_of(self))

@@ -66,7 +66,7 @@ def parse_pixel_id(env_id: str) -> tuple[str, str]:
 
 def mirror(images):
     """The image mirror: flip the width (last) axis of [..., H, W] arrays (numpy or torch)."""
-    return images.flip(-1) if hasattr(images, "flip") and not isinstance(images, np.ndarray) else images[..., ::-1]
+    return images[..., ::-1] if isinstance(images, np.ndarray) else images.flip(-1)
 
 
 def image_transform(symmetry, images, g: int):
@@ -91,17 +91,14 @@ SCENES = ("textured", "symmetric")
 SYMMETRIC_RENDER_FLAGS = {"skybox": False, "shadow": False, "reflection": False}
 
 
-def untexture(model) -> int:
+def untexture(model) -> None:
     """Draw every textured geom (the floor's checker grid, ...) in its material's plain colour:
-    textures are not mirror-symmetric about the camera; returns how many geoms changed."""
-    n = 0
+    textures are not mirror-symmetric about the camera."""
     for i in range(model.ngeom):
         mid = model.geom_matid[i]
         if mid >= 0 and np.max(model.mat_texid[mid]) >= 0:
             model.geom_rgba[i] = model.mat_rgba[mid]
             model.geom_matid[i] = -1
-            n += 1
-    return n
 
 
 class PixelDMCEnv(gym.Env):

@@ -105,29 +105,21 @@ PIXELS_QUICK = dict(PIXELS, steps=600, learning_starts=200, eval_every=200, eval
 
 
 def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int) -> dict:
-    """The `eqtrade train` config of one run of the suite."""
+    """The `eqtrade train` config of one run of the suite: SAC from states, or DrQ-v2 from pixels."""
+    agent = {"family": family, "seed": seed, "hidden": list(sc.hidden), "reg_coef": sc.reg_coef,
+             "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
+             "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
+             "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "batch_size": sc.batch_size, "device": sc.device}
+    env = {"break_strength": float(brk)}
     if sc.pixels:
-        return {
-            "run": {"algo": "drqv2", "env": f"dmc-pixels/{domain}", "steps": sc.steps},
-            "env": {"break_strength": float(brk), "scene": sc.scene},
-            "eval_env": {},
-            "agent": {"family": family, "seed": seed, "hidden": list(sc.hidden), "reg_coef": sc.reg_coef,
-                      "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
-                      "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
-                      "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "batch_size": sc.batch_size,
-                      "std_steps": sc.steps, "device": sc.device,
-                      **({"encoder": {"kind": sc.encoder}} if sc.encoder and family != "plain" else {})},
-        }
-    return {
-        "run": {"algo": "sac", "env": f"dmc/{domain}", "steps": sc.steps},
-        "env": {"break_strength": float(brk)},
-        "eval_env": {},
-        "agent": {"family": family, "seed": seed, "hidden": list(sc.hidden), "reg_coef": sc.reg_coef,
-                  "learning_starts": sc.learning_starts, "eval_every": sc.eval_every,
-                  "eval_episodes": sc.curve_episodes, "checkpoint_every": sc.eval_every,
-                  "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "alpha_init": sc.alpha_init,
-                  "batch_size": sc.batch_size, "device": sc.device},
-    }
+        algo, env_id, env["scene"] = "drqv2", f"dmc-pixels/{domain}", sc.scene
+        agent["std_steps"] = sc.steps
+        if sc.encoder and family != "plain":
+            agent["encoder"] = {"kind": sc.encoder}
+    else:
+        algo, env_id = "sac", f"dmc/{domain}"
+        agent["alpha_init"] = sc.alpha_init
+    return {"run": {"algo": algo, "env": env_id, "steps": sc.steps}, "env": env, "eval_env": {}, "agent": agent}
 
 
 def run_dir(out: Path, domain: str, brk: float, family: str, seed: int, encoder: str | None = None) -> Path:
