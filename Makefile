@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.eqtrade-installed
 # Extra pip arguments, e.g. PIP_ARGS="--extra-index-url URL" for a CPU torch index elsewhere.
 PIP_ARGS ?=
 
-.PHONY: setup demo test test-all bench-deps clean
+.PHONY: setup demo test test-all docs bench-deps clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
+# the documentation site (MkDocs + mkdocs-material) into site/; --strict: a broken link or anchor fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d site
+
 # anchors for bench/: gym-anytrading and Stable-Baselines3 (pinned in constraints.txt) and the
 # FinRL 0.3.7 wheel,
 # portfolio environment module bench/bench_envs.py loads on its own (no FinRL dependencies)
@@ -47,4 +51,4 @@ bench-deps: $(STAMP)
 	$(PIP) download -q $(PIP_ARGS) --no-deps finrl==0.3.7 -d bench/.cache
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
