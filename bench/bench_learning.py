@@ -33,7 +33,7 @@ TASKS = {
 
 def run(task: str, family: str, seed: int = 0, out_root: Path = Path("runs/bench-learning"), progress=False):
     """Train one task with one family; returns (final eval return, best eval return, seconds)."""
-    from eqtrade.agents.train import train
+    from eqtrade.run import train
 
     spec = TASKS[task]
     cfg = {"run": {"algo": spec["algo"], "env": spec["env"], "steps": spec["steps"]}, "env": {}, "eval_env": {},

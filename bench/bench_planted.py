@@ -45,7 +45,8 @@ VARIANTS: dict[str, dict] = {
 
 def strategy_file(family: str, variant: str, tmp: Path) -> Path:
     """strategies/sac-FAMILY.toml with one variant's changes, written to tmp."""
-    from eqtrade.agents.train import dump_toml, load_toml
+    from eqtrade.strategies import load_toml
+    from eqtrade.util import dump_toml
 
     cfg = load_toml(ROOT / "strategies" / f"sac-{family}.toml")
     for table, changes in [*PLANTED.items(), *VARIANTS[variant].items()]:
@@ -66,7 +67,7 @@ def run(family: str, seed: int = 0, steps: int = 6000, data_dir: Path | None = N
     from eqtrade.backtest.metrics import metrics
     from eqtrade.cli import main
     from eqtrade.data import load_prices
-    from eqtrade.data.synthetic import rule_sharpe
+    from eqtrade.backtest.planted import rule_sharpe
 
     tmp = Path(tempfile.mkdtemp()) if out_root is None else out_root
     data_dir = data_dir or tmp / "data"
@@ -95,7 +96,8 @@ def random_policy(market_seed: int = 0, seed: int = 0) -> dict:
     from eqtrade.agents import EnvSpec
     from eqtrade.backtest.engine import rollout
     from eqtrade.backtest.metrics import metrics
-    from eqtrade.data.synthetic import planted_market, rule_sharpe
+    from eqtrade.backtest.planted import rule_sharpe
+    from eqtrade.data.synthetic import planted_market
 
     prices = planted_market(10, seed=market_seed)
     env = EnvSpec("portfolio", dict(prices=prices, window=32, split="test", full_period=True)).make()

@@ -29,7 +29,7 @@ def reorder_stability(run_dir, split: str = "test", orders: int = 5, seed: int =
     from eqtrade.backtest.engine import rollout
     from eqtrade.backtest.metrics import metrics
     from eqtrade.backtest.report import _eval_env_kwargs, family_label, run_checkpoint
-    from eqtrade.envs.market import resolve_prices
+    from eqtrade.data.market import resolve_prices
 
     path, _ = run_checkpoint(run_dir, "best")
     import torch

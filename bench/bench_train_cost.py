@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def train(family: str, cost: float, steps: int, seed: int, tmp: Path, data: list[str]) -> Path:
-    from eqtrade.agents.train import dump_toml, load_toml
+    from eqtrade.strategies import load_toml
+    from eqtrade.util import dump_toml
 
     cfg = load_toml(ROOT / "strategies" / f"sac-{family}.toml")
     cfg["env"]["cost_bps"] = cost

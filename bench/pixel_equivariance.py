@@ -18,7 +18,7 @@ import torch
 
 def main(argv=None) -> int:
     from eqtrade.agents import Agent
-    from eqtrade.agents.drq import frames_transform, pixel_equivariance_error
+    from eqtrade.nn.pixel import frames_transform, pixel_equivariance_error
 
     print("| run | error after tanh | error before tanh | relaxed-weight spread | |pre-tanh| median |")
     print("| --- | --- | --- | --- | --- |")

@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 
-def _register_envs() -> None:
+def register_envs() -> None:
     # entry points are strings: registering imports only gymnasium, not the environments
     import gymnasium as gym
 
@@ -27,4 +27,4 @@ def _register_envs() -> None:
                          kwargs={"domain": domain, "task": task}, disable_env_checker=True)
 
 
-_register_envs()
+register_envs()

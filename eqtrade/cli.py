@@ -9,6 +9,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from .envs.factory import PIXELS_PREFIX, DMC_PREFIX, is_pixels
+from .nn import FAMILIES
 from .outdirs import check_output_dir, output_kind
 
 log = logging.getLogger("eqtrade")
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  eqtrade train --config strategies/dqn-relaxed.toml --out runs/my-dqn\n"
         "  eqtrade train --out runs/my-dqn --resume --steps 40000",
     )
-    t.add_argument("--agent", choices=["plain", "exact", "relaxed"], default=None,
+    t.add_argument("--agent", choices=list(FAMILIES), default=None,
                    help="network family (default from the config: relaxed)")
     t.add_argument("--assets", choices=["flat", "exact", "relaxed"], default=None,
                    help="portfolio: the asset axis: flat (one MLP over all assets, tied to the universe and its "
@@ -167,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, metavar="auto|cpu|cuda",
                    help="where the networks train: auto (default: CUDA when torch sees one, else the CPU), cpu, "
                    "cuda or cuda:N; a checkpoint continues (--resume) or loads on any device")
+    t.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch intra-op threads (default 1: the networks are small, and more threads only contend "
+                   "with other work on the machine; [run] threads in a config)")
     t.add_argument("--config", default=None, metavar="TOML", help="a strategy config, e.g. strategies/sac-relaxed.toml")
     t.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/ALGO-FAMILY-ENV-sSEED)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (on "
@@ -371,7 +376,7 @@ def cmd_train(args) -> int:
     from pathlib import Path
 
     from .agents import TrainingDiverged
-    from .agents.train import resolve_config, train
+    from .run import resolve_config, train
 
     out = Path(args.out) if args.out else None
     if args.steps is not None and args.steps < 1:
@@ -389,6 +394,10 @@ def cmd_train(args) -> int:
         cfg = _resume_cfg(out, args.steps)
         if args.device is not None:
             cfg["agent"]["device"] = args.device
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+            cfg["run"]["threads"] = args.threads
     else:
         if out is not None and (out / "checkpoint.pt").exists():
             raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
@@ -399,8 +408,8 @@ def cmd_train(args) -> int:
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
                              seed=args.seed, data=args.data, break_strength=args.break_strength,
                              data_dir=args.data_dir, assets=args.assets, context=args.context,
-                             device=args.device, encoder=args.encoder)
-    from .agents.common import resolve_device
+                             device=args.device, encoder=args.encoder, threads=args.threads)
+    from .agents import resolve_device
 
     resolve_device(cfg["agent"].get("device", "auto"))  # a one-line error before anything is written
     try:
@@ -425,16 +434,16 @@ def cmd_train(args) -> int:
 
 
 def _resume_cfg(out, steps):
-    from .agents.train import load_toml
+    from .strategies import load_toml
 
     if not (out / "config.toml").exists():
         raise FileNotFoundError(f"nothing to resume: {out}/config.toml does not exist")
     cfg = load_toml(out / "config.toml")
     if steps:
         if (out / "checkpoint.pt").exists():
-            import torch
+            from .agents.checkpoint import read
 
-            done = torch.load(out / "checkpoint.pt", weights_only=False, map_location="cpu")["step"]
+            done = read(out / "checkpoint.pt")["step"]
             if steps < done:
                 raise ValueError(f"--steps {steps} is below the {done} steps {out} has done; give a larger total")
         cfg["run"]["steps"] = steps
@@ -449,7 +458,7 @@ def _rf_arg(text, data_dir=None):
 
 
 def _split_arg(text: str):
-    from .envs.market import DEFAULT_SPLITS, parse_split, split_range
+    from .data.market import DEFAULT_SPLITS, parse_split, split_range
 
     split = parse_split(text)
     try:
@@ -531,7 +540,8 @@ def cmd_data(args) -> int:
         import tempfile
         from pathlib import Path
 
-        from .data.synthetic import planted_market, rule_sharpe
+        from .backtest.planted import rule_sharpe
+        from .data.synthetic import planted_market
 
         prices = planted_market(args.assets, seed=args.seed)
         with tempfile.TemporaryDirectory() as tmp:
@@ -556,7 +566,7 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def _check_scene(args) -> None:
-    if args.scene != "textured" and not (args.env or "").startswith("dmc-pixels/"):
+    if args.scene != "textured" and not is_pixels(args.env or ""):
         raise ValueError(f"--scene applies to pixel tasks (--env dmc-pixels/...), not {args.env or 'returns'}")
 
 
@@ -578,12 +588,12 @@ def cmd_symmetry_pixels(args) -> int:
           "random policy, every g ≠ e (0: an exactly symmetric scene)")
     with pd.option_context("display.width", 160):
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3g}"))
-    print("the dynamics' own gap: eqtrade symmetry --env " + args.env.replace("dmc-pixels/", "dmc/"))
+    print("the dynamics' own gap: eqtrade symmetry --env " + args.env.replace(PIXELS_PREFIX, DMC_PREFIX))
     return 0
 
 
 def cmd_symmetry_env(args) -> int:
-    if args.env.startswith("dmc-pixels/"):
+    if is_pixels(args.env):
         return cmd_symmetry_pixels(args)
     from .envs.dmc import MAX_TILT_DEG, make, symmetry_check
 
@@ -708,7 +718,7 @@ def cmd_symmetry(args) -> int:
     _check_scene(args)
     if args.env:
         return cmd_symmetry_env(args)
-    from .envs.market import split_range
+    from .data.market import split_range
     from .symmetry.gap import reflection_gap
 
     prices = _prices_arg(args.data, args.source, args.data_dir)

@@ -1,6 +1,7 @@
 """Small helpers below every package (data, agents, backtest, sweep import them; they import
 nothing of eqtrade): atomic file writes (a temporary file in the same folder, fsync, then
-rename) and the mean ± 95% interval over seeds that every comparison table reports."""
+rename), the mean ± 95% interval over seeds that every comparison table reports, and the TOML
+writer of run and backtest configs."""
 
 from __future__ import annotations
 
@@ -47,3 +48,27 @@ def mean_ci(x) -> tuple[float, float]:
     x = np.asarray(x, dtype=float)
     half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
     return float(x.mean()), float(half)
+
+
+def dump_toml(cfg: dict) -> str:
+    """TOML text of a run config (tables of scalars, lists and inline tables)."""
+
+    def val(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items() if x is not None) + " }"
+        raise TypeError(f"cannot write {type(v).__name__} to TOML")
+
+    lines = []
+    for table, body in cfg.items():
+        lines.append(f"[{table}]")
+        lines += [f"{k} = {val(v)}" for k, v in body.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)

@@ -100,7 +100,7 @@ def test_resumed_run_matches_uninterrupted(algo, tmp_path, prices):
     half = make(algo, "relaxed", spec, seed=1)
     half.learn(170, progress=False)  # mid-episode, mid-learning
     half.save(tmp_path / "c.pt")
-    resumed = Agent.load(tmp_path / "c.pt")
+    resumed = Agent.load(tmp_path / "c.pt", build_env=True)
     resumed.learn(320, progress=False)
     assert pd.DataFrame(resumed.metrics).equals(pd.DataFrame(full.metrics))
     for k, v in params_of(full).items():
@@ -129,9 +129,8 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, prices):
     cut.env = CtrlC(cut.env, 190)
     with pytest.raises(KeyboardInterrupt):
         cut.learn(260, out_dir=tmp_path, progress=False)
-    resumed = Agent.load(tmp_path / "checkpoint.pt")
+    resumed = Agent.load(tmp_path / "checkpoint.pt", build_env=True)  # rebuilt from the spec: no Ctrl-C wrapper
     assert resumed.step == 190  # the step in progress was completed, then it stopped
-    resumed.env = resumed.env.env  # without the wrapper that pressed Ctrl-C
     resumed.learn(260, progress=False)
     for k, v in params_of(full).items():
         torch.testing.assert_close(v, params_of(resumed)[k], rtol=0, atol=0)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from eqtrade.nn.conv2d import ImageEncoder, RelaxedSteerableConv2d, image_symmetry, transform_image
-from eqtrade.nn.relaxed import _Relaxed
+from eqtrade.nn.relaxed import RelaxedModule
 
 SYMS = [image_symmetry(4), image_symmetry(4, dihedral=True), image_symmetry(2)]
 FAMS = ["exact", "relaxed", "relaxed-steerable"]
@@ -63,7 +63,7 @@ def test_relaxed_image_layers_break_symmetry_when_moved(family):
     assert enc.regularizer().item() == 0.0
     with torch.no_grad():
         for m in enc.modules():
-            if isinstance(m, _Relaxed):
+            if isinstance(m, RelaxedModule):
                 m.relaxed_weights.add_(0.3 * torch.randn_like(m.relaxed_weights))
             if isinstance(m, RelaxedSteerableConv2d):
                 m.coef.add_(0.3 * torch.randn_like(m.coef))

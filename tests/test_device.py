@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from eqtrade.agents import DQN, SAC, Agent, DQNConfig, DrQConfig, DrQV2, EnvSpec, SACConfig
-from eqtrade.agents.common import resolve_device
+from eqtrade.agents import resolve_device
 from eqtrade.cli import main
 
 RENDERS = os.environ.get("MUJOCO_GL") in ("egl", "osmesa", "glfw")
@@ -99,7 +99,7 @@ def test_a_checkpoint_saved_for_another_device_loads_here(tmp_path):
     state = torch.load(tmp_path / "ck.pt", weights_only=False)
     state["config"]["device"] = "cuda:0"
     torch.save(state, tmp_path / "gpu.pt")
-    loaded = Agent.load(tmp_path / "gpu.pt")  # device "auto": wherever this process runs
+    loaded = Agent.load(tmp_path / "gpu.pt", build_env=True)  # device "auto": wherever this process runs
     assert loaded.device == resolve_device("auto")
     obs = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded.predict(obs), agent.predict(obs), atol=1e-6)
@@ -130,7 +130,7 @@ def test_cli_device_cpu_trains_and_resume_may_change_the_device(tmp_path):
 @pytest.mark.parametrize("name,make,steps", AGENTS, ids=[a[0] for a in AGENTS])
 def test_agents_train_on_cuda_and_load_on_the_cpu(name, make, steps, tmp_path):
     make().save(tmp_path / "cpu.pt")  # a CPU checkpoint, continued on the GPU
-    gpu = Agent.load(tmp_path / "cpu.pt", device="cuda")
+    gpu = Agent.load(tmp_path / "cpu.pt", device="cuda", build_env=True)
     assert gpu.device.type == "cuda"
     gpu.learn(steps, progress=False)
     assert all(p.device.type == "cuda" for p in gpu.policy_module().parameters())

@@ -93,13 +93,17 @@ def test_break_tilts_gravity_and_leaves_strength_zero_unchanged():
     np.testing.assert_allclose(np.linalg.norm(g1), 9.81)
 
 
-def test_pickled_env_continues_identically():
+def test_restored_episode_continues_identically():
+    """The episode state (plain data, what checkpoints store) continues the episode exactly in a
+    fresh env built from the same arguments."""
     env = make("dmc/reacher-easy", break_strength=0.5)
     env.reset(seed=3)
     rng = np.random.default_rng(0)
     for _ in range(20):
         env.step(rng.uniform(-1, 1, 2))
-    clone = pickle.loads(pickle.dumps(env))
+    state = pickle.loads(pickle.dumps(env.episode_state()))  # plain data: survives a round trip
+    clone = make("dmc/reacher-easy", break_strength=0.5)
+    clone.restore_episode(state)
     acts = rng.uniform(-1, 1, (40, 2))
     a = [env.step(x)[:2] for x in acts]
     b = [clone.step(x)[:2] for x in acts]
@@ -149,7 +153,7 @@ def test_suite_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys):
 
 def test_suite_resumes_an_interrupted_run_and_runs_in_parallel(tmp_path):
     from eqtrade.sweep.dmc import SuiteConfig, run_config, run_dir, run_suite
-    from eqtrade.agents.train import train
+    from eqtrade.run import train
 
     sc = SuiteConfig(**dict(TINY, agents=["plain"], jobs=2))
     # a run that stopped half-way (its checkpoint at step 50) is continued, not restarted
@@ -189,7 +193,7 @@ def test_symmetry_cli_on_the_simulator(capsys):
 
 def test_relaxed_sac_on_dihedral_reacher_uses_the_fourier_path_and_trains():
     # D4 with 2 banks: the relaxed networks take the Fourier form, also inside the vmapped critics
-    from eqtrade.agents.common import EnvSpec
+    from eqtrade.agents import EnvSpec
     from eqtrade.agents.sac import SAC, SACConfig
 
     spec = EnvSpec("dmc/reacher-easy", {"dihedral": True})
@@ -269,7 +273,7 @@ def test_encoder_needs_the_pixel_suite(capsys):
 
 
 def test_a_suite_does_not_reuse_runs_of_another_encoder_scene_or_task(tmp_path):
-    from eqtrade.agents.train import dump_toml
+    from eqtrade.util import dump_toml
     from eqtrade.sweep.dmc import PIXELS, SuiteConfig, _check_same_run, run_config, run_dir
 
     lift = SuiteConfig(**dict(PIXELS, pixels=True))

@@ -169,7 +169,7 @@ def test_progress_in_a_log_file_is_one_line_per_evaluation(tmp_path):
 
 def test_shipped_strategies_resolve_by_bare_name_from_any_directory(tmp_path, monkeypatch, capsys):
     from eqtrade import strategies
-    from eqtrade.agents.train import load_toml
+    from eqtrade.strategies import load_toml
 
     monkeypatch.chdir(tmp_path)  # outside the repository: no strategies/ here
     assert {"sac-relaxed", "baseline-equal-weight"} <= set(strategies.names())

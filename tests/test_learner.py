@@ -15,7 +15,8 @@ from gymnasium import spaces
 
 from eqtrade.agents import SAC, EnvSpec, SACConfig
 from eqtrade.data import load_prices
-from eqtrade.data.synthetic import momentum_weights, planted_market, rule_sharpe
+from eqtrade.backtest.planted import rule_sharpe
+from eqtrade.data.synthetic import momentum_weights, planted_market
 from eqtrade.envs import PortfolioEnv, TradingEnv
 from eqtrade.nn import build_actor, build_critic, build_value, equivariance_error
 from eqtrade.symmetry import portfolio_reflection
@@ -137,7 +138,7 @@ def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, mode
     for _ in range(40):
         a = rng.uniform(-1, 1, size=k)
         nxt, r, term, trunc, info = env.step(a)
-        rows.append((obs, a, r, nxt, info["next_returns"]))
+        rows.append((obs, a, r, nxt, env.exact_reward.last_extras().copy()))  # the ExactReward protocol
         obs = nxt
     o, a, r, n, x = (torch.tensor(np.array(z), dtype=torch.float64) for z in zip(*rows))
     rr, nn_, alive = env.exact_reward(o, a, x, n)
@@ -280,8 +281,10 @@ def test_sac_exact_family_learns_the_planted_signal(planted, tmp_path):
     torch.set_num_threads(1)
     spec = planted_spec(planted)
     agent = SAC(spec.make(), SACConfig(family="exact", seed=0, **PLANTED_AGENT), spec)
-    agent.learn(6000, out_dir=tmp_path, progress=False)
     from eqtrade.agents import Agent
+    from eqtrade.backtest.evaluation import TradingEvalCallback
+
+    agent.learn(6000, out_dir=tmp_path, progress=False, evaluation=TradingEvalCallback(spec))
 
     best = Agent.load(tmp_path / "best.pt", env=spec.make())
     sharpe, turnover = policy_test_metrics(best, planted)
@@ -348,7 +351,8 @@ def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
 
 
 def test_portfolio_defaults_are_the_measured_learner_and_strategies_agree():
-    from eqtrade.agents.train import load_toml, resolve_config
+    from eqtrade.run import resolve_config
+    from eqtrade.strategies import load_toml
 
     cfg = resolve_config()
     a = cfg["agent"]
@@ -396,20 +400,30 @@ def test_deterministic_actions_are_the_policy_mean(small):
     assert not np.allclose(agent.predict(obs, deterministic=False), agent.predict(obs))
 
 
-def test_checkpoints_from_before_normalisation_load_with_raw_returns(small, tmp_path):
-    from eqtrade.agents import Agent
+def test_checkpoints_of_an_older_format_are_a_one_line_error_naming_it(small, tmp_path, capsys):
+    """Checkpoints hold the env's spec and plain state (format 3); older ones pickled the env and
+    are refused with the format they have, by the library and by every command."""
+    from eqtrade.agents import Agent, CheckpointError
+    from eqtrade.cli import main
 
     spec = EnvSpec("portfolio", dict(prices=small, window=16, split=SPLIT, episode_length=60))
     agent = SAC(spec.make(), SACConfig(family="plain", hidden=(8,), learning_starts=10, batch_size=8, eval_every=0,
                                        checkpoint_every=0), spec)
     agent.learn(20, progress=False)
     agent.save(tmp_path / "new.pt")
-    assert Agent.load(tmp_path / "new.pt").env_spec.kwargs.get("normalize", True) is True
+    loaded = Agent.load(tmp_path / "new.pt")
+    assert loaded.env is None and loaded.env_spec.kwargs["window"] == 16  # no env built to predict
     state = torch.load(tmp_path / "new.pt", weights_only=False)
+    assert "env" not in state and state["format"] == 3 and state["provenance"]["torch"] == torch.__version__
     del state["format"]  # what a format-1 checkpoint looks like
-    torch.save(state, tmp_path / "old.pt")
-    old = Agent.load(tmp_path / "old.pt")
-    assert old.env_spec.kwargs["normalize"] is False and old.eval_env.unwrapped.normalize is False
+    run = tmp_path / "old"
+    run.mkdir()
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="format 1"):
+        Agent.load(run / "checkpoint.pt")
+    assert main(["backtest", str(run), "--out", str(tmp_path / "bt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint format 1" in err[0] and "retrain" in err[0]
 
 
 def test_reordering_the_assets_changes_nothing_for_per_asset_policies_only(small):

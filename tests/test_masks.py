@@ -10,7 +10,7 @@ import torch
 
 from eqtrade.backtest.engine import baseline_weights, decision_days, weights_backtest
 from eqtrade.envs import PortfolioEnv
-from eqtrade.envs.market import Market, resolve_prices
+from eqtrade.data.market import Market, resolve_prices
 
 W = 5
 LIST_C, DELIST_D = 120, 200  # C has prices from day 120 on; D has none after day 200
@@ -119,9 +119,9 @@ def test_exact_reward_equals_step_in_a_masked_universe(mode, cost_model):
     while not done:
         a = rng.uniform(-1, 1, e.action_space.shape)
         nxt, r, term, trunc, info = e.step(a)
-        rows.append((obs, a, r, nxt, info["exact_extras"]))
+        rows.append((obs, a, r, nxt, e.exact_reward.last_extras().copy()))
         obs, done = nxt, term or trunc
-    assert e.exact_extra_dim == 8 and rows[0][4].shape == (8,)
+    assert e.exact_reward.extra_dim == 8 and rows[0][4].shape == (8,)
     o, a, r, n, x = (torch.as_tensor(np.array(c)) for c in zip(*rows))
     reward, next_obs, alive = e.exact_reward(o, a, x, n)
     np.testing.assert_allclose(reward.numpy(), r.numpy(), atol=1e-10)

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, equivariance_errors, param_count, param_report
 from eqtrade.nn.exact import exact_param_count
-from eqtrade.nn.relaxed import RelaxedMLP, _Relaxed
+from eqtrade.nn.relaxed import RelaxedMLP, RelaxedModule
 from eqtrade.nn.reps import action_rep, obs_rep, trivial_rep
 from eqtrade.symmetry import (
     SYMMETRIES,
@@ -142,7 +142,7 @@ def test_relaxed_breaks_symmetry_when_its_weights_move(sym):
         assert m.regularizer().item() == 0.0
         with torch.no_grad():
             for layer in m.modules():
-                if isinstance(layer, _Relaxed):
+                if isinstance(layer, RelaxedModule):
                     layer.relaxed_weights.add_(0.3 * torch.randn_like(layer.relaxed_weights))
         assert m.regularizer().item() > 0.0
         errs = equivariance_errors(m, sym, inputs(sym, kind))
@@ -152,7 +152,7 @@ def test_relaxed_breaks_symmetry_when_its_weights_move(sym):
 def test_regularizer_is_zero_exactly_when_weights_are_uniform_over_the_group():
     sym = planar_rotation(4)
     m = RelaxedMLP(obs_rep(sym), trivial_rep(sym, 1), channels=(4, 4), banks=3)
-    layers = [l for l in m.modules() if isinstance(l, _Relaxed)]
+    layers = [l for l in m.modules() if isinstance(l, RelaxedModule)]
     for layer in layers:  # uniform over h but different across banks: still zero
         with torch.no_grad():
             layer.relaxed_weights.copy_(torch.arange(1.0, 4.0)[:, None].expand(3, 4))
@@ -305,7 +305,7 @@ def test_conv1d_params_matched_and_relaxed_breaks():
     c = build_critic("relaxed", obs, act, sym, hidden=HIDDEN, encoder=ENC)
     with torch.no_grad():
         for layer in c.encoder.modules():
-            if isinstance(layer, _Relaxed):
+            if isinstance(layer, RelaxedModule):
                 layer.relaxed_weights.add_(0.3 * torch.randn_like(layer.relaxed_weights))
     assert c.regularizer().item() > 0
     assert equivariance_errors(c, sym, inputs(sym, "critic"))["q"] > 1e-3

@@ -216,7 +216,7 @@ def cartpole_frames():
 
 
 def _encoder(kind, family, sym, size=48):
-    from eqtrade.agents.drq import GroupConvEncoder, LiftEncoder, PixelEncoder
+    from eqtrade.nn.pixel import GroupConvEncoder, LiftEncoder, PixelEncoder
 
     if kind == "cnn":
         return PixelEncoder(9, size, 8)
@@ -245,7 +245,7 @@ def test_pixel_networks_are_equivariant_on_rendered_frames_and_relaxed_breaks_wh
                                                                                          cartpole_frames):
     import torch
 
-    from eqtrade.agents.drq import EquivariantActor, EquivariantCritic, pixel_equivariance_error
+    from eqtrade.nn.pixel import EquivariantActor, EquivariantCritic, pixel_equivariance_error
 
     frames, _, sym = cartpole_frames
     x = torch.as_tensor(frames[:16]).float()
@@ -270,7 +270,7 @@ def test_pixel_networks_are_equivariant_on_rendered_frames_and_relaxed_breaks_wh
 
 
 def test_conv_encoders_need_an_even_frame_size():
-    from eqtrade.agents.drq import GroupConvEncoder
+    from eqtrade.nn.pixel import GroupConvEncoder
     from eqtrade.symmetry import cartpole_reflection
 
     with pytest.raises(ValueError, match="needs an even frame size.*got 47"):
@@ -285,8 +285,8 @@ def test_conv_encoders_are_equivariant_under_reachers_quarter_turns_on_rendered_
         pytest.skip("no headless OpenGL (EGL/OSMesa) on this machine")
     import torch
 
-    from eqtrade.agents.drq import EquivariantActor, GroupConvEncoder, act_on_regular, frames_transform
-    from eqtrade.agents.drq import pixel_equivariance_error
+    from eqtrade.nn.pixel import EquivariantActor, GroupConvEncoder, act_on_regular, frames_transform
+    from eqtrade.nn.pixel import pixel_equivariance_error
 
     for dihedral in (False, True):
         env = make_pixels("dmc-pixels/reacher-easy", size=48, dihedral=dihedral)
@@ -310,7 +310,7 @@ def test_each_pixel_family_fits_the_cart_position_from_frames(family, kind, cart
     an equivariant target (mirroring the frame negates the cart position)."""
     import torch
 
-    from eqtrade.agents.drq import DrQActor, EquivariantActor
+    from eqtrade.nn.pixel import DrQActor, EquivariantActor
 
     frames, xs, sym = cartpole_frames
     x = torch.as_tensor(frames).float()

@@ -37,7 +37,7 @@ class ReplayBuffer:
         i = self.pos
         if self.extras is not None:
             if extra is None:
-                raise ValueError("this buffer stores per-transition extras (the env's info['exact_extras']); got none")
+                raise ValueError("this buffer stores per-transition extras (the env's ExactReward.last_extras()); got none")
             self.extras[i] = extra
         self.obs[i], self.actions[i], self.rewards[i], self.next_obs[i] = obs, action, reward, next_obs
         self.terminated[i] = float(terminated)

@@ -13,7 +13,8 @@ from gymnasium import spaces
 
 from ..nn import build_qnet
 from .buffer import ReplayBuffer
-from .common import Agent, BaseConfig, EnvSpec, check_finite, clone_frozen, soft_update
+from ..envs.protocol import EnvInterface, EnvSpec
+from .base import Agent, BaseConfig, check_finite, clone_frozen, soft_update
 
 
 @dataclass
@@ -36,18 +37,20 @@ class DQN(Agent):
     loss_columns = ("q_loss",)
     extra_columns = ("epsilon",)
 
-    def __init__(self, env, config: DQNConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
+    def __init__(self, env, config: DQNConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None,
+                 interface: EnvInterface | None = None):
         config = config or DQNConfig()
-        super().__init__(env, config, env_spec, eval_env)
-        if not isinstance(env.action_space, spaces.Discrete):
-            raise ValueError(f"DQN needs a discrete action space, got {env.action_space}; use --algo sac")
+        super().__init__(env, config, env_spec, eval_env, interface)
+        obs_space, act_space = self.observation_space, self.action_space
+        if not isinstance(act_space, spaces.Discrete):
+            raise ValueError(f"DQN needs a discrete action space, got {act_space}; use --algo sac")
         sizes = dict(hidden=config.hidden, banks=config.banks, encoder=config.encoder)
-        self.q = build_qnet(config.family, env.observation_space, env.action_space, self.symmetry, **sizes)
+        self.q = build_qnet(config.family, obs_space, act_space, self.symmetry, **sizes)
         self.q_target = clone_frozen(self.q)
         self._to_device("q", "q_target")
         self.opt = torch.optim.Adam(self.q.parameters(), lr=config.lr, foreach=True)
-        self.n_actions = int(env.action_space.n)
-        self.buffer = ReplayBuffer(config.buffer_size, env.observation_space.shape, (), np.int64, seed=config.seed,
+        self.n_actions = int(act_space.n)
+        self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, (), np.int64, seed=config.seed,
                                    n_step=config.n_step, gamma=config.gamma)
         self.updates = 0
 
@@ -59,7 +62,7 @@ class DQN(Agent):
 
     @torch.no_grad()
     def act(self, obs, explore: bool):
-        single = obs.ndim == len(self.env.observation_space.shape)
+        single = obs.ndim == len(self.observation_space.shape)
         a = self.q(self._obs_tensor(obs)).argmax(1).cpu().numpy()
         if explore:
             rand = self.rng.random(len(a)) < self.epsilon

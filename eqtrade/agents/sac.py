@@ -25,7 +25,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..nn import build_actor, build_critic, build_value
 from ..nn.reps import zero_of
 from .buffer import ReplayBuffer
-from .common import Agent, BaseConfig, EnvSpec, check_finite, clone_frozen, soft_update
+from ..envs.protocol import EnvInterface, EnvSpec
+from .base import Agent, BaseConfig, check_finite, clone_frozen, soft_update
 
 
 @dataclass
@@ -41,7 +42,7 @@ class SACConfig(BaseConfig):
     target_entropy: float | None = None  # default: -action_dim (per dimension: target_entropy_per_dim)
     target_entropy_per_dim: float | None = None  # if set, target entropy = this x action_dim
     # "critic": the standard actor loss E[α log π − Q(s, a)] on a learned Q; "exact": for envs
-    # with `exact_reward` (the portfolio env), the actor maximises the exact immediate reward of
+    # that offer an ExactReward (eqtrade.envs.protocol; the portfolio env), the actor maximises the exact immediate reward of
     # its sampled action plus γ·V(next state with the new weights), and the critic is a state
     # value V(s) trained on those exact rewards (full information instead of bandit feedback)
     actor_loss: str = "critic"
@@ -144,34 +145,39 @@ class SAC(Agent):
     loss_columns = ("critic_loss", "actor_loss", "reward_entropy_ratio")
     extra_columns = ("alpha",)
 
-    def __init__(self, env, config: SACConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None):
+    def __init__(self, env, config: SACConfig | None = None, env_spec: EnvSpec | None = None, eval_env=None,
+                 interface: EnvInterface | None = None):
         # a copy: the sizes filled in below are this agent's, not the caller's object
         config = dataclasses.replace(config) if config is not None else SACConfig()
+        interface = interface if interface is not None else EnvInterface.of(env)
+        axis = interface.assets
         if config.encoder and config.encoder.get("kind") == "per_asset":
             # the shared head does not depend on the number of assets: it is the env's (an agent
             # trained on one universe acts on another); the window is part of the head's input
-            u = env.unwrapped
-            window = int(config.encoder.get("window", getattr(u, "window", 0)))
-            if hasattr(u, "window") and window != u.window:
-                raise ValueError(f"the per-asset network reads {window}-day windows; this env has window {u.window}")
-            config.encoder = dict(config.encoder, window=window, n_assets=int(getattr(u, "n_assets", 0)))
-        super().__init__(env, config, env_spec, eval_env)
-        if not isinstance(env.action_space, spaces.Box):
-            raise ValueError(f"SAC needs a continuous (Box) action space, got {env.action_space}; use --algo dqn")
+            if axis is None:
+                raise ValueError("the per-asset network needs an env with exchangeable assets (an asset axis: "
+                                 "the portfolio env); use encoder kind flat")
+            window = int(config.encoder.get("window", axis.obs_rows[0]))
+            if window != axis.obs_rows[0]:
+                raise ValueError(f"the per-asset network reads {window}-day windows; this env has window {axis.obs_rows[0]}")
+            config.encoder = dict(config.encoder, window=window, n_assets=axis.n_assets)
+        super().__init__(env, config, env_spec, eval_env, interface)
+        if not isinstance(self.action_space, spaces.Box):
+            raise ValueError(f"SAC needs a continuous (Box) action space, got {self.action_space}; use --algo dqn")
         if config.actor_loss not in ("critic", "exact"):
             raise ValueError(f"actor_loss must be 'critic' or 'exact', got {config.actor_loss!r}")
         self.exact = config.actor_loss == "exact"
-        if self.exact and not hasattr(env.unwrapped, "exact_reward"):
-            raise ValueError(f"actor_loss='exact' needs an env with exact_reward (the portfolio env); "
-                             f"{env_spec.id if env_spec else env} has none: use actor_loss='critic'")
+        if self.exact and self.exact_reward is None and env is not None:
+            raise ValueError(f"actor_loss='exact' needs an env that offers an exact_reward (ExactReward protocol: "
+                             f"the portfolio env); {env_spec.id if env_spec else env} has none: use actor_loss='critic'")
         if isinstance(config.alpha_init, str) and config.alpha_init != "auto":
             raise ValueError(f"alpha_init must be a positive number or 'auto', got {config.alpha_init!r}")
-        obs_space, act_space = env.observation_space, env.action_space
+        obs_space, act_space = self.observation_space, self.action_space
         sym, fam = self.symmetry, config.family
         # {kind = "flat"} (TOML has no null) is kept in the config and means no encoder
         encoder = None if config.encoder and config.encoder.get("kind") == "flat" else config.encoder
         # relaxed per-asset embeddings are keyed by the env's tickers (another universe maps by name)
-        tickers = getattr(env.unwrapped, "tickers", None) if encoder else None
+        tickers = list(axis.names) if encoder and axis is not None and axis.names else None
         sizes = dict(hidden=config.hidden, banks=config.banks, encoder=encoder, tickers=tickers)
         self.actor = build_actor(fam, obs_space, act_space, sym, **sizes)
         act_in = 0 if self.exact else int(np.prod(act_space.shape))
@@ -199,7 +205,7 @@ class SAC(Agent):
         self.act_bias = torch.as_tensor((high + low) / 2, device=self.device)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32,
                                    seed=config.seed, gamma=config.gamma,
-                                   extra_dim=getattr(env.unwrapped, "exact_extra_dim", 0) if self.exact else 0)
+                                   extra_dim=self.exact_reward.extra_dim if self.exact and self.exact_reward else 0)
 
     # -- policy ---------------------------------------------------------------------------------
     def _sample(self, obs: torch.Tensor):
@@ -213,11 +219,11 @@ class SAC(Agent):
 
     @torch.no_grad()
     def act(self, obs, explore: bool):
-        single = obs.ndim == len(self.env.observation_space.shape)
+        single = obs.ndim == len(self.observation_space.shape)
         o = self._obs_tensor(obs)
         if explore and self.step < self.config.learning_starts:
-            a = self.rng.uniform(self.env.action_space.low, self.env.action_space.high,
-                                 size=(o.shape[0], *self.env.action_space.shape)).astype(np.float32)
+            a = self.rng.uniform(self.action_space.low, self.action_space.high,
+                                 size=(o.shape[0], *self.action_space.shape)).astype(np.float32)
         elif explore:
             a = self._sample(o)[0].cpu().numpy()
         else:
@@ -303,8 +309,9 @@ class SAC(Agent):
         b = self.buffer.sample(cfg.batch_size, self.device)
         alpha = self.log_alpha.exp().detach()
         a, logp = self._sample(b["obs"])
-        # the training env's own reward (self.env is replaced by its pickled copy on a resume)
-        r, next_obs, alive = self.env.unwrapped.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
+        if self.exact_reward is None:
+            raise ValueError("this SAC was loaded to predict: full-information updates need its env (build_env=True)")
+        r, next_obs, alive = self.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
         r = r * cfg.reward_scale
         disc = b["discount"] * alive  # an action that would ruin the portfolio ends its episode
         with torch.no_grad():
@@ -329,7 +336,7 @@ class SAC(Agent):
         self.actor.load_state_dict(s["actor"])  # the critics are tied to the training universe
 
     def _load_state(self, s: dict) -> None:
-        self.alpha_pending = s.get("alpha_pending", False)
+        self.alpha_pending = s["alpha_pending"]
         self.actor.load_state_dict(s["actor"])
         self.critic.load_state_dict(s["critic"])
         self.critic_target.load_state_dict(s["critic_target"])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..envs.market import split_range
+from ..data.market import split_range
 
 BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash")
 #: the bundled benchmark is the S&P 500 price index: dividends (about 2%/yr) are not in it, while
@@ -142,34 +142,27 @@ def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: 
 
 
 def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "agent") -> Backtest:
-    """Run a policy (obs -> action) over an env in full-period mode; optional Gaussian
-    observation noise of standard deviation `obs_noise` (test-time robustness)."""
+    """Run a policy (obs -> action) over a trading env in full-period mode (`eqtrade.envs.rollout`);
+    optional Gaussian observation noise of standard deviation `obs_noise` (test-time robustness,
+    `eqtrade.envs.wrappers.ObservationNoise`)."""
+    from ..envs.rollout import rollout as run_episode
+    from ..envs.wrappers import ObservationNoise
+
     u = env.unwrapped
     if not getattr(u, "full_period", False):
         raise ValueError("rollout needs an environment in full_period mode")
-    rng = np.random.default_rng(seed)
-    obs, info = env.reset(seed=seed)
-    dates, rets, weights, traded = [], [], [], []
-    done = False
-    while not done:
-        o = obs + rng.normal(0.0, obs_noise, size=obs.shape) if obs_noise else obs
-        action = policy(o)
-        if hasattr(u, "weights_from_action"):
-            w = u.weights_from_action(action)
-        else:
-            w = np.array([(-1.0, 0.0, 1.0)[int(action)]])
-        weights.append(w)
-        dates.append(info["date"])
-        value = info["value"]
-        obs, r, term, trunc, info = env.step(action)
-        rets.append(info["value"] / value - 1.0 if value > 0 else 0.0)
-        traded.append(info.get("turnover", np.nan))
-        done = term or trunc
-    tickers = getattr(u, "tickers", None)
-    cols = tickers if hasattr(u, "weights_from_action") else [u.ticker]
-    W = pd.DataFrame(np.array(weights), index=pd.DatetimeIndex(dates, name="date"), columns=cols)
+    if obs_noise:
+        env = ObservationNoise(env, obs_noise, seed=seed)
+    ep = run_episode(policy, env, seed=seed)
+    steps = ep.infos[1:]
+    values = [i["value"] for i in ep.infos]
+    rets = [v1 / v0 - 1.0 if v0 > 0 else 0.0 for v0, v1 in zip(values[:-1], values[1:])]
+    dates = [i["date"] for i in ep.infos[:-1]]
+    cols = u.tickers if hasattr(u, "weights_from_action") else [u.ticker]
+    W = pd.DataFrame(np.array([i["target_weights"] for i in steps]), index=pd.DatetimeIndex(dates, name="date"),
+                     columns=cols)
     real = u.market.dates[u.market.dates.get_indexer(W.index) + 1]
-    traded_arr = np.asarray(traded, dtype=float)
+    traded_arr = np.asarray([i.get("turnover", np.nan) for i in steps], dtype=float)
     return Backtest(name, pd.Series(rets, index=real, name=name), W,
                     None if np.isnan(traded_arr).any() else traded_arr)
 

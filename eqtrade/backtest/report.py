@@ -29,11 +29,10 @@ def _eval_env_kwargs(spec, split) -> dict:
 def _transfer_spec(path: Path, data: str):
     """The saved run's env spec with its assets replaced by dataset `data` (another universe):
     only per-asset long/short portfolio networks act on it."""
-    import torch
-
     from ..agents import EnvSpec
+    from ..agents.checkpoint import read
 
-    state = torch.load(path, weights_only=False, map_location="cpu")
+    state = read(path)
     spec, enc = EnvSpec(**state["env_spec"]), (state["config"].get("encoder") or {})
     if spec.id != "portfolio" or spec.kwargs.get("mode", "long_short") != "long_short":
         raise ValueError(f"--data applies to long/short portfolio runs; {path.parent} trained on {spec.id!r}")
@@ -81,14 +80,14 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     training env's default, which keeps the reflection exact on mirrored data but charges no drift
     rebalancing); `checkpoint`: "best" (the validation-selected policy, default) or "last"."""
     from ..agents import Agent, EnvSpec
-    from ..agents.common import TRADING_ENVS
-    from ..envs import resolve_prices
+    from ..data.market import resolve_prices
+    from ..envs.factory import is_trading
 
     path, which = run_checkpoint(run_dir, checkpoint)
     # the run's own assets, or another universe (`data`: the policy acts on it zero-shot)
     agent = Agent.load(path) if data is None else None
     spec = agent.env_spec if data is None else _transfer_spec(path, data)
-    if spec.id not in TRADING_ENVS:
+    if not is_trading(spec.id):
         raise ValueError(f"{run_dir} trained on {spec.id}; backtests need the portfolio or trading env")
     kw = _eval_env_kwargs(spec, split)
     if spec.id == "portfolio":
@@ -164,7 +163,7 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
                       cost_model: str | None = None, benchmark: str | None = None,
                       data_dir=None) -> tuple[list[Backtest], dict]:
     """A baseline strategy (by name or strategies/*.toml with a [baseline] table) and the others."""
-    from ..agents.train import load_toml
+    from ..strategies import load_toml
     from ..envs import resolve_prices
 
     from .. import strategies
@@ -192,7 +191,7 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
     """returns.parquet, weights.parquet, metrics.csv/.md, tearsheet.html, equity.png, config.toml.
     `rf` (an annual rate or a cash-like price series): cash earns it, Sharpe/Sortino are of
     excess returns, and the report says which rate it used."""
-    from ..agents.train import dump_toml
+    from ..util import dump_toml
 
     ctx = dict(ctx, rf=rf_label(rf))
     backtests = [with_cash_interest(b, rf) for b in backtests]

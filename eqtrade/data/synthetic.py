@@ -11,7 +11,7 @@ distribution (the drift is zero-mean), and so is permuting the assets (they are 
 
 The known answer is `momentum_weights`: long the assets whose trailing mean return is positive,
 short the others, gross exposure 1. Its out-of-sample Sharpe on a split is what an agent must
-approach (`rule_sharpe`).
+approach (`eqtrade.backtest.planted.rule_sharpe`).
 """
 
 from __future__ import annotations
@@ -47,15 +47,3 @@ def momentum_weights(prices: pd.DataFrame, lookback: int = 32) -> pd.DataFrame:
     R = prices.pct_change().fillna(0.0)
     s = np.sign(R.rolling(lookback, min_periods=1).mean())
     return s / prices.shape[1]
-
-
-def rule_sharpe(prices: pd.DataFrame, split, window: int = 32, cost_bps: float = 10.0, lookback: int = 32) -> dict:
-    """Out-of-sample Sharpe and mean daily turnover of `momentum_weights` over a split's decision
-    days, with the backtests' own engine and costs."""
-    from ..backtest.engine import decision_days, weights_backtest
-    from ..backtest.metrics import metrics
-
-    days = decision_days(prices, split, window)
-    w = momentum_weights(prices, lookback).loc[days]
-    bt = weights_backtest(prices, w, cost_bps, "drift", "momentum rule")
-    return {"sharpe": metrics(bt.returns)["Sharpe"], "turnover": bt.turnover}

@@ -81,7 +81,9 @@ ENV_IDS = tuple(f"dmc/{d}-{t}" for d, spec in DOMAINS.items() for t in spec.task
 
 def parse_env_id(env_id: str) -> tuple[str, str]:
     """``dmc/cartpole-swingup`` -> (``cartpole``, ``swingup``), with a clear error."""
-    name = env_id.split("/", 1)[1] if env_id.startswith("dmc/") else env_id
+    from .factory import DMC_PREFIX
+
+    name = env_id.removeprefix(DMC_PREFIX)
     domain, _, task = name.rpartition("-")
     if domain not in DOMAINS or task not in DOMAINS[domain].tasks:
         raise ValueError(f"unknown dm_control task {env_id!r}; known: {', '.join(ENV_IDS)}")
@@ -222,16 +224,16 @@ class DMCEnv(gym.Env):
             reward += float(task.get_reward(phys))
         return self._spec.encode(task.get_observation(phys)), reward
 
-    # -- pickling (checkpoints resume mid-episode) ----------------------------------------------
-    def __getstate__(self):
+    # -- resuming an episode (checkpoints; see eqtrade.envs.protocol) --------------------------
+    def episode_state(self) -> dict:
+        """The episode in progress as plain data: physics state, time, task RNG, step counters."""
         e = self._env
-        return {"kwargs": self._kwargs, "state": self.get_state(), "time": float(self.physics.data.time),
+        return {"state": self.get_state(), "time": float(self.physics.data.time),
                 "target_size": self.physics.model.geom_size.copy(), "task_rng": e.task.random.get_state(),
                 "step_count": e._step_count, "reset_next": e._reset_next_step, "started": self._started,
                 "np_random": None if self._np_random is None else self._np_random.bit_generator.state}
 
-    def __setstate__(self, d):
-        self.__init__(**d["kwargs"])
+    def restore_episode(self, d: dict) -> None:
         self.physics.model.geom_size[:] = d["target_size"]
         self.set_state(d["state"])
         self.physics.data.time = d["time"]

@@ -25,6 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ..symmetry.image import image_transform, mirror  # noqa: F401  (re-exported: the frames' group action)
 from .dmc import DOMAINS, DMCEnv, parse_env_id
 
 #: the pixel domains and their camera: the reflection domains' front camera (dm_control's camera 0
@@ -57,32 +58,13 @@ def ensure_rendering() -> str:
 
 def parse_pixel_id(env_id: str) -> tuple[str, str]:
     """``dmc-pixels/cartpole-swingup`` -> (``cartpole``, ``swingup``), with a clear error."""
-    name = env_id.split("/", 1)[1] if env_id.startswith("dmc-pixels/") else env_id
+    from .factory import PIXELS_PREFIX
+
+    name = env_id.removeprefix(PIXELS_PREFIX)
     domain, task = parse_env_id(name)
     if domain not in PIXEL_DOMAINS:
         raise ValueError(f"no pixel version of {env_id!r} yet; pixel tasks: {', '.join(PIXEL_IDS)}")
     return domain, task
-
-
-def mirror(images):
-    """The image mirror: flip the width (last) axis of [..., H, W] arrays (numpy or torch)."""
-    return images[..., ::-1] if isinstance(images, np.ndarray) else images.flip(-1)
-
-
-def image_transform(symmetry, images, g: int):
-    """g·images for [..., H, W] arrays (numpy or torch): the mirror for C2 tasks; for reacher's
-    C_N / D_N (N = 4), element (flip f, rotation k) is the vertical flip (if f) then k quarter turns."""
-    el = symmetry.elements[g].to("int")
-    if not symmetry.name.startswith("planar-"):  # the reflection domains: C2, the mirror
-        return mirror(images) if el == 1 else images
-    f, k = el if isinstance(el, tuple) else (0, el)
-    if symmetry.group_order != 4:
-        raise ValueError(f"{symmetry.name}: images turn by quarter turns only (N = 4)")
-    if not isinstance(images, np.ndarray):  # a torch tensor
-        out = images.flip(-2) if f else images
-        return out.rot90(k, dims=(-2, -1))
-    out = images[..., ::-1, :] if f else images
-    return np.rot90(out, k, axes=(-2, -1))
 
 
 SCENES = ("textured", "symmetric")
@@ -163,14 +145,13 @@ class PixelDMCEnv(gym.Env):
     def close(self):
         self.state_env.close()
 
-    def __getstate__(self):
-        return {"kwargs": self._kwargs, "state_env": self.state_env.__getstate__(),
-                "stack": [f.copy() for f in self._stack]}
+    def episode_state(self) -> dict:
+        """The episode in progress as plain data: the state task's, and the frames stacked."""
+        return {"state_env": self.state_env.episode_state(), "stack": [f.copy() for f in self._stack]}
 
-    def __setstate__(self, d):
-        self.__init__(**d["kwargs"])
-        self.state_env.__setstate__(d["state_env"])
-        self._stack = d["stack"]
+    def restore_episode(self, d: dict) -> None:
+        self.state_env.restore_episode(d["state_env"])
+        self._stack = [np.asarray(f) for f in d["stack"]]
 
 
 def make_pixels(env_id: str, **kwargs) -> PixelDMCEnv:

@@ -8,8 +8,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ..symmetry import Symmetry, portfolio_reflection
-from .market import RUIN_REWARD, Market, resolve_prices
+from ..data.market import Market, resolve_prices
+from ..symmetry import AssetAxis, Symmetry, portfolio_reflection
+from .protocol import ExactReward, rng_from_state, rng_state
+
+#: reward of a step whose growth factor would be <= 1e-4 (the value falls to 0.01% of its level
+#: or below zero): log(1e-4), the worst reward any step can give; the episode terminates (never
+#: a log of <= 0)
+RUIN_REWARD = math.log(1e-4)
 
 MODES = ("long_short", "long_only")
 
@@ -99,11 +105,8 @@ class PortfolioEnv(gym.Env):
         self._w = np.zeros(n)
         self.value = 1.0
 
-    def __setstate__(self, state):
-        # envs pickled (in checkpoints) before observations were normalised showed raw returns
-        if "_X" not in state:
-            state = dict(state, normalize=False, vol_window=63, clip=5.0, _X=state["_R"])
-        self.__dict__.update(state)
+        self._last_extras: np.ndarray | None = None
+        self.exact_reward = PortfolioExactReward(self)
 
     # -- symmetry -------------------------------------------------------------------------------
     @property
@@ -114,10 +117,16 @@ class PortfolioEnv(gym.Env):
             return None
         return portfolio_reflection(self.n_assets, self.window)
 
+    @property
+    def asset_axis(self) -> AssetAxis:
+        """The N exchangeable assets: a window of W rows then one row of weights, one action per
+        asset (in long_only mode the cash action follows), named by their tickers."""
+        return AssetAxis(self.n_assets, (self.window, 1), names=tuple(self.tickers))
+
     # -- mechanics ------------------------------------------------------------------------------
     def tradable_now(self) -> np.ndarray | None:
         """[N] bool: which assets can be traded at the current decision; None when all, always."""
-        tr = self.market.tradable  # a class default of None for Markets pickled before masks existed
+        tr = self.market.tradable
         return None if tr is None else tr[self._t]
 
     def weights_from_action(self, action) -> np.ndarray:
@@ -169,13 +178,11 @@ class PortfolioEnv(gym.Env):
         r = self._R[self._t + 1]
         gross = float(w @ r)
         growth = 1.0 + gross - cost
-        # next_returns: the realised simple returns R[t+1]; with the weights held (the observation's
-        # last N entries) they give the exact reward of any other action (see `exact_reward`)
-        info_extra = {"turnover": turnover, "cost": cost, "next_returns": r.copy()}
+        info_extra = {"turnover": turnover, "cost": cost, "target_weights": w.copy()}
         mask = self.tradable_now()
-        # what `exact_reward` needs of this transition besides (obs, next_obs): the next returns, and
-        # in a masked universe which assets could be traded at this decision
-        info_extra["exact_extras"] = r.copy() if mask is None else np.concatenate([r, mask.astype(float)])
+        # what `exact_reward` needs of this transition besides (obs, next_obs): the realised next
+        # returns R[t+1], and in a masked universe which assets could be traded at this decision
+        self._last_extras = r.copy() if mask is None else np.concatenate([r, mask.astype(float)])
         self._t += 1
         if growth <= 1e-4:  # ruin (e.g. a full short through a +100% day); log(1e-4) is the worst reward
             self.value = 0.0
@@ -192,25 +199,43 @@ class PortfolioEnv(gym.Env):
         truncated = self._t > self._end
         return self._obs(), math.log(growth), False, truncated, self._info() | info_extra
 
-    # -- exact rewards for any action (the market does not react to the agent) ----------------------
-    @property
-    def exact_extra_dim(self) -> int:
-        """Size of `info["exact_extras"]`: N next returns, plus the N-asset tradable mask in a masked universe."""
-        return self.n_assets * (1 if self.market.tradable is None else 2)
+    # -- resuming an episode (checkpoints) -----------------------------------------------------
+    def episode_state(self) -> dict:
+        """The episode in progress as plain data (see eqtrade.envs.protocol)."""
+        return {"t": self._t, "end": self._end, "w": self._w.copy(), "value": self.value,
+                "np_random": rng_state(self._np_random)}
 
-    def exact_reward(self, obs, action, next_returns, next_obs):
-        """Torch, differentiable in `action`: (log growth, next observation) of taking `action`
-        in `obs` when the next day's simple returns are `next_returns` (batched: [B, ...]; the
-        step's `info["exact_extras"]`: [B, N] returns, or [B, 2N] returns and tradable mask).
+    def restore_episode(self, s: dict) -> None:
+        self._t, self._end, self._w, self.value = int(s["t"]), int(s["end"]), np.array(s["w"]), float(s["value"])
+        self._np_random = rng_from_state(s["np_random"])
 
-        The agent's trades do not move prices, so one stored transition tells the reward and the
-        next state of every action, not only of the one taken: the next observation is `next_obs`
-        with the weights held replaced by the new target (after drift in the "drift" cost model).
-        Returns (reward, next observation, alive): an action whose growth would be <= 1e-4 gets
-        RUIN_REWARD, zero weights and alive = 0 (the env ends the episode there), as in `step`."""
+
+class PortfolioExactReward(ExactReward):
+    """The portfolio env's full-information reward: the market does not react to the agent, so one
+    stored transition tells the reward and the next state of every action, not only of the one taken.
+
+    Extras of a transition: the N realised next returns, plus the N-asset tradable mask in a
+    masked universe. The next observation is `next_obs` with the weights held replaced by the new
+    target (after drift in the "drift" cost model). An action whose growth would be <= 1e-4 gets
+    RUIN_REWARD, zero weights and alive = 0 (the env ends the episode there), as in `step`."""
+
+    def __init__(self, env: PortfolioEnv):
+        self.n, self.mode, self.cost, self.cost_model = env.n_assets, env.mode, env.cost, env.cost_model
+        self.extra_dim = env.n_assets * (1 if env.market.tradable is None else 2)
+        self._env = env
+
+    def last_extras(self) -> np.ndarray:
+        if self._env._last_extras is None:
+            raise RuntimeError("no transition yet: call step() first")
+        return self._env._last_extras
+
+    def __call__(self, obs, action, next_returns, next_obs):
+        """Torch, differentiable in `action`: (log growth, next observation, alive) of taking
+        `action` in `obs` when the next day's simple returns are `next_returns` ([B, N], or
+        [B, 2N] returns and tradable mask)."""
         import torch
 
-        n = self.n_assets
+        n = self.n
         mask = None
         if next_returns.shape[1] == 2 * n:  # a masked universe: untradable assets get weight 0
             next_returns, mask = next_returns[:, :n], next_returns[:, n:]

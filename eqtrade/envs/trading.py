@@ -8,8 +8,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ..data.market import Market, resolve_prices
 from ..symmetry import Symmetry, single_asset_reflection
-from .market import RUIN_REWARD, Market, resolve_prices
+from .portfolio import RUIN_REWARD
+from .protocol import rng_from_state, rng_state
 
 POSITIONS = (-1.0, 0.0, 1.0)  # action 0 = short, 1 = flat, 2 = long
 
@@ -56,11 +58,16 @@ class TradingEnv(gym.Env):
         self._p = 0.0
         self.value = 1.0
 
-    def __setstate__(self, state):
-        # envs pickled (in checkpoints) before observations were normalised showed raw returns
-        if "_shown" not in state:
-            state = dict(state, normalize=False, _shown=state["_series"])
-        self.__dict__.update(state)
+    def episode_state(self) -> dict:
+        """The episode in progress as plain data (see eqtrade.envs.protocol)."""
+        return {"asset": self._asset, "t": self._t, "end": self._end, "p": self._p, "value": self.value,
+                "np_random": rng_state(self._np_random)}
+
+    def restore_episode(self, s: dict) -> None:
+        self._asset = int(s["asset"])
+        self._r, self._rl = self._series[self._asset], self._lists[self._asset]
+        self._t, self._end, self._p, self.value = int(s["t"]), int(s["end"]), float(s["p"]), float(s["value"])
+        self._np_random = rng_from_state(s["np_random"])
 
     @property
     def symmetry(self) -> Symmetry:
@@ -114,10 +121,11 @@ class TradingEnv(gym.Env):
         if growth <= 1e-4:  # ruin; log(1e-4) = RUIN_REWARD is the worst reward
             self.value, self._p = 0.0, 0.0
             info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
-                    "turnover": turnover, "position": 0.0, "value": 0.0, "ruined": True}
+                    "turnover": turnover, "position": 0.0, "value": 0.0, "ruined": True,
+                    "target_weights": np.array([p])}
             return self._obs(), RUIN_REWARD, True, False, info
         self.value *= growth
         self._p = p
         info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
-                "turnover": turnover, "position": p, "value": self.value}
+                "turnover": turnover, "position": p, "value": self.value, "target_weights": np.array([p])}
         return self._obs(), math.log(growth), False, t > self._end, info

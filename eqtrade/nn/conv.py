@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..symmetry import Symmetry
-from .exact import _enn, _init_like_plain
-from .relaxed import _Relaxed
+from .exact import escnn_nn, init_like_plain
+from .relaxed import RelaxedModule
 from .reps import zero_of
 
 
@@ -50,7 +50,7 @@ def out_length(window: int, kernel: int, stride: int, layers: int) -> int:
     return t
 
 
-class RelaxedLiftConv1d(_Relaxed):
+class RelaxedLiftConv1d(RelaxedModule):
     """Series with ρ_ch -> C regular fields over time: out(g) = Σ_l w_l(g) ψ_l ⋆ (ρ_ch(g⁻¹) x)."""
 
     def __init__(self, symmetry: Symmetry, rho_ch: np.ndarray, channels: int, kernel: int, stride: int = 1,
@@ -71,7 +71,7 @@ class RelaxedLiftConv1d(_Relaxed):
         return F.conv1d(x, k, self.bias.repeat_interleave(self.order), stride=self.stride)
 
 
-class RelaxedGroupConv1d(_Relaxed):
+class RelaxedGroupConv1d(RelaxedModule):
     """C_in -> C_out regular fields over time: K[g, h](τ) = Σ_l w_l(h) ψ_l(g⁻¹h)(τ)."""
 
     def __init__(self, symmetry: Symmetry, in_channels: int, out_channels: int, kernel: int, stride: int = 1,
@@ -99,10 +99,10 @@ class EscnnConv1d(nn.Module):
 
     def __init__(self, in_type, out_type, kernel: int, stride: int = 1):
         super().__init__()
-        enn, _ = _enn()
+        enn, _ = escnn_nn()
         self.taps = nn.ModuleList(enn.Linear(in_type, out_type, bias=(t == 0), initialize=False) for t in range(kernel))
         for lin in self.taps:
-            _init_like_plain(lin)
+            init_like_plain(lin)
             lin.weights.data /= math.sqrt(kernel)  # fan-in grows with the taps
         self.stride = stride
 
@@ -133,7 +133,7 @@ class ConvEncoder1d(nn.Module):
                 for a, b in zip(channels[:-1], channels[1:]):
                     layers += [RelaxedGroupConv1d(symmetry, a, b, kernel, stride, banks), nn.ReLU()]
             elif family == "exact":
-                enn, gspaces = _enn()
+                enn, gspaces = escnn_nn()
                 G = symmetry.group
                 gs = gspaces.no_base_space(G)
                 fields = symmetry.escnn_fields("obs")[: n_series]  # the first day's series
@@ -158,4 +158,4 @@ class ConvEncoder1d(nn.Module):
         return self.net(obs[:, :k].view(-1, self.window, self.n_series).transpose(1, 2))
 
     def regularizer(self) -> torch.Tensor:
-        return sum((m.regularizer() for m in self.modules() if isinstance(m, _Relaxed)), zero_of(self))
+        return sum((m.regularizer() for m in self.modules() if isinstance(m, RelaxedModule)), zero_of(self))

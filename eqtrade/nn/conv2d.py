@@ -23,14 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..symmetry import Symmetry, image_symmetry  # noqa: F401  (re-exported)
-from .exact import _enn
-from .relaxed import _Relaxed
+from .exact import escnn_nn
+from .relaxed import RelaxedModule
 from .reps import zero_of
 
 
 def gspace(symmetry: Symmetry):
     """The escnn gspace whose fibre group is the symmetry's group."""
-    _, gspaces = _enn()
+    _, gspaces = escnn_nn()
     if symmetry.group_kind == "C":
         return gspaces.rot2dOnR2(symmetry.group_order)
     return gspaces.flipRot2dOnR2(symmetry.group_order)
@@ -48,7 +48,7 @@ def _fiber_elements(symmetry: Symmetry) -> list:
 @functools.lru_cache(maxsize=32)
 def _pixel_perms(symmetry: Symmetry, size: int) -> np.ndarray:
     """perm[g] with (g·ψ).flatten() = ψ.flatten()[perm[g]] for a size x size grid."""
-    enn, _ = _enn()
+    enn, _ = escnn_nn()
     gs = gspace(symmetry)
     t = enn.FieldType(gs, [gs.trivial_repr])
     idx = torch.arange(float(size * size)).view(1, 1, size, size)
@@ -78,7 +78,7 @@ def _rotation_matrices(symmetry: Symmetry, k: int) -> torch.Tensor:
     return F.one_hot(perms, k * k).float()  # R[g, t, s] = 1 where (g·ψ)[t] = ψ[s]
 
 
-class RelaxedLiftConv2d(_Relaxed):
+class RelaxedLiftConv2d(RelaxedModule):
     """Image (trivial channels) -> C regular fields: out(g) = Σ_l w_l(g) (g·ψ_l) ⋆ f."""
 
     def __init__(self, symmetry: Symmetry, in_channels: int, channels: int, kernel: int = 3, banks: int = 2,
@@ -99,7 +99,7 @@ class RelaxedLiftConv2d(_Relaxed):
         return F.conv2d(x, k, self.bias.repeat_interleave(self.order), stride=self.stride, padding=self.padding)
 
 
-class RelaxedGroupConv2d(_Relaxed):
+class RelaxedGroupConv2d(RelaxedModule):
     """C_in -> C_out regular fields on the plane: K[g, h] = g·(Σ_l w_l(h) ψ_l(g⁻¹h))."""
 
     def __init__(self, symmetry: Symmetry, in_channels: int, out_channels: int, kernel: int = 3, banks: int = 2,
@@ -130,7 +130,7 @@ class RelaxedSteerableConv2d(nn.Module):
 
     def __init__(self, in_type, out_type, kernel: int = 3, stride: int = 1, padding: int | None = None):
         super().__init__()
-        enn, _ = _enn()
+        enn, _ = escnn_nn()
         self.stride, self.padding = stride, kernel // 2 if padding is None else padding
         conv = enn.R2Conv(in_type, out_type, kernel, padding=self.padding, stride=stride, initialize=True)
         be = conv.basisexpansion
@@ -163,12 +163,12 @@ class RelaxedSteerableConv2d(nn.Module):
         return self.coef.var(dim=2, unbiased=False).sum()
 
 
-class _EscnnConv(nn.Module):
+class EscnnConv(nn.Module):
     """escnn's R2Conv (exactly steerable), run as a plain conv2d with its expanded kernel."""
 
     def __init__(self, in_type, out_type, kernel, stride: int = 1, padding: int | None = None):
         super().__init__()
-        enn, _ = _enn()
+        enn, _ = escnn_nn()
         self.conv = enn.R2Conv(in_type, out_type, kernel, padding=kernel // 2 if padding is None else padding,
                                stride=stride)
 
@@ -194,11 +194,11 @@ class ImageEncoder(nn.Module):
             for a, b in zip(channels[:-1], channels[1:]):
                 layers += [RelaxedGroupConv2d(symmetry, a, b, kernel, banks), nn.ReLU()]
         elif family in ("exact", "relaxed-steerable"):
-            enn, _ = _enn()
+            enn, _ = escnn_nn()
             gs = gspace(symmetry)
             types = [enn.FieldType(gs, [gs.trivial_repr] * in_channels)]
             types += [enn.FieldType(gs, [gs.regular_repr] * c) for c in channels]
-            cls = _EscnnConv if family == "exact" else RelaxedSteerableConv2d
+            cls = EscnnConv if family == "exact" else RelaxedSteerableConv2d
             for a, b in zip(types[:-1], types[1:]):
                 layers += [cls(a, b, kernel), nn.ReLU()]
         else:

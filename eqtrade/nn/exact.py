@@ -33,7 +33,7 @@ from torch import nn
 from .reps import Rep, hom_dim, trivial_rep, zero_of
 
 
-def _enn():
+def escnn_nn():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*py3nj.*")
         import escnn.nn as enn
@@ -42,7 +42,7 @@ def _enn():
 
 
 @torch.no_grad()
-def _init_like_plain(layer) -> None:
+def init_like_plain(layer) -> None:
     """Random basis coefficients scaled so the expanded matrix has std 1/sqrt(3 fan_in), like nn.Linear."""
     layer.weights.normal_()
     W, _ = layer.expand_parameters()
@@ -275,7 +275,7 @@ class EscnnMLP(nn.Module):
         if layers == "frobenius":
             self.lift, self.project = RegularLift(G, in_rep, channels[0]), RegularProject(G, out_rep, channels[-1])
             return
-        enn, gspaces = _enn()
+        enn, gspaces = escnn_nn()
         gs = gspaces.no_base_space(G)
         types = [enn.FieldType(gs, in_rep.escnn_fields())]
         types += [enn.FieldType(gs, [G.regular_representation] * c) for c in channels]
@@ -284,7 +284,7 @@ class EscnnMLP(nn.Module):
         self.lift = enn.Linear(types[0], types[1], initialize=False)
         self.project = enn.Linear(types[-2], types[-1], initialize=False)
         for lin in (self.lift, self.project):
-            _init_like_plain(lin)
+            init_like_plain(lin)
 
     def train(self, mode: bool = True):
         if self.layers == "frobenius":

@@ -25,7 +25,7 @@ from torch import nn
 from .reps import Rep, zero_of
 
 
-class _Relaxed(nn.Module):
+class RelaxedModule(nn.Module):
     """Holds the relaxed weights w [L, |G|] (or a fixed uniform buffer when not relaxed)."""
 
     def _init_weights(self, banks: int, order: int, relaxed: bool) -> None:
@@ -42,7 +42,7 @@ class _Relaxed(nn.Module):
         return w.var(dim=1, unbiased=False).sum()
 
 
-class RelaxedLift(_Relaxed):
+class RelaxedLift(RelaxedModule):
     """Input representation ρ_in (dim d) -> C regular fields: out(g) = Σ_l w_l(g) ψ_l ρ_in(g⁻¹) x."""
 
     def __init__(self, rep: Rep, channels: int, banks: int = 2, relaxed: bool = True):
@@ -79,7 +79,7 @@ class RelaxedLift(_Relaxed):
         return torch.baddbmm(self.bias.expand(self.order, 1, self.channels), x.expand(self.order, *x.shape), k)
 
 
-class RelaxedGroupLinear(_Relaxed):
+class RelaxedGroupLinear(RelaxedModule):
     """C_in regular fields -> C_out regular fields: the relaxed group convolution above."""
 
     def __init__(self, symmetry, in_channels: int, out_channels: int, banks: int = 2, relaxed: bool = True):
@@ -169,7 +169,7 @@ class RelaxedGroupLinear(_Relaxed):
         return F.linear(x, self.kernel(), self.bias.repeat_interleave(self.order))
 
 
-class RelaxedProject(_Relaxed):
+class RelaxedProject(RelaxedModule):
     """C regular fields -> output representation ρ_out: y = Σ_g ρ_out(g) Σ_l w_l(g) A_l f(g) + P_inv b."""
 
     def __init__(self, rep: Rep, in_channels: int, banks: int = 2, relaxed: bool = True):
@@ -226,7 +226,7 @@ class RelaxedMLP(nn.Module):
         return mods[-1].forward_gm(h)
 
     def regularizer(self) -> torch.Tensor:
-        return sum((m.regularizer() for m in self.modules() if isinstance(m, _Relaxed)), zero_of(self))
+        return sum((m.regularizer() for m in self.modules() if isinstance(m, RelaxedModule)), zero_of(self))
 
 
 def relaxed_param_count(in_rep: Rep, out_rep: Rep, channels, banks: int) -> int:

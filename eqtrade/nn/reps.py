@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..symmetry.core import Symmetry, _block_diag
+from ..symmetry.core import Symmetry, block_diag
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,7 +28,7 @@ class Rep:
         return self.matrices.shape[0]
 
     def __add__(self, other: "Rep") -> "Rep":
-        mats = np.stack([_block_diag([a, b]) for a, b in zip(self.matrices, other.matrices)])
+        mats = np.stack([block_diag([a, b]) for a, b in zip(self.matrices, other.matrices)])
         return Rep(self.symmetry, mats, lambda: self.fields() + other.fields())
 
     def character(self) -> np.ndarray:

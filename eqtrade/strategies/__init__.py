@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 DIR = Path(__file__).resolve().parent
@@ -20,3 +21,18 @@ def find(name: str) -> Path | None:
         return None
     path = DIR / f"{stem}.toml"
     return path if path.exists() else None
+
+
+def load_toml(path: str | Path) -> dict:
+    """A strategy/run config file: a path, or the bare name of a shipped strategy (`sac-relaxed`)."""
+    path = Path(path)
+    if not path.exists():
+        shipped = find(str(path))
+        if shipped is None:
+            raise FileNotFoundError(f"{path}: no such config file, and no shipped strategy of that name "
+                                    f"({', '.join(names())})")
+        path = shipped
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from e

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..envs.factory import DMC_PREFIX, PIXELS_PREFIX, is_pixels, task_name
+from ..nn import FAMILIES
+
 log = logging.getLogger(__name__)
 
-FAMILIES = ("plain", "exact", "relaxed")
 
 
 @dataclass
@@ -56,7 +58,7 @@ class SuiteConfig:
     def __post_init__(self):
         from ..envs.dmc import parse_env_id
 
-        self.domains = [d.removeprefix("dmc-pixels/").removeprefix("dmc/") for d in self.domains]
+        self.domains = [task_name(d) for d in self.domains]
         for d in self.domains:
             parse_env_id(d)
         bad = [a for a in self.agents if a not in FAMILIES]
@@ -83,7 +85,7 @@ class SuiteConfig:
                 raise ValueError("--encoder sets the exact/relaxed families' encoder; --agents plain has none")
         if self.scene != "textured" and not self.pixels:
             raise ValueError("--scene applies to the pixel suite (--pixels)")
-        from ..agents.common import resolve_device
+        from ..agents import resolve_device
         from ..envs.dmc_pixels import SCENES
 
         if self.scene not in SCENES:
@@ -112,12 +114,12 @@ def run_config(sc: SuiteConfig, domain: str, brk: float, family: str, seed: int)
              "buffer_size": max(sc.steps, 1000), "lr": sc.lr, "batch_size": sc.batch_size, "device": sc.device}
     env = {"break_strength": float(brk)}
     if sc.pixels:
-        algo, env_id, env["scene"] = "drqv2", f"dmc-pixels/{domain}", sc.scene
+        algo, env_id, env["scene"] = "drqv2", f"{PIXELS_PREFIX}{domain}", sc.scene
         agent["std_steps"] = sc.steps
         if sc.encoder and family != "plain":
             agent["encoder"] = {"kind": sc.encoder}
     else:
-        algo, env_id = "sac", f"dmc/{domain}"
+        algo, env_id = "sac", f"{DMC_PREFIX}{domain}"
         agent["alpha_init"] = sc.alpha_init
     return {"run": {"algo": algo, "env": env_id, "steps": sc.steps}, "env": env, "eval_env": {}, "agent": agent}
 
@@ -131,7 +133,7 @@ def run_dir(out: Path, domain: str, brk: float, family: str, seed: int, encoder:
 
 def _check_same_run(cfg: dict, out: Path) -> None:
     """A run directory holds the run this suite asks for (task, algorithm, encoder), else an error."""
-    from ..agents.train import load_toml
+    from ..strategies import load_toml
 
     saved = load_toml(out / "config.toml")
     for table, key in (("run", "env"), ("run", "algo"), ("env", "scene"), ("agent", "family"), ("agent", "encoder")):
@@ -142,30 +144,18 @@ def _check_same_run(cfg: dict, out: Path) -> None:
 
 def evaluate_with_noise(agent, env, episodes: int, sigma: float, seed: int = 20_000) -> float:
     """Mean return of the deterministic policy with N(0, σ²) noise added to every observation
-    entry the agent sees (the environment itself is unchanged). uint8 frames: σ is a share of the
-    intensity range (σ·255 per pixel, clipped to 0..255)."""
-    rng = np.random.default_rng(seed)
-    pixels = env.observation_space.dtype == np.uint8
-    total = 0.0
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        done = False
-        while not done:
-            if sigma <= 0:
-                seen = obs
-            elif pixels:
-                seen = np.clip(obs + 255.0 * sigma * rng.standard_normal(obs.shape), 0, 255).astype(np.uint8)
-            else:
-                seen = obs + sigma * rng.standard_normal(obs.shape)
-            obs, r, term, trunc, _ = env.step(agent.act(seen, explore=False))
-            total += float(r)
-            done = term or trunc
-    return total / episodes
+    entry the agent sees (`eqtrade.envs.wrappers.ObservationNoise`: the environment itself is
+    unchanged; uint8 frames: σ is a share of the intensity range)."""
+    from ..envs.rollout import evaluate_policy, mean_return
+    from ..envs.wrappers import ObservationNoise
+
+    return mean_return(evaluate_policy(agent.policy(), ObservationNoise(env, sigma, seed=seed), episodes, seed=seed))
 
 
 def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress: bool = False) -> dict:
     """Train (or resume, or reuse) one run, then evaluate it under each noise level."""
-    from ..agents.train import dump_toml, train
+    from ..run import train
+    from ..util import dump_toml
 
     out = Path(out)
     if (out / "config.toml").exists():
@@ -187,10 +177,10 @@ def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress:
     returns = {f"{s:g}": evaluate_with_noise(agent, env, eval_episodes, float(s)) for s in obs_noise}
     curve = [(int(m["step"]) * repeat, float(m["eval_return"])) for m in agent.metrics if "eval_return" in m]
     a = cfg["agent"]
-    res = {"domain": cfg["run"]["env"].removeprefix("dmc-pixels/").removeprefix("dmc/"),
-           "pixels": cfg["run"]["env"].startswith("dmc-pixels/"),
+    pixels = is_pixels(cfg["run"]["env"])
+    res = {"domain": task_name(cfg["run"]["env"]), "pixels": pixels,
            "encoder": (a.get("encoder") or {}).get("kind", "lift" if a["family"] != "plain" else "cnn")
-           if cfg["run"]["env"].startswith("dmc-pixels/") else None, "break": cfg["env"]["break_strength"],
+           if pixels else None, "break": cfg["env"]["break_strength"],
            "family": a["family"], "seed": a["seed"], "steps": agent.step, "frames": agent.step * repeat,
            "returns": returns, "curve": curve, "equivariance_error": agent.equivariance_error(),
            "train_seconds": train_s, "resumed": resume}
@@ -199,6 +189,13 @@ def run_one(cfg: dict, out: Path, obs_noise: list, eval_episodes: int, progress:
     atomic_write_bytes(res_path, json.dumps(res, indent=1).encode())
     atomic_write_bytes(out / "suite_run.toml", dump_toml(cfg).encode())
     return res
+
+
+def dmc_trial(cfg: dict, run_dir: Path, report) -> dict:
+    """One trial of the suite for the sweep engine: `run_one`, then its worst noisy return reported."""
+    res = run_one(cfg["train"], run_dir, cfg["obs_noise"], cfg["eval_episodes"])
+    report({"return": min(res["returns"].values()), "step": float(res["steps"])})
+    return {"steps": res["steps"]}
 
 
 def run_suite(sc: SuiteConfig, out: Path, progress: bool = True, address: str | None = None):
@@ -221,7 +218,7 @@ def run_suite(sc: SuiteConfig, out: Path, progress: bool = True, address: str | 
                     trials[str(rd.relative_to(out))] = {"train": run_config(sc, d, b, f, s), "dir": str(rd),
                                                         "obs_noise": list(sc.obs_noise),
                                                         "eval_episodes": sc.eval_episodes}
-    rows = run_trials(trials, out / "sweep", kind="dmc", metric="return", address=address,
+    rows = run_trials(trials, out / "sweep", trial_fn=dmc_trial, metric="return", address=address,
                       cpus=sc.jobs or os.cpu_count() or 1, progress=progress, columns=("step", "return"),
                       fresh=True)
     unfinished = [r for r in rows if r["status"] == "unfinished"]

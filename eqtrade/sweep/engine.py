@@ -8,7 +8,7 @@ Layout of OUT/ (a sweep directory):
     tune/             Ray Tune's experiment state and per-trial logs (what `--resume` restores)
     report/           the final table (`compare` on the finished runs, on the report split, once)
 
-A trial trains with `eqtrade.agents.train.train`, reports its evaluation row to Tune at every
+A trial (by default `train_trial`: `eqtrade.run.train`) reports its evaluation row to Tune at every
 evaluation, and checkpoints through the agent's own checkpoint.pt in its run directory: a trial
 that is restarted (a lost node: Ray's FailureConfig; an interrupted sweep: `--resume`) continues
 from that checkpoint, and a finished trial is never run again. Trials read and write OUT and the
@@ -55,7 +55,7 @@ def _node() -> str:
 
 def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dict:
     """One sweep trial of `eqtrade train`: train (or resume) in run_dir, report every evaluation."""
-    from ..agents.train import train
+    from ..run import train
 
     resume = (run_dir / "checkpoint.pt").exists()
     reported = []
@@ -82,7 +82,7 @@ def _tune_metrics(row: dict) -> dict:
     return out
 
 
-def _trainable(config: dict, trials: dict, out: str, kind: str) -> None:
+def _trainable(config: dict, trials: dict, out: str, trial_fn: Callable, skip_done: bool) -> None:
     """Ray Tune's function trainable: one trial (by name, or sampled values applied to the base)."""
     import torch
     from ray import tune
@@ -99,24 +99,17 @@ def _trainable(config: dict, trials: dict, out: str, kind: str) -> None:
         tables = copy.deepcopy(trials["__base__"])
         for k, v in _flatten(config).items():
             set_dotted(tables, k, v)
-        cfg = _resolve(tables)
+        cfg = resolve_trial_config(tables)
     run_dir = Path(cfg["dir"]) if "dir" in cfg else Path(out) / "runs" / name
-    if kind == "train" and trial_done(run_dir):
-        return  # finished in an earlier session of this sweep: never run again (dmc: run_one decides)
+    if skip_done and trial_done(run_dir):
+        return  # finished in an earlier session of this sweep: never run again (else trial_fn decides)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
 
     def report(row):
         tune.report(_tune_metrics(row))
 
-    if kind == "dmc":
-        from .dmc import run_one
-
-        res = run_one(cfg["train"], run_dir, cfg["obs_noise"], cfg["eval_episodes"])
-        tune.report({"return": min(res["returns"].values()), "step": float(res["steps"])})
-        info = {"steps": res["steps"]}
-    else:
-        info = train_trial(cfg, run_dir, report)
+    info = trial_fn(cfg, run_dir, report)
     _mark(run_dir, status="finished", node=_node(), seconds=time.time() - t0, **info)
 
 
@@ -132,11 +125,11 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return out
 
 
-def _resolve(tables: dict) -> dict:
+def resolve_trial_config(tables: dict) -> dict:
     """The full run config of a trial, checked as far as it can be without training: the env is
     built (resolve_config) and the agent's options parsed (types, family)."""
     from ..agents import ALGOS
-    from ..agents.train import resolve_config
+    from ..run import resolve_config
     from ..nn.factory import FAMILIES
 
     cfg = resolve_config(tables=tables)
@@ -159,7 +152,7 @@ def trial_configs(spec, data_dir=None) -> dict[str, dict]:
         if data_dir is not None:
             tables.setdefault("env", {})["data_dir"] = str(Path(data_dir).resolve())
         try:
-            out[name] = _resolve(tables)
+            out[name] = resolve_trial_config(tables)
         except (ValueError, TypeError, FileNotFoundError) as e:
             raise ValueError(f"sweep trial {name}: {e}") from None
     return out
@@ -182,7 +175,7 @@ def _init_ray(address: str | None, cpus: int | None, gpus: float) -> bool:
     return True
 
 
-def run_trials(trials: dict[str, dict], out: Path, kind: str = "train", metric: str = "eval_return",
+def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_trial, metric: str = "eval_return",
                mode: str = "max", address: str | None = None, cpus: int | None = None,
                gpus_per_trial: float = 0.0, resume: bool = False, max_failures: int = 1,
                search: dict | None = None, progress: bool = True,
@@ -190,9 +183,11 @@ def run_trials(trials: dict[str, dict], out: Path, kind: str = "train", metric: 
     """Run trials on Ray Tune; returns one row per trial: name, status, error, run directory.
 
     trials: name -> config (a grid), or with `search`, the base config under "__base__" and the
-    search's space/samples/grace; kind "train" (`eqtrade train`) or "dmc" (the suite's run_one, in
-    the config's "dir"). fresh: a new Tune experiment even where one exists (the dm_control suite,
-    whose runs decide themselves whether they are finished)."""
+    search's space/samples/grace. trial_fn(cfg, run_dir, report) -> info runs one trial (default
+    `train_trial`, i.e. `eqtrade train`; the dm_control suite passes its own, whose run directory
+    is the config's "dir"). fresh: a new Tune experiment even where one exists (the dm_control
+    suite, whose runs decide themselves whether they are finished); finished trials are skipped
+    unless `fresh`."""
     import ray
     from ray import tune
     from ray.tune import CLIReporter
@@ -205,7 +200,7 @@ def run_trials(trials: dict[str, dict], out: Path, kind: str = "train", metric: 
         shutil.rmtree(exp)
     started = _init_ray(address, cpus, gpus_per_trial)
     try:
-        fn = tune.with_parameters(_trainable, trials=trials, out=str(out), kind=kind)
+        fn = tune.with_parameters(_trainable, trials=trials, out=str(out), trial_fn=trial_fn, skip_done=not fresh)
         fn = tune.with_resources(fn, {"cpu": 1, "gpu": gpus_per_trial})
         reporter = CLIReporter(metric_columns=list(columns), parameter_columns=["trial"], max_report_frequency=30,
                                max_progress_rows=40)

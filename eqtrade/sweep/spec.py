@@ -102,7 +102,8 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
 
 def load_spec(path) -> SweepSpec:
     """Read and check a sweep spec; every error names the offending key and value."""
-    from ..agents.train import _merge, load_toml
+    from ..run import merge
+    from ..strategies import load_toml
 
     path = Path(path)
     raw = load_toml(path)
@@ -122,7 +123,7 @@ def load_spec(path) -> SweepSpec:
         base = load_toml(sw["config"])
         if "sweep" in base or "baseline" in base:
             raise ValueError(f"{path}: config = {sw['config']!r} is not a strategy config of an agent")
-    base = _merge(base, {k: v for k, v in raw.items() if k in STRATEGY_TABLES})
+    base = merge(base, {k: v for k, v in raw.items() if k in STRATEGY_TABLES})
     grid = sw.get("grid", {})
     if not isinstance(grid, dict):
         raise ValueError(f"{path}: [sweep.grid] must be a table of KEY = [values], got {grid!r}")

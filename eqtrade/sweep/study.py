@@ -34,11 +34,11 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
     if search is None:
         trials = trial_configs(spec, data_dir)
     else:
-        from ..agents.train import _merge
-        from .engine import _resolve
+        from ..run import merge
+        from .engine import resolve_trial_config
 
-        base = _merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
-        resolved = _resolve(base)  # the base config must be valid before anything is sampled
+        base = merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
+        resolved = resolve_trial_config(base)  # the base config must be valid before anything is sampled
         trials = {"__base__": base}
         search = dict(search, max_steps=int(resolved["run"]["steps"]))  # ASHA's horizon: a trial's whole run
     created = not out.exists()
@@ -73,7 +73,7 @@ def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None) -> pd.Dat
 
     rep = spec.report
     check_output_dir(out, "compare", force=True)
-    from ..envs.market import parse_split
+    from ..data.market import parse_split
 
     split = parse_split(rep["split"]) if isinstance(rep["split"], str) else rep["split"]
     return compare_runs(sorted(runs), split, tuple(float(x) for x in rep["obs_noise"]), out,

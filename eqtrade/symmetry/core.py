@@ -50,6 +50,9 @@ class AssetAxis:
     n_assets: int
     obs_rows: tuple[int, ...]  # rows of each observation block, in order
     action_rows: tuple[int, ...] = (1,)
+    #: the assets' names in component order (tickers), where the env knows them: per-asset
+    #: embeddings are keyed by them, so that a network maps onto another universe by name
+    names: tuple[str, ...] | None = field(default=None, compare=False)
 
     @property
     def obs_dim(self) -> int:
@@ -240,7 +243,7 @@ def _mult_table(kind: str, n: int) -> np.ndarray:
     return np.array([[index[(~a) @ b] for b in els] for a in els], dtype=np.int64)
 
 
-def _block_diag(blocks: Sequence[np.ndarray]) -> np.ndarray:
+def block_diag(blocks: Sequence[np.ndarray]) -> np.ndarray:
     n = sum(b.shape[0] for b in blocks)
     out = np.zeros((n, n))
     i = 0
@@ -268,7 +271,7 @@ def _matrices(sym: Symmetry, which: str) -> np.ndarray:
         for name, mult in reps:
             m = np.asarray(_irrep(G, name)(g), dtype=float)
             blocks += [m] * mult
-        out.append(_block_diag(blocks) if blocks else np.zeros((0, 0)))
+        out.append(block_diag(blocks) if blocks else np.zeros((0, 0)))
     mats = np.stack(out)
     mats[np.abs(mats) < 1e-9] = 0.0  # escnn's regular representation carries 1e-16 round-off
     mats[np.abs(mats - 1) < 1e-9] = 1.0

@@ -156,7 +156,7 @@ def scale_gap(prices: pd.DataFrame, window: int = 32, vol_window: int = 63, n_bo
     the normalised windows of the calmer and the more volatile half of the days (split at the
     median trailing volatility), relative to their scale; random halves in blocks of `window`
     windows (no regime dependence by construction) give its noise level."""
-    from ..envs.market import Market
+    from ..data.market import Market
 
     m = Market.from_prices(prices, 1, (prices.index[0], prices.index[-1]))
     X = m.scaled_returns(vol_window, clip)[vol_window + 1 :]
@@ -215,7 +215,7 @@ def exchangeability_gap(prices: pd.DataFrame, window: int = 32, vol_window: int 
     windows, the asset's sample size) and the rest gives its noise level under exact
     exchangeability. Permuting assets is a symmetry of the portfolio task to the extent that these
     distances are small; "pooled" is the mean over assets. Rows need at least two assets."""
-    from ..envs.market import Market
+    from ..data.market import Market
 
     if prices.shape[1] < 2:
         raise ValueError(f"exchangeability needs at least 2 assets, got {prices.shape[1]}")

@@ -1,8 +1,8 @@
-"""Price panels as the environments use them: simple returns, splits, decision days."""
+"""Price panels as the environments and backtests use them: validated wide frames, named
+splits, simple returns and the decision days of one split (`Market`)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,12 +15,6 @@ DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
     "test": ("2019-01-01", "2022-12-28"),
 }
 
-#: reward of a step whose growth factor would be <= 1e-4 (the value falls to 0.01% of its level
-#: or below zero): log(1e-4), the worst reward any step can give; the episode terminates (never
-#: a log of <= 0)
-RUIN_REWARD = math.log(1e-4)
-
-
 ALIGNS = ("inner", "mask")
 
 
@@ -32,7 +26,8 @@ def resolve_prices(prices=None, tickers=None, data_dir=None, align: str = "inner
     late, since earlier dates are dropped because of it). align="mask": every date on which some
     asset has a price; an asset is NaN before it lists and after it delists (never inside its
     history), and the environments trade it only where it has a price (`Market.tradable`)."""
-    from ..data import load_prices, validate_prices
+    from .load import load_prices
+    from .validate import validate_prices
 
     if align not in ALIGNS:
         raise ValueError(f"align must be one of {', '.join(ALIGNS)}, got {align!r}")

@@ -1,24 +1,34 @@
-"""`eqtrade train`: resolve a run config (defaults < strategy TOML < command line), train with
-progress, evaluate, and write runs/<name>/: config.toml, checkpoint.pt, metrics.csv,
-learning_curve.png."""
+"""Orchestration of one run (`eqtrade train`): resolve a run config (defaults < strategy TOML <
+command line), build the agent, its envs and its callbacks, train with progress and evaluations,
+and write runs/<name>/: config.toml, checkpoint.pt, best.pt, metrics.csv, learning_curve.png.
+
+This is the layer above `agents` and `backtest`: it is the one place that knows which envs are
+trading envs (their evaluation callback, the observation scaling recorded in the config)."""
 
 from __future__ import annotations
 
 import copy
 import logging
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .common import TRADING_ENVS, EnvSpec, MetricsWriter
+from .agents.callbacks import MetricsCSV
+from .envs.factory import is_dmc, is_pixels, is_trading
+from .envs.protocol import EnvSpec
+from .strategies import load_toml
+from .util import dump_toml
 
 log = logging.getLogger(__name__)
 
+#: torch intra-op threads of a run by default: these networks are small, and more threads only
+#: contend with other work on the machine (bench/bench_threads.py measures it)
+DEFAULT_THREADS = 1
+
 #: defaults of a run; a strategy TOML and the command line override them
 BASE: dict[str, Any] = {
-    "run": {"algo": "sac", "env": "portfolio", "steps": 6000},
+    "run": {"algo": "sac", "env": "portfolio", "steps": 6000, "threads": DEFAULT_THREADS},
     "env": {"window": 32, "split": "train", "mode": "long_short", "cost_bps": 10.0, "episode_length": 252},
     "eval_env": {"split": "valid", "full_period": True},
     "agent": {"family": "relaxed", "hidden": [256, 256], "reg_coef": 1e-3, "learning_starts": 1000,
@@ -37,59 +47,19 @@ PORTFOLIO_AGENT: dict[str, Any] = {
 TRADING_ENV = {"window": 32, "split": "train", "cost_bps": 10.0, "episode_length": 252}
 
 
-def _merge(a: dict, b: dict) -> dict:
+def merge(a: dict, b: dict) -> dict:
+    """`b` merged into a copy of `a`, table by table (b wins)."""
     out = copy.deepcopy(a)
     for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
-
-
-def load_toml(path: str | Path) -> dict:
-    """A strategy/run config file: a path, or the bare name of a shipped strategy (`sac-relaxed`)."""
-    from .. import strategies
-
-    path = Path(path)
-    if not path.exists():
-        shipped = strategies.find(str(path))
-        if shipped is None:
-            raise FileNotFoundError(f"{path}: no such config file, and no shipped strategy of that name "
-                                    f"({', '.join(strategies.names())})")
-        path = shipped
-    try:
-        return tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{path}: not valid TOML ({e})") from e
-
-
-def dump_toml(cfg: dict) -> str:
-    """TOML text of a run config (tables of scalars, lists and inline tables)."""
-
-    def val(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(val(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {val(x)}" for k, x in v.items() if x is not None) + " }"
-        raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-    lines = []
-    for table, body in cfg.items():
-        lines.append(f"[{table}]")
-        lines += [f"{k} = {val(v)}" for k, v in body.items() if v is not None]
-        lines.append("")
-    return "\n".join(lines)
 
 
 def resolve_config(config: str | Path | None = None, agent: str | None = None, algo: str | None = None,
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
                    data: str | None = None, break_strength: float | None = None, data_dir=None,
                    assets: str | None = None, context: str | None = None, tables: dict | None = None,
-                   device: str | None = None, encoder: str | None = None) -> dict:
+                   device: str | None = None, encoder: str | None = None, threads: int | None = None) -> dict:
     """The full run config: defaults, then the TOML file, then the command-line values.
     assets: the portfolio network's asset-axis family: "flat" (one MLP over all assets, tied to the
     universe), "exact" (one head shared by every asset) or "relaxed" (shared head plus per-asset
@@ -102,14 +72,17 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if unknown:
         raise ValueError(f"{config}: unknown table(s) {', '.join(f'[{t}]' for t in unknown)}; a run config has "
                          "[run], [env], [eval_env] and [agent] (baselines: eqtrade backtest STRATEGY)")
-    bad_run = sorted(set(file_cfg.get("run", {})) - {"algo", "env", "steps"})
+    bad_run = sorted(set(file_cfg.get("run", {})) - set(BASE["run"]))
     if bad_run:
-        raise ValueError(f"{config}: unknown [run] option(s) {bad_run}; known: algo, env, steps")
+        raise ValueError(f"{config}: unknown [run] option(s) {bad_run}; known: {', '.join(BASE['run'])}")
+    threads_cfg = file_cfg.get("run", {}).get("threads") if threads is None else threads
+    if threads_cfg is not None and (not isinstance(threads_cfg, int) or isinstance(threads_cfg, bool) or threads_cfg < 1):
+        raise ValueError(f"{config or '--threads'}: threads must be a positive integer, got {threads_cfg!r}")
     steps_cfg = file_cfg.get("run", {}).get("steps")
     if steps_cfg is not None and (not isinstance(steps_cfg, int) or isinstance(steps_cfg, bool) or steps_cfg < 1):
         raise ValueError(f"{config}: [run] steps must be a positive integer, got {steps_cfg!r}")
     env_id = env or file_cfg.get("run", {}).get("env", cfg["run"]["env"])
-    if env_id.startswith("dmc-pixels/"):  # DrQ-v2's own defaults (DrQConfig), not the state agents'
+    if is_pixels(env_id):  # DrQ-v2's own defaults (DrQConfig), not the state agents'
         cfg["agent"] = {"family": "plain", "eval_every": 2000, "eval_episodes": 1, "checkpoint_every": 2000}
     if env_id != "portfolio":  # defaults of the portfolio env do not apply elsewhere
         cfg["env"] = dict(TRADING_ENV) if env_id == "trading" else {}
@@ -118,13 +91,15 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         cfg["agent"].update(copy.deepcopy(PORTFOLIO_AGENT))
         cfg["env"]["cost_bps"] = PORTFOLIO_TRAIN_COST_BPS
         cfg["eval_env"]["cost_bps"] = 10.0
-    cfg = _merge(cfg, file_cfg)
+    cfg = merge(cfg, file_cfg)
     if agent:
         cfg["agent"]["family"] = agent
     if env:
         cfg["run"]["env"] = env
     if steps is not None:
         cfg["run"]["steps"] = int(steps)
+    if threads is not None:
+        cfg["run"]["threads"] = int(threads)
     if seed is not None:
         cfg["agent"]["seed"] = int(seed)
     if device is not None:
@@ -132,18 +107,18 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if data:
         cfg["env"]["prices"] = data
     if data_dir:  # where the dataset named by --data (or the config) is looked up
-        if cfg["run"]["env"] not in TRADING_ENVS:
+        if not is_trading(cfg["run"]["env"]):
             raise ValueError(f"--data-dir applies to the trading envs, not {cfg['run']['env']!r}")
         cfg["env"]["data_dir"] = str(data_dir)
     if assets is not None or context is not None:
         _set_asset_family(cfg, assets, context)
     if break_strength is not None:
-        if not cfg["run"]["env"].startswith(("dmc/", "dmc-pixels/")):
+        if not is_dmc(cfg["run"]["env"]):
             raise ValueError(f"--break applies to dm_control envs (dmc/..., dmc-pixels/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
-    pixels = cfg["run"]["env"].startswith("dmc-pixels/")
+    pixels = is_pixels(cfg["run"]["env"])
     if encoder is not None:
-        from .drq import ENCODERS
+        from .agents.drq import ENCODERS
 
         if not pixels:
             raise ValueError(f"--encoder applies to pixel tasks (dmc-pixels/..., DrQ-v2), not {cfg['run']['env']!r}")
@@ -153,7 +128,7 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if pixels:
         from types import SimpleNamespace
 
-        from .drq import encoder_kind
+        from .agents.drq import encoder_kind
 
         encoder_kind(SimpleNamespace(family=cfg["agent"].get("family", "plain"), encoder=cfg["agent"].get("encoder")))
     if pixels and (algo or file_cfg.get("run", {}).get("algo", "drqv2")) != "drqv2":
@@ -177,7 +152,7 @@ ASSET_CHOICES = ("flat", "exact", "relaxed")
 
 
 def _set_asset_family(cfg: dict, assets: str | None, context: str | None) -> None:
-    from ..nn.asset import CONTEXTS
+    from .nn.asset import CONTEXTS
 
     if cfg["run"]["env"] != "portfolio":
         raise ValueError(f"--assets/--context apply to the portfolio env, not {cfg['run']['env']!r}")
@@ -203,7 +178,8 @@ def _set_asset_family(cfg: dict, assets: str | None, context: str | None) -> Non
 
 
 def build_agent(cfg: dict):
-    from . import ALGOS
+    """The agent of a resolved run config, with its training and evaluation envs."""
+    from .agents import ALGOS
 
     algo = cfg["run"]["algo"]
     if algo not in ALGOS:
@@ -275,38 +251,74 @@ def plot_learning_curve(metrics_csv: Path, png: Path, title: str) -> None:
     plt.close(fig)
 
 
-def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True, on_eval=None):
-    """Run (or resume) training as configured; returns (agent, run directory). on_eval: see Agent.learn."""
-    from ..util import atomic_write_bytes
-    from . import Agent
+def data_sha256(agent) -> str | None:
+    """sha256 of the market data a trading run's envs can read (dates, tickers and returns of the
+    training and evaluation envs, which keep nothing after their split's end), for provenance;
+    None for other envs. Data after those splits (the test period) does not change it."""
+    import hashlib
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if agent.env_spec is None or not is_trading(agent.env_spec.id):
+        return None
+    h = hashlib.sha256()
+    for env in (agent.env, agent.eval_env):
+        m = env.unwrapped.market
+        h.update(",".join(m.tickers).encode())
+        h.update(m.dates.asi8.tobytes())
+        h.update(m.returns.tobytes())
+    return h.hexdigest()
+
+
+def run_callbacks(agent, cfg: dict, out: Path, on_eval=None, progress: bool | str = True) -> list:
+    """The callbacks of a run: the trading evaluation for trading envs (else the generic one),
+    metrics.csv, progress, a sweep's reporter, checkpoints."""
+    from .agents.callbacks import standard_callbacks
+    from .backtest.evaluation import TradingEvalCallback
+
+    evaluation = TradingEvalCallback(agent.env_spec) if agent.env_spec and is_trading(agent.env_spec.id) else None
+    return standard_callbacks(agent, out, progress, on_eval, evaluation=evaluation)
+
+
+def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True, on_eval=None):
+    """Run (or resume) training as configured; returns (agent, run directory). on_eval: called
+    with each evaluation's metrics row (a sweep's reporter)."""
+    from .agents import Agent
+    from .util import atomic_write_bytes
+
+    torch.set_num_threads(int(cfg["run"].get("threads", DEFAULT_THREADS)))
     if resume:
         if out is None or not (out / "checkpoint.pt").exists():
             raise FileNotFoundError(f"nothing to resume: {out}/checkpoint.pt does not exist")
-        agent = Agent.load(out / "checkpoint.pt", device=cfg["agent"].get("device", "auto"))
+        agent = Agent.load(out / "checkpoint.pt", device=cfg["agent"].get("device", "auto"), build_env=True)
         if (out / "best.pt").exists():  # best.pt may be newer than the last checkpoint (a crash between them)
-            best = torch.load(out / "best.pt", weights_only=False, map_location="cpu").get("best_eval")
+            from .agents.checkpoint import CheckpointError, read
+
+            try:
+                best = read(out / "best.pt")["best_eval"]
+            except CheckpointError as e:
+                log.warning("%s; its best evaluation is not used", e)
+                best = None
             if best is not None and (agent.best_eval is None or best > agent.best_eval):
                 agent.best_eval = best
+        callbacks = run_callbacks(agent, cfg, out, on_eval, progress)
         # metrics.csv as of the checkpoint: rows written after it (before an interruption or a
         # kill) are dropped, so that the resumed run does not write them twice
-        MetricsWriter(out / "metrics.csv", agent.metric_columns()).rewrite(agent.metrics)
+        next(cb for cb in callbacks if isinstance(cb, MetricsCSV)).rewrite(agent.metrics)
         log.info("resuming %s at step %d", out, agent.step)
     else:
         out = out or default_run_dir(cfg)
         if (out / "checkpoint.pt").exists():
             raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
         agent = build_agent(cfg)  # a failed start leaves no run folder behind
+        agent.provenance = {"data_sha256": data_sha256(agent), "dataset": cfg["env"].get("prices")}
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.csv").unlink(missing_ok=True)  # left by a start killed before its first checkpoint
-        if cfg["run"]["env"] in TRADING_ENVS:  # the observation scaling is part of the run
-            u = agent.env.unwrapped
-            cfg["env"].setdefault("normalize", u.normalize)
+        if is_trading(cfg["run"]["env"]):  # the observation scaling is part of the run
+            cfg["env"].setdefault("normalize", agent.env.unwrapped.normalize)
         cfg["agent"] = agent.config.to_dict()  # every resolved option, defaults included
         cfg["agent"]["hidden"] = list(cfg["agent"]["hidden"])
         atomic_write_bytes(out / "config.toml", dump_toml(cfg).encode())
-    agent.learn(cfg["run"]["steps"], out_dir=out, progress=progress, on_eval=on_eval)
+        callbacks = run_callbacks(agent, cfg, out, on_eval, progress)
+    agent.learn_with(cfg["run"]["steps"], callbacks)
     if (out / "metrics.csv").exists():
         plot_learning_curve(out / "metrics.csv", out / "learning_curve.png",
                             f"{cfg['run']['algo'].upper()} {cfg['agent']['family']} on {cfg['run']['env']}")

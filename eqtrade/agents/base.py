@@ -1,77 +1,34 @@
-"""What SAC and DQN share: environments by name, their symmetries, the training loop with
-progress, evaluation, metrics, checkpoints (resume), and NaN handling."""
+"""What SAC, DQN and DrQ-v2 share: the options every algorithm has, and the training loop.
+
+The loop knows an env only through the contract of `eqtrade.envs.protocol` (spaces, Symmetry,
+ExactReward, episode state). What happens around learning (evaluation and the best checkpoint,
+checkpoints, metrics.csv, progress, a sweep's reports) plugs in as callbacks
+(`eqtrade.agents.callbacks`), so the loop below reads top to bottom.
+"""
 
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import logging
 import math
-import pickle
 import signal
-import sys
 import threading
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from ..symmetry import Symmetry, cartpole_discrete_reflection, pendulum_reflection
+from ..envs.protocol import EnvInterface, EnvSpec, episode_state, restore_episode
+from . import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
-
-#: symmetries of gymnasium's own tasks that the learning checks use
-KNOWN_SYMMETRIES = {"Pendulum-v1": pendulum_reflection, "CartPole-v1": cartpole_discrete_reflection}
-
-
-#: the trading envs: they have splits, turnover and normalised observations
-TRADING_ENVS = ("portfolio", "trading")
-
-#: checkpoint layout: 2 since the trading envs normalise observations by default (format 1 runs
-#: saw raw returns and are loaded that way)
-CHECKPOINT_FORMAT = 2
 
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-@dataclass
-class EnvSpec:
-    """Which environment to train on: `portfolio`, `trading`, or any gymnasium id, plus kwargs."""
-
-    id: str = "portfolio"
-    kwargs: dict = field(default_factory=dict)
-    eval_kwargs: dict = field(default_factory=dict)  # overrides for the evaluation env
-
-    def make(self, evaluation: bool = False) -> gym.Env:
-        kw = dict(self.kwargs, **(self.eval_kwargs if evaluation else {}))
-        if self.id == "portfolio":
-            from ..envs import PortfolioEnv
-
-            return PortfolioEnv(**kw)
-        if self.id == "trading":
-            from ..envs import TradingEnv
-
-            return TradingEnv(**kw)
-        try:
-            return gym.make(self.id, **kw)
-        except gym.error.Error as e:
-            raise ValueError(f"unknown environment {self.id!r}: use portfolio, trading or a gymnasium id ({e})") from e
-
-
-def env_symmetry(env: gym.Env, env_id: str) -> Symmetry | None:
-    """The symmetry an environment declares (`env.unwrapped.symmetry`), or a known one for
-    gymnasium's own tasks."""
-    sym = getattr(env.unwrapped, "symmetry", None)
-    if sym is None and env_id in KNOWN_SYMMETRIES:
-        sym = KNOWN_SYMMETRIES[env_id]()
-    return sym
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -101,7 +58,7 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class BaseConfig:
-    """Options common to SAC and DQN (see the algorithm configs for the rest)."""
+    """Options common to SAC, DQN and DrQ-v2 (see the algorithm configs for the rest)."""
 
     family: str = "plain"
     seed: int = 0
@@ -159,26 +116,35 @@ def check_finite(name: str, value: torch.Tensor, step: int) -> float:
 
 
 class Agent:
-    """Training loop shared by SAC and DQN (subclasses implement act/update/networks)."""
+    """The training loop shared by SAC, DQN and DrQ-v2 (subclasses implement act/update/networks).
+
+    env: the training env (None for an agent loaded to predict: then `interface` says what the
+    networks act on). env_spec: how to rebuild it (stored in checkpoints). eval_env: the
+    evaluation env (default: env_spec's, else a copy of env)."""
 
     algo = ""
+    config_cls: type = BaseConfig
 
-    def __init__(self, env: gym.Env, config: BaseConfig, env_spec: EnvSpec | None = None,
-                 eval_env: gym.Env | None = None):
+    def __init__(self, env: gym.Env | None, config: BaseConfig, env_spec: EnvSpec | None = None,
+                 eval_env: gym.Env | None = None, interface: EnvInterface | None = None):
         self.env, self.config, self.env_spec = env, config, env_spec
         if config.reward_scale <= 0 or not math.isfinite(config.reward_scale):
             raise ValueError(f"reward_scale must be a positive number, got {config.reward_scale}")
+        if env is None and interface is None:
+            raise ValueError("an agent needs an env (or, to predict only, the interface of one)")
+        self.interface = interface if interface is not None else EnvInterface.of(env)
+        self.observation_space, self.action_space = self.interface.observation_space, self.interface.action_space
+        self.symmetry = self.interface.symmetry
+        self.exact_reward = self.interface.exact_reward
         # evaluation never touches the training env (it would reset it mid-episode)
-        if eval_env is None:
+        if eval_env is None and env is not None:
             try:
                 eval_env = env_spec.make(evaluation=True) if env_spec is not None else copy.deepcopy(env)
             except Exception as e:  # e.g. a simulator holding C handles: evaluate on the training env
                 log.warning("no separate evaluation env (%s); evaluations will reset the training env", e)
         self.eval_env = eval_env
-        self.train_eval_env = None  # built on first use: the training split over its full period
-        self.best_eval: float | None = None
+        self.best_eval: float | None = None  # best evaluation return so far (the evaluation callback keeps it)
         self.device = resolve_device(config.device)
-        self.symmetry = env_symmetry(env, env_spec.id if env_spec else "")
         if config.family != "plain" and self.symmetry is None:
             raise ValueError(f"the {config.family!r} family needs an environment that declares a symmetry; "
                              f"{env_spec.id if env_spec else env} declares none (use --agent plain)")
@@ -191,6 +157,7 @@ class Agent:
         self.ep_return, self.ep_len = 0.0, 0
         self.last_losses: dict[str, float] = {}
         self.metrics: list[dict] = []
+        self.provenance: dict[str, Any] = {}  # what the orchestration knows (dataset hash, ...): saved with checkpoints
 
     # -- hooks ----------------------------------------------------------------------------------
     def act(self, obs: np.ndarray, explore: bool) -> Any:  # pragma: no cover - abstract
@@ -214,7 +181,7 @@ class Agent:
     def _obs_tensor(self, obs) -> torch.Tensor:
         """Observation(s) as a float32 tensor on the agent's device, batched: [B, *obs_shape]."""
         return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device).reshape(
-            -1, *self.env.observation_space.shape)
+            -1, *self.observation_space.shape)
 
     def _randn(self, shape) -> torch.Tensor:
         """Standard normal noise from the agent's own (CPU) generator, on the agent's device: the
@@ -225,78 +192,21 @@ class Agent:
     loss_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
 
-    def metric_columns(self) -> list[str]:
-        """Every column of metrics.csv, evaluation columns included before the first evaluation."""
-        evals = ["eval_return"]
-        if self._train_eval_env_possible():
-            evals += ["eval_sharpe", "eval_turnover", "train_return", "train_sharpe", "train_turnover"]
-        return (["step", "episode", "episode_return", "episode_length"] + evals
-                + ["equivariance_error", "best_eval_return"] + list(self.loss_columns) + list(self.extra_columns))
-
-    def _train_eval_env_possible(self) -> bool:
-        return self.env_spec is not None and self.env_spec.id in TRADING_ENVS
-
     # -- user-facing ----------------------------------------------------------------------------
     def predict(self, obs, deterministic: bool = True):
         """Action(s) for an observation (or a batch), like Stable-Baselines3's predict."""
         return self.act(np.asarray(obs), explore=not deterministic)
 
+    def policy(self):
+        """The deterministic policy as a callable obs -> action (for `eqtrade.envs.rollout`)."""
+        return lambda obs: self.act(obs, explore=False)
+
     def evaluate(self, episodes: int | None = None) -> float:
         """Mean return of the deterministic policy on the evaluation env (seeded resets)."""
-        return self.evaluate_detail(self.eval_env or self.env, episodes)["return"]
+        from ..envs.rollout import evaluate_policy, mean_return
 
-    def evaluate_detail(self, env: gym.Env, episodes: int | None = None) -> dict[str, float]:
-        """Deterministic rollouts on `env`: mean return, and for trading envs (whose steps report
-        a turnover) the annualised Sharpe of the daily log growth and the mean daily turnover."""
-        n = episodes or self.config.eval_episodes
-        rewards, turnover = [], []
-        for k in range(n):
-            obs, _ = env.reset(seed=10_000 + k)
-            done = False
-            while not done:
-                obs, r, term, trunc, info = env.step(self.act(obs, explore=False))
-                rewards.append(float(r))
-                if "turnover" in info:
-                    turnover.append(float(info["turnover"]))
-                done = term or trunc
-        out = {"return": sum(rewards) / n}
-        if turnover:
-            r = np.expm1(np.asarray(rewards))  # simple returns from log growth, as the backtests' Sharpe
-            sd = r.std(ddof=1) if len(r) > 1 else 0.0
-            out["sharpe"] = float(r.mean() / sd * math.sqrt(252)) if sd > 0 else 0.0
-            out["turnover"] = float(np.mean(turnover))
-        return out
-
-    def _train_eval_env(self) -> gym.Env | None:
-        """The training split walked over its full period (trading envs only): the train side of
-        the generalisation gap, reported next to the validation numbers."""
-        spec = self.env_spec
-        if not self._train_eval_env_possible():
-            return None
-        if self.train_eval_env is None:
-            kw = dict(spec.kwargs, **spec.eval_kwargs)
-            kw.update(split=spec.kwargs.get("split", "train"), full_period=True)
-            self.train_eval_env = EnvSpec(spec.id, kw).make()
-        return self.train_eval_env
-
-    def _evaluation_row(self, out_dir: Path | None) -> dict[str, Any]:
-        """One evaluation: validation (the model-selection split) and, for trading envs, the
-        training split side by side; keeps best.pt when the validation return improves."""
-        ev = self.evaluate_detail(self.eval_env or self.env)
-        row: dict[str, Any] = {"eval_return": ev["return"]}
-        if "sharpe" in ev:
-            row.update(eval_sharpe=ev["sharpe"], eval_turnover=ev["turnover"])
-        tr_env = self._train_eval_env()
-        if tr_env is not None:
-            tr = self.evaluate_detail(tr_env, 1)
-            row.update(train_return=tr["return"], train_sharpe=tr.get("sharpe"), train_turnover=tr.get("turnover"))
-        row["equivariance_error"] = self.equivariance_error()
-        if self.best_eval is None or ev["return"] > self.best_eval:
-            self.best_eval = ev["return"]
-            if out_dir:
-                self.save(out_dir / "best.pt", include_buffer=False)
-        row["best_eval_return"] = self.best_eval
-        return row
+        env = self.eval_env or self.env
+        return mean_return(evaluate_policy(self.policy(), env, episodes or self.config.eval_episodes))
 
     def equivariance_error(self, n: int = 256) -> float | None:
         """Measured equivariance error of the policy on stored observations (None for plain)."""
@@ -309,23 +219,30 @@ class Agent:
         return equivariance_error(self.policy_module(), self.symmetry, obs)
 
     def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool | str = True,
-              on_eval=None) -> "Agent":
+              on_eval=None, callbacks: Sequence = (), evaluation=None) -> "Agent":
         """Train until `total_steps` environment steps (continues from `self.step` after a load).
-        progress: True (a bar in a terminal, one line per evaluation on stderr otherwise), "lines"
-        (always lines) or False (silent). on_eval: called with each evaluation's metrics row
-        (after it is written to metrics.csv), e.g. to report it to a sweep."""
-        from tqdm.auto import tqdm
 
+        The callbacks around the loop (eqtrade.agents.callbacks), in this order: `evaluation`
+        (default: an EvalCallback every `config.eval_every` steps on the evaluation env, keeping
+        best.pt in out_dir), then `callbacks`, then metrics.csv (out_dir), progress (True: a bar
+        in a terminal, one line per evaluation otherwise; "lines"; False: silent), `on_eval`
+        (called with each evaluation's metrics row, e.g. to report it to a sweep) and
+        checkpoint.pt (out_dir: every `config.checkpoint_every` steps, on Ctrl-C and at the end)."""
+        from .callbacks import standard_callbacks
+
+        cbs = standard_callbacks(self, out_dir, progress, on_eval, callbacks, evaluation)
+        return self.learn_with(total_steps, cbs)
+
+    def learn_with(self, total_steps: int, callbacks: Sequence) -> "Agent":
+        """The training loop with exactly these callbacks (see `learn` for the usual ones)."""
         cfg = self.config
-        writer = MetricsWriter(out_dir / "metrics.csv", self.metric_columns()) if out_dir else None
+        if self.env is None:
+            raise ValueError("this agent was loaded to predict (no env); load it with build_env=True to train")
         if self.obs is None:
             self.obs, _ = self.env.reset(seed=cfg.seed)
-        # a terminal gets a progress bar; a log file (stderr not a terminal) one line per evaluation
-        lines = progress == "lines" or (bool(progress) and not (sys.stderr.isatty() and sys.stdout.isatty()))
-        bar = tqdm(total=total_steps, initial=self.step, desc=f"{self.algo} {cfg.family}", unit="step",
-                   disable=not progress or lines, dynamic_ncols=True)
-        t_start, step_start = time.perf_counter(), self.step
-        last_ret = float("nan")
+        for cb in callbacks:
+            cb.on_start(self, total_steps)
+        records_extras = getattr(self.buffer, "extras", None) is not None
         # Ctrl-C finishes the current step and stops at the loop's top, where the state is whole,
         # so that the checkpoint resumes exactly; a second Ctrl-C stops at once.
         self._stop = False
@@ -337,21 +254,21 @@ class Agent:
                 self._stop = True
 
             prev_handler = signal.signal(signal.SIGINT, on_sigint)
+        status = "failed"
         try:
             while self.step < total_steps:
                 if self._stop:
                     raise KeyboardInterrupt
                 action = self.act(self.obs, explore=True)
                 next_obs, r, term, trunc, info = self.env.step(action)
-                self.buffer.add(self.obs, action, float(r) * cfg.reward_scale, next_obs, term, trunc,
-                                info.get("exact_extras", info.get("next_returns")))
+                extras = self.exact_reward.last_extras() if records_extras else None
+                self.buffer.add(self.obs, action, float(r) * cfg.reward_scale, next_obs, term, trunc, extras)
                 self.ep_return += float(r)
                 self.ep_len += 1
                 self.step += 1
                 row = None
                 if term or trunc:
                     self.episode += 1
-                    last_ret = self.ep_return
                     row = {"step": self.step, "episode": self.episode, "episode_return": self.ep_return,
                            "episode_length": self.ep_len}
                     self.obs, _ = self.env.reset()
@@ -361,43 +278,28 @@ class Agent:
                 if self.step > cfg.learning_starts and self.step % cfg.train_freq == 0:
                     for _ in range(cfg.gradient_steps):
                         self.last_losses = self.update()
-                if cfg.eval_every and self.step % cfg.eval_every == 0:
-                    row = row or {"step": self.step, "episode": self.episode}
-                    row.update(self._evaluation_row(out_dir))
+                for cb in callbacks:
+                    measured = cb.on_step(self)
+                    if measured:
+                        row = row or {"step": self.step, "episode": self.episode}
+                        row.update(measured)
                 if row is not None:
                     row.update(self.last_losses)
                     row.update(self.extra_metrics())
                     self.metrics.append(row)
-                    if writer:
-                        writer.write(row)
-                    if on_eval is not None and "eval_return" in row:
-                        on_eval(row)
-                    if lines and "eval_return" in row:
-                        _progress_line(row, total_steps, (self.step - step_start) / max(time.perf_counter() - t_start, 1e-9),
-                                       (*self.loss_columns, *self.extra_columns))
-                if out_dir and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                    self.save(out_dir / "checkpoint.pt")
-                bar.update(1)
-                if self.step % 50 == 0:
-                    bar.set_postfix({"ret": f"{last_ret:.3g}", **{k: f"{v:.3g}" for k, v in self.last_losses.items()}},
-                                    refresh=False)
+                    for cb in callbacks:
+                        cb.on_row(self, row)
+                for cb in callbacks:
+                    cb.after_step(self)
+            status = "done"
         except KeyboardInterrupt:
-            if out_dir:
-                self.save(out_dir / "checkpoint.pt")
-                log.warning("interrupted at step %d; checkpoint saved to %s (continue with --resume)",
-                            self.step, out_dir / "checkpoint.pt")
+            status = "interrupted"
             raise
         finally:
-            bar.close()
             if prev_handler is not None:
                 signal.signal(signal.SIGINT, prev_handler)
-        if out_dir:
-            self.save(out_dir / "checkpoint.pt")
-        if lines:
-            secs = time.perf_counter() - t_start
-            sys.stderr.write(f"{self.algo} {cfg.family}: done, {self.step} steps ({self.step - step_start} in "
-                             f"{secs:.0f} s, {(self.step - step_start) / max(secs, 1e-9):.0f} steps/s); "
-                             f"best evaluation return {self.best_eval if self.best_eval is not None else float('nan'):.4g}\n")
+            for cb in callbacks:
+                cb.on_end(self, status)
         return self
 
     # -- persistence ----------------------------------------------------------------------------
@@ -412,42 +314,43 @@ class Agent:
         self._load_state(s)
 
     def save(self, path, include_buffer: bool = True) -> None:
-        """Save everything needed to predict and to resume training exactly (atomically);
-        `include_buffer=False` writes a policy snapshot (best.pt) without the replay buffer."""
-        from ..util import atomic_write_bytes
-
+        """Save everything needed to predict and to resume training exactly (atomically); never
+        the env: its spec and the episode in progress as plain data. `include_buffer=False`
+        writes a policy snapshot (best.pt) without the replay buffer."""
         state = {
             "algo": self.algo, "config": self.config.to_dict(),
-            "env_spec": asdict(self.env_spec) if self.env_spec else None,
+            "env_spec": self.env_spec.to_dict() if self.env_spec else None,
+            "interface": self.interface.to_state(),
             "nets": self._state(), "buffer": self.buffer.state_dict() if include_buffer else None,
-            "best_eval": self.best_eval, "format": CHECKPOINT_FORMAT,
+            "best_eval": self.best_eval,
             "rng": self.rng.bit_generator.state, "torch_rng": self.torch_gen.get_state(),
             "step": self.step, "episode": self.episode, "ep_return": self.ep_return, "ep_len": self.ep_len,
-            "obs": self.obs, "last_losses": self.last_losses, "metrics": self.metrics,
-            "env": _try_pickle(self.env),
+            "obs": self.obs, "episode_state": episode_state(self.env) if self.env is not None else None,
+            "last_losses": self.last_losses, "metrics": self.metrics,
         }
-        buf = io.BytesIO()
-        torch.save(state, buf)
-        atomic_write_bytes(Path(path), buf.getvalue())
+        ckpt.write(path, state, ckpt.provenance(self.device, self.provenance))
 
     @classmethod
     def load(cls, path, env: gym.Env | None = None, eval_env: gym.Env | None = None,
-             device: str = "auto") -> "Agent":
-        """Rebuild an agent from `save`: for predictions, or to continue `learn` exactly, on
-        `device` (auto, cpu, cuda: wherever it was saved)."""
-        state = torch.load(Path(path), weights_only=False, map_location="cpu")
+             device: str = "auto", build_env: bool = False) -> "Agent":
+        """Rebuild an agent from `save` on `device` (auto, cpu, cuda: wherever it was saved).
+        By default it predicts and builds no env; `build_env=True` (or an `env`) rebuilds the
+        training and evaluation envs from the saved spec and restores the episode in progress,
+        so that `learn` continues exactly."""
+        state = ckpt.read(path)
         cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
-        if (spec is not None and spec.id in TRADING_ENVS and "normalize" not in spec.kwargs
-                and state.get("format", 1) < 2):
-            spec.kwargs["normalize"] = False  # saved before observations were normalised: raw returns
-        if env is None:
+        config = _config_on(cls, state["config"], device)
+        if env is None and build_env:
             if spec is None:
                 raise ValueError(f"{path} records no environment; pass env=")
             env = spec.make()
-        if eval_env is None and spec is not None:
-            eval_env = spec.make(evaluation=True)
-        agent = cls(env, _config_on(cls, state["config"], device), spec, eval_env)
+        if env is None:
+            agent = cls(None, config, spec, eval_env, interface=EnvInterface.from_state(state["interface"]))
+        else:
+            if eval_env is None and spec is not None:
+                eval_env = spec.make(evaluation=True)
+            agent = cls(env, config, spec, eval_env)
         agent._restore(state)
         return agent
 
@@ -457,6 +360,8 @@ class Agent:
         if cls is Agent:
             from . import ALGOS
 
+            if state["algo"] not in ALGOS:
+                raise ckpt.CheckpointError(f"{path}: unknown algorithm {state['algo']!r} in the checkpoint")
             return ALGOS[state["algo"]]
         if state["algo"] != cls.algo:
             raise ValueError(f"{path} holds a {state['algo']} agent, not {cls.algo}")
@@ -466,7 +371,7 @@ class Agent:
     def load_policy(cls, path, env: gym.Env, device: str = "auto") -> "Agent":
         """The networks of a saved agent, acting on `env` (e.g. another universe of assets for a
         per-asset portfolio network); no replay buffer, no training state."""
-        state = torch.load(Path(path), weights_only=False, map_location="cpu")
+        state = ckpt.read(path)
         cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
         agent = cls(env, _config_on(cls, state["config"], device), spec, env)
@@ -478,86 +383,24 @@ class Agent:
         self._load_state(state["nets"])
         if state["buffer"] is not None:
             self.buffer.load_state_dict(state["buffer"])
-        self.best_eval = state.get("best_eval")
+        self.best_eval = state["best_eval"]
         self.rng.bit_generator.state = state["rng"]
         self.torch_gen.set_state(state["torch_rng"])
         self.step, self.episode = state["step"], state["episode"]
         self.ep_return, self.ep_len = state["ep_return"], state["ep_len"]
         self.last_losses, self.metrics = state["last_losses"], state["metrics"]
-        if state.get("env") is not None:
-            self.env = pickle.loads(state["env"])
+        self.provenance = dict(state["provenance"].get("run", {}))
+        if self.env is not None and restore_episode(self.env, state["episode_state"]):
             self.obs = state["obs"]
-        else:  # an env that cannot be pickled restarts its episode
+        else:  # an env that cannot resume mid-episode starts a new one (the step count goes on)
             self.obs = None
+            self.ep_return, self.ep_len = 0.0, 0
 
 
 def _config_on(cls, saved: dict, device: str):
     """A saved config (from a checkpoint) with the device this process runs on: a run saved on
     a GPU loads on a CPU and the other way round."""
     return cls.config_cls.from_dict(dict(saved, device=device))
-
-
-def _try_pickle(env) -> bytes | None:
-    try:
-        return pickle.dumps(env)
-    except Exception:  # e.g. simulators holding C handles
-        return None
-
-
-def _progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...]) -> None:
-    """One line per evaluation for a log file: step, returns, losses, speed, time left."""
-    def f(k, fmt="{:.3g}"):
-        v = row.get(k)
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
-
-    parts = [f"step {row['step']}/{total} ({100 * row['step'] / total:.0f}%)", f"eval return {f('eval_return')}"]
-    if f("eval_sharpe"):
-        parts.append(f"valid Sharpe {f('eval_sharpe', '{:.2f}')} turnover {f('eval_turnover', '{:.3f}')}"
-                     f" | train Sharpe {f('train_sharpe', '{:.2f}')}")
-    parts += [f"{k} {f(k)}" for k in losses if f(k)]
-    left = (total - row["step"]) / max(speed, 1e-9)
-    parts.append(f"{speed:.0f} steps/s, {left / 60:.1f} min left")
-    sys.stderr.write(" | ".join(parts) + "\n")
-    sys.stderr.flush()
-
-
-class MetricsWriter:
-    """Appends rows to metrics.csv with the agent's columns from the first row (a column that
-    appears later is added by rewriting the header)."""
-
-    def __init__(self, path: Path, columns: list[str] | None = None):
-        self.path = path
-        self.cols: list[str] = list(columns or [])
-        if path.exists():
-            with open(path) as fh:
-                header = fh.readline().strip()
-                self.cols = header.split(",") if header else self.cols
-
-    def rewrite(self, rows: list[dict]) -> None:
-        """The whole file from `rows` (e.g. the metrics a checkpoint holds), atomically."""
-        from ..util import atomic_write_bytes
-
-        self.cols += [k for r in rows for k in r if k not in self.cols]
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.cols)
-        w.writeheader()
-        w.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
-        atomic_write_bytes(self.path, buf.getvalue().encode())
-
-    def write(self, row: dict) -> None:
-        new = [k for k in row if k not in self.cols]
-        if new or not self.path.exists():
-            rows = []
-            if self.path.exists():
-                with open(self.path) as fh:
-                    rows = list(csv.DictReader(fh))
-            self.cols += new
-            with open(self.path, "w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=self.cols)
-                w.writeheader()
-                w.writerows(rows)
-        with open(self.path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self.cols).writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
 def clone_frozen(module: torch.nn.Module) -> torch.nn.Module:

@@ -1,0 +1,88 @@
+"""Checkpoint files (checkpoint.pt, best.pt): the agent's state and the env's spec, never a
+pickled env; a format version and provenance; clear one-line errors for a missing, damaged or
+old file."""
+
+from __future__ import annotations
+
+import functools
+import io
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+#: the checkpoint layout. 3: env spec + episode state + interface (no pickled env), provenance.
+#: Formats 1-2 (eqtrade 0.1.x) pickled the env and are not read.
+FORMAT = 3
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used: missing, unreadable, not a checkpoint, or too old."""
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The git commit of the eqtrade source tree, when it runs from a checkout (else None)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                           cwd=here.parent, capture_output=True, text=True, timeout=5)
+    return out.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
+
+
+def provenance(device: torch.device, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What made a checkpoint: versions, commit, threads, device, and what the run adds
+    (`run`: e.g. the dataset's sha256, from the orchestration)."""
+    from .. import __version__
+
+    return {"eqtrade": __version__, "git_commit": git_commit(), "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+            "device": str(device), "run": dict(run or {})}
+
+
+def write(path, state: dict, prov: dict) -> None:
+    """Write a checkpoint atomically (a crash leaves the previous file intact)."""
+    from ..util import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({**state, "format": FORMAT, "provenance": prov}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def read(path) -> dict:
+    """A checkpoint's state, or a CheckpointError naming the file and the way out."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (a write that never finished?); {_way_out(path)}")
+    try:
+        state = torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as e:  # truncated zip, EOF, a file of another kind, a pickle of a removed class
+        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path} is not a readable eqtrade checkpoint ({why}); {_way_out(path)}") from None
+    if not isinstance(state, dict) or "algo" not in state:
+        raise CheckpointError(f"{path} is not an eqtrade checkpoint; {_way_out(path)}")
+    fmt = state.get("format", 1)
+    if fmt != FORMAT:
+        made = "an older eqtrade (0.1.x)" if fmt < FORMAT else "a newer eqtrade"
+        raise CheckpointError(f"{path} has checkpoint format {fmt}, written by {made}; this eqtrade reads format "
+                              f"{FORMAT} only: retrain the run (or use the eqtrade version that wrote it)")
+    return state
+
+
+def _way_out(path: Path) -> str:
+    other = {"best.pt": "checkpoint.pt", "checkpoint.pt": "best.pt"}.get(path.name)
+    if other and (path.parent / other).exists():
+        hint = ("use --checkpoint last (checkpoint.pt)" if path.name == "best.pt"
+                else "the run's best.pt is intact (--checkpoint best), or retrain the run")
+        return hint
+    return "retrain the run"

@@ -1,0 +1,163 @@
+"""The env–agent contract: everything an agent may know of an environment.
+
+An agent sees an env only through
+- its gymnasium spaces;
+- its declared `Symmetry` (`symmetry_of`): an attribute ``symmetry`` on the env or on one of
+  its wrappers (the env factory attaches the known symmetry of gymnasium's own tasks);
+- where the env has exchangeable assets, its `AssetAxis` (`asset_axis_of`: the layout of each
+  asset's components and the assets' names), which per-asset networks are built from;
+- where the env offers it, an `ExactReward` (`exact_reward_of`): for markets that ignore the
+  agent, the reward and next observation of *any* action from one stored transition, plus the
+  per-transition side information ("extras") the buffer must keep to compute them;
+- where the env offers it, its episode state (`episode_state` / `restore_episode`): plain data
+  from which a checkpoint resumes the episode in progress exactly (no pickled env).
+
+`EnvInterface` bundles the first three; it is what a checkpoint stores so that a saved agent
+predicts without building its env; `EnvSpec` (id + keyword arguments) is how a checkpoint names
+the env it trained on. Nothing here names a particular env.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from ..symmetry import AssetAxis, Symmetry
+
+
+class ExactReward(abc.ABC):
+    """Full-information rewards: the batched, differentiable reward of any action.
+
+    `extra_dim` numbers per transition are needed besides (obs, next_obs); the env provides those
+    of its last step through `last_extras()`, which the agent calls right after `env.step` and
+    stores in its replay buffer. `__call__(obs, action, extras, next_obs)` takes torch batches
+    [B, ...] and returns (reward [B], next observation [B, d_obs] with the agent's own part
+    replaced as the action would have left it, alive [B]: 0 where the action ends the episode).
+    """
+
+    extra_dim: int
+
+    @abc.abstractmethod
+    def last_extras(self) -> np.ndarray:
+        """The extras of the env's most recent transition ([extra_dim] float array)."""
+
+    @abc.abstractmethod
+    def __call__(self, obs, action, extras, next_obs):
+        """(reward, next_obs, alive) of `action` in `obs` (torch, batched, differentiable in action)."""
+
+
+def _wrapper_attr(env: gym.Env, name: str) -> Any:
+    """An attribute of the env or of one of its wrappers (outermost first), else None."""
+    e = env
+    while isinstance(e, gym.Wrapper):  # gymnasium wrappers do not forward attributes
+        if name in vars(e) or any(name in vars(k) for k in type(e).__mro__):
+            return getattr(e, name)
+        e = e.env
+    return getattr(e, name, None)
+
+
+def symmetry_of(env: gym.Env) -> Symmetry | None:
+    """The symmetry an env declares (on itself or a wrapper), or None."""
+    sym = _wrapper_attr(env, "symmetry")
+    if sym is not None and not isinstance(sym, Symmetry):
+        raise TypeError(f"{env}: `symmetry` must be an eqtrade.symmetry.Symmetry, got {type(sym).__name__}")
+    return sym
+
+
+def exact_reward_of(env: gym.Env) -> ExactReward | None:
+    """The env's full-information reward protocol, or None where it has none."""
+    er = _wrapper_attr(env, "exact_reward")
+    if er is not None and not isinstance(er, ExactReward):
+        raise TypeError(f"{env}: `exact_reward` must implement eqtrade.envs.protocol.ExactReward, "
+                        f"got {type(er).__name__}")
+    return er
+
+
+def asset_axis_of(env: gym.Env) -> AssetAxis | None:
+    """The env's exchangeable-asset layout (attribute ``asset_axis``), or None."""
+    ax = _wrapper_attr(env, "asset_axis")
+    if ax is not None and not isinstance(ax, AssetAxis):
+        raise TypeError(f"{env}: `asset_axis` must be an eqtrade.symmetry.AssetAxis, got {type(ax).__name__}")
+    return ax
+
+
+@dataclass(frozen=True)
+class EnvInterface:
+    """What an agent knows of its env: spaces, symmetry, and the exact-reward protocol (None when
+    the interface was read back from a checkpoint: it serves predictions, not full-information updates)."""
+
+    observation_space: gym.Space
+    action_space: gym.Space
+    symmetry: Symmetry | None = None
+    exact_reward: ExactReward | None = None
+    assets: AssetAxis | None = None
+
+    @classmethod
+    def of(cls, env: gym.Env) -> "EnvInterface":
+        return cls(env.observation_space, env.action_space, symmetry_of(env), exact_reward_of(env),
+                   asset_axis_of(env))
+
+    def to_state(self) -> dict:
+        """Plain data for a checkpoint (the exact-reward protocol is the env's, not saved)."""
+        return {"observation_space": self.observation_space, "action_space": self.action_space,
+                "symmetry": self.symmetry, "assets": self.assets}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "EnvInterface":
+        return cls(s["observation_space"], s["action_space"], s["symmetry"], None, s["assets"])
+
+
+def episode_state(env: gym.Env) -> dict | None:
+    """The episode in progress as plain data (None: the env cannot resume mid-episode)."""
+    u = env.unwrapped
+    get = getattr(u, "episode_state", None)
+    return get() if callable(get) else None
+
+
+def restore_episode(env: gym.Env, state: dict | None) -> bool:
+    """Put the env back into a saved episode; False when there is nothing to restore (the caller
+    then starts a new episode)."""
+    u = env.unwrapped
+    put = getattr(u, "restore_episode", None)
+    if state is None or not callable(put):
+        return False
+    env.reset()  # through the wrappers (gymnasium's order enforcing, time limits), then the saved episode
+    put(state)
+    return True
+
+
+def rng_state(gen: np.random.Generator | None) -> dict | None:
+    """A numpy Generator's state as plain data (for `episode_state`)."""
+    return None if gen is None else gen.bit_generator.state
+
+
+def rng_from_state(state: dict | None) -> np.random.Generator | None:
+    """A Generator continuing from `rng_state`'s data."""
+    if state is None:
+        return None
+    gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
+    gen.bit_generator.state = state
+    return gen
+
+
+@dataclass
+class EnvSpec:
+    """Which environment to train on: `portfolio`, `trading`, a dm_control id or any gymnasium
+    id, plus keyword arguments; `eval_kwargs` override them for the evaluation env. A checkpoint
+    stores this (never the env itself)."""
+
+    id: str = "portfolio"
+    kwargs: dict = field(default_factory=dict)
+    eval_kwargs: dict = field(default_factory=dict)
+
+    def make(self, evaluation: bool = False) -> gym.Env:
+        from .factory import make_env
+
+        return make_env(self.id, **dict(self.kwargs, **(self.eval_kwargs if evaluation else {})))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kwargs": dict(self.kwargs), "eval_kwargs": dict(self.eval_kwargs)}

@@ -1,0 +1,55 @@
+"""The one rollout loop: a policy (observation -> action) over an env, for agent evaluations,
+backtests and the dm_control suite alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+
+@dataclass
+class Episode:
+    """One episode: actions[k] taken after infos[k] (infos[0] is the reset's), rewards[k] and
+    infos[k + 1] what step k returned; `terminated` says whether it ended by termination."""
+
+    actions: list = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+    infos: list[dict] = field(default_factory=list)
+    terminated: bool = False
+
+    @property
+    def total(self) -> float:
+        return float(sum(self.rewards))
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+def rollout(policy: Callable[[Any], Any], env: gym.Env, seed: int | None = None,
+            options: dict | None = None, max_steps: int | None = None) -> Episode:
+    """Run `policy` over one episode of `env` from `env.reset(seed=seed, options=options)`."""
+    obs, info = env.reset(seed=seed, options=options)
+    ep = Episode(infos=[info])
+    while max_steps is None or len(ep) < max_steps:
+        action = policy(obs)
+        obs, r, term, trunc, info = env.step(action)
+        ep.actions.append(action)
+        ep.rewards.append(float(r))
+        ep.infos.append(info)
+        if term or trunc:
+            ep.terminated = bool(term)
+            break
+    return ep
+
+
+def evaluate_policy(policy: Callable[[Any], Any], env: gym.Env, episodes: int, seed: int = 10_000) -> list[Episode]:
+    """`episodes` rollouts with seeded resets (seed, seed + 1, ...)."""
+    return [rollout(policy, env, seed=seed + k) for k in range(episodes)]
+
+
+def mean_return(episodes: list[Episode]) -> float:
+    """Mean undiscounted return of a list of episodes."""
+    return float(np.mean([e.total for e in episodes])) if episodes else float("nan")

@@ -1,0 +1,52 @@
+"""Observation wrappers composed by the env factory (`eqtrade.envs.factory.make_env`).
+
+A wrapper declares how it acts on the env's symmetry: `ObservationNoise` adds zero-mean,
+isotropic Gaussian noise, whose distribution every group element of a `Symmetry` (signs and
+permutations of components) leaves unchanged, so the wrapped env keeps the env's symmetry in
+distribution; it passes `symmetry` through unchanged.
+
+The return-scale invariance of the trading envs' observations (returns divided by their causal
+trailing volatility, `normalize=True`) is a documented property of the market features, not an
+escnn group: multiplying every return by c > 0 leaves the scaled returns unchanged once the
+trailing window is full. Its measured gap on data is `eqtrade symmetry`'s scale gap
+(`eqtrade.symmetry.gap.scale_gap`), and tests check the invariance on the wrapped envs.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class ObservationNoise(gym.ObservationWrapper):
+    """N(0, σ²) added to every observation entry the agent sees (the env itself is unchanged).
+
+    uint8 frames: σ is a share of the intensity range (σ·255 per pixel, clipped to 0..255).
+    Noise comes from the wrapper's own generator (`seed`), drawn once per observation a policy
+    acts on: the last observation of an episode (terminated or truncated) is returned as it is,
+    so that episode k's noise does not depend on how long episode k - 1 was observed."""
+
+    def __init__(self, env: gym.Env, sigma: float, seed: int = 0):
+        super().__init__(env)
+        if not np.isfinite(sigma) or sigma < 0:
+            raise ValueError(f"observation noise σ must be a number >= 0, got {sigma}")
+        self.sigma = float(sigma)
+        self.rng = np.random.default_rng(seed)
+        self._pixels = env.observation_space.dtype == np.uint8
+
+    @property
+    def symmetry(self):
+        from .protocol import symmetry_of
+
+        return symmetry_of(self.env)
+
+    def observation(self, obs):
+        if self.sigma <= 0:
+            return obs
+        if self._pixels:
+            return np.clip(obs + 255.0 * self.sigma * self.rng.standard_normal(obs.shape), 0, 255).astype(np.uint8)
+        return obs + self.rng.normal(0.0, self.sigma, size=np.shape(obs))
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        return (obs if term or trunc else self.observation(obs)), r, term, trunc, info
