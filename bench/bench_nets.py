@@ -22,7 +22,7 @@ from gymnasium import spaces
 
 warnings.filterwarnings("ignore", message=".*py3nj.*")
 
-from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, factory, param_count  # noqa: E402
+from eqtrade.nn import FAMILIES, build_actor, build_critic, build_qnet, mlp, param_count  # noqa: E402
 from eqtrade.symmetry import (  # noqa: E402
     cartpole_reflection,
     planar_rotation,
@@ -77,7 +77,7 @@ def main() -> None:
         for mname, build in modules.items():
             base = None
             for fam in (*FAMILIES, "exact-escnn", "relaxed-other"):
-                factory.EXACT_LAYERS = "escnn" if fam == "exact-escnn" else "frobenius"
+                mlp.EXACT_LAYERS = "escnn" if fam == "exact-escnn" else "frobenius"
                 m = build(fam.split("-")[0])
                 if fam == "relaxed-other":  # the same relaxed net, computed the way it does not choose
                     m.head.fourier = not m.head.fourier

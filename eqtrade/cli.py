@@ -10,7 +10,7 @@ from typing import Sequence
 import pandas as pd
 
 from .envs.factory import PIXELS_PREFIX, DMC_PREFIX, is_pixels
-from .nn import FAMILIES
+from .symmetry import FAMILIES
 from .outdirs import check_output_dir, output_kind
 
 log = logging.getLogger("eqtrade")

@@ -16,7 +16,7 @@ import torch
 
 from .agents.callbacks import MetricsCSV
 from .envs.factory import is_dmc, is_pixels, is_trading
-from .envs.protocol import EnvSpec
+from .envs.factory import EnvSpec
 from .strategies import load_toml
 from .util import dump_toml
 

@@ -4,8 +4,8 @@ imports included:
     util, outdirs, strategies  <  data  <  symmetry  <  nn | envs  <  agents  <  backtest  <  run  <  sweep  <  cli
 
 A module may import its own layer and the layers below it; nn and envs are independent; agents
-see envs only through the contract (eqtrade.envs.protocol) and the one rollout
-(eqtrade.envs.rollout); no private name (`_x`) is imported from another module. The checker is
+see envs only through the contract (eqtrade.envs.protocol), the one rollout
+(eqtrade.envs.rollout) and the spec that rebuilds an env (EnvSpec, eqtrade.envs.factory); no private name (`_x`) is imported from another module. The checker is
 shown to catch a planted upward import, a planted nn -> envs import and a private import."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ LAYERS = {"eqtrade": 0, "util": 0, "outdirs": 0, "strategies": 0, "data": 1, "sy
           "agents": 4, "backtest": 5, "run": 6, "sweep": 7, "cli": 8}
 INDEPENDENT = {("nn", "envs"), ("envs", "nn")}
 #: what agents may import of envs
-AGENT_ENV_MODULES = {"eqtrade.envs.protocol", "eqtrade.envs.rollout"}
+AGENT_ENV_MODULES = {"eqtrade.envs.protocol", "eqtrade.envs.rollout", "eqtrade.envs.factory"}
 
 
 def _module_name(root: Path, path: Path) -> str:
@@ -86,6 +86,61 @@ def check_imports(root: Path) -> list[str]:
                 if n.startswith("_") and not n.startswith("__") and target != me:
                     problems.append(f"{where}: {me} imports the private name {n} from {target}")
     return problems
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """module -> the package modules it imports (function-level imports included; imports of a
+    package's __init__ are left out: they are re-exports, not dependencies between modules)."""
+    modules = {_module_name(root, p): p for p in root.rglob("*.py")}
+    packages = {_module_name(root, p) for p in root.rglob("__init__.py")}
+    graph: dict[str, set[str]] = {}
+    for me, path in modules.items():
+        if me in packages:
+            continue
+        deps = set()
+        for target, names, _ in _imports(ast.parse(path.read_text()), me, False):
+            for t in ([f"{target}.{n}" for n in names if f"{target}.{n}" in modules] or [target]):
+                if t in modules and t not in packages and t != me:
+                    deps.add(t)
+        graph[me] = deps
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle between modules, or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                return stack[stack.index(d):] + [d]
+            if d not in state and (c := visit(d)):
+                return c
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (c := visit(m)):
+            return c
+    return None
+
+
+def test_no_import_cycles_between_modules_not_even_inside_functions():
+    cycle = find_cycle(import_graph(PKG))
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_check_catches_a_planted_cycle(tmp_path):
+    copy = tmp_path / "eqtrade"
+    shutil.copytree(PKG, copy, ignore=shutil.ignore_patterns("__pycache__", "*.parquet"))
+    (copy / "nn" / "mlp.py").write_text((copy / "nn" / "mlp.py").read_text()
+                                        + "\n\ndef f():\n    from .factory import build_actor\n")
+    cycle = find_cycle(import_graph(copy))
+    assert cycle is not None and "eqtrade.nn.mlp" in cycle, cycle
 
 
 def test_the_package_keeps_its_layers():

@@ -2,7 +2,7 @@
 checkpoints and the callbacks around `learn`. Agents know an env only through
 `eqtrade.envs.protocol` (spaces, Symmetry, ExactReward, episode state)."""
 
-from ..envs.protocol import EnvSpec
+from ..envs.factory import EnvSpec
 from .base import Agent, BaseConfig, TrainingDiverged, resolve_device
 from .buffer import ReplayBuffer
 from .callbacks import Callback, CheckpointCallback, EvalCallback, MetricsCSV, OnEval, Progress

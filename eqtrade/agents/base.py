@@ -21,7 +21,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ..envs.protocol import EnvInterface, EnvSpec, episode_state, restore_episode
+from ..envs.factory import EnvSpec
+from ..envs.protocol import EnvInterface, episode_state, restore_episode
 from . import checkpoint as ckpt
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from gymnasium import spaces
 
 from ..nn import build_qnet
 from .buffer import ReplayBuffer
-from ..envs.protocol import EnvInterface, EnvSpec
+from ..envs.factory import EnvSpec
+from ..envs.protocol import EnvInterface
 from .base import Agent, BaseConfig, check_finite, clone_frozen, soft_update
 
 

@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from ..envs.protocol import EnvInterface, EnvSpec
+from ..envs.factory import EnvSpec
+from ..envs.protocol import EnvInterface
 from ..nn import FAMILIES
 from ..nn.pixel import (ENCODERS, DrQActor, DrQCritic, EquivariantActor, EquivariantCritic, GroupConvEncoder,
                         LiftEncoder, PixelEncoder, pixel_equivariance_error)

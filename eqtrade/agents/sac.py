@@ -25,7 +25,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..nn import build_actor, build_critic, build_value
 from ..nn.reps import zero_of
 from .buffer import ReplayBuffer
-from ..envs.protocol import EnvInterface, EnvSpec
+from ..envs.factory import EnvSpec
+from ..envs.protocol import EnvInterface
 from .base import Agent, BaseConfig, check_finite, clone_frozen, soft_update
 
 

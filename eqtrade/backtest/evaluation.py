@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..agents.callbacks import EvalCallback
-from ..envs.protocol import EnvSpec
+from ..envs.factory import EnvSpec
 from ..envs.rollout import Episode, evaluate_policy, rollout
 
 

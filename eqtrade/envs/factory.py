@@ -4,10 +4,11 @@ defined once for the whole package."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import gymnasium as gym
 
 from ..symmetry import Symmetry, cartpole_discrete_reflection, pendulum_reflection
-from .protocol import EnvSpec  # noqa: F401  (the spec is part of the contract; the factory builds it)
 
 #: the trading envs: they have splits, turnover and normalised observations
 TRADING_IDS = ("portfolio", "trading")
@@ -44,6 +45,23 @@ class WithSymmetry(gym.Wrapper):
     def __init__(self, env: gym.Env, symmetry: Symmetry):
         super().__init__(env)
         self.symmetry = symmetry
+
+
+@dataclass
+class EnvSpec:
+    """Which environment to train on: `portfolio`, `trading`, a dm_control id or any gymnasium
+    id, plus keyword arguments; `eval_kwargs` override them for the evaluation env. A checkpoint
+    stores this (never the env itself)."""
+
+    id: str = "portfolio"
+    kwargs: dict = field(default_factory=dict)
+    eval_kwargs: dict = field(default_factory=dict)
+
+    def make(self, evaluation: bool = False) -> gym.Env:
+        return make_env(self.id, **dict(self.kwargs, **(self.eval_kwargs if evaluation else {})))
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kwargs": dict(self.kwargs), "eval_kwargs": dict(self.eval_kwargs)}
 
 
 def make_env(env_id: str, **kwargs) -> gym.Env:

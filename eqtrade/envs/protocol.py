@@ -13,14 +13,14 @@ An agent sees an env only through
   from which a checkpoint resumes the episode in progress exactly (no pickled env).
 
 `EnvInterface` bundles the first three; it is what a checkpoint stores so that a saved agent
-predicts without building its env; `EnvSpec` (id + keyword arguments) is how a checkpoint names
-the env it trained on. Nothing here names a particular env.
+predicts without building its env. An `EnvSpec` (eqtrade.envs.factory: id + keyword arguments)
+is how a checkpoint names the env it trained on. Nothing here names a particular env.
 """
 
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -142,22 +142,3 @@ def rng_from_state(state: dict | None) -> np.random.Generator | None:
     gen = np.random.Generator(getattr(np.random, state["bit_generator"])())
     gen.bit_generator.state = state
     return gen
-
-
-@dataclass
-class EnvSpec:
-    """Which environment to train on: `portfolio`, `trading`, a dm_control id or any gymnasium
-    id, plus keyword arguments; `eval_kwargs` override them for the evaluation env. A checkpoint
-    stores this (never the env itself)."""
-
-    id: str = "portfolio"
-    kwargs: dict = field(default_factory=dict)
-    eval_kwargs: dict = field(default_factory=dict)
-
-    def make(self, evaluation: bool = False) -> gym.Env:
-        from .factory import make_env
-
-        return make_env(self.id, **dict(self.kwargs, **(self.eval_kwargs if evaluation else {})))
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "kwargs": dict(self.kwargs), "eval_kwargs": dict(self.eval_kwargs)}

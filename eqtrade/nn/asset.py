@@ -30,6 +30,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..symmetry import Symmetry
+from . import mlp
+from .exact import EscnnMLP
+from .mlp import PlainMLP, matched_channels
+from .relaxed import RelaxedMLP
 from .reps import action_rep, obs_rep, trivial_rep
 
 
@@ -131,11 +136,6 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
     reflection); exact/relaxed channels matched in parameters to the plain head of widths `hidden`.
     context: "none" or "mean" (market pooling); assets: "exact" (one head for all) or "relaxed"
     (plus per-asset embeddings of `embed_dim`, keyed by `tickers`)."""
-    from ..symmetry import Symmetry
-    from .exact import EscnnMLP
-    from .factory import EXACT_LAYERS, PlainMLP, matched_channels
-    from .relaxed import RelaxedMLP
-
     if assets not in ASSET_FAMILIES:
         raise ValueError(f"assets must be one of {', '.join(ASSET_FAMILIES)}, got {assets!r}")
     if context not in CONTEXTS:
@@ -160,6 +160,6 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
     in_rep = obs_rep(sym)
     out_rep = action_rep(sym) + trivial_rep(sym, 1) if outputs == "actor" else trivial_rep(sym, 1)
     ch = tuple(channels) if channels is not None else matched_channels(family, in_rep, out_rep, hidden, banks)
-    head = (EscnnMLP(in_rep, out_rep, ch, layers=EXACT_LAYERS) if family == "exact"
+    head = (EscnnMLP(in_rep, out_rep, ch, layers=mlp.EXACT_LAYERS) if family == "exact"
             else RelaxedMLP(in_rep, out_rep, ch, banks=banks))
     return wrap(head)

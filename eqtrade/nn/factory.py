@@ -11,58 +11,16 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from ..symmetry import Symmetry
+from ..symmetry import FAMILIES, Symmetry
 from .exact import EscnnMLP, exact_param_count
 from .relaxed import RelaxedMLP, relaxed_param_count
+from . import mlp
 from .asset import asset_head
+from .mlp import PlainMLP, matched_channels, plain_param_count  # noqa: F401  (re-exported)
 from .conv import ConvEncoder1d
 from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep, zero_of
 
-FAMILIES = ("plain", "exact", "relaxed")
-#: input/output layers of the exact family: "frobenius" (default) or "escnn" (escnn.nn.Linear
-#: itself, the reference; bench/bench_nets.py times both)
-EXACT_LAYERS = "frobenius"
-
-
-class PlainMLP(nn.Module):
-    """An ordinary MLP with ReLU."""
-
-    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256)):
-        super().__init__()
-        dims = [in_dim, *hidden]
-        layers: list[nn.Module] = []
-        for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(dims[-1], out_dim))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def regularizer(self) -> torch.Tensor:
-        return zero_of(self)
-
-
-def plain_param_count(in_dim: int, out_dim: int, hidden: Sequence[int]) -> int:
-    dims = [in_dim, *hidden, out_dim]
-    return sum(a * b + b for a, b in zip(dims[:-1], dims[1:]))
-
-
-def matched_channels(family: str, in_rep: Rep, out_rep: Rep, hidden: Sequence[int], banks: int = 2,
-                     target: int | None = None) -> tuple[int, ...]:
-    """Regular-field channels per hidden layer whose parameter count is closest to `target`
-    (default: a plain MLP of widths `hidden`); same shape, widths scaled by one factor."""
-    if target is None:
-        target = plain_param_count(in_rep.dim, out_rep.dim, hidden)
-    count = (lambda ch: exact_param_count(in_rep, out_rep, ch)) if family == "exact" else (
-        lambda ch: relaxed_param_count(in_rep, out_rep, ch, banks))
-    best, best_err = None, math.inf
-    for s in np.linspace(0.02, 1.5, 800):
-        ch = tuple(max(1, int(round(s * h))) for h in hidden)
-        err = abs(count(ch) - target) / target
-        if err < best_err:
-            best, best_err = ch, err
-    return best
+FAMILIES = FAMILIES  # re-exported: defined once, in eqtrade.symmetry
 
 
 def _check(obs_space, symmetry: Symmetry | None, family: str, action_space=None) -> int:
@@ -124,7 +82,7 @@ def _networks(family, symmetry, obs_dim, extra_in, out_rep_fn, out_dim, hidden, 
         in_rep = in_rep + extra_in[1]()
     out_rep = out_rep_fn()
     ch = tuple(channels) if channels is not None else matched_channels(family, in_rep, out_rep, hidden, banks, target)
-    head = (EscnnMLP(in_rep, out_rep, ch, layers=EXACT_LAYERS) if family == "exact"
+    head = (EscnnMLP(in_rep, out_rep, ch, layers=mlp.EXACT_LAYERS) if family == "exact"
             else RelaxedMLP(in_rep, out_rep, ch, banks=banks))
     return enc, head
 

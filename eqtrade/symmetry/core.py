@@ -22,6 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
+#: the network families, the three ways a network treats a Symmetry: plain (ignores it), exact
+#: (equivariant by construction), relaxed (starts exact, may break it where the data asks)
+FAMILIES = ("plain", "exact", "relaxed")
+
 
 def _escnn_group(kind: str, n: int):
     with warnings.catch_warnings():
