@@ -23,6 +23,11 @@ EPILOG = """examples:
 """
 
 
+#: `eqtrade train` options that say how to run, not what: --resume may change them (--steps:
+#: train longer); every other option is part of the run's configuration
+TRAIN_RUNTIME_FLAGS = ("help", "steps", "device", "threads", "out", "resume", "no_progress", "data_dir", "verbose")
+
+
 def _data_dir_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--data-dir", metavar="DIR", default=None,
@@ -179,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "on a machine without a GPU)")
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar: one line per evaluation instead (the default when output is not a terminal)")
+    # the flags that set the run's configuration: --resume refuses them (the saved config.toml decides)
+    t.set_defaults(config_flags=tuple((a.option_strings[-1], a.dest) for a in t._actions
+                                      if a.option_strings and a.dest not in TRAIN_RUNTIME_FLAGS))
     m = sub.add_parser(
         "dmc", help="the continuous-control suite: plain/exact/relaxed SAC on dm_control tasks, exact and broken",
         description="Runs SAC for every domain x break strength x agent family x seed (trials of the sweep engine "
@@ -384,10 +392,7 @@ def cmd_train(args) -> int:
     if args.resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
-        fixed = {"--agent": args.agent, "--algo": args.algo, "--env": args.env, "--config": args.config,
-                 "--seed": args.seed, "--data": args.data, "--break": args.break_strength,
-                 "--assets": args.assets, "--context": args.context, "--encoder": args.encoder}
-        given = [k for k, v in fixed.items() if v is not None]
+        given = [flag for flag, dest in args.config_flags if getattr(args, dest) is not None]
         if given:
             raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
                              "change it (only --steps can: train longer)")
