@@ -1,6 +1,6 @@
 """eqtrade: approximately equivariant reinforcement learning for trading."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def register_envs() -> None:
