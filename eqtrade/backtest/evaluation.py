@@ -17,8 +17,10 @@ from ..envs.rollout import Episode, evaluate_policy, rollout
 def episode_stats(episodes: list[Episode]) -> dict[str, float]:
     """Mean return, and over all steps pooled the annualised Sharpe of the daily simple returns
     (from the log-growth rewards, as the backtests' Sharpe) and the mean daily turnover."""
+    from ..envs.rollout import mean_return
+
     rewards = np.asarray([r for e in episodes for r in e.rewards], dtype=float)
-    out = {"return": float(rewards.sum() / max(len(episodes), 1))}
+    out = {"return": mean_return(episodes)}
     turnover = [float(i["turnover"]) for e in episodes for i in e.infos[1:] if "turnover" in i]
     if turnover:
         r = np.expm1(rewards)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import gymnasium as gym
-import numpy as np
 
 
 @dataclass
@@ -51,5 +50,6 @@ def evaluate_policy(policy: Callable[[Any], Any], env: gym.Env, episodes: int, s
 
 
 def mean_return(episodes: list[Episode]) -> float:
-    """Mean undiscounted return of a list of episodes."""
-    return float(np.mean([e.total for e in episodes])) if episodes else float("nan")
+    """Mean undiscounted return of a list of episodes (every reward summed in order, then divided:
+    the same floating-point sum however the episodes are split)."""
+    return sum(r for e in episodes for r in e.rewards) / len(episodes) if episodes else float("nan")
