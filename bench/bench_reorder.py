@@ -31,10 +31,10 @@ def reorder_stability(run_dir, split: str = "test", orders: int = 5, seed: int =
     from eqtrade.backtest.report import _eval_env_kwargs, family_label, run_checkpoint
     from eqtrade.data.market import resolve_prices
 
-    path, _ = run_checkpoint(run_dir, "best")
-    import torch
+    from eqtrade.agents.checkpoint import read
 
-    state = torch.load(path, weights_only=False, map_location="cpu")
+    path, _ = run_checkpoint(run_dir, "best")
+    state = read(path)
     spec = EnvSpec(**state["env_spec"])
     kw = dict(_eval_env_kwargs(spec, split), cost_model="drift")
     prices = resolve_prices(kw.pop("prices", None), kw.pop("tickers", None), kw.get("data_dir"))
