@@ -117,8 +117,6 @@ class DMCEnv(gym.Env):
         if repeat < 1:
             raise ValueError(f"action_repeat must be >= 1, got {action_repeat!r}")
         self.domain, self.task, self.break_strength, self.action_repeat = domain, task, s, repeat
-        self._kwargs = dict(domain=domain, task=task, break_strength=s, action_repeat=repeat,
-                            max_tilt_deg=max_tilt_deg, rotations=rotations, dihedral=dihedral)
         self._spec = spec
         self.symmetry: Symmetry = (planar_rotation(rotations, dihedral) if spec.planar else spec.symmetry())
 

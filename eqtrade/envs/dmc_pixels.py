@@ -114,8 +114,6 @@ class PixelDMCEnv(gym.Env):
         self.action_space = self.state_env.action_space
         self.observation_space = spaces.Box(0, 255, (3 * self.frames, self.size, self.size), dtype=np.uint8)
         self._stack: list[np.ndarray] = []
-        self._kwargs = dict(domain=domain, task=task, break_strength=break_strength, action_repeat=action_repeat,
-                            size=size, frames=frames, camera=camera, dihedral=dihedral, scene=scene)
         try:
             self.render_frame()
         except Exception as e:  # a renderer that loads but cannot draw
