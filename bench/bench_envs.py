@@ -69,7 +69,7 @@ def main() -> None:
     import gym_anytrading  # noqa: F401  (registers stocks-v0)
 
     from eqtrade.data import load_prices
-    from eqtrade.envs import PortfolioEnv, TradingEnv
+    from eqtrade.envs import make_env  # as eqtrade train builds them: returns normalised by a wrapper
 
     rng = np.random.default_rng(0)
     prices = load_prices()
@@ -78,7 +78,7 @@ def main() -> None:
     # single asset
     aapl = prices[["AAPL"]].rename(columns={"AAPL": "Close"})
     anytrading = gymnasium.make("stocks-v0", df=aapl, window_size=32, frame_bound=(32, len(aapl))).unwrapped
-    ours = TradingEnv(prices=prices, ticker="AAPL", window=32, split=("1990-01-01", "2022-12-28"), episode_length=10**9)
+    ours = make_env("trading", prices=prices, ticker="AAPL", window=32, split=("1990-01-01", "2022-12-28"), episode_length=10**9)
     a2, a3 = rng.integers(0, 2, args.steps).tolist(), rng.integers(0, 3, args.steps).tolist()
     sps_any = steps_per_second(anytrading, a2)
     sps_ours = steps_per_second(ours, a3)
@@ -94,7 +94,7 @@ def main() -> None:
         finrl = Finrl(long, initial_amount=1.0, time_window=32, comission_fee_pct=0.001, cwd=tmp, new_gym_api=True)
         fa = [a / a.sum() for a in rng.random((args.finrl_steps, 21)).astype(np.float32)]
         sps_finrl = steps_per_second(finrl, fa, seeded=False)
-    port = PortfolioEnv(prices=prices, window=32, split=("1990-01-01", "2022-12-28"), episode_length=10**9)
+    port = make_env("portfolio", prices=prices, window=32, split=("1990-01-01", "2022-12-28"), episode_length=10**9)
     pa = rng.uniform(-1, 1, (args.steps, 20)).astype(np.float32)
     sps_port = steps_per_second(port, list(pa))
     rows += [("FinRL PortfolioOptimizationEnv", sps_finrl, 1.0), ("eqtrade PortfolioEnv", sps_port, sps_port / sps_finrl)]

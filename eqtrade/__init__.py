@@ -7,8 +7,8 @@ def register_envs() -> None:
     # entry points are strings: registering imports only gymnasium, not the environments
     import gymnasium as gym
 
-    for env_id, entry in (("eqtrade/Portfolio-v0", "eqtrade.envs.portfolio:PortfolioEnv"),
-                          ("eqtrade/Trading-v0", "eqtrade.envs.trading:TradingEnv")):
+    for env_id, entry in (("eqtrade/Portfolio-v0", "eqtrade.envs.factory:portfolio_env"),
+                          ("eqtrade/Trading-v0", "eqtrade.envs.factory:single_asset_env")):
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry)
     # dm_control suite tasks (eqtrade.envs.dmc.DOMAINS); dm_control is imported only on make()

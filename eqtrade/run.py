@@ -313,7 +313,7 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.csv").unlink(missing_ok=True)  # left by a start killed before its first checkpoint
         if is_trading(cfg["run"]["env"]):  # the observation scaling is part of the run
-            cfg["env"].setdefault("normalize", agent.env.unwrapped.normalize)
+            cfg["env"].setdefault("normalize", True)  # the env factory's default
         cfg["agent"] = agent.config.to_dict()  # every resolved option, defaults included
         cfg["agent"]["hidden"] = list(cfg["agent"]["hidden"])
         atomic_write_bytes(out / "config.toml", dump_toml(cfg).encode())

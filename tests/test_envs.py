@@ -61,7 +61,7 @@ def test_default_is_the_bundled_20_stock_panel_by_name():
 def test_splits_never_overlap_and_first_observation_uses_history(small):
     ranges = sorted((pd.Timestamp(a), pd.Timestamp(b)) for a, b in DEFAULT_SPLITS.values())
     assert all(prev[1] < nxt[0] for prev, nxt in zip(ranges, ranges[1:]))
-    env = PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True, normalize=False)  # raw returns shown
+    env = PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True)  # the env itself shows raw returns
     obs, info = env.reset()
     assert info["date"] == pd.Timestamp("2019-01-02")  # first day of the split, window reaches into 2018
     R = small.pct_change().to_numpy()

@@ -17,7 +17,8 @@ from eqtrade.agents import SAC, EnvSpec, SACConfig
 from eqtrade.data import load_prices
 from eqtrade.backtest.planted import rule_sharpe
 from eqtrade.data.synthetic import momentum_weights, planted_market
-from eqtrade.envs import PortfolioEnv, TradingEnv
+from eqtrade.envs import PortfolioEnv, TradingEnv, make_env
+from eqtrade.envs.wrappers import VolatilityNormalized
 from eqtrade.nn import build_actor, build_critic, build_value, equivariance_error
 from eqtrade.symmetry import portfolio_reflection
 
@@ -41,30 +42,43 @@ def walk(env, actions, seed=0):
     return np.array(out)
 
 
-# -- observation normalisation -------------------------------------------------------------------
+# -- observation normalisation (eqtrade.envs.wrappers.VolatilityNormalized, composed by the env factory) --
+def normed_portfolio(**kw):
+    """The portfolio env as the factory builds it (eqtrade train's default): returns normalised."""
+    return make_env("portfolio", **kw)
+
+
+def normed_trading(**kw):
+    return make_env("trading", **kw)
+
+
 def test_normalised_returns_are_causal_vol_scaled_and_clipped(small):
-    env = PortfolioEnv(prices=small, window=16, split=SPLIT, vol_window=20, clip=5.0)
-    R, X = env.market.returns, env._X
+    env = normed_portfolio(prices=small, window=16, split=SPLIT, vol_window=20, clip=5.0)
+    m = env.unwrapped.market
+    R, X = m.returns, m.scaled_returns(20, 5.0)
     for s in (30, 200, len(R) - 1):
         sigma = np.sqrt(np.mean(R[s - 20 : s] ** 2, axis=0))  # the 20 returns strictly before s
         np.testing.assert_allclose(X[s], np.clip(R[s] / sigma, -5, 5), rtol=1e-10)
     assert np.abs(X).max() <= 5.0
-    obs, _ = env.reset(seed=0)
+    obs, info = env.reset(seed=0)
+    t = m.date_list.index(info["date"])
+    np.testing.assert_array_equal(obs[:-4], X[t - 15 : t + 1].reshape(-1))  # what the wrapped env shows
     assert 0.3 < np.abs(obs[:-4]).std() < 3  # unit scale, next to weights in [-1, 1]
+    np.testing.assert_array_equal(obs[-4:], env.unwrapped.reset(seed=0)[0][-4:])  # the weights are not scaled
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_normalised_observations_have_no_look_ahead(small, seed):
     rng = np.random.default_rng(seed)
     acts = rng.uniform(-1, 1, size=(200, 4))
-    base = walk(PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True), acts)
-    env = PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True)
+    base = walk(normed_portfolio(prices=small, window=16, split=SPLIT, full_period=True), acts)
+    env = normed_portfolio(prices=small, window=16, split=SPLIT, full_period=True)
     cut = int(rng.integers(20, 150))
-    cut_date = env.market.date_list[env.market.first + cut]
+    cut_date = env.unwrapped.market.date_list[env.unwrapped.market.first + cut]
     changed = small.copy()
     after = changed.index > cut_date
     changed.loc[after] *= rng.uniform(0.5, 2.0, size=(int(after.sum()), 4))
-    again = walk(PortfolioEnv(prices=changed, window=16, split=SPLIT, full_period=True), acts)
+    again = walk(normed_portfolio(prices=changed, window=16, split=SPLIT, full_period=True), acts)
     np.testing.assert_array_equal(base[: cut + 1], again[: cut + 1])
     assert not np.array_equal(base[cut + 1], again[cut + 1])
 
@@ -74,13 +88,13 @@ def test_normalised_observations_keep_price_scale_invariance_and_the_exact_refle
     rng = np.random.default_rng(seed)
     acts = rng.uniform(-1, 1, size=(80, 4))
     kw = dict(window=16, split=SPLIT, full_period=True)
-    base = walk(PortfolioEnv(prices=small, **kw), acts)
-    scaled = walk(PortfolioEnv(prices=small * rng.uniform(1e-3, 1e3, size=4), **kw), acts)
+    base = walk(normed_portfolio(prices=small, **kw), acts)
+    scaled = walk(normed_portfolio(prices=small * rng.uniform(1e-3, 1e3, size=4), **kw), acts)
     np.testing.assert_allclose(base, scaled, rtol=0, atol=1e-12)
     # mirrored data: returns R -> -R (prices rebuilt from negated returns), actions negated
     R = small.pct_change().fillna(0.0)
     mirrored = (1 - R).cumprod() * small.iloc[0]
-    m = walk(PortfolioEnv(prices=mirrored, **kw), -acts)
+    m = walk(normed_portfolio(prices=mirrored, **kw), -acts)
     np.testing.assert_allclose(m, -base, rtol=0, atol=1e-9)
 
 
@@ -89,19 +103,20 @@ def test_return_scale_is_an_exact_symmetry_once_the_vol_window_is_full(small):
     calm = (1 + 0.3 * R).cumprod() * small.iloc[0]  # every return x 0.3: a calmer regime
     kw = dict(window=16, split=SPLIT, full_period=True, vol_window=40)
     acts = np.random.default_rng(0).uniform(-1, 1, size=(100, 4))
-    a, b = walk(PortfolioEnv(prices=small, **kw), acts), walk(PortfolioEnv(prices=calm, **kw), acts)
+    a, b = walk(normed_portfolio(prices=small, **kw), acts), walk(normed_portfolio(prices=calm, **kw), acts)
     n = 4 * 16
     np.testing.assert_allclose(a[:, :n], b[:, :n], rtol=0, atol=1e-9)
     raw = dict(kw, normalize=False)
-    ra, rb = walk(PortfolioEnv(prices=small, **raw), acts), walk(PortfolioEnv(prices=calm, **raw), acts)
+    ra, rb = walk(normed_portfolio(prices=small, **raw), acts), walk(normed_portfolio(prices=calm, **raw), acts)
     assert np.abs(ra[:, :n] - rb[:, :n]).max() > 1e-3  # the raw returns do change
 
 
 def test_trading_env_normalises_too(small):
-    env = TradingEnv(prices=small, ticker="AAPL", window=16, split=SPLIT)
+    env = normed_trading(prices=small, ticker="AAPL", window=16, split=SPLIT)
     obs, _ = env.reset(seed=0)
     assert 0.3 < np.abs(obs[:-1]).std() < 3
-    raw = TradingEnv(prices=small, ticker="AAPL", window=16, split=SPLIT, normalize=False)
+    raw = normed_trading(prices=small, ticker="AAPL", window=16, split=SPLIT, normalize=False)
+    assert isinstance(env, VolatilityNormalized) and not isinstance(raw, VolatilityNormalized)
     assert np.abs(raw.reset(seed=0)[0][:-1]).std() < 0.1
 
 
@@ -385,9 +400,10 @@ def test_evaluate_never_touches_the_training_env(small):
     agent = SAC(env, SACConfig(family="plain", hidden=(8,), encoder={"kind": "per_asset"}, learning_starts=10,
                                batch_size=8, eval_every=0, checkpoint_every=0), spec)  # no eval env given
     agent.learn(25, progress=False)
-    t, w, value = env._t, env._w.copy(), env.value
+    u = env.unwrapped
+    t, w, value = u._t, u._w.copy(), u.value
     agent.evaluate()
-    assert agent.eval_env is not env and env._t == t and np.array_equal(env._w, w) and env.value == value
+    assert agent.eval_env is not env and u._t == t and np.array_equal(u._w, w) and u.value == value
 
 
 def test_deterministic_actions_are_the_policy_mean(small):

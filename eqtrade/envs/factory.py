@@ -65,18 +65,14 @@ class EnvSpec:
 
 
 def make_env(env_id: str, **kwargs) -> gym.Env:
-    """An env by id, with the observation wrappers its keyword arguments ask for
-    (`obs_noise`: Gaussian noise on the observation; see eqtrade.envs.wrappers)."""
+    """An env by id, with the observation wrappers its keyword arguments ask for (see
+    eqtrade.envs.wrappers): for the trading envs `normalize` (default True), `vol_window` (63) and
+    `clip` (5.0): returns divided by their trailing volatility; for every env `obs_noise`:
+    Gaussian noise on the observation (`noise_seed`)."""
     noise = kwargs.pop("obs_noise", 0.0)
     noise_seed = kwargs.pop("noise_seed", 0)
-    if env_id == "portfolio":
-        from .portfolio import PortfolioEnv
-
-        env: gym.Env = PortfolioEnv(**kwargs)
-    elif env_id == "trading":
-        from .trading import TradingEnv
-
-        env = TradingEnv(**kwargs)
+    if is_trading(env_id):
+        return trading_env(env_id, obs_noise=noise, noise_seed=noise_seed, **kwargs)
     else:
         try:
             env = gym.make(env_id, **kwargs)
@@ -85,8 +81,38 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
                              f"dmc-pixels/DOMAIN-TASK or a gymnasium id ({e})") from e
         if env_id in KNOWN_SYMMETRIES and getattr(env.unwrapped, "symmetry", None) is None:
             env = WithSymmetry(env, KNOWN_SYMMETRIES[env_id]())
-    if noise:
-        from .wrappers import ObservationNoise
+    return _with_noise(env, noise, noise_seed)
 
-        env = ObservationNoise(env, float(noise), seed=int(noise_seed))
-    return env
+
+def _with_noise(env: gym.Env, noise: float, seed: int) -> gym.Env:
+    if not noise:
+        return env
+    from .wrappers import ObservationNoise
+
+    return ObservationNoise(env, float(noise), seed=int(seed))
+
+
+def trading_env(env_id: str = "portfolio", normalize: bool = True, vol_window: int = 63, clip: float = 5.0,
+                obs_noise: float = 0.0, noise_seed: int = 0, **kwargs) -> gym.Env:
+    """A trading env (portfolio or trading) with its observation wrappers; also the entry point of
+    the gymnasium ids eqtrade/Portfolio-v0 and eqtrade/Trading-v0."""
+    from .portfolio import PortfolioEnv
+    from .trading import TradingEnv
+    from .wrappers import VolatilityNormalized
+
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be true or false, got {normalize!r}")
+    env: gym.Env = (PortfolioEnv if env_id == "portfolio" else TradingEnv)(**kwargs)
+    if normalize:
+        env = VolatilityNormalized(env, vol_window, clip)
+    return _with_noise(env, obs_noise, noise_seed)
+
+
+def portfolio_env(**kwargs) -> gym.Env:
+    """gymnasium entry point of eqtrade/Portfolio-v0: `trading_env("portfolio", ...)`."""
+    return trading_env("portfolio", **kwargs)
+
+
+def single_asset_env(**kwargs) -> gym.Env:
+    """gymnasium entry point of eqtrade/Trading-v0: `trading_env("trading", ...)`."""
+    return trading_env("trading", **kwargs)

@@ -38,12 +38,10 @@ class PortfolioEnv(gym.Env):
     Observation (float64, flat): the last `window` daily simple returns of every asset,
     time-major (oldest day first: obs[t*N + i]), then the N asset weights held going into the
     decision (after the previous day's drift). Prices enter only through returns, so scaling
-    any asset's prices leaves every observation unchanged. With `normalize=True` (default) each
-    return is divided by its asset's causal trailing volatility (the RMS of the `vol_window`
-    returns before it, no demeaning) and clipped to ±`clip`: the market features then have unit
-    scale next to the weights, the reflection still negates them exactly, and multiplying all
-    returns by a constant (a volatility regime) leaves them unchanged once the trailing window
-    is full — an approximate return-scale symmetry (measured by `eqtrade symmetry`).
+    any asset's prices leaves every observation unchanged. The env shows raw simple returns; the
+    env factory (`make_env("portfolio", normalize=True)`, the default there and in `eqtrade
+    train`) wraps it in `eqtrade.envs.wrappers.VolatilityNormalized`, which divides each return
+    by its asset's causal trailing volatility and clips it (`return_window` is its hook).
 
     Action: mode "long_short": a in [-1, 1]^N, weights w = a / max(1, Σ|a|) (gross exposure
     <= 1, the rest in cash); mode "long_only": a in [-1, 1]^(N+1) (last = cash),
@@ -77,8 +75,7 @@ class PortfolioEnv(gym.Env):
 
     def __init__(self, prices=None, window: int = 32, split="train", mode: str = "long_short",
                  cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False,
-                 tickers=None, data_dir=None, cost_model: str = "target", normalize: bool = True,
-                 vol_window: int = 63, clip: float = 5.0, align: str = "inner"):
+                 tickers=None, data_dir=None, cost_model: str = "target", align: str = "inner"):
         if cost_model not in ("target", "drift"):
             raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
         self.cost_model = cost_model
@@ -97,9 +94,7 @@ class PortfolioEnv(gym.Env):
         k = n if mode == "long_short" else n + 1
         self.action_space = spaces.Box(-1.0, 1.0, (k,), dtype=np.float32)
         self._R = self.market.returns
-        self.normalize, self.vol_window, self.clip = bool(normalize), int(vol_window), float(clip)
         # what the observation shows: scaled returns (default) or the raw simple returns
-        self._X = self.market.scaled_returns(self.vol_window, self.clip) if self.normalize else self._R
         self._t = self.market.first
         self._end = self.market.last
         self._w = np.zeros(n)
@@ -145,7 +140,13 @@ class PortfolioEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         t, W = self._t, self.window
-        return np.concatenate([self._X[t - W + 1 : t + 1].reshape(-1), self._w])
+        return np.concatenate([self._R[t - W + 1 : t + 1].reshape(-1), self._w])
+
+    def return_window(self, table: np.ndarray) -> np.ndarray:
+        """`table` ([T, N], aligned with `market.returns`) over the current decision's window,
+        flattened as the observation's return block: an observation wrapper shows a transform of
+        the returns with it (eqtrade.envs.wrappers.VolatilityNormalized)."""
+        return table[self._t - self.window + 1 : self._t + 1].reshape(-1)
 
     def _info(self) -> dict:
         info = {"date": self.market.date_list[self._t], "weights": self._w.copy(), "value": self.value}

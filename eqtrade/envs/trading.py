@@ -21,16 +21,15 @@ class TradingEnv(gym.Env):
 
     The asset is `ticker` if given, else drawn at random from the panel at every reset.
     Observation (float64): the last `window` simple returns of the asset (oldest first), then p;
-    with `normalize=True` (default) the returns are divided by a causal trailing volatility and
-    clipped, as in PortfolioEnv.
+    the env factory normalises the returns by their trailing volatility as for PortfolioEnv
+    (`eqtrade.envs.wrappers.VolatilityNormalized`; `return_window` is its hook).
     Reward: log(1 + p·R[t+1] − c·|p − p_prev|); timing, ruin and episodes as in PortfolioEnv.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, prices=None, ticker: str | None = None, window: int = 32, split="train",
-                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None,
-                 normalize: bool = True, vol_window: int = 63, clip: float = 5.0):
+                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None):
         if cost_bps < 0:
             raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
         panel = resolve_prices(prices, None, data_dir)
@@ -46,9 +45,6 @@ class TradingEnv(gym.Env):
         self.action_space = spaces.Discrete(3)
         # one contiguous return series per asset: windows are slices, no copies per step
         self._series = np.ascontiguousarray(self.market.returns.T)
-        self.normalize = bool(normalize)
-        self._shown = (np.ascontiguousarray(self.market.scaled_returns(vol_window, clip).T) if self.normalize
-                       else self._series)  # what the observation shows
         self._lists = [row.tolist() for row in self._series]  # python floats for the reward arithmetic
         self._asset = 0
         self._r = self._series[0]
@@ -74,13 +70,18 @@ class TradingEnv(gym.Env):
         """C2 reflection: returns -> -returns, position -> -position, short <-> long."""
         return single_asset_reflection(self.window)
 
+    def return_window(self, table: np.ndarray) -> np.ndarray:
+        """`table` ([T, N], aligned with `market.returns`) over the current window of the asset
+        traded: an observation wrapper shows a transform of the returns with it."""
+        return table[self._t - self.window + 1 : self._t + 1, self._asset]
+
     @property
     def ticker(self) -> str:
         return self.tickers[self._asset]
 
     def _obs(self) -> np.ndarray:
         obs = np.empty(self.window + 1)
-        obs[:-1] = self._shown[self._asset, self._t - self.window + 1 : self._t + 1]
+        obs[:-1] = self._series[self._asset, self._t - self.window + 1 : self._t + 1]
         obs[-1] = self._p
         return obs
 

@@ -5,11 +5,13 @@ isotropic Gaussian noise, whose distribution every group element of a `Symmetry`
 permutations of components) leaves unchanged, so the wrapped env keeps the env's symmetry in
 distribution; it passes `symmetry` through unchanged.
 
-The return-scale invariance of the trading envs' observations (returns divided by their causal
-trailing volatility, `normalize=True`) is a documented property of the market features, not an
-escnn group: multiplying every return by c > 0 leaves the scaled returns unchanged once the
-trailing window is full. Its measured gap on data is `eqtrade symmetry`'s scale gap
-(`eqtrade.symmetry.gap.scale_gap`), and tests check the invariance on the wrapped envs.
+`VolatilityNormalized` divides the trading envs' returns by their causal trailing volatility.
+It commutes with the reflection (R -> -R maps the scaled returns to their negatives exactly, so
+the env's C2 symmetry passes through unchanged) and creates a continuous invariance of its own,
+which is declared as a documented property with a measured gap, not as an escnn group: the
+return-scale invariance R -> c·R (c > 0) holds exactly once the trailing window is full; on
+data, how far expected returns do scale with volatility is `eqtrade symmetry`'s scale gap
+(`eqtrade.symmetry.gap.scale_gap`). Tests check both on the wrapped envs.
 """
 
 from __future__ import annotations
@@ -50,3 +52,30 @@ class ObservationNoise(gym.ObservationWrapper):
     def step(self, action):
         obs, r, term, trunc, info = self.env.step(action)
         return (obs if term or trunc else self.observation(obs)), r, term, trunc, info
+
+
+class VolatilityNormalized(gym.ObservationWrapper):
+    """The trading envs' returns divided by their causal trailing volatility (the RMS of the
+    `vol_window` returns before each, no demeaning) and clipped to ±`clip`
+    (`eqtrade.data.market.Market.scaled_returns`): the market features get unit scale next to
+    the positions, which are left as they are.
+
+    Invariance it creates (a property, not a group): `return_scale_invariance`."""
+
+    #: the continuous symmetry this wrapper makes exact, and how it is measured on data
+    return_scale_invariance = ("R -> c·R for any c > 0 leaves the scaled returns unchanged once the "
+                               "trailing window is full; gap on data: eqtrade.symmetry.gap.scale_gap")
+
+    def __init__(self, env: gym.Env, vol_window: int = 63, clip: float = 5.0):
+        super().__init__(env)
+        u = env.unwrapped
+        if not callable(getattr(u, "return_window", None)):
+            raise TypeError(f"{u} shows no return window: VolatilityNormalized wraps the trading envs")
+        self.vol_window, self.clip = int(vol_window), float(clip)
+        self._scaled = u.market.scaled_returns(self.vol_window, self.clip)
+
+    def observation(self, obs):
+        shown = self.env.unwrapped.return_window(self._scaled)
+        out = np.array(obs, dtype=np.float64)
+        out[: shown.size] = shown
+        return out
