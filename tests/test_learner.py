@@ -5,7 +5,6 @@ the planted-market proof (one family here; all three in the slow test and bench/
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ from eqtrade.agents import SAC, EnvSpec, SACConfig
 from eqtrade.data import load_prices
 from eqtrade.backtest.planted import rule_sharpe
 from eqtrade.data.synthetic import momentum_weights, planted_market
-from eqtrade.envs import PortfolioEnv, TradingEnv, make_env
+from eqtrade.envs import PortfolioEnv, make_env
 from eqtrade.envs.wrappers import VolatilityNormalized
 from eqtrade.nn import build_actor, build_critic, build_value, equivariance_error
 from eqtrade.symmetry import portfolio_reflection
