@@ -20,6 +20,15 @@ import os  # noqa: E402
 
 if ctypes.util.find_library("EGL"):
     os.environ.setdefault("MUJOCO_GL", "egl")
+
+# one torch intra-op thread, as `eqtrade train` runs (run.threads = 1): the networks are small, and the
+# suite's processes (pytest-xdist workers, Ray trials, subprocesses) share the cores; more threads per
+# process only contend (bench/bench_threads.py). Set before torch is imported, and again after.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 PRICE_FIELDS = ["Adj Close", "Close", "High", "Low", "Open", "Volume"]
 
 

