@@ -151,3 +151,54 @@ def data_dir(tmp_path, monkeypatch):
     d = tmp_path / "data"
     monkeypatch.setenv("EQTRADE_DATA", str(d))
     return d
+
+
+# -- one Ray instance for the session --------------------------------------------------------------
+class SharedRay:
+    """The session's local Ray instance, started the way the sweep engine starts one (its own
+    `_init_ray`: the same runtime env, OMP_NUM_THREADS=1 and MUJOCO_GL for the trials) at the first
+    test that asks for it, and reused by every later one: the engine joins a running instance
+    instead of starting its own (about 12 s for each ray.init and shutdown on these machines).
+    Tests that need Ray not running in this process (one that checks that a sweep shuts down the
+    instance it started, one that joins a separate cluster) stop it first; the next test that asks
+    for it starts it again (test_sweep.py orders its tests so that this happens once)."""
+
+    cpus = 2  # two trials at a time, as `--cpus 2` / `--jobs 2` (and 0 = one per core) run here
+
+    def start(self) -> None:
+        import ray
+
+        from eqtrade.sweep.engine import _init_ray
+
+        if not ray.is_initialized():
+            _init_ray(None, self.cpus, 0.0)
+
+    def stop(self) -> None:
+        import sys
+
+        if "ray" in sys.modules:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    control = SharedRay()
+    yield control
+    control.stop()
+
+
+@pytest.fixture
+def ray_instance(shared_ray):
+    """A running local Ray instance (the session's), which sweeps and suites in this test join."""
+    shared_ray.start()
+    yield
+
+
+@pytest.fixture
+def no_ray(shared_ray):
+    """No Ray instance in this process: the test starts (and must stop) its own."""
+    shared_ray.stop()
+    yield

@@ -13,13 +13,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CFG = ('[run]\nsteps = 400\n[env]\nepisode_length = 40\n[agent]\nfamily = "plain"\nlearning_starts = 50\n'
-       'batch_size = 16\neval_every = 50\ncheckpoint_every = 20\n')
+CFG = ('[run]\nsteps = 400\n[env]\nepisode_length = 40\nsplit = ["2012-01-01", "2014-12-31"]\n[agent]\nfamily = "plain"\n'
+       'learning_starts = 50\nbatch_size = 16\neval_every = 50\ncheckpoint_every = 20\n')
+# (a 3-year train split, not the 15-year one: each evaluation also rolls the train split out)
+KILLS = 3  # runs killed before the one that finishes
 
 
 def _start(args, log):
     return subprocess.Popen([sys.executable, "-m", "eqtrade.cli", "train", *args, "--no-progress"],
                             stdout=log, stderr=subprocess.STDOUT)
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def test_train_survives_kill_minus_9_and_resumes(tmp_path):
@@ -28,26 +37,29 @@ def test_train_survives_kill_minus_9_and_resumes(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(CFG)
     out = tmp_path / "run"
+    ckpt = out / "checkpoint.pt"
     rng = np.random.default_rng(0)
     kills, resumed = 0, 0
     log = open(tmp_path / "log.txt", "w")
-    for attempt in range(8):
-        started = (out / "checkpoint.pt").exists()
+    for attempt in range(KILLS):
+        started = ckpt.exists()
         args = ["--out", str(out), "--resume"] if started else ["--config", str(cfg), "--out", str(out)]
         p = _start(args, log)
-        time.sleep(float(rng.uniform(2.5, 6.0)))  # imports take ~2 s; then it trains
-        if p.poll() is not None:
-            assert p.returncode == 0, (tmp_path / "log.txt").read_text()[-2000:]
-            break
+        # once this process has written a checkpoint of its own (it is training: past its imports),
+        # kill it at a random moment: inside a step, an evaluation or a checkpoint write (one every 20 steps)
+        before, deadline = _mtime(ckpt), time.time() + 120
+        while p.poll() is None and _mtime(ckpt) == before:
+            assert time.time() < deadline, (tmp_path / "log.txt").read_text()[-2000:]
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.0, 1.5)))
+        assert p.poll() is None, (tmp_path / "log.txt").read_text()[-2000:]  # killed before it could finish
         p.send_signal(signal.SIGKILL)
         p.wait()
         kills += 1
         resumed += started
-        if (out / "checkpoint.pt").exists():
-            Agent.load(out / "checkpoint.pt")  # readable after every kill
-    else:
-        p = _start(["--out", str(out), "--resume"], log)
-        assert p.wait(timeout=300) == 0, (tmp_path / "log.txt").read_text()[-2000:]
+        Agent.load(ckpt)  # readable after every kill
+    p = _start(["--out", str(out), "--resume"], log)
+    assert p.wait(timeout=300) == 0, (tmp_path / "log.txt").read_text()[-2000:]
     log.close()
     assert kills >= 2, kills
     agent = Agent.load(out / "checkpoint.pt")

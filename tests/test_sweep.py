@@ -42,6 +42,7 @@ steps = {steps}
 
 [env]
 episode_length = 100
+split = ["2012-01-01", "2014-12-31"]  # not the 15-year train split: every evaluation also rolls it out
 
 [eval_env]
 split = ["2015-01-01", "2015-12-31"]
@@ -63,7 +64,8 @@ def write_spec(path: Path, grid: str = GRID, steps: int = 300) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_sweep(tmp_path_factory):
+def local_sweep(tmp_path_factory, shared_ray):
+    shared_ray.stop()  # this sweep starts its own local instance (and must stop it: test_nothing_is_left_running)
     tmp = tmp_path_factory.mktemp("sweep")
     spec = load_spec(write_spec(tmp / "tiny.toml"))
     rows, table = run_sweep(spec, tmp / "out", cpus=2, progress=False)
@@ -107,8 +109,27 @@ def test_nothing_is_left_running_and_the_same_out_needs_resume_or_force(local_sw
     assert "--resume" in capsys.readouterr().err
 
 
-def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
-    spec_path = write_spec(tmp_path / "tiny.toml", steps=600)
+def test_a_two_node_cluster_runs_trials_on_both_nodes_and_gives_the_same_table(local_sweep, tmp_path, no_ray):
+    from ray.cluster_utils import Cluster
+
+    spec, _, _, local_table = local_sweep
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        rows, table = run_sweep(spec, tmp_path / "out", address=cluster.address, progress=False)
+    finally:
+        cluster.shutdown()
+    assert all(r["status"] == "finished" for r in rows), rows
+    nodes = {json.loads((Path(r["run"]) / "trial.json").read_text())["node"] for r in rows}
+    assert len(nodes) == 2, nodes
+    pd.testing.assert_frame_equal(_table(table.drop(columns=[], errors="ignore")), _table(local_table))
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, ray_instance):
+    # 300 steps: a trial takes ~15 s (mostly its worker's imports), so with --cpus 1 the second is
+    # still running when the first has finished and Ctrl-C is sent
+    spec_path = write_spec(tmp_path / "tiny.toml", steps=300)
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "eqtrade.cli", "sweep", str(spec_path), "--out", str(out),
@@ -139,7 +160,7 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
     assert (out / "report" / "summary.csv").exists()
 
 
-def test_a_trial_that_raises_is_reported_and_the_others_finish(tmp_path, capsys):
+def test_a_trial_that_raises_is_reported_and_the_others_finish(tmp_path, capsys, ray_instance):
     spec_path = write_spec(tmp_path / "bad.toml", grid='"agent.family" = ["plain"]\n"agent.lr" = [0.0003, -1.0]',
                            steps=200)
     rc = main(["sweep", str(spec_path), "--out", str(tmp_path / "out"), "--cpus", "2", "--no-progress"])
@@ -149,23 +170,6 @@ def test_a_trial_that_raises_is_reported_and_the_others_finish(tmp_path, capsys)
     assert "1 of 2 trial(s) finished" in cap.out
     assert (tmp_path / "out" / "runs" / "family=plain,lr=0.0003" / "trial.json").exists()
     assert (tmp_path / "out" / "report" / "summary.csv").exists()  # the table of what finished
-
-
-def test_a_two_node_cluster_runs_trials_on_both_nodes_and_gives_the_same_table(local_sweep, tmp_path):
-    from ray.cluster_utils import Cluster
-
-    spec, _, _, local_table = local_sweep
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    try:
-        cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        rows, table = run_sweep(spec, tmp_path / "out", address=cluster.address, progress=False)
-    finally:
-        cluster.shutdown()
-    assert all(r["status"] == "finished" for r in rows), rows
-    nodes = {json.loads((Path(r["run"]) / "trial.json").read_text())["node"] for r in rows}
-    assert len(nodes) == 2, nodes
-    pd.testing.assert_frame_equal(_table(table.drop(columns=[], errors="ignore")), _table(local_table))
 
 
 def test_bad_specs_are_one_line_errors(tmp_path, capsys):
@@ -187,7 +191,7 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
         assert not (tmp_path / f"o{i}").exists()  # nothing started, nothing written
 
 
-def test_a_search_samples_the_ranges_and_asha_stops_poor_trials_early(tmp_path):
+def test_a_search_samples_the_ranges_and_asha_stops_poor_trials_early(tmp_path, ray_instance):
     text = TINY.format(grid="", split=SPLIT, steps=400).replace("[sweep.grid]\n", "").replace(
         "[sweep.report]", '[sweep.search]\nsamples = 4\ngrace = 100\n"agent.lr" = { loguniform = [1e-4, 1e-3] }\n'
         '"agent.reward_scale" = { choice = [10.0, 100.0] }\n\n[sweep.report]')
