@@ -202,3 +202,32 @@ def no_ray(shared_ray):
     """No Ray instance in this process: the test starts (and must stop) its own."""
     shared_ray.stop()
     yield
+
+
+# -- pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) ---------------------------------------
+#: files whose module-scoped fixtures train or render something: their tests stay on one worker
+#: (so that the fixture is built once); every other test is scheduled on its own
+SHARED_FIXTURE_FILES = {"test_backtest.py", "test_guards.py", "test_pixels.py"}
+RAY_FIXTURES = {"shared_ray", "ray_instance", "no_ray"}
+
+
+def xdist_group(item) -> str | None:
+    """The tests that run Ray in this process share one worker (its one Ray instance, in the
+    order test_sweep.py needs); tests of SHARED_FIXTURE_FILES stay with their file."""
+    if RAY_FIXTURES & set(item.fixturenames):
+        return "ray"
+    if item.path.name in SHARED_FIXTURE_FILES:
+        return item.path.name
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # before xdist's own hook, which appends the group to each test id. The Ray tests first, as
+    # they are the longest chain on one worker (the rest balance around them); test_sweep's first
+    # of them, whose module fixture runs a sweep on its own instance before the shared one starts
+    for item in items:
+        group = xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: 2 if xdist_group(item) != "ray" else 0 if item.path.name == "test_sweep.py" else 1)

@@ -126,7 +126,12 @@ TINY = dict(domains=["cartpole-swingup"], breaks=[0.0, 0.5], steps=100, seeds=1,
             eval_episodes=1, hidden=[16, 16], learning_starts=50, eval_every=50, curve_episodes=1, jobs=1)
 
 
+@pytest.mark.slow
 def test_suite_end_to_end_through_the_cli(tmp_path, monkeypatch, capsys, ray_instance):
+    """12 Ray trials (6 runs, then the same command again): slow. In the default suite, what it checks
+    is guarded by test_suite_resumes_an_interrupted_run_and_runs_in_parallel (run_suite on Ray),
+    test_a_suite_run_is_evaluated_under_noise_and_reused_and_summarised (each run, the reuse, the
+    table and curves) and test_the_dmc_command_builds_the_suite_and_prints_its_table (the CLI)."""
     from eqtrade.sweep import dmc as suite
 
     monkeypatch.setattr(suite, "QUICK", TINY)
@@ -247,10 +252,14 @@ PIXELS_TINY = dict(steps=24, seeds=1, obs_noise=[0.0, 0.1], eval_episodes=1, hid
                    eval_every=12, curve_episodes=1, lr=1e-4, batch_size=4)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MUJOCO_GL") not in ("egl", "osmesa", "glfw"), reason="needs headless OpenGL")
 def test_pixel_suite_through_the_cli(tmp_path, monkeypatch, capsys, ray_instance):
     """`eqtrade dmc --pixels`: DrQ-v2 runs from frames for every family and break, with the
-    group-conv encoder for the equivariant families; observation noise on pixels."""
+    group-conv encoder for the equivariant families; observation noise on pixels. Three pixel Ray
+    trials: slow; guarded in the default suite by test_a_pixel_suite_run_trains_from_frames_with_its_encoder
+    (one such run, without Ray) and test_the_dmc_command_builds_the_suite_and_prints_its_table
+    (the --pixels flags)."""
     from eqtrade.sweep import dmc as suite
 
     monkeypatch.setattr(suite, "PIXELS_QUICK", PIXELS_TINY)
@@ -266,6 +275,86 @@ def test_pixel_suite_through_the_cli(tmp_path, monkeypatch, capsys, ray_instance
     assert all('env = "dmc-pixels/cartpole-swingup"' in c and 'scene = "symmetric"' in c for c in cfgs)
     assert all(r["equivariance_error"] is None if r["family"] == "plain" else np.isfinite(r["equivariance_error"])
                for r in results)
+
+
+def test_a_suite_run_is_evaluated_under_noise_and_reused_and_summarised(tmp_path):
+    """What the (slow) end-to-end suite checks of its runs, without Ray: run_one trains a run,
+    evaluates it under each noise level and writes result.json; the same call again reuses it
+    (nothing retrained); summarise writes the table over every break and family and the curves."""
+    import pandas as pd
+
+    from eqtrade.sweep.dmc import SuiteConfig, run_config, run_dir, run_one, summarise
+
+    sc = SuiteConfig(**TINY)
+    cfg = run_config(sc, "cartpole-swingup", 0.5, "relaxed", 0)
+    rd = run_dir(tmp_path, "cartpole-swingup", 0.5, "relaxed", 0)
+    r = run_one(cfg, rd, sc.obs_noise, sc.eval_episodes)
+    saved = json.loads((rd / "result.json").read_text())
+    assert saved["frames"] == 100 * 8 and set(saved["returns"]) == {"0", "0.1"} and not saved["resumed"]
+    assert [p[0] for p in saved["curve"]] == [400, 800]
+    assert np.isfinite(saved["equivariance_error"]) and saved["family"] == "relaxed" and saved["break"] == 0.5
+    stamps = {p: p.stat().st_mtime_ns for p in rd.iterdir()}
+    assert run_one(cfg, rd, sc.obs_noise, sc.eval_episodes) == saved  # reused: nothing is retrained or rewritten
+    assert {p: p.stat().st_mtime_ns for p in rd.iterdir()} == stamps
+    results = [dict(r, **{"break": b, "family": f, "equivariance_error": None if f == "plain" else 0.0})
+               for b in (0.0, 0.5) for f in ("plain", "exact", "relaxed")]
+    table = summarise(results, tmp_path)
+    assert {"return σ=0", "return σ=0.1", "curve mean"} <= set(table.columns)
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert len(summary) == 6 and list(summary["family"][:3]) == ["plain", "exact", "relaxed"]
+    assert set(summary["break"]) == {0.0, 0.5}
+    assert (tmp_path / "curves-cartpole-swingup.png").stat().st_size > 10_000
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 12  # one row per run and noise level
+
+
+def test_the_dmc_command_builds_the_suite_and_prints_its_table(tmp_path, monkeypatch, capsys):
+    """`eqtrade dmc` without Ray: the presets and flags become the SuiteConfig run_suite gets, and
+    the command prints the table and the curve files (the suite itself: the Ray tests above)."""
+    import pandas as pd
+
+    from eqtrade.sweep import dmc as suite
+
+    seen = []
+
+    def fake_run_suite(sc, out, progress=True, address=None):
+        seen.append((sc, out))
+        out.mkdir(parents=True)
+        (out / "curves-cartpole-swingup.png").write_bytes(b"png")
+        return [], pd.DataFrame({"family": ["plain"], "return σ=0.1": ["1.0 ± 0.1"], "curve mean": ["2.0"]})
+
+    monkeypatch.setattr(suite, "run_suite", fake_run_suite)
+    out = tmp_path / "dmc"
+    assert main(["dmc", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "return σ=0.1" in printed and "curve mean" in printed and "curves-cartpole-swingup.png" in printed
+    sc, where = seen[-1]
+    assert where == out and not sc.pixels and all(getattr(sc, k) == v for k, v in suite.QUICK.items())
+    assert sc.agents == ["plain", "exact", "relaxed"]
+    assert main(["dmc", "--pixels", "--quick", "--encoder", "group", "--break", "0.5", "--jobs", "2", "--scene",
+                 "symmetric", "--out", str(tmp_path / "px"), "--no-progress"]) == 0
+    sc, _ = seen[-1]
+    assert sc.pixels and sc.encoder == "group" and sc.breaks == [0.5] and sc.jobs == 2 and sc.scene == "symmetric"
+    assert all(getattr(sc, k) == v for k, v in suite.PIXELS_QUICK.items() if k not in ("jobs",))
+
+
+@pytest.mark.skipif(os.environ.get("MUJOCO_GL") not in ("egl", "osmesa", "glfw"), reason="needs headless OpenGL")
+def test_a_pixel_suite_run_trains_from_frames_with_its_encoder(tmp_path):
+    """One run of `eqtrade dmc --pixels --encoder group` without Ray (the suite on Ray: the slow
+    test_pixel_suite_through_the_cli): DrQ-v2 from frames with the group-conv encoder, evaluated
+    under pixel noise; the plain family's run keeps the reference CNN."""
+    from eqtrade.sweep.dmc import SuiteConfig, run_config, run_one
+
+    # one evaluation on the curve and one under noise (4 episodes of 125 rendered steps would take twice as long)
+    sc = SuiteConfig(**dict(PIXELS_TINY, pixels=True, encoder="group", breaks=[0.5], scene="symmetric", eval_every=24,
+                            obs_noise=[0.1]))
+    assert "encoder" not in run_config(sc, "cartpole-swingup", 0.5, "plain", 0)["agent"]
+    cfg = run_config(sc, "cartpole-swingup", 0.5, "exact", 0)
+    r = run_one(cfg, tmp_path / "run", sc.obs_noise, sc.eval_episodes)
+    assert r["pixels"] and r["frames"] == 24 * 8 and r["break"] == 0.5 and r["encoder"] == "group"
+    assert set(r["returns"]) == {"0.1"} and np.isfinite(r["returns"]["0.1"]) and len(r["curve"]) == 1
+    assert np.isfinite(r["equivariance_error"]) and r["equivariance_error"] < 1e-4
+    text = (tmp_path / "run" / "config.toml").read_text()
+    assert 'kind = "group"' in text and 'env = "dmc-pixels/cartpole-swingup"' in text and 'algo = "drqv2"' in text
 
 
 def test_encoder_needs_the_pixel_suite(capsys):

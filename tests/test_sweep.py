@@ -109,7 +109,12 @@ def test_nothing_is_left_running_and_the_same_out_needs_resume_or_force(local_sw
     assert "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_two_node_cluster_runs_trials_on_both_nodes_and_gives_the_same_table(local_sweep, tmp_path, no_ray):
+    """Two raylets and four trials: slow. Guarded in the default suite by
+    test_a_sweep_given_an_address_joins_that_cluster_and_ships_the_package (the engine joins the
+    cluster at --address with the package in the runtime env), test_each_trial_records_the_ray_node_it_ran_on
+    and test_the_sweep_table_equals_compare_on_the_same_runs."""
     from ray.cluster_utils import Cluster
 
     spec, _, _, local_table = local_sweep
@@ -126,7 +131,93 @@ def test_a_two_node_cluster_runs_trials_on_both_nodes_and_gives_the_same_table(l
     pd.testing.assert_frame_equal(_table(table.drop(columns=[], errors="ignore")), _table(local_table))
 
 
+def test_each_trial_records_the_ray_node_it_ran_on(local_sweep):
+    _, _, rows, _ = local_sweep
+    nodes = {json.loads((Path(r["run"]) / "trial.json").read_text())["node"] for r in rows}
+    assert len(nodes) == 1 and all(len(n) == 56 and int(n, 16) >= 0 for n in nodes), nodes  # a Ray NodeID (hex)
+
+
+def test_a_sweep_given_an_address_joins_that_cluster_and_ships_the_package(tmp_path, monkeypatch):
+    """The engine's side of a cluster sweep, without one: with an address, ray.init joins it and
+    ships the eqtrade package and the trials' environment with the job (the slow two-node test runs one)."""
+    import ray
+
+    import eqtrade
+
+    class Joined(Exception):
+        pass
+
+    calls = []
+
+    def fake_init(*args, **kw):
+        calls.append((args, kw))
+        raise Joined
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fake_init)
+    spec = load_spec(write_spec(tmp_path / "tiny.toml"))
+    with pytest.raises(Joined):
+        run_sweep(spec, tmp_path / "out", address="10.1.2.3:6379", progress=False)
+    ((args, kw),) = calls
+    assert kw["address"] == "10.1.2.3:6379" and not args
+    assert kw["runtime_env"]["py_modules"] == [str(Path(eqtrade.__file__).resolve().parent)]
+    assert kw["runtime_env"]["env_vars"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_a_resumed_sweep_does_not_run_its_finished_trials_again(local_sweep, ray_instance, capsys):
+    """--resume on a sweep whose trials have finished: none is run again (the slow test interrupts a
+    sweep with Ctrl-C first). Last of the tests on local_sweep: it rewrites the report."""
+    spec, out, rows, _ = local_sweep
+    before = {p.parent.name: (p.stat().st_mtime_ns, (p.parent / "metrics.csv").read_bytes())
+              for p in out.glob("runs/*/trial.json")}
+    assert len(before) == 4
+    assert main(["sweep", spec.source, "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "4 of 4 trial(s) finished" in capsys.readouterr().out
+    after = {p.parent.name: (p.stat().st_mtime_ns, (p.parent / "metrics.csv").read_bytes())
+             for p in out.glob("runs/*/trial.json")}
+    assert after == before
+    assert (out / "report" / "summary.csv").exists()
+
+
+def test_a_trial_that_finished_in_an_earlier_session_is_not_run_again(tmp_path, local_sweep, ray_instance):
+    """The trainable's own check (a trial that Ray Tune restores as unfinished, although its run
+    wrote trial.json before Ctrl-C arrived): skipped, unless the caller decides (the dmc suite)."""
+    from eqtrade.sweep.engine import _trainable
+
+    _, out, rows, _ = local_sweep
+    state = json.loads((out / "sweep.json").read_text())
+    name = sorted(state["trials"])[0]
+    trials = {name: dict(state["trials"][name], dir=str(out / "runs" / name))}
+    called = []
+    _trainable({"trial": name}, trials, str(out), lambda cfg, run_dir, report: called.append(run_dir), skip_done=True)
+    assert called == []
+    fresh = tmp_path / "fresh"
+    trials = {name: dict(state["trials"][name], dir=str(fresh))}
+    _trainable({"trial": name}, trials, str(out), lambda cfg, run_dir, report: called.append(run_dir) or {},
+               skip_done=True)
+    assert called == [fresh] and json.loads((fresh / "trial.json").read_text())["status"] == "finished"
+
+
+def test_ctrl_c_during_a_sweep_exits_130_and_says_how_to_resume(tmp_path, monkeypatch, capsys):
+    import eqtrade.sweep
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eqtrade.sweep, "run_sweep", interrupted)
+    spec_path = write_spec(tmp_path / "tiny.toml")
+    assert main(["sweep", str(spec_path), "--out", str(tmp_path / "out"), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and f"--out {tmp_path / 'out'} --resume" in err
+
+
+@pytest.mark.slow
 def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, ray_instance):
+    """A sweep in a subprocess, Ctrl-C once a trial has finished, then --resume: slow (its own Ray
+    instance in the subprocess, then three more trials). Guarded in the default suite by
+    test_a_resumed_sweep_does_not_run_its_finished_trials_again, test_a_trial_that_finished_in_an_earlier_session_is_not_run_again,
+    test_ctrl_c_during_a_sweep_exits_130_and_says_how_to_resume and, for Ctrl-C on Ray Tune with trials
+    running, test_dmc.py::test_ctrl_c_stops_a_parallel_suite_with_the_running_runs_checkpointed."""
     # 300 steps: a trial takes ~15 s (mostly its worker's imports), so with --cpus 1 the second is
     # still running when the first has finished and Ctrl-C is sent
     spec_path = write_spec(tmp_path / "tiny.toml", steps=300)
@@ -191,10 +282,19 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
         assert not (tmp_path / f"o{i}").exists()  # nothing started, nothing written
 
 
+SEARCH = ('[sweep.search]\nsamples = 4\ngrace = 100\n"agent.lr" = { loguniform = [1e-4, 1e-3] }\n'
+          '"agent.reward_scale" = { choice = [10.0, 100.0] }\n\n[sweep.report]')
+
+
+def search_text(steps: int) -> str:
+    return TINY.format(grid="", split=SPLIT, steps=steps).replace("[sweep.grid]\n", "").replace("[sweep.report]", SEARCH)
+
+
+@pytest.mark.slow
 def test_a_search_samples_the_ranges_and_asha_stops_poor_trials_early(tmp_path, ray_instance):
-    text = TINY.format(grid="", split=SPLIT, steps=400).replace("[sweep.grid]\n", "").replace(
-        "[sweep.report]", '[sweep.search]\nsamples = 4\ngrace = 100\n"agent.lr" = { loguniform = [1e-4, 1e-3] }\n'
-        '"agent.reward_scale" = { choice = [10.0, 100.0] }\n\n[sweep.report]')
+    """Four sampled trials on Ray: slow. Guarded in the default suite by
+    test_a_search_is_optuna_over_the_ranges_with_asha_and_each_trial_trains_its_sample."""
+    text = search_text(400)
     spec = load_spec(write_text(tmp_path / "search.toml", text))
     rows, table = run_sweep(spec, tmp_path / "out", cpus=2, progress=False)
     assert table is None and len(rows) == 4  # a search tunes on valid: no report table
@@ -211,3 +311,38 @@ def test_a_search_samples_the_ranges_and_asha_stops_poor_trials_early(tmp_path, 
 def write_text(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def test_a_search_is_optuna_over_the_ranges_with_asha_and_each_trial_trains_its_sample(tmp_path, monkeypatch,
+                                                                                       ray_instance):
+    """The search without running one (that is the slow test above): the spec's ranges become Tune's
+    space (log-uniform, choice), searched by Optuna's TPE with ASHA over the trial's steps (grace
+    from the spec), and a trial trains its sampled values on the base config."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from eqtrade.sweep.engine import _search_space, _trainable
+
+    spec = load_spec(write_text(tmp_path / "search.toml", search_text(400)))
+    search = dict(spec.search, max_steps=400)
+    space, cfg = _search_space(search, "eval_return", "max")
+    lr, scale = space["agent"]["lr"], space["agent"]["reward_scale"]
+    assert (lr.lower, lr.upper) == (1e-4, 1e-3) and type(lr.get_sampler()).__name__ == "_LogUniform"
+    assert list(scale.categories) == [10.0, 100.0]
+    assert isinstance(cfg.search_alg, OptunaSearch) and cfg.num_samples == 4
+    assert isinstance(cfg.scheduler, ASHAScheduler) and cfg.scheduler._time_attr == "step"
+    rungs = [r[0] for r in cfg.scheduler._brackets[0]._rungs]  # ASHA's milestones: grace, 2x grace, ...
+    assert min(rungs) == 100 and cfg.scheduler._max_t == 401 and cfg.metric == "eval_return" and cfg.mode == "max"
+
+    class Context:
+        def get_trial_id(self):
+            return "abc123"
+
+    monkeypatch.setattr(tune, "get_context", lambda: Context())
+    seen = []
+    _trainable({"agent": {"lr": 5e-4, "reward_scale": 10.0}}, {"__base__": spec.base}, str(tmp_path / "out"),
+               lambda c, run_dir, report: seen.append((c, run_dir)) or {}, skip_done=True)
+    ((c, run_dir),) = seen
+    assert c["agent"]["lr"] == 5e-4 and c["agent"]["reward_scale"] == 10.0 and c["agent"]["family"] == "relaxed"
+    assert run_dir == tmp_path / "out" / "runs" / "abc123" and (run_dir / "trial.json").exists()
