@@ -23,7 +23,7 @@ def register_envs() -> None:
                          ("acrobot", "swingup"), ("ball_in_cup", "catch"), ("reacher", "easy")):
         env_id = f"dmc-pixels/{domain}-{task}"
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point="eqtrade.envs.dmc_pixels:PixelDMCEnv",
+            gym.register(id=env_id, entry_point="eqtrade.envs.dmc_pixels:pixel_env",
                          kwargs={"domain": domain, "task": task}, disable_env_checker=True)
 
 

@@ -581,7 +581,7 @@ def cmd_symmetry_pixels(args) -> int:
 
     rows = []
     for b in _floats(args.breaks, "--break"):
-        env = make_pixels(args.env, break_strength=b, scene=args.scene)
+        env = make_pixels(args.env, break_strength=b, scene=args.scene).unwrapped
         r = image_symmetry_check(env, n_states=args.states, seed=args.seed)
         rows.append({"break": b, "tilt °": MAX_TILT_DEG * b, "ε_img (mean rel. L1)": r["eps_img"],
                      "ε_img max": r["eps_img_max"], "pixels off (> 8/255)": r["pixels_off"], "states": r["states"]})

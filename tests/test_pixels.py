@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import pickle
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from eqtrade.envs.dmc_pixels import PIXEL_IDS, image_gap, image_transform, make_pixels, mirror
+from eqtrade.envs.wrappers import FrameStack
 
 RENDERS = os.environ.get("MUJOCO_GL") in ("egl", "osmesa", "glfw")
 needs_gl = pytest.mark.skipif(not RENDERS, reason="no headless OpenGL (EGL/OSMesa) on this machine: see README")
@@ -58,7 +60,11 @@ def test_image_gap_is_exact_on_a_symmetric_scene_and_sees_a_broken_one():
 def test_pixel_env_spaces_stacking_and_determinism():
     env = make_pixels("dmc-pixels/cartpole-swingup")
     assert env.observation_space.shape == (9, 84, 84) and env.observation_space.dtype == np.uint8
-    assert env.action_space.shape == (1,) and env.action_repeat == 8
+    # the pixel env renders one frame; stacking is the factory's wrapper (as for gym.make of the id)
+    assert isinstance(env, FrameStack) and env.unwrapped.observation_space.shape == (3, 84, 84)
+    made = gym.make("dmc-pixels/cartpole-swingup")
+    assert made.observation_space.shape == (9, 84, 84) and made.unwrapped.observation_space.shape == (3, 84, 84)
+    assert env.action_space.shape == (1,) and env.unwrapped.action_repeat == 8
     o, _ = env.reset(seed=3)
     assert o.shape == (9, 84, 84) and o.dtype == np.uint8
     np.testing.assert_array_equal(o[:3], o[6:])  # reset stacks the first frame
@@ -86,7 +92,7 @@ def test_pixel_env_spaces_stacking_and_determinism():
 def _pushed_states_and_renderer(env, steps: int):
     """4 states reached by pushing with a constant action (`steps` env steps apart, from seed 1),
     and render(state) -> that state's frame."""
-    st = env.state_env
+    st = env.unwrapped.state_env
     st.reset(seed=1)
     states = []
     for _ in range(4):
@@ -96,7 +102,7 @@ def _pushed_states_and_renderer(env, steps: int):
 
     def render(s):
         st.set_state(s)
-        return env.render_frame()
+        return env.unwrapped.render_frame()
 
     return states, render
 
@@ -111,7 +117,7 @@ def test_rendered_scenes_are_approximately_mirror_symmetric(env_id):
     env = make_pixels(env_id, size=48, **({"dihedral": True} if "reacher" in env_id else {}))
     r = image_symmetry_check(env, n_states=4)
     assert 0.0 < r["eps_img"] < 1.5 and r["elements"] == env.symmetry.order - 1
-    st = env.state_env
+    st = env.unwrapped.state_env
     states, render = _pushed_states_and_renderer(env, 5)
 
     # the declared map is checked, not a tautology: a wrong map on the state (identity) differs more
@@ -137,7 +143,7 @@ def test_the_symmetric_scene_mirrors_exactly_up_to_rasterisation(env_id):
     wrong = image_gap(render, states, lambda x: x, lambda img: image_transform(env.symmetry, img, 1))["eps_img"]
     assert wrong > 3 * sym["eps_img"], (wrong, sym)
     o, _ = env.reset(seed=0)
-    assert o.shape == (9, 48, 48) and pickle.loads(pickle.dumps(env)).scene == "symmetric"
+    assert o.shape == (9, 48, 48) and pickle.loads(pickle.dumps(env)).unwrapped.scene == "symmetric"
 
 
 def test_random_shift_is_a_translation_of_at_most_pad_pixels():
@@ -212,7 +218,7 @@ def cartpole_frames():
     for _ in range(48):
         o, *_ = env.step(rng.uniform(-1, 1, 1))
         frames.append(o)
-        xs.append(env.state_env.get_state()["qpos"][0])
+        xs.append(env.unwrapped.state_env.get_state()["qpos"][0])
     return np.stack(frames), np.array(xs), env.symmetry
 
 

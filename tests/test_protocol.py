@@ -120,7 +120,7 @@ def test_resume_from_plain_episode_state_is_exact(tmp_path):
     half.learn(175, progress=False)  # mid-episode
     half.save(tmp_path / "c.pt")
     state = torch.load(tmp_path / "c.pt", weights_only=False)
-    assert state["episode_state"]["t"] == 25 and "env" not in state
+    assert state["episode_state"]["env"]["t"] == 25 and "env" not in state  # plain data, no pickled env
     resumed = Agent.load(tmp_path / "c.pt", build_env=True)
     assert episode_state(resumed.env) == episode_state(half.env)
     resumed.learn(260, progress=False)

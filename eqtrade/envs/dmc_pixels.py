@@ -1,7 +1,8 @@
 """dm_control tasks from pixels: ``dmc-pixels/DOMAIN-TASK``, the paper's own setting.
 
-Observations are 84x84 RGB frames rendered from a fixed camera, uint8, the last 3 stacked on the
-channel axis ([9, 84, 84], oldest first), with the state tasks' action repeat, episode length,
+Observations are 84x84 RGB frames rendered from a fixed camera, uint8 ([3, 84, 84]); the env
+factory (`make_pixels`, the registered ids) stacks the last 3 on the channel axis with
+`eqtrade.envs.wrappers.FrameStack` ([9, 84, 84], oldest first). With the state tasks' action repeat, episode length,
 rewards and symmetry break (gravity tilt). Rendering is headless: EGL by default, OSMesa as a
 fallback (MUJOCO_GL); a clear error names the packages when neither renders.
 
@@ -84,7 +85,8 @@ def untexture(model) -> None:
 
 
 class PixelDMCEnv(gym.Env):
-    """A dm_control task observed through its front camera: [3·frames, size, size] uint8.
+    """A dm_control task observed through its front camera: one frame, [3, size, size] uint8
+    (`make_pixels` stacks frames).
 
     scene: "textured" (dm_control's look, as DrQ-v2 sees it: skybox, checker floor, shadows) or
     "symmetric" (the same bodies and lights, without skybox, floor texture, shadows and
@@ -93,17 +95,17 @@ class PixelDMCEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, domain: str = "cartpole", task: str = "swingup", break_strength: float = 0.0,
-                 action_repeat: int | None = None, size: int = 84, frames: int = 3, camera: int | None = None,
+                 action_repeat: int | None = None, size: int = 84, camera: int | None = None,
                  dihedral: bool = False, scene: str = "textured"):
         if scene not in SCENES:
             raise ValueError(f"scene must be one of {', '.join(SCENES)}, got {scene!r}")
         if domain not in PIXEL_DOMAINS:
             raise ValueError(f"no pixel version of {domain}-{task} yet; pixel tasks: {', '.join(PIXEL_IDS)}")
-        if int(size) < 16 or int(frames) < 1:
-            raise ValueError(f"size must be >= 16 and frames >= 1, got size={size}, frames={frames}")
+        if int(size) < 16:
+            raise ValueError(f"size must be >= 16, got size={size}")
         self.backend = ensure_rendering()
         self.state_env = DMCEnv(domain, task, break_strength, action_repeat, dihedral=dihedral)
-        self.domain, self.task, self.size, self.frames = domain, task, int(size), int(frames)
+        self.domain, self.task, self.size = domain, task, int(size)
         self.scene = scene
         self._flags = SYMMETRIC_RENDER_FLAGS if scene == "symmetric" else None
         if scene == "symmetric":
@@ -112,8 +114,7 @@ class PixelDMCEnv(gym.Env):
         self.break_strength, self.action_repeat = self.state_env.break_strength, self.state_env.action_repeat
         self.symmetry = self.state_env.symmetry  # acts on actions as in the state task; images: `image_transform`
         self.action_space = self.state_env.action_space
-        self.observation_space = spaces.Box(0, 255, (3 * self.frames, self.size, self.size), dtype=np.uint8)
-        self._stack: list[np.ndarray] = []
+        self.observation_space = spaces.Box(0, 255, (3, self.size, self.size), dtype=np.uint8)
         try:
             self.render_frame()
         except Exception as e:  # a renderer that loads but cannot draw
@@ -125,37 +126,39 @@ class PixelDMCEnv(gym.Env):
                                             render_flag_overrides=self._flags)
         return np.ascontiguousarray(img.transpose(2, 0, 1))
 
-    def _obs(self) -> np.ndarray:
-        return np.concatenate(self._stack, axis=0)
-
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         _, info = self.state_env.reset(seed=seed)
-        frame = self.render_frame()
-        self._stack = [frame] * self.frames
-        return self._obs(), info
+        return self.render_frame(), info
 
     def step(self, action):
         _, reward, terminated, truncated, info = self.state_env.step(action)
-        self._stack = self._stack[1:] + [self.render_frame()]
-        return self._obs(), reward, terminated, truncated, info
+        return self.render_frame(), reward, terminated, truncated, info
 
     def close(self):
         self.state_env.close()
 
     def episode_state(self) -> dict:
-        """The episode in progress as plain data: the state task's, and the frames stacked."""
-        return {"state_env": self.state_env.episode_state(), "stack": [f.copy() for f in self._stack]}
+        """The episode in progress as plain data: the state task's (the frame is rendered from it)."""
+        return {"state_env": self.state_env.episode_state()}
 
     def restore_episode(self, d: dict) -> None:
         self.state_env.restore_episode(d["state_env"])
-        self._stack = [np.asarray(f) for f in d["stack"]]
 
 
-def make_pixels(env_id: str, **kwargs) -> PixelDMCEnv:
-    """A `PixelDMCEnv` from an id such as ``dmc-pixels/cartpole-swingup``."""
+def pixel_env(domain: str = "cartpole", task: str = "swingup", frames: int = 3, **kwargs) -> gym.Env:
+    """A `PixelDMCEnv` with its last `frames` frames stacked (`FrameStack`): [3·frames, size, size];
+    the entry point of the registered dmc-pixels/... ids."""
+    from .wrappers import FrameStack
+
+    return FrameStack(PixelDMCEnv(domain, task, **kwargs), frames)
+
+
+def make_pixels(env_id: str, **kwargs) -> gym.Env:
+    """`pixel_env` from an id such as ``dmc-pixels/cartpole-swingup`` (the env itself:
+    ``.unwrapped``)."""
     domain, task = parse_pixel_id(env_id)
-    return PixelDMCEnv(domain, task, **kwargs)
+    return pixel_env(domain, task, **kwargs)
 
 
 def image_gap(render, states, transform, image_op=mirror) -> dict:
@@ -174,9 +177,10 @@ def image_gap(render, states, transform, image_op=mirror) -> dict:
             "states": len(rel)}
 
 
-def image_symmetry_check(env: PixelDMCEnv, n_states: int = 16, seed: int = 0) -> dict:
+def image_symmetry_check(env: gym.Env, n_states: int = 16, seed: int = 0) -> dict:
     """`image_gap` on the renderer for every g ≠ e (averaged; the max over g too): states visited
-    by a random policy."""
+    by a random policy. `env`: a `PixelDMCEnv`, wrapped or not."""
+    env = env.unwrapped
     st_env = env.state_env
     rng = np.random.default_rng(seed)
     low, high = env.action_space.low.astype(np.float64), env.action_space.high.astype(np.float64)

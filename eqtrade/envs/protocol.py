@@ -111,22 +111,48 @@ class EnvInterface:
         return cls(s["observation_space"], s["action_space"], s["symmetry"], None, s["assets"])
 
 
+def _layers(env: gym.Env) -> list:
+    """The env's layers, outermost wrapper first, the unwrapped env last."""
+    out, e = [], env
+    while isinstance(e, gym.Wrapper):
+        out.append(e)
+        e = e.env
+    return out + [e]
+
+
+def _own(layer, name: str):
+    """`layer.name` when the layer's own class defines it (gymnasium wrappers forward nothing)."""
+    return getattr(layer, name) if callable(getattr(type(layer), name, None)) else None
+
+
 def episode_state(env: gym.Env) -> dict | None:
-    """The episode in progress as plain data (None: the env cannot resume mid-episode)."""
-    u = env.unwrapped
-    get = getattr(u, "episode_state", None)
-    return get() if callable(get) else None
+    """The episode in progress as plain data: the unwrapped env's, and that of each wrapper that
+    holds some (frame stacking); None when the unwrapped env cannot resume mid-episode."""
+    layers = _layers(env)
+    get = _own(layers[-1], "episode_state")
+    if get is None:
+        return None
+    wrappers = [[type(w).__name__, _own(w, "episode_state")()] for w in layers[:-1] if _own(w, "episode_state")]
+    return {"env": get(), "wrappers": wrappers}
 
 
 def restore_episode(env: gym.Env, state: dict | None) -> bool:
-    """Put the env back into a saved episode; False when there is nothing to restore (the caller
-    then starts a new episode)."""
-    u = env.unwrapped
-    put = getattr(u, "restore_episode", None)
-    if state is None or not callable(put):
+    """Put the env (and its wrappers) back into a saved episode; False when there is nothing to
+    restore (the caller then starts a new episode). A ValueError when the saved wrappers are not
+    this env's."""
+    layers = _layers(env)
+    put = _own(layers[-1], "restore_episode")
+    if state is None or put is None:
         return False
+    holders = [w for w in layers[:-1] if _own(w, "restore_episode")]
+    names = [type(w).__name__ for w in holders]
+    if names != [n for n, _ in state["wrappers"]]:
+        raise ValueError(f"the saved episode was taken through wrappers {[n for n, _ in state['wrappers']]}, "
+                         f"this env has {names}")
     env.reset()  # through the wrappers (gymnasium's order enforcing, time limits), then the saved episode
-    put(state)
+    put(state["env"])
+    for w, (_, s) in zip(holders, state["wrappers"]):
+        w.restore_episode(s)
     return True
 
 

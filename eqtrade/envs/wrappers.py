@@ -12,6 +12,12 @@ which is declared as a documented property with a measured gap, not as an escnn 
 return-scale invariance R -> c·R (c > 0) holds exactly once the trailing window is full; on
 data, how far expected returns do scale with volatility is `eqtrade symmetry`'s scale gap
 (`eqtrade.symmetry.gap.scale_gap`). Tests check both on the wrapped envs.
+
+`FrameStack` stacks the last k observations on the channel axis (the pixel tasks' 3 frames). The
+group acts on every frame alike (`eqtrade.symmetry.image.image_transform` acts on the trailing
+image axes), so g·stack(frames) = stack(g·frames): the env's symmetry passes through unchanged.
+A wrapper that holds episode state (the frames stacked) saves and restores it with the env's own
+(`eqtrade.envs.protocol.episode_state`), so a checkpoint taken mid-episode resumes it.
 """
 
 from __future__ import annotations
@@ -79,3 +85,48 @@ class VolatilityNormalized(gym.ObservationWrapper):
         out = np.array(obs, dtype=np.float64)
         out[: shown.size] = shown
         return out
+
+
+class FrameStack(gym.ObservationWrapper):
+    """The last `frames` observations concatenated on axis 0, oldest first; `reset` repeats the
+    first observation. [C, H, W] frames -> [frames·C, H, W]."""
+
+    def __init__(self, env: gym.Env, frames: int = 3):
+        super().__init__(env)
+        if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+            raise ValueError(f"frames must be a whole number >= 1, got {frames!r}")
+        self.frames = int(frames)
+        space = env.observation_space
+        low = np.concatenate([space.low] * self.frames, axis=0)
+        high = np.concatenate([space.high] * self.frames, axis=0)
+        self.observation_space = gym.spaces.Box(low, high, dtype=space.dtype)
+        self._stack: list[np.ndarray] = []
+
+    @property
+    def symmetry(self):
+        from .protocol import symmetry_of
+
+        return symmetry_of(self.env)
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._stack = [obs] * self.frames
+        return self._obs(), info
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self._stack = self._stack[1:] + [obs]
+        return self._obs(), r, term, trunc, info
+
+    def observation(self, obs):  # gymnasium's ObservationWrapper API; reset and step stack instead
+        return obs
+
+    def _obs(self) -> np.ndarray:
+        return np.concatenate(self._stack, axis=0)
+
+    def episode_state(self) -> dict:
+        """The frames stacked, as plain data."""
+        return {"stack": [np.array(f, copy=True) for f in self._stack]}
+
+    def restore_episode(self, d: dict) -> None:
+        self._stack = [np.asarray(f) for f in d["stack"]]
