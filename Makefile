@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q $(PIP_ARGS) -c constraints.txt -e ".[test]"
 	MUJOCO_GL=disable $(PY) -W ignore::UserWarning -c "import escnn, torch, numpy, pandas, pyarrow, dm_control.suite; print('eqtrade env ok: torch', torch.__version__, 'numpy', numpy.__version__)"
 	# pixel tasks: check once that MuJoCo renders headless (EGL, else OSMesa); state tasks do not need it
-	$(PY) -W ignore -c "from eqtrade.envs.dmc_pixels import make_pixels; e = make_pixels('dmc-pixels/cartpole-swingup'); print('rendering ok: MUJOCO_GL=' + e.backend)" \
+	$(PY) -W ignore -c "from eqtrade.envs.dmc_pixels import make_pixels; e = make_pixels('dmc-pixels/cartpole-swingup'); print('rendering ok: MUJOCO_GL=' + e.unwrapped.backend)" \
 	  || echo "WARNING: MuJoCo cannot render here; dmc-pixels tasks are unavailable (see the error above)"
 	touch $(STAMP)
 
@@ -33,11 +33,15 @@ demo: $(STAMP)
 	$(VENV)/bin/eqtrade backtest runs/demo-relaxed --split test --out backtests/demo-relaxed
 	@echo "demo done: tearsheet at backtests/demo-relaxed/tearsheet.html, run at runs/demo-relaxed/"
 
+# two pytest-xdist workers (one per core); tests/conftest.py keeps Ray's tests and the files with
+# shared trained fixtures on one worker each (--dist loadgroup)
+XDIST := -n 2 --dist loadgroup
+
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m ""
+	$(PY) -m pytest -q $(XDIST) -m ""
 
 # the documentation site (MkDocs + mkdocs-material) into site/; --strict: a broken link or anchor fails
 docs: $(STAMP)
