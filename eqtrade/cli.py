@@ -389,6 +389,10 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else None
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
+    from .util import MAX_STEPS, MAX_STEPS_WHY
+
+    if args.steps is not None and args.steps > MAX_STEPS:
+        raise ValueError(f"--steps {args.steps} is more than the limit of {MAX_STEPS:_} steps ({MAX_STEPS_WHY})")
     if args.resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")

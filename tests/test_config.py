@@ -48,7 +48,7 @@ def test_the_default_tables_name_only_real_options():
     known = {f.name for cls in (SACConfig, DQNConfig, DrQConfig) for f in dataclasses.fields(cls)}
     assert set(BASE["agent"]) <= known and set(PORTFOLIO_AGENT) <= {f.name for f in dataclasses.fields(SACConfig)}
     for env in ("portfolio", "trading", "Pendulum-v1", "CartPole-v1"):
-        cfg = resolve_config(env=env, steps=10)
+        cfg = resolve_config(env=env, steps=5000)  # > learning_starts, with an evaluation after it
         ALGOS[cfg["run"]["algo"]].config_cls.from_dict(cfg["agent"])  # every resolved option is typed
         assert cfg["run"]["threads"] == 1
 

@@ -94,9 +94,12 @@ def _planted_store(tmp_path):
 def test_data_dir_is_used_by_train(tmp_path, capsys):
     store = _planted_store(tmp_path)
     out = tmp_path / "run"
-    assert main(["train", "--data", "pm", "--data-dir", str(store), "--out", str(out), *FAST, "--no-progress"]) == 0
+    tiny = tmp_path / "tiny.toml"  # a budget that trains: learning_starts below --steps, no evaluations
+    tiny.write_text("[agent]\nlearning_starts = 10\nbatch_size = 8\neval_every = 0\ncheckpoint_every = 0\n")
+    assert main(["train", "--config", str(tiny), "--data", "pm", "--data-dir", str(store), "--out", str(out), *FAST,
+                 "--no-progress"]) == 0
     assert 'data_dir = "' in (out / "config.toml").read_text()
-    assert main(["train", "--data", "pm", "--out", str(tmp_path / "r2"), *FAST]) == 2  # not in ./data
+    assert main(["train", "--config", str(tiny), "--data", "pm", "--out", str(tmp_path / "r2"), *FAST]) == 2  # not in ./data
     assert not (tmp_path / "r2").exists()
 
 
