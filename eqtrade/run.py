@@ -18,7 +18,7 @@ from .agents.callbacks import MetricsCSV
 from .envs.factory import is_dmc, is_pixels, is_trading
 from .envs.factory import EnvSpec
 from .strategies import load_toml
-from .util import MAX_STEPS, MAX_STEPS_WHY, dump_toml
+from .util import MAX_STEPS, MAX_STEPS_WHY, OBS_NOISE, dump_toml
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,9 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         if not is_dmc(cfg["run"]["env"]):
             raise ValueError(f"--break applies to dm_control envs (dmc/..., dmc-pixels/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
+    for table in ("env", "eval_env"):
+        if "obs_noise" in cfg.get(table, {}):
+            OBS_NOISE.check(f"[{table}] obs_noise", cfg[table]["obs_noise"])
     pixels = is_pixels(cfg["run"]["env"])
     if encoder is not None:
         from .agents.drq import ENCODERS

@@ -114,6 +114,10 @@ class Range:
 
     def check(self, name: str, value) -> None:
         """A ValueError naming the option, the value and the range when `value` is out of it."""
-        if value not in self:
-            raise ValueError(f"{name} = {value!r} is out of range: it must be {self}"
+        if value not in self:  # a flag reads "--window 0", a config key "gamma = 5.0"
+            raise ValueError(f"{name}{' ' if name.startswith('-') else ' = '}{value!r} is out of range: it must be {self}"
                              + (f" ({self.note})" if self.note else ""))
+
+
+#: observation noise levels (--obs-noise, [env] obs_noise, [sweep.report] obs_noise)
+OBS_NOISE = Range(0, note="the standard deviation of the Gaussian noise added to each observation entry; 0: none")

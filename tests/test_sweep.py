@@ -280,6 +280,7 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
          "[run] steps 800 must exceed [agent] learning_starts 1000"),
         ('[sweep]\nname = "x"\n[run]\nsteps = 2000\n[sweep.search]\n"agent.learning_starts" = { randint = [100, 5000] }\n',
          "learning_starts 4999"),
+        ('[sweep]\nname = "x"\n[sweep.report]\nobs_noise = [0.0, -0.1]\n', "[sweep.report] obs_noise = -0.1 is out of range"),
     ]
     for i, (text, words) in enumerate(cases):
         p = tmp_path / f"s{i}.toml"
