@@ -35,10 +35,11 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
         trials = trial_configs(spec, data_dir)
     else:
         from ..run import merge
-        from .engine import resolve_trial_config
+        from .engine import check_search_space, resolve_trial_config
 
         base = merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
         resolved = resolve_trial_config(base)  # the base config must be valid before anything is sampled
+        check_search_space(base, search["space"])  # and so must the ends of every range
         trials = {"__base__": base}
         search = dict(search, max_steps=int(resolved["run"]["steps"]))  # ASHA's horizon: a trial's whole run
     created = not out.exists()
