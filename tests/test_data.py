@@ -200,6 +200,10 @@ def test_day_first_dates_that_could_be_month_first_need_a_date_format(tmp_path, 
     assert "not written one way" in _one_line_error(capsys)
     assert _import(tmp_path, "date,A\n2021-02-01,1\n02/02/2021,2\n", "mixed") == 2
     assert "row 2: '02/02/2021' is not written like row 1's '2021-02-01'" in _one_line_error(capsys)
+    # month-first daily dates with one day-first date: read day first they would be a month apart
+    text = "date,A\n01/04/2021,1\n01/05/2021,1.1\n01/06/2021,1.2\n31/12/2020,1.3\n01/07/2021,1.2\n"
+    assert _import(tmp_path, text, "mixed") == 2
+    assert "read day first (as row 4 '31/12/2020' demands) are about a month apart" in _one_line_error(capsys)
     assert _import(tmp_path, "date,A\n1.2.2021,1\n", "bad", "--date-format", "%d/%m/%Y") == 2
     assert "row 1: '1.2.2021' does not match --date-format '%d/%m/%Y'" in _one_line_error(capsys)
 
@@ -257,6 +261,8 @@ def test_semicolon_and_tab_files_with_decimal_commas(tmp_path, capsys):
     np.testing.assert_array_equal(load_prices(source="tab", data_dir=tmp_path / "s")["A"], [10.25, 10.5])
     assert _import(tmp_path, "date;A\n2021-01-04;10,5\n2021-01-05;1,2,3\n", "bad") == 2
     assert "'A', row 2: '1,2,3' is not a number" in _one_line_error(capsys)
+    assert _import(tmp_path, "date,A\n2021-01-04,10,5\n2021-01-05,10,6\n", "bad") == 2  # decimal commas with ','
+    assert "row 1 has more cells than the header has names (1, separated by ',')" in _one_line_error(capsys)
 
 
 def test_a_split_outside_the_data_names_the_split_and_the_data(tmp_path, capsys):

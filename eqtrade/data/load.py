@@ -278,6 +278,17 @@ def _read_dm(text: list[str], rows: list[int], path: Path) -> tuple[list[str], s
         y = int(m.group(4)) if len(m.group(4)) == 4 else _year2(int(m.group(4)))
         d, mo = (x, y_) if day_first else (y_, x)
         out.append(_iso(y, mo, d, m.groups()[4:]))
+    if (hi_a is not None or hi_b is not None) and len(ms) >= 4:
+        # a few rows written the other way round in a daily file: read this way the dates are a
+        # month apart, the other way (where it can be read) a day or so
+        alt = [_iso(int(m.group(4)) if len(m.group(4)) == 4 else _year2(int(m.group(4))),
+                    *((x, y_) if day_first else (y_, x)), m.groups()[4:]) for m, x, y_ in zip(ms, a, b)]
+        if _median_gap(out) >= 25 and _median_gap(alt) <= 5:
+            k = hi_a if hi_a is not None else hi_b
+            raise ImportFormatError(
+                f"{path}: the dates read {'day' if day_first else 'month'} first (as row {rows[k] + 1} "
+                f"{text[rows[k]]!r} demands) are about a month apart, the other way round a day: the file mixes "
+                f"both orders? Write every date one way, e.g. 2021-01-04, or pass --date-format")
     note = None
     if hi_a is not None:
         i = rows[hi_a]
@@ -286,6 +297,12 @@ def _read_dm(text: list[str], rows: list[int], path: Path) -> tuple[list[str], s
         i = rows[hi_b]
         note = f"dates read month first ({_format_hint(text[i], False)}): row {i + 1} {text[i]!r} has a day above 12"
     return out, note
+
+
+def _median_gap(iso: list[str]) -> float:
+    """Median days between consecutive distinct valid dates (sorted); nan with fewer than 3."""
+    d = pd.to_datetime(pd.Series(iso), format="ISO8601", errors="coerce").dropna().drop_duplicates().sort_values()
+    return float(d.diff().dt.days.median()) if len(d) >= 3 else float("nan")
 
 
 def _year2(yy: int) -> int:
@@ -462,12 +479,16 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
         elif ".csv" in suffixes or ".txt" in suffixes or ".tsv" in suffixes:
             sep, decimal_comma = _sniff(path)
             raw = pd.read_csv(path, sep=sep, dtype=str if decimal_comma else None)
+            if not isinstance(raw.index, pd.RangeIndex):  # pandas took the extra first cells as an index
+                raise ImportFormatError(
+                    f"{path}: row 1 has more cells than the header has names ({len(raw.columns)}, separated by "
+                    f"{sep!r}): a separator inside a value, such as a decimal comma? Use ';' between cells")
         else:
             raise ImportFormatError(f"{path}: unknown file type {suffixes or '(none)'}; use .csv, .tsv, .csv.gz or .parquet")
     except ImportFormatError:
         raise
     except Exception as exc:
-        raise ImportFormatError(f"{path}: cannot be read ({exc})") from exc
+        raise ImportFormatError(f"{path}: cannot be read ({' '.join(str(exc).split())})") from exc
     if raw.empty:
         raise ImportFormatError(f"{path}: no rows")
     notes: list[str] = []
