@@ -262,7 +262,7 @@ def test_semicolon_and_tab_files_with_decimal_commas(tmp_path, capsys):
     assert _import(tmp_path, "date;A\n2021-01-04;10,5\n2021-01-05;1,2,3\n", "bad") == 2
     assert "'A', row 2: '1,2,3' is not a number" in _one_line_error(capsys)
     assert _import(tmp_path, "date,A\n2021-01-04,10,5\n2021-01-05,10,6\n", "bad") == 2  # decimal commas with ','
-    assert "row 1 has more cells than the header has names (1, separated by ',')" in _one_line_error(capsys)
+    assert "row 1 has more cells than the header has names (2, separated by ',')" in _one_line_error(capsys)
 
 
 def test_a_split_outside_the_data_names_the_split_and_the_data(tmp_path, capsys):
