@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--ticker", default=None, help="ticker name for a single-ticker OHLCV file (default: file name)")
     i.add_argument("--price-column", default=None, help="price column of a long/OHLCV file")
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    i.add_argument("--date-format", default=None, metavar="FORMAT",
+                   help="strptime format of the dates, e.g. %%d/%%m/%%Y (needed when day and month could be "
+                   "swapped: no day above 12 in the file)")
     i.add_argument("--allow-jumps", action="store_true",
                    help="accept single-day moves beyond x100 (otherwise an error: usually a decimal or unit mistake)")
     pl = dsub.add_parser(
@@ -544,7 +547,7 @@ def cmd_data(args) -> int:
     if args.data_command == "import":
         entry, rep = data.import_prices(args.path, args.name, data_dir=args.data_dir, force=args.force,
                                         ticker=args.ticker, price_column=args.price_column,
-                                        allow_jumps=args.allow_jumps)
+                                        allow_jumps=args.allow_jumps, date_format=args.date_format)
         print(f"imported {args.path} as dataset {args.name!r} ({entry['layout']} layout): "
               f"{len(entry['tickers'])} ticker(s), {entry['rows']} rows, {entry['first']} .. {entry['last']}")
         print(rep)
