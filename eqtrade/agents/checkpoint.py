@@ -77,7 +77,8 @@ def read(path) -> dict:
     if path.stat().st_size == 0:
         raise fail(f"{path} is empty (a write that never finished?)")
     if _truncated_zip(path):
-        raise fail(f"{path} is truncated (a write that never finished, or a partial copy?)")
+        raise fail(f"{path} is not a readable eqtrade checkpoint (truncated: a write that never finished, or a "
+                   "partial copy?)")
     try:
         state = torch.load(path, weights_only=False, map_location="cpu")
     except Exception as e:  # EOF, a file of another kind, a pickle of a removed class

@@ -95,7 +95,7 @@ def span_notes(prices: pd.DataFrame, split, window: int) -> tuple[dict, list[str
         why = (f"the data has no price before {_day(idx[0])}" if idx[0] > start
                else f"only {p0} trading day(s) of data precede it")
         notes.append(f"shortened: the backtest's returns start {_day(first)}, not at the requested start "
-                     f"{_day(start)}: {why}, and the {window}-day window needs {window} days of history")
+                     f"{_day(start)}: {why}, and the {window}-day window needs {window} day(s) of history")
     if end < OPEN_END and (end - last).days > 7:
         notes.append(f"shortened: the backtest's returns end {_day(last)}, not at the requested end {_day(end)}: "
                      f"the data has no price after {_day(idx[-1])}")
