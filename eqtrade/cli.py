@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("target", metavar="RUN_DIR|STRATEGY",
                    help="a run directory (with checkpoint.pt), a baseline name (equal-weight, buy-and-hold, sp500, "
                    "cash) or a strategies/*.toml with a [baseline] table")
-    b.add_argument("--split", default="test", help="train, valid, test (default) or START:END")
+    b.add_argument("--split", default="test", help="train, valid, test (default) or START:END; an end left out "
+                   "(2019-01-01: or :2015-12-31) is the data's first or last date")
     b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT)")
     b.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
                    help="Gaussian observation noise during the rollout (robustness)")
@@ -297,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         "runs.csv and equity.png (one curve per seed) to --out.",
     )
     c.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    c.add_argument("--split", default="test")
+    c.add_argument("--split", default="test", help="train, valid, test (default) or START:END, as for backtest")
     c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
     c.add_argument("--force", action="store_true", help="replace an earlier comparison in --out")
@@ -765,6 +766,7 @@ def cmd_symmetry(args) -> int:
 
     prices = _prices_arg(args.data, args.source, args.data_dir)
     start, end = split_range(_split_arg(args.split))
+    start, end = max(start, prices.index[0]), min(end, prices.index[-1])  # an open end: the data's
     hist = prices.loc[:end]
     hist = hist.iloc[max(0, hist.index.searchsorted(start) - 1):]  # one day before: the first return
     rows = reflection_gap(hist, window=args.window, n_boot=args.boot, seed=args.seed, progress=True)

@@ -362,7 +362,8 @@ def test_open_ended_splits_run_to_the_data_and_bad_splits_are_one_line(tmp_path,
     assert main(["backtest", "cash", "--split", ":1990-03-30", "--no-html", "--out", str(tmp_path / "start")]) == 0
     cfg = tomllib.loads((tmp_path / "start" / "config.toml").read_text())["backtest"]
     assert cfg["requested_start"] == "start of data" and cfg["last_date"] == "1990-03-30"
-    capsys.readouterr()
+    assert main(["symmetry", "--data", "AAPL", "--split", "2022-01-01:", "--boot", "2", "--window", "8"]) == 0
+    assert "reflection gap of daily returns, 2022-01-01..2022-12-28" in capsys.readouterr().out
     for bad, why in [("foo", "use train, valid, test or START:END"), ("2020-01-01:2019-01-01", "is before its start"),
                      ("2019-13-01:2020-01-01", "month must be in 1..12"), ("NaT:2020-01-01", "'NaT' is not a date")]:
         assert main(["backtest", "cash", f"--split={bad}", "--out", str(tmp_path / "x")]) == 2
