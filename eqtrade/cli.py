@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("target", metavar="RUN_DIR|STRATEGY",
                    help="a run directory (with checkpoint.pt), a baseline name (equal-weight, buy-and-hold, sp500, "
                    "cash) or a strategies/*.toml with a [baseline] table")
-    b.add_argument("--split", default="test", help="train, valid, test (default) or START:END")
+    b.add_argument("--split", default="test", help="train, valid, test (default) or START:END; an end left out "
+                   "(2019-01-01: or :2015-12-31) is the data's first or last date")
     b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT)")
     b.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
                    help="Gaussian observation noise during the rollout (robustness)")
@@ -301,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "runs.csv and equity.png (one curve per seed) to --out.",
     )
     c.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    c.add_argument("--split", default="test")
+    c.add_argument("--split", default="test", help="train, valid, test (default) or START:END, as for backtest")
     c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
     c.add_argument("--force", action="store_true", help="replace an earlier comparison in --out")
@@ -325,7 +326,10 @@ def cmd_backtest(args) -> int:
     OBS_NOISE.check("--obs-noise", args.obs_noise)
     if args.out:  # before a minute of backtesting: refuse an --out that holds other results
         check_output_dir(Path(args.out), "backtest", args.force)
-    if (Path(args.target) / "checkpoint.pt").exists():
+    target = Path(args.target)
+    if target.is_dir() and not (target / "checkpoint.pt").is_file():
+        raise ValueError(_not_a_run(target))
+    if (target / "checkpoint.pt").exists():
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
                                 checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir,
                                 data=args.data)
@@ -338,7 +342,9 @@ def cmd_backtest(args) -> int:
         bts, ctx = backtest_strategy(args.target, split, data=args.data, cost_model=args.cost_model,
                                      benchmark=args.benchmark, data_dir=args.data_dir)
         name = Path(args.target).stem
-    split_name = split if isinstance(split, str) else "-".join(split)
+    for note in ctx.get("notes", []):
+        print(f"note: {note}")
+    split_name = _split_name(split)
     out = Path(args.out) if args.out else Path("backtests") / f"{name}-{split_name}"
     check_output_dir(out, "backtest", args.force)
     from .backtest.metrics import rf_label
@@ -355,6 +361,29 @@ def cmd_backtest(args) -> int:
     return 0
 
 
+def _not_a_run(path) -> str:
+    """Why a directory given as a run cannot be backtested: what is missing or wrong in it."""
+    from .outdirs import output_kind
+
+    ck = path / "checkpoint.pt"
+    if ck.exists():  # not a file: a directory, a socket, ...
+        return (f"{path} is not a usable run directory: its checkpoint.pt is a {'directory' if ck.is_dir() else 'special file'}, "
+                "not a checkpoint file; retrain the run (eqtrade train --out DIR)")
+    if output_kind(path) == "run":
+        have = ", ".join(sorted(p.name for p in path.iterdir())) or "nothing"
+        return (f"{path} is a run directory without checkpoint.pt (it holds {have}: a run stopped before its first "
+                f"checkpoint?); train it again: eqtrade train --config {path}/config.toml --out {path}")
+    return (f"{path} is a directory but not a run directory (no checkpoint.pt, no config.toml of a run); "
+            "backtest a run directory, a baseline name or a strategies/*.toml file")
+
+
+def _split_name(split) -> str:
+    """A split in a default output directory's name (an open end as "start"/"end")."""
+    if isinstance(split, str):
+        return split
+    return "-".join(s or d for s, d in zip(split, ("start", "end")))
+
+
 def _bundled_tickers() -> set[str]:
     from .data import DEFAULT_DATASET, provenance
 
@@ -366,9 +395,12 @@ def cmd_compare(args) -> int:
 
     from .backtest import compare_runs
 
+    from .backtest.report import check_runs
+
     split = _split_arg(args.split)
-    split_name = split if isinstance(split, str) else "-".join(split)
+    split_name = _split_name(split)
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
+    check_runs(args.runs)  # the inputs first: a missing run is the error to show, whatever --out holds
     check_output_dir(out, "compare", args.force)
     levels = _floats(args.obs_noise, "--obs-noise")
     for s in levels:
@@ -381,6 +413,8 @@ def cmd_compare(args) -> int:
 
     print(f"risk-free rate {rf_label(rf)}; benchmark: {args.benchmark or SP500_LABEL}; "
           "costs: drift model")
+    for note in summary.attrs.get("notes", []):
+        print(f"note: {note}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"\nwrote {out}/ (summary.md, runs.csv, equity.png)")
@@ -457,9 +491,13 @@ def _resume_cfg(out, steps):
     cfg = load_toml(out / "config.toml")
     if steps:
         if (out / "checkpoint.pt").exists():
-            from .agents.checkpoint import read
+            from .agents.checkpoint import CheckpointError, read
+            from .run import resume_error
 
-            done = read(out / "checkpoint.pt")["step"]
+            try:
+                done = read(out / "checkpoint.pt")["step"]
+            except CheckpointError as e:
+                raise CheckpointError(resume_error(out, e)) from None
             if steps < done:
                 raise ValueError(f"--steps {steps} is below the {done} steps {out} has done; give a larger total")
         cfg["run"]["steps"] = steps
@@ -767,6 +805,7 @@ def cmd_symmetry(args) -> int:
 
     prices = _prices_arg(args.data, args.source, args.data_dir)
     start, end = split_range(_split_arg(args.split))
+    start, end = max(start, prices.index[0]), min(end, prices.index[-1])  # an open end: the data's
     hist = prices.loc[:end]
     hist = hist.iloc[max(0, hist.index.searchsorted(start) - 1):]  # one day before: the first return
     rows = reflection_gap(hist, window=args.window, n_boot=args.boot, seed=args.seed, progress=True)

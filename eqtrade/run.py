@@ -311,6 +311,16 @@ def run_callbacks(agent, cfg: dict, out: Path, on_eval=None, progress: bool | st
     return standard_callbacks(agent, out, progress, on_eval, evaluation=evaluation)
 
 
+def resume_error(out: Path, e) -> str:
+    """Why a run cannot be resumed from its damaged checkpoint.pt, and the ways out."""
+    from .agents.checkpoint import looks_intact
+
+    best = (f"; its best.pt looks intact and can still be backtested (eqtrade backtest {out} --checkpoint best)"
+            if looks_intact(out / "best.pt") else "")
+    return (f"cannot resume: {getattr(e, 'problem', e)}; train the run afresh in another directory "
+            f"(eqtrade train --config {out}/config.toml --out NEW_DIR){best}")
+
+
 def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True, on_eval=None):
     """Run (or resume) training as configured; returns (agent, run directory). on_eval: called
     with each evaluation's metrics row (a sweep's reporter)."""
@@ -321,14 +331,18 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
     if resume:
         if out is None or not (out / "checkpoint.pt").exists():
             raise FileNotFoundError(f"nothing to resume: {out}/checkpoint.pt does not exist")
-        agent = Agent.load(out / "checkpoint.pt", device=cfg["agent"].get("device", "auto"), build_env=True)
-        if (out / "best.pt").exists():  # best.pt may be newer than the last checkpoint (a crash between them)
-            from .agents.checkpoint import CheckpointError, read
+        from .agents.checkpoint import CheckpointError, read
 
+        try:
+            agent = Agent.load(out / "checkpoint.pt", device=cfg["agent"].get("device", "auto"), build_env=True)
+        except CheckpointError as e:
+            raise CheckpointError(resume_error(out, e)) from None
+        if (out / "best.pt").exists():  # best.pt may be newer than the last checkpoint (a crash between them)
             try:
                 best = read(out / "best.pt")["best_eval"]
             except CheckpointError as e:
-                log.warning("%s; its best evaluation is not used", e)
+                log.warning("%s; resuming without it: it is replaced at the first evaluation that beats the run's "
+                            "best so far (until then, backtest with --checkpoint last)", e.problem)
                 best = None
             if best is not None and (agent.best_eval is None or best > agent.best_eval):
                 agent.best_eval = best

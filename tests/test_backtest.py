@@ -273,3 +273,155 @@ def test_risk_free_rate_from_a_cash_like_price_series(prices, tmp_path, capsys, 
     assert "risk-free rate bill (daily returns of that series)" in capsys.readouterr().out
     assert main(["backtest", "cash", "--rf", "nope", "--out", str(tmp_path / "c")]) == 2
     assert "neither an annual rate" in capsys.readouterr().err
+
+
+def _err_line(capsys) -> str:
+    """What the user sees on stderr: exactly one line (no traceback)."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture()
+def run_copy(trained_runs, tmp_path):
+    """A copy of a trained run with a best.pt and a config.toml, to damage."""
+    import shutil
+
+    d = tmp_path / "run"
+    shutil.copytree(trained_runs[0], d)
+    shutil.copy(d / "checkpoint.pt", d / "best.pt")
+    (d / "config.toml").write_text('[run]\nalgo = "sac"\nsteps = 80\n\n[agent]\nfamily = "relaxed"\n')
+    return d
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty"])
+def test_a_damaged_checkpoint_is_one_line_naming_the_file_in_every_command(run_copy, tmp_path, capsys, damage):
+    d, split = run_copy, ["--split", "2019-01-01:2019-06-30"]
+    what = "is empty" if damage == "empty" else "is not a readable eqtrade checkpoint (truncated"
+    good = {f: (d / f).read_bytes() for f in ("best.pt", "checkpoint.pt")}
+
+    def spoil(name):
+        for f, data in good.items():
+            (d / f).write_bytes(data[: len(data) // 2] if damage == "truncated" and f == name else
+                                b"" if f == name else data)
+
+    spoil("best.pt")
+    for argv in (["backtest", str(d), *split, "--checkpoint", "best", "--out", str(tmp_path / "b")],
+                 ["compare", str(d), *split, "--out", str(tmp_path / "c")]):
+        assert main(argv) == 2
+        err = _err_line(capsys)
+        assert f"{d / 'best.pt'} {what}" in err and "use --checkpoint last" in err
+        assert "PytorchStreamReader" not in err and "Errno" not in err
+    spoil("checkpoint.pt")
+    assert main(["backtest", str(d), *split, "--checkpoint", "last", "--out", str(tmp_path / "l")]) == 2
+    err = _err_line(capsys)
+    assert f"{d / 'checkpoint.pt'} {what}" in err and "best.pt looks intact (--checkpoint best)" in err
+    for extra in ([], ["--steps", "500"]):  # both ways a resume reads checkpoint.pt
+        assert main(["train", "--resume", "--out", str(d), "--no-progress", *extra]) == 2
+        err = _err_line(capsys)
+        assert f"cannot resume: {d / 'checkpoint.pt'} {what}" in err
+        assert "--config" in err and "--out NEW_DIR" in err and f"eqtrade backtest {d} --checkpoint best" in err
+
+
+def test_a_half_written_run_directory_says_what_is_missing_or_wrong(run_copy, tmp_path, capsys):
+    only_config = tmp_path / "stopped"
+    only_config.mkdir()
+    (only_config / "config.toml").write_text((run_copy / "config.toml").read_text())
+    assert main(["backtest", str(only_config), "--out", str(tmp_path / "o1")]) == 2
+    err = _err_line(capsys)
+    assert "run directory without checkpoint.pt (it holds config.toml" in err and "Errno" not in err
+    assert f"eqtrade train --config {only_config}/config.toml --out {only_config}" in err
+    (run_copy / "checkpoint.pt").unlink()
+    (run_copy / "checkpoint.pt").mkdir()
+    assert main(["backtest", str(run_copy), "--out", str(tmp_path / "o2")]) == 2
+    assert "its checkpoint.pt is a directory, not a checkpoint file" in _err_line(capsys)
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("x")
+    assert main(["backtest", str(other), "--out", str(tmp_path / "o3")]) == 2
+    assert f"{other} is a directory but not a run directory" in _err_line(capsys)
+
+
+def test_best_pt_that_is_a_directory_is_named(run_copy, tmp_path, capsys):
+    (run_copy / "best.pt").unlink()
+    (run_copy / "best.pt").mkdir()
+    assert main(["backtest", str(run_copy), "--split", "2019-01-01:2019-06-30", "--out", str(tmp_path / "o")]) == 2
+    err = _err_line(capsys)
+    assert "best.pt is a directory, not a checkpoint file; use --checkpoint last" in err and "Errno" not in err
+
+
+def test_open_ended_splits_run_to_the_data_and_bad_splits_are_one_line(tmp_path, capsys):
+    import tomllib
+
+    from eqtrade.data.market import parse_split, split_range
+
+    assert main(["backtest", "cash", "--split", "2022-06-01:", "--no-html", "--out", str(tmp_path / "end")]) == 0
+    cfg = tomllib.loads((tmp_path / "end" / "config.toml").read_text())["backtest"]
+    assert cfg["requested_start"] == "2022-06-01" and cfg["requested_end"] == "end of data"
+    assert cfg["first_date"] == "2022-06-02" and cfg["last_date"] == "2022-12-28" and cfg["notes"] == []
+    assert main(["backtest", "cash", "--split", ":1990-03-30", "--no-html", "--out", str(tmp_path / "start")]) == 0
+    cfg = tomllib.loads((tmp_path / "start" / "config.toml").read_text())["backtest"]
+    assert cfg["requested_start"] == "start of data" and cfg["last_date"] == "1990-03-30"
+    assert main(["symmetry", "--data", "AAPL", "--split", "2022-01-01:", "--boot", "2", "--window", "8"]) == 0
+    assert "reflection gap of daily returns, 2022-01-01..2022-12-28" in capsys.readouterr().out
+    for bad, why in [("foo", "use train, valid, test or START:END"), ("2020-01-01:2019-01-01", "is before its start"),
+                     ("2019-13-01:2020-01-01", "month must be in 1..12"), ("NaT:2020-01-01", "'NaT' is not a date")]:
+        assert main(["backtest", "cash", f"--split={bad}", "--out", str(tmp_path / "x")]) == 2
+        err = _err_line(capsys)
+        assert f"--split {bad!r}" in err and why in err and "NaTType" not in err
+    assert split_range(parse_split(" 2019-01-01 : "))[0] == pd.Timestamp("2019-01-01")
+
+
+def test_a_shortened_and_in_sample_backtest_says_so_and_records_it(trained_runs, tmp_path, capsys):
+    """The runs' data begin 2018-06-01 and they trained on 2018-06-01..2018-12-31."""
+    import tomllib
+
+    assert main(["backtest", str(trained_runs[0]), "--split", "2018-01-01:2019-03-29", "--no-html",
+                 "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    cfg = tomllib.loads((tmp_path / "b" / "config.toml").read_text())["backtest"]
+    first = pd.read_parquet(tmp_path / "b" / "returns.parquet").index[0]
+    assert cfg["requested_start"] == "2018-01-01" and cfg["first_date"] == f"{first:%Y-%m-%d}" > "2018-06-01"
+    short = next(n for n in cfg["notes"] if n.startswith("shortened"))
+    assert f"returns start {first:%Y-%m-%d}, not at the requested start 2018-01-01" in short
+    assert "no price before 2018-06-01" in short and f"note: {short}" in out
+    inside = next(n for n in cfg["notes"] if n.startswith("in-sample"))
+    assert f"{first:%Y-%m-%d}..2018-12-31 in its train split" in inside and "--split 2019-01-01:" in inside
+    assert f"note: {inside}" in out and inside in (tmp_path / "b" / "metrics.md").read_text()
+
+
+def test_span_notes_of_a_late_listing_universe_and_an_early_end():
+    from eqtrade.backtest.report import in_sample_note, span_notes
+
+    days = pd.bdate_range("2019-01-01", "2019-12-31")
+    p = pd.DataFrame({"A": np.linspace(1, 2, len(days)), "B": np.linspace(2, 3, len(days))}, index=days)
+    p.loc[:"2019-03-31"] = np.nan  # a universe that lists in April: no price at all before
+    p = p.dropna(how="all")
+    info, notes = span_notes(p, ("2019-01-01", "2020-06-30"), window=5)
+    assert info["requested_start"] == "2019-01-01" and info["first_date"] == f"{p.index[6]:%Y-%m-%d}"
+    assert len(notes) == 2 and "no price before 2019-04-01" in notes[0]
+    assert "not at the requested end 2020-06-30" in notes[1] and info["last_date"] == "2019-12-31"
+    assert span_notes(p, ("2019-04-02", ""), window=1)[1] == []  # open end, one day of history before the start
+    spec = EnvSpec("portfolio", dict(split=("2018-06-01", "2018-12-31")), dict(split=("2019-01-01", "2019-03-29")))
+    assert in_sample_note(spec, "2019-04-01", "2019-12-31") is None
+    assert "2019-03-01..2019-03-29 in its validation (model selection) split" in in_sample_note(spec, "2019-03-01",
+                                                                                              "2019-12-31")
+
+
+def test_compare_refuses_a_run_given_twice(trained_runs, tmp_path, capsys):
+    r = str(trained_runs[0])
+    for again in (r, f"{trained_runs[0]}/../{trained_runs[0].name}/"):
+        assert main(["compare", r, again, "--out", str(tmp_path / "c")]) == 2
+        assert f"run {again} is given twice" in _err_line(capsys)
+    assert not (tmp_path / "c").exists()
+
+
+def test_compare_names_a_missing_run_before_a_taken_out(trained_runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "backtests" / "compare-test").mkdir(parents=True)
+    (tmp_path / "backtests" / "compare-test" / "mine.txt").write_text("not a comparison")
+    assert main(["compare", str(trained_runs[0]), "runs/nope"]) == 2
+    err = _err_line(capsys)
+    assert "run runs/nope does not exist" in err and "--out" not in err
+    assert main(["compare", str(trained_runs[0]), str(tmp_path / "backtests")]) == 2
+    assert "backtests is not a run directory (no checkpoint.pt file)" in _err_line(capsys)

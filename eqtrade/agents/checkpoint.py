@@ -20,7 +20,13 @@ FORMAT = 3
 
 
 class CheckpointError(ValueError):
-    """A checkpoint file that cannot be used: missing, unreadable, not a checkpoint, or too old."""
+    """A checkpoint file that cannot be used: missing, unreadable, not a checkpoint, or too old.
+    `problem`: what is wrong with the file, without the way out (callers with another way out,
+    e.g. a resume, word their own)."""
+
+    def __init__(self, message: str, problem: str | None = None):
+        super().__init__(message)
+        self.problem = problem or message
 
 
 @functools.lru_cache(maxsize=1)
@@ -60,17 +66,26 @@ def write(path, state: dict, prov: dict) -> None:
 def read(path) -> dict:
     """A checkpoint's state, or a CheckpointError naming the file and the way out."""
     path = Path(path)
+
+    def fail(problem: str):
+        return CheckpointError(f"{problem}; {_way_out(path)}", problem)
+
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
+    if not path.is_file():
+        raise fail(f"{path} is a {'directory' if path.is_dir() else 'special file'}, not a checkpoint file")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{path} is empty (a write that never finished?); {_way_out(path)}")
+        raise fail(f"{path} is empty (a write that never finished?)")
+    if _truncated_zip(path):
+        raise fail(f"{path} is not a readable eqtrade checkpoint (truncated: a write that never finished, or a "
+                   "partial copy?)")
     try:
         state = torch.load(path, weights_only=False, map_location="cpu")
-    except Exception as e:  # truncated zip, EOF, a file of another kind, a pickle of a removed class
-        why = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is not a readable eqtrade checkpoint ({why}); {_way_out(path)}") from None
+    except Exception as e:  # EOF, a file of another kind, a pickle of a removed class
+        why = str(e).splitlines()[0].split(". ")[0][:120] if str(e) else type(e).__name__
+        raise fail(f"{path} is not a readable eqtrade checkpoint ({why})") from None
     if not isinstance(state, dict) or "algo" not in state:
-        raise CheckpointError(f"{path} is not an eqtrade checkpoint; {_way_out(path)}")
+        raise fail(f"{path} is not an eqtrade checkpoint")
     fmt = state.get("format", 1)
     if fmt != FORMAT:
         made = "an older eqtrade (0.1.x)" if fmt < FORMAT else "a newer eqtrade"
@@ -79,10 +94,27 @@ def read(path) -> dict:
     return state
 
 
+def _truncated_zip(path: Path) -> bool:
+    """A file that starts as a zip archive (torch.save's format) but lacks its end (the directory)."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head == b"PK\x03\x04" and not zipfile.is_zipfile(path)
+
+
+def looks_intact(path) -> bool:
+    """A cheap check (no unpickling): a non-empty file that is a complete zip archive."""
+    import zipfile
+
+    path = Path(path)
+    return path.is_file() and path.stat().st_size > 0 and zipfile.is_zipfile(path)
+
+
 def _way_out(path: Path) -> str:
     other = {"best.pt": "checkpoint.pt", "checkpoint.pt": "best.pt"}.get(path.name)
-    if other and (path.parent / other).exists():
+    if other and looks_intact(path.parent / other):
         hint = ("use --checkpoint last (checkpoint.pt)" if path.name == "best.pt"
-                else "the run's best.pt is intact (--checkpoint best), or retrain the run")
+                else "the run's best.pt looks intact (--checkpoint best), or retrain the run")
         return hint
     return "retrain the run"

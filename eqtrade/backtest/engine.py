@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..data.market import split_range
+from ..data.market import span_text, split_range
 
 BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash")
 #: the bundled benchmark is the S&P 500 price index: dividends (about 2%/yr) are not in it, while
@@ -45,11 +45,11 @@ def decision_days(prices: pd.DataFrame, split, window: int = 1) -> pd.DatetimeIn
     idx = prices.index
     pos = np.flatnonzero((idx >= start) & (idx <= end))
     if len(pos) < 2:
-        raise ValueError(f"split {start:%Y-%m-%d}..{end:%Y-%m-%d} has {len(pos)} trading day(s) in the data "
+        raise ValueError(f"split {span_text(start, end)} has {len(pos)} trading day(s) in the data "
                          f"({idx[0]:%Y-%m-%d}..{idx[-1]:%Y-%m-%d}); a backtest needs at least 2")
     first, last = max(int(pos[0]), window), int(pos[-1]) - 1
     if first > last:
-        raise ValueError(f"window {window} is longer than the history before/in split {start:%Y-%m-%d}..{end:%Y-%m-%d} "
+        raise ValueError(f"window {window} is longer than the history before/in split {span_text(start, end)} "
                          f"({len(pos)} days in the split, {pos[0]} before it)")
     return idx[first : last + 1]
 

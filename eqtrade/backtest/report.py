@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..util import atomic_write, atomic_write_bytes, mean_ci
-from .engine import BASELINES, SP500_LABEL, Backtest, baseline, rollout, with_cash_interest
+from .engine import BASELINES, SP500_LABEL, Backtest, baseline, decision_days, rollout, with_cash_interest
 from .metrics import metrics_table, rf_label
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,63 @@ def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
     return run_dir / "checkpoint.pt", "last"
 
 
+def _day(t: pd.Timestamp) -> str:
+    return f"{t:%Y-%m-%d}"
+
+
+def span_notes(prices: pd.DataFrame, split, window: int) -> tuple[dict, list[str]]:
+    """The split as requested and the days a backtest really covers (its first and last daily
+    return), and a note when the data shortened it: no prices (or too few for the window) at the
+    requested start, or none up to the requested end."""
+    from ..data.market import OPEN_END, OPEN_START, split_range
+
+    start, end = split_range(split)
+    days = decision_days(prices, split, window)
+    idx = prices.index
+    first = idx[idx.get_indexer(days[:1])[0] + 1]  # the first return is realised the day after
+    last = idx[idx.get_indexer(days[-1:])[0] + 1]
+    info = {"requested_start": "start of data" if start <= OPEN_START else _day(start),
+            "requested_end": "end of data" if end >= OPEN_END else _day(end),
+            "first_date": _day(first), "last_date": _day(last)}
+    notes = []
+    p0 = int(np.searchsorted(idx, start))  # the first trading day of the data in the split
+    if start > OPEN_START and days[0] > idx[p0]:
+        why = (f"the data has no price before {_day(idx[0])}" if idx[0] > start
+               else f"only {p0} trading day(s) of data precede it")
+        notes.append(f"shortened: the backtest's returns start {_day(first)}, not at the requested start "
+                     f"{_day(start)}: {why}, and the {window}-day window needs {window} day(s) of history")
+    if end < OPEN_END and (end - last).days > 7:
+        notes.append(f"shortened: the backtest's returns end {_day(last)}, not at the requested end {_day(end)}: "
+                     f"the data has no price after {_day(idx[-1])}")
+    return info, notes
+
+
+def in_sample_note(spec, first: str, last: str) -> str | None:
+    """A note when a run's backtest days overlap the splits it trained on or was selected on."""
+    from ..data.market import split_range
+
+    a, b = pd.Timestamp(first), pd.Timestamp(last)
+    train = spec.kwargs.get("split", "train")
+    seen = {"train": train, "validation (model selection)": spec.eval_kwargs.get("split", train)}
+    parts, ends = [], []
+    for name, sp in seen.items():
+        try:
+            s, e = split_range(sp)
+        except ValueError:  # a split this eqtrade cannot read: nothing to compare
+            continue
+        ends.append(e)
+        if name != "train" and sp == train:
+            continue
+        lo, hi = max(a, s), min(b, e)
+        if lo <= hi:
+            parts.append(f"{_day(lo)}..{_day(hi)} in its {name} split")
+    if not parts:
+        return None
+    after = max(ends) + pd.Timedelta(days=1)
+    return (f"in-sample: the backtest's days overlap the run's training data ({'; '.join(parts)}), so this is not "
+            f"an out-of-sample result; for one, use a split after them (e.g. --split {_day(after)}:)")
+
+
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
                  cost_model: str | None = None, checkpoint: str = "best",
                  benchmark: str | None = None, data_dir=None, data: str | None = None) -> tuple[list[Backtest], dict]:
@@ -108,6 +165,9 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
            "cost_model": kw.get("cost_model", "target"), "window": kw.get("window", 32),
            "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which,
            "benchmark": benchmark or SP500_LABEL}
+    info, notes = span_notes(prices, split, ctx["window"])
+    inside = in_sample_note(spec, info["first_date"], info["last_date"])
+    ctx.update(info, notes=notes + ([inside] if inside else []))
     return [bt, *baselines_for(prices, ctx, load_benchmark(benchmark, kw.get("data_dir")))], ctx
 
 
@@ -181,6 +241,8 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": kw.get("cost_bps", cost_bps),
            "cost_model": cost_model or kw.get("cost_model", "drift"), "window": kw.get("window", window),
            "tickers": list(prices.columns), "benchmark": benchmark or SP500_LABEL}
+    info, notes = span_notes(prices, split, ctx["window"])
+    ctx.update(info, notes=notes)
     bench = load_benchmark(benchmark, data_dir)
     main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench)
     others = [b for b in baselines_for(prices, ctx, bench) if b.name != main.name]
@@ -224,7 +286,8 @@ def _markdown(table: pd.DataFrame, ctx: dict) -> str:
     head = (f"Backtest on the {ctx['split']} split, costs {ctx['cost_bps']} bps ({ctx['cost_model']} model)"
             + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "")
             + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}; risk-free rate {ctx.get('rf', rf_label(0.0))} "
-            "(cash earns it; Sharpe and Sortino are of excess returns).\n\n")
+            "(cash earns it; Sharpe and Sortino are of excess returns).\n\n"
+            + "".join(f"Note: {n}.\n\n" for n in ctx.get("notes", [])))
     return head + fmt.to_markdown() + f"\n\n{SURVIVORSHIP}\n"
 
 
@@ -295,15 +358,15 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
     valid Sharpe of the selected checkpoint, for every observation-noise level."""
 
-    rows, curves, base = [], {}, None
-    missing = [str(rd) for rd in run_dirs if not (Path(rd) / "checkpoint.pt").exists()]
-    if missing:
-        raise FileNotFoundError(f"not run directories (no checkpoint.pt): {', '.join(missing)}")
+    rows, curves, base, notes = [], {}, None, {}
+    check_runs(run_dirs)
     for noise in obs_noises:
         for rd in run_dirs:
             bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark,
                                     data_dir=data_dir, data=data)
             bts = [with_cash_interest(b, rf) for b in bts]
+            for n in ctx.get("notes", []):
+                notes.setdefault(n, []).append(str(rd))
             m = metrics_table(bts[:1], rf).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
                          "obs_noise": noise, "checkpoint": ctx["checkpoint"], **m, **selection_metrics(rd, ctx["checkpoint"])})
@@ -323,16 +386,35 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         for name, r in bt.iterrows():
             summary = pd.concat([summary, pd.DataFrame([{"family": f"baseline: {name}", "obs_noise": 0.0, "seeds": 1,
                                                          **{k: r[k] for k in SUMMARY_METRICS[:5]}}])])
+    notes = [f"{n} ({', '.join(dict.fromkeys(rds))})" for n, rds in notes.items()]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         per_run.to_csv(out / "runs.csv", index=False)
         summary.to_csv(out / "summary.csv", index=False)
         note = (f"Test split {split}; risk-free rate {rf_label(rf)} (cash earns it; Sharpe of excess returns); "
                 f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges).")
+        note += "".join(f"\n\nNote: {n}." for n in notes)
         atomic_write_bytes(out / "summary.md", (note + "\n\n" + summary.to_markdown(index=False, floatfmt=".3f")
                                                 + f"\n\n{SURVIVORSHIP}\n").encode())
         _plot_compare(curves, base, out / "equity.png", split)
+    summary.attrs["notes"] = notes
     return summary
+
+
+def check_runs(run_dirs) -> None:
+    """Every run of a comparison exists, is a run directory, and is given once (same resolved path)."""
+    seen: dict[Path, str] = {}
+    for rd in map(str, run_dirs):
+        p = Path(rd)
+        if not p.exists():
+            raise FileNotFoundError(f"run {rd} does not exist")
+        if not (p / "checkpoint.pt").is_file():
+            raise FileNotFoundError(f"{rd} is not a run directory (no checkpoint.pt file)")
+        key = p.resolve()
+        if key in seen:
+            same = "" if seen[key] == rd else f" ({seen[key]} and {rd} are the same directory)"
+            raise ValueError(f"run {rd} is given twice{same}: a run counts once; each seed is its own run directory")
+        seen[key] = rd
 
 
 def _plot_compare(curves: dict, base, png: Path, split) -> None:

@@ -55,20 +55,39 @@ def resolve_prices(prices=None, tickers=None, data_dir=None, align: str = "inner
 
 
 def parse_split(text: str):
-    """A split as written on a command line or in a spec: a name, or "START:END" -> (start, end)."""
-    return tuple(text.split(":", 1)) if ":" in text else text
+    """A split as written on a command line or in a spec: a name, or "START:END" -> (start, end).
+    Either end may be left out ("2019-01-01:", ":2015-12-31"): the data's first or last date."""
+    return tuple(s.strip() for s in text.split(":", 1)) if ":" in text else text
+
+
+#: what an open end of a split stands for: before any and after every date of the data
+OPEN_START, OPEN_END = pd.Timestamp.min.ceil("D"), pd.Timestamp.max.floor("D")
 
 
 def split_range(split) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """(start, end) of a named split or of an explicit (start, end) pair; end inclusive."""
+    """(start, end) of a named split or of an explicit (start, end) pair; end inclusive. An empty
+    (or None) start or end is open: the data's first or last date (OPEN_START, OPEN_END here)."""
     if isinstance(split, str):
         if split not in DEFAULT_SPLITS:
             raise ValueError(f"unknown split {split!r}; use {', '.join(DEFAULT_SPLITS)} or a (start, end) pair")
         split = DEFAULT_SPLITS[split]
-    start, end = (pd.Timestamp(s) for s in split)
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise ValueError(f"a split is a name ({', '.join(DEFAULT_SPLITS)}) or a (start, end) pair, got {split!r}")
+    start, end = (default if s is None or (isinstance(s, str) and not s.strip()) else pd.Timestamp(s)
+                  for s, default in zip(split, (OPEN_START, OPEN_END)))
+    for s, t in zip(split, (start, end)):
+        if pd.isna(t):
+            raise ValueError(f"{s!r} is not a date")
     if end < start:
         raise ValueError(f"split end {end:%Y-%m-%d} is before its start {start:%Y-%m-%d}")
     return start, end
+
+
+def span_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    """START..END of a split as messages show it (an open end as "start/end of data")."""
+    a = "start of data" if start <= OPEN_START else f"{start:%Y-%m-%d}"
+    b = "end of data" if end >= OPEN_END else f"{end:%Y-%m-%d}"
+    return f"{a}..{b}"
 
 
 @dataclass
@@ -96,7 +115,7 @@ class Market:
         start, end = split_range(split)
         name = f"split {split!r} " if isinstance(split, str) else "split "
         if len(prices) == 0:
-            raise ValueError(f"{name}{start:%Y-%m-%d}..{end:%Y-%m-%d}: the price panel has no rows")
+            raise ValueError(f"{name}{span_text(start, end)}: the price panel has no rows")
         span = f"the data's dates are {prices.index[0]:%Y-%m-%d}..{prices.index[-1]:%Y-%m-%d}"
         fix = ("; choose a split inside the data's dates (--split START:END, or split = [START, END] under [env] "
                "or [eval_env] of a run config)")
@@ -111,13 +130,13 @@ class Market:
         dates = prices.index
         in_split = np.flatnonzero((dates >= start) & (dates <= end))
         if len(in_split) < 2:
-            raise ValueError(f"{name}{start:%Y-%m-%d}..{end:%Y-%m-%d} has {len(in_split)} trading day(s) in the "
+            raise ValueError(f"{name}{span_text(start, end)} has {len(in_split)} trading day(s) in the "
                              f"data ({span}); it needs at least 2{fix}")
         first = max(int(in_split[0]), window)  # returns[t-W+1..t] need prices from t-W on
         last = int(in_split[-1]) - 1
         if first > last:
             raise ValueError(f"window {window} is longer than the history available before/in {name}"
-                             f"{start:%Y-%m-%d}..{end:%Y-%m-%d} ({len(in_split)} days in the split, "
+                             f"{span_text(start, end)} ({len(in_split)} days in the split, "
                              f"{in_split[0]} before it; {span}): it needs {window + 2} days up to the split's end"
                              f"{fix}, or a shorter window")
         return cls(dates, [str(c) for c in prices.columns], r, first, last, None if has.all() else has)
