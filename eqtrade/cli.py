@@ -770,8 +770,9 @@ def cmd_symmetry(args) -> int:
     return 0
 
 
-#: the commands whose --out directory is locked while they run (eqtrade.lock)
-LOCKED_COMMANDS = ("train", "dmc", "sweep", "backtest", "compare")
+#: the commands whose --out directory is locked while they run (eqtrade.lock; `dmc` locks its
+#: --out in the suite, which has no checks before it)
+LOCKED_COMMANDS = ("train", "sweep", "backtest", "compare")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
