@@ -369,7 +369,7 @@ def cmd_compare(args) -> int:
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
     check_output_dir(out, "compare", args.force)
     with locked(out, "eqtrade compare"):  # a default --out (a given one is locked by main)
-            summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
+        summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
                                benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)),
                                data_dir=args.data_dir, data=args.data)
     from .backtest.engine import SP500_LABEL
