@@ -13,6 +13,7 @@ from .envs.factory import PIXELS_PREFIX, DMC_PREFIX, is_pixels
 from .symmetry import FAMILIES
 from .lock import LOCK_NAME, locked
 from .outdirs import check_output_dir, output_kind
+from .util import OBS_NOISE, Range
 
 log = logging.getLogger("eqtrade")
 
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--ticker", default=None, help="ticker name for a single-ticker OHLCV file (default: file name)")
     i.add_argument("--price-column", default=None, help="price column of a long/OHLCV file")
     i.add_argument("--force", action="store_true", help="replace an existing dataset of that name")
+    i.add_argument("--date-format", default=None, metavar="FORMAT",
+                   help="strptime format of the dates, e.g. %%d/%%m/%%Y (needed when day and month could be "
+                   "swapped: no day above 12 in the file)")
     i.add_argument("--allow-jumps", action="store_true",
                    help="accept single-day moves beyond x100 (otherwise an error: usually a decimal or unit mistake)")
     pl = dsub.add_parser(
@@ -319,6 +323,7 @@ def cmd_backtest(args) -> int:
     from .backtest import backtest_run, backtest_strategy, write_report
 
     split = _split_arg(args.split)
+    OBS_NOISE.check("--obs-noise", args.obs_noise)
     if args.out:  # before a minute of backtesting: refuse an --out that holds other results
         check_output_dir(Path(args.out), "backtest", args.force)
     if (Path(args.target) / "checkpoint.pt").exists():
@@ -362,14 +367,16 @@ def cmd_compare(args) -> int:
     from pathlib import Path
 
     from .backtest import compare_runs
-    from .backtest.report import noise_levels
 
     split = _split_arg(args.split)
     split_name = split if isinstance(split, str) else "-".join(split)
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
     check_output_dir(out, "compare", args.force)
+    levels = _floats(args.obs_noise, "--obs-noise")
+    for s in levels:
+        OBS_NOISE.check("--obs-noise", s)
     with locked(out, "eqtrade compare"):  # a default --out (a given one is locked by main)
-        summary = compare_runs(args.runs, split, noise_levels(args.obs_noise), out, checkpoint=args.checkpoint,
+        summary = compare_runs(args.runs, split, tuple(levels) or (0.0,), out, checkpoint=args.checkpoint,
                                benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)),
                                data_dir=args.data_dir, data=args.data)
     from .backtest.engine import SP500_LABEL
@@ -392,6 +399,10 @@ def cmd_train(args) -> int:
     out = Path(args.out) if args.out else None
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
+    from .util import MAX_STEPS, MAX_STEPS_WHY
+
+    if args.steps is not None and args.steps > MAX_STEPS:
+        raise ValueError(f"--steps {args.steps} is more than the limit of {MAX_STEPS:_} steps ({MAX_STEPS_WHY})")
     if args.resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
@@ -539,7 +550,7 @@ def cmd_data(args) -> int:
     if args.data_command == "import":
         entry, rep = data.import_prices(args.path, args.name, data_dir=args.data_dir, force=args.force,
                                         ticker=args.ticker, price_column=args.price_column,
-                                        allow_jumps=args.allow_jumps)
+                                        allow_jumps=args.allow_jumps, date_format=args.date_format)
         print(f"imported {args.path} as dataset {args.name!r} ({entry['layout']} layout): "
               f"{len(entry['tickers'])} ticker(s), {entry['rows']} rows, {entry['first']} .. {entry['last']}")
         print(rep)
@@ -642,6 +653,8 @@ def cmd_dmc(args) -> int:
         kw["breaks"] = _floats(args.breaks, "--break")
     if args.obs_noise:
         kw["obs_noise"] = _floats(args.obs_noise, "--obs-noise")
+        for s in kw["obs_noise"]:
+            OBS_NOISE.check("--obs-noise", s)
     for name in ("steps", "seeds", "eval_episodes", "jobs"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
@@ -727,8 +740,34 @@ def _last_error_line(text: str) -> str:
     return (errs[-1] if errs else lines[-1]) if lines else "error"
 
 
+#: the numeric arguments of `eqtrade symmetry` and their ranges (the bounds on --boot and --states
+#: keep a typo from running for days; the defaults are 50 and 64)
+SYMMETRY_RANGES = {
+    "window": ("--window", Range(1, 100_000, note="days per return window")),
+    "boot": ("--boot", Range(1, 100_000, note="bootstrap and null resamples")),
+    "states": ("--states", Range(1, 100_000, note="states sampled per break strength")),
+    "seed": ("--seed", Range(0, 2**32 - 1)),
+}
+
+
+def _check_symmetry_args(args) -> list[float] | None:
+    """Every numeric argument of `eqtrade symmetry` in range, before any data is read; the --break
+    strengths (with --env)."""
+    for dest, (flag, rng) in SYMMETRY_RANGES.items():
+        rng.check(flag, getattr(args, dest))
+    if not args.env:
+        return None
+    breaks = _floats(args.breaks, "--break")
+    if not breaks:
+        raise ValueError(f"--break {args.breaks!r}: give at least one break strength in [0, 1], e.g. 0,0.5")
+    for b in breaks:
+        Range(0, 1, note="0: the exact symmetry, 1: the strongest break").check("--break", b)
+    return breaks
+
+
 def cmd_symmetry(args) -> int:
     _check_scene(args)
+    _check_symmetry_args(args)
     if args.env:
         return cmd_symmetry_env(args)
     from .data.market import split_range

@@ -18,7 +18,7 @@ from .agents.callbacks import MetricsCSV
 from .envs.factory import is_dmc, is_pixels, is_trading
 from .envs.factory import EnvSpec
 from .strategies import load_toml
-from .util import dump_toml
+from .util import MAX_STEPS, MAX_STEPS_WHY, OBS_NOISE, dump_toml
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,9 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     steps_cfg = file_cfg.get("run", {}).get("steps")
     if steps_cfg is not None and (not isinstance(steps_cfg, int) or isinstance(steps_cfg, bool) or steps_cfg < 1):
         raise ValueError(f"{config}: [run] steps must be a positive integer, got {steps_cfg!r}")
+    for what, n in (("--steps", steps), (f"{config}: [run] steps", steps_cfg)):
+        if n is not None and n > MAX_STEPS:
+            raise ValueError(f"{what} {n} is more than the limit of {MAX_STEPS:_} steps ({MAX_STEPS_WHY})")
     env_id = env or file_cfg.get("run", {}).get("env", cfg["run"]["env"])
     if is_pixels(env_id):  # DrQ-v2's own defaults (DrQConfig), not the state agents'
         cfg["agent"] = {"family": "plain", "eval_every": 2000, "eval_episodes": 1, "checkpoint_every": 2000}
@@ -116,6 +119,9 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         if not is_dmc(cfg["run"]["env"]):
             raise ValueError(f"--break applies to dm_control envs (dmc/..., dmc-pixels/...), not {cfg['run']['env']!r}")
         cfg["env"]["break_strength"] = float(break_strength)
+    for table in ("env", "eval_env"):
+        if "obs_noise" in cfg.get(table, {}):
+            OBS_NOISE.check(f"[{table}] obs_noise", cfg[table]["obs_noise"])
     pixels = is_pixels(cfg["run"]["env"])
     if encoder is not None:
         from .agents.drq import ENCODERS
@@ -145,7 +151,34 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         cfg["run"]["algo"] = algo
     elif not (file_cfg.get("run", {}).get("algo")):
         cfg["run"]["algo"] = default_algo
+    check_budget(cfg, "--steps" if steps is not None else f"{config}: [run] steps" if steps_cfg is not None
+                 else "[run] steps (the default)")
     return cfg
+
+
+def check_budget(cfg: dict, what: str = "[run] steps") -> None:
+    """A resolved run config whose agent options are in range (the algorithm config's ranges) and
+    whose step budget trains and evaluates: more steps than learning_starts (else no update ever
+    happens), and with evaluations (eval_every > 0) at least one after learning starts (else
+    best.pt, which backtests use, holds the untrained policy). `what` names the budget's source."""
+    from .agents import ALGOS
+
+    algo = cfg["run"]["algo"]
+    if algo not in ALGOS:
+        raise ValueError(f"unknown algorithm {algo!r}; use {', '.join(ALGOS)}")
+    agent = ALGOS[algo].config_cls.from_dict(cfg["agent"])  # types and ranges of every option
+    steps, starts, every = int(cfg["run"]["steps"]), agent.learning_starts, agent.eval_every
+    if steps <= starts:
+        raise ValueError(f"{what} {steps} must exceed [agent] learning_starts {starts}: the first {starts} steps "
+                         "take random actions and no update happens before them, so the run would end untrained; "
+                         f"give more steps or a smaller learning_starts")
+    first = (starts // every + 1) * every if every else None  # the first evaluation after an update
+    if first is not None and steps < first:
+        raise ValueError(f"{what} {steps} ends before the first evaluation of a trained policy: [agent] eval_every "
+                         f"{every} evaluates at steps {every}, {2 * every}, ... and updates begin after "
+                         f"learning_starts {starts}, so best.pt would be untrained or missing; give at least {first} "
+                         "steps, a smaller eval_every, or eval_every = 0 (no evaluations; backtests then use the "
+                         "last checkpoint)")
 
 
 ASSET_CHOICES = ("flat", "exact", "relaxed")

@@ -173,3 +173,52 @@ def dump_toml(cfg: dict) -> str:
         lines += [f"{k} = {val(v)}" for k, v in body.items() if v is not None]
         lines.append("")
     return "\n".join(lines)
+
+
+#: the largest number of environment steps a run, a suite or a sweep trial accepts: at the few
+#: hundred to few thousand steps per second these networks train at, 10**9 steps is weeks to years
+#: of compute; a larger number is a typo, not a plan
+MAX_STEPS = 10**9
+MAX_STEPS_WHY = ("10**9 environment steps is weeks to years of compute at a few hundred to a few thousand steps/s; "
+                 "a larger number is a typo")
+
+
+def _fmt_bound(x) -> str:
+    if isinstance(x, int) and x >= 10**6 and str(x).rstrip("0") == "1":
+        return f"10**{len(str(x)) - 1}"
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+class Range:
+    """The allowed values of a numeric option: lo..hi (None: unbounded), each end closed unless
+    `lo_open` / `hi_open`; `note` says why, in a few words. Values must be finite numbers."""
+
+    def __init__(self, lo=None, hi=None, lo_open: bool = False, hi_open: bool = False, note: str = ""):
+        self.lo, self.hi, self.lo_open, self.hi_open, self.note = lo, hi, lo_open, hi_open, note
+
+    def __contains__(self, v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        if self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo):
+            return False
+        return not (self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi))
+
+    def __str__(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return (f"in {'(' if self.lo_open else '['}{_fmt_bound(self.lo)}, {_fmt_bound(self.hi)}"
+                    f"{')' if self.hi_open else ']'}")
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {_fmt_bound(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {_fmt_bound(self.hi)}"
+        return "a finite number"
+
+    def check(self, name: str, value) -> None:
+        """A ValueError naming the option, the value and the range when `value` is out of it."""
+        if value not in self:  # a flag reads "--window 0", a config key "gamma = 5.0"
+            raise ValueError(f"{name}{' ' if name.startswith('-') else ' = '}{value!r} is out of range: it must be {self}"
+                             + (f" ({self.note})" if self.note else ""))
+
+
+#: observation noise levels (--obs-noise, [env] obs_noise, [sweep.report] obs_noise)
+OBS_NOISE = Range(0, note="the standard deviation of the Gaussian noise added to each observation entry; 0: none")

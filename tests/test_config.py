@@ -48,7 +48,7 @@ def test_the_default_tables_name_only_real_options():
     known = {f.name for cls in (SACConfig, DQNConfig, DrQConfig) for f in dataclasses.fields(cls)}
     assert set(BASE["agent"]) <= known and set(PORTFOLIO_AGENT) <= {f.name for f in dataclasses.fields(SACConfig)}
     for env in ("portfolio", "trading", "Pendulum-v1", "CartPole-v1"):
-        cfg = resolve_config(env=env, steps=10)
+        cfg = resolve_config(env=env, steps=5000)  # > learning_starts, with an evaluation after it
         ALGOS[cfg["run"]["algo"]].config_cls.from_dict(cfg["agent"])  # every resolved option is typed
         assert cfg["run"]["threads"] == 1
 
@@ -77,3 +77,93 @@ def test_the_dmc_suite_writes_run_configs_the_run_configuration_accepts(pixels):
         tables = run_config(sc, "cartpole-swingup", 0.5, family, 0)
         cfg = resolve_config(tables=tables) if not pixels else tables  # pixel envs render: typed check only
         ALGOS[cfg["run"]["algo"]].config_cls.from_dict(cfg["agent"])
+
+
+def test_every_numeric_agent_option_declares_its_range():
+    """One table of ranges per algorithm config, checked on every construction: no numeric option
+    is left out, and no range names an option that does not exist."""
+    for cls in (SACConfig, DQNConfig, DrQConfig):
+        ranges = cls.option_ranges()
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert set(ranges) <= names, set(ranges) - names
+        numeric = {f.name for f in dataclasses.fields(cls)
+                   if any(t in str(f.type) for t in ("int", "float", "tuple")) and "bool" not in str(f.type)}
+        assert numeric <= set(ranges), (cls.__name__, numeric - set(ranges))
+        cls()  # the defaults are in range
+
+
+@pytest.mark.parametrize("env,toml,needle", [
+    ("portfolio", "batch_size = 0", "[agent] batch_size = 0 is out of range: it must be in [1, 10**6]"),
+    ("portfolio", "gamma = 5.0", "[agent] gamma = 5.0 is out of range: it must be in [0, 1)"),
+    ("portfolio", "buffer_size = 5", "[agent] buffer_size = 5 is out of range: it must be >= batch_size 256"),
+    ("portfolio", "lr = 0.0", "[agent] lr = 0.0 is out of range: it must be > 0"),
+    ("portfolio", "tau = 2.0", "[agent] tau = 2.0 is out of range: it must be in (0, 1]"),
+    ("portfolio", "hidden = [4, 0]", "[agent] hidden entry = 0 is out of range"),
+    ("portfolio", "gamma = nan", "[agent] gamma = nan is out of range"),
+    ("portfolio", "alpha_init = -1.0", "[agent] alpha_init = -1.0 is out of range: it must be > 0"),
+    ("CartPole-v1", "eps_start = 2.0", "[agent] eps_start = 2.0 is out of range: it must be in [0, 1]"),
+    ("CartPole-v1", "n_step = 0", "[agent] n_step = 0 is out of range"),
+    ("CartPole-v1", "learning_starts = -1", "[agent] learning_starts = -1 is out of range"),
+])
+def test_agent_options_out_of_range_are_refused_before_anything_is_written(tmp_path, capsys, env, toml, needle):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[run]\nenv = "{env}"\n[agent]\n{toml}\n')
+    out = tmp_path / "r"
+    assert main(["train", "--config", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not out.exists()
+
+
+def test_drq_options_are_range_checked_too():
+    with pytest.raises(ValueError, match=r"\[agent\] pad = -1 is out of range"):
+        DrQConfig.from_dict({"pad": -1})
+    with pytest.raises(ValueError, match=r"\[agent\] channels = 0 is out of range"):
+        DrQConfig(channels=0)
+
+
+@pytest.mark.parametrize("args,toml,needle", [
+    (["--steps", "99999999999999999999"], "", "--steps 99999999999999999999 is more than the limit of 1_000_000_000"),
+    ([], "[run]\nsteps = 999999999999\n", "[run] steps 999999999999 is more than the limit of 1_000_000_000"),
+    (["--steps", "500"], "", "--steps 500 must exceed [agent] learning_starts 1000"),
+    ([], "[run]\nsteps = 900\n", "[run] steps 900 must exceed [agent] learning_starts 1000"),
+    (["--steps", "1000"], "", "--steps 1000 must exceed [agent] learning_starts 1000"),
+    (["--steps", "1500"], "", "give at least 2000 steps"),  # the only evaluation (step 1000) is before any update
+    (["--steps", "300"], "[agent]\nlearning_starts = 100\neval_every = 400\n", "give at least 400 steps"),
+])
+def test_step_budgets_that_cannot_train_or_evaluate_are_refused(tmp_path, capsys, args, toml, needle):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    out = tmp_path / "r"
+    assert main(["train", "--config", str(cfg), *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert not out.exists()
+
+
+def test_step_budgets_that_train_and_evaluate_resolve():
+    cfg = resolve_config(steps=2000)  # portfolio: learning_starts 1000, an evaluation at step 2000
+    assert cfg["run"]["steps"] == 2000
+    cfg = resolve_config(tables={"run": {"steps": 30}, "agent": {"learning_starts": 10, "eval_every": 0}})
+    assert cfg["run"]["steps"] == 30  # eval_every = 0: no evaluations asked for
+
+
+def test_dmc_budget_flags_are_bounded(tmp_path, capsys):
+    for args, needle in [(["--steps", "99999999999999999999"], "more than the limit of 1_000_000_000"),
+                         (["--eval-episodes", "0"], "--eval-episodes 0 is out of range"),
+                         (["--jobs", "-1"], "--jobs -1 is out of range"),
+                         (["--seeds", "100000"], "--seeds 100000 is out of range"),
+                         (["--obs-noise", "0,-1"], "--obs-noise -1.0 is out of range: it must be >= 0")]:
+        assert main(["dmc", "--quick", *args, "--out", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], (args, err)
+        assert not (tmp_path / "d").exists()
+
+
+def test_the_agents_page_lists_every_option_range():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "agents.md").read_text(encoding="utf-8")
+    for cls in (SACConfig, DQNConfig, DrQConfig):
+        for name, rng in cls.option_ranges().items():
+            assert any(line.startswith(f"| `{name}` | {rng} |") for line in text.splitlines()), (cls.__name__, name)

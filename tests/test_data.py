@@ -166,3 +166,122 @@ def test_import_refuses_bad_files_and_stores_nothing(data_dir, tmp_path):
     with pytest.raises(ValueError, match="invalid dataset name"):
         import_prices(tmp_path / "num.csv", "sp500-20")
     assert not (data_dir / "manifest.json").exists() or json.loads((data_dir / "manifest.json").read_text())["datasets"] == {}
+
+
+# -- hostile imports through the CLI: dates, separators, names, splits ---------------------------
+def _import(tmp_path, text, name, *extra, file="p.csv"):
+    from eqtrade.cli import main
+
+    path = tmp_path / file
+    path.write_text(text)
+    return main(["data", "import", str(path), "--name", name, "--data-dir", str(tmp_path / "s"), *extra])
+
+
+def _one_line_error(capsys):
+    err = capsys.readouterr().err
+    assert err.startswith("eqtrade data: error:") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_day_first_dates_that_could_be_month_first_need_a_date_format(tmp_path, capsys):
+    rows = "".join(f"{d:02d}/02/2021,{10 + d / 10}\n" for d in range(1, 9))  # every day <= 12
+    assert _import(tmp_path, "date,A\n" + rows, "df") == 2
+    err = _one_line_error(capsys)
+    assert "'01/02/2021'" in err and "2021-02-01 day first" in err and "2021-01-02 month first" in err
+    assert "--date-format %d/%m/%Y" in err and "--date-format %m/%d/%Y" in err
+    assert _import(tmp_path, "date,A\n" + rows, "df", "--date-format", "%d/%m/%Y") == 0
+    got = load_prices(source="df", data_dir=tmp_path / "s")
+    assert list(got.index) == list(pd.date_range("2021-02-01", "2021-02-08"))  # daily, not monthly
+    # a day above 12 somewhere settles it, and the import says how the dates were read
+    assert _import(tmp_path, "date,A\n" + rows + "13/02/2021,11\n", "df2") == 0
+    assert "dates read day first (%d/%m/%Y): row 9 '13/02/2021'" in capsys.readouterr().out
+    assert load_prices(source="df2", data_dir=tmp_path / "s").index[-1] == pd.Timestamp("2021-02-13")
+    assert _import(tmp_path, "date,A\n02/13/2021,1\n14/02/2021,2\n", "mixed") == 2
+    assert "not written one way" in _one_line_error(capsys)
+    assert _import(tmp_path, "date,A\n2021-02-01,1\n02/02/2021,2\n", "mixed") == 2
+    assert "row 2: '02/02/2021' is not written like row 1's '2021-02-01'" in _one_line_error(capsys)
+    # month-first daily dates with one day-first date: read day first they would be a month apart
+    text = "date,A\n01/04/2021,1\n01/05/2021,1.1\n01/06/2021,1.2\n31/12/2020,1.3\n01/07/2021,1.2\n"
+    assert _import(tmp_path, text, "mixed") == 2
+    assert "read day first (as row 4 '31/12/2020' demands) are about a month apart" in _one_line_error(capsys)
+    assert _import(tmp_path, "date,A\n1.2.2021,1\n", "bad", "--date-format", "%d/%m/%Y") == 2
+    assert "row 1: '1.2.2021' does not match --date-format '%d/%m/%Y'" in _one_line_error(capsys)
+
+
+def test_dates_after_today_are_refused(tmp_path, capsys):
+    late = (pd.Timestamp.today() + pd.Timedelta(days=400)).strftime("%Y-%m-%d")
+    assert _import(tmp_path, f"date,A\n2021-01-04,10\n2021-01-05,10.5\n{late},11\n", "fut", file="fut.csv") == 2
+    err = _one_line_error(capsys)
+    assert "fut.csv: row 3" in err and f"({late}) is after today" in err
+    assert not (tmp_path / "s" / "manifest.json").exists()
+
+
+def test_a_dataset_named_like_a_ticker_is_refused_and_show_says_which_it_is(tmp_path, capsys):
+    from eqtrade.cli import main
+    from eqtrade.data.store import DataStore
+
+    text = "date,A\n2021-01-04,10\n2021-01-05,10.5\n"
+    for name in ("AAPL", "aapl", "SP500"):
+        assert _import(tmp_path, text, name) == 2
+        err = _one_line_error(capsys)
+        assert f"dataset name {name!r} is a ticker (bundled" in err and "choose another name" in err
+    store = DataStore(tmp_path / "s")
+    idx = pd.bdate_range("2021-01-04", periods=3, name="date")
+    store.put_ticker("ZZZ", pd.DataFrame({c: 1.0 for c in ("open", "high", "low", "close", "adj_close", "volume")},
+                                         index=idx), {})
+    assert _import(tmp_path, text, "zzz") == 2
+    assert "is a ticker (cached in" in _one_line_error(capsys)
+    # a dataset that already has such a name (stored before the rule): show says it is the dataset
+    store.put_dataset("KO", load_prices(["KO"]).iloc[:50].rename(columns={"KO": "X"}), {"layout": "wide"})
+    assert main(["data", "show", "KO", "--data-dir", str(tmp_path / "s")]) == 0
+    assert capsys.readouterr().out.startswith("imported dataset KO (not the ticker KO, bundled, in sp500-20")
+    assert main(["data", "show", "ko", "--data-dir", str(tmp_path / "s")]) == 0
+    assert "(not the imported dataset 'KO')" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_time_zone_offsets_keep_the_calendar_date_written(tmp_path, capsys, recwarn):
+    text = ("date,A\n2021-01-04T00:30:00+09:00,10\n2021-01-05T16:00:00-05:00,10.5\n2021-01-06 23:30Z,10.2\n"
+            "2021-01-07T09:00:00+0100,10.4\n")
+    assert _import(tmp_path, text, "tz") == 0
+    assert "time-zone offsets dropped" in capsys.readouterr().out
+    got = load_prices(source="tz", data_dir=tmp_path / "s")
+    assert list(got.index) == list(pd.date_range("2021-01-04", "2021-01-07"))
+    assert not [w for w in recwarn if issubclass(w.category, (FutureWarning, UserWarning))]
+
+
+def test_semicolon_and_tab_files_with_decimal_commas(tmp_path, capsys):
+    text = "date;AAPL;MSFT;KO\n13.01.2021;782,5;1.234,56;50,1\n14.01.2021;783,5;1.235,56;50,2\n"
+    assert _import(tmp_path, text, "eu") == 0
+    assert "decimal commas" in capsys.readouterr().out
+    got = load_prices(source="eu", data_dir=tmp_path / "s")
+    assert list(got.columns) == ["AAPL", "MSFT", "KO"]
+    np.testing.assert_array_equal(got.to_numpy(), [[782.5, 1234.56, 50.1], [783.5, 1235.56, 50.2]])
+    assert list(got.index) == [pd.Timestamp("2021-01-13"), pd.Timestamp("2021-01-14")]
+    assert _import(tmp_path, "date\tA\n2021-01-04\t10.25\n2021-01-05\t10.5\n", "tab") == 0
+    np.testing.assert_array_equal(load_prices(source="tab", data_dir=tmp_path / "s")["A"], [10.25, 10.5])
+    assert _import(tmp_path, "date;A\n2021-01-04;10,5\n2021-01-05;1,2,3\n", "bad") == 2
+    assert "'A', row 2: '1,2,3' is not a number" in _one_line_error(capsys)
+    assert _import(tmp_path, "date,A\n2021-01-04,10,5\n2021-01-05,10,6\n", "bad") == 2  # decimal commas with ','
+    assert "row 1 has more cells than the header has names (2, separated by ',')" in _one_line_error(capsys)
+
+
+def test_a_split_outside_the_data_names_the_split_and_the_data(tmp_path, capsys):
+    from eqtrade.cli import main
+    from eqtrade.data.market import Market
+    from eqtrade.data.synthetic import planted_market
+
+    csv = tmp_path / "late.csv"
+    planted_market(2, seed=1).loc["2021":"2022"].to_csv(csv, index_label="date")
+    store = tmp_path / "s"
+    assert main(["data", "import", str(csv), "--name", "late", "--data-dir", str(store)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--data", "late", "--data-dir", str(store), "--steps", "30", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "split 'train' 2000-01-01..2014-12-31 has 0 trading day(s)" in err and "2021-01-01..2022-12-" in err
+    assert not (tmp_path / "r").exists()
+    prices = load_prices(source="late", data_dir=store)
+    with pytest.raises(ValueError, match=r"window 32 is longer .* data's dates are 2021-01-01\.\.2022-12-.*needs 34 days"):
+        Market.from_prices(prices, 32, ("2021-01-01", "2021-01-20"))
+    with pytest.raises(ValueError, match="no rows"):
+        Market.from_prices(prices.iloc[:0], 32, "train")

@@ -111,7 +111,7 @@ def test_a_checkpoint_saved_for_another_device_loads_here(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: --device cuda would train")
 def test_cli_device_cuda_without_a_gpu_is_a_one_line_error(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--env", "Pendulum-v1", "--steps", "5", "--device", "cuda", "--out", str(out)]) == 2
+    assert main(["train", "--env", "Pendulum-v1", "--steps", "2000", "--device", "cuda", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sees no CUDA device" in err[0]
     assert not out.exists()
@@ -119,7 +119,10 @@ def test_cli_device_cuda_without_a_gpu_is_a_one_line_error(tmp_path, capsys):
 
 def test_cli_device_cpu_trains_and_resume_may_change_the_device(tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--env", "Pendulum-v1", "--agent", "plain", "--steps", "30", "--out", str(out), "--no-progress"]
+    tiny = tmp_path / "tiny.toml"  # a budget that trains: learning_starts below --steps, no evaluations
+    tiny.write_text("[agent]\nlearning_starts = 10\nbatch_size = 8\neval_every = 0\n")
+    args = ["train", "--env", "Pendulum-v1", "--agent", "plain", "--steps", "30", "--config", str(tiny), "--out", str(out),
+            "--no-progress"]
     assert main(args + ["--device", "cpu"]) == 0
     assert 'device = "cpu"' in (out / "config.toml").read_text()
     assert main(["train", "--out", str(out), "--resume", "--steps", "40", "--device", "auto", "--no-progress"]) == 0

@@ -184,8 +184,10 @@ def test_suite_rejects_bad_options():
 
 def test_train_cli_on_a_broken_dmc_task(tmp_path):
     out = tmp_path / "run"
+    tiny = tmp_path / "tiny.toml"  # a budget that trains: learning_starts below --steps, no evaluations
+    tiny.write_text("[agent]\nlearning_starts = 20\nbatch_size = 8\neval_every = 0\n")
     assert main(["train", "--env", "dmc/pendulum-swingup", "--break", "0.5", "--agent", "relaxed", "--steps", "60",
-                 "--out", str(out), "--no-progress"]) == 0
+                 "--config", str(tiny), "--out", str(out), "--no-progress"]) == 0
     assert 'break_strength = 0.5' in (out / "config.toml").read_text()
     assert main(["train", "--env", "portfolio", "--break", "0.5", "--steps", "10", "--out", str(tmp_path / "x")]) == 2
 

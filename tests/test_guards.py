@@ -94,9 +94,12 @@ def _planted_store(tmp_path):
 def test_data_dir_is_used_by_train(tmp_path, capsys):
     store = _planted_store(tmp_path)
     out = tmp_path / "run"
-    assert main(["train", "--data", "pm", "--data-dir", str(store), "--out", str(out), *FAST, "--no-progress"]) == 0
+    tiny = tmp_path / "tiny.toml"  # a budget that trains: learning_starts below --steps, no evaluations
+    tiny.write_text("[agent]\nlearning_starts = 10\nbatch_size = 8\neval_every = 0\ncheckpoint_every = 0\n")
+    assert main(["train", "--config", str(tiny), "--data", "pm", "--data-dir", str(store), "--out", str(out), *FAST,
+                 "--no-progress"]) == 0
     assert 'data_dir = "' in (out / "config.toml").read_text()
-    assert main(["train", "--data", "pm", "--out", str(tmp_path / "r2"), *FAST]) == 2  # not in ./data
+    assert main(["train", "--config", str(tiny), "--data", "pm", "--out", str(tmp_path / "r2"), *FAST]) == 2  # not in ./data
     assert not (tmp_path / "r2").exists()
 
 
@@ -245,3 +248,34 @@ def test_a_per_asset_run_acts_on_another_universe_and_a_flat_one_says_why_not(ru
     capsys.readouterr()
     assert main(["backtest", str(flat), "--data", "factor-etfs", "--out", str(tmp_path / "c")]) == 2
     assert "flat network" in capsys.readouterr().err and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--window", "0"], "--window 0 is out of range: it must be in [1, 100000]"),
+    (["--boot", "0"], "--boot 0 is out of range: it must be in [1, 100000]"),
+    (["--boot", "99999999999"], "--boot 99999999999 is out of range"),
+    (["--seed", "-1"], "--seed -1 is out of range"),
+    (["--env", "dmc/pendulum-swingup", "--states", "0"], "--states 0 is out of range"),
+    (["--env", "dmc/pendulum-swingup", "--break", "0,2"], "--break 2.0 is out of range: it must be in [0, 1]"),
+    (["--env", "dmc/pendulum-swingup", "--break", ","], "give at least one break strength"),
+])
+def test_symmetry_arguments_are_range_checked(capsys, args, needle):
+    assert main(["symmetry", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_a_negative_obs_noise_names_the_flag_or_key(run_dir, tmp_path, capsys):
+    needle = "is out of range: it must be >= 0 (the standard deviation of the Gaussian noise"
+    assert main(["backtest", str(run_dir), "--obs-noise", "-1", "--no-html", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--obs-noise -1.0 " + needle in err[0], err
+    assert main(["compare", str(run_dir), "--obs-noise", "0,-1", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--obs-noise -1.0 " + needle in err[0], err
+    cfg = tmp_path / "noise.toml"
+    cfg.write_text("[env]\nobs_noise = -1.0\n[agent]\nlearning_starts = 10\neval_every = 0\n")
+    assert main(["train", "--config", str(cfg), *FAST, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "[env] obs_noise = -1.0 " + needle in err[0], err
+    assert not any((tmp_path / d).exists() for d in ("b", "c", "r"))

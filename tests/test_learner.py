@@ -355,14 +355,16 @@ def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
     test = changed.index >= pd.Timestamp("2019-01-01")
     changed.loc[test] *= np.random.default_rng(0).uniform(0.5, 2.0, size=(int(test.sum()), 4))
     runs = []
+    budget = tmp_path / "budget.toml"  # updates begin before the evaluation at step 1000
+    budget.write_text("[agent]\nlearning_starts = 500\n")
     for k, p in enumerate([prices, changed]):
         csv = tmp_path / f"p{k}.csv"
         p.to_csv(csv, index_label="date")
         monkeypatch.setenv("EQTRADE_DATA", str(tmp_path / f"data{k}"))
         assert main(["data", "import", str(csv), "--name", "mkt"]) == 0
         out = tmp_path / f"run{k}"
-        assert main(["train", "--agent", "exact", "--data", "mkt", "--steps", "1100", "--out", str(out),
-                     "--no-progress"]) == 0
+        assert main(["train", "--agent", "exact", "--data", "mkt", "--steps", "1100", "--config", str(budget),
+                     "--out", str(out), "--no-progress"]) == 0
         runs.append(out)
     names = sorted(f.name for f in runs[0].iterdir())
     assert {"config.toml", "metrics.csv", "checkpoint.pt", "best.pt"} <= set(names)

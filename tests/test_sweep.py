@@ -287,12 +287,14 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path, 
 
 
 def test_a_trial_that_raises_is_reported_and_the_others_finish(tmp_path, capsys, ray_instance):
-    spec_path = write_spec(tmp_path / "bad.toml", grid='"agent.family" = ["plain"]\n"agent.lr" = [0.0003, -1.0]',
+    # lr = 1e30 passes the config's checks (a learning rate > 0) and diverges in training; a negative
+    # one is refused before any trial runs (test_bad_specs_are_one_line_errors)
+    spec_path = write_spec(tmp_path / "bad.toml", grid='"agent.family" = ["plain"]\n"agent.lr" = [0.0003, 1e30]',
                            steps=200)
     rc = main(["sweep", str(spec_path), "--out", str(tmp_path / "out"), "--cpus", "2", "--no-progress"])
     cap = capsys.readouterr()
     assert rc == 1
-    assert "FAILED trial family=plain,lr=-1" in cap.err and "learning rate" in cap.err
+    assert "FAILED trial family=plain,lr=1e+30" in cap.err and "learning rate" in cap.err
     assert "1 of 2 trial(s) finished" in cap.out
     assert (tmp_path / "out" / "runs" / "family=plain,lr=0.0003" / "trial.json").exists()
     assert (tmp_path / "out" / "report" / "summary.csv").exists()  # the table of what finished
@@ -307,6 +309,13 @@ def test_bad_specs_are_one_line_errors(tmp_path, capsys):
         ('[sweep]\nname = "x"\n[sweep.grid]\n"agent.family" = ["plain", "nope"]\n', "nope"),
         ('[sweep]\nname = "x"\n[sweep.search]\n"agent.lr" = { normal = [0, 1] }\n', "loguniform"),
         ('[sweep]\nname = "x"\nmode = "up"\n', "mode"),
+        # every trial's config is checked before any runs: agent option ranges, the step budget
+        ('[sweep]\nname = "x"\n[sweep.grid]\n"agent.lr" = [0.001, -1.0]\n', "[agent] lr = -1.0 is out of range"),
+        ('[sweep]\nname = "x"\n[sweep.grid]\n"run.steps" = [6000, 800]\n',
+         "[run] steps 800 must exceed [agent] learning_starts 1000"),
+        ('[sweep]\nname = "x"\n[run]\nsteps = 2000\n[sweep.search]\n"agent.learning_starts" = { randint = [100, 5000] }\n',
+         "learning_starts 4999"),
+        ('[sweep]\nname = "x"\n[sweep.report]\nobs_noise = [0.0, -0.1]\n', "[sweep.report] obs_noise = -0.1 is out of range"),
     ]
     for i, (text, words) in enumerate(cases):
         p = tmp_path / f"s{i}.toml"

@@ -15,7 +15,7 @@ import signal
 import threading
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 
 from ..envs.factory import EnvSpec
 from ..envs.protocol import EnvInterface, episode_state, restore_episode
+from ..util import MAX_STEPS, Range
 from . import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,46 @@ class BaseConfig:
     eval_episodes: int = 5
     checkpoint_every: int = 10000
     device: str = "auto"  # auto (CUDA when torch sees one), cpu, cuda, cuda:N; checkpoints load on any
+
+    #: the allowed values of the numeric options (a tuple option: of each element); each algorithm
+    #: config adds its own (`option_ranges` joins them), checked on every construction
+    ranges: ClassVar[dict[str, Range]] = {
+        "seed": Range(0, 2**63 - 1),
+        "hidden": Range(1, 65536, note="units per hidden layer"),
+        "banks": Range(1, 1024, note="kernel banks of the relaxed layers"),
+        "reg_coef": Range(0, note="0: no regulariser"),
+        "reward_scale": Range(0, lo_open=True),
+        "gamma": Range(0, 1, hi_open=True, note="the discount factor"),
+        "batch_size": Range(1, 1_000_000),
+        "buffer_size": Range(1, MAX_STEPS, note="transitions kept; at least batch_size"),
+        "learning_starts": Range(0, MAX_STEPS, note="random-action steps before the first update"),
+        "train_freq": Range(1, MAX_STEPS, note="env steps per round of updates"),
+        "gradient_steps": Range(1, 10_000, note="updates per round"),
+        "eval_every": Range(0, MAX_STEPS, note="0: no evaluations"),
+        "eval_episodes": Range(1, 100_000),
+        "checkpoint_every": Range(0, MAX_STEPS, note="0: a checkpoint at the end only"),
+    }
+
+    @classmethod
+    def option_ranges(cls) -> dict[str, Range]:
+        """Every ranged option of this config: its own and its bases' (a subclass's entry wins)."""
+        out: dict[str, Range] = {}
+        for c in reversed(cls.__mro__):
+            out.update(c.__dict__.get("ranges", {}))
+        return out
+
+    def __post_init__(self):
+        for name, rng in self.option_ranges().items():
+            value = getattr(self, name)
+            if isinstance(value, str) or value is None:  # e.g. alpha_init = "auto"; types are from_dict's
+                continue
+            for v in (value if isinstance(value, (list, tuple)) else (value,)):
+                if isinstance(v, (int, float)) or v is None:
+                    rng.check(f"[agent] {name}" + (" entry" if isinstance(value, (list, tuple)) else ""), v)
+        if isinstance(self.buffer_size, int) and isinstance(self.batch_size, int) and self.buffer_size < self.batch_size:
+            raise ValueError(f"[agent] buffer_size = {self.buffer_size} is out of range: it must be >= batch_size "
+                             f"{self.batch_size} (a batch samples the buffer; a smaller buffer repeats transitions in "
+                             "every batch)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from ..nn import build_qnet
+from ..util import MAX_STEPS, Range
 from .buffer import ReplayBuffer
 from ..envs.factory import EnvSpec
 from ..envs.protocol import EnvInterface
@@ -28,6 +29,16 @@ class DQNConfig(BaseConfig):
     exploration_steps: int = 10_000  # environment steps over which ε decays linearly
     n_step: int = 1
     max_grad_norm: float = 10.0
+
+    ranges = {
+        "lr": Range(0, lo_open=True, note="the learning rate"),
+        "tau": Range(0, 1, lo_open=True, note="1: copy every target_update_interval updates; < 1: soft updates"),
+        "target_update_interval": Range(1, MAX_STEPS),
+        "eps_start": Range(0, 1), "eps_end": Range(0, 1),
+        "exploration_steps": Range(0, MAX_STEPS),
+        "n_step": Range(1, 1000),
+        "max_grad_norm": Range(0, lo_open=True),
+    }
 
 
 class DQN(Agent):

@@ -45,6 +45,7 @@ from ..nn.pixel import (ENCODERS, DrQActor, DrQCritic, EquivariantActor, Equivar
                         LiftEncoder, PixelEncoder, pixel_equivariance_error)
 from .base import Agent, BaseConfig, check_finite
 from .buffer import ReplayBuffer
+from ..util import MAX_STEPS, Range
 
 
 @dataclass
@@ -66,6 +67,15 @@ class DrQConfig(BaseConfig):
     std_steps: int = 100_000
     std_clip: float = 0.3
     pad: int = 4  # random shift of up to `pad` pixels
+
+    ranges = {
+        "lr": Range(0, lo_open=True, note="the learning rate"),
+        "n_step": Range(1, 1000),
+        "feature_dim": Range(1, 65536), "channels": Range(1, 4096),
+        "tau": Range(0, 1, lo_open=True, note="target networks' update rate; 1: copy"),
+        "std_start": Range(0), "std_end": Range(0), "std_steps": Range(0, MAX_STEPS), "std_clip": Range(0),
+        "pad": Range(0, 84, note="pixels of random shift"),
+    }
 
 
 def encoder_kind(config) -> str:

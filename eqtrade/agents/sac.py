@@ -24,6 +24,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
 from ..nn.reps import zero_of
+from ..util import Range
 from .buffer import ReplayBuffer
 from ..envs.factory import EnvSpec
 from ..envs.protocol import EnvInterface
@@ -47,6 +48,15 @@ class SACConfig(BaseConfig):
     # its sampled action plus γ·V(next state with the new weights), and the critic is a state
     # value V(s) trained on those exact rewards (full information instead of bandit feedback)
     actor_loss: str = "critic"
+
+    ranges = {
+        "lr": Range(0, lo_open=True, note="the learning rate"),
+        "tau": Range(0, 1, lo_open=True, note="target networks' update rate; 1: copy"),
+        "alpha_init": Range(0, lo_open=True, note="or \"auto\""),
+        "entropy_frac": Range(0, lo_open=True),
+        "target_entropy": Range(),
+        "target_entropy_per_dim": Range(),
+    }
 
 
 class EnsembleMLP(nn.Module):

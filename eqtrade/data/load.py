@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from .bundled import DEFAULT_DATASET, bundled_names, load_bundled, provenance
@@ -185,7 +186,30 @@ def show(name: str, data_dir=None) -> tuple[str, pd.DataFrame, ValidationReport]
     else:
         prices = load_prices([name.upper()], source="bundled", align="outer", validate=False)
         where = f"ticker {name.upper()} (bundled data)"
+    # a dataset named like a ticker (imported before such names were refused, or a ticker fetched
+    # later): say which of the two this is
+    if name in manifest["datasets"]:
+        clash = _ticker_clash(name, store)
+        if clash:
+            where += (f" (not the ticker {name.upper()}, {clash}: this dataset takes the name; import it again "
+                      f"under another name to show the ticker)")
+    else:
+        other = [d for d in manifest["datasets"] if d.upper() == name.upper()]
+        if other:
+            where += f" (not the imported dataset {other[0]!r})"
     return where, prices, validate_prices(prices)
+
+
+def _ticker_clash(name: str, store: DataStore) -> str | None:
+    """Where `name` is also a ticker (compared in upper case, as `data show` does): 'bundled ...',
+    'cached in DIR', or None."""
+    up = name.upper()
+    for ds, e in provenance()["datasets"].items():
+        if up in (str(t).upper() for t in e["tickers"]):
+            return f"bundled, in {ds}"
+    if up in store.read_manifest()["tickers"]:
+        return f"cached in {store.root}"
+    return None
 
 
 # -- import ---------------------------------------------------------------------------------
@@ -197,46 +221,279 @@ def _find(cols: Iterable[str], wanted: Iterable[str]) -> str | None:
     return None
 
 
-def _parse_dates(values: pd.Series | pd.Index, path: Path) -> pd.DatetimeIndex:
-    vals = pd.Series(values)
+#: a time of day after a date, then a UTC offset (Z, UTC, GMT, +01:00, -0500, +09): the offset is
+#: dropped, so every timestamp keeps the calendar date written in the file (its local date)
+_OFFSET_RE = re.compile(r"^(.*\d:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)$", re.I)
+_TIME = r"(?:([T ])(\d{1,2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?"
+_YMD_RE = re.compile(rf"^(\d{{4}})([-/.])(\d{{1,2}})\2(\d{{1,2}}){_TIME}$")
+_COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_DM_RE = re.compile(rf"^(\d{{1,2}})([-/.])(\d{{1,2}})\2(\d{{4}}|\d{{2}}){_TIME}$")
+
+
+def _strip_offset(text: str) -> str:
+    m = _OFFSET_RE.match(text)
+    return m.group(1).rstrip() if m else text
+
+
+def _iso(y: int, m: int, d: int, t: tuple) -> str:
+    sep, hh, mm, ss, frac = t
+    return f"{y:04d}-{m:02d}-{d:02d}" + (f"T{int(hh):02d}:{mm}:{ss or '00'}{frac or ''}" if hh else "")
+
+
+def _format_hint(example: str, day_first: bool) -> str:
+    """The --date-format of a d/m or m/d date such as '01/02/2021 10:00'."""
+    m = _DM_RE.match(_strip_offset(example))
+    sep, year = m.group(2), "%Y" if len(m.group(4)) == 4 else "%y"
+    fmt = sep.join(["%d", "%m"] if day_first else ["%m", "%d"]) + sep + year
+    if m.group(6):
+        fmt += m.group(5) + "%H:%M" + (":%S" if m.group(8) else "") + (".%f" if m.group(9) else "")
+    return fmt
+
+
+def _read_dm(text: list[str], rows: list[int], path: Path) -> tuple[list[str], str | None]:
+    """ISO strings of d/m/y or m/d/y dates, and a note on which reading was taken; refuses an
+    ambiguous file (no day above 12 anywhere, so both readings are valid) in one line."""
+    ms = [_DM_RE.match(text[i]) for i in rows]
+    a = [int(m.group(1)) for m in ms]
+    b = [int(m.group(3)) for m in ms]
+    hi_a = next((k for k, v in enumerate(a) if v > 12), None)
+    hi_b = next((k for k, v in enumerate(b) if v > 12), None)
+    if hi_a is not None and hi_b is not None:
+        i, j = rows[hi_a], rows[hi_b]
+        raise ImportFormatError(
+            f"{path}: dates are not written one way: row {i + 1} {text[i]!r} has the day first, row {j + 1} "
+            f"{text[j]!r} the month first; write every date one way, e.g. 2021-01-04")
+    if hi_a is None and hi_b is None and any(x != y for x, y in zip(a, b)):
+        k = next(k for k, (x, y) in enumerate(zip(a, b)) if x != y)
+        i, m = rows[k], ms[k]
+        y = int(m.group(4)) if len(m.group(4)) == 4 else _year2(int(m.group(4)))
+        raise ImportFormatError(
+            f"{path}: ambiguous dates: row {i + 1} {text[i]!r} reads as {y:04d}-{b[k]:02d}-{a[k]:02d} day first "
+            f"or {y:04d}-{a[k]:02d}-{b[k]:02d} month first, and no date in the file has a day above 12; pass "
+            f"--date-format {_format_hint(text[i], True)} (day first) or --date-format "
+            f"{_format_hint(text[i], False)} (month first)")
+    day_first = hi_a is not None or hi_b is None
+    out = []
+    for m, x, y_ in zip(ms, a, b):
+        y = int(m.group(4)) if len(m.group(4)) == 4 else _year2(int(m.group(4)))
+        d, mo = (x, y_) if day_first else (y_, x)
+        out.append(_iso(y, mo, d, m.groups()[4:]))
+    if (hi_a is not None or hi_b is not None) and len(ms) >= 4:
+        # a few rows written the other way round in a daily file: read this way the dates are a
+        # month apart, the other way (where it can be read) a day or so
+        alt = [_iso(int(m.group(4)) if len(m.group(4)) == 4 else _year2(int(m.group(4))),
+                    *((x, y_) if day_first else (y_, x)), m.groups()[4:]) for m, x, y_ in zip(ms, a, b)]
+        if _median_gap(out) >= 25 and _median_gap(alt) <= 5:
+            k = hi_a if hi_a is not None else hi_b
+            raise ImportFormatError(
+                f"{path}: the dates read {'day' if day_first else 'month'} first (as row {rows[k] + 1} "
+                f"{text[rows[k]]!r} demands) are about a month apart, the other way round a day: the file mixes "
+                f"both orders? Write every date one way, e.g. 2021-01-04, or pass --date-format")
+    note = None
+    if hi_a is not None:
+        i = rows[hi_a]
+        note = f"dates read day first ({_format_hint(text[i], True)}): row {i + 1} {text[i]!r} has a day above 12"
+    elif hi_b is not None:
+        i = rows[hi_b]
+        note = f"dates read month first ({_format_hint(text[i], False)}): row {i + 1} {text[i]!r} has a day above 12"
+    return out, note
+
+
+def _median_gap(iso: list[str]) -> float:
+    """Median days between consecutive distinct valid dates (sorted); nan with fewer than 3."""
+    d = pd.to_datetime(pd.Series(iso), format="ISO8601", errors="coerce").dropna().drop_duplicates().sort_values()
+    return float(d.diff().dt.days.median()) if len(d) >= 3 else float("nan")
+
+
+def _year2(yy: int) -> int:
+    return 2000 + yy if yy < 69 else 1900 + yy  # strptime's %y rule
+
+
+def _check_parsed(parsed: pd.Series, text: list[str], path: Path, how: str = "") -> None:
+    if parsed.isna().any():
+        i = int(parsed.isna().to_numpy().argmax())
+        raise ImportFormatError(f"{path}: row {i + 1}: cannot read {text[i]!r} as a date{how}")
+
+
+def _parse_dates(values: pd.Series | pd.Index, path: Path, date_format: str | None = None,
+                 notes: list[str] | None = None) -> pd.DatetimeIndex:
+    """Calendar dates of a date column. Offsets are dropped (each timestamp keeps the date written
+    in the file); d/m/y vs m/d/y is decided by a day above 12, else refused as ambiguous unless
+    `date_format` says; dates after today are refused."""
+    import warnings
+
+    vals = pd.Series(values).reset_index(drop=True)
+    if pd.api.types.is_datetime64_any_dtype(vals):
+        idx = pd.DatetimeIndex(vals)
+        if idx.tz is not None:
+            idx = idx.tz_localize(None)  # the local calendar date, as for offsets in text
+        text = [str(v) for v in idx]
+        _check_parsed(pd.Series(idx), text, path)
+        return _no_future(idx.normalize(), text, path)
     if pd.api.types.is_integer_dtype(vals) and vals.between(19000101, 21001231).all():
         vals = vals.astype(str)  # YYYYMMDD written as a number
     elif pd.api.types.is_numeric_dtype(vals) and not pd.api.types.is_bool_dtype(vals):
         # numbers are not dates (pandas would read them as nanoseconds after 1970)
+        hint = next((f"; the file seems to be separated by {c!r}, not ','" for c in ";|\t" if c in str(vals.name)), "")
         raise ImportFormatError(f"{path}: no date column: the first column ({vals.name!r}) holds numbers such as "
-                                f"{vals.iloc[0]!r}; put the dates (e.g. 2021-01-04) in a first column named date")
-    parsed = pd.to_datetime(vals, errors="coerce", utc=False)
-    bad = parsed.isna() & pd.Series(values).notna()
-    if bad.any() or parsed.isna().any():
-        i = int(bad.to_numpy().argmax()) if bad.any() else int(parsed.isna().to_numpy().argmax())
-        raise ImportFormatError(f"{path}: row {i + 1}: cannot read {pd.Series(values).iloc[i]!r} as a date")
-    idx = pd.DatetimeIndex(parsed)
-    if idx.tz is not None:
-        idx = idx.tz_convert(None)
-    return idx.normalize()
+                                f"{vals.iloc[0]!r}; put the dates (e.g. 2021-01-04) in a first column named date{hint}")
+    text = ["" if (not isinstance(v, str) and pd.isna(v)) else str(v).strip() for v in vals]
+    empty = [i for i, t in enumerate(text) if not t]
+    if empty:
+        raise ImportFormatError(f"{path}: row {empty[0] + 1}: no date (an empty cell)")
+    if date_format:
+        from datetime import datetime as _dt
+
+        keep_tz = "%z" in date_format or "%Z" in date_format
+
+        def one(t: str):
+            try:
+                return _dt.strptime(t if keep_tz else _strip_offset(t), date_format).replace(tzinfo=None)
+            except ValueError:
+                return None
+
+        got = [one(t) for t in text]
+        bad = next((i for i, g in enumerate(got) if g is None), None)
+        if bad is not None:
+            raise ImportFormatError(f"{path}: row {bad + 1}: {text[bad]!r} does not match --date-format {date_format!r}")
+        idx = pd.DatetimeIndex(got)
+    else:
+        plain = [_strip_offset(t) for t in text]
+        if notes is not None and plain != text:
+            notes.append("time-zone offsets dropped: each timestamp keeps the calendar date written in the file")
+        kinds = ["ymd" if (_YMD_RE.match(t) or _COMPACT_RE.match(t)) else "dm" if _DM_RE.match(t) else "other"
+                 for t in plain]
+        odd = next((i for i, k in enumerate(kinds) if k != kinds[0]), None)
+        if odd is not None:
+            raise ImportFormatError(f"{path}: row {odd + 1}: {text[odd]!r} is not written like row 1's {text[0]!r}; "
+                                    "write every date one way (e.g. 2021-01-04) or pass --date-format")
+        if kinds[0] == "ymd":
+            iso = []
+            for t in plain:
+                m = _COMPACT_RE.match(t)
+                if m:
+                    iso.append(_iso(int(m.group(1)), int(m.group(2)), int(m.group(3)), (None,) * 5))
+                else:
+                    m = _YMD_RE.match(t)
+                    iso.append(_iso(int(m.group(1)), int(m.group(3)), int(m.group(4)), m.groups()[4:]))
+            parsed = pd.Series(pd.to_datetime(pd.Series(iso), format="ISO8601", errors="coerce"))
+        elif kinds[0] == "dm":
+            iso, note = _read_dm(plain, list(range(len(plain))), path)
+            if note and notes is not None:
+                notes.append(note)
+            parsed = pd.Series(pd.to_datetime(pd.Series(iso), format="ISO8601", errors="coerce"))
+        else:  # month names and the like: pandas infers one format from the first date
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    parsed = pd.Series(pd.to_datetime(pd.Series(plain), errors="coerce"))
+                except (ValueError, TypeError, OverflowError) as exc:
+                    raise ImportFormatError(f"{path}: cannot read dates such as {text[0]!r} ({exc}); write them "
+                                            "as 2021-01-04 or pass --date-format") from None
+            if not pd.api.types.is_datetime64_any_dtype(parsed):
+                raise ImportFormatError(f"{path}: cannot read dates such as {text[0]!r}; write them as 2021-01-04 "
+                                        "or pass --date-format")
+            if parsed.dt.tz is not None:
+                parsed = parsed.dt.tz_localize(None)
+        _check_parsed(parsed, text, path)
+        idx = pd.DatetimeIndex(parsed)
+    return _no_future(idx.normalize(), text, path)
 
 
-def read_price_file(path: str | Path, ticker: str | None = None, price_column: str | None = None) -> tuple[pd.DataFrame, str]:
-    """Read a user's CSV/parquet price file into a wide adjusted-close panel: (panel, layout)."""
+def _no_future(idx: pd.DatetimeIndex, text: list[str], path: Path) -> pd.DatetimeIndex:
+    today = pd.Timestamp.today().normalize()
+    late = np.flatnonzero(idx > today)
+    if len(late):
+        i = int(late[0])
+        raise ImportFormatError(
+            f"{path}: row {i + 1}: date {text[i]!r} ({idx[i]:%Y-%m-%d}) is after today ({today:%Y-%m-%d}; "
+            f"{len(late)} such row(s)); prices cannot come from the future: check the year, or the day/month "
+            "order (--date-format)")
+    return idx
+
+
+_SEPARATORS = (",", ";", "\t", "|")
+_COMMA_DECIMAL = re.compile(r"[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+")
+_POINT_DECIMAL = re.compile(r"[-+]?\d*\.\d+")
+_THOUSANDS_ONLY = re.compile(r"[-+]?\d{1,3}(?:\.\d{3})+")
+
+
+def _sniff(path: Path, n_lines: int = 200) -> tuple[str, bool]:
+    """(separator, decimal comma?) of a text file: the separator is the one of , ; tab | that the
+    header line holds most often; decimal commas (782,5 or 1.234,56) only with another separator,
+    when cells written that way outnumber cells with a decimal point."""
+    import bz2
+    import gzip
+    import lzma
+
+    name = path.name.lower()
+    opener = gzip.open if name.endswith(".gz") else bz2.open if name.endswith(".bz2") else \
+        lzma.open if name.endswith(".xz") else open if not name.endswith(".zip") else None
+    if opener is None:
+        return ",", False
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            lines = [ln.rstrip("\r\n") for _, ln in zip(range(n_lines), f)]
+    except (OSError, EOFError, lzma.LZMAError):
+        return ",", False  # pandas says what is wrong with the file
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        return ",", False
+    counts = {c: lines[0].count(c) for c in _SEPARATORS}
+    sep = max(_SEPARATORS, key=lambda c: counts[c]) if max(counts.values()) else ","
+    if sep == ",":
+        return sep, False
+    cells = [c.strip().strip('"') for ln in lines[1:] for c in ln.split(sep)]
+    comma = sum(bool(_COMMA_DECIMAL.fullmatch(c)) for c in cells)
+    point = sum(bool(_POINT_DECIMAL.fullmatch(c)) and not _THOUSANDS_ONLY.fullmatch(c) for c in cells)
+    return sep, comma > point
+
+
+def _numbers(raw: pd.Series, decimal_comma: bool) -> pd.Series:
+    """Numbers of a price column; with decimal commas, 1.234,56 is 1234.56 and 782,5 is 782.5
+    (anything else is not a number)."""
+    if not decimal_comma:
+        return pd.to_numeric(raw, errors="coerce")
+    s = raw.astype("string").str.strip()
+    ok = s.str.fullmatch(r"[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?").fillna(False).astype(bool)
+    conv = s.where(ok).str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    return pd.to_numeric(conv, errors="coerce").astype(float)
+
+
+def read_price_file(path: str | Path, ticker: str | None = None, price_column: str | None = None,
+                    date_format: str | None = None) -> tuple[pd.DataFrame, str]:
+    """Read a user's CSV/parquet price file into a wide adjusted-close panel: (panel, layout).
+
+    CSV: the separator (, ; tab |) and decimal commas are detected (`_sniff`); dates as in
+    `_parse_dates`, or read with `date_format` (strptime codes, e.g. %d/%m/%Y)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     suffixes = "".join(path.suffixes).lower()
+    decimal_comma = False
     try:
         if ".parquet" in suffixes or suffixes.endswith(".pq"):
             raw = pd.read_parquet(path)
             if isinstance(raw.index, pd.DatetimeIndex):
                 raw = raw.reset_index(names=raw.index.name or "date")
-        elif ".csv" in suffixes or ".txt" in suffixes:
-            raw = pd.read_csv(path)
+        elif ".csv" in suffixes or ".txt" in suffixes or ".tsv" in suffixes:
+            sep, decimal_comma = _sniff(path)
+            raw = pd.read_csv(path, sep=sep, dtype=str if decimal_comma else None)
+            if not isinstance(raw.index, pd.RangeIndex):  # pandas took the extra first cells as an index
+                raise ImportFormatError(
+                    f"{path}: row 1 has more cells than the header has names ({len(raw.columns)}, separated by "
+                    f"{sep!r}): a separator inside a value, such as a decimal comma? Use ';' between cells")
         else:
-            raise ImportFormatError(f"{path}: unknown file type {suffixes or '(none)'}; use .csv, .csv.gz or .parquet")
+            raise ImportFormatError(f"{path}: unknown file type {suffixes or '(none)'}; use .csv, .tsv, .csv.gz or .parquet")
     except ImportFormatError:
         raise
     except Exception as exc:
-        raise ImportFormatError(f"{path}: cannot be read ({exc})") from exc
+        raise ImportFormatError(f"{path}: cannot be read ({' '.join(str(exc).split())})") from exc
     if raw.empty:
         raise ImportFormatError(f"{path}: no rows")
+    notes: list[str] = []
+    if decimal_comma:
+        notes.append("numbers read with decimal commas (1.234,56 is 1234.56)")
     date_col = _find(raw.columns, _DATE_COLS) or raw.columns[0]
     ticker_col = _find(raw.columns, _TICKER_COLS)
     has_ohlc = all(_find(raw.columns, [c]) is not None for c in ("open", "high", "low", "close"))
@@ -246,9 +503,9 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
             raise ImportFormatError(f"{path}: no price column ({', '.join(_PRICE_COLS)}) among {list(raw.columns)}")
         if str(pcol).strip().lower() in ("close", "price") and not price_column:
             log.warning("%s: using column %r; if it is not adjusted for splits and dividends, returns will be wrong", path, pcol)
-        values = pd.to_numeric(raw[pcol], errors="coerce")
+        values = _numbers(raw[pcol], decimal_comma)
         _check_numeric(raw[pcol], values, path, str(pcol))
-        dates = _parse_dates(raw[date_col], path)
+        dates = _parse_dates(raw[date_col], path, date_format, notes)
         if ticker_col is not None:
             long = pd.DataFrame({"date": dates, "ticker": raw[ticker_col].astype(str).str.strip().to_numpy(), "v": values.to_numpy()})
             dup = long.duplicated(["date", "ticker"])
@@ -262,13 +519,13 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
             panel = pd.DataFrame({tk: values.to_numpy()}, index=dates)
             layout = "ohlcv"
     else:
-        dates = _parse_dates(raw[date_col], path)
+        dates = _parse_dates(raw[date_col], path, date_format, notes)
         cols = [c for c in raw.columns if c != date_col]
         if not cols:
             raise ImportFormatError(f"{path}: only a date column, no prices")
         data = {}
         for c in cols:
-            v = pd.to_numeric(raw[c], errors="coerce")
+            v = _numbers(raw[c], decimal_comma)
             _check_numeric(raw[c], v, path, str(c))
             data[str(c).strip()] = v.to_numpy()
         panel = pd.DataFrame(data, index=dates)
@@ -280,7 +537,9 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
         log.warning("%s: rows were not in date order; sorted by date before validation", path)
         panel = panel.sort_index()
         panel.attrs["sorted"] = True
-    return panel.astype(float), layout
+    panel = panel.astype(float)
+    panel.attrs["notes"] = notes
+    return panel, layout
 
 
 def _check_numeric(raw: pd.Series, values: pd.Series, path: Path, col: str) -> None:
@@ -291,21 +550,30 @@ def _check_numeric(raw: pd.Series, values: pd.Series, path: Path, col: str) -> N
 
 
 def import_prices(path, name: str, data_dir=None, force: bool = False, ticker: str | None = None,
-                  price_column: str | None = None, allow_jumps: bool = False) -> tuple[dict[str, Any], ValidationReport]:
-    """Validate a user's price file and store it as dataset `name`; refuse it on any validation error."""
+                  price_column: str | None = None, allow_jumps: bool = False,
+                  date_format: str | None = None) -> tuple[dict[str, Any], ValidationReport]:
+    """Validate a user's price file and store it as dataset `name`; refuse it on any validation error.
+    A name that is a bundled or cached ticker (in any case) is refused: `data show NAME` and
+    `--data NAME` would mean two things."""
     if not _NAME_RE.match(name) or name in _RESERVED or name in bundled_names():
         raise ValueError(
             f"invalid dataset name {name!r}: use letters, digits, '_', '-', '.', and not "
             f"{', '.join(sorted(_RESERVED | set(bundled_names())))}"
         )
     store = DataStore(data_dir)
+    clash = _ticker_clash(name, store)
+    if clash:
+        raise ValueError(f"dataset name {name!r} is a ticker ({clash}): `eqtrade data show {name}` and --data {name} "
+                         f"would mean two things; choose another name, e.g. --name {name.lower()}-mine")
     if name in store.read_manifest()["datasets"] and not force:
         raise FileExistsError(f"dataset {name!r} already exists in {store.root}; pass --force to replace it")
-    panel, layout = read_price_file(path, ticker=ticker, price_column=price_column)
+    panel, layout = read_price_file(path, ticker=ticker, price_column=price_column, date_format=date_format)
     rep = validate_prices(panel, allow_jumps=allow_jumps)
-    if panel.attrs.get("sorted"):
-        from .validate import Issue
+    from .validate import Issue
 
+    for note in reversed(panel.attrs.get("notes", [])):
+        rep.issues.insert(0, Issue("info", "format", "*", "", note))
+    if panel.attrs.get("sorted"):
         rep.issues.insert(0, Issue("warning", "order", "*", "", "rows were not in date order; sorted by date"))
     rep.raise_if_errors(f"{path}")
     meta = {

@@ -94,6 +94,12 @@ class Market:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         start, end = split_range(split)
+        name = f"split {split!r} " if isinstance(split, str) else "split "
+        if len(prices) == 0:
+            raise ValueError(f"{name}{start:%Y-%m-%d}..{end:%Y-%m-%d}: the price panel has no rows")
+        span = f"the data's dates are {prices.index[0]:%Y-%m-%d}..{prices.index[-1]:%Y-%m-%d}"
+        fix = ("; choose a split inside the data's dates (--split START:END, or split = [START, END] under [env] "
+               "or [eval_env] of a run config)")
         # nothing after the split's last day is kept: an env (and a checkpoint that pickles it)
         # cannot read later data, e.g. the test period while training and validating
         prices = prices.loc[prices.index <= end]
@@ -105,14 +111,15 @@ class Market:
         dates = prices.index
         in_split = np.flatnonzero((dates >= start) & (dates <= end))
         if len(in_split) < 2:
-            raise ValueError(f"split {start:%Y-%m-%d}..{end:%Y-%m-%d} has {len(in_split)} trading day(s) in the "
-                             f"data ({dates[0]:%Y-%m-%d}..{dates[-1]:%Y-%m-%d}); it needs at least 2")
+            raise ValueError(f"{name}{start:%Y-%m-%d}..{end:%Y-%m-%d} has {len(in_split)} trading day(s) in the "
+                             f"data ({span}); it needs at least 2{fix}")
         first = max(int(in_split[0]), window)  # returns[t-W+1..t] need prices from t-W on
         last = int(in_split[-1]) - 1
         if first > last:
-            raise ValueError(f"window {window} is longer than the history available before/in split "
+            raise ValueError(f"window {window} is longer than the history available before/in {name}"
                              f"{start:%Y-%m-%d}..{end:%Y-%m-%d} ({len(in_split)} days in the split, "
-                             f"{in_split[0]} before it)")
+                             f"{in_split[0]} before it; {span}): it needs {window + 2} days up to the split's end"
+                             f"{fix}, or a shorter window")
         return cls(dates, [str(c) for c in prices.columns], r, first, last, None if has.all() else has)
 
     def __post_init__(self) -> None:

@@ -116,7 +116,8 @@ def validate_prices(
             add(Issue("error", "empty", t, "", "no prices at all"))
             continue
         first, last = valid.index[0], valid.index[-1]
-        inner = s.loc[first:last]
+        held = np.flatnonzero(s.notna().to_numpy())
+        inner = s.iloc[held[0] : held[-1] + 1]  # by position: labels may repeat or be out of order
         nan_dates = inner.index[inner.isna()]
         if len(nan_dates):
             add(Issue("error", "nan", t, _d(nan_dates[0]),

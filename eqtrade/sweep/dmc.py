@@ -70,10 +70,17 @@ class SuiteConfig:
         for s in self.obs_noise:
             if float(s) < 0:
                 raise ValueError(f"--obs-noise values must be >= 0, got {s}")
+        from ..util import MAX_STEPS, MAX_STEPS_WHY, Range
+
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"--steps {self.steps} is more than the limit of {MAX_STEPS:_} steps ({MAX_STEPS_WHY})")
         if self.steps <= self.learning_starts:
             raise ValueError(f"--steps {self.steps} must exceed learning_starts {self.learning_starts}")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {self.seeds}")
+        Range(1, 1000, note="seeds per combination").check("--seeds", self.seeds)
+        Range(1, 100_000, note="final evaluation episodes per noise level").check("--eval-episodes", self.eval_episodes)
+        Range(0, 4096, note="trials at a time; 0: one per core").check("--jobs", self.jobs)
         if self.encoder is not None:
             from ..agents.drq import ENCODERS
 

@@ -20,6 +20,7 @@ package), and the eqtrade package is sent to the workers with the job (Ray's run
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import os
@@ -143,6 +144,38 @@ def resolve_trial_config(tables: dict) -> dict:
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; use {', '.join(FAMILIES)}")
     return cfg
+
+
+def check_search_space(base: dict, space: dict) -> None:
+    """A search's trials are sampled while the sweep runs: resolve the base config at the ends of
+    every range (each choice), all combinations of them (one key at a time past 64 combinations),
+    so that a range that reaches a refused value (a step budget below learning_starts, an agent
+    option out of its range) fails before any trial runs."""
+    from .spec import set_dotted
+
+    ends = {}
+    for k, (dist, args) in space.items():
+        if dist == "choice":
+            ends[k] = list(args)
+        elif dist == "randint":  # Ray Tune's randint excludes the upper bound
+            ends[k] = [args[0], args[1] - 1] if isinstance(args[1], int) and args[1] > args[0] else list(args)
+        else:
+            ends[k] = list(args)
+    keys = list(ends)
+    n = 1
+    for k in keys:
+        n *= len(ends[k])
+    combos = (itertools.product(*(ends[k] for k in keys)) if n <= 64 else
+              ([v if j == i else ends[k][0] for j, k in enumerate(keys)] for i in range(len(keys)) for v in ends[keys[i]]))
+    for values in combos:
+        tables = copy.deepcopy(base)
+        for k, v in zip(keys, values):
+            set_dotted(tables, k, v)
+        try:
+            resolve_trial_config(tables)
+        except (ValueError, TypeError, FileNotFoundError) as e:
+            at = ", ".join(f"{k} = {v!r}" for k, v in zip(keys, values))
+            raise ValueError(f"[sweep.search] reaches a refused config at {at}: {e}") from None
 
 
 def trial_configs(spec, data_dir=None) -> dict[str, dict]:

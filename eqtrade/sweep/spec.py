@@ -147,6 +147,10 @@ def load_spec(path) -> SweepSpec:
         raise ValueError(f"{path}: unknown [sweep.report] option(s) {bad}; known: {', '.join(REPORT_KEYS)}")
     if not isinstance(report["obs_noise"], list):
         report["obs_noise"] = [report["obs_noise"]]
+    from ..util import OBS_NOISE
+
+    for s in report["obs_noise"]:  # the table comes after every trial: refuse a bad level before them
+        OBS_NOISE.check(f"{path}: [sweep.report] obs_noise", s)
     max_failures = sw.get("max_failures", 1)
     if not isinstance(max_failures, int) or max_failures < 0:
         raise ValueError(f"{path}: [sweep] max_failures must be an integer >= 0, got {max_failures!r}")

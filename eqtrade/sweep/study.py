@@ -44,10 +44,11 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
         trials = trial_configs(spec, data_dir)
     else:
         from ..run import merge
-        from .engine import resolve_trial_config
+        from .engine import check_search_space, resolve_trial_config
 
         base = merge(spec.base, {"env": {"data_dir": str(Path(data_dir).resolve())}} if data_dir else {})
         resolved = resolve_trial_config(base)  # the base config must be valid before anything is sampled
+        check_search_space(base, search["space"])  # and so must the ends of every range
         trials = {"__base__": base}
         search = dict(search, max_steps=int(resolved["run"]["steps"]))  # ASHA's horizon: a trial's whole run
     created = not any(p.name != LOCK_NAME for p in out.iterdir())  # (the lock made the folder)
