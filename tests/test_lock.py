@@ -181,7 +181,7 @@ def test_output_files_get_the_mode_the_umask_gives(tmp_path, cfg, capsys, umask,
         assert "manifest.json" in data and any(n.endswith(".parquet") for n in data)
         assert set(data.values()) == {mode}, {n: oct(m) for n, m in data.items()}
         if umask == 0o022:  # a train run: checkpoints, config, metrics, the plot
-            assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run"), "--steps", "60",
+            assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run"), "--steps", "100",
                          "--no-progress"]) == 0
             run = _modes(tmp_path / "run")
             assert {"checkpoint.pt", "config.toml", "metrics.csv", "learning_curve.png"} <= set(run)
