@@ -11,6 +11,7 @@ import pandas as pd
 
 from .envs.factory import PIXELS_PREFIX, DMC_PREFIX, is_pixels
 from .symmetry import FAMILIES
+from .lock import LOCK_NAME, locked
 from .outdirs import check_output_dir, output_kind
 from .util import OBS_NOISE, Range
 
@@ -350,7 +351,8 @@ def cmd_backtest(args) -> int:
     from .backtest.metrics import rf_label
 
     rf = _rf_arg(args.rf, args.data_dir)
-    table = write_report(bts, ctx, out, html=not args.no_html, rf=rf)
+    with locked(out, "eqtrade backtest"):  # a default --out (a given one is locked by main)
+        table = write_report(bts, ctx, out, html=not args.no_html, rf=rf)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model; "
@@ -405,9 +407,10 @@ def cmd_compare(args) -> int:
     levels = _floats(args.obs_noise, "--obs-noise")
     for s in levels:
         OBS_NOISE.check("--obs-noise", s)
-    summary = compare_runs(args.runs, split, tuple(levels) or (0.0,), out, checkpoint=args.checkpoint,
-                           benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)), data_dir=args.data_dir,
-                           data=args.data)
+    with locked(out, "eqtrade compare"):  # a default --out (a given one is locked by main)
+        summary = compare_runs(args.runs, split, tuple(levels) or (0.0,), out, checkpoint=args.checkpoint,
+                               benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)),
+                               data_dir=args.data_dir, data=args.data)
     from .backtest.engine import SP500_LABEL
     from .backtest.metrics import rf_label
 
@@ -452,7 +455,7 @@ def cmd_train(args) -> int:
         if out is not None and (out / "checkpoint.pt").exists():
             raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
         if out is not None and not (output_kind(out) == "run" and set(p.name for p in out.iterdir()) <= {
-                "config.toml", "metrics.csv", "learning_curve.png"}):
+                "config.toml", "metrics.csv", "learning_curve.png", LOCK_NAME}):
             # a run that was killed before its first checkpoint may be started again; nothing else
             check_output_dir(out, "run")
         cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
@@ -711,13 +714,16 @@ def cmd_dmc(args) -> int:
 
 def cmd_sweep(args) -> int:
     import os
-    import shutil
     from pathlib import Path
 
     from .sweep import load_spec, run_sweep
 
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("runs/sweeps") / spec.name
+    if not args.out:  # the default --out: locked as main locks a given one, before its checks
+        args.out = str(out)
+        with locked(out, "eqtrade sweep"):
+            return cmd_sweep(args)
     if args.cpus is not None and args.cpus < 1:
         raise ValueError(f"--cpus must be >= 1, got {args.cpus}")
     if args.resume and args.force:
@@ -725,7 +731,9 @@ def cmd_sweep(args) -> int:
     if not args.resume:
         kind = output_kind(out)
         if kind == "sweep" and args.force:
-            shutil.rmtree(out)
+            from .lock import clear_directory
+
+            clear_directory(out)  # all but the lock this command holds
         elif kind == "sweep":
             raise ValueError(f"--out {out} already holds a sweep; --resume continues it, --force starts afresh")
         else:
@@ -840,6 +848,11 @@ def cmd_symmetry(args) -> int:
     return 0
 
 
+#: the commands whose --out directory is locked while they run (eqtrade.lock; `dmc` locks its
+#: --out in the suite, which has no checks before it)
+LOCKED_COMMANDS = ("train", "sweep", "backtest", "compare")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `eqtrade` command; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -851,6 +864,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "dmc": cmd_dmc, "sweep": cmd_sweep,
                 "backtest": cmd_backtest, "compare": cmd_compare}
     try:
+        if getattr(args, "out", None) and args.command in LOCKED_COMMANDS:
+            # one command at a time writes an --out: the second one stops here, before its checks
+            with locked(args.out, f"eqtrade {args.command}"):
+                return handlers[args.command](args)
         return handlers[args.command](args)
     except (DataError, OSError, ValueError) as exc:
         print(f"eqtrade {args.command}: error: {exc}", file=sys.stderr)

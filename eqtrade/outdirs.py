@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from .lock import LOCK_NAME
+
 #: the file that marks each kind of output directory
 MARKERS = {"run": "checkpoint.pt", "compare": "summary.csv", "sweep": "sweep.json"}
 
@@ -12,8 +14,8 @@ MARKERS = {"run": "checkpoint.pt", "compare": "summary.csv", "sweep": "sweep.jso
 def output_kind(path: Path) -> str | None:
     """"run", "backtest", "compare", "sweep", "other" (files of another origin) or None (absent or empty)."""
     path = Path(path)
-    if not path.exists() or not any(path.iterdir()):
-        return None
+    if not path.exists() or not any(not p.name.startswith(LOCK_NAME) for p in path.iterdir()):
+        return None  # the lock of the command that writes it is not output
     for kind, marker in MARKERS.items():
         if (path / marker).exists():
             return kind

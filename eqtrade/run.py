@@ -323,7 +323,19 @@ def resume_error(out: Path, e) -> str:
 
 def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bool | str = True, on_eval=None):
     """Run (or resume) training as configured; returns (agent, run directory). on_eval: called
-    with each evaluation's metrics row (a sweep's reporter)."""
+    with each evaluation's metrics row (a sweep's reporter). The run directory is locked while
+    it trains (eqtrade.lock): another command writing it is an error."""
+    from .lock import locked
+
+    if out is None and not resume:
+        out = default_run_dir(cfg)
+    if out is None:
+        return _train(cfg, out, resume, progress, on_eval)
+    with locked(Path(out), "eqtrade train"):
+        return _train(cfg, Path(out), resume, progress, on_eval)
+
+
+def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_eval):
     from .agents import Agent
     from .util import atomic_write_bytes
 

@@ -1,20 +1,43 @@
 """Small helpers below every package (data, agents, backtest, sweep import them; they import
 nothing of eqtrade): atomic file writes (a temporary file in the same folder, fsync, then
-rename), the mean ± 95% interval over seeds that every comparison table reports, and the TOML
-writer of run and backtest configs."""
+rename), the mean ± 95% interval over seeds that every comparison table reports, the TOML
+writer of run and backtest configs, and the progress display of every command (a bar on a
+terminal, plain lines in logs)."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # elsewhere: set and restore it (threads of this process write files too)
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+_UMASK_LOCK = threading.Lock()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Create or replace `path` with what `write(tmp_path)` produces, all or nothing."""
+    """Create or replace `path` with what `write(tmp_path)` produces, all or nothing; the file
+    gets the mode of any new file (0o666 less the umask), not mkstemp's private 0o600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -22,12 +45,90 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def progress_mode(progress: bool | str = True) -> str | None:
+    """How a command shows progress: "bar" (a live bar, when stdout and stderr are terminals),
+    "lines" (plain lines, no carriage returns: logs, pipes, or progress="lines") or None (off)."""
+    if not progress:
+        return None
+    if progress == "lines" or not (sys.stderr.isatty() and sys.stdout.isatty()):
+        return "lines"
+    return "bar"
+
+
+class LineProgress:
+    """A tqdm stand-in for logs and pipes: one plain line on stderr at every twentieth of the way
+    (and at least once a minute), and one at the end."""
+
+    def __init__(self, iterable=None, total: int | None = None, desc: str = "", unit: str = "it",
+                 initial: int = 0, quiet: bool = False):
+        self.iterable, self.desc, self.unit, self.quiet = iterable, desc, unit, quiet
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.total, self.n, self.postfix = total, initial, ""
+        self.every = max(1, math.ceil(total / 20)) if total else 1
+        self.t0 = self.t_last = time.perf_counter()
+        self.n_last = initial
+
+    def __iter__(self):
+        for x in self.iterable:
+            yield x
+            self.update(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _line(self) -> None:
+        self.n_last, self.t_last = self.n, time.perf_counter()
+        if self.quiet:
+            return
+        of = f"/{self.total} {self.unit}s ({100 * self.n / self.total:.0f}%)" if self.total else f" {self.unit}s"
+        text = f"{self.desc}: {self.n}{of}, {self.t_last - self.t0:.0f} s" + (f" | {self.postfix}" if self.postfix else "")
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def update(self, n: int = 1) -> None:
+        """Count n more items; a line at each twentieth of the total (or after a minute)."""
+        self.n += n
+        if (self.n // self.every > self.n_last // self.every or self.n == self.total
+                or time.perf_counter() - self.t_last > 60):
+            self._line()
+
+    def set_postfix_str(self, s: str = "", refresh: bool = False) -> None:
+        self.postfix = s
+
+    def set_postfix(self, ordered_dict=None, refresh: bool = False, **kw) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in {**(ordered_dict or {}), **kw}.items())
+
+    def close(self) -> None:
+        if self.n != self.n_last:
+            self._line()
+        self.n_last = self.n
+
+
+def progress_bar(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", initial: int = 0,
+                 progress: bool | str = True, lines: bool = True):
+    """The progress display of every command (see `progress_mode`): a tqdm bar on a terminal,
+    plain lines (`LineProgress`) when redirected, nothing when off. lines=False: the caller
+    writes its own lines when redirected (training: one per evaluation), so none here."""
+    mode = progress_mode(progress)
+    if mode == "bar":
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, dynamic_ncols=True)
+    return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial,
+                        quiet=mode is None or not lines)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -1,7 +1,7 @@
 """The import contract of docs/design.md, checked over every import in the package, function-level
 imports included:
 
-    util, outdirs, strategies  <  data  <  symmetry  <  nn | envs  <  agents  <  backtest  <  run  <  sweep  <  cli
+    util, lock, outdirs, strategies  <  data  <  symmetry  <  nn | envs  <  agents  <  backtest  <  run  <  sweep  <  cli
 
 A module may import its own layer and the layers below it; nn and envs are independent; agents
 see envs only through the contract (eqtrade.envs.protocol), the one rollout
@@ -20,7 +20,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "eqtrade"
 
 #: layer of each top-level part of the package (nn and envs share a rank but may not import each other)
-LAYERS = {"eqtrade": 0, "util": 0, "outdirs": 0, "strategies": 0, "data": 1, "symmetry": 2, "nn": 3, "envs": 3,
+LAYERS = {"eqtrade": 0, "util": 0, "lock": 0, "outdirs": 0, "strategies": 0, "data": 1, "symmetry": 2, "nn": 3, "envs": 3,
           "agents": 4, "backtest": 5, "run": 6, "sweep": 7, "cli": 8}
 INDEPENDENT = {("nn", "envs"), ("envs", "nn")}
 #: what agents may import of envs

@@ -109,6 +109,41 @@ def test_nothing_is_left_running_and_the_same_out_needs_resume_or_force(local_sw
     assert "--resume" in capsys.readouterr().err
 
 
+def test_the_sweep_and_its_trials_leave_no_lock_and_a_held_sweep_is_refused(local_sweep, capsys):
+    from eqtrade.lock import LOCK_NAME
+
+    spec, out, rows, _ = local_sweep
+    assert not list(out.rglob(LOCK_NAME + "*"))  # the driver's and every trial's lock, released
+    (out / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": "other-node", "command": "eqtrade sweep"}))
+    try:
+        assert main(["sweep", spec.source, "--out", str(out), "--resume", "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"eqtrade sweep: error: {out} is in use by eqtrade sweep (pid {os.getpid()} on "
+                              "other-node") and len(err.splitlines()) == 1, err
+    finally:
+        (out / LOCK_NAME).unlink()
+
+
+def test_a_trial_locks_its_run_directory_and_refuses_one_in_use(tmp_path):
+    from eqtrade.lock import LOCK_NAME, DirectoryLocked, read_lock
+    from eqtrade.sweep.engine import _trainable
+
+    seen = []
+
+    def trial(cfg, run_dir, report):
+        seen.append(read_lock(run_dir))
+        return {}
+
+    run = tmp_path / "sweep" / "runs" / "t"
+    _trainable({"trial": "t"}, {"t": {"dir": str(run)}}, str(tmp_path / "sweep"), trial, skip_done=False)
+    assert seen[0]["pid"] == os.getpid() and seen[0]["command"] == "eqtrade sweep trial t"
+    assert seen[0]["tag"] == f"sweep:{(tmp_path / 'sweep').resolve()}" and not (run / LOCK_NAME).exists()
+    (run / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": "other-node", "command": "eqtrade train"}))
+    with pytest.raises(DirectoryLocked, match="other-node"):
+        _trainable({"trial": "t"}, {"t": {"dir": str(run)}}, str(tmp_path / "sweep"), trial, skip_done=False)
+    assert len(seen) == 1
+
+
 @pytest.mark.slow
 def test_a_two_node_cluster_runs_trials_on_both_nodes_and_gives_the_same_table(local_sweep, tmp_path, no_ray):
     """Two raylets and four trials: slow. Guarded in the default suite by

@@ -179,12 +179,12 @@ class Progress(Callback):
         self.mode = mode
 
     def on_start(self, agent, total_steps: int) -> None:
-        from tqdm.auto import tqdm
+        from ..util import progress_bar, progress_mode
 
         self.total = total_steps
-        self.lines = self.mode == "lines" or (bool(self.mode) and not (sys.stderr.isatty() and sys.stdout.isatty()))
-        self.bar = tqdm(total=total_steps, initial=agent.step, desc=f"{agent.algo} {agent.config.family}", unit="step",
-                        disable=not self.mode or self.lines, dynamic_ncols=True)
+        self.lines = progress_mode(self.mode) == "lines"
+        self.bar = progress_bar(total=total_steps, initial=agent.step, desc=f"{agent.algo} {agent.config.family}",
+                                unit="step", progress=self.mode, lines=False)  # lines: one per evaluation
         self.t_start, self.step_start = time.perf_counter(), agent.step
         self.last_ret = float("nan")
 

@@ -320,7 +320,7 @@ def fetch(
     """Fetch several tickers; each succeeds or fails on its own (see FetchResult.cause).
     batch_size > 1: tickers without a cache are first downloaded that many at a time with
     yfinance's threaded download (see the module docstring); 1 (default): one request per ticker."""
-    from tqdm.auto import tqdm
+    from ..util import progress_bar
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
@@ -332,7 +332,7 @@ def fetch(
     if batch_size > 1 and len(fresh) > 1:
         start_ts = pd.Timestamp(start) if start else None
         end_excl = pd.Timestamp(end) + pd.Timedelta(days=1) if end else None
-        bar = tqdm(total=len(fresh), desc="download", unit="ticker", disable=not progress)
+        bar = progress_bar(total=len(fresh), desc="download", unit="ticker", progress=progress)
         for i in range(0, len(fresh), batch_size):
             batch = fresh[i : i + batch_size]
             prefetched.update(_download_batch(batch, start_ts, end_excl, retries, backoff, 10.0))
@@ -340,7 +340,7 @@ def fetch(
             bar.set_postfix_str(f"{len(prefetched)} delivered")
         bar.close()
     results = []
-    bar = tqdm(tickers, desc="fetch" if not prefetched else "store", unit="ticker", disable=not progress)
+    bar = progress_bar(tickers, desc="fetch" if not prefetched else "store", unit="ticker", progress=progress)
     for t in bar:
         bar.set_postfix_str(t)
         try:

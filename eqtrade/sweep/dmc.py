@@ -210,7 +210,15 @@ def run_suite(sc: SuiteConfig, out: Path, progress: bool = True, address: str | 
     a time on a local Ray instance, or on the cluster at `address`), then `summarise`: (results, table).
 
     Ctrl-C: the sweep stops, runs keep their checkpoints; the same call again reuses finished runs
-    (result.json) and resumes the interrupted ones."""
+    (result.json) and resumes the interrupted ones. OUT is locked while the suite runs
+    (eqtrade.lock; each trial locks its own run directory)."""
+    from ..lock import locked
+
+    with locked(Path(out).resolve(), "eqtrade dmc"):
+        return _run_suite(sc, out, progress, address)
+
+
+def _run_suite(sc: SuiteConfig, out: Path, progress: bool, address: str | None):
     from .engine import run_trials
 
     out = Path(out).resolve()

@@ -110,8 +110,13 @@ def _trainable(config: dict, trials: dict, out: str, trial_fn: Callable, skip_do
     def report(row):
         tune.report(_tune_metrics(row))
 
-    info = trial_fn(cfg, run_dir, report)
-    _mark(run_dir, status="finished", node=_node(), seconds=time.time() - t0, **info)
+    from ..lock import locked
+
+    # the trial's own run directory (the driver locks the sweep's files); the tag lets a trial
+    # that Tune restarts on another node take over the lock its lost node left
+    with locked(run_dir, f"eqtrade sweep trial {name}", tag=f"sweep:{Path(out).resolve()}"):
+        info = trial_fn(cfg, run_dir, report)
+        _mark(run_dir, status="finished", node=_node(), seconds=time.time() - t0, **info)
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:

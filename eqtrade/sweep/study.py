@@ -18,7 +18,16 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
               gpus_per_trial: float = 0.0, resume: bool = False, progress: bool = True,
               data_dir=None) -> tuple[list[dict], pd.DataFrame | None]:
     """Run every trial (or resume an interrupted sweep), then `compare` the finished runs on the
-    report split: (trial rows, summary table or None when no trial finished)."""
+    report split: (trial rows, summary table or None when no trial finished). OUT is locked while
+    the sweep runs (eqtrade.lock; each trial locks its own run directory)."""
+    from ..lock import locked
+
+    with locked(Path(out).resolve(), "eqtrade sweep"):
+        return _run_sweep(spec, out, address, cpus, gpus_per_trial, resume, progress, data_dir)
+
+
+def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, progress, data_dir):
+    from ..lock import LOCK_NAME, clear_directory
     from ..util import atomic_write_bytes
 
     out = Path(out).resolve()
@@ -42,8 +51,7 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
         check_search_space(base, search["space"])  # and so must the ends of every range
         trials = {"__base__": base}
         search = dict(search, max_steps=int(resolved["run"]["steps"]))  # ASHA's horizon: a trial's whole run
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
+    created = not any(p.name != LOCK_NAME for p in out.iterdir())  # (the lock made the folder)
     atomic_write_bytes(state, json.dumps({
         "name": spec.name, "source": spec.source, "grid": spec.grid, "metric": spec.metric, "mode": spec.mode,
         "search": search,
@@ -54,9 +62,7 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
                           search=search, progress=progress)
     except Exception:
         if created and not (out / "runs").exists():  # a sweep that never started a trial leaves nothing
-            import shutil
-
-            shutil.rmtree(out, ignore_errors=True)
+            clear_directory(out)  # (and the lock's release removes the folder it made)
         raise
     finished = [r["run"] for r in rows if r["status"] == "finished"]  # status "finished": trial.json says so
     table = None

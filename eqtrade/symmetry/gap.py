@@ -87,7 +87,7 @@ def _block_signs(n: int, block: int, rng) -> np.ndarray:
 def reflection_gap(prices: pd.DataFrame, window: int = 32, n_boot: int = 50, n_proj: int = 16,
                    seed: int = 0, level: float = 0.90, progress: bool = False) -> list[GapRow]:
     """Reflection-symmetry gap of each column of a price panel and of the pooled panel."""
-    from tqdm.auto import tqdm
+    from ..util import progress_bar
 
     if len(prices) < window + 2:
         raise ValueError(f"{len(prices)} days of prices are too few for windows of {window} days")
@@ -117,7 +117,7 @@ def reflection_gap(prices: pd.DataFrame, window: int = 32, n_boot: int = 50, n_p
 
     rng = np.random.default_rng(seed + 1)
     jobs = [(str(c), R[:, j]) for j, c in enumerate(prices.columns)] + ([("pooled", R)] if R.shape[1] > 1 else [])
-    return [row(name, r, rng) for name, r in tqdm(jobs, desc="symmetry gap", unit="asset", disable=not progress)]
+    return [row(name, r, rng) for name, r in progress_bar(jobs, desc="symmetry gap", unit="asset", progress=progress)]
 
 
 # -- return scale --------------------------------------------------------------------------------
