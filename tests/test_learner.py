@@ -356,7 +356,7 @@ def test_training_never_reads_the_test_split(tmp_path, monkeypatch):
     changed.loc[test] *= np.random.default_rng(0).uniform(0.5, 2.0, size=(int(test.sum()), 4))
     runs = []
     budget = tmp_path / "budget.toml"  # updates begin before the evaluation at step 1000
-    budget.write_text("[agent]\nlearning_starts = 500\n")
+    budget.write_text("[agent]\nlearning_starts = 950\n")
     for k, p in enumerate([prices, changed]):
         csv = tmp_path / f"p{k}.csv"
         p.to_csv(csv, index_label="date")
