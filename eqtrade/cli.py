@@ -853,9 +853,37 @@ def cmd_symmetry(args) -> int:
 LOCKED_COMMANDS = ("train", "sweep", "backtest", "compare")
 
 
+def _empty_argument(parser: argparse.ArgumentParser, args) -> str | None:
+    """The first option (or positional) given as an empty string (or with an empty item), as the
+    user wrote it; None when there is none."""
+    flags: dict[str, str] = {}
+
+    def collect(p: argparse.ArgumentParser) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    collect(sub)
+            elif action.option_strings:
+                flags.setdefault(action.dest, max(action.option_strings, key=len))
+            else:
+                flags.setdefault(action.dest, action.metavar if isinstance(action.metavar, str) else action.dest)
+
+    collect(parser)
+    for dest, value in vars(args).items():
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in items):
+            return flags.get(dest, dest)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `eqtrade` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    empty = _empty_argument(parser, args)
+    if empty:  # `--data ""` would silently mean the default, `--out ""` the current directory
+        print(f"eqtrade {args.command}: error: {empty} is empty: give a value or leave the option out", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from .data import DataError

@@ -279,3 +279,19 @@ def test_a_negative_obs_noise_names_the_flag_or_key(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "[env] obs_noise = -1.0 " + needle in err[0], err
     assert not any((tmp_path / d).exists() for d in ("b", "c", "r"))
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "--data", ""], "--data"), (["train", "--out", "  "], "--out"),
+    (["backtest", ""], "RUN_DIR|STRATEGY"), (["data", "show", ""], "TICKER|DATASET"),
+    (["fetch", "--tickers", "AAPL", ""], "--tickers"), (["compare", "runs/a", ""], "RUN_DIR"),
+])
+def test_an_empty_argument_is_refused_naming_it(argv, flag, tmp_path, monkeypatch, capsys):
+    """`--data ""` silently meant the bundled default and `--out ""` the current directory."""
+    from eqtrade.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"eqtrade {argv[0]}: error: {flag} is empty: give a value or leave the option out", err
+    assert list(tmp_path.iterdir()) == []  # nothing written
