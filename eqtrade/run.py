@@ -335,6 +335,42 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
         return _train(cfg, Path(out), resume, progress, on_eval)
 
 
+def _plain(v):
+    """A config value as TOML gives it back (tuples are lists)."""
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def config_drift(cfg: dict, agent) -> str | None:
+    """Where a resumed run's config.toml disagrees with what its checkpoint was trained with
+    (a hand edit that resuming would ignore), as `[table] key = value, but ...`; None if nowhere.
+    The step budget, threads and device may change on resume."""
+    if cfg["run"].get("algo", agent.algo) != agent.algo:
+        return f"[run] algo = {cfg['run']['algo']!r}, but its checkpoint is a {agent.algo} agent"
+    spec = agent.env_spec
+    if spec is not None and cfg["run"].get("env", spec.id) != spec.id:
+        return f"[run] env = {cfg['run']['env']!r}, but its checkpoint was trained on {spec.id!r}"
+    saved = _plain(agent.config.to_dict())
+    for k, v in cfg.get("agent", {}).items():
+        if k != "device" and k in saved and _plain(v) != saved[k]:
+            return f"[agent] {k} = {v!r}, but its checkpoint was trained with {saved[k]!r}"
+    if spec is not None:
+        for table, kw in (("env", spec.kwargs), ("eval_env", spec.eval_kwargs)):
+            given = cfg.get(table, {})
+            for k in sorted(set(given) | set(kw)):
+                if k == "normalize" and k not in kw:  # written to config.toml as the factory's default
+                    was = True
+                else:
+                    was = _plain(kw.get(k))
+                if _plain(given.get(k)) != was:
+                    return (f"[{table}] {k} = {given.get(k)!r}" if k in given else f"no [{table}] {k}") + \
+                        f", but its checkpoint was trained with {was!r}"
+    return None
+
+
 def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_eval):
     from .agents import Agent
     from .util import atomic_write_bytes
@@ -349,6 +385,11 @@ def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_e
             agent = Agent.load(out / "checkpoint.pt", device=cfg["agent"].get("device", "auto"), build_env=True)
         except CheckpointError as e:
             raise CheckpointError(resume_error(out, e)) from None
+        drift = config_drift(cfg, agent)
+        if drift:
+            raise ValueError(f"{out}/config.toml says {drift}: a run continues as it was trained (its checkpoint "
+                             "holds the configuration); restore config.toml, or train a new run with the change "
+                             f"(eqtrade train --config {out}/config.toml --out NEW_DIR)")
         if (out / "best.pt").exists():  # best.pt may be newer than the last checkpoint (a crash between them)
             try:
                 best = read(out / "best.pt")["best_eval"]

@@ -295,3 +295,28 @@ def test_an_empty_argument_is_refused_naming_it(argv, flag, tmp_path, monkeypatc
     err = capsys.readouterr().err.strip()
     assert err == f"eqtrade {argv[0]}: error: {flag} is empty: give a value or leave the option out", err
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("edit, words", [
+    (("family = ", 'family = "exact"'), "[agent] family = 'exact', but its checkpoint was trained with 'relaxed'"),
+    (("episode_length = 20", "episode_length = 40"), "[env] episode_length = 40, but its checkpoint was trained with 20"),
+    (("algo = ", 'algo = "dqn"'), "[run] algo = 'dqn', but its checkpoint is a sac agent"),
+])
+def test_a_hand_edited_config_is_refused_on_resume(run_dir, tmp_path, capsys, edit, words):
+    """Resuming continues the checkpoint's configuration: an edit of config.toml would be ignored while
+    the file went on describing the run wrongly. One line, and nothing changes."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    text = (run / "config.toml").read_text()
+    old, new = edit
+    line = next(ln for ln in text.splitlines() if ln.startswith(old))
+    (run / "config.toml").write_text(text.replace(line, new))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main(["train", "--out", str(run), "--resume", "--steps", "40", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "restore config.toml" in err and len(err.splitlines()) == 1, err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    (run / "config.toml").write_text(text)  # as trained: it resumes
+    assert main(["train", "--out", str(run), "--resume", "--steps", "40", "--no-progress"]) == 0
