@@ -390,3 +390,18 @@ def test_a_search_is_optuna_over_the_ranges_with_asha_and_each_trial_trains_its_
     ((c, run_dir),) = seen
     assert c["agent"]["lr"] == 5e-4 and c["agent"]["reward_scale"] == 10.0 and c["agent"]["family"] == "relaxed"
     assert run_dir == tmp_path / "out" / "runs" / "abc123" and (run_dir / "trial.json").exists()
+
+
+def test_ray_tunes_python_resume_hint_is_dropped_and_other_warnings_kept():
+    """After Ctrl-C Ray Tune logs `Resume experiment with: Tuner.restore(path=...)`, right above
+    eqtrade's own `eqtrade sweep ... --resume`: two different instructions. The engine's filter drops it."""
+    import logging
+
+    from eqtrade.sweep.engine import _no_tune_resume_hint
+
+    def rec(msg):
+        return logging.LogRecord("ray.tune.tune", logging.WARNING, __file__, 1, msg, None, None)
+
+    assert not _no_tune_resume_hint(rec('Experiment has been interrupted, but the most recent state was saved.\n'
+                                        'Resume experiment with: Tuner.restore(path="/x/tune", trainable=...)'))
+    assert _no_tune_resume_hint(rec("Trial t errored after 3 iterations"))

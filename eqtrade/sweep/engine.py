@@ -213,6 +213,12 @@ def _init_ray(address: str | None, cpus: int | None, gpus: float) -> bool:
     return True
 
 
+def _no_tune_resume_hint(record: logging.LogRecord) -> bool:
+    """Ray Tune's own "Resume experiment with: Tuner.restore(...)" after a Ctrl-C (a Python call):
+    dropped, since eqtrade prints the command that resumes a sweep (`--resume`)."""
+    return "Tuner.restore(" not in record.getMessage()
+
+
 def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_trial, metric: str = "eval_return",
                mode: str = "max", address: str | None = None, cpus: int | None = None,
                gpus_per_trial: float = 0.0, resume: bool = False, max_failures: int = 1,
@@ -255,7 +261,12 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
             else:
                 param_space, tune_config = _search_space(search, metric, mode)
             tuner = tune.Tuner(fn, param_space=param_space, tune_config=tune_config, run_config=run_config)
-        grid = tuner.fit()
+        tune_log = logging.getLogger("ray.tune.tune")
+        tune_log.addFilter(_no_tune_resume_hint)
+        try:
+            grid = tuner.fit()
+        finally:
+            tune_log.removeFilter(_no_tune_resume_hint)
     finally:
         if started:
             ray.shutdown()
