@@ -390,3 +390,27 @@ def test_a_search_is_optuna_over_the_ranges_with_asha_and_each_trial_trains_its_
     ((c, run_dir),) = seen
     assert c["agent"]["lr"] == 5e-4 and c["agent"]["reward_scale"] == 10.0 and c["agent"]["family"] == "relaxed"
     assert run_dir == tmp_path / "out" / "runs" / "abc123" and (run_dir / "trial.json").exists()
+
+
+def test_empty_duplicate_and_oversized_grids_are_one_line_errors_before_ray(tmp_path, capsys):
+    """An empty [sweep.grid], a value given twice in an axis, two values with one trial name, and
+    a grid of more than MAX_TRIALS trials (counted, not expanded) fail before Ray starts."""
+    from eqtrade.sweep.spec import MAX_TRIALS
+
+    big = ", ".join(map(str, range(1000)))
+    cases = [
+        ("", "[sweep.grid] is empty: give at least one KEY = [values]"),
+        ('"agent.seed" = [0, 1, 0]', "[sweep.grid] 'agent.seed' gives 0 more than once"),
+        ('"agent.family" = ["plain", "exact", "plain"]', "'agent.family' gives 'plain' more than once"),
+        ('"agent.gamma" = [0.5, 0.50000001]', "both make the trial name 'gamma=0.5'"),
+        (f'"agent.seed" = [{big}]\n"run.steps" = [{big}]',
+         f"[sweep.grid] makes 1,000,000 trials (1000 x 1000), more than {MAX_TRIALS:,}"),
+    ]
+    for i, (grid, words) in enumerate(cases):
+        p = write_spec(tmp_path / f"g{i}.toml", grid=grid)
+        t0 = time.time()
+        assert main(["sweep", str(p), "--out", str(tmp_path / f"o{i}"), "--no-progress"]) == 2, grid[:80]
+        err = capsys.readouterr().err
+        assert words in err and str(p) in err and len(err.strip().splitlines()) == 1, err
+        assert time.time() - t0 < 5 and not (tmp_path / f"o{i}").exists()
+    assert len(load_spec(write_spec(tmp_path / "ok.toml", grid='"agent.seed" = [0, 1]')).trials()) == 2

@@ -466,6 +466,7 @@ def _check_distinct_runs(run_dirs: list[str]) -> None:
     """No two runs are one run twice: the same config.toml (same seed, same everything) or, for
     runs without one, the same checkpoint.pt bytes (a copy), which would count one seed as two."""
     import hashlib
+    import json
     import tomllib
 
     configs: dict[str, str] = {}
@@ -473,7 +474,8 @@ def _check_distinct_runs(run_dirs: list[str]) -> None:
     for rd in run_dirs:
         cfg = Path(rd) / "config.toml"
         try:
-            text = repr(sorted(tomllib.loads(cfg.read_text()).items())) if cfg.is_file() else None
+            text = (json.dumps(tomllib.loads(cfg.read_text()), sort_keys=True, default=str)  # order-free
+                    if cfg.is_file() else None)
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
             text = None  # unreadable: the backtest says so; nothing to compare here
         if text is not None:
