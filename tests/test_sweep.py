@@ -414,3 +414,7 @@ def test_empty_duplicate_and_oversized_grids_are_one_line_errors_before_ray(tmp_
         assert words in err and str(p) in err and len(err.strip().splitlines()) == 1, err
         assert time.time() - t0 < 5 and not (tmp_path / f"o{i}").exists()
     assert len(load_spec(write_spec(tmp_path / "ok.toml", grid='"agent.seed" = [0, 1]')).trials()) == 2
+    p = tmp_path / "nonoise.toml"  # the table's noise levels: none would fail after every trial has run
+    p.write_text(TINY.format(grid=GRID, split=SPLIT, steps=300).replace("[sweep.report]\n", "[sweep.report]\nobs_noise = []\n"))
+    assert main(["sweep", str(p), "--out", str(tmp_path / "on"), "--no-progress"]) == 2
+    assert "[sweep.report] obs_noise = [] gives no noise level" in capsys.readouterr().err

@@ -179,6 +179,9 @@ def load_spec(path) -> SweepSpec:
         report["obs_noise"] = [report["obs_noise"]]
     from ..util import OBS_NOISE
 
+    if not report["obs_noise"]:
+        raise ValueError(f"{path}: [sweep.report] obs_noise = [] gives no noise level for the table: give at least one "
+                         "(e.g. [0.0, 0.05]), or leave the key out for 0")
     for s in report["obs_noise"]:  # the table comes after every trial: refuse a bad level before them
         OBS_NOISE.check(f"{path}: [sweep.report] obs_noise", s)
     max_failures = sw.get("max_failures", 1)
