@@ -405,10 +405,13 @@ def cmd_compare(args) -> int:
     check_runs(args.runs)  # the inputs first: a missing run is the error to show, whatever --out holds
     check_output_dir(out, "compare", args.force)
     levels = _floats(args.obs_noise, "--obs-noise")
+    if not levels:
+        raise ValueError(f"--obs-noise {args.obs_noise!r} gives no noise level: give comma-separated levels, e.g. "
+                         "--obs-noise 0,0.05 (or leave the flag out for 0)")
     for s in levels:
         OBS_NOISE.check("--obs-noise", s)
     with locked(out, "eqtrade compare"):  # a default --out (a given one is locked by main)
-        summary = compare_runs(args.runs, split, tuple(levels) or (0.0,), out, checkpoint=args.checkpoint,
+        summary = compare_runs(args.runs, split, tuple(levels), out, checkpoint=args.checkpoint,
                                benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)),
                                data_dir=args.data_dir, data=args.data)
     from .backtest.engine import SP500_LABEL

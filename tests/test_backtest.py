@@ -425,3 +425,81 @@ def test_compare_names_a_missing_run_before_a_taken_out(trained_runs, tmp_path, 
     assert "run runs/nope does not exist" in err and "--out" not in err
     assert main(["compare", str(trained_runs[0]), str(tmp_path / "backtests")]) == 2
     assert "backtests is not a run directory (no checkpoint.pt file)" in _err_line(capsys)
+
+
+def test_a_baseline_file_is_checked_key_by_key(tmp_path, capsys):
+    """A strategy file's [baseline] table: its kind, unknown keys and the ranges of its numbers,
+    each a one-line error naming the file, the key and the value, before any data is read."""
+    cases = [
+        ('kind = "lottery"', "was read as a baseline strategy, but its [baseline] kind = 'lottery' is not a baseline; "
+                             "kind is one of equal-weight, buy-and-hold, sp500, cash"),
+        ('prices = "sp500-20"', "its [baseline] has no kind"),
+        ('kind = "equal-weight"\nfoo = 1', "unknown [baseline] key(s) foo; known: kind, prices, tickers, window"),
+        ('kind = "equal-weight"\ncost_bps = -10.0', "[baseline] cost_bps = -10.0 is out of range: it must be in [0, "),
+        ('kind = "equal-weight"\ncost_bps = nan', "[baseline] cost_bps = nan is out of range"),
+        ('kind = "equal-weight"\nwindow = -5', "[baseline] window = -5 is out of range: it must be in [1, "),
+        ('kind = "cash"\nwindow = 0', "[baseline] window = 0 is out of range"),
+        ('kind = "cash"\nwindow = 3.5', "[baseline] window = 3.5 must be a whole number of days"),
+    ]
+    for i, (body, words) in enumerate(cases):
+        f = tmp_path / f"bl{i}.toml"
+        f.write_text(f"[baseline]\n{body}\n")
+        assert main(["backtest", str(f), "--no-html", "--out", str(tmp_path / f"o{i}")]) == 2, body
+        err = _err_line(capsys)
+        assert str(f) in err and words in err, (body, err)
+        assert not (tmp_path / f"o{i}").exists()
+    with pytest.raises(ValueError, match=r"cost_bps = -1.0 is out of range"):  # the API's arguments too
+        from eqtrade.backtest.report import backtest_strategy
+
+        backtest_strategy("equal-weight", SPLIT, cost_bps=-1.0)
+
+
+def test_a_short_backtest_notes_its_unreliable_annualised_figures(tmp_path, capsys):
+    import tomllib
+
+    from eqtrade.backtest.report import MIN_ANNUAL_DAYS, short_note
+
+    assert main(["backtest", "equal-weight", "--split", "2015-01-01:2015-01-10", "--no-html",
+                 "--out", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    cfg = tomllib.loads((tmp_path / "s" / "config.toml").read_text())["backtest"]
+    note = next(n for n in cfg["notes"] if n.startswith("short sample"))
+    assert "5 daily return(s) (2015-01-05..2015-01-09), fewer than 63" in note and "CAGR, Sharpe" in note
+    assert "standard error is about √(252/5) = 7.1" in note
+    assert f"note: {note}" in out and note in (tmp_path / "s" / "metrics.md").read_text()
+    assert short_note(MIN_ANNUAL_DAYS, "a", "b") is None and short_note(MIN_ANNUAL_DAYS - 1, "a", "b")
+
+
+def test_compare_refuses_one_run_twice_by_config_or_by_copy(trained_runs, tmp_path, capsys):
+    """Two runs of the same config.toml (same seed, same everything), or a copied run without
+    one (the same checkpoint bytes), would count one seed as two."""
+    import shutil
+
+    from eqtrade.backtest.report import check_runs
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained_runs[0], copy)
+    assert main(["compare", str(trained_runs[0]), str(copy), "--out", str(tmp_path / "c")]) == 2
+    assert f"runs {trained_runs[0]} and {copy} hold the same checkpoint.pt (a copy of one run)" in _err_line(capsys)
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(trained_runs[0], a)
+    shutil.copytree(trained_runs[1], b)
+    (a / "config.toml").write_text('[run]\nalgo = "sac"\n\n[agent]\nfamily = "relaxed"\nseed = 0\n')
+    (b / "config.toml").write_text('[agent]\nseed = 0\nfamily = "relaxed"\n\n[run]\nalgo = "sac"\n')
+    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "c")]) == 2
+    assert f"runs {a} and {b} have the same config.toml (seed 0, same everything)" in _err_line(capsys)
+    assert not (tmp_path / "c").exists()
+    (b / "config.toml").write_text('[run]\nalgo = "sac"\n\n[agent]\nfamily = "relaxed"\nseed = 1\n')
+    check_runs([a, b])  # another seed: two runs
+    check_runs(trained_runs)  # runs without config.toml, different checkpoints
+
+
+def test_compare_refuses_an_empty_obs_noise_list(trained_runs, tmp_path, capsys):
+    for empty in ("", " , "):
+        assert main(["compare", str(trained_runs[0]), "--obs-noise", empty, "--out", str(tmp_path / "c")]) == 2
+        assert f"--obs-noise {empty!r} gives no noise level" in _err_line(capsys)
+    assert not (tmp_path / "c").exists()
+    from eqtrade.backtest import compare_runs
+
+    with pytest.raises(ValueError, match="no observation-noise level"):
+        compare_runs([trained_runs[0]], SPLIT, obs_noises=())

@@ -405,3 +405,31 @@ def test_ray_tunes_python_resume_hint_is_dropped_and_other_warnings_kept():
     assert not _no_tune_resume_hint(rec('Experiment has been interrupted, but the most recent state was saved.\n'
                                         'Resume experiment with: Tuner.restore(path="/x/tune", trainable=...)'))
     assert _no_tune_resume_hint(rec("Trial t errored after 3 iterations"))
+
+
+def test_empty_duplicate_and_oversized_grids_are_one_line_errors_before_ray(tmp_path, capsys):
+    """An empty [sweep.grid], a value given twice in an axis, two values with one trial name, and
+    a grid of more than MAX_TRIALS trials (counted, not expanded) fail before Ray starts."""
+    from eqtrade.sweep.spec import MAX_TRIALS
+
+    big = ", ".join(map(str, range(1000)))
+    cases = [
+        ("", "[sweep.grid] is empty: give at least one KEY = [values]"),
+        ('"agent.seed" = [0, 1, 0]', "[sweep.grid] 'agent.seed' gives 0 more than once"),
+        ('"agent.family" = ["plain", "exact", "plain"]', "'agent.family' gives 'plain' more than once"),
+        ('"agent.gamma" = [0.5, 0.50000001]', "both make the trial name 'gamma=0.5'"),
+        (f'"agent.seed" = [{big}]\n"run.steps" = [{big}]',
+         f"[sweep.grid] makes 1,000,000 trials (1000 x 1000), more than {MAX_TRIALS:,}"),
+    ]
+    for i, (grid, words) in enumerate(cases):
+        p = write_spec(tmp_path / f"g{i}.toml", grid=grid)
+        t0 = time.time()
+        assert main(["sweep", str(p), "--out", str(tmp_path / f"o{i}"), "--no-progress"]) == 2, grid[:80]
+        err = capsys.readouterr().err
+        assert words in err and str(p) in err and len(err.strip().splitlines()) == 1, err
+        assert time.time() - t0 < 5 and not (tmp_path / f"o{i}").exists()
+    assert len(load_spec(write_spec(tmp_path / "ok.toml", grid='"agent.seed" = [0, 1]')).trials()) == 2
+    p = tmp_path / "nonoise.toml"  # the table's noise levels: none would fail after every trial has run
+    p.write_text(TINY.format(grid=GRID, split=SPLIT, steps=300).replace("[sweep.report]\n", "[sweep.report]\nobs_noise = []\n"))
+    assert main(["sweep", str(p), "--out", str(tmp_path / "on"), "--no-progress"]) == 2
+    assert "[sweep.report] obs_noise = [] gives no noise level" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..util import atomic_write, atomic_write_bytes, mean_ci
+from ..util import Range, atomic_write, atomic_write_bytes, mean_ci
 from .engine import BASELINES, SP500_LABEL, Backtest, baseline, decision_days, rollout, with_cash_interest
 from .metrics import metrics_table, rf_label
 
@@ -99,7 +99,23 @@ def span_notes(prices: pd.DataFrame, split, window: int) -> tuple[dict, list[str
     if end < OPEN_END and (end - last).days > 7:
         notes.append(f"shortened: the backtest's returns end {_day(last)}, not at the requested end {_day(end)}: "
                      f"the data has no price after {_day(idx[-1])}")
-    return info, notes
+    short = short_note(len(days), info["first_date"], info["last_date"])
+    return info, notes + ([short] if short else [])
+
+
+#: fewer daily returns than this (a quarter of a trading year) make annualised figures unreliable
+MIN_ANNUAL_DAYS = 63
+
+
+def short_note(n: int, first: str, last: str) -> str | None:
+    """A note when a backtest has fewer than MIN_ANNUAL_DAYS daily returns: annualised figures
+    extrapolate them to a year; the annualised Sharpe's standard error is about √(252/n)."""
+    if n >= MIN_ANNUAL_DAYS:
+        return None
+    return (f"short sample: {n} daily return(s) ({first}..{last}), fewer than {MIN_ANNUAL_DAYS} (3 months): the "
+            f"annualised figures (CAGR, Sharpe, Sortino, volatility, Calmar) extrapolate them to a year and are "
+            f"unreliable (the annualised Sharpe's standard error is about √(252/{n}) = {np.sqrt(252 / n):.1f}); "
+            f"use a split of at least {MIN_ANNUAL_DAYS} trading days for them")
 
 
 def in_sample_note(spec, first: str, last: str) -> str | None:
@@ -228,18 +244,21 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
 
     from .. import strategies
 
-    kind, kw = name, {}
+    kind, kw, where = name, {}, ""
     if name.endswith(".toml") or Path(name).exists() or (name not in BASELINES and strategies.find(name)):
         cfg = load_toml(name)
         if "baseline" not in cfg:
             raise ValueError(f"{name} has no [baseline] table; agents are backtested from their run directory")
-        kw = dict(cfg["baseline"])
+        kw, where = _baseline_table(name, cfg["baseline"]), f"{name}: [baseline] "
         kind = kw.pop("kind")
     if kind not in BASELINES:
         raise ValueError(f"{name!r} is neither a run directory (with checkpoint.pt) nor a baseline ({', '.join(BASELINES)})")
+    window, cost_bps = kw.get("window", window), kw.get("cost_bps", cost_bps)
+    BASELINE_WINDOW.check(f"{where}window", window)
+    BASELINE_COST_BPS.check(f"{where}cost_bps", cost_bps)
     prices = resolve_prices(kw.get("prices", data), kw.get("tickers"), data_dir)
-    ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": kw.get("cost_bps", cost_bps),
-           "cost_model": cost_model or kw.get("cost_model", "drift"), "window": kw.get("window", window),
+    ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": cost_bps,
+           "cost_model": cost_model or kw.get("cost_model", "drift"), "window": window,
            "tickers": list(prices.columns), "benchmark": benchmark or SP500_LABEL}
     info, notes = span_notes(prices, split, ctx["window"])
     ctx.update(info, notes=notes)
@@ -247,6 +266,29 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench)
     others = [b for b in baselines_for(prices, ctx, bench) if b.name != main.name]
     return [main, *others], ctx
+
+
+#: the keys of a strategy file's [baseline] table
+BASELINE_KEYS = ("kind", "prices", "tickers", "window", "cost_bps", "cost_model")
+BASELINE_WINDOW = Range(1, 100_000, note="days of history before the first decision, as the agents' window")
+BASELINE_COST_BPS = Range(0, 10_000, note="basis points of each unit traded; a negative cost would be a rebate")
+
+
+def _baseline_table(name: str, table) -> dict:
+    """A strategy file's [baseline] table, checked: its keys and its kind (one line naming the file)."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{name}: [baseline] must be a table, got {table!r}")
+    unknown = [k for k in table if k not in BASELINE_KEYS]
+    if unknown:
+        raise ValueError(f"{name}: unknown [baseline] key(s) {', '.join(unknown)}; known: {', '.join(BASELINE_KEYS)}")
+    kind = table.get("kind")
+    if kind not in BASELINES:
+        got = "has no kind" if kind is None else f"kind = {kind!r} is not a baseline"
+        raise ValueError(f"{name} was read as a baseline strategy, but its [baseline] {got}; kind is one of "
+                         f"{', '.join(BASELINES)}")
+    if "window" in table and (isinstance(table["window"], bool) or not isinstance(table["window"], int)):
+        raise ValueError(f"{name}: [baseline] window = {table['window']!r} must be a whole number of days")
+    return dict(table)
 
 
 def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = True, rf=0.0) -> pd.DataFrame:
@@ -360,6 +402,8 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
 
     rows, curves, base, notes = [], {}, None, {}
     check_runs(run_dirs)
+    if not len(obs_noises):
+        raise ValueError("no observation-noise level to compare at: give at least one (e.g. 0, or 0,0.05)")
     for noise in obs_noises:
         for rd in run_dirs:
             bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark,
@@ -415,6 +459,42 @@ def check_runs(run_dirs) -> None:
             same = "" if seen[key] == rd else f" ({seen[key]} and {rd} are the same directory)"
             raise ValueError(f"run {rd} is given twice{same}: a run counts once; each seed is its own run directory")
         seen[key] = rd
+    _check_distinct_runs(list(seen.values()))
+
+
+def _check_distinct_runs(run_dirs: list[str]) -> None:
+    """No two runs are one run twice: the same config.toml (same seed, same everything) or, for
+    runs without one, the same checkpoint.pt bytes (a copy), which would count one seed as two."""
+    import hashlib
+    import json
+    import tomllib
+
+    configs: dict[str, str] = {}
+    sizes: dict[int, list[str]] = {}
+    for rd in run_dirs:
+        cfg = Path(rd) / "config.toml"
+        try:
+            text = (json.dumps(tomllib.loads(cfg.read_text()), sort_keys=True, default=str)  # order-free
+                    if cfg.is_file() else None)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            text = None  # unreadable: the backtest says so; nothing to compare here
+        if text is not None:
+            if text in configs:
+                seed = tomllib.loads(cfg.read_text()).get("agent", {}).get("seed", "?")
+                raise ValueError(f"runs {configs[text]} and {rd} have the same config.toml (seed {seed}, same "
+                                 "everything): one seed twice would count as two; compare runs of different seeds "
+                                 "(or give one of them)")
+            configs[text] = rd
+        else:  # a run saved without config.toml (the API): a copy has the same bytes
+            sizes.setdefault((Path(rd) / "checkpoint.pt").stat().st_size, []).append(rd)
+    for same_size in (v for v in sizes.values() if len(v) > 1):
+        digests: dict[str, str] = {}
+        for rd in same_size:
+            h = hashlib.sha256((Path(rd) / "checkpoint.pt").read_bytes()).hexdigest()
+            if h in digests:
+                raise ValueError(f"runs {digests[h]} and {rd} hold the same checkpoint.pt (a copy of one run): one "
+                                 "seed twice would count as two; compare runs of different seeds (or give one of them)")
+            digests[h] = rd
 
 
 def _plot_compare(curves: dict, base, png: Path, split) -> None:

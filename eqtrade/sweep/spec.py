@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,17 @@ class SweepSpec:
             over = dict(zip(keys, values))
             out.append((trial_name(over), over))
         return out
+
+
+#: the most trials a grid may make: each is a training run (minutes of a core); more is a typo
+MAX_TRIALS = 10_000
+
+
+def _value_key(x) -> tuple[str, str]:
+    """A grid value as a comparable key: equal values of the same type (0 and 0.0 differ) are one trial."""
+    import json
+
+    return type(x).__name__, json.dumps(x, sort_keys=True, default=str)
 
 
 def trial_name(overrides: dict[str, Any]) -> str:
@@ -127,10 +139,28 @@ def load_spec(path) -> SweepSpec:
     grid = sw.get("grid", {})
     if not isinstance(grid, dict):
         raise ValueError(f"{path}: [sweep.grid] must be a table of KEY = [values], got {grid!r}")
+    if "grid" in sw and not grid and "search" not in sw:
+        raise ValueError(f"{path}: [sweep.grid] is empty: give at least one KEY = [values] (e.g. \"agent.seed\" = "
+                         "[0, 1, 2]), or a [sweep.search]; one run is `eqtrade train`")
     for k, v in grid.items():
         if not isinstance(v, list) or not v:
             raise ValueError(f"{path}: [sweep.grid] {k!r} must be a non-empty list of values, got {v!r}")
         set_dotted({}, k, None)  # checks the key
+    n_trials = math.prod(len(v) for v in grid.values())  # counted, not expanded
+    if n_trials > MAX_TRIALS:
+        sizes = " x ".join(str(len(v)) for v in grid.values())
+        raise ValueError(f"{path}: [sweep.grid] makes {n_trials:,} trials ({sizes}), more than {MAX_TRIALS:,}: "
+                         "each trial is a training run; grid fewer values, or sample ranges with a [sweep.search]")
+    for k, v in grid.items():
+        seen, dup = set(), []
+        for x in v:
+            key = _value_key(x)
+            if key in seen:
+                dup.append(repr(x))
+            seen.add(key)
+        if dup:
+            raise ValueError(f"{path}: [sweep.grid] {k!r} gives {', '.join(dict.fromkeys(dup))} more than once; "
+                             f"each value is one trial: give it once (e.g. \"agent.seed\" = [0, 1, 2])")
     search = None
     if "search" in sw:
         search = _parse_search(path, sw["search"])
@@ -149,14 +179,24 @@ def load_spec(path) -> SweepSpec:
         report["obs_noise"] = [report["obs_noise"]]
     from ..util import OBS_NOISE
 
+    if not report["obs_noise"]:
+        raise ValueError(f"{path}: [sweep.report] obs_noise = [] gives no noise level for the table: give at least one "
+                         "(e.g. [0.0, 0.05]), or leave the key out for 0")
     for s in report["obs_noise"]:  # the table comes after every trial: refuse a bad level before them
         OBS_NOISE.check(f"{path}: [sweep.report] obs_noise", s)
     max_failures = sw.get("max_failures", 1)
     if not isinstance(max_failures, int) or max_failures < 0:
         raise ValueError(f"{path}: [sweep] max_failures must be an integer >= 0, got {max_failures!r}")
     name = str(sw.get("name") or path.stem)
-    return SweepSpec(name, base, grid, search, str(sw.get("metric", "eval_return")), mode, report,
+    spec = SweepSpec(name, base, grid, search, str(sw.get("metric", "eval_return")), mode, report,
                      max_failures, str(path))
+    names: dict[str, dict] = {}
+    for trial, over in spec.trials():  # distinct values whose names collide would share a run directory
+        if trial in names:
+            raise ValueError(f"{path}: [sweep.grid] values {names[trial]} and {over} both make the trial name "
+                             f"{trial!r} (one run directory); give values that differ in their names")
+        names[trial] = over
+    return spec
 
 
 def _parse_search(path, table) -> dict:
