@@ -504,3 +504,12 @@ def test_compare_refuses_an_empty_obs_noise_list(trained_runs, tmp_path, capsys)
 
     with pytest.raises(ValueError, match="no observation-noise level"):
         compare_runs([trained_runs[0]], SPLIT, obs_noises=())
+
+
+@pytest.mark.parametrize("cost", [-50.0, float("nan"), 1e6])
+def test_the_python_baselines_refuse_a_cost_out_of_range(prices, cost):
+    """`baseline(..., cost_bps=-50)` was a 50 bps rebate on every trade, without a word."""
+    from eqtrade.backtest.engine import baseline
+
+    with pytest.raises(ValueError, match=r"cost_bps = .* is out of range: it must be in \[0, 10000\]"):
+        baseline("equal-weight", prices, "test", cost_bps=cost)

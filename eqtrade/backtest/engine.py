@@ -61,6 +61,9 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
     Σ|w_t − w_{t−1}|; "drift": from the previous weights after their drift)."""
     if cost_model not in ("target", "drift"):
         raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
+    if not 0 <= float(cost_bps) <= 10_000:  # also NaN; a negative cost would be a rebate on every trade
+        raise ValueError(f"cost_bps = {cost_bps} is out of range: it must be in [0, 10000] (basis points of "
+                         "each unit traded)")
     w = weights.reindex(columns=prices.columns, fill_value=0.0).to_numpy(dtype=float)
     # an asset without a price on t or t+1 (not listed yet, delisted) returns 0: cash at its last price
     R_all = np.nan_to_num(prices.pct_change(fill_method=None).to_numpy(), nan=0.0)
