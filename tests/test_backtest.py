@@ -513,3 +513,17 @@ def test_the_python_baselines_refuse_a_cost_out_of_range(prices, cost):
 
     with pytest.raises(ValueError, match=r"cost_bps = .* is out of range: it must be in \[0, 10000\]"):
         baseline("equal-weight", prices, "test", cost_bps=cost)
+
+
+def test_metrics_of_no_finite_returns_say_so():
+    """All-NaN returns gave quantstats' "Input data cannot be empty" for a 10-row series."""
+    from eqtrade.backtest.metrics import metrics
+
+    idx = pd.bdate_range("2020-01-01", periods=10)
+    with pytest.raises(ValueError, match="10 rows, all NaN or not numbers"):
+        metrics(pd.Series(np.nan, index=idx))
+    with pytest.raises(ValueError, match="no rows"):
+        metrics(pd.Series([], dtype=float))
+    with pytest.raises(ValueError, match="infinite"):
+        metrics(pd.Series([0.01, np.inf], index=idx[:2]))
+    assert metrics(pd.Series([0.01, np.nan, -0.005], index=idx[:3]))["Days"] == 2  # NaN days are dropped

@@ -45,8 +45,15 @@ def metrics(returns: pd.Series, turnover: float = 0.0, rf=0.0) -> dict[str, floa
     or a cash-like price series: see `rf_daily`)."""
     import quantstats as qs
 
-    r = returns.dropna()
-    excess = r - rf_daily(rf, r.index) if len(r) else r
+    values = pd.to_numeric(pd.Series(returns), errors="coerce")
+    if np.isinf(values.to_numpy(dtype=float)).any():
+        raise ValueError(f"returns hold {int(np.isinf(values).sum())} infinite value(s) (first on "
+                         f"{values.index[np.isinf(values.to_numpy(dtype=float))][0]}): metrics need finite returns")
+    r = values.dropna()
+    if len(r) == 0:
+        what = "no rows" if len(values) == 0 else f"{len(values)} rows, all NaN or not numbers"
+        raise ValueError(f"returns have {what}: metrics need at least one finite daily return")
+    excess = r - rf_daily(rf, r.index)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = {
