@@ -573,7 +573,12 @@ def cmd_data(args) -> int:
             t = r["tickers"]
             r["tickers"] = " ".join(t) if len(t) <= 6 else f"{' '.join(t[:5])} ... (+{len(t) - 5})"
         print(f"data dir: {data.resolve_data_dir(args.data_dir)}")
-        print(_table(rows, ["name", "kind", "first", "last", "rows", "tickers"]))
+        print(_table(rows, ["name", "kind", "first", "last", "rows", "status", "tickers"]))
+        bad = [r for r in rows if r["status"] != "ok"]
+        if bad:
+            print(f"{len(bad)} dataset(s) not usable ({', '.join(r['name'] + ': ' + r['status'] for r in bad[:5])}"
+                  f"{', ...' if len(bad) > 5 else ''}): `eqtrade data show NAME` says why and how to fix it",
+                  file=sys.stderr)
         return 0
     if args.data_command == "show":
         where, prices, rep = data.show(args.name, args.data_dir)
