@@ -375,3 +375,10 @@ def test_import_refuses_too_few_rows_duplicate_columns_and_misnamed_gzip_and_rea
         assert list(got.columns) == ["AAA", "BBB"] and got["AAA"].tolist() == [10, 11, 12, 13, 14]
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())["datasets"]
     assert "few" not in manifest and "dup" not in manifest
+
+
+def test_a_ticker_given_twice_is_refused_not_a_traceback(data_dir):
+    with pytest.raises(ValueError, match=r"ticker\(s\) KO given more than once \(KO PG KO\); name each ticker once"):
+        load_prices(["KO", "PG", "KO"])
+    with pytest.raises(ValueError, match="AAPL given more than once"):
+        load_prices(["AAPL", "aapl"], source="cache")

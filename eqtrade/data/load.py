@@ -111,6 +111,12 @@ def load_prices(
     zero-return runs, sub-$1 periods) are logged, never fixed.
     """
     tick = None if tickers is None else [str(t) for t in tickers]
+    if tick is not None:
+        keys = [t.upper() if source == "cache" else t for t in tick]  # the cache holds tickers in upper case
+        twice = list(dict.fromkeys(t for t in keys if keys.count(t) > 1))
+        if twice:
+            raise ValueError(f"ticker(s) {', '.join(twice)} given more than once ({' '.join(tick)}); name each ticker "
+                             "once (one asset, one column)")
     allow_jumps = False  # an imported dataset may have been stored with --allow-jumps
     if source == "bundled":
         panel = load_bundled(DEFAULT_DATASET) if tick is None else _bundled_union(tick)
