@@ -382,3 +382,20 @@ def test_a_ticker_given_twice_is_refused_not_a_traceback(data_dir):
         load_prices(["KO", "PG", "KO"])
     with pytest.raises(ValueError, match="AAPL given more than once"):
         load_prices(["AAPL", "aapl"], source="cache")
+
+
+def test_the_way_out_of_a_manifest_path_outside_the_data_dir_works(tmp_path, capsys):
+    from eqtrade.cli import main
+
+    store = tmp_path / "s"
+    assert main(["data", "import", str(_good_csv(tmp_path)), "--name", "d", "--data-dir", str(store)]) == 0
+    _manifest_file(store, "d", "../victim.parquet")
+    capsys.readouterr()
+    assert main(["data", "show", "d", "--data-dir", str(store)]) == 2
+    err = _one_line_error(capsys)
+    assert "Fix: delete the entry 'd' from the 'datasets' of" in err
+    m = json.loads((store / "manifest.json").read_text())  # what the message says to do
+    del m["datasets"]["d"]
+    (store / "manifest.json").write_text(json.dumps(m))
+    assert main(["data", "import", str(_good_csv(tmp_path)), "--name", "d", "--data-dir", str(store)]) == 0
+    assert main(["data", "show", "d", "--data-dir", str(store)]) == 0

@@ -121,9 +121,10 @@ class DataStore:
         return self.root / rel
 
     def _fix(self, section: str, name: str) -> str:
-        if section == "tickers":
-            return f"Fix: re-download it with `eqtrade fetch --tickers {name} --refresh --data-dir {self.root}`"
-        return f"Fix: import it again with `eqtrade data import PATH --name {name} --force --data-dir {self.root}`"
+        again = (f"`eqtrade fetch --tickers {name} --refresh --data-dir {self.root}`" if section == "tickers" else
+                 f"`eqtrade data import PATH --name {name} --data-dir {self.root}`")
+        return (f"Fix: delete the entry {name!r} from the {section!r} of {self.manifest_path} (no file is touched), "
+                f"then {again}")
 
     # -- generic put/get --------------------------------------------------------------------
     def _put(self, section: str, subdir: str, name: str, df: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
