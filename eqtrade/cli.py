@@ -70,10 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a text file of Yahoo symbols, one a line ('#' starts a comment); with --tickers: both")
     f.add_argument("--batch-size", type=int, default=None, metavar="N",
                    help="tickers per threaded download (default 50 for more than 10 tickers, else 1: one at a time)")
-    f.add_argument("--start", default="2010-01-01", help="first date (default 2010-01-01)")
-    f.add_argument("--end", default=None, help="last date, inclusive (default: today)")
+    f.add_argument("--start", default="2010-01-01", help="first date, YYYY-MM-DD (default 2010-01-01)")
+    f.add_argument("--end", default=None, help="last date, inclusive, YYYY-MM-DD (default: today)")
     f.add_argument("--refresh", action="store_true", help="re-download the whole range, replacing the cache")
-    f.add_argument("--retries", type=int, default=3, help="retries when rate limited (exponential backoff; default 3)")
+    f.add_argument("--retries", type=int, default=3, help="retries when rate limited, 0 to 10 (exponential backoff; default 3)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     d = sub.add_parser("data", help="list, inspect and import datasets",
@@ -539,7 +539,12 @@ def _prices_arg(data, source: str, data_dir):
         return load_prices(data_dir=data_dir)
     if len(data) == 1 and (data[0] in bundled_names() or data[0] in DataStore(data_dir).read_manifest()["datasets"]):
         return load_prices(source=data[0], data_dir=data_dir)
-    return load_prices([t.upper() for t in data], source=source, data_dir=data_dir)
+    tickers = [t.upper() for t in data]
+    twice = list(dict.fromkeys(t for t in tickers if tickers.count(t) > 1))
+    if twice:
+        raise ValueError(f"--data {' '.join(data)}: {', '.join(twice)} given more than once; name each ticker once "
+                         "(one asset, one column)")
+    return load_prices(tickers, source=source, data_dir=data_dir)
 
 
 def _table(rows: list[dict], cols: list[str]) -> str:
@@ -550,21 +555,54 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 def cmd_fetch(args) -> int:
     from .data import fetch
 
-    from .data.yahoo import read_tickers_file
+    from .data.yahoo import NOT_TRIED, check_date, read_tickers_file
 
+    # every flag is checked before the tickers file is read and anything is downloaded
+    for flag, rng in FETCH_RANGES.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            rng.check(flag, value)
+    start, end = check_date("start", args.start), check_date("end", args.end)
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"--start {args.start} is after --end {args.end}; give --start <= --end")
+    empty = [t for t in args.tickers if not t.strip()]
+    if empty:
+        raise ValueError(f"--tickers {' '.join(repr(t) for t in args.tickers)}: an empty ticker symbol ({empty[0]!r}); "
+                         "give Yahoo symbols such as AAPL MSFT")
     tickers = list(args.tickers) + (read_tickers_file(args.tickers_file) if args.tickers_file else [])
     if not tickers:
         raise ValueError("fetch needs --tickers SYMBOL ... or --tickers-file FILE")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     batch = args.batch_size or (50 if len(tickers) > 10 else 1)
     results = fetch(tickers, start=args.start, end=args.end, data_dir=args.data_dir, refresh=args.refresh,
                     retries=args.retries, progress=not args.no_progress, batch_size=batch)
-    print(_table([r.__dict__ for r in results], ["ticker", "status", "rows", "rows_added", "first", "last", "cause"]))
     failed = [r for r in results if r.failed]
+    if len(results) >= 3 and len(failed) == len(results) and all(r.cause == "no-network" for r in failed):
+        tried = sum("not tried" not in r.message for r in failed)
+        print(f"no network: {len(failed)} of {len(results)} tickers failed: {NOT_TRIED} ({tried} tried, the other "
+              f"{len(failed) - tried} not); nothing written. Check the connection and run the same fetch again",
+              file=sys.stderr)
+        return 1
+    print(_table([r.__dict__ for r in results], ["ticker", "status", "rows", "rows_added", "first", "last", "cause"]))
+    # one line per failure; the same failure of many tickers in one line with their count
+    groups: dict[tuple[str, str], list[str]] = {}
     for r in failed:
-        print(f"FAILED {r.message}", file=sys.stderr)
+        text = r.message[len(r.ticker) + 2:] if r.message.startswith(f"{r.ticker}: ") else r.message
+        groups.setdefault((r.cause, text), []).append(r.ticker)
+    for (cause, text), names in groups.items():
+        if len(names) < 3:
+            for t in names:
+                print(f"FAILED {t}: {text}", file=sys.stderr)
+        else:
+            shown = " ".join(names[:5]) + (f" ... (+{len(names) - 5})" if len(names) > 5 else "")
+            print(f"FAILED {len(names)} tickers ({shown}): {text}", file=sys.stderr)
     return 1 if failed else 0
+
+
+#: the numeric flags of `eqtrade fetch` (retries double the wait each time: 2 s, 4 s, ... 1024 s)
+FETCH_RANGES = {
+    "--retries": Range(0, 10, note="retries when rate limited, each waiting twice as long"),
+    "--batch-size": Range(1, 1000, note="tickers per threaded download"),
+}
 
 
 def cmd_data(args) -> int:
@@ -576,7 +614,12 @@ def cmd_data(args) -> int:
             t = r["tickers"]
             r["tickers"] = " ".join(t) if len(t) <= 6 else f"{' '.join(t[:5])} ... (+{len(t) - 5})"
         print(f"data dir: {data.resolve_data_dir(args.data_dir)}")
-        print(_table(rows, ["name", "kind", "first", "last", "rows", "tickers"]))
+        print(_table(rows, ["name", "kind", "first", "last", "rows", "status", "tickers"]))
+        bad = [r for r in rows if r["status"] != "ok"]
+        if bad:
+            print(f"{len(bad)} dataset(s) not usable ({', '.join(r['name'] + ': ' + r['status'] for r in bad[:5])}"
+                  f"{', ...' if len(bad) > 5 else ''}): `eqtrade data show NAME` says why and how to fix it",
+                  file=sys.stderr)
         return 0
     if args.data_command == "show":
         where, prices, rep = data.show(args.name, args.data_dir)

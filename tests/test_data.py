@@ -250,15 +250,15 @@ def test_time_zone_offsets_keep_the_calendar_date_written(tmp_path, capsys, recw
 
 
 def test_semicolon_and_tab_files_with_decimal_commas(tmp_path, capsys):
-    text = "date;AAPL;MSFT;KO\n13.01.2021;782,5;1.234,56;50,1\n14.01.2021;783,5;1.235,56;50,2\n"
+    text = "date;AAPL;MSFT;KO\n13.01.2021;782,5;1.234,56;50,1\n14.01.2021;783,5;1.235,56;50,2\n15.01.2021;784,5;1.236,56;50,3\n"
     assert _import(tmp_path, text, "eu") == 0
     assert "decimal commas" in capsys.readouterr().out
     got = load_prices(source="eu", data_dir=tmp_path / "s")
     assert list(got.columns) == ["AAPL", "MSFT", "KO"]
-    np.testing.assert_array_equal(got.to_numpy(), [[782.5, 1234.56, 50.1], [783.5, 1235.56, 50.2]])
-    assert list(got.index) == [pd.Timestamp("2021-01-13"), pd.Timestamp("2021-01-14")]
-    assert _import(tmp_path, "date\tA\n2021-01-04\t10.25\n2021-01-05\t10.5\n", "tab") == 0
-    np.testing.assert_array_equal(load_prices(source="tab", data_dir=tmp_path / "s")["A"], [10.25, 10.5])
+    np.testing.assert_array_equal(got.to_numpy(), [[782.5, 1234.56, 50.1], [783.5, 1235.56, 50.2], [784.5, 1236.56, 50.3]])
+    assert list(got.index) == [pd.Timestamp("2021-01-13"), pd.Timestamp("2021-01-14"), pd.Timestamp("2021-01-15")]
+    assert _import(tmp_path, "date\tA\n2021-01-04\t10.25\n2021-01-05\t10.5\n2021-01-06\t10.75\n", "tab") == 0
+    np.testing.assert_array_equal(load_prices(source="tab", data_dir=tmp_path / "s")["A"], [10.25, 10.5, 10.75])
     assert _import(tmp_path, "date;A\n2021-01-04;10,5\n2021-01-05;1,2,3\n", "bad") == 2
     assert "'A', row 2: '1,2,3' is not a number" in _one_line_error(capsys)
     assert _import(tmp_path, "date,A\n2021-01-04,10,5\n2021-01-05,10,6\n", "bad") == 2  # decimal commas with ','
@@ -285,3 +285,117 @@ def test_a_split_outside_the_data_names_the_split_and_the_data(tmp_path, capsys)
         Market.from_prices(prices, 32, ("2021-01-01", "2021-01-20"))
     with pytest.raises(ValueError, match="no rows"):
         Market.from_prices(prices.iloc[:0], 32, "train")
+
+
+# -- a damaged manifest, damaged files, and files the importer must not misread ----------------------
+def _good_csv(tmp_path, name="good.csv", rows=5):
+    path = tmp_path / name
+    path.write_text("date,AAA,BBB\n" + "".join(f"2021-01-{4 + i:02d},{10 + i},{20 - i}\n" for i in range(rows)))
+    return path
+
+
+def _manifest_file(store, name, file):
+    m = json.loads((store / "manifest.json").read_text())
+    m["datasets"][name]["file"] = file
+    (store / "manifest.json").write_text(json.dumps(m))
+
+
+def test_a_manifest_path_outside_the_data_dir_is_refused_before_anything_is_read_or_deleted(tmp_path, capsys):
+    from eqtrade.cli import main
+
+    store = tmp_path / "s"
+    assert main(["data", "import", str(_good_csv(tmp_path)), "--name", "d", "--data-dir", str(store)]) == 0
+    stored = next((store / "datasets").glob("d.*.parquet"))
+    victim = tmp_path / "victim.parquet"
+    victim.write_bytes(stored.read_bytes())  # the same bytes: the sha256 check alone would pass it
+    _manifest_file(store, "d", "../victim.parquet")
+    capsys.readouterr()
+    assert main(["data", "show", "d", "--data-dir", str(store)]) == 2
+    err = _one_line_error(capsys)
+    assert "dataset 'd' names the file '../victim.parquet', outside" in err and "Nothing was read or deleted" in err
+    before = (store / "manifest.json").read_bytes()
+    assert main(["data", "import", str(_good_csv(tmp_path)), "--name", "d", "--force", "--data-dir", str(store)]) == 2
+    assert "'../victim.parquet', outside" in _one_line_error(capsys)
+    assert victim.exists() and (store / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in (store / "datasets").iterdir()) == [stored.name]  # nothing written either
+    for bad in ("/etc/passwd", "datasets/../../victim.parquet", "yfinance/" + stored.name, ""):
+        _manifest_file(store, "d", bad)
+        assert main(["data", "show", "d", "--data-dir", str(store)]) == 2
+        assert "dataset 'd'" in _one_line_error(capsys)
+    assert main(["data", "list", "--data-dir", str(store)]) == 0
+    out = capsys.readouterr()
+    assert [ln.split()[5] for ln in out.out.splitlines() if ln.split()[0] == "d"] == ["damaged"]
+    assert "1 dataset(s) not usable (d: damaged)" in out.err
+
+
+def test_data_list_marks_a_missing_or_damaged_file(tmp_path, capsys):
+    from eqtrade.cli import main
+
+    store = tmp_path / "s"
+    for name in ("ok1", "gone", "cut"):
+        assert main(["data", "import", str(_good_csv(tmp_path)), "--name", name, "--data-dir", str(store)]) == 0
+    next((store / "datasets").glob("gone.*.parquet")).unlink()
+    cut = next((store / "datasets").glob("cut.*.parquet"))
+    cut.write_bytes(cut.read_bytes()[:40])
+    capsys.readouterr()
+    assert main(["data", "list", "--data-dir", str(store)]) == 0
+    out = capsys.readouterr()
+    status = {ln.split()[0]: ln.split()[5] for ln in out.out.splitlines()[2:]}
+    assert status["ok1"] == "ok" and status["gone"] == "missing" and status["cut"] == "damaged"
+    assert status["sp500-20"] == "ok"
+    assert "2 dataset(s) not usable (cut: damaged, gone: missing)" in out.err
+    assert {r["name"]: r["status"] for r in list_datasets(store)}["gone"] == "missing"
+
+
+def test_import_refuses_too_few_rows_duplicate_columns_and_misnamed_gzip_and_reads_byte_order_marks(tmp_path, capsys):
+    import gzip
+
+    for rows in (1, 2):
+        assert _import(tmp_path, "date,A\n" + "".join(f"2021-01-0{4 + i},1{i}\n" for i in range(rows)), "few") == 2
+        err = _one_line_error(capsys)
+        assert f"only {rows} date row(s); a dataset needs at least 3" in err and "training needs far more" in err
+    assert _import(tmp_path, "date,A\n2021-01-04,10\n2021-01-05,11\n2021-01-06,12\n", "three") == 0
+    capsys.readouterr()
+    assert _import(tmp_path, "date,AAA,AAA\n2021-01-04,1,2\n2021-01-05,1,2\n2021-01-06,1,2\n", "dup") == 2
+    assert "the header names column(s) 'AAA' more than once" in _one_line_error(capsys)
+    gz = tmp_path / "gz.csv"
+    gz.write_bytes(gzip.compress(_good_csv(tmp_path).read_bytes()))
+    from eqtrade.cli import main
+
+    assert main(["data", "import", str(gz), "--name", "gz", "--data-dir", str(tmp_path / "s")]) == 2
+    err = _one_line_error(capsys)
+    assert "gz.csv: the file is gzip-compressed (it starts with the bytes 1f 8b)" in err and "rename it to gz.csv.gz" in err
+    gz.rename(tmp_path / "gz.csv.gz")
+    assert main(["data", "import", str(tmp_path / "gz.csv.gz"), "--name", "gz", "--data-dir", str(tmp_path / "s")]) == 0
+    text = _good_csv(tmp_path).read_text()
+    for enc, name in (("utf-16", "u16"), ("utf-8-sig", "u8bom")):
+        (tmp_path / f"{name}.csv").write_bytes(text.encode(enc))
+        assert main(["data", "import", str(tmp_path / f"{name}.csv"), "--name", name, "--data-dir", str(tmp_path / "s")]) == 0
+        got = load_prices(source=name, data_dir=tmp_path / "s")
+        assert list(got.columns) == ["AAA", "BBB"] and got["AAA"].tolist() == [10, 11, 12, 13, 14]
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())["datasets"]
+    assert "few" not in manifest and "dup" not in manifest
+
+
+def test_a_ticker_given_twice_is_refused_not_a_traceback(data_dir):
+    with pytest.raises(ValueError, match=r"ticker\(s\) KO given more than once \(KO PG KO\); name each ticker once"):
+        load_prices(["KO", "PG", "KO"])
+    with pytest.raises(ValueError, match="AAPL given more than once"):
+        load_prices(["AAPL", "aapl"], source="cache")
+
+
+def test_the_way_out_of_a_manifest_path_outside_the_data_dir_works(tmp_path, capsys):
+    from eqtrade.cli import main
+
+    store = tmp_path / "s"
+    assert main(["data", "import", str(_good_csv(tmp_path)), "--name", "d", "--data-dir", str(store)]) == 0
+    _manifest_file(store, "d", "../victim.parquet")
+    capsys.readouterr()
+    assert main(["data", "show", "d", "--data-dir", str(store)]) == 2
+    err = _one_line_error(capsys)
+    assert "Fix: delete the entry 'd' from the 'datasets' of" in err
+    m = json.loads((store / "manifest.json").read_text())  # what the message says to do
+    del m["datasets"]["d"]
+    (store / "manifest.json").write_text(json.dumps(m))
+    assert main(["data", "import", str(_good_csv(tmp_path)), "--name", "d", "--data-dir", str(store)]) == 0
+    assert main(["data", "show", "d", "--data-dir", str(store)]) == 0

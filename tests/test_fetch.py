@@ -249,3 +249,67 @@ def test_bad_tickers_files_are_one_line_errors(data_dir, tmp_path, capsys):
         assert words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert main(["fetch", "--no-progress"]) == 2
     assert "--tickers-file" in capsys.readouterr().err
+
+
+# -- hostile flags and a universe without a network ----------------------------------------------------
+@pytest.mark.parametrize("args,needle", [
+    (["--tickers", ""], "--tickers '': an empty ticker symbol ('')"),
+    (["--tickers", "AAPL", " "], "an empty ticker symbol (' ')"),
+    (["--tickers", "AAPL", "--start", "2020-01-01", "--end", "2019-01-01"],
+     "--start 2020-01-01 is after --end 2019-01-01"),
+    (["--tickers", "AAPL", "--retries", "-1"], "--retries -1 is out of range: it must be in [0, 10]"),
+    (["--tickers", "AAPL", "--retries", "1000"], "--retries 1000 is out of range"),
+    (["--tickers", "AAPL", "--batch-size", "0"], "--batch-size 0 is out of range: it must be in [1, 1000]"),
+    (["--tickers", "AAPL", "--start", "yesterday"], "--start 'yesterday': write the date as YYYY-MM-DD"),
+    (["--tickers", "AAPL", "--end", "2021-02-30"], "--end '2021-02-30' is not a calendar date"),
+    (["--tickers", "AAPL", "--end", "1/2/2021"], "--end '1/2/2021': write the date as YYYY-MM-DD"),
+])
+def test_fetch_flags_are_checked_before_any_download(fake_yahoo, data_dir, capsys, args, needle):
+    assert main(["fetch", *args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eqtrade fetch: error:") and err.count("\n") == 1 and needle in err, err
+    assert fake_yahoo.calls == [] and not data_dir.exists()
+
+
+def test_fetch_api_refuses_negative_retries_and_empty_symbols(fake_yahoo, data_dir):
+    with pytest.raises(ValueError, match="retries must be an integer >= 0, got -1"):
+        fetch(["AAPL"], retries=-1, progress=False)
+    with pytest.raises(ValueError, match="empty ticker symbol"):
+        fetch([""], progress=False)
+    assert fake_yahoo.calls == []
+
+
+def test_a_universe_without_network_stops_early_in_one_line(fake_yahoo, data_dir, tmp_path, capsys, caplog):
+    fake_yahoo.offline = True
+    caplog.set_level("WARNING", logger="eqtrade.data.yahoo")  # printed to stderr by the CLI's logging
+    f = tmp_path / "u.txt"
+    f.write_text("".join(f"T{i:03d}\n" for i in range(120)))
+    assert main(["fetch", "--tickers-file", str(f), "--retries", "0", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(fake_yahoo.calls) == 1 and isinstance(fake_yahoo.calls[0]["ticker"], list)  # one batch, then stop
+    assert "batch 1/3 (50 tickers): nothing delivered: cannot reach Yahoo Finance" in caplog.text
+    assert err[0].startswith("no network: 120 of 120 tickers failed") and "(50 tried, the other 70 not); nothing written" in err[0]
+    assert len(err) == 1 and not data_dir.exists()
+    # one at a time: three tries, then the rest are not tried
+    fake_yahoo.calls.clear()
+    assert main(["fetch", "--tickers", *[f"T{i}" for i in range(8)], "--batch-size", "1", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert len(fake_yahoo.calls) == 3 and "no network: 8 of 8 tickers failed" in err and "(3 tried, the other 5 not)" in err
+
+
+def test_a_ticker_named_like_http_429_is_not_rate_limited(fake_yahoo, data_dir):
+    fake_yahoo.offline = True
+    res = fetch(["T429", "X429Y"], progress=False, retries=0)
+    assert [r.cause for r in res] == ["no-network", "no-network"]
+
+
+def test_the_same_failure_of_many_tickers_is_one_line_with_the_count(fake_yahoo, data_dir, capsys):
+    assert fetch(["AAPL"], start="2019-01-01", end="2019-12-31", progress=False)[0].status == "ok"
+    fake_yahoo.offline = True
+    assert main(["fetch", "--tickers", "AAPL", "X1", "X2", "X3", "X4", "--start", "2019-01-01", "--end", "2019-12-31",
+                 "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert "up-to-date" in out
+    failed = [ln for ln in err.splitlines() if ln.startswith("FAILED")]
+    assert failed == ["FAILED 4 tickers (X1 X2 X3 X4): no-network: cannot reach Yahoo Finance (query1.finance.yahoo.com): "
+                      "no network or DNS; details with --verbose"], err

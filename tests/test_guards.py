@@ -258,6 +258,7 @@ def test_a_per_asset_run_acts_on_another_universe_and_a_flat_one_says_why_not(ru
     (["--env", "dmc/pendulum-swingup", "--states", "0"], "--states 0 is out of range"),
     (["--env", "dmc/pendulum-swingup", "--break", "0,2"], "--break 2.0 is out of range: it must be in [0, 1]"),
     (["--env", "dmc/pendulum-swingup", "--break", ","], "give at least one break strength"),
+    (["--data", "AAPL", "KO", "aapl", "--boot", "5"], "--data AAPL KO aapl: AAPL given more than once; name each ticker once"),
 ])
 def test_symmetry_arguments_are_range_checked(capsys, args, needle):
     assert main(["symmetry", *args]) == 2

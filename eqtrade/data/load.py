@@ -111,6 +111,12 @@ def load_prices(
     zero-return runs, sub-$1 periods) are logged, never fixed.
     """
     tick = None if tickers is None else [str(t) for t in tickers]
+    if tick is not None:
+        keys = [t.upper() if source == "cache" else t for t in tick]  # the cache holds tickers in upper case
+        twice = list(dict.fromkeys(t for t in keys if keys.count(t) > 1))
+        if twice:
+            raise ValueError(f"ticker(s) {', '.join(twice)} given more than once ({' '.join(tick)}); name each ticker "
+                             "once (one asset, one column)")
     allow_jumps = False  # an imported dataset may have been stored with --allow-jumps
     if source == "bundled":
         panel = load_bundled(DEFAULT_DATASET) if tick is None else _bundled_union(tick)
@@ -147,12 +153,38 @@ def list_datasets(data_dir=None) -> list[dict[str, Any]]:
     """Every dataset available: bundled, imported, and each cached ticker."""
     rows = []
     for name, e in provenance()["datasets"].items():
-        rows.append(dict(name=name, kind="bundled", tickers=e["tickers"], first=e["first"], last=e["last"], rows=e["rows"]))
+        rows.append(dict(name=name, kind="bundled", tickers=e["tickers"], first=e["first"], last=e["last"], rows=e["rows"],
+                         status="ok"))
     store = DataStore(data_dir)
     for e in store.entries():
         rows.append(dict(name=e.name, kind="imported" if e.kind == "dataset" else "cache", tickers=e.tickers,
-                         first=e.meta.get("first", ""), last=e.meta.get("last", ""), rows=e.meta.get("rows", 0)))
+                         first=e.meta.get("first", ""), last=e.meta.get("last", ""), rows=e.meta.get("rows", 0),
+                         status=_file_status(store, e)))
     return rows
+
+
+def _file_status(store: DataStore, e) -> str:
+    """ok, missing (the file is gone), or damaged (a path outside the data dir, or not a parquet
+    file: no PAR1 at both ends); cheap: the hash is checked when the data is read."""
+    from .errors import CacheCorruptError
+
+    try:
+        path = store.entry_path("datasets" if e.kind == "dataset" else "tickers", e.name, e.meta)
+    except CacheCorruptError:
+        return "damaged"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            f.seek(0, 2)
+            if f.tell() < 12:
+                return "damaged"
+            f.seek(-4, 2)
+            tail = f.read(4)
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "damaged"
+    return "ok" if head == tail == b"PAR1" else "damaged"
 
 
 def describe(prices: pd.DataFrame) -> pd.DataFrame:
@@ -418,7 +450,7 @@ _POINT_DECIMAL = re.compile(r"[-+]?\d*\.\d+")
 _THOUSANDS_ONLY = re.compile(r"[-+]?\d{1,3}(?:\.\d{3})+")
 
 
-def _sniff(path: Path, n_lines: int = 200) -> tuple[str, bool]:
+def _sniff(path: Path, n_lines: int = 200, encoding: str = "utf-8") -> tuple[str, bool]:
     """(separator, decimal comma?) of a text file: the separator is the one of , ; tab | that the
     header line holds most often; decimal commas (782,5 or 1.234,56) only with another separator,
     when cells written that way outnumber cells with a decimal point."""
@@ -432,7 +464,7 @@ def _sniff(path: Path, n_lines: int = 200) -> tuple[str, bool]:
     if opener is None:
         return ",", False
     try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        with opener(path, "rt", encoding=encoding, errors="replace") as f:
             lines = [ln.rstrip("\r\n") for _, ln in zip(range(n_lines), f)]
     except (OSError, EOFError, lzma.LZMAError):
         return ",", False  # pandas says what is wrong with the file
@@ -477,8 +509,10 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
             if isinstance(raw.index, pd.DatetimeIndex):
                 raw = raw.reset_index(names=raw.index.name or "date")
         elif ".csv" in suffixes or ".txt" in suffixes or ".tsv" in suffixes:
-            sep, decimal_comma = _sniff(path)
-            raw = pd.read_csv(path, sep=sep, dtype=str if decimal_comma else None)
+            encoding = _text_encoding(path, suffixes)
+            sep, decimal_comma = _sniff(path, encoding=encoding)
+            raw = pd.read_csv(path, sep=sep, dtype=str if decimal_comma else None, encoding=encoding)
+            _no_duplicate_columns(path, sep, encoding)
             if not isinstance(raw.index, pd.RangeIndex):  # pandas took the extra first cells as an index
                 raise ImportFormatError(
                     f"{path}: row 1 has more cells than the header has names ({len(raw.columns)}, separated by "
@@ -542,6 +576,42 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
     return panel, layout
 
 
+_COMPRESSED = {b"\x1f\x8b": ("gzip", ".gz"), b"BZh": ("bzip2", ".bz2"), b"\xfd7zXZ\x00": ("xz", ".xz"),
+               b"PK\x03\x04": ("zip", ".zip")}
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _text_encoding(path: Path, suffixes: str) -> str:
+    """The encoding of a plain text price file from its first bytes: UTF-8, or UTF-8/UTF-16 with a
+    byte-order mark; a compressed file whose name does not say so is refused with the name to use."""
+    if any(suffixes.endswith(ext) for _, ext in _COMPRESSED.values()):
+        return "utf-8"  # pandas decompresses by the name
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for magic, (kind, ext) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise ImportFormatError(
+                f"{path}: the file is {kind}-compressed (it starts with the bytes {magic[:2].hex(' ')}) but its "
+                f"name ends in {path.suffix}; rename it to {path.name}{ext} (or decompress it)")
+    return next((enc for bom, enc in _BOMS if head.startswith(bom)), "utf-8")
+
+
+def _no_duplicate_columns(path: Path, sep: str, encoding: str) -> None:
+    """Refuse a header that names a column twice (pandas would rename the second AAA to AAA.1)."""
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str, encoding=encoding, keep_default_na=False)
+    names = [str(c).strip() for c in header.iloc[0]] if len(header) else []
+    dup = sorted({n for n in names if n and names.count(n) > 1})
+    if dup:
+        raise ImportFormatError(
+            f"{path}: the header names column(s) {', '.join(repr(d) for d in dup)} more than once; give every column "
+            "its own name (one column per ticker)")
+
+
+#: the fewest dates an imported dataset may have: two returns, the least for a volatility (training
+#: needs far more: a window of days plus train, validation and test splits)
+MIN_IMPORT_ROWS = 3
+
+
 def _check_numeric(raw: pd.Series, values: pd.Series, path: Path, col: str) -> None:
     bad = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
     if bad.any():
@@ -568,6 +638,10 @@ def import_prices(path, name: str, data_dir=None, force: bool = False, ticker: s
     if name in store.read_manifest()["datasets"] and not force:
         raise FileExistsError(f"dataset {name!r} already exists in {store.root}; pass --force to replace it")
     panel, layout = read_price_file(path, ticker=ticker, price_column=price_column, date_format=date_format)
+    if len(panel) < MIN_IMPORT_ROWS:
+        raise ImportFormatError(
+            f"{path}: only {len(panel)} date row(s); a dataset needs at least {MIN_IMPORT_ROWS} (two daily returns) "
+            "and training needs far more (hundreds of days: a window plus train, validation and test splits)")
     rep = validate_prices(panel, allow_jumps=allow_jumps)
     from .validate import Issue
 

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
+#: the subdirectory of the data dir that holds each manifest section's files
+_SUBDIRS = {"tickers": "yfinance", "datasets": "datasets"}
 OHLCV_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume"]
 
 
@@ -100,22 +102,50 @@ class DataStore:
         manifest["version"] = MANIFEST_VERSION
         atomic_write_json(self.manifest_path, manifest)
 
+    def entry_path(self, section: str, name: str, entry: dict[str, Any]) -> Path:
+        """The file of a manifest entry, which must lie inside its subdirectory of the data dir
+        (yfinance/ or datasets/): a manifest naming any other path ('../x.parquet', '/etc/passwd')
+        is refused as corrupt before anything is read or deleted."""
+        subdir = _SUBDIRS[section]
+        label = "ticker" if section == "tickers" else "dataset"
+        rel = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(rel, str) or not rel:
+            raise CacheCorruptError(f"{self.manifest_path}: {label} {name!r} has no file name in the manifest; "
+                                    f"the manifest is damaged. Nothing was read or deleted. {self._fix(section, name)}")
+        base = (self.root / subdir).resolve()
+        path = (self.root / rel).resolve()
+        if path.parent != base:
+            raise CacheCorruptError(
+                f"{self.manifest_path}: {label} {name!r} names the file {rel!r}, outside {self.root / subdir}; "
+                f"the manifest is damaged or was edited. Nothing was read or deleted. {self._fix(section, name)}")
+        return self.root / rel
+
+    def _fix(self, section: str, name: str) -> str:
+        again = (f"`eqtrade fetch --tickers {name} --refresh --data-dir {self.root}`" if section == "tickers" else
+                 f"`eqtrade data import PATH --name {name} --data-dir {self.root}`")
+        return (f"Fix: delete the entry {name!r} from the {section!r} of {self.manifest_path} (no file is touched), "
+                f"then {again}")
+
     # -- generic put/get --------------------------------------------------------------------
     def _put(self, section: str, subdir: str, name: str, df: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
+        old = self.read_manifest()[section].get(name)
+        if old:
+            self.entry_path(section, name, old)  # a damaged entry is refused before anything is written
         data = frame_to_parquet_bytes(df)
         digest = sha256_bytes(data)
         rel = f"{subdir}/{name}.{digest[:8]}.parquet"
         atomic_write_bytes(self.root / rel, data)  # 1. new file, under a new name
         manifest = self.read_manifest()
         old = manifest[section].get(name)
+        old_path = self.entry_path(section, name, old) if old else None
         entry = dict(meta, file=rel, sha256=digest, rows=int(len(df)))
         if len(df):
             entry["first"] = df.index[0].strftime("%Y-%m-%d")
             entry["last"] = df.index[-1].strftime("%Y-%m-%d")
         manifest[section][name] = entry
         self._write_manifest(manifest)  # 2. switch atomically
-        if old and old.get("file") != rel:  # 3. drop the old file (an orphan if we die here)
-            (self.root / old["file"]).unlink(missing_ok=True)
+        if old and old_path is not None and old.get("file") != rel:  # 3. drop the old file (an orphan if we die here)
+            old_path.unlink(missing_ok=True)
         self._remove_orphans(subdir, name, keep=rel)
         return entry
 
@@ -130,7 +160,7 @@ class DataStore:
         entry = manifest[section].get(name)
         if entry is None:
             raise DatasetNotFoundError(f"{name!r} is not in {self.manifest_path}")
-        path = self.root / entry["file"]
+        path = self.entry_path(section, name, entry)
         if not path.exists():
             raise CacheCorruptError(f"{path}: listed in the manifest but missing. Fix: {fix}")
         data = path.read_bytes()

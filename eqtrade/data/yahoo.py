@@ -111,9 +111,12 @@ def _normalise(raw: pd.DataFrame | None, ticker: str) -> pd.DataFrame:
     return df[~df.index.duplicated(keep="last")].sort_index()
 
 
-def _classify(messages: list[str], exc: BaseException | None) -> tuple[str, str]:
+def _classify(messages: list[str], exc: BaseException | None, tickers=()) -> tuple[str, str]:
     text = " | ".join(messages + ([f"{type(exc).__name__}: {exc}"] if exc else []))
-    low = text.lower().replace(" ", "")
+    low = text.lower()
+    for t in sorted((str(t).lower() for t in tickers), key=len, reverse=True):
+        low = low.replace(t, " ")  # a symbol such as T429 is not an HTTP status 429
+    low = low.replace(" ", "")
     if (exc is not None and type(exc).__name__ == "YFRateLimitError") or any(w.replace(" ", "") in low for w in _RATE_WORDS):
         return "rate-limited", text
     if any(w.replace(" ", "") in low for w in _NET_WORDS) or not network_ok():
@@ -168,7 +171,7 @@ def _download(ticker, start, end_excl, retries, backoff, timeout) -> tuple[pd.Da
         df = _normalise(raw, ticker) if exc is None else _normalise(None, ticker)
         if not df.empty:
             return df, "", ""
-        cause, text = _classify(messages, exc)
+        cause, text = _classify(messages, exc, [ticker])
         if cause == "rate-limited" and attempt < retries:
             wait = backoff * 2**attempt
             log.warning("%s: rate limited by Yahoo, retry %d/%d in %.0fs", ticker, attempt + 1, retries, wait)
@@ -180,7 +183,7 @@ def _download(ticker, start, end_excl, retries, backoff, timeout) -> tuple[pd.Da
             log.debug("%s: yfinance said: %s", ticker, text)
             text = f"cannot reach Yahoo Finance ({YAHOO_HOST}): no network or DNS; details with --verbose"
         return df, cause, text
-    raise AssertionError("unreachable")
+    raise ValueError(f"retries must be >= 0, got {retries}")
 
 
 def _download_batch(tickers: list[str], start, end_excl, retries: int, backoff: float,
@@ -200,7 +203,7 @@ def _download_batch(tickers: list[str], start, end_excl, retries: int, backoff: 
                     got[t] = df
         if got:
             return got
-        cause, _ = _classify(messages, exc)
+        cause, _ = _classify(messages, exc, tickers)
         if cause != "rate-limited" or attempt == retries:
             return {}
         wait = backoff * 2**attempt
@@ -324,25 +327,53 @@ def fetch(
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
+    if isinstance(tickers, str):
+        tickers = [tickers]
+    empty = [repr(t) for t in tickers if not str(t).strip()]
+    if empty:
+        raise ValueError(f"an empty ticker symbol ({empty[0]}) among the tickers; give Yahoo symbols such as AAPL")
+    s_ts, e_ts = check_date("start", start), check_date("end", end)
+    if s_ts is not None and e_ts is not None and s_ts > e_ts:
+        raise ValueError(f"start {start} is after end {end}; give start <= end")
     store = DataStore(data_dir)
     store.read_manifest()  # a corrupt manifest stops everything before any download
     tickers = list(dict.fromkeys(t.strip().upper() for t in tickers if t.strip()))  # in order, once each
+    if not tickers:
+        raise ValueError("no tickers to fetch")
+    offline = False  # Yahoo Finance unreachable: the tickers not yet tried are not tried
+    batch_tried: set[str] = set()  # the tickers of the batch that found no network
     prefetched: dict[str, pd.DataFrame] = {}
     fresh = [t for t in tickers if refresh or store.ticker_entry(t) is None]
     if batch_size > 1 and len(fresh) > 1:
         start_ts = pd.Timestamp(start) if start else None
         end_excl = pd.Timestamp(end) + pd.Timedelta(days=1) if end else None
         bar = progress_bar(total=len(fresh), desc="download", unit="ticker", progress=progress)
-        for i in range(0, len(fresh), batch_size):
+        n_batches = -(-len(fresh) // batch_size)
+        for k, i in enumerate(range(0, len(fresh), batch_size), 1):
             batch = fresh[i : i + batch_size]
-            prefetched.update(_download_batch(batch, start_ts, end_excl, retries, backoff, 10.0))
+            got = _download_batch(batch, start_ts, end_excl, retries, backoff, 10.0)
+            prefetched.update(got)
             bar.update(len(batch))
             bar.set_postfix_str(f"{len(prefetched)} delivered")
+            if not got:
+                if not prefetched and not network_ok():
+                    log.warning("batch %d/%d (%d tickers): nothing delivered: cannot reach Yahoo Finance (%s); "
+                                "stopping the download", k, n_batches, len(batch), YAHOO_HOST)
+                    offline, batch_tried = True, set(batch)
+                    break
+                log.warning("batch %d/%d (%d tickers): nothing delivered; each is tried again on its own",
+                            k, n_batches, len(batch))
         bar.close()
     results = []
     bar = progress_bar(tickers, desc="fetch" if not prefetched else "store", unit="ticker", progress=progress)
     for t in bar:
         bar.set_postfix_str(t)
+        if offline and t not in prefetched:
+            why = NOT_TRIED if t in batch_tried else f"not tried: {NOT_TRIED}"
+            results.append(FetchResult(t, "failed", cause="no-network", message=f"{t}: no-network: {why}"))
+            continue
         try:
             res = fetch_ticker(store, t, start=start, end=end, refresh=refresh, retries=retries, backoff=backoff,
                                prefetched=prefetched.pop(t, None))
@@ -351,7 +382,30 @@ def fetch(
         if res.failed:
             log.debug(res.message)  # the command prints one line per failed ticker at the end
         results.append(res)
+        if len(results) == OFFLINE_AFTER and all(r.cause == "no-network" for r in results) and len(tickers) > len(results):
+            offline = True  # the first few all failed for want of a network: the rest would too
+            log.warning("the first %d tickers failed: cannot reach Yahoo Finance (%s); the other %d are not tried",
+                        len(results), YAHOO_HOST, len(tickers) - len(results))
     return results
+
+
+#: consecutive no-network failures, from the first ticker on, after which fetch stops trying
+OFFLINE_AFTER = 3
+NOT_TRIED = f"cannot reach Yahoo Finance ({YAHOO_HOST}): no network or DNS"
+
+
+def check_date(what: str, text) -> pd.Timestamp | None:
+    """A --start/--end date written YYYY-MM-DD (None: open), or a ValueError naming it."""
+    if text is None or text == "":
+        return None
+    import re
+
+    if not isinstance(text, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        raise ValueError(f"--{what} {text!r}: write the date as YYYY-MM-DD, e.g. 2010-01-01")
+    try:
+        return pd.Timestamp(text.strip())
+    except ValueError:
+        raise ValueError(f"--{what} {text!r} is not a calendar date; write it as YYYY-MM-DD, e.g. 2010-01-01") from None
 
 
 def read_tickers_file(path) -> list[str]:
