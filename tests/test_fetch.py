@@ -253,8 +253,8 @@ def test_bad_tickers_files_are_one_line_errors(data_dir, tmp_path, capsys):
 
 # -- hostile flags and a universe without a network ----------------------------------------------------
 @pytest.mark.parametrize("args,needle", [
-    (["--tickers", ""], "--tickers '': an empty ticker symbol ('')"),
-    (["--tickers", "AAPL", " "], "an empty ticker symbol (' ')"),
+    (["--tickers", ""], "--tickers is empty: give a value or leave the option out"),  # the CLI's empty-option check
+    (["--tickers", "AAPL", " "], "--tickers is empty"),
     (["--tickers", "AAPL", "--start", "2020-01-01", "--end", "2019-01-01"],
      "--start 2020-01-01 is after --end 2019-01-01"),
     (["--tickers", "AAPL", "--retries", "-1"], "--retries -1 is out of range: it must be in [0, 10]"),
