@@ -399,3 +399,33 @@ def test_the_way_out_of_a_manifest_path_outside_the_data_dir_works(tmp_path, cap
     (store / "manifest.json").write_text(json.dumps(m))
     assert main(["data", "import", str(_good_csv(tmp_path)), "--name", "d", "--data-dir", str(store)]) == 0
     assert main(["data", "show", "d", "--data-dir", str(store)]) == 0
+
+
+def test_load_prices_refuses_no_tickers_and_reversed_or_unreadable_dates():
+    """load_prices([]) gave pandas' "No objects to concatenate"; start after end said "no prices"."""
+    from eqtrade.data import load_prices
+
+    with pytest.raises(ValueError, match="no tickers given"):
+        load_prices([])
+    with pytest.raises(ValueError, match="start 2020-01-01 is after end 2019-01-01"):
+        load_prices(["AAPL"], start="2020-01-01", end="2019-01-01")
+    with pytest.raises(ValueError, match="start 'yesterday' is not a date"):
+        load_prices(["AAPL"], start="yesterday")
+    jan = load_prices(["AAPL"], start="2019-01-02", end="2019-01-31").index  # inclusive bounds
+    assert (jan[0], jan[-1]) == (pd.Timestamp("2019-01-02"), pd.Timestamp("2019-01-31"))
+
+
+def test_a_data_dir_that_is_a_file_and_a_price_column_on_a_wide_file_are_refused(tmp_path, capsys):
+    from eqtrade.cli import main
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("")
+    assert main(["data", "list", "--data-dir", str(afile)]) == 2
+    assert f"the data dir {afile} (--data-dir) is a file, not a directory" in capsys.readouterr().err
+    wide = tmp_path / "w.csv"
+    wide.write_text("date,AAA,BBB\n2020-01-02,1,2\n2020-01-03,1.1,2.1\n2020-01-06,1.2,2.2\n")
+    dd = tmp_path / "dd"
+    assert main(["data", "import", str(wide), "--name", "w", "--price-column", "volume", "--data-dir", str(dd)]) == 2
+    err = capsys.readouterr().err
+    assert "--price-column 'volume' applies to long" in err and "leave --price-column out" in err
+    assert main(["data", "import", str(wide), "--name", "w", "--data-dir", str(dd)]) == 0  # without it: imported

@@ -88,6 +88,13 @@ def _cache_panel(store: DataStore, tickers: list[str] | None) -> pd.DataFrame:
     return pd.concat({t: store.get_ticker(t)["adj_close"] for t in tickers}, axis=1)
 
 
+def _as_date(name: str, value) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} {value!r} is not a date: write it as YYYY-MM-DD") from None
+
+
 def load_prices(
     tickers: Iterable[str] | None = None,
     start: str | None = None,
@@ -111,6 +118,12 @@ def load_prices(
     zero-return runs, sub-$1 periods) are logged, never fixed.
     """
     tick = None if tickers is None else [str(t) for t in tickers]
+    if tick is not None and not tick:
+        raise ValueError("no tickers given (an empty list): name at least one, or pass tickers=None for the "
+                         "whole dataset")
+    bounds = {k: _as_date(k, v) for k, v in (("start", start), ("end", end)) if v is not None}
+    if len(bounds) == 2 and bounds["start"] > bounds["end"]:
+        raise ValueError(f"start {bounds['start']:%Y-%m-%d} is after end {bounds['end']:%Y-%m-%d}")
     if tick is not None:
         keys = [t.upper() if source == "cache" else t for t in tick]  # the cache holds tickers in upper case
         twice = list(dict.fromkeys(t for t in keys if keys.count(t) > 1))
@@ -136,7 +149,7 @@ def load_prices(
         panel, where = _select(store.get_dataset(source), tick, f"dataset {source!r}"), source
         allow_jumps = bool(store.read_manifest()["datasets"][source].get("allow_jumps", False))
     if start is not None or end is not None:
-        panel = panel.loc[pd.Timestamp(start) if start else None : pd.Timestamp(end) if end else None]
+        panel = panel.loc[bounds.get("start"): bounds.get("end")]
     panel = _align(panel, align)
     if panel.empty:
         raise DataError(f"no prices in {where} for {start or 'start'}..{end or 'end'} with align={align!r}")
@@ -553,6 +566,10 @@ def read_price_file(path: str | Path, ticker: str | None = None, price_column: s
             panel = pd.DataFrame({tk: values.to_numpy()}, index=dates)
             layout = "ohlcv"
     else:
+        if price_column:  # a wide file has one column per ticker: no price column to choose
+            raise ImportFormatError(f"{path}: --price-column {price_column!r} applies to long (date, ticker, price) "
+                                    f"and OHLCV files; this file is wide (one column per ticker: "
+                                    f"{', '.join(map(str, list(raw.columns)[1:4]))}...); leave --price-column out")
         dates = _parse_dates(raw[date_col], path, date_format, notes)
         cols = [c for c in raw.columns if c != date_col]
         if not cols:

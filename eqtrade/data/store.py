@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from ..util import atomic_write_bytes, atomic_write_json
-from .errors import CacheCorruptError, DatasetNotFoundError
+from .errors import CacheCorruptError, DataError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,13 @@ OHLCV_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume"]
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The data dir: the argument, else $EQTRADE_DATA, else ./data."""
-    if data_dir is not None:
-        return Path(data_dir)
     env = os.environ.get("EQTRADE_DATA")
-    return Path(env) if env else Path.cwd() / "data"
+    path = Path(data_dir) if data_dir is not None else Path(env) if env else Path.cwd() / "data"
+    if path.exists() and not path.is_dir():
+        where = "--data-dir" if data_dir is not None else "$EQTRADE_DATA" if env else "./data"
+        raise DataError(f"the data dir {path} ({where}) is a file, not a directory; give a directory (it is made "
+                        "when first needed)")
+    return path
 
 
 def sha256_bytes(data: bytes) -> str:
