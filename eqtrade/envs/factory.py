@@ -85,9 +85,14 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
 
 
 def _with_noise(env: gym.Env, noise: float, seed: int) -> gym.Env:
-    if not noise:
+    if isinstance(noise, (int, float)) and not isinstance(noise, bool) and noise == 0:
         return env
+    from .protocol import check_env_options
     from .wrappers import ObservationNoise
+
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)):
+        raise TypeError(f"obs_noise = {noise!r} has the wrong type: expected a number >= 0")
+    check_env_options(noise_seed=seed)
 
     return ObservationNoise(env, float(noise), seed=int(seed))
 
