@@ -443,7 +443,16 @@ def cmd_train(args) -> int:
     if args.resume:
         if out is None:
             raise ValueError("--resume needs --out DIR (the run to continue)")
+        held = output_kind(out)
+        if held not in (None, "run"):
+            what = "files of another kind" if held == "other" else f"a {held} directory"
+            raise ValueError(f"nothing to resume: --out {out} holds {what}, not a training run; give --out the run "
+                             "directory to continue (the one with config.toml and checkpoint.pt)")
         given = [flag for flag, dest in args.config_flags if getattr(args, dest) is not None]
+        if not (out / "config.toml").exists():
+            raise FileNotFoundError(f"nothing to resume: {out}/config.toml does not exist" + (
+                f"; --resume continues a run as configured in its config.toml, so {', '.join(given)} cannot change "
+                "it: to start a new run, leave out --resume" if given else ""))
         if given:
             raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
                              "change it (only --steps can: train longer)")

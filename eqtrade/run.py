@@ -75,9 +75,15 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     bad_run = sorted(set(file_cfg.get("run", {})) - set(BASE["run"]))
     if bad_run:
         raise ValueError(f"{config}: unknown [run] option(s) {bad_run}; known: {', '.join(BASE['run'])}")
-    threads_cfg = file_cfg.get("run", {}).get("threads") if threads is None else threads
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"--threads must be a positive integer, got {threads!r}")
+    threads_cfg = file_cfg.get("run", {}).get("threads")
     if threads_cfg is not None and (not isinstance(threads_cfg, int) or isinstance(threads_cfg, bool) or threads_cfg < 1):
-        raise ValueError(f"{config or '--threads'}: threads must be a positive integer, got {threads_cfg!r}")
+        raise ValueError(f"{config}: [run] threads must be a positive integer, got {threads_cfg!r}")
+    if seed is not None:
+        from .agents.base import BaseConfig
+
+        BaseConfig.ranges["seed"].check("--seed", seed)
     steps_cfg = file_cfg.get("run", {}).get("steps")
     if steps_cfg is not None and (not isinstance(steps_cfg, int) or isinstance(steps_cfg, bool) or steps_cfg < 1):
         raise ValueError(f"{config}: [run] steps must be a positive integer, got {steps_cfg!r}")
@@ -85,6 +91,9 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         if n is not None and n > MAX_STEPS:
             raise ValueError(f"{what} {n} is more than the limit of {MAX_STEPS:_} steps ({MAX_STEPS_WHY})")
     env_id = env or file_cfg.get("run", {}).get("env", cfg["run"]["env"])
+    file_env = file_cfg.get("run", {}).get("env", cfg["run"]["env"])
+    if env and env != file_env:  # --env on a config written for another env: its env tables may not fit
+        _check_env_tables_fit(env, file_env, file_cfg, config)
     if is_pixels(env_id):  # DrQ-v2's own defaults (DrQConfig), not the state agents'
         cfg["agent"] = {"family": "plain", "eval_every": 2000, "eval_episodes": 1, "checkpoint_every": 2000}
     if env_id != "portfolio":  # defaults of the portfolio env do not apply elsewhere
@@ -154,6 +163,21 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     check_budget(cfg, "--steps" if steps is not None else f"{config}: [run] steps" if steps_cfg is not None
                  else "[run] steps (the default)")
     return cfg
+
+
+def _check_env_tables_fit(env: str, file_env: str, file_cfg: dict, config) -> None:
+    """A config's [env] / [eval_env] keys that the env chosen by --env does not take: one error
+    naming them, where they come from and the ways out."""
+    from .envs.factory import env_option_names
+
+    names = env_option_names(env)
+    if names is None:
+        return  # cannot tell here: the env itself refuses what it does not take
+    foreign = [f"[{t}] {', '.join(bad)}" for t in ("env", "eval_env")
+               if (bad := [k for k in file_cfg.get(t, {}) if k not in names])]
+    if foreign:
+        raise ValueError(f"--env {env}: {' and '.join(foreign)} of {config} (a config for {file_env!r}) do not apply "
+                         f"to {env!r}; use a config written for {env!r} (or none), or remove those keys")
 
 
 def check_budget(cfg: dict, what: str = "[run] steps") -> None:

@@ -167,3 +167,13 @@ def test_the_agents_page_lists_every_option_range():
     for cls in (SACConfig, DQNConfig, DrQConfig):
         for name, rng in cls.option_ranges().items():
             assert any(line.startswith(f"| `{name}` | {rng} |") for line in text.splitlines()), (cls.__name__, name)
+
+
+@pytest.mark.parametrize("cls", [SACConfig, DQNConfig, DrQConfig])
+def test_hidden_layers_are_bounded_in_number_and_width_for_every_algorithm(cls):
+    cls(hidden=(8,) * 64)  # the most layers accepted
+    with pytest.raises(ValueError, match=r"\[agent\] hidden has 65 layers: at most 64"):
+        cls.from_dict({"hidden": [8] * 65})
+    for width in (0, -4, 65537):
+        with pytest.raises(ValueError, match=rf"\[agent\] hidden entry = {width} is out of range: it must be in \[1, 65536\]"):
+            cls.from_dict({"hidden": [width]})

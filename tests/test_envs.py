@@ -246,3 +246,65 @@ def test_episodes_random_start_fixed_length_and_full_period_deterministic(small)
     full = PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True)
     a, b = rollout(full, [np.ones(4) * 0.1] * 1000, seed=1), rollout(full, [np.ones(4) * 0.1] * 1000, seed=2)
     assert len(a) == len(b) == full.market.n_days + 1 and a[-1][2]["value"] == b[-1][2]["value"]
+
+
+@pytest.mark.parametrize("cls", [PortfolioEnv, TradingEnv])
+@pytest.mark.parametrize("kw,exc,needle", [
+    ({"window": "eight"}, TypeError, "window = 'eight' has the wrong type: expected an integer >= 1"),
+    ({"window": 0}, ValueError, "window = 0 is out of range: it must be >= 1"),
+    ({"cost_bps": {"a": 1}}, TypeError, "cost_bps = {'a': 1} has the wrong type: expected a number >= 0"),
+    ({"cost_bps": float("nan")}, ValueError, "cost_bps = nan is out of range: it must be >= 0"),
+    ({"cost_bps": float("inf")}, ValueError, "cost_bps = inf is out of range"),
+    ({"cost_bps": -1.0}, ValueError, "cost_bps = -1.0 is out of range"),
+    ({"episode_length": 0}, ValueError, "episode_length = 0 is out of range: it must be >= 1"),
+    ({"episode_length": -3}, ValueError, "episode_length = -3 is out of range"),
+    ({"episode_length": 2.5}, TypeError, "episode_length = 2.5 has the wrong type"),
+    ({"full_period": "yes"}, TypeError, "full_period must be true or false"),
+])
+def test_env_options_are_type_and_range_checked_by_name(small, cls, kw, exc, needle):
+    with pytest.raises(exc) as e:
+        cls(prices=small, split=SPLIT, **kw)
+    assert needle in str(e.value)
+
+
+@pytest.mark.parametrize("kw,exc,needle", [
+    ({"vol_window": 0}, ValueError, "vol_window = 0 is out of range: it must be >= 1"),
+    ({"clip": float("nan")}, ValueError, "clip = nan is out of range: it must be > 0"),
+    ({"clip": "big"}, TypeError, "clip = 'big' has the wrong type: expected a number"),
+    ({"obs_noise": "x"}, TypeError, "obs_noise = 'x' has the wrong type"),
+    ({"obs_noise": 0.1, "noise_seed": -1}, ValueError, "noise_seed = -1 is out of range"),
+])
+def test_wrapper_options_are_checked_by_name(small, kw, exc, needle):
+    from eqtrade.envs import make_env
+
+    for env_id in ("portfolio", "trading"):
+        with pytest.raises(exc) as e:
+            make_env(env_id, prices=small, split=SPLIT, window=16, **kw)
+        assert needle in str(e.value)
+
+
+def test_step_before_reset_and_after_the_episode_ended_are_clear_errors(small):
+    for env, action in ((PortfolioEnv(prices=small, window=16, split=SPLIT, episode_length=5), np.zeros(4)),
+                        (TradingEnv(prices=small, window=16, split=SPLIT, episode_length=5), 1),
+                        (PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True), np.zeros(4))):
+        with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+            env.step(action)
+        env.reset(seed=0)
+        while not env.step(action)[3]:
+            pass
+        for _ in range(2):  # once over, it stays over (no IndexError past the data's end)
+            with pytest.raises(RuntimeError, match=r"the episode is over \(truncated.*call reset\(\)"):
+                env.step(action)
+        env.reset(seed=1)
+        env.step(action)  # a new episode steps again
+
+
+def test_a_ruined_episode_refuses_further_steps(small):
+    shocked = small.copy()
+    shocked.iloc[shocked.index.get_loc(pd.Timestamp("2019-06-03")):, 0] *= 3.0
+    env = TradingEnv(prices=shocked, ticker="AAPL", window=16, split=SPLIT, full_period=True)
+    env.reset()
+    while not env.step(0)[2]:
+        pass
+    with pytest.raises(RuntimeError, match="terminated: the portfolio was ruined"):
+        env.step(0)

@@ -321,3 +321,65 @@ def test_a_hand_edited_config_is_refused_on_resume(run_dir, tmp_path, capsys, ed
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     (run / "config.toml").write_text(text)  # as trained: it resumes
     assert main(["train", "--out", str(run), "--resume", "--steps", "40", "--no-progress"]) == 0
+
+
+TINY_PORTFOLIO = ('[run]\nenv = "portfolio"\n[env]\nwindow = 8\nsplit = "train"\nmode = "long_short"\n'
+                  '[eval_env]\nsplit = "valid"\nfull_period = true\n')
+
+
+@pytest.mark.parametrize("toml,args,needle", [
+    ("", ["--seed", "-1"], "--seed -1 is out of range: it must be in [0, "),
+    (TINY_PORTFOLIO, ["--threads", "0"], "--threads must be a positive integer, got 0"),
+    ("[run]\nthreads = 0\n", [], "c.toml: [run] threads must be a positive integer, got 0"),
+    (TINY_PORTFOLIO, ["--env", "dmc/cartpole-swingup"], "--env dmc/cartpole-swingup: [env] window, split, mode and "
+     "[eval_env] split, full_period of "),
+    (TINY_PORTFOLIO, ["--env", "trading"], "--env trading: [env] mode of "),
+    (b"\x00\xf8\x91binary", [], "not a TOML config (not UTF-8 text: byte 0xf8 at offset 1)"),
+    ("[run]\nsteps = 5\n[env\nwindow = 3\n", [], "not valid TOML (Expected ']' at the end of a table declaration "
+     "(at line 3, column 5))"),
+    ('[env]\nwindow = "eight"\n', [], "window = 'eight' has the wrong type: expected an integer >= 1"),
+    ("[env]\ncost_bps = { a = 1 }\n", [], "cost_bps = {'a': 1} has the wrong type: expected a number >= 0"),
+    ("[env]\ncost_bps = nan\n", [], "cost_bps = nan is out of range: it must be >= 0"),
+    ("[env]\nepisode_length = 0\n", [], "episode_length = 0 is out of range: it must be >= 1"),
+    ("[env]\nepisode_length = -3\n", [], "episode_length = -3 is out of range"),
+    ("[env]\nvol_window = 0\n", [], "vol_window = 0 is out of range"),
+    ("[eval_env]\ncost_bps = inf\n", [], "cost_bps = inf is out of range"),
+    ("[agent]\nhidden = [%s]\n" % ", ".join(["4"] * 100_000), [], "[agent] hidden has 100_000 layers: at most 64"),
+    ("[agent]\nhidden = [-4]\n", [], "[agent] hidden entry = -4 is out of range: it must be in [1, 65536]"),
+    ("[agent]\nhidden = [0]\n", [], "[agent] hidden entry = 0 is out of range"),
+])
+def test_bad_train_flags_and_env_options_are_named_in_one_line(tmp_path, capsys, toml, args, needle):
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(toml if isinstance(toml, bytes) else toml.encode())
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_resume_of_what_is_not_a_run_says_nothing_to_resume(run_dir, tmp_path, capsys):
+    empty = tmp_path / "notrun"
+    empty.mkdir()
+    assert main(["train", "--config", str(run_dir / "config.toml"), "--out", str(empty), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"nothing to resume: {empty}/config.toml does not exist" in err[0], err
+    assert "leave out --resume" in err[0]
+    bt = tmp_path / "bt"
+    assert main(["backtest", "equal-weight", "--out", str(bt), "--no-html"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--out", str(bt), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"nothing to resume: --out {bt} holds a backtest directory, not a training run" in err[0]
+
+
+def test_agent_load_takes_a_run_directory(run_dir, tmp_path):
+    from eqtrade.agents import SAC
+    from eqtrade.agents.checkpoint import CheckpointError
+
+    assert SAC.load(run_dir).step == SAC.load(run_dir / "checkpoint.pt").step == 30
+    assert SAC.load_policy(run_dir, SAC.load(run_dir, build_env=True).eval_env).step == 30
+    with pytest.raises(CheckpointError, match=r"is a directory, not a checkpoint file; pass a checkpoint file "
+                                              r"\(RUN/checkpoint.pt or RUN/best.pt\)") as e:
+        SAC.load(tmp_path)
+    assert "retrain" not in str(e.value)

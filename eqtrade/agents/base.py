@@ -58,6 +58,11 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+#: the most hidden layers an agent's networks may have (`hidden` lists one width per layer): these
+#: networks have one to a few; a list far longer is a mistake that would build for minutes in silence
+MAX_HIDDEN_LAYERS = 64
+
+
 @dataclass
 class BaseConfig:
     """Options common to SAC, DQN and DrQ-v2 (see the algorithm configs for the rest)."""
@@ -108,6 +113,9 @@ class BaseConfig:
         return out
 
     def __post_init__(self):
+        if isinstance(self.hidden, (list, tuple)) and len(self.hidden) > MAX_HIDDEN_LAYERS:
+            raise ValueError(f"[agent] hidden has {len(self.hidden):_} layers: at most {MAX_HIDDEN_LAYERS} are "
+                             "accepted (one width per hidden layer, e.g. hidden = [256, 256])")
         for name, rng in self.option_ranges().items():
             value = getattr(self, name)
             if isinstance(value, str) or value is None:  # e.g. alpha_init = "auto"; types are from_dict's
@@ -378,7 +386,9 @@ class Agent:
         """Rebuild an agent from `save` on `device` (auto, cpu, cuda: wherever it was saved).
         By default it predicts and builds no env; `build_env=True` (or an `env`) rebuilds the
         training and evaluation envs from the saved spec and restores the episode in progress,
-        so that `learn` continues exactly."""
+        so that `learn` continues exactly. `path`: a checkpoint file, or a run directory (its
+        checkpoint.pt, the last state; pass RUN/best.pt for the best validation checkpoint)."""
+        path = ckpt.checkpoint_file(path)
         state = ckpt.read(path)
         cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None
@@ -412,7 +422,8 @@ class Agent:
     @classmethod
     def load_policy(cls, path, env: gym.Env, device: str = "auto") -> "Agent":
         """The networks of a saved agent, acting on `env` (e.g. another universe of assets for a
-        per-asset portfolio network); no replay buffer, no training state."""
+        per-asset portfolio network); no replay buffer, no training state. `path` as in `load`."""
+        path = ckpt.checkpoint_file(path)
         state = ckpt.read(path)
         cls = cls._algo_class(state, path)
         spec = EnvSpec(**state["env_spec"]) if state["env_spec"] else None

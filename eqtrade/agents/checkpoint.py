@@ -63,6 +63,15 @@ def write(path, state: dict, prov: dict) -> None:
     atomic_write_bytes(Path(path), buf.getvalue())
 
 
+def checkpoint_file(path) -> Path:
+    """The checkpoint file `path` names: the file itself, or for a run directory its checkpoint.pt
+    (the run's last state; its best.pt is named explicitly: RUN/best.pt)."""
+    path = Path(path)
+    if path.is_dir() and (path / "checkpoint.pt").is_file():
+        return path / "checkpoint.pt"
+    return path
+
+
 def read(path) -> dict:
     """A checkpoint's state, or a CheckpointError naming the file and the way out."""
     path = Path(path)
@@ -73,7 +82,11 @@ def read(path) -> dict:
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint")
     if not path.is_file():
-        raise fail(f"{path} is a {'directory' if path.is_dir() else 'special file'}, not a checkpoint file")
+        what = f"{path} is a {'directory' if path.is_dir() else 'special file'}, not a checkpoint file"
+        if path.is_dir() and _way_out(path) == "retrain the run":  # not a run's damaged checkpoint: a wrong path
+            raise CheckpointError(f"{what}; pass a checkpoint file (RUN/checkpoint.pt or RUN/best.pt) or a run "
+                                  "directory (one with checkpoint.pt)", what)
+        raise fail(what)
     if path.stat().st_size == 0:
         raise fail(f"{path} is empty (a write that never finished?)")
     if _truncated_zip(path):

@@ -84,10 +84,51 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
     return _with_noise(env, noise, noise_seed)
 
 
+#: keyword arguments `make_env` takes for every env (the observation noise), and gymnasium.make's own
+COMMON_OPTIONS = frozenset({"obs_noise", "noise_seed"})
+GYM_MAKE_OPTIONS = frozenset({"render_mode", "max_episode_steps", "autoreset", "apply_api_compatibility",
+                              "disable_env_checker"})
+
+
+def env_option_names(env_id: str) -> frozenset[str] | None:
+    """The keyword arguments (the [env] keys) an env id takes, read from its constructor's
+    signature; None when that cannot be told (an unknown id, or a constructor taking **kwargs)."""
+    import inspect
+
+    if is_trading(env_id):
+        from .portfolio import PortfolioEnv
+        from .trading import TradingEnv
+
+        fns, names = [PortfolioEnv if env_id == "portfolio" else TradingEnv], {"normalize", "vol_window", "clip"}
+    else:
+        try:
+            spec = gym.spec(env_id)
+            from gymnasium.envs.registration import load_env_creator
+
+            creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+        except Exception:  # an unknown id, or an entry point that cannot be imported here
+            return None
+        fns, names = [creator], set(GYM_MAKE_OPTIONS)
+    for fn in fns:
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return None
+        names |= {p.name for p in params if p.name != "self"}
+    return frozenset(names | COMMON_OPTIONS)
+
+
 def _with_noise(env: gym.Env, noise: float, seed: int) -> gym.Env:
-    if not noise:
+    if isinstance(noise, (int, float)) and not isinstance(noise, bool) and noise == 0:
         return env
+    from .protocol import check_env_options
     from .wrappers import ObservationNoise
+
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)):
+        raise TypeError(f"obs_noise = {noise!r} has the wrong type: expected a number >= 0")
+    check_env_options(noise_seed=seed)
 
     return ObservationNoise(env, float(noise), seed=int(seed))
 

@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from ..data.market import Market, resolve_prices
 from ..symmetry import AssetAxis, Symmetry, portfolio_reflection
-from .protocol import ExactReward, rng_from_state, rng_state
+from .protocol import ExactReward, check_env_options, rng_from_state, rng_state
 
 #: reward of a step whose growth factor would be <= 1e-4 (the value falls to 0.01% of its level
 #: or below zero): log(1e-4), the worst reward any step can give; the episode terminates (never
@@ -18,6 +18,11 @@ from .protocol import ExactReward, rng_from_state, rng_state
 RUIN_REWARD = math.log(1e-4)
 
 MODES = ("long_short", "long_only")
+
+#: why a trading env refuses step(): before the first reset(), and after the episode ended
+NOT_STARTED = "call reset() before step()"
+OVER_TRUNCATED = "the episode is over (truncated after its last day): call reset() to start another"
+OVER_RUINED = "the episode is over (terminated: the portfolio was ruined): call reset() to start another"
 
 
 def _check_action(action, shape) -> np.ndarray:
@@ -81,8 +86,9 @@ class PortfolioEnv(gym.Env):
         self.cost_model = cost_model
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if cost_bps < 0:
-            raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
+        check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length)
+        if not isinstance(full_period, (bool, np.bool_)):
+            raise TypeError(f"full_period must be true or false, got {full_period!r}")
         panel = resolve_prices(prices, tickers, data_dir, align)
         self.market = Market.from_prices(panel, window, split)
         self.window, self.mode, self.cost = window, mode, cost_bps / 1e4
@@ -99,6 +105,7 @@ class PortfolioEnv(gym.Env):
         self._end = self.market.last
         self._w = np.zeros(n)
         self.value = 1.0
+        self._over: str | None = NOT_STARTED  # why step() must not run now (None: an episode is running)
 
         self._last_extras: np.ndarray | None = None
         self.exact_reward = PortfolioExactReward(self)
@@ -170,9 +177,12 @@ class PortfolioEnv(gym.Env):
             self._t, self._end = int(start), int(start) + length - 1
         self._w = np.zeros(self.n_assets)
         self.value = 1.0
+        self._over = None
         return self._obs(), self._info()
 
     def step(self, action):
+        if self._over is not None:
+            raise RuntimeError(f"{type(self).__name__}: {self._over}")
         w = self.weights_from_action(action)
         turnover = float(np.abs(w - self._w).sum())
         cost = self.cost * turnover
@@ -188,6 +198,7 @@ class PortfolioEnv(gym.Env):
         if growth <= 1e-4:  # ruin (e.g. a full short through a +100% day); log(1e-4) is the worst reward
             self.value = 0.0
             self._w = np.zeros(self.n_assets)
+            self._over = OVER_RUINED
             info = self._info() | info_extra | {"ruined": True}
             return self._obs(), RUIN_REWARD, True, False, info
         self.value *= growth
@@ -198,6 +209,8 @@ class PortfolioEnv(gym.Env):
         if (mask := self.tradable_now()) is not None:  # a delisted position is cash: nothing left to trade
             self._w = np.where(mask, self._w, 0.0)
         truncated = self._t > self._end
+        if truncated:
+            self._over = OVER_TRUNCATED
         return self._obs(), math.log(growth), False, truncated, self._info() | info_extra
 
     # -- resuming an episode (checkpoints) -----------------------------------------------------
@@ -209,6 +222,7 @@ class PortfolioEnv(gym.Env):
     def restore_episode(self, s: dict) -> None:
         self._t, self._end, self._w, self.value = int(s["t"]), int(s["end"]), np.array(s["w"]), float(s["value"])
         self._np_random = rng_from_state(s["np_random"])
+        self._over = None if self._t <= self._end else OVER_TRUNCATED
 
 
 class PortfolioExactReward(ExactReward):

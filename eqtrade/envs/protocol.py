@@ -27,6 +27,31 @@ import gymnasium as gym
 import numpy as np
 
 from ..symmetry import AssetAxis, Symmetry
+from ..util import Range
+
+#: the allowed values of the trading envs' and their wrappers' numeric options
+ENV_OPTION_RANGES = {
+    "window": ("int", Range(1, note="days of returns in each observation")),
+    "episode_length": ("int", Range(1, note="decisions per episode")),
+    "cost_bps": ("number", Range(0, note="the cost per unit of turnover, in basis points")),
+    "vol_window": ("int", Range(1, note="days of the trailing volatility that scales returns")),
+    "clip": ("number", Range(0, lo_open=True, note="scaled returns are clipped to +-clip")),
+    "noise_seed": ("int", Range(0)),
+}
+
+
+def check_env_options(**values) -> None:
+    """A TypeError (wrong type) or ValueError (out of range, NaN, inf) naming the option, its
+    value and what it must be, for each env option given (see ENV_OPTION_RANGES)."""
+    for name, value in values.items():
+        kind, rng = ENV_OPTION_RANGES[name]
+        ok = (isinstance(value, (int, np.integer)) if kind == "int"
+              else isinstance(value, (int, float, np.integer, np.floating))) and not isinstance(value, (bool, np.bool_))
+        if not ok:
+            raise TypeError(f"{name} = {value!r} has the wrong type: expected "
+                            f"{'an integer' if kind == 'int' else 'a number'} {rng}")
+        rng.check(name, int(value) if kind == "int" else float(value))
+
 
 
 class ExactReward(abc.ABC):

@@ -10,8 +10,8 @@ from gymnasium import spaces
 
 from ..data.market import Market, resolve_prices
 from ..symmetry import Symmetry, single_asset_reflection
-from .portfolio import RUIN_REWARD
-from .protocol import rng_from_state, rng_state
+from .portfolio import NOT_STARTED, OVER_RUINED, OVER_TRUNCATED, RUIN_REWARD
+from .protocol import check_env_options, rng_from_state, rng_state
 
 POSITIONS = (-1.0, 0.0, 1.0)  # action 0 = short, 1 = flat, 2 = long
 
@@ -30,8 +30,9 @@ class TradingEnv(gym.Env):
 
     def __init__(self, prices=None, ticker: str | None = None, window: int = 32, split="train",
                  cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None):
-        if cost_bps < 0:
-            raise ValueError(f"cost_bps must be >= 0, got {cost_bps}")
+        check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length)
+        if not isinstance(full_period, (bool, np.bool_)):
+            raise TypeError(f"full_period must be true or false, got {full_period!r}")
         panel = resolve_prices(prices, None, data_dir)
         if ticker is not None:
             if ticker not in panel.columns:
@@ -53,6 +54,7 @@ class TradingEnv(gym.Env):
         self._end = self.market.last
         self._p = 0.0
         self.value = 1.0
+        self._over: str | None = NOT_STARTED  # why step() must not run now (None: an episode is running)
 
     def episode_state(self) -> dict:
         """The episode in progress as plain data (see eqtrade.envs.protocol)."""
@@ -64,6 +66,7 @@ class TradingEnv(gym.Env):
         self._r, self._rl = self._series[self._asset], self._lists[self._asset]
         self._t, self._end, self._p, self.value = int(s["t"]), int(s["end"]), float(s["p"]), float(s["value"])
         self._np_random = rng_from_state(s["np_random"])
+        self._over = None if self._t <= self._end else OVER_TRUNCATED
 
     @property
     def symmetry(self) -> Symmetry:
@@ -101,9 +104,12 @@ class TradingEnv(gym.Env):
             self._t, self._end = int(start), int(start) + length - 1
         self._p = 0.0
         self.value = 1.0
+        self._over = None
         return self._obs(), {"date": m.date_list[self._t], "position": 0.0, "value": 1.0, "ticker": self.ticker}
 
     def step(self, action):
+        if self._over is not None:
+            raise RuntimeError(f"{type(self).__name__}: {self._over}")
         if action.__class__ is not int:  # numpy ints, 0-d arrays; reject 1.5, NaN, "long", ...
             try:
                 a = int(action)
@@ -121,6 +127,7 @@ class TradingEnv(gym.Env):
         growth = 1.0 + p * self._rl[t] - cost
         if growth <= 1e-4:  # ruin; log(1e-4) = RUIN_REWARD is the worst reward
             self.value, self._p = 0.0, 0.0
+            self._over = OVER_RUINED
             info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
                     "turnover": turnover, "position": 0.0, "value": 0.0, "ruined": True,
                     "target_weights": np.array([p])}
@@ -129,4 +136,7 @@ class TradingEnv(gym.Env):
         self._p = p
         info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
                 "turnover": turnover, "position": p, "value": self.value, "target_weights": np.array([p])}
-        return self._obs(), math.log(growth), False, t > self._end, info
+        if t > self._end:
+            self._over = OVER_TRUNCATED
+            return self._obs(), math.log(growth), False, True, info
+        return self._obs(), math.log(growth), False, False, info

@@ -77,6 +77,9 @@ class VolatilityNormalized(gym.ObservationWrapper):
         u = env.unwrapped
         if not callable(getattr(u, "return_window", None)):
             raise TypeError(f"{u} shows no return window: VolatilityNormalized wraps the trading envs")
+        from .protocol import check_env_options
+
+        check_env_options(vol_window=vol_window, clip=clip)
         self.vol_window, self.clip = int(vol_window), float(clip)
         self._scaled = u.market.scaled_returns(self.vol_window, self.clip)
 

@@ -33,6 +33,9 @@ def load_toml(path: str | Path) -> dict:
                                     f"({', '.join(names())})")
         path = shipped
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a TOML config (not UTF-8 text: byte 0x{e.object[e.start]:02x} at offset "
+                         f"{e.start}); a config or strategy file is TOML text in UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: not valid TOML ({e})") from e
