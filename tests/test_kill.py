@@ -79,7 +79,7 @@ from conftest import FakeYahoo
 
 fake = FakeYahoo()
 def slow(*a, **k):
-    time.sleep(0.3)  # a network call takes a while: kills land inside fetches and writes
+    time.sleep(0.15)  # a network call takes a while: kills land inside fetches and writes
     return fake.download(*a, **k)
 yfinance.download = slow
 y.network_ok = lambda *a, **k: True
@@ -88,6 +88,11 @@ from eqtrade.cli import main
 sys.exit(main(["fetch", "--tickers", *{tickers!r}, "--start", "2000-01-01", "--end", {end!r}, "--data-dir", {data!r},
                "--no-progress", "--batch-size", "1", *{extra!r}]))
 """
+
+
+def _written_since(data: Path, t: float) -> bool:
+    """Whether the fetch has written a file (a ticker's parquet, the manifest) into `data` since t."""
+    return data.exists() and any(f.stat().st_mtime >= t for f in data.rglob("*") if f.is_file())
 
 
 def test_fetch_survives_kill_minus_9(tmp_path):
@@ -102,8 +107,14 @@ def test_fetch_survives_kill_minus_9(tmp_path):
         # --refresh: every attempt downloads and replaces every file (atomic replacement under a kill)
         script.write_text(FETCH_SCRIPT.format(tests=str(Path(__file__).parent), tickers=tickers, end=end,
                                               data=str(data), extra=["--refresh"] if attempt else []))
+        started = time.time()
         p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(float(rng.uniform(2.0, 6.0)))
+        # kill once this attempt has written its first file (no fixed sleep for the imports), at a
+        # random moment of the next ~4 requests: inside a download, a write or a manifest update
+        deadline = time.time() + 60
+        while p.poll() is None and time.time() < deadline and not _written_since(data, started):
+            time.sleep(0.02)
+        time.sleep(float(rng.uniform(0.0, 1.2)))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             p.wait()
