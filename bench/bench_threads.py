@@ -1,8 +1,8 @@
-"""Torch intra-op threads for eqtrade's small networks: a 1 500-step portfolio SAC run (the default
+"""Torch intra-op threads for eqtrade's small networks: a 2 000-step portfolio SAC run (the default
 agent) timed with 1 thread (eqtrade's default) and with torch's default (one per core), on an idle
 machine and beside one CPU-bound process (a busy loop in another process), in the same run.
 
-    .venv/bin/python bench/bench_threads.py [--steps 1500] [--repeats 1]
+    .venv/bin/python bench/bench_threads.py [--steps 2000] [--repeats 1]
 
 Prints one line per setting, the ratio to the 1-thread idle anchor, and a markdown table.
 """
@@ -38,7 +38,7 @@ def _train(steps: int, threads: int | None) -> float:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--steps", type=int, default=2000)  # the default run's smallest budget (learning_starts 1000, an evaluation at 2000)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args(argv)
     cores = os.cpu_count() or 1
