@@ -414,6 +414,10 @@ def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_e
             raise ValueError(f"{out}/config.toml says {drift}: a run continues as it was trained (its checkpoint "
                              "holds the configuration); restore config.toml, or train a new run with the change "
                              f"(eqtrade train --config {out}/config.toml --out NEW_DIR)")
+        from .strategies import load_toml
+
+        if load_toml(out / "config.toml").get("run", {}).get("steps") != cfg["run"]["steps"]:
+            atomic_write_bytes(out / "config.toml", dump_toml(cfg).encode())  # the budget it now trains to
         if (out / "best.pt").exists():  # best.pt may be newer than the last checkpoint (a crash between them)
             try:
                 best = read(out / "best.pt")["best_eval"]

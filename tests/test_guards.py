@@ -321,6 +321,9 @@ def test_a_hand_edited_config_is_refused_on_resume(run_dir, tmp_path, capsys, ed
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     (run / "config.toml").write_text(text)  # as trained: it resumes
     assert main(["train", "--out", str(run), "--resume", "--steps", "40", "--no-progress"]) == 0
+    from eqtrade.strategies import load_toml
+
+    assert load_toml(run / "config.toml")["run"]["steps"] == 40  # the file records the budget it trained to
 
 
 TINY_PORTFOLIO = ('[run]\nenv = "portfolio"\n[env]\nwindow = 8\nsplit = "train"\nmode = "long_short"\n'
