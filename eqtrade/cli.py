@@ -574,10 +574,6 @@ def cmd_fetch(args) -> int:
     start, end = check_date("start", args.start), check_date("end", args.end)
     if start is not None and end is not None and start > end:
         raise ValueError(f"--start {args.start} is after --end {args.end}; give --start <= --end")
-    empty = [t for t in args.tickers if not t.strip()]
-    if empty:
-        raise ValueError(f"--tickers {' '.join(repr(t) for t in args.tickers)}: an empty ticker symbol ({empty[0]!r}); "
-                         "give Yahoo symbols such as AAPL MSFT")
     tickers = list(args.tickers) + (read_tickers_file(args.tickers_file) if args.tickers_file else [])
     if not tickers:
         raise ValueError("fetch needs --tickers SYMBOL ... or --tickers-file FILE")

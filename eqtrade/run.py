@@ -433,7 +433,6 @@ def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_e
         next(cb for cb in callbacks if isinstance(cb, MetricsCSV)).rewrite(agent.metrics)
         log.info("resuming %s at step %d", out, agent.step)
     else:
-        out = out or default_run_dir(cfg)
         if (out / "checkpoint.pt").exists():
             raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
         agent = build_agent(cfg)  # a failed start leaves no run folder behind

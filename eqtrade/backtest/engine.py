@@ -9,6 +9,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.market import span_text, split_range
+from ..util import Range
+
+#: the allowed trading cost of every backtest (baselines, files, the Python API)
+COST_BPS = Range(0, 10_000, note="basis points of each unit traded; a negative cost would be a rebate")
 
 BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash")
 #: the bundled benchmark is the S&P 500 price index: dividends (about 2%/yr) are not in it, while
@@ -61,9 +65,7 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
     Σ|w_t − w_{t−1}|; "drift": from the previous weights after their drift)."""
     if cost_model not in ("target", "drift"):
         raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
-    if not 0 <= float(cost_bps) <= 10_000:  # also NaN; a negative cost would be a rebate on every trade
-        raise ValueError(f"cost_bps = {cost_bps} is out of range: it must be in [0, 10000] (basis points of "
-                         "each unit traded)")
+    COST_BPS.check("cost_bps", cost_bps)
     w = weights.reindex(columns=prices.columns, fill_value=0.0).to_numpy(dtype=float)
     # an asset without a price on t or t+1 (not listed yet, delisted) returns 0: cash at its last price
     R_all = np.nan_to_num(prices.pct_change(fill_method=None).to_numpy(), nan=0.0)

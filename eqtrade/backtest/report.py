@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..util import Range, atomic_write, atomic_write_bytes, mean_ci
-from .engine import BASELINES, SP500_LABEL, Backtest, baseline, decision_days, rollout, with_cash_interest
+from .engine import BASELINES, COST_BPS, SP500_LABEL, Backtest, baseline, decision_days, rollout, with_cash_interest
 from .metrics import metrics_table, rf_label
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
         raise ValueError(f"{name!r} is neither a run directory (with checkpoint.pt) nor a baseline ({', '.join(BASELINES)})")
     window, cost_bps = kw.get("window", window), kw.get("cost_bps", cost_bps)
     BASELINE_WINDOW.check(f"{where}window", window)
-    BASELINE_COST_BPS.check(f"{where}cost_bps", cost_bps)
+    COST_BPS.check(f"{where}cost_bps", cost_bps)
     prices = resolve_prices(kw.get("prices", data), kw.get("tickers"), data_dir)
     ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": cost_bps,
            "cost_model": cost_model or kw.get("cost_model", "drift"), "window": window,
@@ -271,7 +271,6 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
 #: the keys of a strategy file's [baseline] table
 BASELINE_KEYS = ("kind", "prices", "tickers", "window", "cost_bps", "cost_model")
 BASELINE_WINDOW = Range(1, 100_000, note="days of history before the first decision, as the agents' window")
-BASELINE_COST_BPS = Range(0, 10_000, note="basis points of each unit traded; a negative cost would be a rebate")
 
 
 def _baseline_table(name: str, table) -> dict:
