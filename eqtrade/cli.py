@@ -27,7 +27,7 @@ EPILOG = """examples:
 
 #: `eqtrade train` options that say how to run, not what: --resume may change them (--steps:
 #: train longer); every other option is part of the run's configuration
-TRAIN_RUNTIME_FLAGS = ("help", "steps", "device", "threads", "out", "resume", "no_progress", "data_dir", "verbose")
+TRAIN_RUNTIME_FLAGS = ("help", "steps", "device", "threads", "out", "resume", "no_progress", "data_dir", "verbose", "seeds")
 
 
 def _data_dir_parent() -> argparse.ArgumentParser:
@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--break", dest="break_strength", type=float, default=None, metavar="S",
                    help="dm_control envs: symmetry-break strength in [0, 1] (gravity tilted by 30°·S; default 0)")
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                   help="train several seeds in one process as a stack of runs (SAC): a count N (seeds 0..N-1) or a "
+                   "list; one ordinary run directory per seed: --out DIR/s<SEED> (default runs/ALGO-FAMILY-ENV-sSEED). "
+                   "With --resume --out DIR: continue the stack in DIR (every s<SEED>/, or those listed)")
     t.add_argument("--encoder", default=None, metavar="cnn|lift|group|steerable",
                    help="pixel tasks (DrQ-v2): the conv encoder: cnn (plain: the reference), lift (exact/relaxed "
                    "default: the reference CNN shared over the group's images), group (group convolutions, relaxed "
@@ -431,71 +435,128 @@ def cmd_train(args) -> int:
     from pathlib import Path
 
     from .agents import TrainingDiverged
-    from .run import resolve_config, train
+    from .run import default_run_dir, train_many
 
     out = Path(args.out) if args.out else None
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be a positive number of environment steps, got {args.steps}")
-    from .util import MAX_STEPS, MAX_STEPS_WHY
+    from .util import MAX_STEPS, MAX_STEPS_WHY, parse_seeds
 
     if args.steps is not None and args.steps > MAX_STEPS:
         raise ValueError(f"--steps {args.steps} is more than the limit of {MAX_STEPS:_} steps ({MAX_STEPS_WHY})")
+    seeds = parse_seeds(args.seeds, "--seeds") if args.seeds is not None else None
+    if seeds is not None and args.seed is not None:
+        raise ValueError("give --seed (one run) or --seeds (several runs in one process), not both")
     if args.resume:
         if out is None:
-            raise ValueError("--resume needs --out DIR (the run to continue)")
-        held = output_kind(out)
-        if held not in (None, "run"):
-            what = "files of another kind" if held == "other" else f"a {held} directory"
-            raise ValueError(f"nothing to resume: --out {out} holds {what}, not a training run; give --out the run "
-                             "directory to continue (the one with config.toml and checkpoint.pt)")
-        given = [flag for flag, dest in args.config_flags if getattr(args, dest) is not None]
-        if not (out / "config.toml").exists():
-            raise FileNotFoundError(f"nothing to resume: {out}/config.toml does not exist" + (
-                f"; --resume continues a run as configured in its config.toml, so {', '.join(given)} cannot change "
-                "it: to start a new run, leave out --resume" if given else ""))
-        if given:
-            raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
-                             "change it (only --steps can: train longer)")
-        cfg = _resume_cfg(out, args.steps)
-        if args.device is not None:
-            cfg["agent"]["device"] = args.device
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ValueError(f"--threads must be a positive integer, got {args.threads}")
-            cfg["run"]["threads"] = args.threads
+            raise ValueError("--resume needs --out DIR (the run to continue, or the folder of a --seeds stack)")
+        outs = _stack_dirs(out, seeds) if seeds is not None or _is_stack_dir(out) else [out]
+        cfgs = [_resume_check(args, o) for o in outs]
     else:
-        if out is not None and (out / "checkpoint.pt").exists():
-            raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
-        if out is not None and not (output_kind(out) == "run" and set(p.name for p in out.iterdir()) <= {
-                "config.toml", "metrics.csv", "learning_curve.png", LOCK_NAME}):
-            # a run that was killed before its first checkpoint may be started again; nothing else
-            check_output_dir(out, "run")
-        cfg = resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
-                             seed=args.seed, data=args.data, break_strength=args.break_strength,
-                             data_dir=args.data_dir, assets=args.assets, context=args.context,
-                             device=args.device, encoder=args.encoder, threads=args.threads)
+        if seeds is None:
+            cfgs = [_train_cfg(args, args.seed)]
+            outs = [out if out is not None else default_run_dir(cfgs[0])]
+        else:
+            cfgs = [_train_cfg(args, s) for s in seeds]
+            outs = [out / f"s{s}" for s in seeds] if out is not None else []
+            for cfg in cfgs if out is None else ():
+                d = default_run_dir(cfg)
+                while d in outs:  # two seeds' defaults cannot collide, but a taken name may
+                    d = d.with_name(d.name + "-2")
+                outs.append(d)
+        for o in outs:
+            _check_new_run_dir(o)
     from .agents import resolve_device
 
-    resolve_device(cfg["agent"].get("device", "auto"))  # a one-line error before anything is written
+    resolve_device(cfgs[0]["agent"].get("device", "auto"))  # a one-line error before anything is written
     try:
-        agent, out = train(cfg, out=out, resume=args.resume, progress="lines" if args.no_progress else True)
+        results = train_many(cfgs, outs, resume=args.resume, progress="lines" if args.no_progress else True)
     except TrainingDiverged as e:
         print(f"eqtrade train: {e}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print("eqtrade train: interrupted; continue with --resume --out DIR", file=sys.stderr)
+        print("eqtrade train: interrupted; continue with --resume --out " + (str(out) if out else "DIR"), file=sys.stderr)
         return 130
+    for agent, run_dir in results:
+        print(_trained_line(agent, run_dir, seed=len(results) > 1))
+    return 0
+
+
+def _train_cfg(args, seed):
+    """The run config of the command line for one seed (None: the config's)."""
+    from .run import resolve_config
+
+    return resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
+                          seed=seed, data=args.data, break_strength=args.break_strength,
+                          data_dir=args.data_dir, assets=args.assets, context=args.context,
+                          device=args.device, encoder=args.encoder, threads=args.threads)
+
+
+def _check_new_run_dir(out) -> None:
+    """A new run may go into `out`: empty or absent, or a run killed before its first checkpoint."""
+    if (out / "checkpoint.pt").exists():
+        raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
+    if out.exists() and not (output_kind(out) == "run" and set(p.name for p in out.iterdir()) <= {
+            "config.toml", "metrics.csv", "learning_curve.png", LOCK_NAME}):
+        check_output_dir(out, "run")
+
+
+def _is_stack_dir(out) -> bool:
+    """A folder written by `train --seeds --out DIR`: no run of its own, runs in s<SEED>/."""
+    return not (out / "config.toml").exists() and any(out.glob("s*/config.toml"))
+
+
+def _stack_dirs(out, seeds) -> list:
+    """The run directories of a --seeds stack in `out` (those of `seeds`, or every s<SEED>/)."""
+    if seeds is not None:
+        return [out / f"s{s}" for s in seeds]
+    found = sorted((p.parent for p in out.glob("s*/config.toml") if p.parent.name[1:].isdigit()),
+                   key=lambda p: int(p.name[1:]))
+    if not found:
+        raise FileNotFoundError(f"nothing to resume: {out} holds no s<SEED>/ run directories")
+    return found
+
+
+def _resume_check(args, out):
+    """The config of a run to resume from `out`, checked (what a resume may and may not change)."""
+    held = output_kind(out)
+    if held not in (None, "run"):
+        what = "files of another kind" if held == "other" else f"a {held} directory"
+        raise ValueError(f"nothing to resume: --out {out} holds {what}, not a training run; give --out the run "
+                         "directory to continue (the one with config.toml and checkpoint.pt)")
+    given = [flag for flag, dest in args.config_flags if getattr(args, dest) is not None]
+    if not (out / "config.toml").exists():
+        raise FileNotFoundError(f"nothing to resume: {out}/config.toml does not exist" + (
+            f"; --resume continues a run as configured in its config.toml, so {', '.join(given)} cannot change "
+            "it: to start a new run, leave out --resume" if given else ""))
+    if given:
+        raise ValueError(f"--resume continues {out} as configured in its config.toml; {', '.join(given)} cannot "
+                         "change it (only --steps can: train longer)")
+    cfg = _resume_cfg(out, args.steps)
+    if args.device is not None:
+        cfg["agent"]["device"] = args.device
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+        cfg["run"]["threads"] = args.threads
+    return cfg
+
+
+def _trained_line(agent, out, seed: bool = False) -> str:
+    """What `train` prints for a finished run: its steps and directory (its seed, in a stack),
+    its last and best evaluation."""
     last = [m for m in agent.metrics if "eval_return" in m]
-    msg = f"trained {agent.algo} {agent.config.family} for {agent.step} steps -> {out}"
+    msg = f"trained {agent.algo} {agent.config.family}{f' (seed {agent.config.seed})' if seed else ''} for {agent.step} steps -> {out}"
     if last:
         err = last[-1].get("equivariance_error")
         msg += f"; last eval return {last[-1]['eval_return']:.4g}" + (f", equivariance error {err:.2e}" if err is not None else "")
         best = max(last, key=lambda m: m["eval_return"])
         if "eval_sharpe" in best:
+            train = best.get("train_sharpe")
             msg += (f"\nbest validation checkpoint (best.pt): step {best['step']}, valid Sharpe {best['eval_sharpe']:.2f}, "
-                    f"train Sharpe {best.get('train_sharpe', float('nan')):.2f}, valid turnover {best['eval_turnover']:.3f}/day")
-    print(msg)
-    return 0
+                    + (f"train Sharpe {train:.2f}, " if train is not None else "")
+                    + f"valid turnover {best['eval_turnover']:.3f}/day")
+    return msg
 
 
 def _resume_cfg(out, steps):

@@ -28,7 +28,9 @@ DEFAULT_THREADS = 1
 
 #: defaults of a run; a strategy TOML and the command line override them
 BASE: dict[str, Any] = {
-    "run": {"algo": "sac", "env": "portfolio", "steps": 6000, "threads": DEFAULT_THREADS},
+    # train_eval_every: the training split is walked beside the validation split at every n-th
+    # evaluation (0: never; eqtrade.backtest.evaluation.TRAIN_EVAL_EVERY)
+    "run": {"algo": "sac", "env": "portfolio", "steps": 6000, "threads": DEFAULT_THREADS, "train_eval_every": 5},
     "env": {"window": 32, "split": "train", "mode": "long_short", "cost_bps": 10.0, "episode_length": 252},
     "eval_env": {"split": "valid", "full_period": True},
     "agent": {"family": "relaxed", "hidden": [256, 256], "reg_coef": 1e-3, "learning_starts": 1000,
@@ -289,7 +291,8 @@ def plot_learning_curve(metrics_csv: Path, png: Path, title: str) -> None:
         ev = df.dropna(subset=["eval_sharpe"])
         ax2 = axes[1, 0]
         if "train_sharpe" in ev:
-            ax2.plot(ev["step"], ev["train_sharpe"], "o-", color="C0", label="train split Sharpe")
+            tr = ev.dropna(subset=["train_sharpe"])  # walked at every few evaluations
+            ax2.plot(tr["step"], tr["train_sharpe"], "o-", color="C0", label="train split Sharpe")
         ax2.plot(ev["step"], ev["eval_sharpe"], "o-", color="C3", label="valid split Sharpe")
         if "best_eval_return" in ev:
             best = ev.loc[ev["eval_return"].idxmax()]
@@ -329,9 +332,10 @@ def run_callbacks(agent, cfg: dict, out: Path, on_eval=None, progress: bool | st
     """The callbacks of a run: the trading evaluation for trading envs (else the generic one),
     metrics.csv, progress, a sweep's reporter, checkpoints."""
     from .agents.callbacks import standard_callbacks
-    from .backtest.evaluation import TradingEvalCallback
+    from .backtest.evaluation import TRAIN_EVAL_EVERY, TradingEvalCallback
 
-    evaluation = TradingEvalCallback(agent.env_spec) if agent.env_spec and is_trading(agent.env_spec.id) else None
+    evaluation = (TradingEvalCallback(agent.env_spec, train_every=int(cfg["run"].get("train_eval_every", TRAIN_EVAL_EVERY)))
+                  if agent.env_spec and is_trading(agent.env_spec.id) else None)
     return standard_callbacks(agent, out, progress, on_eval, evaluation=evaluation)
 
 
@@ -349,14 +353,65 @@ def train(cfg: dict, out: Path | None = None, resume: bool = False, progress: bo
     """Run (or resume) training as configured; returns (agent, run directory). on_eval: called
     with each evaluation's metrics row (a sweep's reporter). The run directory is locked while
     it trains (eqtrade.lock): another command writing it is an error."""
-    from .lock import locked
-
     if out is None and not resume:
         out = default_run_dir(cfg)
     if out is None:
-        return _train(cfg, out, resume, progress, on_eval)
-    with locked(Path(out), "eqtrade train"):
-        return _train(cfg, Path(out), resume, progress, on_eval)
+        raise FileNotFoundError("nothing to resume: give the run directory (--out)")
+    [(agent, out)] = train_many([cfg], [Path(out)], resume, progress, [on_eval] if on_eval else None)
+    return agent, out
+
+
+def train_many(cfgs: list[dict], outs: list[Path], resume: bool = False, progress: bool | str = True,
+               on_evals: list | None = None) -> list[tuple[Any, Path]]:
+    """Train (or resume) K runs of one shape in one process as a stack (eqtrade.agents.stack):
+    run k from cfgs[k] into outs[k], an ordinary run directory each; K = 1 is an ordinary run.
+    The configs may differ only in what a stack allows (the seed, the data of the envs); all
+    directories are locked while they train. Returns [(agent, run directory)]."""
+    from contextlib import ExitStack
+
+    from .lock import locked
+
+    if len(cfgs) != len(outs) or not cfgs:
+        raise ValueError(f"{len(cfgs)} configs for {len(outs)} run directories")
+    if len({str(Path(o).resolve()) for o in outs}) < len(outs):
+        raise ValueError("two runs of a stack into one directory: give each run its own --out")
+    steps = {int(c["run"]["steps"]) for c in cfgs}
+    if len(steps) > 1:
+        raise ValueError(f"the runs of a stack train to one step budget, got {sorted(steps)}")
+    torch.set_num_threads(int(cfgs[0]["run"].get("threads", DEFAULT_THREADS)))
+    with ExitStack() as held:
+        for out in outs:
+            held.enter_context(locked(Path(out), "eqtrade train"))
+        agents = [_load(cfg, Path(out), resume) for cfg, out in zip(cfgs, outs)]
+        if len(agents) > 1:
+            from .agents.stack import check_stackable
+
+            check_stackable(agents)  # before any run directory is written
+        callbacks = []
+        for k, (cfg, out, agent) in enumerate(zip(cfgs, outs, agents)):
+            shown = progress if k == 0 else False  # one bar (or one run's lines) for a stack
+            cbs = _start(cfg, Path(out), agent, resume, shown, (on_evals or [None] * len(cfgs))[k])
+            if k == 0 and len(cfgs) > 1:
+                _label_progress(cbs, cfgs)
+            callbacks.append(cbs)
+        if len(agents) == 1:
+            agents[0].learn_with(cfgs[0]["run"]["steps"], callbacks[0])
+        else:
+            from .agents.stack import learn_stack
+
+            learn_stack(agents, cfgs[0]["run"]["steps"], callbacks)
+        for cfg, out in zip(cfgs, outs):
+            _finish(cfg, Path(out))
+    return list(zip(agents, [Path(o) for o in outs]))
+
+
+def _label_progress(callbacks: list, cfgs: list[dict]) -> None:
+    from .agents.callbacks import Progress
+
+    seeds = ",".join(str(c["agent"].get("seed", 0)) for c in cfgs)
+    for cb in callbacks:
+        if isinstance(cb, Progress):
+            cb.label, cb.runs = f"{len(cfgs)} runs (seeds {seeds})", len(cfgs)
 
 
 def _plain(v):
@@ -395,15 +450,15 @@ def config_drift(cfg: dict, agent) -> str | None:
     return None
 
 
-def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_eval):
+def _load(cfg: dict, out: Path, resume: bool):
+    """The agent of a run: loaded from its checkpoint to resume (its config.toml checked against
+    it), or built; nothing is written yet."""
     from .agents import Agent
-    from .util import atomic_write_bytes
 
-    torch.set_num_threads(int(cfg["run"].get("threads", DEFAULT_THREADS)))
     if resume:
-        if out is None or not (out / "checkpoint.pt").exists():
+        if not (out / "checkpoint.pt").exists():
             raise FileNotFoundError(f"nothing to resume: {out}/checkpoint.pt does not exist")
-        from .agents.checkpoint import CheckpointError, read
+        from .agents.checkpoint import CheckpointError
 
         try:
             agent = Agent.load(out / "checkpoint.pt", device=cfg["agent"].get("device", "auto"), build_env=True)
@@ -414,6 +469,21 @@ def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_e
             raise ValueError(f"{out}/config.toml says {drift}: a run continues as it was trained (its checkpoint "
                              "holds the configuration); restore config.toml, or train a new run with the change "
                              f"(eqtrade train --config {out}/config.toml --out NEW_DIR)")
+        return agent
+    if (out / "checkpoint.pt").exists():
+        raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
+    agent = build_agent(cfg)  # a failed start leaves no run folder behind
+    agent.provenance = {"data_sha256": data_sha256(agent), "dataset": cfg["env"].get("prices")}
+    return agent
+
+
+def _start(cfg: dict, out: Path, agent, resume: bool, progress: bool | str, on_eval) -> list:
+    """A run's callbacks, and its directory written as far as a start needs: config.toml, and
+    metrics.csv as of the checkpoint for a resumed run."""
+    from .agents.checkpoint import CheckpointError, read
+    from .util import atomic_write_bytes
+
+    if resume:
         from .strategies import load_toml
 
         if load_toml(out / "config.toml").get("run", {}).get("steps") != cfg["run"]["steps"]:
@@ -433,10 +503,6 @@ def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_e
         next(cb for cb in callbacks if isinstance(cb, MetricsCSV)).rewrite(agent.metrics)
         log.info("resuming %s at step %d", out, agent.step)
     else:
-        if (out / "checkpoint.pt").exists():
-            raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
-        agent = build_agent(cfg)  # a failed start leaves no run folder behind
-        agent.provenance = {"data_sha256": data_sha256(agent), "dataset": cfg["env"].get("prices")}
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.csv").unlink(missing_ok=True)  # left by a start killed before its first checkpoint
         if is_trading(cfg["run"]["env"]):  # the observation scaling is part of the run
@@ -445,8 +511,10 @@ def _train(cfg: dict, out: Path | None, resume: bool, progress: bool | str, on_e
         cfg["agent"]["hidden"] = list(cfg["agent"]["hidden"])
         atomic_write_bytes(out / "config.toml", dump_toml(cfg).encode())
         callbacks = run_callbacks(agent, cfg, out, on_eval, progress)
-    agent.learn_with(cfg["run"]["steps"], callbacks)
+    return callbacks
+
+
+def _finish(cfg: dict, out: Path) -> None:
     if (out / "metrics.csv").exists():
         plot_learning_curve(out / "metrics.csv", out / "learning_curve.png",
                             f"{cfg['run']['algo'].upper()} {cfg['agent']['family']} on {cfg['run']['env']}")
-    return agent, out

@@ -35,6 +35,56 @@ def current_umask() -> int:
 _UMASK_LOCK = threading.Lock()
 
 
+#: the most seeds one --seeds may name
+MAX_SEEDS = 10_000
+
+
+def parse_seeds(text, flag: str = "--seeds") -> list[int]:
+    """`--seeds`: a count N (seeds 0..N-1) or a comma-separated list of distinct seeds."""
+    raw = str(text).strip()
+    parts = [p.strip() for p in raw.split(",")]
+    if not raw or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{flag} {text!r} is not a count N (seeds 0..N-1) or a list of seeds such as 0,1,2 "
+                         "(non-negative whole numbers)")
+    if len(parts) == 1:
+        n = int(parts[0])
+        if not 1 <= n <= MAX_SEEDS:
+            raise ValueError(f"{flag} {n}: the count of seeds must be between 1 and {MAX_SEEDS:_}")
+        return list(range(n))
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) < len(seeds):
+        dup = sorted({s for s in seeds if seeds.count(s) > 1})
+        raise ValueError(f"{flag} {text!r} names seed {dup[0]} twice: each seed trains one run")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"{flag}: {len(seeds)} seeds is more than {MAX_SEEDS:_}")
+    return seeds
+
+
+_MALLOC_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's allocator to keep freed memory for reuse instead of handing it back to the
+    system and faulting it in again: blocks under 64 MB come from the heap (not a fresh mmap
+    each time) and the heap is trimmed only past 1 GB free. A training step allocates and frees
+    the same few-MB tensors thousands of times; on these machines the page faults of a fresh
+    mapping made a stack of 5 runs' update 2.5x slower (bench/bench_stack.py). Replay buffers
+    (larger) stay lazily mapped. Once per process; False where the C library is not glibc."""
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED:
+        return True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 64 << 20) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+    except (OSError, AttributeError):
+        ok = False
+    _MALLOC_TUNED = ok
+    return ok
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Create or replace `path` with what `write(tmp_path)` produces, all or nothing; the file
     gets the mode of any new file (0o666 less the umask), not mkstemp's private 0o600."""

@@ -23,7 +23,7 @@ import torch
 
 from ..envs.factory import EnvSpec
 from ..envs.protocol import EnvInterface, episode_state, restore_episode
-from ..util import MAX_STEPS, Range
+from ..util import MAX_STEPS, Range, keep_freed_memory
 from . import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -264,6 +264,7 @@ class Agent:
             return None
         from ..nn import equivariance_error
 
+        self._fresh()
         idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
         obs = torch.from_numpy(self.buffer.obs[idx]).to(self.device)
         return equivariance_error(self.policy_module(), self.symmetry, obs)
@@ -288,6 +289,7 @@ class Agent:
         cfg = self.config
         if self.env is None:
             raise ValueError("this agent was loaded to predict (no env); load it with build_env=True to train")
+        keep_freed_memory()
         if self.obs is None:
             self.obs, _ = self.env.reset(seed=cfg.seed)
         for cb in callbacks:
@@ -309,38 +311,11 @@ class Agent:
             while self.step < total_steps:
                 if self._stop:
                     raise KeyboardInterrupt
-                action = self.act(self.obs, explore=True)
-                next_obs, r, term, trunc, info = self.env.step(action)
-                extras = self.exact_reward.last_extras() if records_extras else None
-                self.buffer.add(self.obs, action, float(r) * cfg.reward_scale, next_obs, term, trunc, extras)
-                self.ep_return += float(r)
-                self.ep_len += 1
-                self.step += 1
-                row = None
-                if term or trunc:
-                    self.episode += 1
-                    row = {"step": self.step, "episode": self.episode, "episode_return": self.ep_return,
-                           "episode_length": self.ep_len}
-                    self.obs, _ = self.env.reset()
-                    self.ep_return, self.ep_len = 0.0, 0
-                else:
-                    self.obs = next_obs
-                if self.step > cfg.learning_starts and self.step % cfg.train_freq == 0:
+                row = self._env_step(self.act(self.obs, explore=True), records_extras)
+                if self._update_due():
                     for _ in range(cfg.gradient_steps):
                         self.last_losses = self.update()
-                for cb in callbacks:
-                    measured = cb.on_step(self)
-                    if measured:
-                        row = row or {"step": self.step, "episode": self.episode}
-                        row.update(measured)
-                if row is not None:
-                    row.update(self.last_losses)
-                    row.update(self.extra_metrics())
-                    self.metrics.append(row)
-                    for cb in callbacks:
-                        cb.on_row(self, row)
-                for cb in callbacks:
-                    cb.after_step(self)
+                self._step_callbacks(callbacks, row)
             status = "done"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -351,6 +326,55 @@ class Agent:
             for cb in callbacks:
                 cb.on_end(self, status)
         return self
+
+    # -- the pieces of a training step (learn_with here; a stack of runs steps many agents with them)
+    def _env_step(self, action, records_extras: bool) -> dict | None:
+        """Step the training env with `action`, store the transition and keep the episode count;
+        the episode's metrics row when it ends (else None)."""
+        next_obs, r, term, trunc, _ = self.env.step(action)
+        extras = self.exact_reward.last_extras() if records_extras else None
+        self.buffer.add(self.obs, action, float(r) * self.config.reward_scale, next_obs, term, trunc, extras)
+        self.ep_return += float(r)
+        self.ep_len += 1
+        self.step += 1
+        row = None
+        if term or trunc:
+            self.episode += 1
+            row = {"step": self.step, "episode": self.episode, "episode_return": self.ep_return,
+                   "episode_length": self.ep_len}
+            self.obs, _ = self.env.reset()
+            self.ep_return, self.ep_len = 0.0, 0
+        else:
+            self.obs = next_obs
+        return row
+
+    def _update_due(self) -> bool:
+        cfg = self.config
+        return self.step > cfg.learning_starts and self.step % cfg.train_freq == 0
+
+    def _step_callbacks(self, callbacks: Sequence, row: dict | None) -> None:
+        """The callbacks of a finished step: their measurements join this step's row, which is
+        recorded and passed on."""
+        for cb in callbacks:
+            measured = cb.on_step(self)
+            if measured:
+                row = row or {"step": self.step, "episode": self.episode}
+                row.update(measured)
+        if row is not None:
+            row.update(self.last_losses)
+            row.update(self.extra_metrics())
+            self.metrics.append(row)
+            for cb in callbacks:
+                cb.on_row(self, row)
+        for cb in callbacks:
+            cb.after_step(self)
+
+    def _fresh(self) -> None:
+        """Bring the networks up to date before they are read (a stack of runs trains them in
+        stacked tensors and copies them back on demand); nothing to do for a run of its own."""
+        stack = getattr(self, "_stack", None)
+        if stack is not None:
+            stack.pull(self)
 
     # -- persistence ----------------------------------------------------------------------------
     def _state(self) -> dict:  # pragma: no cover - abstract
@@ -367,6 +391,7 @@ class Agent:
         """Save everything needed to predict and to resume training exactly (atomically); never
         the env: its spec and the episode in progress as plain data. `include_buffer=False`
         writes a policy snapshot (best.pt) without the replay buffer."""
+        self._fresh()
         state = {
             "algo": self.algo, "config": self.config.to_dict(),
             "env_spec": self.env_spec.to_dict() if self.env_spec else None,

@@ -45,6 +45,11 @@ class ReplayBuffer:
         self.pos = (i + 1) % self.capacity
         self.full = self.full or self.pos == 0
 
+    def head(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first min(n, len) stored observations and rewards (SAC's automatic α reads them)."""
+        n = min(len(self), int(n))
+        return self.obs[:n], self.rewards[:n]
+
     def sample(self, batch_size: int, device=None) -> dict[str, torch.Tensor]:
         """A batch of `batch_size` transitions (n-step returns when n_step > 1), as tensors on
         `device` (default: the CPU)."""

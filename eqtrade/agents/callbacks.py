@@ -78,16 +78,41 @@ class EvalCallback(Callback):
         self.every = agent.config.eval_every if self.every is None else self.every
         self.episodes = self.episodes or agent.config.eval_episodes
 
-    def evaluate(self, agent) -> dict[str, Any]:
-        """The evaluation's numbers (subclasses add theirs); "eval_return" selects best.pt."""
-        from ..envs.rollout import evaluate_policy, mean_return
+    def due(self, agent) -> bool:
+        """Whether this step evaluates."""
+        return bool(self.every) and agent.step % self.every == 0
 
-        return {"eval_return": mean_return(evaluate_policy(agent.policy(), self.env, self.episodes))}
+    def plan(self, agent) -> list[tuple[str, Any, int]]:
+        """The rollouts of this step's evaluation, as (name, env, reset seed): `summarize` gets
+        the episodes by name. A stack of runs runs the same rollouts of every run together."""
+        return [("eval", self.env, 10_000 + k) for k in range(self.episodes)]
+
+    def summarize(self, agent, episodes: dict[str, list]) -> dict[str, Any]:
+        """The evaluation's numbers from its episodes (subclasses add theirs); "eval_return"
+        selects best.pt."""
+        from ..envs.rollout import mean_return
+
+        return {"eval_return": mean_return(episodes["eval"])}
+
+    def evaluate(self, agent) -> dict[str, Any]:
+        """This step's evaluation of `agent`'s deterministic policy, rolled out here."""
+        from ..envs.rollout import rollout
+
+        episodes: dict[str, list] = {}
+        for name, env, seed in self.plan(agent):
+            episodes.setdefault(name, []).append(rollout(agent.policy(), env, seed=seed))
+        return self.summarize(agent, episodes)
+
+    def prefill(self, agent, episodes: dict[str, list]) -> None:
+        """This step's episodes, rolled out elsewhere (a stack's batched rollout)."""
+        self._prefilled = (agent.step, episodes)
 
     def on_step(self, agent) -> dict | None:
-        if not self.every or agent.step % self.every:
+        if not self.due(agent):
             return None
-        row = self.evaluate(agent)
+        pre = getattr(self, "_prefilled", None)
+        self._prefilled = None
+        row = self.summarize(agent, pre[1]) if pre is not None and pre[0] == agent.step else self.evaluate(agent)
         row["equivariance_error"] = agent.equivariance_error()
         if agent.best_eval is None or row["eval_return"] > agent.best_eval:
             agent.best_eval = row["eval_return"]
@@ -175,15 +200,16 @@ class Progress(Callback):
     """A bar in a terminal; one line per evaluation in a log file (stderr not a terminal, or
     mode "lines"), and a closing line with the speed."""
 
-    def __init__(self, mode: bool | str = True):
-        self.mode = mode
+    def __init__(self, mode: bool | str = True, label: str | None = None):
+        self.mode, self.label = mode, label  # label: what the bar names (default: the algorithm and family)
+        self.runs = 1  # a stack's runs (its bar shows run 0's steps; speeds count every run's)
 
     def on_start(self, agent, total_steps: int) -> None:
         from ..util import progress_bar, progress_mode
 
         self.total = total_steps
         self.lines = progress_mode(self.mode) == "lines"
-        self.bar = progress_bar(total=total_steps, initial=agent.step, desc=f"{agent.algo} {agent.config.family}",
+        self.bar = progress_bar(total=total_steps, initial=agent.step, desc=f"{agent.algo} {agent.config.family}" + (f" {self.label}" if self.label else ""),
                                 unit="step", progress=self.mode, lines=False)  # lines: one per evaluation
         self.t_start, self.step_start = time.perf_counter(), agent.step
         self.last_ret = float("nan")
@@ -195,7 +221,7 @@ class Progress(Callback):
         if "episode_return" in row:
             self.last_ret = row["episode_return"]
         if self.lines and "eval_return" in row:
-            progress_line(row, self.total, self._speed(agent), (*agent.loss_columns, *agent.extra_columns))
+            progress_line(row, self.total, self._speed(agent), (*agent.loss_columns, *agent.extra_columns), self.runs)
 
     def after_step(self, agent) -> None:
         self.bar.update(1)
@@ -209,12 +235,19 @@ class Progress(Callback):
             secs = time.perf_counter() - self.t_start
             n = agent.step - self.step_start
             best = agent.best_eval if agent.best_eval is not None else float("nan")
-            sys.stderr.write(f"{agent.algo} {agent.config.family}: done, {agent.step} steps ({n} in {secs:.0f} s, "
-                             f"{n / max(secs, 1e-9):.0f} steps/s); best evaluation return {best:.4g}\n")
+            if self.runs > 1:  # a stack: every run did n steps in this time
+                sys.stderr.write(f"{agent.algo} {agent.config.family} {self.label}: done, {agent.step} steps each "
+                                 f"({self.runs} x {n} in {secs:.0f} s, {self.runs * n / max(secs, 1e-9):.0f} steps/s "
+                                 f"over the {self.runs} runs)\n")
+                return
+            sys.stderr.write(f"{agent.algo} {agent.config.family}{' ' + self.label if self.label else ''}: done, "
+                             f"{agent.step} steps ({n} in {secs:.0f} s, {n / max(secs, 1e-9):.0f} steps/s); best "
+                             f"evaluation return {best:.4g}\n")
 
 
-def progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...]) -> None:
-    """One line per evaluation for a log file: step, returns, losses, speed, time left."""
+def progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...], runs: int = 1) -> None:
+    """One line per evaluation for a log file: step, returns, losses, speed (of `runs` runs
+    stepping together at `speed` each), time left."""
     def f(k, fmt="{:.3g}"):
         v = row.get(k)
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
@@ -222,10 +255,10 @@ def progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...]) 
     parts = [f"step {row['step']}/{total} ({100 * row['step'] / total:.0f}%)", f"eval return {f('eval_return')}"]
     if f("eval_sharpe"):
         parts.append(f"valid Sharpe {f('eval_sharpe', '{:.2f}')} turnover {f('eval_turnover', '{:.3f}')}"
-                     f" | train Sharpe {f('train_sharpe', '{:.2f}')}")
+                     + (f" | train Sharpe {f('train_sharpe', '{:.2f}')}" if f("train_sharpe") else ""))
     parts += [f"{k} {f(k)}" for k in losses if f(k)]
     left = (total - row["step"]) / max(speed, 1e-9)
-    parts.append(f"{speed:.0f} steps/s, {left / 60:.1f} min left")
+    parts.append(f"{speed * runs:.0f} steps/s" + (f" over {runs} runs" if runs > 1 else "") + f", {left / 60:.1f} min left")
     sys.stderr.write(" | ".join(parts) + "\n")
     sys.stderr.flush()
 

@@ -219,17 +219,23 @@ class SAC(Agent):
                                    extra_dim=self.exact_reward.extra_dim if self.exact and self.exact_reward else 0)
 
     # -- policy ---------------------------------------------------------------------------------
+    #: the axis of the batch in every tensor of an update: 0 here; 1 in a stack of runs
+    #: (eqtrade.agents.stack), where every tensor has a leading run axis. The update below is
+    #: written once for both (reductions over the last axes, the twin-critic axis just before the batch)
+    batch_dim = 0
+
     def _sample(self, obs: torch.Tensor):
         mean, log_std = self.actor(obs)
         std = log_std.exp()
         u = mean + std * self._randn(mean.shape)
         y = torch.tanh(u)
-        log_prob = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(1)
-        log_prob = log_prob - (torch.log(self.act_scale * (1 - y.pow(2)) + 1e-6)).sum(1)
+        log_prob = (-0.5 * ((u - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (torch.log(self.act_scale * (1 - y.pow(2)) + 1e-6)).sum(-1)
         return y * self.act_scale + self.act_bias, log_prob
 
     @torch.no_grad()
     def act(self, obs, explore: bool):
+        self._fresh()
         single = obs.ndim == len(self.observation_space.shape)
         o = self._obs_tensor(obs)
         if explore and self.step < self.config.learning_starts:
@@ -243,97 +249,120 @@ class SAC(Agent):
         return a[0] if single else a
 
     def policy_module(self):
+        self._fresh()
         return self.actor
 
     # -- update ---------------------------------------------------------------------------------
+    def _alpha(self) -> torch.Tensor:
+        """α (detached), shaped to multiply per-sample values [..., B]."""
+        return self.log_alpha.detach().exp().unsqueeze(-1)
+
     @torch.no_grad()
     def _auto_alpha(self) -> None:
         """α such that α·E|log π| = entropy_frac·E|reward| over the buffer (the first update)."""
-        n = min(len(self.buffer), 4096)
-        r = np.abs(self.buffer.rewards[:n]).mean()
-        _, logp = self._sample(torch.from_numpy(self.buffer.obs[:n]).to(self.device))
-        alpha = self.config.entropy_frac * float(r) / max(float(logp.abs().mean()), 1e-6)
-        self.log_alpha.fill_(math.log(max(alpha, 1e-8)))
+        obs, rewards = self.buffer.head(4096)
+        r = torch.as_tensor(np.asarray(np.abs(rewards).mean(-1)), dtype=torch.float64)
+        _, logp = self._sample(torch.from_numpy(obs).to(self.device))
+        alpha = self.config.entropy_frac * r / logp.abs().mean(-1).double().cpu().clamp_min(1e-6)
+        self.log_alpha.copy_(alpha.clamp_min(1e-8).log().to(self.log_alpha))
         self.alpha_pending = False
 
     def update(self) -> dict[str, float]:
-        cfg = self.config
+        return self._losses_out(self._update())
+
+    def _update(self) -> dict[str, torch.Tensor]:
+        """One update; the losses per run (0-d tensors here, [K] in a stack)."""
+        cfg, bd = self.config, self.batch_dim
         if self.alpha_pending:
             self._auto_alpha()
         if self.exact:
             return self._update_exact()
         b = self.buffer.sample(cfg.batch_size, self.device)
-        alpha = self.log_alpha.exp().detach()
+        alpha = self._alpha()
         n = cfg.batch_size
         # one actor forward for next_obs (targets) and obs (actor loss): the actor does not change
         # in between, and one pass over 2B rows costs less than two over B
-        a_all, logp_all = self._sample(torch.cat([b["next_obs"], b["obs"]]))
-        next_a, next_logp = a_all[:n].detach(), logp_all[:n].detach()
-        a, logp = a_all[n:], logp_all[n:]
+        a_all, logp_all = self._sample(torch.cat([b["next_obs"], b["obs"]], dim=bd))
+        next_a, next_logp = a_all.narrow(bd, 0, n).detach(), logp_all.narrow(bd, 0, n).detach()
+        a, logp = a_all.narrow(bd, n, n), logp_all.narrow(bd, n, n)
         with torch.no_grad():
-            q_next = self.critic_target(b["next_obs"], next_a).min(0).values.squeeze(-1) - alpha * next_logp
+            q_next = self.critic_target(b["next_obs"], next_a).min(bd).values.squeeze(-1) - alpha * next_logp
             y = b["rewards"] + b["discount"] * q_next
-        critic_loss = self._critic_step(self.critic(b["obs"], b["actions"]).squeeze(-1), y)  # Q: [2, B]
-        q_pi = self.critic(b["obs"], a, detach_params=True).min(0).values.squeeze(-1)
-        actor_loss = self._actor_step((alpha * logp - q_pi).mean())
+        critic_loss = self._critic_step(self.critic(b["obs"], b["actions"]).squeeze(-1), y)  # Q: [(K,) 2, B]
+        q_pi = self.critic(b["obs"], a, detach_params=True).min(bd).values.squeeze(-1)
+        actor_loss = self._actor_step((alpha * logp - q_pi).mean(-1))
         return self._finish(critic_loss, actor_loss, logp, b["rewards"], alpha)
 
     def _critic_step(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """One critic update on the twin predictions [2, B] towards targets y [B] (+ regulariser)."""
-        loss = F.mse_loss(pred, y.expand_as(pred), reduction="none").mean(1).sum()
+        """One critic update on the twin predictions [(K,) 2, B] towards targets y [(K,) B] (+
+        regulariser); the loss per run (a stack's runs add: each run's gradient is its own)."""
+        loss = F.mse_loss(pred, y.unsqueeze(-2).expand_as(pred), reduction="none").mean(-1).sum(-1)
         if self.config.reg_coef:
             loss = loss + self.config.reg_coef * self.critic.regularizer()
         self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         self.critic_opt.step()
-        return loss
+        return loss.detach()
 
     def _actor_step(self, loss: torch.Tensor) -> torch.Tensor:
-        """One actor update on `loss` (+ regulariser)."""
+        """One actor update on the per-run `loss` (+ regulariser)."""
         if self.config.reg_coef:
             loss = loss + self.config.reg_coef * self.actor.regularizer()
         self.actor_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         self.actor_opt.step()
-        return loss
+        return loss.detach()
 
-    def _finish(self, critic_loss, actor_loss, logp, rewards, alpha) -> dict[str, float]:
-        """Losses checked, α tuned, targets updated; the reward-to-entropy ratio reported."""
+    def _finish(self, critic_loss, actor_loss, logp, rewards, alpha) -> dict[str, torch.Tensor]:
+        """α tuned, targets updated; the losses and the reward-to-entropy ratio per run."""
         cfg = self.config
-        ent = float(alpha * logp.detach().abs().mean())
-        out = {"critic_loss": check_finite("critic loss", critic_loss, self.step),
-               "actor_loss": check_finite("actor loss", actor_loss, self.step),
-               # mean |reward| (scaled) over α·mean |log π|: how much the reward outweighs the entropy bonus
-               "reward_entropy_ratio": float(rewards.detach().abs().mean()) / max(ent, 1e-12)}
+        logp = logp.detach()
+        ent = alpha.squeeze(-1) * logp.abs().mean(-1)
+        # mean |reward| (scaled) over α·mean |log π|: how much the reward outweighs the entropy bonus
+        out = {"critic_loss": critic_loss, "actor_loss": actor_loss,
+               "reward_entropy_ratio": rewards.detach().abs().mean(-1) / ent.clamp_min(1e-12)}
         if cfg.autotune:
-            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            alpha_loss = -(self.log_alpha * (logp + self.target_entropy).mean(-1)).sum()
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
         soft_update(self.critic_target, self.critic, cfg.tau)
         return out
 
-    def _update_exact(self) -> dict[str, float]:
+    def _losses_out(self, out: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The losses of one run as numbers, each checked finite."""
+        return {k: check_finite(k.replace("_", " "), v, self.step) if k.endswith("loss") else float(v)
+                for k, v in out.items()}
+
+    def _update_exact(self) -> dict[str, torch.Tensor]:
         """Full-information update: the exact reward of the sampled action (differentiable) plus
         γ·V of the next state with the new weights; V is a soft state value trained on the same."""
-        cfg = self.config
+        cfg, bd = self.config, self.batch_dim
         b = self.buffer.sample(cfg.batch_size, self.device)
-        alpha = self.log_alpha.exp().detach()
+        alpha = self._alpha()
         a, logp = self._sample(b["obs"])
         if self.exact_reward is None:
             raise ValueError("this SAC was loaded to predict: full-information updates need its env (build_env=True)")
-        r, next_obs, alive = self.exact_reward(b["obs"], a, b["extras"], b["next_obs"])
+        r, next_obs, alive = self._exact_reward(b["obs"], a, b["extras"], b["next_obs"])
         r = r * cfg.reward_scale
         disc = b["discount"] * alive  # an action that would ruin the portfolio ends its episode
         with torch.no_grad():
-            v_next = self.critic_target(next_obs.detach()).min(0).values.squeeze(-1)
+            v_next = self.critic_target(next_obs.detach()).min(bd).values.squeeze(-1)
             y = r.detach() + disc * v_next - alpha * logp.detach()
-        critic_loss = self._critic_step(self.critic(b["obs"]).squeeze(-1), y)  # V: [2, B]
-        v_pi = self.critic(next_obs, detach_params=True).min(0).values.squeeze(-1)
-        actor_loss = self._actor_step((alpha * logp - r - disc * v_pi).mean())
+        critic_loss = self._critic_step(self.critic(b["obs"]).squeeze(-1), y)  # V: [(K,) 2, B]
+        v_pi = self.critic(next_obs, detach_params=True).min(bd).values.squeeze(-1)
+        actor_loss = self._actor_step((alpha * logp - r - disc * v_pi).mean(-1))
         return self._finish(critic_loss, actor_loss, logp, r, alpha)
 
+    def _exact_reward(self, obs, action, extras, next_obs):
+        """The env's batched exact reward on [(K,) B, ...] tensors (it takes [B, ...])."""
+        lead = obs.shape[:-1]
+        r, nxt, alive = self.exact_reward(obs.reshape(-1, obs.shape[-1]), action.reshape(-1, action.shape[-1]),
+                                          extras.reshape(-1, extras.shape[-1]), next_obs.reshape(-1, next_obs.shape[-1]))
+        return r.reshape(lead), nxt.reshape(*lead, nxt.shape[-1]), alive.reshape(lead)
+
     def extra_metrics(self) -> dict[str, float]:
+        self._fresh()
         return {"alpha": float(self.log_alpha.detach().exp())}
 
     # -- persistence ----------------------------------------------------------------------------

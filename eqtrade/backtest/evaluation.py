@@ -11,7 +11,11 @@ import numpy as np
 
 from ..agents.callbacks import EvalCallback
 from ..envs.factory import EnvSpec
-from ..envs.rollout import Episode, evaluate_policy, rollout
+from ..envs.rollout import Episode
+
+#: by default the training split is walked at every 5th evaluation: it is 4-5x longer than the
+#: validation split, so walking it at every evaluation cost more than the validation itself
+TRAIN_EVAL_EVERY = 5
 
 
 def episode_stats(episodes: list[Episode]) -> dict[str, float]:
@@ -32,13 +36,14 @@ def episode_stats(episodes: list[Episode]) -> dict[str, float]:
 
 class TradingEvalCallback(EvalCallback):
     """EvalCallback for the trading envs: valid split (the evaluation env) return, Sharpe and
-    turnover; the train split (`spec`'s, over its full period, one episode) beside them."""
+    turnover; the train split (`spec`'s, over its full period, one episode) beside them at every
+    `train_every`-th evaluation (0: never; its columns are empty at the others)."""
 
     eval_columns = ("eval_return", "eval_sharpe", "eval_turnover", "train_return", "train_sharpe", "train_turnover")
 
-    def __init__(self, spec: EnvSpec, **kw):
+    def __init__(self, spec: EnvSpec, train_every: int = TRAIN_EVAL_EVERY, **kw):
         super().__init__(**kw)
-        self.spec = spec
+        self.spec, self.train_every = spec, int(train_every)
         self.train_env = None  # built on first use
 
     def _train_env(self):
@@ -48,11 +53,18 @@ class TradingEvalCallback(EvalCallback):
             self.train_env = EnvSpec(self.spec.id, kw).make()
         return self.train_env
 
-    def evaluate(self, agent) -> dict[str, Any]:
-        ev = episode_stats(evaluate_policy(agent.policy(), self.env, self.episodes))
+    def plan(self, agent) -> list[tuple[str, Any, int]]:
+        plan = super().plan(agent)
+        if self.train_every and self.every and (agent.step // self.every) % self.train_every == 0:
+            plan.append(("train", self._train_env(), 10_000))
+        return plan
+
+    def summarize(self, agent, episodes: dict[str, list[Episode]]) -> dict[str, Any]:
+        ev = episode_stats(episodes["eval"])
         row: dict[str, Any] = {"eval_return": ev["return"]}
         if "sharpe" in ev:
             row.update(eval_sharpe=ev["sharpe"], eval_turnover=ev["turnover"])
-        tr = episode_stats([rollout(agent.policy(), self._train_env(), seed=10_000)])
-        row.update(train_return=tr["return"], train_sharpe=tr.get("sharpe"), train_turnover=tr.get("turnover"))
+        if "train" in episodes:
+            tr = episode_stats(episodes["train"])
+            row.update(train_return=tr["return"], train_sharpe=tr.get("sharpe"), train_turnover=tr.get("turnover"))
         return row

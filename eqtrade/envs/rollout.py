@@ -44,6 +44,36 @@ def rollout(policy: Callable[[Any], Any], env: gym.Env, seed: int | None = None,
     return ep
 
 
+def rollout_many(policy: Callable[[Any], Any], envs: list[gym.Env], seed: int | None = None,
+                 options: dict | None = None) -> list[Episode]:
+    """One episode of each env, stepped together: `policy` maps a stack of observations
+    [K, *obs] to actions [K, *action] (a stack of runs' policies); envs that finish early wait
+    (their rows of the stack are still computed, and ignored). Each episode is what `rollout`
+    gives for the same policy row and env."""
+    import numpy as np
+
+    eps, obs = [], []
+    for env in envs:
+        o, info = env.reset(seed=seed, options=options)
+        obs.append(o)
+        eps.append(Episode(infos=[info]))
+    active = [True] * len(envs)
+    while any(active):
+        actions = policy(np.stack(obs))
+        for k, env in enumerate(envs):
+            if not active[k]:
+                continue
+            o, r, term, trunc, info = env.step(actions[k])
+            eps[k].actions.append(actions[k])
+            eps[k].rewards.append(float(r))
+            eps[k].infos.append(info)
+            obs[k] = o
+            if term or trunc:
+                eps[k].terminated = bool(term)
+                active[k] = False
+    return eps
+
+
 def evaluate_policy(policy: Callable[[Any], Any], env: gym.Env, episodes: int, seed: int = 10_000) -> list[Episode]:
     """`episodes` rollouts with seeded resets (seed, seed + 1, ...)."""
     return [rollout(policy, env, seed=seed + k) for k in range(episodes)]

@@ -1,0 +1,334 @@
+"""Many SAC runs in one process: K independent runs of one shape trained as one batched program.
+
+The networks of K runs (seeds; folds or other settings that keep every tensor's shape) are
+stacked along a leading run axis and evaluated with `torch.func.vmap`; their optimisers, entropy
+weights and target networks are stacked the same way, and the update is SAC's own (`SAC._update`
+is written once for a batch with or without the run axis). What stays per run is what makes it
+independent: its env, its replay buffer, its random streams (exploration, buffer sampling and
+policy noise draw from the run's own generators in the order a run alone draws them) and its
+callbacks. Each run keeps its ordinary agent object: after training (and whenever a callback
+reads it: an evaluation, a checkpoint) the stacked tensors are copied back into it, so every run
+directory is an ordinary one, and `backtest`, `compare` and `--resume` work on it unchanged.
+
+Adam is elementwise, so the stacked optimiser steps each run exactly as its own would; the
+only differences from a run trained alone come from batched matrix products summing in another
+order (bitwise equal for the plain and relaxed networks here, about 1e-7 for the exact family's
+Fourier layers; tests/test_stack.py measures it).
+"""
+
+from __future__ import annotations
+
+import copy
+import signal
+import threading
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from ..envs.rollout import Episode, rollout_many
+from ..util import keep_freed_memory
+from .base import TrainingDiverged
+from .callbacks import EvalCallback
+from .sac import SAC
+
+#: agent options that may differ between the runs of a stack: none changes a tensor's shape or
+#: the update's arithmetic (hyperparameters such as the learning rate would need per-run optimisers)
+PER_RUN_OPTIONS = ("seed",)
+
+
+class _Call(nn.Module):
+    """Calls a method of the wrapped module by name (so that functional_call can run any of them)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.m = module
+
+    def forward(self, method: str, *args, **kwargs):
+        return getattr(self.m, method)(*args, **kwargs)
+
+
+class StackedModule(nn.Module):
+    """K modules of one architecture as one: parameters and buffers stacked on a leading run axis,
+    `forward` (and `regularizer`) vmapped over it: inputs [K, ...] give outputs [K, ...]."""
+
+    def __init__(self, modules: Sequence[nn.Module]):
+        super().__init__()
+        modules = list(modules)
+        params, buffers = stack_module_state(modules)
+        grads = dict(modules[0].named_parameters())
+        self.params = nn.ParameterDict({k.replace(".", ":"): nn.Parameter(v.detach().clone(),
+                                                                           requires_grad=grads[k].requires_grad)
+                                        for k, v in params.items()})
+        self._pnames = [(k.replace(".", ":"), "m." + k) for k in params]
+        self._bnames = []
+        for k, v in buffers.items():
+            self.register_buffer("b_" + k.replace(".", ":"), v.detach().clone())
+            self._bnames.append(("b_" + k.replace(".", ":"), "m." + k))
+        self._base = [_Call(copy.deepcopy(modules[0]))]  # a list: not registered as a submodule
+        self.n = len(modules)
+
+    def _state(self, detach: bool):
+        p = {name: (self.params[k].detach() if detach else self.params[k]) for k, name in self._pnames}
+        return p, {name: getattr(self, k) for k, name in self._bnames}
+
+    def forward(self, *args, detach_params: bool = False, **kwargs):
+        base = self._base[0]
+        p, b = self._state(detach_params)
+        return vmap(lambda pp, bb, *a: functional_call(base, (pp, bb), ("forward", *a), kwargs))(p, b, *args)
+
+    def regularizer(self) -> torch.Tensor:
+        """Each run's regulariser: [K]."""
+        base = self._base[0]
+        p, b = self._state(False)
+        return vmap(lambda pp, bb: functional_call(base, (pp, bb), ("regularizer",)))(p, b)
+
+    @torch.no_grad()
+    def write_into(self, k: int, module: nn.Module) -> None:
+        """Copy run k's parameters and buffers into `module` (one of the stacked architecture)."""
+        own_p, own_b = dict(module.named_parameters()), dict(module.named_buffers())
+        for key, name in self._pnames:
+            own_p[name[2:]].copy_(self.params[key][k])
+        for key, name in self._bnames:
+            own_b[name[2:]].copy_(getattr(self, key)[k])
+
+    def param_list(self) -> list[torch.Tensor]:
+        """The stacked parameters in the wrapped module's `parameters()` order (an optimiser's)."""
+        return [self.params[k] for k, _ in self._pnames]
+
+
+def _stack_adam(opts: Sequence[torch.optim.Optimizer], stacked: list[torch.Tensor], lr: float,
+                foreach: bool | None) -> torch.optim.Adam:
+    """One Adam over stacked parameters, its state stacked from the runs' own (a resumed stack)."""
+    opt = torch.optim.Adam(stacked, lr=lr, foreach=foreach)
+    states = [o.state_dict()["state"] for o in opts]
+    for i, p in enumerate(stacked):
+        per = [s.get(i) for s in states]
+        if all(s is None for s in per):
+            continue
+        if any(s is None for s in per) or len({float(s["step"]) for s in per}) > 1:
+            raise ValueError("the runs of a stack must be at the same optimiser step (resume runs that stopped together)")
+        opt.state[p] = {"step": per[0]["step"].clone(),
+                        "exp_avg": torch.stack([s["exp_avg"] for s in per]).reshape(p.shape),
+                        "exp_avg_sq": torch.stack([s["exp_avg_sq"] for s in per]).reshape(p.shape)}
+    return opt
+
+
+def _unstack_adam(opt: torch.optim.Adam, stacked: list[torch.Tensor], k: int, into: torch.optim.Optimizer) -> None:
+    """Run k's part of a stacked Adam's state into that run's own optimiser."""
+    own = [p for g in into.param_groups for p in g["params"]]
+    for p, q in zip(stacked, own):
+        s = opt.state.get(p)
+        if not s:
+            continue
+        into.state[q] = {"step": s["step"].clone(), "exp_avg": s["exp_avg"][k].clone().reshape(q.shape),
+                         "exp_avg_sq": s["exp_avg_sq"][k].clone().reshape(q.shape)}
+
+
+class StackedBuffer:
+    """The runs' own replay buffers, sampled together: each with its own random stream, the
+    batch stacked on a leading run axis."""
+
+    def __init__(self, buffers):
+        self.buffers = list(buffers)
+
+    def __len__(self) -> int:
+        return len(self.buffers[0])
+
+    def head(self, n: int):
+        obs, rewards = zip(*(b.head(n) for b in self.buffers))
+        return np.stack(obs), np.stack(rewards)
+
+    def sample(self, batch_size: int, device=None) -> dict[str, torch.Tensor]:
+        outs = [b.sample(batch_size) for b in self.buffers]
+        out = {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
+        if device is not None and torch.device(device).type != "cpu":
+            out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
+        return out
+
+
+def check_stackable(agents: Sequence) -> None:
+    """A clear error unless the agents can train as one stack: SAC, the same options but the
+    per-run ones, the same spaces, the same step (resumed runs included)."""
+    if not agents:
+        raise ValueError("a stack needs at least one run")
+    for a in agents:
+        if not isinstance(a, SAC):
+            raise ValueError(f"only SAC runs stack (got {a.algo}); train {a.algo} runs one at a time")
+        if a.env is None:
+            raise ValueError("a run loaded to predict (no env) cannot train in a stack")
+    a0 = agents[0]
+    c0 = a0.config.to_dict()
+    for a in agents[1:]:
+        c = a.config.to_dict()
+        diff = sorted(k for k in c if k not in PER_RUN_OPTIONS and c[k] != c0[k])
+        if diff:
+            k = diff[0]
+            raise ValueError(f"runs with different [agent] {', '.join(diff)} do not stack ({k} = {c0[k]!r} and "
+                             f"{c[k]!r}): their networks or updates differ; only {', '.join(PER_RUN_OPTIONS)} may "
+                             "differ within a stack (train the others as their own stack)")
+        if a.observation_space.shape != a0.observation_space.shape or a.action_space.shape != a0.action_space.shape:
+            raise ValueError(f"runs on envs of different shapes do not stack: observations {a0.observation_space.shape} "
+                             f"and {a.observation_space.shape}, actions {a0.action_space.shape} and {a.action_space.shape}")
+        if a.step != a0.step:
+            raise ValueError(f"the runs of a stack must be at the same step: {a0.step} and {a.step}")
+        if a.alpha_pending != a0.alpha_pending:
+            raise ValueError("the runs of a stack must be at the same stage of training")
+
+
+class StackedSAC(SAC):
+    """The stacked learner of K SAC runs: SAC's update on tensors with a leading run axis
+    (`batch_dim` 1); the runs' agents hold everything per run."""
+
+    batch_dim = 1
+
+    def __init__(self, agents: Sequence[SAC]):  # noqa: D107 - not SAC.__init__: the runs are built
+        check_stackable(agents)
+        a0 = agents[0]
+        self.agents = list(agents)
+        self.config, self.exact, self.exact_reward = a0.config, a0.exact, a0.exact_reward
+        self.device, self.interface = a0.device, a0.interface
+        self.observation_space, self.action_space = a0.observation_space, a0.action_space
+        self.act_scale, self.act_bias, self.target_entropy = a0.act_scale, a0.act_bias, a0.target_entropy
+        self.actor = StackedModule([a.actor for a in agents]).to(self.device)
+        self.critic = StackedModule([a.critic for a in agents]).to(self.device)
+        self.critic_target = StackedModule([a.critic_target for a in agents]).to(self.device)
+        lr = self.config.lr
+        self.actor_opt = _stack_adam([a.actor_opt for a in agents], self.actor.param_list(), lr, True)
+        self.critic_opt = _stack_adam([a.critic_opt for a in agents], self.critic.param_list(), lr, True)
+        self.log_alpha = torch.stack([a.log_alpha.detach() for a in agents]).requires_grad_(True)
+        self.alpha_opt = _stack_adam([a.alpha_opt for a in agents], [self.log_alpha], lr, None)
+        self.buffer = StackedBuffer([a.buffer for a in agents])
+        self.alpha_pending = a0.alpha_pending
+        self.step = a0.step
+        self.dirty = [False] * len(agents)
+
+    def _fresh(self) -> None:
+        pass  # the stack's own tensors are always current
+
+    def _randn(self, shape) -> torch.Tensor:
+        """Each run's noise from its own generator, in the shape a run alone draws."""
+        return torch.stack([a._randn(tuple(shape[1:])) for a in self.agents])
+
+    def update(self) -> list[dict[str, float]]:
+        self.step = self.agents[0].step
+        out = self._update()
+        self.dirty = [True] * len(self.agents)
+        rows = []
+        for k, a in enumerate(self.agents):
+            try:
+                rows.append(a._losses_out({n: v[k] for n, v in out.items()}))
+            except TrainingDiverged as e:
+                raise TrainingDiverged(f"run {k} of the stack (seed {a.config.seed}): {e}") from None
+        return rows
+
+    @torch.no_grad()
+    def act_all(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        """Actions [K, *action] of every run for observations [K, *obs] (each run's own way of acting)."""
+        if explore and self.agents[0].step < self.config.learning_starts:  # each run's own random stream
+            return np.stack([a.rng.uniform(self.action_space.low, self.action_space.high,
+                                           size=(1, *self.action_space.shape)).astype(np.float32)[0]
+                             for a in self.agents])
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device).reshape(
+            len(self.agents), -1, *self.observation_space.shape)
+        if explore:
+            a = self._sample(o)[0]
+        else:
+            mean, _ = self.actor(o)
+            a = torch.tanh(mean) * self.act_scale + self.act_bias
+        return a.cpu().numpy()[:, 0]
+
+    @torch.no_grad()
+    def pull(self, agent: SAC) -> None:
+        """Copy a run's part of the stack into its agent (networks, optimisers, α), if it changed."""
+        k = self.agents.index(agent)
+        if not self.dirty[k]:
+            return
+        self.actor.write_into(k, agent.actor)
+        self.critic.write_into(k, agent.critic)
+        self.critic_target.write_into(k, agent.critic_target)
+        _unstack_adam(self.actor_opt, self.actor.param_list(), k, agent.actor_opt)
+        _unstack_adam(self.critic_opt, self.critic.param_list(), k, agent.critic_opt)
+        _unstack_adam(self.alpha_opt, [self.log_alpha], k, agent.alpha_opt)
+        agent.log_alpha.copy_(self.log_alpha[k])
+        agent.alpha_pending = self.alpha_pending
+        self.dirty[k] = False
+
+
+def _batched_evaluations(stack: StackedSAC, callbacks: Sequence[Sequence]) -> None:
+    """At a step where the runs evaluate, run every run's evaluation rollouts together (one
+    batched policy over the K episodes of each rollout) and hand each run's evaluation callback
+    its result; runs whose evaluations differ in plan evaluate on their own."""
+    evs = [next((cb for cb in cbs if isinstance(cb, EvalCallback)), None) for cbs in callbacks]
+    if any(ev is None for ev in evs) or not all(ev.due(a) for ev, a in zip(evs, stack.agents)):
+        return
+    plans = [ev.plan(a) for ev, a in zip(evs, stack.agents)]
+    if len({tuple((name, seed) for name, _, seed in p) for p in plans}) > 1:
+        return
+    results: list[dict[str, list[Episode]]] = [{} for _ in plans]
+    for j, (name, _, seed) in enumerate(plans[0]):
+        episodes = rollout_many(lambda obs: stack.act_all(obs, explore=False), [p[j][1] for p in plans], seed=seed)
+        for k, ep in enumerate(episodes):
+            results[k].setdefault(name, []).append(ep)
+    for ev, a, res in zip(evs, stack.agents, results):
+        ev.prefill(a, res)
+
+
+def learn_stack(agents: Sequence[SAC], total_steps: int, callbacks: Sequence[Sequence]) -> list[SAC]:
+    """Train K SAC runs as one stack until `total_steps` each; `callbacks[k]` are run k's (as
+    `Agent.learn_with` takes them: evaluation, metrics.csv, progress, checkpoints). Ctrl-C stops
+    every run at the same whole step and each run's checkpoint callback saves it."""
+    agents = list(agents)
+    if len(callbacks) != len(agents):
+        raise ValueError(f"{len(agents)} runs but {len(callbacks)} callback lists")
+    keep_freed_memory()
+    stack = StackedSAC(agents)
+    records_extras = agents[0].buffer.extras is not None
+    for a in agents:
+        a._stack = stack
+    for a, cbs in zip(agents, callbacks):
+        if a.obs is None:
+            a.obs, _ = a.env.reset(seed=a.config.seed)
+        for cb in cbs:
+            cb.on_start(a, total_steps)
+    stop = {"now": False}
+    prev_handler = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum, frame):
+            if stop["now"]:
+                raise KeyboardInterrupt
+            stop["now"] = True
+
+        prev_handler = signal.signal(signal.SIGINT, on_sigint)
+    status = "failed"
+    try:
+        while agents[0].step < total_steps:
+            if stop["now"]:
+                raise KeyboardInterrupt
+            actions = stack.act_all(np.stack([a.obs for a in agents]), explore=True)
+            rows = [a._env_step(actions[k], records_extras) for k, a in enumerate(agents)]
+            if agents[0]._update_due():
+                for _ in range(stack.config.gradient_steps):
+                    for a, losses in zip(agents, stack.update()):
+                        a.last_losses = losses
+            _batched_evaluations(stack, callbacks)
+            for a, cbs, row in zip(agents, callbacks, rows):
+                a._step_callbacks(cbs, row)
+        status = "done"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if prev_handler is not None:
+            signal.signal(signal.SIGINT, prev_handler)
+        try:
+            for a, cbs in zip(agents, callbacks):
+                for cb in cbs:
+                    cb.on_end(a, status)
+        finally:
+            for a in agents:
+                stack.pull(a)
+                a._stack = None
+    return agents

@@ -1,0 +1,238 @@
+"""Stacked runs (eqtrade.agents.stack): K SAC runs trained as one batched program equal the same
+seeds trained alone, whichever runs they share the stack with; resume and Ctrl-C per run; runs
+that cannot stack are refused; batched evaluation rollouts; `eqtrade train --seeds`."""
+
+from __future__ import annotations
+
+import signal
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from eqtrade.agents import SAC, Agent, DQN, DQNConfig, EnvSpec, SACConfig
+from eqtrade.agents.callbacks import EvalCallback
+from eqtrade.agents.stack import learn_stack
+from eqtrade.cli import main
+from eqtrade.data import load_prices
+from eqtrade.envs.rollout import rollout, rollout_many
+from eqtrade.util import parse_seeds
+
+SMALL = dict(hidden=(8,), batch_size=32, learning_starts=60, eval_every=0, checkpoint_every=0, buffer_size=2000,
+             device="cpu")
+PER_ASSET = dict(encoder={"kind": "per_asset"}, hidden=(4,), actor_loss="exact", reward_scale=100.0,
+                 alpha_init="auto", gamma=0.9)
+UPDATES = 200  # the comparisons below cover this many updates
+RTOL = 3e-5  # a stacked run against the same seed alone after UPDATES updates (see the first test)
+
+
+@pytest.fixture(scope="module")
+def prices():
+    return load_prices(["AAPL", "KO", "XOM", "JNJ"], start="2014-01-01", end="2016-12-31")
+
+
+def portfolio_spec(prices):
+    return EnvSpec("portfolio", dict(prices=prices, window=8, split=("2015-01-01", "2015-12-31"), episode_length=60),
+                   dict(full_period=True))
+
+
+def make(spec, seed, **kw):
+    return SAC(spec.make(), SACConfig(seed=seed, **{**SMALL, **kw}), spec, spec.make(evaluation=True))
+
+
+def assert_same_run(a: SAC, b: SAC, rtol: float) -> None:
+    """Two runs' networks and entropy weights agree to `rtol` in each tensor's norm
+    (||p - q|| <= rtol ||p||; 0: bitwise), their last losses to 100 x rtol."""
+    for m in ("actor", "critic", "critic_target"):
+        for (n, p), q in zip(getattr(a, m).state_dict().items(), getattr(b, m).state_dict().values()):
+            if not isinstance(p, torch.Tensor):
+                continue  # e.g. the embeddings' tickers
+            if rtol == 0 or not p.is_floating_point():
+                assert torch.equal(p, q), f"{m} {n}"
+            else:
+                assert float((p - q).norm()) <= rtol * float(p.norm()), f"{m} {n}: {float((p - q).norm() / p.norm()):.2e}"
+    torch.testing.assert_close(a.log_alpha.detach(), b.log_alpha.detach(), rtol=rtol, atol=0)
+    for k, v in a.last_losses.items():
+        assert v == pytest.approx(b.last_losses[k], rel=100 * rtol, abs=0), k
+
+
+SLOW = pytest.mark.slow
+FAMILIES = [  # the per-asset default with both actor losses, the relaxed asset axis, and the flat networks
+    pytest.param("plain", PER_ASSET, id="plain-exact-asset"),
+    pytest.param("exact", PER_ASSET, id="exact-exact-asset"),
+    pytest.param("relaxed", PER_ASSET, id="relaxed-exact-asset"),
+    pytest.param("relaxed", {**PER_ASSET, "actor_loss": "critic"}, id="relaxed-critic-asset", marks=SLOW),
+    pytest.param("exact", {**PER_ASSET, "encoder": {"kind": "per_asset", "assets": "relaxed"}},
+                 id="exact-exact-asset-embed", marks=SLOW),
+    pytest.param("plain", {}, id="plain-critic-flat"),
+    pytest.param("relaxed", {}, id="relaxed-critic-flat"),
+]
+
+
+@pytest.mark.parametrize("family,opts", FAMILIES)
+def test_run_k_of_a_stack_equals_the_same_seed_trained_alone(family, opts, prices):
+    spec = portfolio_spec(prices)
+    steps = SMALL["learning_starts"] + UPDATES
+    alone = [make(spec, s, family=family, **opts) for s in (0, 1)]
+    for a in alone:
+        a.learn(steps, progress=False)
+    stacked = [make(spec, s, family=family, **opts) for s in (0, 1)]
+    learn_stack(stacked, steps, [[] for _ in stacked])
+    for a, b in zip(alone, stacked):
+        assert b.step == steps and len(b.buffer) == len(a.buffer)
+        np.testing.assert_array_equal(a.buffer.actions[:SMALL["learning_starts"]],
+                                      b.buffer.actions[:SMALL["learning_starts"]])  # the same random phase
+        # batched products sum in another order: bitwise equal for the first ~20 updates, then
+        # rounding differences grow (measured after 200 updates, in each tensor's norm: 1e-7 for the
+        # exact and relaxed families, up to 1.0e-5 for the plain per-asset critic)
+        assert_same_run(a, b, rtol=RTOL)
+
+
+def test_a_run_does_not_depend_on_its_stack_mates(prices):
+    spec = portfolio_spec(prices)
+    steps = SMALL["learning_starts"] + UPDATES
+    one = [make(spec, s, family="relaxed", **PER_ASSET) for s in (5, 7)]
+    two = [make(spec, s, family="relaxed", **PER_ASSET) for s in (9, 7, 11)]
+    learn_stack(one, steps, [[] for _ in one])
+    learn_stack(two, steps, [[] for _ in two])
+    assert_same_run(one[1], two[1], rtol=RTOL)
+    assert not torch.equal(one[0].actor.state_dict()["head.head.net.0.psi"], two[0].actor.state_dict()["head.head.net.0.psi"])
+
+
+def test_pendulum_stack_equals_alone():
+    """A gymnasium control task (the dm_control state tasks take the same flat networks)."""
+    spec = EnvSpec("Pendulum-v1")
+    kw = dict(hidden=(32, 32), batch_size=32, learning_starts=50, eval_every=0, checkpoint_every=0,
+              buffer_size=2000, device="cpu")
+    alone = SAC(spec.make(), SACConfig(seed=4, **kw), spec)
+    alone.learn(250, progress=False)
+    stacked = [SAC(spec.make(), SACConfig(seed=s, **kw), spec) for s in (3, 4)]
+    learn_stack(stacked, 250, [[], []])
+    assert_same_run(alone, stacked[1], rtol=RTOL)
+
+
+def test_stack_is_deterministic_and_resumes_exactly(tmp_path, prices):
+    spec = portfolio_spec(prices)
+    full = [make(spec, s, family="relaxed", **PER_ASSET) for s in (0, 1)]
+    learn_stack(full, 300, [[] for _ in full])
+    again = [make(spec, s, family="relaxed", **PER_ASSET) for s in (0, 1)]
+    learn_stack(again, 170, [[] for _ in again])  # mid-episode, mid-learning
+    for k, a in enumerate(again):
+        a.save(tmp_path / f"{k}.pt")
+    resumed = [Agent.load(tmp_path / f"{k}.pt", build_env=True) for k in range(2)]
+    learn_stack(resumed, 300, [[] for _ in resumed])
+    for a, b in zip(full, resumed):
+        assert pd.DataFrame(a.metrics).equals(pd.DataFrame(b.metrics))
+        assert_same_run(a, b, rtol=0)
+
+
+class CtrlC(gym.Wrapper):
+    """Presses Ctrl-C (SIGINT to this process) during the env step number `at`."""
+
+    def __init__(self, env, at):
+        super().__init__(env)
+        self.n, self.at = 0, at
+
+    def step(self, a):
+        self.n += 1
+        if self.n == self.at:
+            signal.raise_signal(signal.SIGINT)
+        return self.env.step(a)
+
+
+def test_ctrl_c_writes_every_runs_checkpoint(tmp_path, prices):
+    from eqtrade.agents.callbacks import standard_callbacks
+
+    spec = portfolio_spec(prices)
+    runs = [make(spec, s, family="exact", **PER_ASSET) for s in (0, 1, 2)]
+    runs[1].env = CtrlC(runs[1].env, 150)
+    cbs = [standard_callbacks(a, tmp_path / f"r{k}", progress=False) for k, a in enumerate(runs)]
+    for k in range(3):
+        (tmp_path / f"r{k}").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        learn_stack(runs, 300, cbs)
+    for k in range(3):
+        resumed = Agent.load(tmp_path / f"r{k}" / "checkpoint.pt", build_env=True)
+        assert resumed.step == 150 and resumed.config.seed == k
+
+
+def test_runs_that_cannot_stack_are_refused(prices):
+    spec = portfolio_spec(prices)
+    with pytest.raises(ValueError, match=r"different \[agent\] family .*'plain' and 'relaxed'"):
+        learn_stack([make(spec, 0, family="plain", **PER_ASSET), make(spec, 1, family="relaxed", **PER_ASSET)], 100,
+                    [[], []])
+    with pytest.raises(ValueError, match=r"different \[agent\] lr"):
+        learn_stack([make(spec, 0, lr=1e-3), make(spec, 1, lr=3e-4)], 100, [[], []])
+    other = EnvSpec("portfolio", dict(spec.kwargs, window=12), spec.eval_kwargs)
+    with pytest.raises(ValueError, match="envs of different shapes"):
+        learn_stack([make(spec, 0), make(other, 1)], 100, [[], []])
+    dqn_spec = EnvSpec("trading", dict(spec.kwargs), dict(full_period=True, ticker="KO"))
+    dqn = DQN(dqn_spec.make(), DQNConfig(**{**SMALL, "exploration_steps": 50}), dqn_spec)
+    with pytest.raises(ValueError, match="only SAC runs stack"):
+        learn_stack([dqn, dqn], 100, [[], []])
+
+
+def test_batched_rollouts_equal_single_rollouts(prices):
+    spec = portfolio_spec(prices)
+    runs = [make(spec, s, family="relaxed", **PER_ASSET) for s in (0, 1, 2)]
+    learn_stack(runs, 120, [[] for _ in runs])
+    from eqtrade.agents.stack import StackedSAC
+
+    stack = StackedSAC(runs)
+    envs = [spec.make(evaluation=True) for _ in runs]
+    many = rollout_many(lambda obs: stack.act_all(obs, explore=False), envs, seed=10_000)
+    for a, ep in zip(runs, many):
+        one = rollout(a.policy(), spec.make(evaluation=True), seed=10_000)
+        assert len(ep) == len(one)
+        np.testing.assert_allclose(ep.rewards, one.rewards, rtol=1e-6, atol=1e-9)
+    # envs of different lengths: each episode ends where its env ends
+    short = EnvSpec("portfolio", dict(spec.kwargs, split=("2015-01-01", "2015-06-30")), dict(full_period=True))
+    eps = rollout_many(lambda obs: stack.act_all(obs, explore=False),
+                       [spec.make(evaluation=True), short.make(evaluation=True), spec.make(evaluation=True)], seed=1)
+    assert len(eps[1]) < len(eps[0]) == len(eps[2])
+
+
+def test_stacked_evaluations_are_the_runs_own(tmp_path, prices):
+    """Each run's evaluation rows (batched over the stack) equal its own evaluation of its policy."""
+    spec = portfolio_spec(prices)
+    runs = [make(spec, s, family="relaxed", **{**PER_ASSET, "eval_every": 100}) for s in (0, 1)]
+    cbs = [[EvalCallback()] for _ in runs]
+    learn_stack(runs, 200, cbs)
+    for a in runs:
+        rows = [m for m in a.metrics if "eval_return" in m]
+        assert [r["step"] for r in rows] == [100, 200]
+        assert rows[-1]["eval_return"] == pytest.approx(a.evaluate(1), rel=1e-6)
+
+
+def test_parse_seeds():
+    assert parse_seeds("3") == [0, 1, 2]
+    assert parse_seeds(" 4, 9 ,2") == [4, 9, 2]
+    for bad, msg in (("0", "between 1"), ("1,1", "twice"), ("a", "not a count"), ("", "not a count"),
+                     ("-1", "not a count"), ("1.5", "not a count")):
+        with pytest.raises(ValueError, match=msg):
+            parse_seeds(bad)
+
+
+def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path, capsys):
+    out = tmp_path / "stack"
+    assert main(["train", "--config", "strategies/sac-relaxed.toml", "--seeds", "0,3", "--steps", "300", "--out", str(out), "--no-progress"]) == 2
+    assert "learning_starts" in capsys.readouterr().err  # the usual budget check, before anything is written
+    assert not out.exists()
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(open("strategies/sac-relaxed.toml").read()
+                   .replace("learning_starts = 1000", "learning_starts = 50").replace("eval_every = 1000", "eval_every = 100")
+                   .replace("checkpoint_every = 2000", "checkpoint_every = 100"))
+    assert main(["train", "--config", str(cfg), "--seeds", "0,3", "--steps", "100", "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"(seed 0) for 100 steps -> {out / 's0'}" in printed and f"(seed 3) for 100 steps -> {out / 's3'}" in printed
+    for s in (0, 3):
+        assert {"config.toml", "checkpoint.pt", "best.pt", "metrics.csv"} <= {p.name for p in (out / f"s{s}").iterdir()}
+        assert Agent.load(out / f"s{s}").config.seed == s
+    assert main(["train", "--resume", "--out", str(out), "--steps", "200", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("for 200 steps") == 2
+    assert main(["train", "--config", str(cfg), "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "y")]) == 2
+    assert "not both" in capsys.readouterr().err
