@@ -260,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: all cores)")
     w.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial where the cluster has them "
                    "(default 0)")
+    w.add_argument("--pack", type=int, default=None, metavar="K",
+                   help="grid trials that differ only in the seed (or the split) train K at a time as one stacked "
+                   "trial of one CPU (eqtrade train --seeds; default 5, measured by bench/bench_stack.py; 1: one run "
+                   "per trial). Searches (ASHA) keep one run per trial; a resumed sweep keeps its packing")
     w.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     w.add_argument("--force", action="store_true", help="start afresh in an --out that holds an earlier sweep")
     w.add_argument("--no-progress", action="store_true", help="no per-trial progress table")
@@ -453,19 +457,16 @@ def cmd_train(args) -> int:
         outs = _stack_dirs(out, seeds) if seeds is not None or _is_stack_dir(out) else [out]
         cfgs = [_resume_check(args, o) for o in outs]
     else:
-        if seeds is None:
-            cfgs = [_train_cfg(args, args.seed)]
-            outs = [out if out is not None else default_run_dir(cfgs[0])]
+        if out is not None:  # the output is checked before the config (a refused --out writes nothing)
+            if seeds is not None:
+                _check_new_run_dir(out, stack=True)
+            for o in [out] if seeds is None else [out / f"s{s}" for s in seeds]:
+                _check_new_run_dir(o)
+        cfgs = [_train_cfg(args, s) for s in (seeds if seeds is not None else [args.seed])]
+        if out is not None:
+            outs = [out] if seeds is None else [out / f"s{s}" for s in seeds]
         else:
-            cfgs = [_train_cfg(args, s) for s in seeds]
-            outs = [out / f"s{s}" for s in seeds] if out is not None else []
-            for cfg in cfgs if out is None else ():
-                d = default_run_dir(cfg)
-                while d in outs:  # two seeds' defaults cannot collide, but a taken name may
-                    d = d.with_name(d.name + "-2")
-                outs.append(d)
-        for o in outs:
-            _check_new_run_dir(o)
+            outs = [default_run_dir(cfg) for cfg in cfgs]  # ...-s<SEED>: distinct per seed
     from .agents import resolve_device
 
     resolve_device(cfgs[0]["agent"].get("device", "auto"))  # a one-line error before anything is written
@@ -492,8 +493,17 @@ def _train_cfg(args, seed):
                           device=args.device, encoder=args.encoder, threads=args.threads)
 
 
-def _check_new_run_dir(out) -> None:
-    """A new run may go into `out`: empty or absent, or a run killed before its first checkpoint."""
+def _check_new_run_dir(out, stack: bool = False) -> None:
+    """A new run may go into `out`: empty or absent, or a run killed before its first checkpoint.
+    stack: `out` is the folder of a --seeds stack (its runs in s<SEED>/): no run of its own."""
+    if stack:
+        if (out / "config.toml").exists():
+            raise ValueError(f"--out {out} holds a run; --seeds writes one run per seed into a folder of its own "
+                             "(DIR/s<SEED>): give another --out")
+        if out.exists() and any(p.name != LOCK_NAME and not (p.is_dir() and p.name[:1] == "s" and p.name[1:].isdigit())
+                                for p in out.iterdir()):
+            check_output_dir(out, "run")
+        return
     if (out / "checkpoint.pt").exists():
         raise ValueError(f"--out {out} already holds a run; use --resume to continue it or another --out")
     if out.exists() and not (output_kind(out) == "run" and set(p.name for p in out.iterdir()) <= {
@@ -838,6 +848,10 @@ def cmd_sweep(args) -> int:
             return cmd_sweep(args)
     if args.cpus is not None and args.cpus < 1:
         raise ValueError(f"--cpus must be >= 1, got {args.cpus}")
+    if args.pack is not None:
+        from .util import Range
+
+        Range(1, 4096, note="runs per stacked trial").check("--pack", args.pack)
     if args.resume and args.force:
         raise ValueError("--resume continues the sweep in --out; --force starts it afresh: give one")
     if not args.resume:
@@ -853,7 +867,8 @@ def cmd_sweep(args) -> int:
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     try:
         rows, table = run_sweep(spec, out, address=address, cpus=args.cpus, gpus_per_trial=args.gpus_per_trial,
-                                resume=args.resume, progress=not args.no_progress, data_dir=args.data_dir)
+                                resume=args.resume, progress=not args.no_progress, data_dir=args.data_dir,
+                                pack=args.pack)
     except KeyboardInterrupt:
         print(f"eqtrade sweep: interrupted; trials keep their checkpoints: eqtrade sweep {args.spec} --out {out} "
               "--resume", file=sys.stderr)

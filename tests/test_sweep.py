@@ -87,6 +87,10 @@ def test_a_tiny_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
         assert m["eval_return"].notna().sum() == 3  # evaluations at 100, 200, 300 steps, reported to Tune too
     cfg = (out / "runs" / "family=exact,seed=1" / "config.toml").read_text()
     assert 'family = "exact"' in cfg and "seed = 1" in cfg
+    # the two seeds of each family trained as one stacked trial (--pack, default 5); one run directory each
+    assert {r["pack"] for r in rows} == {"family=plain,seed=0+1", "family=exact,seed=0+1"}
+    assert {json.loads((Path(r["run"]) / "trial.json").read_text())["stacked_with"] for r in rows} == {2}
+    assert all(r["step"] == 300 and r["eval_return"] is not None for r in rows)
     state = json.loads((out / "sweep.json").read_text())
     assert state["name"] == "tiny" and len(state["trials"]) == 4
     assert (out / "tune").is_dir()  # Ray Tune's experiment state and logs live in the sweep directory
@@ -433,3 +437,23 @@ def test_empty_duplicate_and_oversized_grids_are_one_line_errors_before_ray(tmp_
     p.write_text(TINY.format(grid=GRID, split=SPLIT, steps=300).replace("[sweep.report]\n", "[sweep.report]\nobs_noise = []\n"))
     assert main(["sweep", str(p), "--out", str(tmp_path / "on"), "--no-progress"]) == 2
     assert "[sweep.report] obs_noise = [] gives no noise level" in capsys.readouterr().err
+
+
+def test_grid_trials_pack_by_everything_but_the_seed_and_split():
+    from eqtrade.sweep.engine import pack_trials
+
+    def cfg(family, seed, split=("2012-01-01", "2014-12-31"), algo="sac"):
+        return {"run": {"algo": algo, "steps": 300}, "env": {"split": list(split)},
+                "agent": {"family": family, "seed": seed}}
+
+    trials = {f"{f}-{s}": cfg(f, s) for f in ("plain", "exact") for s in range(7)}
+    trials["fold2"] = cfg("plain", 0, ("2013-01-01", "2015-12-31"))  # a fold: stacks with plain
+    trials["dqn"] = cfg("plain", 0, algo="dqn")  # DQN runs one per trial
+    packs = pack_trials(trials, 5)
+    assert packs["plain-0+4"] == [f"plain-{s}" for s in range(5)]
+    assert packs["plain-5+2"] == ["plain-5", "plain-6", "fold2"]
+    assert packs["exact-0+4"] == [f"exact-{s}" for s in range(5)] and packs["exact-5+1"] == ["exact-5", "exact-6"]
+    assert packs["dqn"] == ["dqn"]
+    assert sorted(n for ns in packs.values() for n in ns) == sorted(trials)  # every trial once
+    assert pack_trials(trials, 1) == {n: [n] for n in trials}
+

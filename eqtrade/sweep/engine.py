@@ -72,6 +72,65 @@ def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dic
     return {"steps": agent.step, "best_eval": agent.best_eval}
 
 
+#: grid trials per stacked trial by default (`--pack`; bench/bench_stack.py measures stacks of K)
+DEFAULT_PACK = 5
+#: what may differ between the trials of one pack: the seed, and the data of the envs (folds)
+PACK_FREE = (("agent", "seed"), ("env", "split"), ("eval_env", "split"))
+
+
+def pack_trials(trials: dict[str, dict], pack: int) -> dict[str, list[str]]:
+    """Grid trials grouped into packs of at most `pack` that train as one stack of runs
+    (eqtrade.agents.stack): SAC runs whose configs differ only in PACK_FREE, in grid order;
+    every other trial is a pack of its own. Returns pack name -> its trials' names (a pack of
+    one keeps the trial's name; a larger one is named after its first trial: "NAME+3")."""
+    groups: dict[str, list[str]] = {}
+    for name, cfg in trials.items():
+        key = name
+        if pack > 1 and cfg.get("run", {}).get("algo") == "sac" and "dir" not in cfg:
+            free = copy.deepcopy(cfg)
+            for table, k in PACK_FREE:
+                free.get(table, {}).pop(k, None)
+            key = "\0" + json.dumps(free, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(name)
+    packs: dict[str, list[str]] = {}
+    for names in groups.values():
+        for i in range(0, len(names), max(1, pack)):
+            chunk = names[i : i + max(1, pack)]
+            packs[chunk[0] if len(chunk) == 1 else f"{chunk[0]}+{len(chunk) - 1}"] = chunk
+    return packs
+
+
+def train_pack(cfgs: list[dict], run_dirs: list[Path], report: Callable[[dict], None]) -> list[dict]:
+    """The trials of one pack trained as one stack of runs (`eqtrade.run.train_many`), each in its
+    own run directory; Tune gets the mean over the pack of each evaluation row ("runs": how many).
+    Runs with a checkpoint resume; runs without one start (as a stack of their own, first)."""
+    from ..run import train_many
+
+    rows: dict[int, list[dict]] = {}
+    n = len(cfgs)
+
+    def on_eval(row):
+        got = rows.setdefault(row["step"], [])
+        got.append(row)
+        if len(got) == n:  # every run of the pack has evaluated this step
+            keys = [k for k, v in got[0].items() if isinstance(v, (int, float)) and k != "step"]
+            mean = {k: sum(float(r.get(k) if r.get(k) is not None else float("nan")) for r in got) / n for k in keys}
+            report({"step": row["step"], **mean, "runs": n})
+            del rows[row["step"]]
+
+    info: dict[int, dict] = {}
+    for resume in (False, True):
+        idx = [i for i, d in enumerate(run_dirs) if (Path(d) / "checkpoint.pt").exists() == resume]
+        if not idx:
+            continue
+        n = len(idx)
+        done = train_many([cfgs[i] for i in idx], [Path(run_dirs[i]) for i in idx], resume=resume, progress=False,
+                          on_evals=[on_eval] * n)
+        for i, (agent, _) in zip(idx, done):
+            info[i] = {"steps": agent.step, "best_eval": agent.best_eval, "stacked_with": len(cfgs)}
+    return [info[i] for i in range(len(cfgs))]
+
+
 def _tune_metrics(row: dict) -> dict:
     """What a trial reports to Tune: the evaluation row's numbers (NaN-free, floats)."""
     import math
@@ -83,8 +142,10 @@ def _tune_metrics(row: dict) -> dict:
     return out
 
 
-def _trainable(config: dict, trials: dict, out: str, trial_fn: Callable, skip_done: bool) -> None:
-    """Ray Tune's function trainable: one trial (by name, or sampled values applied to the base)."""
+def _trainable(config: dict, trials: dict, out: str, trial_fn: Callable, skip_done: bool,
+               packs: dict | None = None) -> None:
+    """Ray Tune's function trainable: one trial (by name, or sampled values applied to the base),
+    or a pack of grid trials trained as one stack (`packs`: pack name -> trial names)."""
     import torch
     from ray import tune
 
@@ -92,6 +153,8 @@ def _trainable(config: dict, trials: dict, out: str, trial_fn: Callable, skip_do
 
     torch.set_num_threads(1)  # OMP_NUM_THREADS=1 comes with the job's runtime env (_init_ray)
     logging.getLogger("absl").setLevel(logging.ERROR)
+    if "trial" in config and packs and len(packs.get(config["trial"], ())) > 1:
+        return _pack_trainable(packs[config["trial"]], trials, out, skip_done)
     if "trial" in config:  # a grid trial, by name
         name = config["trial"]
         cfg = copy.deepcopy(trials[name])
@@ -117,6 +180,47 @@ def _trainable(config: dict, trials: dict, out: str, trial_fn: Callable, skip_do
     with locked(run_dir, f"eqtrade sweep trial {name}", tag=f"sweep:{Path(out).resolve()}"):
         info = trial_fn(cfg, run_dir, report)
         _mark(run_dir, status="finished", node=_node(), seconds=time.time() - t0, **info)
+
+
+def _pack_trainable(names: list[str], trials: dict, out: str, skip_done: bool) -> None:
+    """A pack of grid trials: the unfinished ones trained as one stack, each marked finished."""
+    from contextlib import ExitStack
+
+    from ray import tune
+
+    from ..lock import locked
+
+    dirs = {n: Path(out) / "runs" / n for n in names}
+    todo = [n for n in names if not (skip_done and trial_done(dirs[n]))]
+    if not todo:
+        return
+    t0 = time.time()
+    with ExitStack() as held:
+        for n in todo:
+            dirs[n].mkdir(parents=True, exist_ok=True)
+            held.enter_context(locked(dirs[n], f"eqtrade sweep trial {n}", tag=f"sweep:{Path(out).resolve()}"))
+        infos = train_pack([copy.deepcopy(trials[n]) for n in todo], [dirs[n] for n in todo],
+                           lambda row: tune.report(_tune_metrics(row)))
+        for n, info in zip(todo, infos):
+            _mark(dirs[n], status="finished", node=_node(), seconds=time.time() - t0, **info)
+
+
+def _last_eval(run_dir: Path, metric: str) -> tuple[Any, Any]:
+    """(step, metric) of a run's last evaluation in its metrics.csv; (None, None) if none."""
+    import csv
+
+    try:
+        with open(Path(run_dir) / "metrics.csv", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("eval_return")]
+    except OSError:
+        return None, None
+    if not rows:
+        return None, None
+    last = rows[-1]
+    try:
+        return int(float(last["step"])), float(last[metric]) if last.get(metric) else None
+    except (KeyError, ValueError):
+        return None, None
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -223,7 +327,8 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
                mode: str = "max", address: str | None = None, cpus: int | None = None,
                gpus_per_trial: float = 0.0, resume: bool = False, max_failures: int = 1,
                search: dict | None = None, progress: bool = True,
-               columns: tuple = ("step", "eval_return", "eval_sharpe"), fresh: bool = False) -> list[dict]:
+               columns: tuple = ("step", "eval_return", "eval_sharpe"), fresh: bool = False,
+               pack: int = 1) -> list[dict]:
     """Run trials on Ray Tune; returns one row per trial: name, status, error, run directory.
 
     trials: name -> config (a grid), or with `search`, the base config under "__base__" and the
@@ -231,7 +336,9 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
     `train_trial`, i.e. `eqtrade train`; the dm_control suite passes its own, whose run directory
     is the config's "dir"). fresh: a new Tune experiment even where one exists (the dm_control
     suite, whose runs decide themselves whether they are finished); finished trials are skipped
-    unless `fresh`."""
+    unless `fresh`. pack: grid trials of the default `train_trial` that can stack (`pack_trials`)
+    train K at a time as one trial of one CPU (searches keep one run per trial: their scheduler
+    stops trials one by one); the rows are still one per grid trial."""
     import ray
     from ray import tune
     from ray.tune import CLIReporter
@@ -242,9 +349,11 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
         import shutil
 
         shutil.rmtree(exp)
+    packs = pack_trials(trials, pack) if search is None and trial_fn is train_trial else {n: [n] for n in trials}
     started = _init_ray(address, cpus, gpus_per_trial)
     try:
-        fn = tune.with_parameters(_trainable, trials=trials, out=str(out), trial_fn=trial_fn, skip_done=not fresh)
+        fn = tune.with_parameters(_trainable, trials=trials, out=str(out), trial_fn=trial_fn, skip_done=not fresh,
+                                  packs=packs)
         fn = tune.with_resources(fn, {"cpu": 1, "gpu": gpus_per_trial})
         reporter = CLIReporter(metric_columns=list(columns), parameter_columns=["trial"], max_report_frequency=30,
                                max_progress_rows=40)
@@ -256,7 +365,7 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
             tuner = tune.Tuner.restore(str(exp), trainable=fn, resume_errored=True)
         else:
             if search is None:
-                param_space = {"trial": tune.grid_search(list(trials))}
+                param_space = {"trial": tune.grid_search(list(packs))}
                 tune_config = tune.TuneConfig(reuse_actors=False)
             else:
                 param_space, tune_config = _search_space(search, metric, mode)
@@ -272,15 +381,18 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
             ray.shutdown()
     rows = []
     for r in grid:
-        name = (r.config or {}).get("trial") or Path(r.path).name
-        run = Path(trials[name]["dir"]) if name in trials and "dir" in trials[name] else out / "runs" / name
-        metrics = r.metrics or {}
-        # stopped: ended early by the search's scheduler (ASHA); unfinished: interrupted, to resume
-        status = ("finished" if trial_done(run) else "error" if r.error
-                  else "stopped" if metrics.get("done") and search is not None else "unfinished")
-        rows.append({"trial": name, "status": status, "error": str(r.error or "")[-2000:], "run": str(run),
-                     "step": metrics.get("step"), metric: metrics.get(metric),
-                     "params": _flatten({k: v for k, v in (r.config or {}).items() if k != "trial"})})
+        tname = (r.config or {}).get("trial") or Path(r.path).name
+        members = packs.get(tname, [tname])
+        for name in members:
+            run = Path(trials[name]["dir"]) if name in trials and "dir" in trials[name] else out / "runs" / name
+            metrics = r.metrics or {}
+            # stopped: ended early by the search's scheduler (ASHA); unfinished: interrupted, to resume
+            status = ("finished" if trial_done(run) else "error" if r.error
+                      else "stopped" if metrics.get("done") and search is not None else "unfinished")
+            step, value = (metrics.get("step"), metrics.get(metric)) if len(members) == 1 else _last_eval(run, metric)
+            rows.append({"trial": name, "status": status, "error": str(r.error or "")[-2000:], "run": str(run),
+                         "step": step, metric: value, "pack": tname if len(members) > 1 else None,
+                         "params": _flatten({k: v for k, v in (r.config or {}).items() if k != "trial"})})
     return rows
 
 

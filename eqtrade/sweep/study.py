@@ -16,17 +16,21 @@ log = logging.getLogger(__name__)
 
 def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None = None,
               gpus_per_trial: float = 0.0, resume: bool = False, progress: bool = True,
-              data_dir=None) -> tuple[list[dict], pd.DataFrame | None]:
+              data_dir=None, pack: int | None = None) -> tuple[list[dict], pd.DataFrame | None]:
     """Run every trial (or resume an interrupted sweep), then `compare` the finished runs on the
     report split: (trial rows, summary table or None when no trial finished). OUT is locked while
-    the sweep runs (eqtrade.lock; each trial locks its own run directory)."""
+    the sweep runs (eqtrade.lock; each trial locks its own run directory). pack: grid trials that
+    can stack train this many at a time as one trial (default engine.DEFAULT_PACK; a resumed
+    sweep keeps the packing it started with)."""
     from ..lock import locked
 
     with locked(Path(out).resolve(), "eqtrade sweep"):
-        return _run_sweep(spec, out, address, cpus, gpus_per_trial, resume, progress, data_dir)
+        return _run_sweep(spec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack)
 
 
-def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, progress, data_dir):
+def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack):
+    from .engine import DEFAULT_PACK
+
     from ..lock import LOCK_NAME, clear_directory
     from ..util import atomic_write_bytes
 
@@ -39,6 +43,11 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
         if saved["name"] != spec.name or saved["grid"] != json.loads(json.dumps(spec.grid)):
             raise ValueError(f"{out} holds sweep {saved['name']!r} with another grid; --resume continues the same "
                              "spec (use another --out for a new one)")
+        started = int(saved.get("pack", 1))  # sweeps from before packing ran one trial per run
+        if pack is not None and pack != started:
+            raise ValueError(f"{out} was started with --pack {started}; --resume continues it with the same packing "
+                             f"(leave out --pack, or give --pack {started})")
+        pack = started
     search = spec.search
     if search is None:
         trials = trial_configs(spec, data_dir)
@@ -54,12 +63,12 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     created = not any(p.name != LOCK_NAME for p in out.iterdir())  # (the lock made the folder)
     atomic_write_bytes(state, json.dumps({
         "name": spec.name, "source": spec.source, "grid": spec.grid, "metric": spec.metric, "mode": spec.mode,
-        "search": search,
+        "search": search, "pack": pack if pack is not None else DEFAULT_PACK,
         "report": spec.report, "trials": trials}, indent=1, default=str).encode())
     try:
         rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
                           gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
-                          search=search, progress=progress)
+                          search=search, progress=progress, pack=pack if pack is not None else DEFAULT_PACK)
     except Exception:
         if created and not (out / "runs").exists():  # a sweep that never started a trial leaves nothing
             clear_directory(out)  # (and the lock's release removes the folder it made)

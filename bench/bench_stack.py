@@ -1,0 +1,172 @@
+"""Stacked runs (eqtrade train --seeds) against the same runs as single-run processes.
+
+    .venv/bin/python bench/bench_stack.py anchor [--seeds 10] [--steps 4000] [--repeats 3] [--env portfolio]
+    .venv/bin/python bench/bench_stack.py curve [--ks 1,5,15,50] [--window 500]
+    .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
+
+anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
+  the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
+  each, two at a time on the 2 cores (the anchor), and (2) as two `eqtrade train --seeds`
+  processes, one stack of N/2 runs per core, in the same invocation, interleaved over the
+  repeats. Steps/s counts every run's training steps over the whole wall time: process start,
+  the random-action phase, updates and evaluations included. Prints each repeat and the ratio.
+curve: aggregate steady-state steps/s of a stack of K runs against K: two processes (one per
+  core) each train a stack of K runs past learning_starts, then time `--window` further steps,
+  evaluations included at the strategy's rate (one per 1 000 steps, the training split at every
+  5th); the sum of the two processes' steps/s is printed for each K.
+memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
+  the replay memory those steps fill (K x steps x bytes per transition).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+STRATEGY = "strategies/sac-relaxed.toml"
+
+
+def _train_cmd(env: str, steps: int, out: Path, seeds: list[int]) -> list[str]:
+    cmd = [sys.executable, "-m", "eqtrade.cli", "train", "--steps", str(steps), "--out", str(out), "--no-progress",
+           "--device", "cpu", "--threads", "1"]
+    cmd += ["--config", STRATEGY] if env == "portfolio" else ["--env", env, "--agent", "plain"]
+    if len(seeds) == 1:
+        return cmd + ["--seed", str(seeds[0])]
+    return cmd + ["--seeds", ",".join(map(str, seeds))]
+
+
+def _run(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, MUJOCO_GL="egl"))
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def anchor(args) -> None:
+    seeds = list(range(args.seeds))
+    half = (len(seeds) + 1) // 2
+    print(f"{args.env}: {len(seeds)} seeds x {args.steps} steps, one torch thread per process, 2 processes at a time")
+    rows = []
+    for rep in range(args.repeats):
+        with tempfile.TemporaryDirectory() as d:
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(_run, [_train_cmd(args.env, args.steps, Path(d) / f"a{s}", [s]) for s in seeds]))
+            single = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(_run, [_train_cmd(args.env, args.steps, Path(d) / f"s{k}", part)
+                                     for k, part in enumerate((seeds[:half], seeds[half:])) if part]))
+            stacked = time.perf_counter() - t0
+        total = len(seeds) * args.steps
+        rows.append((single, stacked))
+        print(f"repeat {rep + 1}: single-run processes {single:.0f} s ({total / single:.0f} steps/s), two stacks of "
+              f"{half} {stacked:.0f} s ({total / stacked:.0f} steps/s): {single / stacked:.2f}x", flush=True)
+    ratios = sorted(a / b for a, b in rows)
+    print(f"stacked / single-run processes: {ratios[0]:.2f}x - {ratios[-1]:.2f}x over {len(rows)} repeats")
+
+
+def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
+    """In this process: a stack of k runs of the default strategy; steady-state steps/s over
+    `window` steps after learning_starts (or peak RSS after `steps`)."""
+    import copy
+
+    import torch
+
+    from eqtrade.agents.stack import learn_stack
+    from eqtrade.run import build_agent, resolve_config, run_callbacks
+
+    torch.set_num_threads(1)
+    cfg = resolve_config(STRATEGY) if env == "portfolio" else resolve_config(env=env, agent="plain")
+    cfg["agent"]["checkpoint_every"] = 0
+    agents = []
+    for s in range(k):
+        c = copy.deepcopy(cfg)
+        c["agent"]["seed"] = s
+        agents.append(build_agent(c))
+    d = tempfile.mkdtemp()
+    cbs = [[cb for cb in run_callbacks(a, cfg, Path(d) / f"r{i}", progress=False) if hasattr(cb, "plan")]
+           for i, a in enumerate(agents)]  # the evaluation only (no files)
+    for run in cbs:
+        for cb in run:
+            cb.best_path = None
+    start = agents[0].config.learning_starts
+    learn_stack(agents, start, cbs)
+    if steps is not None:
+        learn_stack(agents, steps, cbs)
+        with open("/proc/self/status") as fh:
+            hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
+        b = agents[0].buffer
+        per = sum(getattr(b, n).itemsize * getattr(b, n)[0].size for n in ("obs", "next_obs", "actions", "rewards"))
+        per += b.extras[0].size * b.extras.itemsize if b.extras is not None else 0
+        return {"rss_mb": hwm / 1024, "replay_mb": k * len(b) * per / 2**20}
+    # the window ends just after an evaluation, so that evaluations count at their rate
+    every = agents[0].config.eval_every or window
+    end = ((start + window) // every) * every if (start + window) >= every else start + window
+    end = max(end, start + 1)
+    t0 = time.perf_counter()
+    learn_stack(agents, end, cbs)
+    return {"steps_per_s": k * (end - start) / (time.perf_counter() - t0), "window": end - start}
+
+
+def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
+    code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
+            f"print(json.dumps(b._worker({k}, {window}, {steps!r}, {env!r})))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"stack of {k} failed:\n{p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def curve(args) -> None:
+    ks = [int(x) for x in args.ks.split(",")]
+    print(f"{args.env}: steady-state steps/s of two processes (one per core), each a stack of K runs, "
+          f"over {args.window} steps after learning starts, evaluations included")
+    for k in ks:
+        with ThreadPoolExecutor(2) as pool:
+            res = list(pool.map(lambda _: _spawn(k, args.window, None, args.env), range(2)))
+        total = sum(r["steps_per_s"] for r in res)
+        print(f"K = {k:>3} per process ({2 * k} runs): {total:7.0f} steps/s on 2 cores "
+              f"({total / (2 * k):.0f} per run, window {res[0]['window']} steps)", flush=True)
+
+
+def memory(args) -> None:
+    ks = [int(x) for x in args.ks.split(",")]
+    print(f"{args.env}: peak resident memory of one process training a stack of K runs for {args.steps} steps")
+    base = None
+    for k in ks:
+        r = _spawn(k, 0, args.steps, args.env)
+        base = base or r
+        print(f"K = {k:>3}: peak RSS {r['rss_mb']:7.0f} MB, replay memory filled {r['replay_mb']:6.0f} MB "
+              f"(RSS - K x the K = {ks[0]} run's: {r['rss_mb'] - k / ks[0] * base['rss_mb']:+.0f} MB)", flush=True)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("anchor")
+    a.add_argument("--seeds", type=int, default=10)
+    a.add_argument("--steps", type=int, default=4000)
+    a.add_argument("--repeats", type=int, default=3)
+    c = sub.add_parser("curve")
+    c.add_argument("--ks", default="1,5,15,50")
+    c.add_argument("--window", type=int, default=1000)
+    m = sub.add_parser("memory")
+    m.add_argument("--ks", default="1,5,20")
+    m.add_argument("--steps", type=int, default=3000)
+    for p in (a, c, m):
+        p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
+    args = ap.parse_args(argv)
+    {"anchor": anchor, "curve": curve, "memory": memory}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
