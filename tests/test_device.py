@@ -78,6 +78,29 @@ def test_agents_create_no_tensor_off_their_device(name, make, steps):
     assert all(np.isfinite(v) for v in losses.values())
 
 
+@pytest.mark.parametrize("fam", ["plain", "exact", "relaxed"])
+def test_a_stack_of_runs_creates_no_tensor_off_its_device(fam):
+    """The stacked learner (eqtrade.agents.stack, `--seeds`, `--pack`): update, act and the
+    copy back into each run, under the meta default device."""
+    from eqtrade.agents.stack import StackedSAC, learn_stack
+
+    spec = EnvSpec("portfolio")
+    runs = [SAC(spec.make(), SACConfig(family=fam, hidden=(4,), learning_starts=20, batch_size=8, eval_every=0,
+                                       actor_loss="exact", encoder={"kind": "per_asset"}, seed=s, device="cpu"), spec)
+            for s in (0, 1)]
+    learn_stack(runs, 30, [[], []])
+    stack = StackedSAC(runs)
+    for a in runs:
+        a._stack = stack
+    obs = np.stack([a.obs for a in runs])
+    with torch.device("meta"):
+        rows = stack.update()
+        stack.act_all(obs, explore=True)
+        stack.act_all(obs, explore=False)
+        runs[0].equivariance_error()  # copies run 0 back from the stack first
+    assert len(rows) == 2 and all(np.isfinite(v) for r in rows for v in r.values())
+
+
 def test_the_device_check_catches_a_tensor_made_without_a_device(monkeypatch):
     """The check above fails when an agent builds an input tensor without its device."""
     agent = SAC(EnvSpec("Pendulum-v1").make(), SACConfig(hidden=(16, 16), learning_starts=5, batch_size=4,
