@@ -145,8 +145,9 @@ def memory(args) -> None:
     for k in ks:
         r = _spawn(k, 0, args.steps, args.env)
         base = base or r
-        print(f"K = {k:>3}: peak RSS {r['rss_mb']:7.0f} MB, replay memory filled {r['replay_mb']:6.0f} MB "
-              f"(RSS - K x the K = {ks[0]} run's: {r['rss_mb'] - k / ks[0] * base['rss_mb']:+.0f} MB)", flush=True)
+        rest, rest0 = r["rss_mb"] - r["replay_mb"], base["rss_mb"] - base["replay_mb"]
+        print(f"K = {k:>3}: peak RSS {r['rss_mb']:7.0f} MB, replay memory filled {r['replay_mb']:6.0f} MB, "
+              f"the rest {rest:5.0f} MB ({rest - rest0:+.0f} MB against K = {ks[0]})", flush=True)
 
 
 def main(argv=None) -> None:
