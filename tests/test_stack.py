@@ -4,9 +4,6 @@ that cannot stack are refused; batched evaluation rollouts; `eqtrade train --see
 
 from __future__ import annotations
 
-import signal
-
-import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,6 +16,7 @@ from eqtrade.cli import main
 from eqtrade.data import load_prices
 from eqtrade.envs.rollout import rollout, rollout_many
 from eqtrade.util import parse_seeds
+from test_agents import CtrlC  # Ctrl-C during a given env step
 
 SMALL = dict(hidden=(8,), batch_size=32, learning_starts=60, eval_every=0, checkpoint_every=0, buffer_size=2000,
              device="cpu")
@@ -126,20 +124,6 @@ def test_stack_is_deterministic_and_resumes_exactly(tmp_path, prices):
     for a, b in zip(full, resumed):
         assert pd.DataFrame(a.metrics).equals(pd.DataFrame(b.metrics))
         assert_same_run(a, b, rtol=0)
-
-
-class CtrlC(gym.Wrapper):
-    """Presses Ctrl-C (SIGINT to this process) during the env step number `at`."""
-
-    def __init__(self, env, at):
-        super().__init__(env)
-        self.n, self.at = 0, at
-
-    def step(self, a):
-        self.n += 1
-        if self.n == self.at:
-            signal.raise_signal(signal.SIGINT)
-        return self.env.step(a)
 
 
 def test_ctrl_c_writes_every_runs_checkpoint(tmp_path, prices):

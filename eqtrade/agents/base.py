@@ -13,6 +13,7 @@ import logging
 import math
 import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -51,6 +52,32 @@ def resolve_device(name: str = "auto") -> torch.device:
             raise ValueError(f"device {name!r}: torch sees {torch.cuda.device_count()} CUDA device(s)")
         return dev
     raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N")
+
+
+class _Stop:
+    requested = False
+
+
+@contextmanager
+def ctrl_c_stops():
+    """While a training loop runs: the first Ctrl-C only asks it to stop (`.requested`), so that
+    it finishes the step in progress and stops at the loop's top, where the state is whole and
+    the checkpoint resumes exactly; a second Ctrl-C stops at once. Outside the main thread
+    (no signal handlers there) it does nothing."""
+    stop = _Stop()
+    prev = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum, frame):
+            if stop.requested:
+                raise KeyboardInterrupt
+            stop.requested = True
+
+        prev = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        if prev is not None:
+            signal.signal(signal.SIGINT, prev)
 
 
 def seed_everything(seed: int) -> None:
@@ -295,34 +322,22 @@ class Agent:
         for cb in callbacks:
             cb.on_start(self, total_steps)
         records_extras = getattr(self.buffer, "extras", None) is not None
-        # Ctrl-C finishes the current step and stops at the loop's top, where the state is whole,
-        # so that the checkpoint resumes exactly; a second Ctrl-C stops at once.
-        self._stop = False
-        prev_handler = None
-        if threading.current_thread() is threading.main_thread():
-            def on_sigint(signum, frame):
-                if self._stop:
-                    raise KeyboardInterrupt
-                self._stop = True
-
-            prev_handler = signal.signal(signal.SIGINT, on_sigint)
         status = "failed"
         try:
-            while self.step < total_steps:
-                if self._stop:
-                    raise KeyboardInterrupt
-                row = self._env_step(self.act(self.obs, explore=True), records_extras)
-                if self._update_due():
-                    for _ in range(cfg.gradient_steps):
-                        self.last_losses = self.update()
-                self._step_callbacks(callbacks, row)
+            with ctrl_c_stops() as stop:
+                while self.step < total_steps:
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                    row = self._env_step(self.act(self.obs, explore=True), records_extras)
+                    if self._update_due():
+                        for _ in range(cfg.gradient_steps):
+                            self.last_losses = self.update()
+                    self._step_callbacks(callbacks, row)
             status = "done"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
-            if prev_handler is not None:
-                signal.signal(signal.SIGINT, prev_handler)
             for cb in callbacks:
                 cb.on_end(self, status)
         return self

@@ -19,8 +19,6 @@ Fourier layers; tests/test_stack.py measures it).
 from __future__ import annotations
 
 import copy
-import signal
-import threading
 from typing import Sequence
 
 import numpy as np
@@ -30,7 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..envs.rollout import Episode, rollout_many
 from ..util import keep_freed_memory
-from .base import TrainingDiverged
+from .base import TrainingDiverged, ctrl_c_stops
 from .callbacks import EvalCallback
 from .sac import SAC
 
@@ -293,36 +291,26 @@ def learn_stack(agents: Sequence[SAC], total_steps: int, callbacks: Sequence[Seq
             a.obs, _ = a.env.reset(seed=a.config.seed)
         for cb in cbs:
             cb.on_start(a, total_steps)
-    stop = {"now": False}
-    prev_handler = None
-    if threading.current_thread() is threading.main_thread():
-        def on_sigint(signum, frame):
-            if stop["now"]:
-                raise KeyboardInterrupt
-            stop["now"] = True
-
-        prev_handler = signal.signal(signal.SIGINT, on_sigint)
     status = "failed"
     try:
-        while agents[0].step < total_steps:
-            if stop["now"]:
-                raise KeyboardInterrupt
-            actions = stack.act_all(np.stack([a.obs for a in agents]), explore=True)
-            rows = [a._env_step(actions[k], records_extras) for k, a in enumerate(agents)]
-            if agents[0]._update_due():
-                for _ in range(stack.config.gradient_steps):
-                    for a, losses in zip(agents, stack.update()):
-                        a.last_losses = losses
-            _batched_evaluations(stack, callbacks)
-            for a, cbs, row in zip(agents, callbacks, rows):
-                a._step_callbacks(cbs, row)
+        with ctrl_c_stops() as stop:
+            while agents[0].step < total_steps:
+                if stop.requested:
+                    raise KeyboardInterrupt
+                actions = stack.act_all(np.stack([a.obs for a in agents]), explore=True)
+                rows = [a._env_step(actions[k], records_extras) for k, a in enumerate(agents)]
+                if agents[0]._update_due():
+                    for _ in range(stack.config.gradient_steps):
+                        for a, losses in zip(agents, stack.update()):
+                            a.last_losses = losses
+                _batched_evaluations(stack, callbacks)
+                for a, cbs, row in zip(agents, callbacks, rows):
+                    a._step_callbacks(cbs, row)
         status = "done"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        if prev_handler is not None:
-            signal.signal(signal.SIGINT, prev_handler)
         try:
             for a, cbs in zip(agents, callbacks):
                 for cb in cbs:
