@@ -154,7 +154,7 @@ def check_stackable(agents: Sequence) -> None:
         raise ValueError("a stack needs at least one run")
     for a in agents:
         if not isinstance(a, SAC):
-            raise ValueError(f"only SAC runs stack (got {a.algo}); train {a.algo} runs one at a time")
+            raise ValueError(f"only SAC runs stack (got {a.algo}): train {a.algo} runs one at a time (--seed S, not --seeds)")
         if a.env is None:
             raise ValueError("a run loaded to predict (no env) cannot train in a stack")
     a0 = agents[0]
