@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_stack.py anchor [--seeds 10] [--steps 4000] [--repeats 3] [--env portfolio]
     .venv/bin/python bench/bench_stack.py curve [--ks 1,5,15,50] [--window 500]
     .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
+    .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
 
 anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
   the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
@@ -14,6 +15,9 @@ curve: aggregate steady-state steps/s of a stack of K runs against K: two proces
   core) each train a stack of K runs past learning_starts, then time `--window` further steps,
   evaluations included at the strategy's rate (one per 1 000 steps, the training split at every
   5th); the sum of the two processes' steps/s is printed for each K.
+malloc: ms per stacked update of K runs with glibc told to keep freed memory
+  (`eqtrade.util.keep_freed_memory`, every training loop's default) and without it
+  (EQTRADE_KEEP_FREED_MEMORY=0), each in its own process, interleaved over the repeats.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
   the replay memory those steps fill (K x steps x bytes per transition).
 """
@@ -81,6 +85,7 @@ def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
 
     import torch
 
+    from eqtrade.agents.callbacks import EvalCallback
     from eqtrade.agents.stack import learn_stack
     from eqtrade.run import build_agent, resolve_config, run_callbacks
 
@@ -93,7 +98,7 @@ def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
         c["agent"]["seed"] = s
         agents.append(build_agent(c))
     d = tempfile.mkdtemp()
-    cbs = [[cb for cb in run_callbacks(a, cfg, Path(d) / f"r{i}", progress=False) if hasattr(cb, "plan")]
+    cbs = [[cb for cb in run_callbacks(a, cfg, Path(d) / f"r{i}", progress=False) if isinstance(cb, EvalCallback)]
            for i, a in enumerate(agents)]  # the evaluation only (no files)
     for run in cbs:
         for cb in run:
@@ -124,6 +129,50 @@ def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
     if p.returncode != 0:
         raise SystemExit(f"stack of {k} failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _update_ms(k: int) -> float:
+    """In this process: ms per update of a stack of k default-strategy runs (after 20 warm-up updates)."""
+    import copy
+
+    import torch
+
+    from eqtrade.agents.stack import StackedSAC, learn_stack
+    from eqtrade.run import build_agent, resolve_config
+
+    torch.set_num_threads(1)
+    cfg = resolve_config(STRATEGY)
+    cfg["agent"].update(eval_every=0, checkpoint_every=0)
+    agents = []
+    for s in range(k):
+        c = copy.deepcopy(cfg)
+        c["agent"]["seed"] = s
+        agents.append(build_agent(c))
+    learn_stack(agents, agents[0].config.learning_starts + 1, [[] for _ in agents])
+    stack = StackedSAC(agents)
+    for _ in range(20):
+        stack.update()
+    t0 = time.perf_counter()
+    for _ in range(50):
+        stack.update()
+    return (time.perf_counter() - t0) / 50 * 1e3
+
+
+def malloc(args) -> None:
+    print(f"ms per update of a stack of {args.k} default-strategy runs, one process per measurement")
+    res: dict[str, list[float]] = {"kept": [], "returned": []}
+    for _ in range(args.repeats):
+        for name, flag in (("kept", "1"), ("returned", "0")):
+            code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
+                    f"print(b._update_ms({args.k}))")
+            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               env=dict(os.environ, EQTRADE_KEEP_FREED_MEMORY=flag))
+            if p.returncode != 0:
+                raise SystemExit(p.stderr[-2000:])
+            res[name].append(float(p.stdout.strip().splitlines()[-1]))
+            print(f"freed memory {name:<8} {res[name][-1]:6.1f} ms", flush=True)
+    ratios = sorted(r / k for r, k in zip(res["returned"], res["kept"]))
+    print(f"returned / kept: {ratios[0]:.2f}x - {ratios[-1]:.2f}x over {args.repeats} repeats")
 
 
 def curve(args) -> None:
@@ -163,10 +212,13 @@ def main(argv=None) -> None:
     m = sub.add_parser("memory")
     m.add_argument("--ks", default="1,5,20")
     m.add_argument("--steps", type=int, default=3000)
+    g = sub.add_parser("malloc")
+    g.add_argument("--k", type=int, default=5)
+    g.add_argument("--repeats", type=int, default=3)
     for p in (a, c, m):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory}[args.what](args)
+    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc}[args.what](args)
 
 
 if __name__ == "__main__":

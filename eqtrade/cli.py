@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 0)")
     w.add_argument("--pack", type=int, default=None, metavar="K",
                    help="grid trials that differ only in the seed (or the split) train K at a time as one stacked "
-                   "trial of one CPU (eqtrade train --seeds; default 5, measured by bench/bench_stack.py; 1: one run "
-                   "per trial). Searches (ASHA) keep one run per trial; a resumed sweep keeps its packing")
+                   "trial of one CPU (eqtrade train --seeds; default 5: a study's usual seeds of one setting; larger "
+                   "packs give more steps/s per CPU but fewer trials to spread; 1: one run per trial). Searches "
+                   "(ASHA) keep one run per trial; a resumed sweep keeps its packing")
     w.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     w.add_argument("--force", action="store_true", help="start afresh in an --out that holds an earlier sweep")
     w.add_argument("--no-progress", action="store_true", help="no per-trial progress table")

@@ -67,12 +67,15 @@ def keep_freed_memory() -> bool:
     """Ask glibc's allocator to keep freed memory for reuse instead of handing it back to the
     system and faulting it in again: blocks under 64 MB come from the heap (not a fresh mmap
     each time) and the heap is trimmed only past 1 GB free. A training step allocates and frees
-    the same few-MB tensors thousands of times; on these machines the page faults of a fresh
-    mapping made a stack of 5 runs' update 2.5x slower (bench/bench_stack.py). Replay buffers
-    (larger) stay lazily mapped. Once per process; False where the C library is not glibc."""
+    the same few-MB tensors thousands of times; returning and re-faulting them made a stack of 5
+    runs' update 1.05-1.23x slower on the 2-core development machine (`bench/bench_stack.py malloc`).
+    Replay buffers (larger) stay lazily mapped. Once per process; `EQTRADE_KEEP_FREED_MEMORY=0`
+    leaves the allocator alone; False where it is left alone or the C library is not glibc."""
     global _MALLOC_TUNED
     if _MALLOC_TUNED:
         return True
+    if os.environ.get("EQTRADE_KEEP_FREED_MEMORY", "1").strip() == "0":
+        return False
     try:
         import ctypes
 

@@ -178,12 +178,18 @@ def test_batched_rollouts_equal_single_rollouts(prices):
     assert len(eps[1]) < len(eps[0]) == len(eps[2])
 
 
-def test_stacked_evaluations_are_the_runs_own(tmp_path, prices):
+def test_stacked_evaluations_are_the_runs_own(tmp_path, prices, monkeypatch):
     """Each run's evaluation rows (batched over the stack) equal its own evaluation of its policy."""
     spec = portfolio_spec(prices)
     runs = [make(spec, s, family="relaxed", **{**PER_ASSET, "eval_every": 100}) for s in (0, 1)]
     cbs = [[EvalCallback()] for _ in runs]
-    learn_stack(runs, 200, cbs)
+
+    def unbatched(self, agent):
+        raise AssertionError("a stack's evaluation ran one run at a time")
+
+    with monkeypatch.context() as m:  # the stack's evaluations go through its batched rollout only
+        m.setattr(EvalCallback, "evaluate", unbatched)
+        learn_stack(runs, 200, cbs)
     for a in runs:
         rows = [m for m in a.metrics if "eval_return" in m]
         assert [r["step"] for r in rows] == [100, 200]
@@ -220,3 +226,24 @@ def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path,
     assert printed.count("for 200 steps") == 2
     assert main(["train", "--config", str(cfg), "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "y")]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_the_train_split_is_walked_at_every_nth_evaluation(prices):
+    from eqtrade.backtest.evaluation import TradingEvalCallback
+
+    spec = portfolio_spec(prices)
+    for every, walked in ((2, [100, 200]), (0, []), (1, [50, 100, 150, 200])):
+        agent = make(spec, 0, family="plain", **{**PER_ASSET, "eval_every": 50})
+        agent.learn(200, progress=False, evaluation=TradingEvalCallback(spec, train_every=every))
+        rows = [m for m in agent.metrics if "eval_return" in m]
+        assert [r["step"] for r in rows] == [50, 100, 150, 200]
+        assert [r["step"] for r in rows if r.get("train_sharpe") is not None] == walked
+
+
+def test_keep_freed_memory_can_be_switched_off(monkeypatch):
+    import eqtrade.util as util
+
+    monkeypatch.setattr(util, "_MALLOC_TUNED", False)
+    monkeypatch.setenv("EQTRADE_KEEP_FREED_MEMORY", "0")
+    assert util.keep_freed_memory() is False and util._MALLOC_TUNED is False
+

@@ -66,7 +66,6 @@ class StackedModule(nn.Module):
             self.register_buffer("b_" + k.replace(".", ":"), v.detach().clone())
             self._bnames.append(("b_" + k.replace(".", ":"), "m." + k))
         self._base = [_Call(copy.deepcopy(modules[0]))]  # a list: not registered as a submodule
-        self.n = len(modules)
 
     def _state(self, detach: bool):
         p = {name: (self.params[k].detach() if detach else self.params[k]) for k, name in self._pnames}
@@ -202,9 +201,6 @@ class StackedSAC(SAC):
         self.alpha_pending = a0.alpha_pending
         self.step = a0.step
         self.dirty = [False] * len(agents)
-
-    def _fresh(self) -> None:
-        pass  # the stack's own tensors are always current
 
     def _randn(self, shape) -> torch.Tensor:
         """Each run's noise from its own generator, in the shape a run alone draws."""

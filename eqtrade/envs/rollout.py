@@ -30,26 +30,14 @@ class Episode:
 def rollout(policy: Callable[[Any], Any], env: gym.Env, seed: int | None = None,
             options: dict | None = None, max_steps: int | None = None) -> Episode:
     """Run `policy` over one episode of `env` from `env.reset(seed=seed, options=options)`."""
-    obs, info = env.reset(seed=seed, options=options)
-    ep = Episode(infos=[info])
-    while max_steps is None or len(ep) < max_steps:
-        action = policy(obs)
-        obs, r, term, trunc, info = env.step(action)
-        ep.actions.append(action)
-        ep.rewards.append(float(r))
-        ep.infos.append(info)
-        if term or trunc:
-            ep.terminated = bool(term)
-            break
-    return ep
+    return rollout_many(lambda obs: [policy(obs[0])], [env], seed, options, max_steps)[0]
 
 
 def rollout_many(policy: Callable[[Any], Any], envs: list[gym.Env], seed: int | None = None,
-                 options: dict | None = None) -> list[Episode]:
+                 options: dict | None = None, max_steps: int | None = None) -> list[Episode]:
     """One episode of each env, stepped together: `policy` maps a stack of observations
-    [K, *obs] to actions [K, *action] (a stack of runs' policies); envs that finish early wait
-    (their rows of the stack are still computed, and ignored). Each episode is what `rollout`
-    gives for the same policy row and env."""
+    [K, *obs] to actions [K, *action] (a stack of runs' policies; `rollout` is K = 1); envs that
+    finish early wait (their rows of the stack are still computed, and ignored)."""
     import numpy as np
 
     eps, obs = [], []
@@ -58,7 +46,7 @@ def rollout_many(policy: Callable[[Any], Any], envs: list[gym.Env], seed: int | 
         obs.append(o)
         eps.append(Episode(infos=[info]))
     active = [True] * len(envs)
-    while any(active):
+    while any(active) and (max_steps is None or len(eps[0]) < max_steps):
         actions = policy(np.stack(obs))
         for k, env in enumerate(envs):
             if not active[k]:

@@ -72,7 +72,9 @@ def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dic
     return {"steps": agent.step, "best_eval": agent.best_eval}
 
 
-#: grid trials per stacked trial by default (`--pack`; bench/bench_stack.py measures stacks of K)
+#: grid trials per stacked trial by default (`--pack`): a study's usual 5 seeds of one setting in
+#: one trial. Larger stacks give more steps/s per CPU (`bench/bench_stack.py curve`: 1.8x at K = 5,
+#: 2.4x at K = 15 against K = 1 on the portfolio default) but fewer trials to spread over CPUs
 DEFAULT_PACK = 5
 #: what may differ between the trials of one pack: the seed, and the data of the envs (folds)
 PACK_FREE = (("agent", "seed"), ("env", "split"), ("eval_env", "split"))
@@ -106,29 +108,34 @@ def train_pack(cfgs: list[dict], run_dirs: list[Path], report: Callable[[dict], 
     Runs with a checkpoint resume; runs without one start (as a stack of their own, first)."""
     from ..run import train_many
 
-    rows: dict[int, list[dict]] = {}
-    n = len(cfgs)
-
-    def on_eval(row):
-        got = rows.setdefault(row["step"], [])
-        got.append(row)
-        if len(got) == n:  # every run of the pack has evaluated this step
-            keys = [k for k, v in got[0].items() if isinstance(v, (int, float)) and k != "step"]
-            mean = {k: sum(float(r.get(k) if r.get(k) is not None else float("nan")) for r in got) / n for k in keys}
-            report({"step": row["step"], **mean, "runs": n})
-            del rows[row["step"]]
-
     info: dict[int, dict] = {}
     for resume in (False, True):
         idx = [i for i, d in enumerate(run_dirs) if (Path(d) / "checkpoint.pt").exists() == resume]
         if not idx:
             continue
-        n = len(idx)
+        on_eval = _pack_reporter(len(idx), report)
         done = train_many([cfgs[i] for i in idx], [Path(run_dirs[i]) for i in idx], resume=resume, progress=False,
-                          on_evals=[on_eval] * n)
+                          on_evals=[on_eval] * len(idx))
         for i, (agent, _) in zip(idx, done):
             info[i] = {"steps": agent.step, "best_eval": agent.best_eval, "stacked_with": len(cfgs)}
     return [info[i] for i in range(len(cfgs))]
+
+
+def _pack_reporter(n: int, report: Callable[[dict], None]) -> Callable[[dict], None]:
+    """An on_eval for each of n runs stepping together: once all n have evaluated a step, their
+    mean row goes to `report` (a number missing from a run's row counts as NaN)."""
+    rows: dict[int, list[dict]] = {}
+
+    def on_eval(row):
+        got = rows.setdefault(row["step"], [])
+        got.append(row)
+        if len(got) == n:
+            keys = [k for k, v in got[0].items() if isinstance(v, (int, float)) and k != "step"]
+            mean = {k: sum(float("nan") if r.get(k) is None else float(r[k]) for r in got) / n for k in keys}
+            report({"step": row["step"], **mean, "runs": n})
+            del rows[row["step"]]
+
+    return on_eval
 
 
 def _tune_metrics(row: dict) -> dict:
