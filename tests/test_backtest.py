@@ -358,7 +358,8 @@ def test_open_ended_splits_run_to_the_data_and_bad_splits_are_one_line(tmp_path,
     assert main(["backtest", "cash", "--split", "2022-06-01:", "--no-html", "--out", str(tmp_path / "end")]) == 0
     cfg = tomllib.loads((tmp_path / "end" / "config.toml").read_text())["backtest"]
     assert cfg["requested_start"] == "2022-06-01" and cfg["requested_end"] == "end of data"
-    assert cfg["first_date"] == "2022-06-02" and cfg["last_date"] == "2022-12-28" and cfg["notes"] == []
+    # the split's returns are exactly its own days: the first is realised on its first day
+    assert cfg["first_date"] == "2022-06-01" and cfg["last_date"] == "2022-12-28" and cfg["notes"] == []
     assert main(["backtest", "cash", "--split", ":1990-03-30", "--no-html", "--out", str(tmp_path / "start")]) == 0
     cfg = tomllib.loads((tmp_path / "start" / "config.toml").read_text())["backtest"]
     assert cfg["requested_start"] == "start of data" and cfg["last_date"] == "1990-03-30"
@@ -464,8 +465,8 @@ def test_a_short_backtest_notes_its_unreliable_annualised_figures(tmp_path, caps
     out = capsys.readouterr().out
     cfg = tomllib.loads((tmp_path / "s" / "config.toml").read_text())["backtest"]
     note = next(n for n in cfg["notes"] if n.startswith("short sample"))
-    assert "5 daily return(s) (2015-01-05..2015-01-09), fewer than 63" in note and "CAGR, Sharpe" in note
-    assert "standard error is about √(252/5) = 7.1" in note
+    assert "6 daily return(s) (2015-01-02..2015-01-09), fewer than 63" in note and "CAGR, Sharpe" in note
+    assert "standard error is about √(252/6) = 6.5" in note
     assert f"note: {note}" in out and note in (tmp_path / "s" / "metrics.md").read_text()
     assert short_note(MIN_ANNUAL_DAYS, "a", "b") is None and short_note(MIN_ANNUAL_DAYS - 1, "a", "b")
 

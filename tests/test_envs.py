@@ -63,9 +63,12 @@ def test_splits_never_overlap_and_first_observation_uses_history(small):
     assert all(prev[1] < nxt[0] for prev, nxt in zip(ranges, ranges[1:]))
     env = PortfolioEnv(prices=small, window=16, split=SPLIT, full_period=True)  # the env itself shows raw returns
     obs, info = env.reset()
-    assert info["date"] == pd.Timestamp("2019-01-02")  # first day of the split, window reaches into 2018
+    # the first decision is the close before the split's first day (2019-01-02), so that the
+    # split's returns are exactly its own days; its window reaches into 2018
+    first = small.index[small.index.get_loc(pd.Timestamp("2019-01-02")) - 1]
+    assert info["date"] == first
     R = small.pct_change().to_numpy()
-    t = small.index.get_loc(pd.Timestamp("2019-01-02"))
+    t = small.index.get_loc(first)
     np.testing.assert_allclose(obs[: 16 * 4], R[t - 15 : t + 1].reshape(-1), rtol=1e-15)
     # the last decision day leaves t+1 inside the split
     steps = rollout(env, [np.zeros(4)] * 10_000)
@@ -111,7 +114,8 @@ def test_no_look_ahead(small, seed):
 
 
 def test_rewards_equal_a_hand_computation_with_costs(small):
-    env = PortfolioEnv(prices=small, window=16, split=SPLIT, mode="long_short", cost_bps=25, full_period=True)
+    env = PortfolioEnv(prices=small, window=16, split=SPLIT, mode="long_short", cost_bps=25, full_period=True,
+                       cost_model="target")
     a1, a2 = np.array([0.5, -0.25, 0.5, 0.5]), np.array([-1.0, 0.0, 0.0, 0.0])
     steps = rollout(env, [a1, a2])
     d0 = steps[0][2]["date"]
@@ -151,7 +155,8 @@ def mirrored(prices: pd.DataFrame) -> pd.DataFrame:
 def test_reflection_is_exact_on_mirrored_data(small, seed):
     rng = np.random.default_rng(seed)
     mirror = mirrored(small)
-    env, menv = (PortfolioEnv(prices=p, window=16, split=SPLIT, cost_bps=10, full_period=True) for p in (small, mirror))
+    env, menv = (PortfolioEnv(prices=p, window=16, split=SPLIT, cost_bps=10, full_period=True, cost_model="target")
+                 for p in (small, mirror))
     sym = env.symmetry
     acts = rng.uniform(-1, 1, size=(250, 4))
     for (o1, r1, _), (o2, r2, _) in zip(rollout(env, acts), rollout(menv, [sym.transform_action(a, 1) for a in acts])):

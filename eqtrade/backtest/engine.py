@@ -44,14 +44,15 @@ class Backtest:
 
 
 def decision_days(prices: pd.DataFrame, split, window: int = 1) -> pd.DatetimeIndex:
-    """The decision days of a split, as the environments define them (t+1 inside the split)."""
+    """The decision days of a split, as the environments define them (`Market`): from the trading
+    day before the split's first day to the day before its last (every t+1 inside the split)."""
     start, end = split_range(split)
     idx = prices.index
     pos = np.flatnonzero((idx >= start) & (idx <= end))
     if len(pos) < 2:
         raise ValueError(f"split {span_text(start, end)} has {len(pos)} trading day(s) in the data "
                          f"({idx[0]:%Y-%m-%d}..{idx[-1]:%Y-%m-%d}); a backtest needs at least 2")
-    first, last = max(int(pos[0]), window), int(pos[-1]) - 1
+    first, last = max(int(pos[0]) - 1, window), int(pos[-1]) - 1  # as `Market`: returns on the split's own days
     if first > last:
         raise ValueError(f"window {window} is longer than the history before/in split {span_text(start, end)} "
                          f"({len(pos)} days in the split, {pos[0]} before it)")
@@ -59,10 +60,10 @@ def decision_days(prices: pd.DataFrame, split, window: int = 1) -> pd.DatetimeIn
 
 
 def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: float = 10.0,
-                     cost_model: str = "target", name: str = "strategy") -> Backtest:
+                     cost_model: str = "drift", name: str = "strategy") -> Backtest:
     """Vectorised: target weights w_t (rows = decision days, columns ⊆ prices) -> daily returns
-    r_{t+1} = w_t·R_{t+1} − c·turnover_t, with the environments' cost models ("target": turnover
-    Σ|w_t − w_{t−1}|; "drift": from the previous weights after their drift)."""
+    r_{t+1} = w_t·R_{t+1} − c·turnover_t, with the environments' cost models ("drift", the
+    default: from the previous weights after their drift; "target": turnover Σ|w_t − w_{t−1}|)."""
     if cost_model not in ("target", "drift"):
         raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
     COST_BPS.check("cost_bps", cost_bps)
@@ -119,7 +120,7 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex) ->
 
 
 def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: float = 10.0,
-             cost_model: str = "target", benchmark: pd.Series | None = None) -> Backtest:
+             cost_model: str = "drift", benchmark: pd.Series | None = None) -> Backtest:
     """A baseline over the split's decision days (same days and costs as an agent's rollout).
     kind "sp500": the benchmark series (default: the bundled S&P 500 price index), named after
     `benchmark.name` when one is given."""

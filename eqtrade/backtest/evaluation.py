@@ -19,15 +19,17 @@ TRAIN_EVAL_EVERY = 5
 
 
 def episode_stats(episodes: list[Episode]) -> dict[str, float]:
-    """Mean return, and over all steps pooled the annualised Sharpe of the daily simple returns
-    (from the log-growth rewards, as the backtests' Sharpe) and the mean daily turnover."""
+    """Mean return, and over all steps pooled the annualised Sharpe of the book's daily simple
+    returns (from its value, as the backtests' Sharpe) and the mean daily turnover."""
     from ..envs.rollout import mean_return
 
-    rewards = np.asarray([r for e in episodes for r in e.rewards], dtype=float)
     out = {"return": mean_return(episodes)}
     turnover = [float(i["turnover"]) for e in episodes for i in e.infos[1:] if "turnover" in i]
     if turnover:
-        r = np.expm1(rewards)
+        # the book's daily simple returns, from its value (the backtests' definition; never the
+        # rewards, which may carry a training-only penalty); rf = 0 here, so they are excess returns
+        r = np.asarray([v1 / v0 - 1.0 if v0 > 0 else 0.0 for e in episodes
+                        for v0, v1 in zip((i["value"] for i in e.infos[:-1]), (i["value"] for i in e.infos[1:]))])
         sd = r.std(ddof=1) if len(r) > 1 else 0.0
         out["sharpe"] = float(r.mean() / sd * math.sqrt(252)) if sd > 0 else 0.0
         out["turnover"] = float(np.mean(turnover))
@@ -48,8 +50,7 @@ class TradingEvalCallback(EvalCallback):
 
     def _train_env(self):
         if self.train_env is None:
-            kw = dict(self.spec.kwargs, **self.spec.eval_kwargs)
-            kw.update(split=self.spec.kwargs.get("split", "train"), full_period=True)
+            kw = self.spec.evaluation_kwargs(split=self.spec.kwargs.get("split", "train"), full_period=True)
             self.train_env = EnvSpec(self.spec.id, kw).make()
         return self.train_env
 

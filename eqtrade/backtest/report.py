@@ -21,9 +21,7 @@ SURVIVORSHIP = ("The bundled stocks were chosen with hindsight (survivorship bia
 
 
 def _eval_env_kwargs(spec, split) -> dict:
-    kw = dict(spec.kwargs, **spec.eval_kwargs)
-    kw.update(split=split, full_period=True)
-    return kw
+    return spec.evaluation_kwargs(split=split, full_period=True)
 
 
 def _transfer_spec(path: Path, data: str):
@@ -178,7 +176,7 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
         prices = prices[[env.unwrapped.ticker]]
     ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": family, "algo": agent.algo,
            "seed": agent.config.seed, "split": split, "obs_noise": obs_noise, "cost_bps": kw.get("cost_bps", 10.0),
-           "cost_model": kw.get("cost_model", "target"), "window": kw.get("window", 32),
+           "cost_model": kw.get("cost_model", "drift"), "window": kw.get("window", 32),
            "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which,
            "benchmark": benchmark or SP500_LABEL}
     info, notes = span_notes(prices, split, ctx["window"])

@@ -95,7 +95,10 @@ class Market:
     """Simple returns R[t] = p[t]/p[t-1] - 1 of a panel, and the decision days of one split.
 
     A decision day t has a full window (W returns up to and including t, which may reach
-    before the split) and a next day t+1 inside the split (the reward is realised over t -> t+1).
+    before the split) and a next day t+1 inside the split (the reward is realised over t -> t+1):
+    the decision days run from the trading day before the split's first day (when the data has
+    it and the window fits) to the day before its last, so the returns realised are exactly the
+    split's trading days and consecutive splits tile the calendar without a gap or an overlap.
     """
 
     dates: pd.DatetimeIndex
@@ -132,7 +135,10 @@ class Market:
         if len(in_split) < 2:
             raise ValueError(f"{name}{span_text(start, end)} has {len(in_split)} trading day(s) in the "
                              f"data ({span}); it needs at least 2{fix}")
-        first = max(int(in_split[0]), window)  # returns[t-W+1..t] need prices from t-W on
+        # the first decision is the close before the split's first day, so that the split's
+        # daily returns are exactly its own trading days: consecutive splits tile without a gap
+        # (that decision reads only prices before the split); returns[t-W+1..t] need prices from t-W on
+        first = max(int(in_split[0]) - 1, window)
         last = int(in_split[-1]) - 1
         if first > last:
             raise ValueError(f"window {window} is longer than the history available before/in {name}"

@@ -58,7 +58,14 @@ class EnvSpec:
     eval_kwargs: dict = field(default_factory=dict)
 
     def make(self, evaluation: bool = False) -> gym.Env:
-        return make_env(self.id, **dict(self.kwargs, **(self.eval_kwargs if evaluation else {})))
+        return make_env(self.id, **(self.evaluation_kwargs() if evaluation else dict(self.kwargs)))
+
+    def evaluation_kwargs(self, **over) -> dict:
+        """The evaluation env's keyword arguments: `kwargs`, then `eval_kwargs`, then `over`. An
+        evaluation measures what the book earns: a training-only turnover penalty is dropped."""
+        kw = {**self.kwargs, **self.eval_kwargs, **over}
+        kw.pop("turnover_penalty_bps", None)
+        return kw
 
     def to_dict(self) -> dict:
         return {"id": self.id, "kwargs": dict(self.kwargs), "eval_kwargs": dict(self.eval_kwargs)}

@@ -57,13 +57,19 @@ class PortfolioEnv(gym.Env):
     at the close of t; the reward log(1 + w·R[t+1] − c·Σ|w − w_held|) is realised over t -> t+1.
     If 1 + w·R − cost <= 1e-4 the episode terminates with reward RUIN_REWARD (= log 1e-4).
 
-    Costs (`cost_model`): "target" (default) charges c on the change of target weights,
-    w_held = the previous decision's weights, and the observation shows those; the portfolio is
-    rebalanced to its target every close and that drift rebalancing is not charged. This keeps
-    the reflection R -> -R, w -> -w an exact symmetry of the MDP on mirrored data. "drift"
-    charges the true turnover from the drifted weights w·(1+R)/(1 + w·R) (shown in the
-    observation; costs are paid in cash at the trade); drift is not odd in R, so the reflection then holds only up to
-    |Δreward| <= 2c·Σ|w_i R_i|/(1 + w·R) — a real, small source of asymmetry.
+    Costs (`cost_model`): "drift" (default: what a broker charges, the same model in training,
+    validation, backtests and the baselines) charges the true turnover from the drifted weights
+    w·(1+R)/(1 + w·R) (shown in the observation; costs are paid in cash at the trade); drift is
+    not odd in R, so the reflection R -> -R, w -> -w then holds only approximately on mirrored
+    data, up to |Δreward| <= 2c·Σ|w_i R_i|/(1 + w·R) — a real, small source of asymmetry
+    (`eqtrade symmetry` measures it). "target" charges c on the change of target weights,
+    w_held = the previous decision's weights, and the observation shows those: the portfolio is
+    rebalanced to its target every close for free, which keeps the reflection an exact symmetry
+    of the MDP on mirrored data but is not what a broker charges.
+
+    `turnover_penalty_bps` (default 0): a training-only regulariser on the same accounting: the
+    reward is log(growth) − p·turnover, while the book (`info["value"]`) grows by `growth` only.
+    Evaluation envs (`EnvSpec.make(evaluation=True)`), backtests and the baselines never carry it.
 
     Universes whose assets list late or delist early (`align="mask"`): an asset is tradable on
     day t when it has a price that day (known at t, no look-ahead); the action's components for
@@ -80,13 +86,16 @@ class PortfolioEnv(gym.Env):
 
     def __init__(self, prices=None, window: int = 32, split="train", mode: str = "long_short",
                  cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False,
-                 tickers=None, data_dir=None, cost_model: str = "target", align: str = "inner"):
+                 tickers=None, data_dir=None, cost_model: str = "drift", align: str = "inner",
+                 turnover_penalty_bps: float = 0.0):
         if cost_model not in ("target", "drift"):
             raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
         self.cost_model = cost_model
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length)
+        check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length,
+                          turnover_penalty_bps=turnover_penalty_bps)
+        self.penalty = float(turnover_penalty_bps) / 1e4
         if not isinstance(full_period, (bool, np.bool_)):
             raise TypeError(f"full_period must be true or false, got {full_period!r}")
         panel = resolve_prices(prices, tickers, data_dir, align)
@@ -211,7 +220,8 @@ class PortfolioEnv(gym.Env):
         truncated = self._t > self._end
         if truncated:
             self._over = OVER_TRUNCATED
-        return self._obs(), math.log(growth), False, truncated, self._info() | info_extra
+        reward = math.log(growth) - self.penalty * turnover if self.penalty else math.log(growth)
+        return self._obs(), reward, False, truncated, self._info() | info_extra
 
     # -- resuming an episode (checkpoints) -----------------------------------------------------
     def episode_state(self) -> dict:
@@ -232,10 +242,12 @@ class PortfolioExactReward(ExactReward):
     Extras of a transition: the N realised next returns, plus the N-asset tradable mask in a
     masked universe. The next observation is `next_obs` with the weights held replaced by the new
     target (after drift in the "drift" cost model). An action whose growth would be <= 1e-4 gets
-    RUIN_REWARD, zero weights and alive = 0 (the env ends the episode there), as in `step`."""
+    RUIN_REWARD, zero weights and alive = 0 (the env ends the episode there), as in `step`; the
+    training-only turnover penalty is subtracted as in `step`."""
 
     def __init__(self, env: PortfolioEnv):
         self.n, self.mode, self.cost, self.cost_model = env.n_assets, env.mode, env.cost, env.cost_model
+        self.penalty = env.penalty
         self.extra_dim = env.n_assets * (1 if env.market.tradable is None else 2)
         self._env = env
 
@@ -264,10 +276,12 @@ class PortfolioExactReward(ExactReward):
                 u = torch.cat([u[:, :n] * mask, u[:, n:]], dim=1)
             w = (u / u.sum(1, keepdim=True).clamp(min=1e-12))[:, :n]
         held = obs[:, -n:]
-        cost = self.cost * (w - held).abs().sum(1)
-        growth = 1.0 + (w * next_returns).sum(1) - cost
+        turnover = (w - held).abs().sum(1)
+        growth = 1.0 + (w * next_returns).sum(1) - self.cost * turnover
         alive = growth > 1e-4
         reward = torch.log(growth.clamp(min=1e-4))  # = RUIN_REWARD where not alive
+        if self.penalty:
+            reward = torch.where(alive, reward - self.penalty * turnover, reward)
         book = (1.0 + (w * next_returns).sum(1)).clamp(min=1e-4)[:, None]  # as in `step`
         new_held = w if self.cost_model == "target" else w * (1.0 + next_returns) / book
         new_held = torch.where(alive[:, None], new_held, torch.zeros_like(new_held))
