@@ -141,10 +141,11 @@ def test_ruin_is_the_worst_reward(small):
 
 
 # -- exact reward of any action --------------------------------------------------------------------
-@pytest.mark.parametrize("cost_model", ["target", "drift"])
+@pytest.mark.parametrize("cost_model,penalty", [("target", 0.0), ("drift", 0.0), ("drift", 40.0)])
 @pytest.mark.parametrize("mode", ["long_short", "long_only"])
-def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, mode):
-    env = PortfolioEnv(prices=small, window=16, split=SPLIT, cost_model=cost_model, mode=mode, cost_bps=25)
+def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, penalty, mode):
+    env = PortfolioEnv(prices=small, window=16, split=SPLIT, cost_model=cost_model, mode=mode, cost_bps=25,
+                       turnover_penalty_bps=penalty)
     k = env.action_space.shape[0]
     rng = np.random.default_rng(1)
     obs, _ = env.reset(seed=3)
@@ -164,6 +165,30 @@ def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, mode
     r2, _, _ = env.exact_reward(o, other, x, n)
     r2.sum().backward()
     assert other.grad is not None and torch.isfinite(other.grad).all() and not torch.allclose(r2, rr)
+
+
+def test_the_turnover_penalty_is_a_training_reward_term_on_the_drift_accounting(small):
+    """reward = log(growth) − p·turnover with the same (drift) turnover as the cost; the book's
+    value is unchanged by it, and every evaluation env drops it."""
+    from eqtrade.envs import EnvSpec
+
+    acts = np.random.default_rng(0).uniform(-1, 1, size=(30, 4))
+    plain, pen = (PortfolioEnv(prices=small, window=16, split=SPLIT, cost_bps=10, full_period=True,
+                               turnover_penalty_bps=p) for p in (0.0, 40.0))
+    for env in (plain, pen):
+        env.reset()
+    for a in acts:
+        _, r0, _, _, i0 = plain.step(a)
+        _, r1, _, _, i1 = pen.step(a)
+        assert i0["value"] == i1["value"] and i0["turnover"] == i1["turnover"] > 0
+        assert r1 == pytest.approx(r0 - 40e-4 * i0["turnover"], abs=1e-15)
+    spec = EnvSpec("portfolio", {"prices": small, "window": 16, "split": SPLIT, "turnover_penalty_bps": 40.0},
+                   {"split": SPLIT})
+    assert spec.make().unwrapped.penalty == 40e-4 and spec.make(evaluation=True).unwrapped.penalty == 0.0
+    assert "turnover_penalty_bps" not in spec.evaluation_kwargs()
+    assert PortfolioEnv(prices=small, window=16, split=SPLIT).cost_model == "drift"  # the broker's, by default
+    with pytest.raises(ValueError, match="turnover_penalty_bps"):
+        PortfolioEnv(prices=small, window=16, split=SPLIT, turnover_penalty_bps=-1.0)
 
 
 # -- per-asset shared networks ----------------------------------------------------------------------
