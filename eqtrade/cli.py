@@ -243,7 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
         "work on it), reports its evaluation on the valid split to Tune at every evaluation and checkpoints "
         "through the agent's checkpoint.pt; then `compare` on the finished runs gives the table, on the split "
         "the spec's [sweep.report] names, once (OUT/report/). Ctrl-C stops within seconds; --resume continues "
-        "an interrupted sweep without redoing finished trials. Default: a local Ray instance sized to the "
+        "an interrupted sweep without redoing finished trials. A [sweep.walkforward] table makes it a "
+        "walk-forward study: every configuration is trained once per yearly fold (trained up to, and selected "
+        "on, the years before its test year), and the report joins the folds' test years into one "
+        "out-of-sample path per configuration and seed, with paired statistics against the baselines over the "
+        "same days (OUT/report/). OUT/ledger.jsonl records every trial and every read of the test data; a "
+        "second read is refused without --force-test-read. Default: a local Ray instance sized to the "
         "machine, nothing left running afterwards; --address (or RAY_ADDRESS) runs on an existing cluster, "
         "which must share OUT and the data directory with this machine.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -267,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(ASHA) keep one run per trial; a resumed sweep keeps its packing")
     w.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     w.add_argument("--force", action="store_true", help="start afresh in an --out that holds an earlier sweep")
+    w.add_argument("--force-test-read", action="store_true",
+                   help="read the test data again for the table although the sweep's ledger (OUT/ledger.jsonl) "
+                   "records an earlier read of it (refused by default: each look at the test data is one more "
+                   "chance to fool yourself); the forced read is recorded")
     w.add_argument("--no-progress", action="store_true", help="no per-trial progress table")
     b = sub.add_parser(
         "backtest", parents=[dd], help="backtest a trained run or a baseline strategy, with an HTML tearsheet",
@@ -869,7 +878,7 @@ def cmd_sweep(args) -> int:
     try:
         rows, table = run_sweep(spec, out, address=address, cpus=args.cpus, gpus_per_trial=args.gpus_per_trial,
                                 resume=args.resume, progress=not args.no_progress, data_dir=args.data_dir,
-                                pack=args.pack)
+                                pack=args.pack, force_test_read=args.force_test_read)
     except KeyboardInterrupt:
         print(f"eqtrade sweep: interrupted; trials keep their checkpoints: eqtrade sweep {args.spec} --out {out} "
               "--resume", file=sys.stderr)
@@ -888,7 +897,14 @@ def cmd_sweep(args) -> int:
         print("run the best values as a plain grid of seeds for a comparison (see README)")
     for r in failed:
         print(f"FAILED trial {r['trial']}: {_last_error_line(r['error'])} (log: {out}/tune/)", file=sys.stderr)
-    if table is not None:
+    if table is not None and spec.walkforward:
+        from .backtest.stats import bootstrap_note
+
+        with pd.option_context("display.width", 220, "display.max_columns", 30):
+            print(table.to_string(float_format=lambda x: f"{x:.3f}"))
+        print(f"{bootstrap_note(table.attrs)}\nwrote {out}/report/ (summary.md, paired.csv, per_fold.csv, "
+              f"returns.parquet, rolling_sharpe.png); folds in {out}/folds.json")
+    elif table is not None:
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         print(f"\nwrote {out}/report/ (summary.md, runs.csv, equity.png), split {spec.report['split']}")

@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 STRATEGY_TABLES = ("run", "env", "eval_env", "agent")
-SWEEP_KEYS = ("name", "config", "metric", "mode", "grid", "search", "report", "max_failures")
-REPORT_KEYS = ("split", "obs_noise", "data", "benchmark", "rf")
+SWEEP_KEYS = ("name", "config", "metric", "mode", "grid", "search", "report", "max_failures", "walkforward")
+REPORT_KEYS = ("split", "obs_noise", "data", "benchmark", "rf", "against")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
 
 
@@ -59,15 +59,33 @@ class SweepSpec:
     report: dict = field(default_factory=lambda: {"split": "test", "obs_noise": [0.0]})
     max_failures: int = 1
     source: str = ""
+    walkforward: dict | None = None  # a parsed [sweep.walkforward] table (eqtrade.sweep.walkforward)
 
-    def trials(self) -> list[tuple[str, dict[str, Any]]]:
-        """The grid's trials: (name, {dotted key: value}) for every combination, in order."""
+    def configurations(self) -> list[tuple[str, dict[str, Any]]]:
+        """The grid's combinations: (name, {dotted key: value}) for every one, in order."""
         keys = list(self.grid)
         out = []
         for values in itertools.product(*(self.grid[k] for k in keys)) if keys else [()]:
             over = dict(zip(keys, values))
             out.append((trial_name(over), over))
         return out
+
+    def folds(self) -> list:
+        """The walk-forward folds (eqtrade.sweep.walkforward.Fold), or [] for a plain sweep."""
+        from .walkforward import folds
+
+        return folds(self.walkforward) if self.walkforward else []
+
+    def trials(self) -> list[tuple[str, dict[str, Any]]]:
+        """The trials: every grid combination, and in a walk-forward study every combination once
+        per fold ("NAME,fold=2011", with the fold's train and validation splits), in order."""
+        from .walkforward import fold_overrides
+
+        fs = self.folds()
+        if not fs:
+            return self.configurations()
+        return [(f"{name},{f.name}" if name != "trial" else f.name, dict(over, **fold_overrides(f)))
+                for name, over in self.configurations() for f in fs]
 
 
 #: the most trials a grid may make: each is a training run (minutes of a core); more is a typo
@@ -184,12 +202,31 @@ def load_spec(path) -> SweepSpec:
                          "(e.g. [0.0, 0.05]), or leave the key out for 0")
     for s in report["obs_noise"]:  # the table comes after every trial: refuse a bad level before them
         OBS_NOISE.check(f"{path}: [sweep.report] obs_noise", s)
+    walkforward = None
+    if "walkforward" in sw:
+        if "split" in sw.get("report", {}):
+            raise ValueError(f"{path}: [sweep.report] split with [sweep.walkforward]: a walk-forward study trades each "
+                             "fold's own test year; leave split out")
+        from .walkforward import FOLD_KEYS, parse_walkforward
+
+        walkforward = parse_walkforward(path, sw["walkforward"])
+        clash = [k for k in grid if k in FOLD_KEYS]
+        if clash:
+            raise ValueError(f"{path}: [sweep.grid] {clash} is set by [sweep.walkforward] in every fold (the train "
+                             "and validation splits of each test year): leave it out of the grid")
+        if "search" in sw:
+            raise ValueError(f"{path}: [sweep.walkforward] with a [sweep.search]: tune on the valid split first (a "
+                             "search), then run its result as a walk-forward grid")
+        n_trials *= len(range(walkforward["first_test_year"], walkforward["last_test_year"] + 1))
+        if n_trials > MAX_TRIALS:
+            raise ValueError(f"{path}: the walk-forward study makes {n_trials:,} trials (grid x folds), more than "
+                             f"{MAX_TRIALS:,}")
     max_failures = sw.get("max_failures", 1)
     if not isinstance(max_failures, int) or max_failures < 0:
         raise ValueError(f"{path}: [sweep] max_failures must be an integer >= 0, got {max_failures!r}")
     name = str(sw.get("name") or path.stem)
     spec = SweepSpec(name, base, grid, search, str(sw.get("metric", "eval_return")), mode, report,
-                     max_failures, str(path))
+                     max_failures, str(path), walkforward)
     names: dict[str, dict] = {}
     for trial, over in spec.trials():  # distinct values whose names collide would share a run directory
         if trial in names:

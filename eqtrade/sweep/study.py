@@ -16,19 +16,22 @@ log = logging.getLogger(__name__)
 
 def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None = None,
               gpus_per_trial: float = 0.0, resume: bool = False, progress: bool = True,
-              data_dir=None, pack: int | None = None) -> tuple[list[dict], pd.DataFrame | None]:
+              data_dir=None, pack: int | None = None, force_test_read: bool = False
+              ) -> tuple[list[dict], pd.DataFrame | None]:
     """Run every trial (or resume an interrupted sweep), then `compare` the finished runs on the
     report split: (trial rows, summary table or None when no trial finished). OUT is locked while
     the sweep runs (eqtrade.lock; each trial locks its own run directory). pack: grid trials that
     can stack train this many at a time as one trial (default engine.DEFAULT_PACK; a resumed
-    sweep keeps the packing it started with)."""
+    sweep keeps the packing it started with). Every trial and the report's read of the test data
+    go in OUT/ledger.jsonl; a second read of the same test block is refused unless
+    `force_test_read` (eqtrade.backtest.ledger)."""
     from ..lock import locked
 
     with locked(Path(out).resolve(), "eqtrade sweep"):
-        return _run_sweep(spec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack)
+        return _run_sweep(spec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack, force_test_read)
 
 
-def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack):
+def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack, force):
     from .engine import DEFAULT_PACK
 
     from ..lock import LOCK_NAME, clear_directory
@@ -40,7 +43,8 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
         if not state.exists():
             raise FileNotFoundError(f"nothing to resume: {state} does not exist (start the sweep without --resume)")
         saved = json.loads(state.read_text())
-        if saved["name"] != spec.name or saved["grid"] != json.loads(json.dumps(spec.grid)):
+        if (saved["name"] != spec.name or saved["grid"] != json.loads(json.dumps(spec.grid))
+                or saved.get("walkforward") != spec.walkforward):
             raise ValueError(f"{out} holds sweep {saved['name']!r} with another grid; --resume continues the same "
                              "spec (use another --out for a new one)")
         started = int(saved.get("pack", 1))  # sweeps from before packing ran one trial per run
@@ -63,8 +67,16 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     created = not any(p.name != LOCK_NAME for p in out.iterdir())  # (the lock made the folder)
     atomic_write_bytes(state, json.dumps({
         "name": spec.name, "source": spec.source, "grid": spec.grid, "metric": spec.metric, "mode": spec.mode,
-        "search": search, "pack": pack if pack is not None else DEFAULT_PACK,
+        "search": search, "pack": pack if pack is not None else DEFAULT_PACK, "walkforward": spec.walkforward,
         "report": spec.report, "trials": trials}, indent=1, default=str).encode())
+    if spec.walkforward:
+        from .walkforward import write_folds
+
+        write_folds(out, spec.folds())
+    if search is None:
+        from ..backtest.ledger import record_trials
+
+        record_trials(out, spec.trials())
     try:
         rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
                           gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
@@ -77,17 +89,30 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     table = None
     # the table is computed once every trial has an outcome: an interrupted sweep has none yet
     if finished and spec.search is None and not any(r["status"] == "unfinished" for r in rows):
-        table = report(spec, finished, out / "report", data_dir)
+        if spec.walkforward:
+            if len(finished) < len(rows):
+                log.warning("walk-forward report skipped: %d of %d trials did not finish (every fold of every "
+                            "configuration is needed to join the out-of-sample paths)", len(rows) - len(finished),
+                            len(rows))
+            else:
+                from .walkforward import walkforward_report
+
+                table = walkforward_report(spec, out, out / "report", data_dir, force=force)
+        else:
+            table = report(spec, finished, out / "report", data_dir, force=force)
     return rows, table
 
 
-def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None) -> pd.DataFrame:
-    """The sweep's table: `eqtrade compare` on its finished runs, on the report split (read once)."""
+def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None, force: bool = False) -> pd.DataFrame:
+    """The sweep's table: `eqtrade compare` on its finished runs, on the report split (read once:
+    the study's ledger refuses a second read unless `force`)."""
     from ..backtest import compare_runs
+    from ..backtest.ledger import check_test_read
     from ..backtest.report import parse_rf
     from ..outdirs import check_output_dir
 
     rep = spec.report
+    check_test_read(out.parent, f"split {rep['split']}", force, what="sweep report")
     check_output_dir(out, "compare", force=True)
     from ..data.market import parse_split
 
