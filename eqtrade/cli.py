@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(2019-01-01: or :2015-12-31) is the data's first or last date")
     b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT)")
     b.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
-                   help="Gaussian observation noise during the rollout (robustness)")
+                   help="market noise during the rollout: SIGMA trailing volatilities on each observed return, the book exact (robustness)")
     b.add_argument("--data", default=None,
                    help="dataset: for a baseline strategy (default bundled sp500-20), or another universe for a run "
                    "whose network is per-asset (zero-shot transfer; a flat network is an error)")
@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("runs", nargs="+", metavar="RUN_DIR")
     c.add_argument("--split", default="test", help="train, valid, test (default) or START:END, as for backtest")
-    c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="observation-noise levels to sweep (default 0)")
+    c.add_argument("--obs-noise", default="0", metavar="S1,S2,...", help="market-noise levels to sweep, in trailing volatilities as for backtest (default 0)")
     c.add_argument("--out", default=None, metavar="DIR", help="default backtests/compare-SPLIT")
     c.add_argument("--force", action="store_true", help="replace an earlier comparison in --out")
     c.add_argument("--data", default=None, metavar="NAME",

@@ -274,4 +274,5 @@ class Range:
 
 
 #: observation noise levels (--obs-noise, [env] obs_noise, [sweep.report] obs_noise)
-OBS_NOISE = Range(0, note="the standard deviation of the Gaussian noise added to each observation entry; 0: none")
+OBS_NOISE = Range(0, note="the standard deviation of the Gaussian noise: in units of each asset's trailing "
+                           "volatility on the trading envs' returns, on each observation entry elsewhere; 0: none")

@@ -149,16 +149,18 @@ def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: 
 
 def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "agent") -> Backtest:
     """Run a policy (obs -> action) over a trading env in full-period mode (`eqtrade.envs.rollout`);
-    optional Gaussian observation noise of standard deviation `obs_noise` (test-time robustness,
-    `eqtrade.envs.wrappers.ObservationNoise`)."""
+    optional test-time market noise `obs_noise` (σ in units of each asset's trailing volatility on
+    the returns observed, the book exact: `eqtrade.envs.wrappers.MarketNoise` outermost, drawn
+    from `seed`, normalised as the env is; it replaces the market part of the observation, so any
+    market noise the env was made with is replaced too)."""
+    from ..envs.factory import with_market_noise
     from ..envs.rollout import rollout as run_episode
-    from ..envs.wrappers import ObservationNoise
 
     u = env.unwrapped
     if not getattr(u, "full_period", False):
         raise ValueError("rollout needs an environment in full_period mode")
     if obs_noise:
-        env = ObservationNoise(env, obs_noise, seed=seed)
+        env = with_market_noise(env, obs_noise, seed)
     ep = run_episode(policy, env, seed=seed)
     steps = ep.infos[1:]
     values = [i["value"] for i in ep.infos]

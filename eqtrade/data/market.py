@@ -151,31 +151,46 @@ class Market:
         # Timestamps created once: indexing a DatetimeIndex builds a new Timestamp every step
         self.date_list = list(self.dates)
 
-    def scaled_returns(self, vol_window: int = 63, clip: float = 5.0, floor: float = 1e-6) -> np.ndarray:
-        """Returns divided by a causal trailing volatility, clipped: R[s] / σ[s-1], where σ[s-1] is
-        the root mean square of the `vol_window` returns before s (fewer at the start of the data).
-
-        Causal (σ uses data strictly before the return it scales); not demeaned, so R -> -R maps
-        the scaled returns to their negatives exactly; R -> c·R leaves them unchanged once the
-        trailing window is full (a return-scale symmetry). `floor` only guards a zero volatility
-        (a run of zero returns)."""
-        if vol_window < 1:
-            raise ValueError(f"vol_window must be >= 1, got {vol_window}")
-        if clip <= 0:
-            raise ValueError(f"clip must be > 0, got {clip}")
-        R = self.returns
-        # a real return needs prices on both days: the placeholder zeros before a listing (and
-        # returns[0]) are never part of a volatility
-        has = np.ones_like(R, dtype=bool) if self.tradable is None else self.tradable
+    def valid_returns(self) -> np.ndarray:
+        """[T, N] bool: R[s] is a real return (prices on both s - 1 and s); the placeholder zeros
+        before a listing (and returns[0]) are not."""
+        has = np.ones_like(self.returns, dtype=bool) if self.tradable is None else self.tradable
         valid = np.zeros_like(has)
         valid[1:] = has[1:] & has[:-1]
+        return valid
+
+    def trailing_vol(self, vol_window: int = 63, returns: np.ndarray | None = None) -> np.ndarray:
+        """[T, N] causal trailing volatility: σ[s] is the root mean square (not demeaned) of the
+        valid returns among the `vol_window` before s (fewer at the start of the data; 0 with
+        none). `returns`: another [T, N] table aligned with `self.returns` (noisy observations of
+        the market, `eqtrade.envs.wrappers.MarketNoise`); default the market's own."""
+        if vol_window < 1:
+            raise ValueError(f"vol_window must be >= 1, got {vol_window}")
+        R = self.returns if returns is None else returns
+        valid = self.valid_returns()
         sq = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(np.where(valid, R**2, 0.0), axis=0)])  # Σ_{j<k}
         cnt = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(valid, axis=0)])
         s = np.arange(len(R))
         lo = np.maximum(s - vol_window, 0)
         count = np.maximum(cnt[s] - cnt[lo], 1)
         var = (sq[s] - sq[lo]) / count  # mean of the valid R[lo..s-1]^2
-        sigma = np.sqrt(np.maximum(var, 0.0))
+        return np.sqrt(np.maximum(var, 0.0))
+
+    def scaled_returns(self, vol_window: int = 63, clip: float = 5.0, floor: float = 1e-6,
+                       returns: np.ndarray | None = None) -> np.ndarray:
+        """Returns divided by a causal trailing volatility, clipped: R[s] / σ[s-1], where σ[s-1] is
+        the root mean square of the `vol_window` returns before s (fewer at the start of the data;
+        `trailing_vol`). `returns`: scale another [T, N] table aligned with `self.returns` instead
+        (noisy observations of the market: their volatility is then the noisy one too).
+
+        Causal (σ uses data strictly before the return it scales); not demeaned, so R -> -R maps
+        the scaled returns to their negatives exactly; R -> c·R leaves them unchanged once the
+        trailing window is full (a return-scale symmetry). `floor` only guards a zero volatility
+        (a run of zero returns)."""
+        if clip <= 0:
+            raise ValueError(f"clip must be > 0, got {clip}")
+        R = self.returns if returns is None else returns
+        sigma = self.trailing_vol(vol_window, R)
         out = np.zeros_like(R)
         ok = sigma > floor
         out[ok] = R[ok] / sigma[ok]

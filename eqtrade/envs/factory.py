@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 
 from ..symmetry import Symmetry, cartpole_discrete_reflection, pendulum_reflection
+from ..util import OBS_NOISE
 
 #: the trading envs: they have splits, turnover and normalised observations
 TRADING_IDS = ("portfolio", "trading")
@@ -74,13 +75,18 @@ class EnvSpec:
 def make_env(env_id: str, **kwargs) -> gym.Env:
     """An env by id, with the observation wrappers its keyword arguments ask for (see
     eqtrade.envs.wrappers): for the trading envs `normalize` (default True), `vol_window` (63) and
-    `clip` (5.0): returns divided by their trailing volatility; for every env `obs_noise`:
-    Gaussian noise on the observation (`noise_seed`)."""
+    `clip` (5.0): returns divided by their trailing volatility; `obs_noise` (σ, with `noise_seed`):
+    for the trading envs noise on the market's returns in units of each asset's trailing
+    volatility, the book exact (`MarketNoise`, with `stale_ticks` and `bad_ticks`, probabilities);
+    for every other env Gaussian noise on the whole observation (`ObservationNoise`)."""
     noise = kwargs.pop("obs_noise", 0.0)
     noise_seed = kwargs.pop("noise_seed", 0)
     if is_trading(env_id):
         return trading_env(env_id, obs_noise=noise, noise_seed=noise_seed, **kwargs)
     else:
+        for name in MARKET_NOISE_OPTIONS & set(kwargs):
+            raise ValueError(f"{name} = {kwargs[name]!r}: market noise applies to the trading envs "
+                             f"({', '.join(TRADING_IDS)}), not to {env_id!r}")
         try:
             env = gym.make(env_id, **kwargs)
         except gym.error.Error as e:
@@ -93,6 +99,8 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
 
 #: keyword arguments `make_env` takes for every env (the observation noise), and gymnasium.make's own
 COMMON_OPTIONS = frozenset({"obs_noise", "noise_seed"})
+#: the trading envs' market-noise options besides obs_noise (probabilities per asset and day)
+MARKET_NOISE_OPTIONS = frozenset({"stale_ticks", "bad_ticks"})
 GYM_MAKE_OPTIONS = frozenset({"render_mode", "max_episode_steps", "autoreset", "apply_api_compatibility",
                               "disable_env_checker"})
 
@@ -106,7 +114,7 @@ def env_option_names(env_id: str) -> frozenset[str] | None:
         from .portfolio import PortfolioEnv
         from .trading import TradingEnv
 
-        fns, names = [PortfolioEnv if env_id == "portfolio" else TradingEnv], {"normalize", "vol_window", "clip"}
+        fns, names = [PortfolioEnv if env_id == "portfolio" else TradingEnv], {"normalize", "vol_window", "clip", *MARKET_NOISE_OPTIONS}
     else:
         try:
             spec = gym.spec(env_id)
@@ -127,23 +135,51 @@ def env_option_names(env_id: str) -> frozenset[str] | None:
     return frozenset(names | COMMON_OPTIONS)
 
 
-def _with_noise(env: gym.Env, noise: float, seed: int) -> gym.Env:
-    if isinstance(noise, (int, float)) and not isinstance(noise, bool) and noise == 0:
-        return env
+def _check_noise(noise, seed: int) -> bool:
+    """Whether `obs_noise` asks for noise (a TypeError or ValueError naming it when it is not a
+    number >= 0, or `noise_seed` is not an integer >= 0)."""
     from .protocol import check_env_options
-    from .wrappers import ObservationNoise
 
     if isinstance(noise, bool) or not isinstance(noise, (int, float)):
         raise TypeError(f"obs_noise = {noise!r} has the wrong type: expected a number >= 0")
     check_env_options(noise_seed=seed)
+    OBS_NOISE.check("obs_noise", noise)
+    return noise != 0
 
+
+def _with_noise(env: gym.Env, noise: float, seed: int) -> gym.Env:
+    """`ObservationNoise` (the whole observation) for the envs other than the trading ones."""
+    if isinstance(noise, (int, float)) and not isinstance(noise, bool) and noise == 0:
+        return env
+    from .wrappers import ObservationNoise
+
+    _check_noise(noise, seed)
     return ObservationNoise(env, float(noise), seed=int(seed))
 
 
+def with_market_noise(env: gym.Env, noise: float, seed: int = 0, stale_ticks: float = 0.0,
+                      bad_ticks: float = 0.0, vol_window: int | None = None) -> gym.Env:
+    """A trading env (made, possibly normalised) with `MarketNoise` outermost when any of σ =
+    `noise`, `stale_ticks`, `bad_ticks` is not 0; the env itself otherwise. Also what
+    `eqtrade.backtest.engine.rollout` adds at test time. `vol_window`: of the volatility that
+    scales the noise (default: the env's normalisation's, else 63)."""
+    from .protocol import check_env_options
+    from .wrappers import MarketNoise
+
+    check_env_options(stale_ticks=stale_ticks, bad_ticks=bad_ticks)
+    if not _check_noise(noise, seed) and stale_ticks == 0 and bad_ticks == 0:
+        return env
+    return MarketNoise(env, float(noise), seed=int(seed), stale=float(stale_ticks), bad_ticks=float(bad_ticks),
+                       vol_window=vol_window)
+
+
 def trading_env(env_id: str = "portfolio", normalize: bool = True, vol_window: int = 63, clip: float = 5.0,
-                obs_noise: float = 0.0, noise_seed: int = 0, **kwargs) -> gym.Env:
+                obs_noise: float = 0.0, noise_seed: int = 0, stale_ticks: float = 0.0, bad_ticks: float = 0.0,
+                **kwargs) -> gym.Env:
     """A trading env (portfolio or trading) with its observation wrappers; also the entry point of
-    the gymnasium ids eqtrade/Portfolio-v0 and eqtrade/Trading-v0."""
+    the gymnasium ids eqtrade/Portfolio-v0 and eqtrade/Trading-v0. `obs_noise`, `stale_ticks`,
+    `bad_ticks`: `eqtrade.envs.wrappers.MarketNoise` (σ in units of each asset's trailing
+    volatility over `vol_window` days)."""
     from .portfolio import PortfolioEnv
     from .trading import TradingEnv
     from .wrappers import VolatilityNormalized
@@ -153,7 +189,11 @@ def trading_env(env_id: str = "portfolio", normalize: bool = True, vol_window: i
     env: gym.Env = (PortfolioEnv if env_id == "portfolio" else TradingEnv)(**kwargs)
     if normalize:
         env = VolatilityNormalized(env, vol_window, clip)
-    return _with_noise(env, obs_noise, noise_seed)
+    else:
+        from .protocol import check_env_options
+
+        check_env_options(vol_window=vol_window)
+    return with_market_noise(env, obs_noise, noise_seed, stale_ticks, bad_ticks, vol_window)
 
 
 def portfolio_env(**kwargs) -> gym.Env:

@@ -38,6 +38,8 @@ ENV_OPTION_RANGES = {
     "vol_window": ("int", Range(1, note="days of the trailing volatility that scales returns")),
     "clip": ("number", Range(0, lo_open=True, note="scaled returns are clipped to +-clip")),
     "noise_seed": ("int", Range(0)),
+    "stale_ticks": ("number", Range(0, 1, note="the probability that a day's price is stale (the previous day's)")),
+    "bad_ticks": ("number", Range(0, 1, note="the probability that a day's return is an outlier of 5 volatilities")),
 }
 
 
