@@ -1,0 +1,183 @@
+"""Walk-forward studies: the folds tile the out-of-sample span, no fold's training or selection
+reads its own test block or a later price, the joined paths cover every trading day once, and the
+study's ledger refuses a second read of its test data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eqtrade.backtest import ledger
+from eqtrade.sweep import load_spec
+from eqtrade.sweep.walkforward import folds, parse_walkforward
+
+WF = """
+[sweep]
+name = "wf"
+config = "sac-plain"
+max_failures = 0
+
+[sweep.grid]
+"agent.family" = ["plain", "relaxed"]
+"agent.seed" = [0, 1]
+
+[sweep.walkforward]
+first_test_year = {first}
+last_test_year = {last}
+valid_years = 1
+train_years = {train_years}
+
+[sweep.report]
+obs_noise = [0.0]
+
+[run]
+steps = {steps}
+
+[env]
+episode_length = 100
+
+[agent]
+learning_starts = 100
+eval_every = 100
+checkpoint_every = 100
+batch_size = 32
+buffer_size = 2000
+"""
+
+
+def write(path: Path, first=2017, last=2019, steps=200, train_years=3) -> Path:
+    path.write_text(WF.format(first=first, last=last, steps=steps, train_years=train_years))
+    return path
+
+
+def test_folds_tile_the_years_and_each_trains_and_selects_before_its_test_year():
+    fs = folds(parse_walkforward("x", {"first_test_year": 2011, "last_test_year": 2022}))
+    assert [f.year for f in fs] == list(range(2011, 2023))
+    for f in fs:
+        assert f.train == ("", f"{f.year - 3}-12-31") and f.valid == (f"{f.year - 2}-01-01", f"{f.year - 1}-12-31")
+        assert f.test == (f"{f.year}-01-01", f"{f.year}-12-31")
+    for a, b in zip(fs, fs[1:]):  # consecutive test blocks: no gap, no overlap
+        assert pd.Timestamp(a.test[1]) + pd.Timedelta(days=1) == pd.Timestamp(b.test[0])
+    rolling = folds(parse_walkforward("x", {"first_test_year": 2015, "last_test_year": 2015, "train_years": 5}))
+    assert rolling[0].train == ("2008-01-01", "2012-12-31")
+
+
+@pytest.mark.parametrize("table,match", [
+    ({"first_test_year": 2015, "last_test_year": 2012}, "first_test_year must be a year <= last_test_year"),
+    ({"valid_years": 0}, "valid_years = 0 must be >= 1"),
+    ({"train_years": -1}, "train_years = -1 must be >= 0"),
+    ({"valid_years": 1.5}, "valid_years = 1.5 must be a whole number"),
+    ({"folds": 3}, r"unknown \[sweep.walkforward\] option\(s\) \['folds'\]"),
+])
+def test_bad_walkforward_tables_are_one_line_errors(table, match):
+    with pytest.raises(ValueError, match=match):
+        parse_walkforward("spec.toml", table)
+
+
+def test_a_walkforward_grid_may_not_set_the_fold_splits_nor_search_nor_name_a_report_split(tmp_path):
+    base = write(tmp_path / "wf.toml").read_text()
+    for old, new, match in [
+        ('"agent.seed" = [0, 1]', '"agent.seed" = [0, 1]\n"env.split" = [["2000-01-01", "2010-12-31"]]',
+         "set by \\[sweep.walkforward\\]"),
+        ("[sweep.report]\n", '[sweep.report]\nsplit = "test"\n', "trades each fold's own test year"),
+    ]:
+        (tmp_path / "bad.toml").write_text(base.replace(old, new))
+        with pytest.raises(ValueError, match=match):
+            load_spec(tmp_path / "bad.toml")
+
+
+def test_every_fold_trial_is_a_configuration_per_fold_and_sees_no_price_of_its_test_year(tmp_path):
+    """The trial configs' training and evaluation envs hold no price on or after the fold's test
+    year: an env keeps nothing after its split's end (`Market.from_prices`)."""
+    from eqtrade.envs import EnvSpec
+    from eqtrade.sweep.engine import trial_configs
+
+    spec = load_spec(write(tmp_path / "wf.toml"))
+    trials = trial_configs(spec)
+    assert list(trials) == [f"family={f},seed={s},fold={y}" for f in ("plain", "relaxed") for s in (0, 1)
+                            for y in (2017, 2018, 2019)]
+    for name, cfg in list(trials.items())[:3]:
+        year = int(name.rsplit("=", 1)[1])
+        es = EnvSpec(cfg["run"]["env"], cfg["env"], cfg["eval_env"])
+        for env in (es.make(), es.make(evaluation=True)):
+            dates = env.unwrapped.market.dates
+            assert dates[-1] < pd.Timestamp(f"{year}-01-01")
+        assert es.make().unwrapped.market.dates[-1] < pd.Timestamp(f"{year - 1}-01-01")  # train ends before valid
+    # seeds and folds are not configurations: the ledger counts two here
+    ledger.record_trials(tmp_path, spec.trials())
+    ledger.record_trials(tmp_path, spec.trials())  # a resumed study adds none twice
+    assert ledger.n_configurations(tmp_path) == 2
+    assert sum(e["event"] == "train" for e in ledger.read(tmp_path)) == 12
+
+
+def test_the_ledger_refuses_a_second_read_unless_forced_and_records_it(tmp_path):
+    assert ledger.check_test_read(tmp_path, "2011-01-01..2022-12-31") == 0
+    with pytest.raises(ledger.TestReadRefused, match="read before .1 time.*--force-test-read"):
+        ledger.check_test_read(tmp_path, "2011-01-01..2022-12-31")
+    assert ledger.check_test_read(tmp_path, "2011-01-01..2022-12-31", force=True) == 1
+    reads = [e for e in ledger.read(tmp_path) if e["event"] == "test_read"]
+    assert [e["forced"] for e in reads] == [False, True]
+    assert ledger.check_test_read(tmp_path, "another block") == 0  # another block is another first look
+    (tmp_path / ledger.LEDGER).write_text('{"event": "train"}\nnot json\n')
+    with pytest.raises(ValueError, match="ledger.jsonl:2 is not a JSON line"):
+        ledger.read(tmp_path)
+
+
+def test_split_returns_are_exactly_the_splits_trading_days_so_consecutive_splits_tile():
+    from eqtrade.backtest.engine import baseline
+    from eqtrade.data import load_bundled
+
+    prices = load_bundled("sp500-20")
+    parts = [baseline("equal-weight", prices, (f"{y}-01-01", f"{y}-12-31"), 32).returns for y in (2017, 2018, 2019)]
+    joined = pd.concat(parts)
+    days = prices.index[(prices.index >= "2017-01-01") & (prices.index <= "2019-12-31")]
+    assert joined.index.equals(days)  # every trading day once, none twice
+    assert all(p.index[0].year == p.index[-1].year for p in parts)
+
+
+def test_a_tiny_walkforward_study_joins_its_folds_and_reads_the_test_data_once(tmp_path, shared_ray, capsys):
+    """2 families x 2 seeds x 3 folds of 200 steps through `eqtrade sweep`: one joined path per
+    family and seed over 2017-2019 with the paired columns, folds.json, the ledger; the second
+    report is refused, and --force-test-read reads again and records it."""
+    from eqtrade.cli import main
+
+    shared_ray.stop()
+    spec = write(tmp_path / "wf.toml")
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--cpus", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "stationary bootstrap" in printed
+    rets = pd.read_parquet(out / "report" / "returns.parquet")
+    from eqtrade.data import load_bundled
+
+    idx = load_bundled("sp500-20").index
+    assert rets.index.equals(idx[(idx >= "2017-01-01") & (idx <= "2019-12-31")])
+    agents = [c for c in rets if c.startswith("SAC ") and "mean of" not in c]
+    assert len(agents) == 4 and rets[agents].notna().all().all()
+    paired = pd.read_csv(out / "report" / "paired.csv", index_col=0)
+    for col in ("Sharpe", "Sharpe SE", "ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR", "IR t", "corr", "DSR"):
+        assert col in paired
+    ew = [n for n in paired.index if n.startswith("equal weight")][0]
+    assert paired.loc[ew, "ΔSharpe"] == 0
+    assert (paired.loc[agents, "ΔSharpe lo"] <= paired.loc[agents, "ΔSharpe hi"]).all()
+    per_fold = pd.read_csv(out / "report" / "per_fold.csv")
+    assert sorted(per_fold["year"].unique()) == [2017, 2018, 2019]
+    fj = json.loads((out / "folds.json").read_text())
+    assert [f["year"] for f in fj["folds"]] == [2017, 2018, 2019]
+    assert ledger.n_configurations(out) == 2
+    # the report's Sharpe of an agent equals its own folds' returns joined by hand
+    run = out / "runs" / "family=plain,seed=0,fold=2018"
+    from eqtrade.backtest.report import backtest_run
+
+    bts, _ = backtest_run(run, ("2018-01-01", "2018-12-31"))
+    np.testing.assert_allclose(rets.loc[bts[0].returns.index, "SAC plain s0"], bts[0].returns, rtol=0, atol=1e-15)
+    with pytest.raises(ledger.TestReadRefused):
+        from eqtrade.sweep.walkforward import walkforward_report
+
+        walkforward_report(load_spec(spec), out, out / "report")
+    walkforward_report(load_spec(spec), out, out / "report", force=True)
+    assert [e["forced"] for e in ledger.read(out) if e["event"] == "test_read"] == [False, True]
