@@ -67,7 +67,8 @@ def _periods(periods) -> float:
 
 
 def _constant(x: np.ndarray) -> bool:
-    return len(x) == 0 or float(np.ptp(x)) == 0.0
+    """No spread beyond rounding (e.g. ``(b + alpha) - b``): ptp <= 1e-11 · max |x|."""
+    return len(x) == 0 or float(np.ptp(x)) <= 1e-11 * float(np.max(np.abs(x)))
 
 
 # ------------------------------------------------------------------------------------------- Sharpe
@@ -276,7 +277,8 @@ def jobson_korkie_memmel(a, b) -> tuple[float, float]:
     of Memmel (2003)::
 
         z = (σb·μa - σa·μb) / sqrt(θ),
-        θ = (1/T) · (2σa²σb² - 2σaσbσab + ½μa²σb² + ½μb²σa² - μaμb/(2σaσb) · (σab² + σa²σb²))
+        θ = (1/T) · (2σa²σb² - 2σaσbσab + ½μa²σb² + ½μb²σa²
+                     - μaμb/(2σaσb) · (σab² + σa²σb²))
 
     (sample moments, ddof=1), asymptotically N(0, 1) under equal Sharpe ratios. Returns (z,
     two-sided p); z > 0 when a has the higher Sharpe, and z(a, b) = -z(b, a). (nan, nan) when θ is
@@ -458,7 +460,8 @@ def paired_table(returns: pd.DataFrame, against: str, n_boot: int = 2000, block=
     day (else ValueError naming the column). ``table.attrs`` holds the settings (n_boot, block, seed,
     level, n_trials, sr_std, against, n_days, periods) for `bootstrap_note`."""
     if not isinstance(returns, pd.DataFrame):
-        raise ValueError(f"paired_table: returns must be a DataFrame of strategies' returns, got {type(returns).__name__}")
+        raise ValueError(f"paired_table: returns must be a DataFrame of strategies' returns, "
+                         f"got {type(returns).__name__}")
     cols = list(returns.columns)
     if against not in cols:
         raise ValueError(f"paired_table: against = {against!r} is not a column; columns: {', '.join(map(str, cols))}")
