@@ -247,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
         "walk-forward study: every configuration is trained once per yearly fold (trained up to, and selected "
         "on, the years before its test year), and the report joins the folds' test years into one "
         "out-of-sample path per configuration and seed, with paired statistics against the baselines over the "
-        "same days (OUT/report/). OUT/ledger.jsonl records every trial and every read of the test data; a "
-        "second read is refused without --force-test-read. Default: a local Ray instance sized to the "
+        "same days (OUT/report/). OUT/ledger.jsonl records every trial and every read of the test data; "
+        "reading the test data again for a changed study is refused without --force-test-read (a resumed, "
+        "unchanged study rereads the same numbers and is recorded as a repeat). Default: a local Ray instance sized to the "
         "machine, nothing left running afterwards; --address (or RAY_ADDRESS) runs on an existing cluster, "
         "which must share OUT and the data directory with this machine.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -271,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "packs give more steps/s per CPU but fewer trials to spread; 1: one run per trial). Searches "
                    "(ASHA) keep one run per trial; a resumed sweep keeps its packing")
     w.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
-    w.add_argument("--force", action="store_true", help="start afresh in an --out that holds an earlier sweep")
+    w.add_argument("--force", action="store_true", help="start afresh in an --out that holds an earlier sweep "
+                   "(everything but its ledger is removed: the test reads it records still count)")
     w.add_argument("--force-test-read", action="store_true",
-                   help="read the test data again for the table although the sweep's ledger (OUT/ledger.jsonl) "
-                   "records an earlier read of it (refused by default: each look at the test data is one more "
+                   help="read the test data for the table although the sweep's ledger (OUT/ledger.jsonl) "
+                   "records an earlier read of it by another version of the study (refused by default: each look at the test data is one more "
                    "chance to fool yourself); the forced read is recorded")
     w.add_argument("--no-progress", action="store_true", help="no per-trial progress table")
     b = sub.add_parser(
@@ -869,7 +871,9 @@ def cmd_sweep(args) -> int:
         if kind == "sweep" and args.force:
             from .lock import clear_directory
 
-            clear_directory(out)  # all but the lock this command holds
+            from .backtest.ledger import LEDGER
+
+            clear_directory(out, keep=(LEDGER,))  # all but the lock this command holds and the ledger
         elif kind == "sweep":
             raise ValueError(f"--out {out} already holds a sweep; --resume continues it, --force starts afresh")
         else:

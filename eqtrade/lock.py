@@ -182,12 +182,12 @@ def locked(directory: Path, command: str | None = None, tag: str | None = None):
         release(directory, created)
 
 
-def clear_directory(directory: Path) -> None:
-    """Remove everything in `directory` but its lock file."""
+def clear_directory(directory: Path, keep: tuple[str, ...] = ()) -> None:
+    """Remove everything in `directory` but its lock file (and the names in `keep`)."""
     import shutil
 
     for p in Path(directory).iterdir():
-        if p.name == LOCK_NAME:
+        if p.name == LOCK_NAME or p.name in keep:
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)

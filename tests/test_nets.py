@@ -348,3 +348,20 @@ def test_group_major_fourier_paths_equal_the_dense_channel_major_maps(sym):
     rel.fourier = True
     torch.testing.assert_close(rel(x), rel.net(x), atol=1e-5, rtol=1e-4)
     assert rel.regularizer() > 0.01  # really relaxed
+
+
+def test_escnn_solves_its_bases_with_an_exact_svd_although_scikit_learn_is_installed():
+    """scikit-learn (a dependency of skfolio) makes escnn solve for its bases with a randomized
+    SVD (different bases each time; an np.matrix error on scikit-learn >= 1.6): eqtrade's escnn
+    import switches it back to scipy's exact SVD, so an escnn layer's basis is the same each time."""
+    import sklearn  # noqa: F401  (installed with skfolio)
+    from escnn.group import _numerical
+
+    from eqtrade.nn.exact import escnn_nn
+
+    enn, gspaces = escnn_nn()
+    assert _numerical.randomized_svd is None
+    A = np.random.default_rng(0).normal(size=(8, 8)) @ np.diag([1, 1, 1, 1, 1, 1, 0, 0])
+    basis = _numerical.null(A, use_sparse=False)
+    np.testing.assert_allclose(A @ basis, 0, atol=1e-10)
+    assert basis.shape == (8, 2)

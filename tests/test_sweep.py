@@ -216,6 +216,10 @@ def test_a_resumed_sweep_does_not_run_its_finished_trials_again(local_sweep, ray
              for p in out.glob("runs/*/trial.json")}
     assert after == before
     assert (out / "report" / "summary.csv").exists()
+    from eqtrade.backtest import ledger
+
+    reads = [e for e in ledger.read(out) if e["event"] == "test_read"]  # the same study: a repeat, not refused
+    assert [e["repeat"] for e in reads] == [False, True] and reads[0]["content"] == reads[1]["content"]
 
 
 def test_a_trial_that_finished_in_an_earlier_session_is_not_run_again(tmp_path, local_sweep, ray_instance):

@@ -116,7 +116,7 @@ def test_every_fold_trial_is_a_configuration_per_fold_and_sees_no_price_of_its_t
 
 def test_the_ledger_refuses_a_second_read_unless_forced_and_records_it(tmp_path):
     assert ledger.check_test_read(tmp_path, "2011-01-01..2022-12-31") == 0
-    with pytest.raises(ledger.TestReadRefused, match="read before .1 time.*--force-test-read"):
+    with pytest.raises(ledger.TestReadRefused, match="read before for another study .1 time.*--force-test-read"):
         ledger.check_test_read(tmp_path, "2011-01-01..2022-12-31")
     assert ledger.check_test_read(tmp_path, "2011-01-01..2022-12-31", force=True) == 1
     reads = [e for e in ledger.read(tmp_path) if e["event"] == "test_read"]
@@ -125,6 +125,23 @@ def test_the_ledger_refuses_a_second_read_unless_forced_and_records_it(tmp_path)
     (tmp_path / ledger.LEDGER).write_text('{"event": "train"}\nnot json\n')
     with pytest.raises(ValueError, match="ledger.jsonl:2 is not a JSON line"):
         ledger.read(tmp_path)
+
+
+def test_the_same_study_reading_its_test_block_again_is_a_repeat_and_a_changed_one_is_refused(tmp_path):
+    """A resumed study rewriting its report reads the same numbers (a repeat, recorded); a study
+    whose configurations changed after the look is refused, unless forced."""
+    a, b = ledger.digest({"grid": {"agent.family": ["plain"]}}), ledger.digest({"grid": {"agent.family": ["relaxed"]}})
+    assert a != b and a == ledger.digest({"grid": {"agent.family": ["plain"]}})
+    block = "split 2019-01-01:2022-12-31"
+    assert ledger.check_test_read(tmp_path, block, content=a) == 0
+    assert ledger.check_test_read(tmp_path, block, content=a) == 1
+    with pytest.raises(ledger.TestReadRefused, match="another study"):
+        ledger.check_test_read(tmp_path, block, content=b)
+    ledger.check_test_read(tmp_path, block, content=b, force=True)
+    with pytest.raises(ledger.TestReadRefused):  # after a changed read, even the first content is not a repeat
+        ledger.check_test_read(tmp_path, block, content=a)
+    reads = [(e["repeat"], e["forced"]) for e in ledger.read(tmp_path) if e["event"] == "test_read"]
+    assert reads == [(False, False), (True, False), (False, True)]
 
 
 def test_split_returns_are_exactly_the_splits_trading_days_so_consecutive_splits_tile():
@@ -181,3 +198,26 @@ def test_a_tiny_walkforward_study_joins_its_folds_and_reads_the_test_data_once(t
         walkforward_report(load_spec(spec), out, out / "report")
     walkforward_report(load_spec(spec), out, out / "report", force=True)
     assert [e["forced"] for e in ledger.read(out) if e["event"] == "test_read"] == [False, True]
+
+
+def test_starting_a_sweep_afresh_keeps_its_ledger(tmp_path, monkeypatch):
+    """--force clears a sweep directory but its ledger: what was seen stays seen."""
+    import eqtrade.cli as cli
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text("{}")
+    (out / "runs").mkdir()
+    ledger.check_test_read(out, "split 2019", content="a")
+    cleared = {}
+
+    def fake_run_sweep(spec, o, **kw):  # stop after the --force handling: what is left in OUT
+        cleared["left"] = sorted(p.name for p in Path(o).iterdir() if not p.name.startswith(".eqtrade"))
+        return [], None
+
+    monkeypatch.setattr("eqtrade.sweep.run_sweep", fake_run_sweep, raising=False)
+    monkeypatch.setattr("eqtrade.sweep.study.run_sweep", fake_run_sweep)
+    spec = tmp_path / "s.toml"
+    spec.write_text('[sweep]\nname = "s"\nconfig = "sac-plain"\n[sweep.grid]\n"agent.seed" = [0]\n')
+    cli.main(["sweep", str(spec), "--out", str(out), "--force", "--no-progress"])
+    assert cleared.get("left") == [ledger.LEDGER], cleared

@@ -4,8 +4,12 @@ A study directory (`eqtrade sweep`, walk-forward included) keeps `ledger.jsonl`:
 per trial (its configuration, with the keys that do not make a distinct configuration — seed,
 splits — set apart) and one "test_read" line per read of a test block. The deflated Sharpe's
 number of trials counts the distinct configurations in it (`n_configurations`) plus those tried
-while choosing the defaults (`PRIOR_CONFIGURATIONS`). A second read of the same test block is
-refused unless forced, and then recorded as forced.
+while choosing the defaults (`PRIOR_CONFIGURATIONS`). A read names what it reads (`content`: a
+digest of the trials' configurations and the report's settings). Reading the same block again for
+the same content (a resumed study rewriting its report) reproduces the same numbers and is
+recorded as a repeat; reading it for other content (the study changed after its test data was
+seen) is refused unless forced, and then recorded as forced. `eqtrade sweep --force` starts a
+study afresh but keeps its ledger: what was seen stays seen.
 
 A run directory keeps its own ledger of the backtests that read data after its validation split
 (out-of-sample looks): they are recorded and counted in the report ("read N times before"), not
@@ -79,16 +83,27 @@ def n_configurations(directory) -> int:
     return len({e["configuration"] for e in read(directory) if e.get("event") == "train"})
 
 
-def check_test_read(directory, block: str, force: bool = False, what: str = "") -> int:
-    """Record a read of test block `block` (e.g. "2011-01-01..2022-12-31"); a second read is refused
-    (TestReadRefused) unless `force`, and then recorded as forced. Returns the reads before this one."""
+def digest(obj) -> str:
+    """A short digest of a JSON-able object (what a test read reads: configurations, settings)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_test_read(directory, block: str, force: bool = False, what: str = "", content: str = "") -> int:
+    """Record a read of test block `block` (e.g. "2011-01-01..2022-12-31") for `content` (a
+    `digest` of what is compared). A read of a block seen before for other content is refused
+    (TestReadRefused) unless `force`, and then recorded as forced; the same content again is a
+    repeat (the same numbers) and recorded as one. Returns the reads of the block before this one."""
     before = [e for e in read(directory) if e.get("event") == "test_read" and e.get("block") == block]
-    if before and not force:
+    repeat = bool(before) and all(e.get("content") == content for e in before) and bool(content)
+    if before and not repeat and not force:
         raise TestReadRefused(
-            f"the test block {block} of {directory} was read before ({len(before)} time(s), first at "
-            f"{before[0].get('time', '?')}; {Path(directory) / LEDGER}): a second look at the same test data is "
-            "refused; --force-test-read reads it again and records that it did")
-    append(directory, {"event": "test_read", "block": block, "forced": bool(before), "what": what})
+            f"the test block {block} of {directory} was read before for another study ({len(before)} time(s), "
+            f"first at {before[0].get('time', '?')}; {Path(directory) / LEDGER}): a second look at the same test data "
+            "after a change is refused; --force-test-read reads it again and records that it did")
+    append(directory, {"event": "test_read", "block": block, "content": content, "what": what,
+                       "forced": bool(before) and not repeat, "repeat": repeat})
     return len(before)
 
 

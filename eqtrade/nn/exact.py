@@ -24,7 +24,6 @@ dominated, so the input/output maps are computed directly (above).
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -34,11 +33,9 @@ from .reps import Rep, hom_dim, trivial_rep, zero_of
 
 
 def escnn_nn():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*py3nj.*")
-        import escnn.nn as enn
-        from escnn import gspaces
-    return enn, gspaces
+    from ..symmetry.core import import_escnn
+
+    return import_escnn("escnn.nn"), import_escnn("escnn.gspaces")
 
 
 @torch.no_grad()

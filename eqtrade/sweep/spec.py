@@ -70,6 +70,16 @@ class SweepSpec:
             out.append((trial_name(over), over))
         return out
 
+    def read_content(self, runs) -> str:
+        """What the study's report reads, as a ledger digest (`eqtrade.backtest.ledger`): the
+        configurations (base and grid), the folds, the report's settings and the runs compared."""
+        from pathlib import Path
+
+        from ..backtest.ledger import digest
+
+        return digest({"base": self.base, "grid": self.grid, "walkforward": self.walkforward, "report": self.report,
+                       "runs": sorted(Path(str(r)).name for r in runs)})
+
     def folds(self) -> list:
         """The walk-forward folds (eqtrade.sweep.walkforward.Fold), or [] for a plain sweep."""
         from .walkforward import folds

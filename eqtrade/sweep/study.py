@@ -112,7 +112,7 @@ def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None, force: bo
     from ..outdirs import check_output_dir
 
     rep = spec.report
-    check_test_read(out.parent, f"split {rep['split']}", force, what="sweep report")
+    check_test_read(out.parent, f"split {rep['split']}", force, what="sweep report", content=spec.read_content(runs))
     check_output_dir(out, "compare", force=True)
     from ..data.market import parse_split
 

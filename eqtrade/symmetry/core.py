@@ -27,10 +27,24 @@ import numpy as np
 FAMILIES = ("plain", "exact", "relaxed")
 
 
-def _escnn_group(kind: str, n: int):
+def import_escnn(name: str = "escnn"):
+    """Import an escnn module, quietly (py3nj is optional) and deterministically: escnn solves for
+    its bases with scikit-learn's *randomized* SVD whenever scikit-learn is importable (it is:
+    skfolio needs it), which makes the bases differ from run to run and fails on scikit-learn >=
+    1.6 (it passes an np.matrix); eqtrade makes escnn use its exact SVD (scipy), as on a machine
+    without scikit-learn."""
+    import importlib
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*py3nj.*")
-        from escnn import group as egroup
+        mod = importlib.import_module(name)
+        numerical = importlib.import_module("escnn.group._numerical")
+    numerical.randomized_svd = None  # escnn.group._numerical.null falls back to scipy.linalg.svd
+    return mod
+
+
+def _escnn_group(kind: str, n: int):
+    egroup = import_escnn("escnn.group")
     if kind == "C":
         return egroup.cyclic_group(n)
     if kind == "D":
