@@ -117,14 +117,14 @@ def _fit_skfolio(kind: str, X: pd.DataFrame) -> np.ndarray:
     return w / w.sum() if w.sum() > 0 else np.full(X.shape[1], 1.0 / X.shape[1])
 
 
-def _estimate(kind: str, window: pd.DataFrame, has_now: np.ndarray) -> np.ndarray | None:
+def _estimate(kind: str, window: pd.DataFrame, has_now: np.ndarray, lookback: int) -> np.ndarray | None:
     """Target weights (over all columns) from the trailing prices `window` (its last row is the
     decision day), or None where the history is too short for any asset."""
     R = window.pct_change(fill_method=None).iloc[1:]
     counts = R.notna().sum().to_numpy()
-    min_obs = min(MIN_HISTORY, max(len(R), 2))
+    min_obs = max(min(MIN_HISTORY, lookback), 2)
     ok = has_now & (counts >= min_obs)
-    if len(R) < 2 or not ok.any():
+    if not ok.any():
         return None
     w = np.zeros(window.shape[1])
     if kind == "ivol":
@@ -201,7 +201,7 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, re
             if kind == "mom":
                 target = _momentum(P, pos, has[i], lookback)
             else:
-                target = _estimate(kind, prices.iloc[max(pos - lookback, 0): pos + 1], has[i])
+                target = _estimate(kind, prices.iloc[max(pos - lookback, 0): pos + 1], has[i], lookback)
             if target is None:
                 target = ew[i].copy()
         w = np.where(has[i], target, 0.0)  # an asset without a price today cannot be held
