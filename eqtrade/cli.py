@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("target", metavar="RUN_DIR|STRATEGY",
                    help="a run directory (with checkpoint.pt), a baseline name (equal-weight, buy-and-hold, sp500, "
-                   "cash) or a strategies/*.toml with a [baseline] table")
+                   "cash, ivol, minvar, meanrisk, hrp, erc, mom, volman) or a strategies/*.toml with a [baseline] table")
     b.add_argument("--split", default="test", help="train, valid, test (default) or START:END; an end left out "
                    "(2019-01-01: or :2015-12-31) is the data's first or last date")
     b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT)")

@@ -14,7 +14,13 @@ from ..util import Range
 #: the allowed trading cost of every backtest (baselines, files, the Python API)
 COST_BPS = Range(0, 10_000, note="basis points of each unit traded; a negative cost would be a rebate")
 
-BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash")
+#: the baselines by name: the simple four, then the estimated rules of `eqtrade.backtest.baselines`
+BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash", "ivol", "minvar", "meanrisk", "hrp", "erc", "mom", "volman")
+#: each baseline's name in reports (the S&P 500's is SP500_LABEL or the benchmark's own)
+BASELINE_NAMES = {"equal-weight": "equal weight (daily)", "buy-and-hold": "buy & hold EW", "cash": "cash",
+                  "ivol": "inverse volatility", "minvar": "minimum variance", "meanrisk": "maximum Sharpe",
+                  "hrp": "hierarchical risk parity", "erc": "equal risk contribution", "mom": "momentum 12-1 (top third)",
+                  "volman": "volatility-managed EW"}
 #: the bundled benchmark is the S&P 500 price index: dividends (about 2%/yr) are not in it, while
 #: the bundled stocks are dividend-adjusted; `--benchmark NAME` takes a total-return series instead
 SP500_LABEL = "S&P 500 price index (excl. dividends)"
@@ -98,8 +104,14 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
     return Backtest(name, pd.Series(ret, index=prices.index[loc + 1], name=name), weights, traded)
 
 
-def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
-    """Target weights of a baseline on the decision days."""
+def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, rebalance="M",
+                     lookback: int = 252) -> pd.DataFrame:
+    """Target weights of a baseline on the decision days (`rebalance` and `lookback`: the
+    estimated rules of `eqtrade.backtest.baselines`, which decide on prices up to each day only)."""
+    if kind in BASELINES and kind not in ("equal-weight", "buy-and-hold", "sp500", "cash"):
+        from . import baselines
+
+        return baselines.baseline_weights(kind, prices, days, rebalance, lookback)
     # in a universe whose assets list and delist (NaN before and after), the assets with a price
     # on the decision day are the ones that can be held
     has = prices.loc[days].notna().to_numpy()
@@ -116,6 +128,8 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex) ->
         return pd.DataFrame(held / total, index=days, columns=prices.columns)
     if kind == "cash":
         return pd.DataFrame(0.0, index=days, columns=prices.columns)
+    if kind == "sp500":
+        raise ValueError("sp500 is a benchmark index, not weights on the assets: use baseline('sp500', ...)")
     raise ValueError(f"unknown baseline {kind!r}; use {', '.join(BASELINES)}")
 
 
@@ -123,7 +137,10 @@ def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: 
              cost_model: str = "drift", benchmark: pd.Series | None = None) -> Backtest:
     """A baseline over the split's decision days (same days and costs as an agent's rollout).
     kind "sp500": the benchmark series (default: the bundled S&P 500 price index), named after
-    `benchmark.name` when one is given."""
+    `benchmark.name` when one is given. The estimated rules (ivol, minvar, ...) read the prices
+    before the split for their lookback, never a price after a decision day."""
+    if kind not in BASELINES:
+        raise ValueError(f"unknown baseline {kind!r}; use {', '.join(BASELINES)}")
     days = decision_days(prices, split, window)
     if kind == "sp500":
         label = SP500_LABEL
@@ -143,8 +160,8 @@ def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: 
         b = benchmark.reindex(benchmark.index.union(days).union(nxt)).ffill()
         r = pd.Series(b.reindex(nxt).to_numpy() / b.reindex(days).to_numpy() - 1, index=nxt, name=label)
         return Backtest(label, r)
-    names = {"equal-weight": "equal weight (daily)", "buy-and-hold": "buy & hold EW", "cash": "cash"}
-    return weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model, names[kind])
+    COST_BPS.check("cost_bps", cost_bps)  # before a 20-year fit, not after it
+    return weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model, BASELINE_NAMES[kind])
 
 
 def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "agent") -> Backtest:

@@ -220,11 +220,30 @@ def parse_rf(text, data_dir=None):
     return rate
 
 
-def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None = None) -> list[Backtest]:
-    """The baselines of a backtest: same days and costs as the agent, and the benchmark."""
-    kinds = ["equal-weight", "buy-and-hold", "sp500", "cash"] if prices.shape[1] > 1 else ["buy-and-hold", "sp500", "cash"]
+def baseline_kinds(kinds) -> list[str]:
+    """Baseline names of the engine (`BASELINES`) from names or comma lists of them; the short
+    names of `eqtrade.backtest.baselines` ("ew", "all", ...) are accepted too."""
+    from .baselines import named_baselines
+
+    if isinstance(kinds, str):
+        kinds = kinds.split(",")
+    out: list[str] = []
+    for k in kinds or ():
+        k = str(k).strip()
+        found = [k] if k in BASELINES else ["equal-weight" if n == "ew" else n for n in named_baselines(k)]
+        out += [n for n in found if n not in out]
+    return out
+
+
+def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None = None, kinds=None) -> list[Backtest]:
+    """The baselines of a backtest: same days and costs as the agent, and the benchmark; `kinds`
+    adds more by name (ivol, minvar, ..., or "all" for every rule of `eqtrade.backtest.baselines`)."""
+    multi = prices.shape[1] > 1
+    base = ["equal-weight", "buy-and-hold", "sp500", "cash"] if multi else ["buy-and-hold", "sp500", "cash"]
+    # on one asset every weighting rule is that asset: the extra rules only apply to a universe
+    extra = [k for k in baseline_kinds(kinds) if k not in base and multi]
     out = []
-    for k in kinds:
+    for k in base + extra:
         b = baseline(k, prices, ctx["split"], ctx["window"], ctx["cost_bps"], ctx["cost_model"], benchmark)
         if prices.shape[1] == 1 and k == "buy-and-hold":
             b.name = f"buy & hold {prices.columns[0]}"
