@@ -8,11 +8,11 @@ from pathlib import Path
 from .lock import LOCK_NAME
 
 #: the file that marks each kind of output directory
-MARKERS = {"run": "checkpoint.pt", "compare": "summary.csv", "sweep": "sweep.json"}
+MARKERS = {"run": "checkpoint.pt", "compare": "summary.csv", "sweep": "sweep.json", "walkforward": "per_fold.csv"}
 
 
 def output_kind(path: Path) -> str | None:
-    """"run", "backtest", "compare", "sweep", "other" (files of another origin) or None (absent or empty)."""
+    """"run", "backtest", "compare", "sweep", "walkforward" (a walk-forward report), "other" (files of another origin) or None (absent or empty)."""
     path = Path(path)
     if not path.exists() or not any(not p.name.startswith(LOCK_NAME) for p in path.iterdir()):
         return None  # the lock of the command that writes it is not output

@@ -156,10 +156,10 @@ def test_split_returns_are_exactly_the_splits_trading_days_so_consecutive_splits
     assert all(p.index[0].year == p.index[-1].year for p in parts)
 
 
-def test_a_tiny_walkforward_study_joins_its_folds_and_reads_the_test_data_once(tmp_path, shared_ray, capsys):
+def test_a_tiny_walkforward_study_joins_its_folds_and_records_every_test_read(tmp_path, shared_ray, capsys):
     """2 families x 2 seeds x 3 folds of 200 steps through `eqtrade sweep`: one joined path per
-    family and seed over 2017-2019 with the paired columns, folds.json, the ledger; the second
-    report is refused, and --force-test-read reads again and records it."""
+    family and seed over 2017-2019 with the paired columns, folds.json, the ledger; the
+    same report again is a repeat, a changed one is refused, and forced reads are recorded."""
     from eqtrade.cli import main
 
     shared_ray.stop()
@@ -192,12 +192,17 @@ def test_a_tiny_walkforward_study_joins_its_folds_and_reads_the_test_data_once(t
 
     bts, _ = backtest_run(run, ("2018-01-01", "2018-12-31"))
     np.testing.assert_allclose(rets.loc[bts[0].returns.index, "SAC plain s0"], bts[0].returns, rtol=0, atol=1e-15)
-    with pytest.raises(ledger.TestReadRefused):
-        from eqtrade.sweep.walkforward import walkforward_report
+    from eqtrade.sweep.walkforward import walkforward_report
 
-        walkforward_report(load_spec(spec), out, out / "report")
-    walkforward_report(load_spec(spec), out, out / "report", force=True)
-    assert [e["forced"] for e in ledger.read(out) if e["event"] == "test_read"] == [False, True]
+    walkforward_report(load_spec(spec), out, out / "report")  # the same study again: a repeat
+    changed = load_spec(spec)
+    changed.report = dict(changed.report, against="volman")  # chosen after the look: refused
+    with pytest.raises(ledger.TestReadRefused):
+        walkforward_report(changed, out, out / "report")
+    table = walkforward_report(changed, out, out / "report", force=True)
+    assert table.attrs["against"].startswith("volatility-managed")
+    reads = [(e["repeat"], e["forced"]) for e in ledger.read(out) if e["event"] == "test_read"]
+    assert reads == [(False, False), (True, False), (False, True)]
 
 
 def test_starting_a_sweep_afresh_keeps_its_ledger(tmp_path, monkeypatch):

@@ -138,7 +138,7 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
     block = f"{fs[0].test[0]}..{fs[-1].test[1]}"
     ledger.check_test_read(study, block, force, what="walk-forward report",
                            content=spec.read_content([n for n, _ in spec.trials()]))
-    check_output_dir(out, "compare", force=True)
+    check_output_dir(out, "walkforward", force=True)
     out.mkdir(parents=True, exist_ok=True)
     rf = parse_rf(rep.get("rf", 0.0), data_dir)
     bench = load_benchmark(rep.get("benchmark"), data_dir)
