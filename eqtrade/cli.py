@@ -286,7 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--benchmark, cash; buy & hold the asset for "
         "single-asset runs), with the environment's costs, and writes backtests/NAME/: returns.parquet, "
         "weights.parquet, metrics.csv, metrics.md, tearsheet.html (quantstats, against the benchmark; offline), "
-        "equity.png and config.toml.",
+        "equity.png and config.toml; the strategy and every baseline are compared, paired over the same days, "
+        "with the reference baseline (--against, default equal weight): ΔSharpe with a stationary-bootstrap 95%% "
+        "interval, the Jobson-Korkie-Memmel p-value, information ratio, correlation, Sharpe standard error, "
+        "probabilistic Sharpe, exposure, beta and break-even cost (metrics.md, paired.csv, the tearsheet's title).",
     )
     b.add_argument("target", metavar="RUN_DIR|STRATEGY",
                    help="a run directory (with checkpoint.pt), a baseline name (equal-weight, buy-and-hold, sp500, "
@@ -303,8 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="replace an earlier backtest in --out (never another kind of output)")
     b.add_argument("--cost-model", choices=["target", "drift"], default=None,
                    help="portfolio costs: 'drift' (default) charges what a broker would, the trades from the "
-                   "drifted weights to the new targets, for the agent and the baselines alike; 'target' charges "
-                   "only changes of target weights (the training env's model, exact under the reflection)")
+                   "drifted weights to the new targets, for the agent and the baselines alike, as in training; 'target' "
+                   "charges only changes of target weights (exact under the reflection)")
     b.add_argument("--benchmark", default=None, metavar="NAME",
                    help="benchmark series: a one-column dataset, a cached or bundled ticker (e.g. a fetched SPY, "
                    "a total-return series); default: the bundled S&P 500 price index, which excludes dividends")
@@ -315,12 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which policy of a run: best (best validation return during training, best.pt; default) "
                    "or last (checkpoint.pt)")
+    _paired_args(b)
     c = sub.add_parser(
         "compare", parents=[dd], help="compare several runs (families x seeds) out of sample",
         description="Backtests every run on the split and prints, per network family, the mean and 95%% interval "
         "over seeds of Sharpe, CAGR, max drawdown, turnover and total return, with the baselines, and the train / "
-        "valid Sharpe of each run's selected checkpoint (the generalisation gap); writes summary.md/csv, "
-        "runs.csv and equity.png (one curve per seed) to --out.",
+        "valid Sharpe of each run's selected checkpoint (the generalisation gap), then the paired statistics "
+        "over the same days against the reference baseline (--against, default equal weight) for each family's "
+        "seeds as one book, each baseline and each run: ΔSharpe with a stationary-bootstrap 95%% interval, the "
+        "Jobson-Korkie-Memmel p-value, information ratio, correlation, probabilistic and deflated Sharpe; writes "
+        "summary.md/csv, runs.csv, paired.csv and equity.png (one curve per seed) to --out.",
     )
     c.add_argument("runs", nargs="+", metavar="RUN_DIR")
     c.add_argument("--split", default="test", help="train, valid, test (default) or START:END, as for backtest")
@@ -335,7 +342,50 @@ def build_parser() -> argparse.ArgumentParser:
                    help="risk-free rate: an annual rate as a fraction or a cash-like price series (as for backtest)")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="best (validation-selected, default) or last checkpoint of every run")
+    _paired_args(c)
     return ap
+
+
+def _paired_args(p) -> None:
+    """--baselines and --against, as backtest and compare take them."""
+    from .backtest.baselines import BASELINE_KINDS
+    from .backtest.report import DEFAULT_AGAINST, DEFAULT_BASELINES
+
+    p.add_argument("--baselines", default=",".join(DEFAULT_BASELINES), metavar="LIST",
+                   help="rules traded beside equal weight, buy & hold, the index and cash, on the same days and "
+                   f"costs: a comma list of {', '.join(BASELINE_KINDS)}, 'all' or 'none' (default "
+                   f"{','.join(DEFAULT_BASELINES)}: the cheap ones; minvar, meanrisk, hrp and erc are skfolio "
+                   "optimisers refitted monthly, a few seconds each; see docs/backtests.md)")
+    p.add_argument("--against", default=DEFAULT_AGAINST, metavar="NAME",
+                   help=f"the reference of the paired statistics: one of the baselines (default {DEFAULT_AGAINST}; "
+                   "e.g. volman, sp500)")
+    p.add_argument("--n-boot", type=int, default=2000, metavar="N",
+                   help="stationary-bootstrap resamples of the ΔSharpe interval (default 2000; seed 0)")
+
+
+def _check_paired_args(args) -> None:
+    """--baselines names known rules and --against one that will be traded: before any backtest."""
+    from .backtest.report import baseline_kinds
+    from .util import Range
+
+    kinds = baseline_kinds(args.baselines)
+    Range(100, 1_000_000, note="bootstrap resamples").check("--n-boot", args.n_boot)
+    ref = baseline_kinds(args.against) if args.against != "sp500" else ["sp500"]
+    if len(ref) != 1:
+        raise ValueError(f"--against names one baseline, got {args.against!r}")
+    if ref[0] not in ("equal-weight", "buy-and-hold", "sp500", "cash", *kinds):
+        raise ValueError(f"--against {args.against}: not among the baselines traded (add it to --baselines, now "
+                         f"{args.baselines!r})")
+
+
+def _print_paired(table) -> None:
+    from .backtest.stats import bootstrap_note
+
+    cols = ["Sharpe", "Sharpe SE", "ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR t", "corr", "PSR",
+            "break-even bps"]
+    print(f"\npaired against {table.attrs['against']} ({bootstrap_note(table.attrs)}; JKM p: Jobson-Korkie-Memmel):")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table[[c for c in cols if c in table]].to_string(float_format=lambda x: f"{x:.3f}"))
 
 
 def cmd_backtest(args) -> int:
@@ -347,13 +397,14 @@ def cmd_backtest(args) -> int:
     OBS_NOISE.check("--obs-noise", args.obs_noise)
     if args.out:  # before a minute of backtesting: refuse an --out that holds other results
         check_output_dir(Path(args.out), "backtest", args.force)
+    _check_paired_args(args)
     target = Path(args.target)
     if target.is_dir() and not (target / "checkpoint.pt").is_file():
         raise ValueError(_not_a_run(target))
     if (target / "checkpoint.pt").exists():
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
                                 checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir,
-                                data=args.data)
+                                data=args.data, baselines=args.baselines)
         name = Path(args.target).name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
               f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
@@ -361,7 +412,7 @@ def cmd_backtest(args) -> int:
         if args.obs_noise:
             raise ValueError("--obs-noise applies to agents (a run directory), not to baseline strategies")
         bts, ctx = backtest_strategy(args.target, split, data=args.data, cost_model=args.cost_model,
-                                     benchmark=args.benchmark, data_dir=args.data_dir)
+                                     benchmark=args.benchmark, data_dir=args.data_dir, baselines=args.baselines)
         name = Path(args.target).stem
     for note in ctx.get("notes", []):
         print(f"note: {note}")
@@ -372,12 +423,14 @@ def cmd_backtest(args) -> int:
 
     rf = _rf_arg(args.rf, args.data_dir)
     with locked(out, "eqtrade backtest"):  # a default --out (a given one is locked by main)
-        table = write_report(bts, ctx, out, html=not args.no_html, rf=rf)
+        table = write_report(bts, ctx, out, html=not args.no_html, rf=rf, against=args.against, n_boot=args.n_boot)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(float_format=lambda x: f"{x:.4f}"))
+    _print_paired(table.attrs["paired"])
     print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model; "
           f"risk-free rate {rf_label(rf)} (cash earns it; Sharpe and Sortino of excess returns)")
-    print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, equity.png, returns.parquet)")
+    print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, paired.csv, equity.png, "
+          "returns.parquet)")
     if set(ctx.get("tickers", [])) <= _bundled_tickers():
         print("note: survivorship bias in the bundled stocks flatters every long strategy.")
     return 0
@@ -423,6 +476,7 @@ def cmd_compare(args) -> int:
     split_name = _split_name(split)
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
     check_runs(args.runs)  # the inputs first: a missing run is the error to show, whatever --out holds
+    _check_paired_args(args)
     check_output_dir(out, "compare", args.force)
     levels = _floats(args.obs_noise, "--obs-noise")
     if not levels:
@@ -433,7 +487,8 @@ def cmd_compare(args) -> int:
     with locked(out, "eqtrade compare"):  # a default --out (a given one is locked by main)
         summary = compare_runs(args.runs, split, tuple(levels), out, checkpoint=args.checkpoint,
                                benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)),
-                               data_dir=args.data_dir, data=args.data)
+                               data_dir=args.data_dir, data=args.data, baselines=args.baselines,
+                               against=args.against, n_boot=args.n_boot)
     from .backtest.engine import SP500_LABEL
     from .backtest.metrics import rf_label
 
@@ -443,7 +498,8 @@ def cmd_compare(args) -> int:
         print(f"note: {note}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"\nwrote {out}/ (summary.md, runs.csv, equity.png)")
+    _print_paired(summary.attrs["paired"])
+    print(f"\nwrote {out}/ (summary.md, runs.csv, paired.csv, equity.png)")
     return 0
 
 

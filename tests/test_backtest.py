@@ -528,3 +528,53 @@ def test_metrics_of_no_finite_returns_say_so():
     with pytest.raises(ValueError, match="infinite"):
         metrics(pd.Series([0.01, np.inf], index=idx[:2]))
     assert metrics(pd.Series([0.01, np.nan, -0.005], index=idx[:3]))["Days"] == 2  # NaN days are dropped
+
+
+def test_backtest_and_compare_print_paired_statistics_against_the_reference(trained_runs, tmp_path, capsys):
+    """The paired columns in the terminal, metrics.md, paired.csv and the tearsheet's title; the
+    reference's own ΔSharpe is 0; --against another baseline; each family's seeds as one book."""
+    from eqtrade.backtest.stats import delta_sharpe
+
+    out = tmp_path / "bt"
+    split = "2019-01-01:2020-12-31"
+    assert main(["backtest", str(trained_runs[0]), "--split", split, "--out", str(out), "--n-boot", "300"]) == 0
+    text = capsys.readouterr().out
+    assert "paired against equal weight (daily)" in text and "stationary bootstrap (300 resamples" in text
+    paired = pd.read_csv(out / "paired.csv", index_col=0)
+    assert {"ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR t", "corr", "Sharpe SE", "PSR", "beta",
+            "break-even bps", "gross exposure"} <= set(paired)
+    assert paired.loc["equal weight (daily)", "ΔSharpe"] == 0
+    assert {"volatility-managed EW", "inverse volatility", "momentum 12-1 (top third)"} <= set(paired.index)
+    rets = pd.read_parquet(out / "returns.parquet")
+    agent = "SAC relaxed/flat"
+    d = delta_sharpe(rets[agent].to_numpy(), rets["equal weight (daily)"].to_numpy(), n_boot=300, seed=0)
+    assert paired.loc[agent, "ΔSharpe"] == pytest.approx(d["delta"], abs=1e-12)
+    assert paired.loc[agent, "ΔSharpe lo"] == pytest.approx(d["lo"], abs=1e-12)
+    assert "Paired against equal weight (daily)" in (out / "metrics.md").read_text()
+    assert "ΔSharpe vs equal weight (daily)" in (out / "tearsheet.html").read_text()
+    assert main(["backtest", str(trained_runs[0]), "--split", split, "--out", str(tmp_path / "v"), "--no-html",
+                 "--against", "volman", "--baselines", "volman", "--n-boot", "300"]) == 0
+    assert "paired against volatility-managed EW" in capsys.readouterr().out
+    assert pd.read_csv(tmp_path / "v" / "paired.csv", index_col=0).loc["volatility-managed EW", "ΔSharpe"] == 0
+    assert main(["compare", *map(str, trained_runs), "--split", split, "--out", str(tmp_path / "cmp"),
+                 "--n-boot", "300"]) == 0
+    text = capsys.readouterr().out
+    summary = pd.read_csv(tmp_path / "cmp" / "summary.csv")
+    assert {"ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "PSR", "DSR"} <= set(summary)
+    fam = summary[summary["family"] == "relaxed/flat"].iloc[0]
+    assert fam["ΔSharpe lo"] <= fam["ΔSharpe"] <= fam["ΔSharpe hi"]
+    cmp_paired = pd.read_csv(tmp_path / "cmp" / "paired.csv", index_col=0)
+    assert "relaxed/flat (mean of 2 seeds)" in cmp_paired.index and "ΔSharpe" in text
+    assert "Paired columns" in (tmp_path / "cmp" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--baselines", "ivol,nonsense"], "unknown baseline 'nonsense'"),
+    (["--against", "hrp"], "--against hrp: not among the baselines traded"),
+    (["--n-boot", "5"], "--n-boot"),
+])
+def test_bad_paired_flags_are_one_line_errors_before_any_backtest(flags, match, tmp_path, capsys):
+    assert main(["backtest", "equal-weight", "--out", str(tmp_path / "x"), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert match in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()

@@ -35,6 +35,7 @@ class Backtest:
     returns: pd.Series
     weights: pd.DataFrame | None = None
     traded: np.ndarray | None = None  # the turnover charged each decision day (what was really traded)
+    kind: str | None = None  # the baseline's name in BASELINES ("equal-weight", "volman", ...); None: an agent
 
     @property
     def turnover(self) -> float:
@@ -159,9 +160,11 @@ def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: 
         # a day the benchmark did not trade (another exchange's holiday) is a day without a move
         b = benchmark.reindex(benchmark.index.union(days).union(nxt)).ffill()
         r = pd.Series(b.reindex(nxt).to_numpy() / b.reindex(days).to_numpy() - 1, index=nxt, name=label)
-        return Backtest(label, r)
+        return Backtest(label, r, kind="sp500")
     COST_BPS.check("cost_bps", cost_bps)  # before a 20-year fit, not after it
-    return weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model, BASELINE_NAMES[kind])
+    bt = weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model, BASELINE_NAMES[kind])
+    bt.kind = kind
+    return bt
 
 
 def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "agent") -> Backtest:
@@ -202,4 +205,4 @@ def with_cash_interest(bt: Backtest, rf) -> Backtest:
         return bt
     cash = 1.0 - bt.weights.sum(axis=1).to_numpy()
     r = bt.returns + cash * rf_daily(rf, bt.returns.index).to_numpy()
-    return Backtest(bt.name, r.rename(bt.name), bt.weights, bt.traded)
+    return Backtest(bt.name, r.rename(bt.name), bt.weights, bt.traded, bt.kind)

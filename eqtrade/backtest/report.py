@@ -144,8 +144,13 @@ def in_sample_note(spec, first: str, last: str) -> str | None:
 
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
                  cost_model: str | None = None, checkpoint: str = "best",
-                 benchmark: str | None = None, data_dir=None, data: str | None = None) -> tuple[list[Backtest], dict]:
+                 benchmark: str | None = None, data_dir=None, data: str | None = None,
+                 baselines=None, record: bool = True) -> tuple[list[Backtest], dict]:
     """The agent of a run and its baselines over a split: ([agent, baselines...], context).
+    An out-of-sample read (days after the run's training and validation splits) is recorded in
+    the run's ledger.jsonl (`record`) and the reads before it are counted in a note.
+    `baselines`: the rules traded beyond the simple four (names or a comma list, "all"; default
+    DEFAULT_BASELINES; "none" or () for the four only).
     `cost_model`: "drift" (default for portfolios: what a broker charges, the trades from the
     drifted weights to the new targets, for the agent and the baselines alike) or "target" (the
     training env's default, which keeps the reflection exact on mirrored data but charges no drift
@@ -181,8 +186,17 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
            "benchmark": benchmark or SP500_LABEL}
     info, notes = span_notes(prices, split, ctx["window"])
     inside = in_sample_note(spec, info["first_date"], info["last_date"])
+    if inside is None and record:
+        from .ledger import record_run_read
+
+        block = f"{info['first_date']}..{info['last_date']}"
+        before = record_run_read(run_dir, block, what="backtest")
+        ctx["reads_before"] = before
+        if before:
+            notes.append(f"out-of-sample look {before + 1} at {block} for this run ({Path(run_dir) / 'ledger.jsonl'}): "
+                         "each look at the same test days is one more chance to fit them")
     ctx.update(info, notes=notes + ([inside] if inside else []))
-    return [bt, *baselines_for(prices, ctx, load_benchmark(benchmark, kw.get("data_dir")))], ctx
+    return [bt, *baselines_for(prices, ctx, load_benchmark(benchmark, kw.get("data_dir")), baselines)], ctx
 
 
 def load_benchmark(name: str | None, data_dir=None) -> pd.Series | None:
@@ -220,11 +234,23 @@ def parse_rf(text, data_dir=None):
     return rate
 
 
+#: the rules every backtest and comparison trades beyond the simple four unless told otherwise:
+#: the cheap ones (well under a second over 20 years); "all" adds the skfolio optimisers
+DEFAULT_BASELINES = ("ivol", "mom", "volman")
+#: the reference of the paired statistics unless `against` names another baseline
+DEFAULT_AGAINST = "equal-weight"
+
+
 def baseline_kinds(kinds) -> list[str]:
     """Baseline names of the engine (`BASELINES`) from names or comma lists of them; the short
-    names of `eqtrade.backtest.baselines` ("ew", "all", ...) are accepted too."""
+    names of `eqtrade.backtest.baselines` ("ew", "all", ...) are accepted too; None is
+    DEFAULT_BASELINES, "none" is none."""
     from .baselines import named_baselines
 
+    if kinds is None:
+        kinds = DEFAULT_BASELINES
+    if isinstance(kinds, str) and kinds.strip().lower() == "none":
+        return []
     if isinstance(kinds, str):
         kinds = kinds.split(",")
     out: list[str] = []
@@ -254,8 +280,9 @@ def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None =
 
 def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost_bps: float = 10.0,
                       cost_model: str | None = None, benchmark: str | None = None,
-                      data_dir=None) -> tuple[list[Backtest], dict]:
-    """A baseline strategy (by name or strategies/*.toml with a [baseline] table) and the others."""
+                      data_dir=None, baselines=None) -> tuple[list[Backtest], dict]:
+    """A baseline strategy (by name or strategies/*.toml with a [baseline] table) and the others
+    (`baselines` as for `backtest_run`)."""
     from ..strategies import load_toml
     from ..envs import resolve_prices
 
@@ -281,7 +308,7 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     ctx.update(info, notes=notes)
     bench = load_benchmark(benchmark, data_dir)
     main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench)
-    others = [b for b in baselines_for(prices, ctx, bench) if b.name != main.name]
+    others = [b for b in baselines_for(prices, ctx, bench, baselines) if b.name != main.name]
     return [main, *others], ctx
 
 
@@ -307,10 +334,74 @@ def _baseline_table(name: str, table) -> dict:
     return dict(table)
 
 
-def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = True, rf=0.0) -> pd.DataFrame:
-    """returns.parquet, weights.parquet, metrics.csv/.md, tearsheet.html, equity.png, config.toml.
-    `rf` (an annual rate or a cash-like price series): cash earns it, Sharpe/Sortino are of
-    excess returns, and the report says which rate it used."""
+def reference(backtests: list[Backtest], against: str = DEFAULT_AGAINST) -> Backtest:
+    """The backtest of baseline `against` (a name of BASELINES or its short form) among `backtests`."""
+    kinds = baseline_kinds(against) if against != "sp500" else ["sp500"]
+    if len(kinds) != 1:
+        raise ValueError(f"--against names one baseline, got {against!r}")
+    found = [b for b in backtests if b.kind == kinds[0]]
+    if not found:
+        have = ", ".join(b.kind for b in backtests if b.kind) or "none"
+        raise ValueError(f"--against {against}: that baseline is not in this comparison (its baselines: {have}); "
+                         "add it with --baselines")
+    return found[0]
+
+
+def paired_stats(backtests: list[Backtest], against: str = DEFAULT_AGAINST, rf=0.0, n_boot: int = 2000,
+                 seed: int = 0, n_trials: int = 1, sr_std: float | None = None, extra: dict | None = None,
+                 cost_bps: float = 10.0) -> pd.DataFrame:
+    """Every backtest against the reference baseline over the same days (`eqtrade.backtest.stats.
+    paired_table` on the excess returns), with each one's mean gross and net exposure, beta to the
+    index and break-even cost (the cost per unit traded at which its Sharpe would equal the
+    reference's: its Sharpe before costs is computed from what it traded). `extra`: more return
+    series (name -> Series on the same days), e.g. a family's seeds as one book."""
+    from .metrics import rf_daily
+    from .stats import beta, break_even_cost_bps, paired_table
+
+    ref = reference(backtests, against)
+    series = {b.name: b.returns for b in backtests}
+    series.update(extra or {})
+    frame = pd.DataFrame(series)
+    frame = frame.sub(rf_daily(rf, frame.index).to_numpy(), axis=0)
+    table = paired_table(frame, ref.name, n_boot=n_boot, seed=seed, n_trials=n_trials, sr_std=sr_std)
+    index = next((b for b in backtests if b.kind == "sp500"), None)
+    cost = {b.name: b for b in backtests}
+    for name in frame:
+        b = cost.get(name)
+        w = b.weights if b is not None else None
+        table.loc[name, "gross exposure"] = float(w.abs().sum(1).mean()) if w is not None and len(w) else np.nan
+        table.loc[name, "net exposure"] = float(w.sum(1).mean()) if w is not None and len(w) else np.nan
+        table.loc[name, "beta"] = beta(frame[name].to_numpy(), frame[index.name].to_numpy()) if index is not None else np.nan
+        be = np.nan
+        if b is not None and b.traded is not None and len(b.traded) == len(frame) and name != ref.name:
+            gross = frame[name].to_numpy() + cost_bps / 1e4 * b.traded
+            if np.std(gross) > 0 and np.std(frame[ref.name].to_numpy()) > 0:  # (cash has no Sharpe)
+                be = break_even_cost_bps(gross, b.traded, frame[ref.name].to_numpy())
+        table.loc[name, "break-even bps"] = be
+    table.attrs["against"] = ref.name
+    return table
+
+
+def paired_markdown(table: pd.DataFrame) -> str:
+    """The paired table as markdown, under the sentence that says how its interval was computed."""
+    from .stats import bootstrap_note
+
+    cols = ["Sharpe", "Sharpe SE", "ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR", "IR t", "corr", "PSR",
+            "DSR", "gross exposure", "net exposure", "beta", "break-even bps"]
+    cols = [c for c in cols if c in table]
+    return (f"Paired against {table.attrs['against']} over the same days. {bootstrap_note(table.attrs)}; JKM p: "
+            "Jobson-Korkie test with Memmel's correction; Sharpe SE: Lo/Mertens (non-normal returns); PSR: "
+            "probability that the true Sharpe is above 0; break-even bps: the cost per unit traded at which the "
+            "strategy's Sharpe would equal the reference's.\n\n" + table[cols].to_markdown(floatfmt=".3f") + "\n")
+
+
+def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = True, rf=0.0,
+                 against: str = DEFAULT_AGAINST, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """returns.parquet, weights.parquet, metrics.csv/.md, paired.csv, tearsheet.html, equity.png,
+    config.toml. `rf` (an annual rate or a cash-like price series): cash earns it, Sharpe/Sortino
+    are of excess returns, and the report says which rate it used. Every backtest is compared,
+    paired, with the baseline `against` (`paired_stats`): in metrics.md, paired.csv, the
+    tearsheet's title (its benchmark stays the index) and `table.attrs["paired"]`."""
     from ..util import dump_toml
 
     ctx = dict(ctx, rf=rf_label(rf))
@@ -324,13 +415,23 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
         atomic_write(out / "weights.parquet", lambda p: main.weights.to_parquet(p))
     table = metrics_table(backtests, rf)
     atomic_write(out / "metrics.csv", lambda p: table.to_csv(p))
-    md = _markdown(table, ctx)
+    paired = paired_stats(backtests, against, rf, n_boot=n_boot, seed=seed, cost_bps=ctx.get("cost_bps", 10.0))
+    atomic_write(out / "paired.csv", lambda p: paired.to_csv(p))
+    table.attrs["paired"] = paired
+    md = _markdown(table, ctx) + "\n" + paired_markdown(paired)
     atomic_write_bytes(out / "metrics.md", md.encode())
     atomic_write_bytes(out / "config.toml", dump_toml({"backtest": {k: v for k, v in ctx.items() if v is not None}}).encode())
     _plot_equity(rets, out / "equity.png", f"{main.name} — {ctx['split']} split")
-    if html:
-        bench = next((b.returns for b in backtests if b.name == SP500_LABEL or b.name.startswith("benchmark ")), None)
-        _tearsheet(main.returns, bench, out / "tearsheet.html", f"eqtrade: {main.name} ({ctx['split']} split)")
+    if html:  # against the benchmark, with the paired ΔSharpe against the reference baseline in the title
+        ref = reference(backtests, against)
+        bench = next((b.returns for b in backtests if b.kind == "sp500"), None)
+        p = paired.loc[main.name]
+        title = f"eqtrade: {main.name} ({ctx['split']} split)"
+        if main.name != ref.name:
+            title += (f" — ΔSharpe vs {ref.name} {p['ΔSharpe']:+.2f} [{p['ΔSharpe lo']:+.2f}, {p['ΔSharpe hi']:+.2f}] "
+                      f"(95%, stationary bootstrap, {paired.attrs['n_boot']} resamples, block {paired.attrs['block']} "
+                      f"days), JKM p {p['JKM p']:.3f}")
+        _tearsheet(main.returns, bench, out / "tearsheet.html", title)
     return table
 
 
@@ -409,55 +510,111 @@ def selection_metrics(run_dir, checkpoint: str = "best") -> dict[str, float]:
 SUMMARY_METRICS = ["Sharpe", "CAGR", "Max drawdown", "Turnover", "Total return", "train Sharpe", "valid Sharpe"]
 
 
+#: the paired columns a comparison's summary shows (each family's seeds as one book, each baseline itself)
+PAIRED_SUMMARY = ["ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR", "corr", "PSR", "DSR"]
+
+
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
                  checkpoint: str = "best", benchmark: str | None = None, rf=0.0,
-                 data_dir=None, data: str | None = None) -> pd.DataFrame:
+                 data_dir=None, data: str | None = None, baselines=None, against: str = DEFAULT_AGAINST,
+                 n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
-    valid Sharpe of the selected checkpoint, for every observation-noise level."""
+    valid Sharpe of the selected checkpoint, for every observation-noise level; then the paired
+    statistics against the baseline `against` over the same days (`paired_stats`): for each
+    family its seeds as one book (equal capital in each seed's strategy), for each baseline
+    itself, and for each run in runs.csv / paired.csv. The deflated Sharpe counts the families
+    compared plus the configurations tried while choosing the defaults (ledger.PRIOR_CONFIGURATIONS).
+    `baselines`: the rules traded beyond the simple four (as for `backtest_run`)."""
+    from . import ledger
+    from .stats import pbo, sharpe
 
     rows, curves, base, notes = [], {}, None, {}
     check_runs(run_dirs)
     if not len(obs_noises):
         raise ValueError("no observation-noise level to compare at: give at least one (e.g. 0, or 0,0.05)")
+    agents: dict[float, dict[str, Backtest]] = {}
     for noise in obs_noises:
         for rd in run_dirs:
             bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark,
-                                    data_dir=data_dir, data=data)
+                                    data_dir=data_dir, data=data, record=noise == obs_noises[0],
+                                    baselines=baselines if base is None else "none")  # the extra rules once
             bts = [with_cash_interest(b, rf) for b in bts]
             for n in ctx.get("notes", []):
                 notes.setdefault(n, []).append(str(rd))
             m = metrics_table(bts[:1], rf).iloc[0].to_dict()
             rows.append({"family": ctx["family"], "algo": ctx["algo"], "seed": ctx["seed"], "run": str(rd),
                          "obs_noise": noise, "checkpoint": ctx["checkpoint"], **m, **selection_metrics(rd, ctx["checkpoint"])})
+            name = f"{ctx['family']} s{ctx['seed']}"
+            if name in agents.get(noise, {}):
+                name = f"{name} ({Path(rd).name})"
+            agents.setdefault(noise, {})[name] = Backtest(name, bts[0].returns.rename(name), bts[0].weights,
+                                                         bts[0].traded)
+            rows[-1]["_name"] = name
             if noise == obs_noises[0]:
-                curves[f"{ctx['family']} s{ctx['seed']}"] = (1 + bts[0].returns).cumprod()
-                base = base or bts[1:]
+                curves[name] = (1 + bts[0].returns).cumprod()
+                if base is None:
+                    base = bts[1:]
+                    reference(base, against)  # before the other runs: a reference that is not there is an error now
+                    cost_bps = ctx["cost_bps"]
     per_run = pd.DataFrame(rows)
-    summary = []
-    for (fam, noise), g in per_run.groupby(["family", "obs_noise"], sort=False):
-        row = {"family": fam, "obs_noise": noise, "seeds": len(g)}
-        for k in SUMMARY_METRICS:
-            row[k], row[f"{k} ±95%"] = mean_ci(g[k].to_numpy())
-        summary.append(row)
+    families = list(dict.fromkeys(per_run["family"]))
+    n_trials = len(families) + ledger.PRIOR_CONFIGURATIONS
+    paired, summary = {}, []
+    for noise in obs_noises:
+        runs = per_run[per_run["obs_noise"] == noise]
+        books = {f"{fam} (mean of {len(g)} seeds)": pd.concat([agents[noise][n].returns for n in g["_name"]],
+                                                              axis=1).mean(axis=1)
+                 for fam, g in runs.groupby("family", sort=False)}
+        sr = [sharpe(r.to_numpy()) for r in books.values()]
+        sr_std = float(np.std(sr, ddof=1)) if len(sr) > 1 else None
+        t = paired_stats(base + list(agents[noise].values()), against, rf, n_boot=n_boot, seed=seed,
+                         n_trials=n_trials, sr_std=sr_std, extra=books, cost_bps=cost_bps)
+        t.attrs["pbo"] = (pbo(pd.DataFrame(books).to_numpy()) if len(books) > 1 and len(t) and
+                            len(next(iter(books.values()))) >= 32 else float("nan"))
+        paired[noise] = t
+        for fam, g in runs.groupby("family", sort=False):
+            row = {"family": fam, "obs_noise": noise, "seeds": len(g)}
+            for k in SUMMARY_METRICS:
+                row[k], row[f"{k} ±95%"] = mean_ci(g[k].to_numpy())
+            book = t.loc[f"{fam} (mean of {len(g)} seeds)"]
+            row.update({k: book[k] for k in PAIRED_SUMMARY})
+            summary.append(row)
+    per_run = per_run.join(pd.concat([paired[nz].loc[g["_name"], PAIRED_SUMMARY[:4]].set_index(g.index)
+                                      for nz, g in per_run.groupby("obs_noise", sort=False)]))
+    per_run = per_run.drop(columns="_name")
     summary = pd.DataFrame(summary)
-    if base:
-        bt = metrics_table(base, rf)
-        for name, r in bt.iterrows():
-            summary = pd.concat([summary, pd.DataFrame([{"family": f"baseline: {name}", "obs_noise": 0.0, "seeds": 1,
-                                                         **{k: r[k] for k in SUMMARY_METRICS[:5]}}])])
+    bt = metrics_table(base, rf)
+    for name, r in bt.iterrows():
+        summary = pd.concat([summary, pd.DataFrame([{"family": f"baseline: {name}", "obs_noise": 0.0, "seeds": 1,
+                                                     **{k: r[k] for k in SUMMARY_METRICS[:5]},
+                                                     **{k: paired[obs_noises[0]].loc[name, k] for k in PAIRED_SUMMARY}}])])
+    table = pd.concat([t.assign(obs_noise=nz) for nz, t in paired.items()])
+    table.index.name = "strategy"
+    table.attrs.update(paired[obs_noises[0]].attrs)
     notes = [f"{n} ({', '.join(dict.fromkeys(rds))})" for n, rds in notes.items()]
+    from .stats import bootstrap_note
+
+    head = (f"Test split {split}; risk-free rate {rf_label(rf)} (cash earns it; Sharpe of excess returns); "
+            f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges). Paired columns "
+            f"(ΔSharpe .. DSR) against {table.attrs['against']} over the same days, for a family its seeds as one "
+            f"book (equal capital in each): {bootstrap_note(table.attrs)}; JKM p: Jobson-Korkie-Memmel; DSR: "
+            f"deflated for N = {n_trials} configurations ({len(families)} compared here + "
+            f"{ledger.PRIOR_CONFIGURATIONS} tried while choosing the defaults)."
+            + (f" Probability of backtest overfitting over the {len(families)} families (CSCV, 16 blocks): "
+               + ", ".join(f"{paired[nz].attrs['pbo']:.2f} at noise {nz:g}" for nz in obs_noises) + "."
+               if len(families) > 1 else ""))
+    summary.attrs.update(notes=notes, paired=table, head=head)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         per_run.to_csv(out / "runs.csv", index=False)
         summary.to_csv(out / "summary.csv", index=False)
-        note = (f"Test split {split}; risk-free rate {rf_label(rf)} (cash earns it; Sharpe of excess returns); "
-                f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges).")
-        note += "".join(f"\n\nNote: {n}." for n in notes)
+        table.to_csv(out / "paired.csv")
+        note = head + "".join(f"\n\nNote: {n}." for n in notes)
         atomic_write_bytes(out / "summary.md", (note + "\n\n" + summary.to_markdown(index=False, floatfmt=".3f")
+                                                + "\n\n" + paired_markdown(paired[obs_noises[0]])
                                                 + f"\n\n{SURVIVORSHIP}\n").encode())
         _plot_compare(curves, base, out / "equity.png", split)
-    summary.attrs["notes"] = notes
     return summary
 
 

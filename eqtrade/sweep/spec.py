@@ -42,7 +42,7 @@ from typing import Any
 
 STRATEGY_TABLES = ("run", "env", "eval_env", "agent")
 SWEEP_KEYS = ("name", "config", "metric", "mode", "grid", "search", "report", "max_failures", "walkforward")
-REPORT_KEYS = ("split", "obs_noise", "data", "benchmark", "rf", "against")
+REPORT_KEYS = ("split", "obs_noise", "data", "benchmark", "rf", "against", "baselines")
 DISTRIBUTIONS = ("uniform", "loguniform", "choice", "randint")
 
 
@@ -140,6 +140,30 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
     node[parts[-1]] = copy.deepcopy(value)
 
 
+def _check_report_baselines(path, report: dict, walkforward: bool) -> None:
+    """[sweep.report] against / baselines name known baselines, the reference one that is traded."""
+    from ..backtest.report import DEFAULT_AGAINST, baseline_kinds
+
+    try:
+        kinds = baseline_kinds(report.get("baselines"))
+        against = str(report.get("against", DEFAULT_AGAINST))
+        ref = ["sp500"] if against == "sp500" else baseline_kinds(against)
+    except ValueError as e:
+        raise ValueError(f"{path}: [sweep.report] {e}") from None
+    if walkforward:
+        from .walkforward import REPORT_BASELINES
+
+        if "baselines" in report:
+            raise ValueError(f"{path}: [sweep.report] baselines: a walk-forward report trades every baseline "
+                             f"({', '.join(REPORT_BASELINES)}); leave it out")
+        traded = REPORT_BASELINES
+    else:
+        traded = ("equal-weight", "buy-and-hold", "sp500", "cash", *kinds)
+    if len(ref) != 1 or ref[0] not in traded:
+        raise ValueError(f"{path}: [sweep.report] against = {against!r} is not one of the baselines the report trades "
+                         f"({', '.join(traded)})")
+
+
 def load_spec(path) -> SweepSpec:
     """Read and check a sweep spec; every error names the offending key and value."""
     from ..run import merge
@@ -212,6 +236,7 @@ def load_spec(path) -> SweepSpec:
                          "(e.g. [0.0, 0.05]), or leave the key out for 0")
     for s in report["obs_noise"]:  # the table comes after every trial: refuse a bad level before them
         OBS_NOISE.check(f"{path}: [sweep.report] obs_noise", s)
+    _check_report_baselines(path, report, "walkforward" in sw)
     walkforward = None
     if "walkforward" in sw:
         if "split" in sw.get("report", {}):

@@ -119,4 +119,4 @@ def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None, force: bo
     split = parse_split(rep["split"]) if isinstance(rep["split"], str) else rep["split"]
     return compare_runs(sorted(runs), split, tuple(float(x) for x in rep["obs_noise"]), out,
                         benchmark=rep.get("benchmark"), rf=parse_rf(rep.get("rf", 0.0), data_dir), data_dir=data_dir,
-                        data=rep.get("data"))
+                        data=rep.get("data"), baselines=rep.get("baselines"), against=rep.get("against", "equal-weight"))

@@ -127,14 +127,17 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
     from ..backtest.engine import baseline
     from ..backtest.metrics import metrics
     from ..backtest.report import backtest_run, load_benchmark, parse_rf
-    from ..backtest.stats import bootstrap_note, paired_table, sharpe
+    from ..backtest.stats import bootstrap_note, paired_table, pbo, sharpe
     from ..backtest.engine import with_cash_interest
     from ..outdirs import check_output_dir
     from ..util import atomic_write, atomic_write_bytes
 
     fs = spec.folds()
     rep = spec.report
+    from ..backtest.report import baseline_kinds
+
     against = rep.get("against", "equal-weight")
+    against = "sp500" if against == "sp500" else baseline_kinds(against)[0]
     block = f"{fs[0].test[0]}..{fs[-1].test[1]}"
     ledger.check_test_read(study, block, force, what="walk-forward report",
                            content=spec.read_content([n for n, _ in spec.trials()]))
@@ -153,7 +156,8 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
             run = study / "runs" / (f"{name},{f.name}" if name != "trial" else f.name)
             for noise in noises:
                 bts, ctx = backtest_run(run, f.test, obs_noise=noise, seed=f.year, benchmark=rep.get("benchmark"),
-                                        data_dir=data_dir, data=rep.get("data"))
+                                        data_dir=data_dir, data=rep.get("data"), record=noise == noises[0],
+                                        baselines="none")
                 group = ",".join(p for p in name.split(",") if not p.startswith("seed=")) or "trial"
                 label = f"{ctx['algo'].upper()} {ctx['family']}" + (
                     "" if group in ("trial", f"family={ctx['family']}") or group.startswith("family=") and "," not in group
@@ -187,6 +191,8 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
         sr = [sharpe(frame[c].to_numpy()) for c in means]
         sr_std = float(np.std(sr, ddof=1)) if len(sr) > 1 else None
         t = paired_table(frame, ref_name, n_boot=n_boot, seed=seed, n_trials=max(n_conf, 1), sr_std=sr_std)
+        # the probability of backtest overfitting over the configurations (their seeds as one book each)
+        t.attrs["pbo"] = pbo(pd.DataFrame(means).to_numpy()) if len(means) > 1 and len(frame) >= 32 else float("nan")
         for c in frame:
             m = metrics(frame[c])
             t.loc[c, "CAGR"], t.loc[c, "Max drawdown"] = m["CAGR"], m["Max drawdown"]
@@ -215,7 +221,10 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
             f"selected on the {spec.walkforward['valid_years']} year(s) before its test year. Reference: {ref_name}. "
             f"{bootstrap_note(table.attrs)}. Deflated Sharpe: N = {n_conf} configurations "
             f"({n_conf - ledger.PRIOR_CONFIGURATIONS} in this study's ledger + {ledger.PRIOR_CONFIGURATIONS} tried "
-            f"while choosing the defaults). Risk-free rate {rep.get('rf', 0.0)}.\n\n")
+            f"while choosing the defaults). Probability of backtest overfitting over the {len(spec.configurations())} "
+            f"configurations (CSCV, 16 blocks): "
+            + ", ".join(f"{t.attrs['pbo']:.2f} at noise {t['obs_noise'].iloc[0]:g}" for t in tables)
+            + f". Risk-free rate {rep.get('rf', 0.0)}.\n\n")
     md = (head + table.to_markdown(floatfmt=".3f") + "\n\nSharpe by test year (noise "
           f"{noises[0]:g}):\n\n" + years.to_markdown(floatfmt=".2f") + "\n")
     atomic_write_bytes(out / "summary.md", md.encode())
