@@ -578,3 +578,15 @@ def test_bad_paired_flags_are_one_line_errors_before_any_backtest(flags, match, 
     err = capsys.readouterr().err.strip()
     assert match in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_cagr_counts_years_as_trading_days_over_252(prices):
+    """The CAGR of metrics.csv and of the tearsheet (both quantstats) is the growth over n trading
+    days / 252 years, by hand (quantstats 0.0.64-0.0.69 divided calendar days by 252, about 45%
+    too many years: the floor of the pin is 0.0.70)."""
+    import quantstats as qs
+
+    r = baseline("equal-weight", prices, SPLIT, 16).returns
+    by_hand = float(np.prod(1 + r.to_numpy()) ** (252 / len(r)) - 1)
+    assert metrics(r)["CAGR"] == pytest.approx(by_hand, rel=1e-9)
+    assert float(qs.stats.cagr(r)) == pytest.approx(by_hand, rel=1e-9)
