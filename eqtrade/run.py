@@ -29,8 +29,11 @@ DEFAULT_THREADS = 1
 #: defaults of a run; a strategy TOML and the command line override them
 BASE: dict[str, Any] = {
     # train_eval_every: the training split is walked beside the validation split at every n-th
-    # evaluation (0: never; eqtrade.backtest.evaluation.TRAIN_EVAL_EVERY)
-    "run": {"algo": "sac", "env": "portfolio", "steps": 6000, "threads": DEFAULT_THREADS, "train_eval_every": 5},
+    # evaluation (0: never; eqtrade.backtest.evaluation.TRAIN_EVAL_EVERY); init_from: a checkpoint
+    # whose networks (and optimiser states) the run starts from instead of a fresh initialisation
+    # ("": none; a walk-forward fold warm-started from the previous fold's best.pt)
+    "run": {"algo": "sac", "env": "portfolio", "steps": 6000, "threads": DEFAULT_THREADS, "train_eval_every": 5,
+            "init_from": ""},
     "env": {"window": 32, "split": "train", "mode": "long_short", "cost_bps": 10.0, "episode_length": 252},
     "eval_env": {"split": "valid", "full_period": True},
     "agent": {"family": "relaxed", "hidden": [256, 256], "reg_coef": 1e-3, "learning_starts": 1000,
@@ -475,7 +478,34 @@ def _load(cfg: dict, out: Path, resume: bool):
         raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another --out")
     agent = build_agent(cfg)  # a failed start leaves no run folder behind
     agent.provenance = {"data_sha256": data_sha256(agent), "dataset": cfg["env"].get("prices")}
+    if cfg["run"].get("init_from"):
+        warm_start(agent, cfg["run"]["init_from"])
     return agent
+
+
+def warm_start(agent, path) -> None:
+    """Start `agent` from the networks of the checkpoint at `path` (a run's best.pt or
+    checkpoint.pt: actor, critics and their targets, the entropy temperature) instead of its fresh
+    initialisation; its optimisers, step count, replay buffer and episode start afresh (so that
+    warm-started runs stack). The checkpoint must hold the same algorithm and network shapes."""
+    from .agents import checkpoint as ckpt
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"[run] init_from = {str(path)!r}: no checkpoint there (the run to start from "
+                                "must have finished)")
+    state = ckpt.read(path)
+    if state.get("algo") != agent.algo:
+        raise ValueError(f"[run] init_from = {str(path)!r} holds a {state.get('algo')} agent, not {agent.algo}")
+    fresh = {k: o.state_dict() for k, o in vars(agent).items() if isinstance(o, torch.optim.Optimizer)}
+    try:
+        agent._load_state(state["nets"])
+        for k, o in fresh.items():  # the optimisers as they were: fresh
+            getattr(agent, k).load_state_dict(o)
+    except (RuntimeError, KeyError, ValueError) as e:  # another network: shapes or parameters differ
+        first = str(e).strip().splitlines()[0]
+        raise ValueError(f"[run] init_from = {str(path)!r}: its networks do not fit this run's ({first})") from None
+    agent.provenance = dict(agent.provenance or {}, init_from=str(path))
 
 
 def _start(cfg: dict, out: Path, agent, resume: bool, progress: bool | str, on_eval) -> list:

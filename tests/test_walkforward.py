@@ -30,6 +30,7 @@ first_test_year = {first}
 last_test_year = {last}
 valid_years = 1
 train_years = {train_years}
+warm_start = {warm}
 
 [sweep.report]
 obs_noise = [0.0]
@@ -49,8 +50,9 @@ buffer_size = 2000
 """
 
 
-def write(path: Path, first=2017, last=2019, steps=200, train_years=3) -> Path:
-    path.write_text(WF.format(first=first, last=last, steps=steps, train_years=train_years))
+def write(path: Path, first=2017, last=2019, steps=200, train_years=3, warm=False) -> Path:
+    path.write_text(WF.format(first=first, last=last, steps=steps, train_years=train_years,
+                              warm=str(bool(warm)).lower()))
     return path
 
 
@@ -114,6 +116,64 @@ def test_every_fold_trial_is_a_configuration_per_fold_and_sees_no_price_of_its_t
     assert sum(e["event"] == "train" for e in ledger.read(tmp_path)) == 12
 
 
+def test_warm_started_folds_chain_in_one_pack_and_train_in_fold_order(tmp_path):
+    """warm_start: fold k's [run] init_from is fold k-1's best.pt (same configuration and seed);
+    a chain is never split across packs, seeds' chains pack side by side, and a pack trains wave
+    by wave (every chain's fold k after its fold k-1). Without it, folds pack freely."""
+    from eqtrade.sweep.engine import pack_trials, trial_configs, waves
+    from eqtrade.sweep.walkforward import warm_starts
+
+    spec = load_spec(write(tmp_path / "wf.toml", warm=True))
+    starts = warm_starts(spec, tmp_path / "out")
+    assert starts["family=plain,seed=0,fold=2018"] == str(tmp_path / "out" / "runs" / "family=plain,seed=0,fold=2017"
+                                                         / "best.pt")
+    assert "family=plain,seed=0,fold=2017" not in starts and len(starts) == 2 * 2 * 2
+    trials = trial_configs(spec)
+    for n, p in starts.items():
+        trials[n]["run"]["init_from"] = p
+    packs = pack_trials(trials, 2)
+    assert sorted(map(len, packs.values())) == [6, 6]  # per family: 2 seeds x 3 folds
+    for names in packs.values():
+        order = waves(names, trials)
+        assert [sorted(n.split(",")[-1] for n in w) for w in order] == [["fold=2017"] * 2, ["fold=2018"] * 2,
+                                                                       ["fold=2019"] * 2]
+    assert sorted(map(len, pack_trials(trials, 1).values())) == [3, 3, 3, 3]  # one chain per pack
+    cold = load_spec(write(tmp_path / "cold.toml"))
+    assert warm_starts(cold, tmp_path / "out") == {}
+    assert sorted(map(len, pack_trials(trial_configs(cold), 5).values())) == [1, 1, 5, 5]
+    with pytest.raises(ValueError, match="warm_start = 'yes' must be true or false"):
+        parse_walkforward("s.toml", {"warm_start": "yes"})
+
+
+def test_a_run_warm_started_from_a_checkpoint_starts_from_its_networks(tmp_path):
+    """[run] init_from: the networks of the checkpoint (fresh optimisers and step count); a
+    missing or mismatched checkpoint is a one-line error."""
+    import torch
+
+    from eqtrade.run import _load, resolve_config, train
+
+    tables = {"run": {"steps": 150}, "env": {"episode_length": 60},
+              "agent": {"family": "plain", "learning_starts": 50, "eval_every": 0, "checkpoint_every": 0,
+                        "batch_size": 16}}
+    cfg = resolve_config(tables=tables)
+    agent, _ = train(cfg, out=tmp_path / "a", progress=False)
+    warm = dict(cfg, run=dict(cfg["run"], init_from=str(tmp_path / "a" / "checkpoint.pt")))
+    b = _load(warm, tmp_path / "b", resume=False)
+    for p, q in zip(agent.actor.parameters(), b.actor.parameters()):
+        assert torch.equal(p, q)
+    for p, q in zip(agent.critic.parameters(), b.critic.parameters()):
+        assert torch.equal(p, q)
+    assert b.step == 0 and not b.actor_opt.state_dict()["state"]
+    cold = _load(cfg, tmp_path / "c", resume=False)
+    assert not all(torch.equal(p, q) for p, q in zip(agent.actor.parameters(), cold.actor.parameters()))
+    with pytest.raises(FileNotFoundError, match="init_from = .*no checkpoint there"):
+        _load(dict(cfg, run=dict(cfg["run"], init_from=str(tmp_path / "nope.pt"))), tmp_path / "d", resume=False)
+    other = dict(cfg, run=dict(cfg["run"], init_from=str(tmp_path / "a" / "checkpoint.pt")),
+                 agent=dict(cfg["agent"], hidden=[7]))
+    with pytest.raises(ValueError, match="its networks do not fit"):
+        _load(other, tmp_path / "e", resume=False)
+
+
 def test_the_ledger_refuses_a_second_read_unless_forced_and_records_it(tmp_path):
     assert ledger.check_test_read(tmp_path, "2011-01-01..2022-12-31") == 0
     with pytest.raises(ledger.TestReadRefused, match="read before for another study .1 time.*--force-test-read"):
@@ -163,7 +223,7 @@ def test_a_tiny_walkforward_study_joins_its_folds_and_records_every_test_read(tm
     from eqtrade.cli import main
 
     shared_ray.stop()
-    spec = write(tmp_path / "wf.toml")
+    spec = write(tmp_path / "wf.toml", warm=True)
     out = tmp_path / "out"
     assert main(["sweep", str(spec), "--out", str(out), "--cpus", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
@@ -186,6 +246,13 @@ def test_a_tiny_walkforward_study_joins_its_folds_and_records_every_test_read(tm
     fj = json.loads((out / "folds.json").read_text())
     assert [f["year"] for f in fj["folds"]] == [2017, 2018, 2019]
     assert ledger.n_configurations(out) == 2
+    # warm_start: each fold but the first started from the previous fold's best.pt, and said so
+    import tomllib
+
+    cfg = tomllib.loads((out / "runs" / "family=plain,seed=1,fold=2018" / "config.toml").read_text())
+    assert cfg["run"]["init_from"] == str(out.resolve() / "runs" / "family=plain,seed=1,fold=2017" / "best.pt")
+    first = tomllib.loads((out / "runs" / "family=plain,seed=1,fold=2017" / "config.toml").read_text())
+    assert first["run"]["init_from"] == ""
     # the report's Sharpe of an agent equals its own folds' returns joined by hand
     run = out / "runs" / "family=plain,seed=0,fold=2018"
     from eqtrade.backtest.report import backtest_run

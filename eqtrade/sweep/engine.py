@@ -76,19 +76,54 @@ def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dic
 #: one trial. Larger stacks give more steps/s per CPU (`bench/bench_stack.py curve`: 1.8x at K = 5,
 #: 2.4x at K = 15 against K = 1 on the portfolio default) but fewer trials to spread over CPUs
 DEFAULT_PACK = 5
-#: what may differ between the trials of one pack: the seed, and the data of the envs (folds)
-PACK_FREE = (("agent", "seed"), ("env", "split"), ("eval_env", "split"))
+#: what may differ between the trials of one pack: the seed, and the data of the envs (folds) and
+#: the checkpoint a warm-started fold starts from
+PACK_FREE = (("agent", "seed"), ("env", "split"), ("eval_env", "split"), ("run", "init_from"))
+
+
+def _chains(names: list[str], trials: dict[str, dict]) -> list[list[str]]:
+    """Trials grouped into chains of warm starts: a trial whose [run] init_from is another trial's
+    best.pt follows it (walk-forward folds); a trial without one is a chain of its own."""
+    after = {}
+    for n in names:
+        src = trials[n].get("run", {}).get("init_from") or ""
+        prev = Path(src).parent.name if src else ""
+        if prev in names:
+            after[prev] = n
+    firsts = [n for n in names if Path(trials[n].get("run", {}).get("init_from") or "/").parent.name not in names]
+    chains = []
+    for n in firsts:
+        chain = [n]
+        while chain[-1] in after:
+            chain.append(after[chain[-1]])
+        chains.append(chain)
+    return chains
+
+
+def waves(names: list[str], trials: dict[str, dict]) -> list[list[str]]:
+    """The trials of a pack in the order they can train: wave k holds the k-th trial of every
+    chain (`_chains`), so a warm-started trial trains after the one it starts from."""
+    chains = _chains(names, trials)
+    return [[c[k] for c in chains if k < len(c)] for k in range(max(map(len, chains), default=0))]
+
+
+def _stackable(cfg: dict) -> bool:
+    """Whether a trial's runs can train side by side as a stack (SAC, a grid trial)."""
+    return cfg.get("run", {}).get("algo") == "sac" and "dir" not in cfg
 
 
 def pack_trials(trials: dict[str, dict], pack: int) -> dict[str, list[str]]:
     """Grid trials grouped into packs of at most `pack` that train as one stack of runs
     (eqtrade.agents.stack): SAC runs whose configs differ only in PACK_FREE, in grid order;
-    every other trial is a pack of its own. Returns pack name -> its trials' names (a pack of
-    one keeps the trial's name; a larger one is named after its first trial: "NAME+3")."""
+    every other trial is a pack of its own. A chain of warm starts ([run] init_from: walk-forward
+    folds with warm_start) is never split, and counts as one towards `pack`. Returns pack name ->
+    its trials' names (a pack of one keeps the trial's name; a larger one is named after its
+    first trial: "NAME+3")."""
     groups: dict[str, list[str]] = {}
+    chained = any(c.get("run", {}).get("init_from") for c in trials.values())
     for name, cfg in trials.items():
         key = name
-        if pack > 1 and cfg.get("run", {}).get("algo") == "sac" and "dir" not in cfg:
+        if (pack > 1 and _stackable(cfg)) or chained:  # (a chain stays together whatever the packing)
             free = copy.deepcopy(cfg)
             for table, k in PACK_FREE:
                 free.get(table, {}).pop(k, None)
@@ -96,8 +131,12 @@ def pack_trials(trials: dict[str, dict], pack: int) -> dict[str, list[str]]:
         groups.setdefault(key, []).append(name)
     packs: dict[str, list[str]] = {}
     for names in groups.values():
-        for i in range(0, len(names), max(1, pack)):
-            chunk = names[i : i + max(1, pack)]
+        # whole chains of warm starts go together (their trials train one after another), up to
+        # `pack` chains (e.g. seeds) side by side; without warm starts every chain is one trial
+        chains = _chains(names, trials)
+        per = max(1, pack) if _stackable(trials[names[0]]) else 1
+        for i in range(0, len(chains), per):
+            chunk = [n for c in chains[i : i + per] for n in c]
             packs[chunk[0] if len(chunk) == 1 else f"{chunk[0]}+{len(chunk) - 1}"] = chunk
     return packs
 
@@ -206,10 +245,11 @@ def _pack_trainable(names: list[str], trials: dict, out: str, skip_done: bool) -
         for n in todo:
             dirs[n].mkdir(parents=True, exist_ok=True)
             held.enter_context(locked(dirs[n], f"eqtrade sweep trial {n}", tag=f"sweep:{Path(out).resolve()}"))
-        infos = train_pack([copy.deepcopy(trials[n]) for n in todo], [dirs[n] for n in todo],
-                           lambda row: tune.report(_tune_metrics(row)))
-        for n, info in zip(todo, infos):
-            _mark(dirs[n], status="finished", node=_node(), seconds=time.time() - t0, **info)
+        for wave in waves(todo, trials):  # warm-started folds after the fold they start from
+            infos = train_pack([copy.deepcopy(trials[n]) for n in wave], [dirs[n] for n in wave],
+                               lambda row: tune.report(_tune_metrics(row)))
+            for n, info in zip(wave, infos):
+                _mark(dirs[n], status="finished", node=_node(), seconds=time.time() - t0, **info)
 
 
 def _last_eval(run_dir: Path, metric: str) -> tuple[Any, Any]:

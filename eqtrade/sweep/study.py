@@ -55,6 +55,10 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     search = spec.search
     if search is None:
         trials = trial_configs(spec, data_dir)
+        from .walkforward import warm_starts
+
+        for name, path in warm_starts(spec, out).items():  # fold k starts from fold k-1's best.pt
+            trials[name]["run"]["init_from"] = path
     else:
         from ..run import merge
         from .engine import check_search_space, resolve_trial_config

@@ -24,8 +24,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-WALKFORWARD_KEYS = ("first_test_year", "last_test_year", "valid_years", "train_years")
-DEFAULTS = {"first_test_year": 2011, "last_test_year": 2022, "valid_years": 2, "train_years": 0}
+WALKFORWARD_KEYS = ("first_test_year", "last_test_year", "valid_years", "train_years", "warm_start")
+DEFAULTS = {"first_test_year": 2011, "last_test_year": 2022, "valid_years": 2, "train_years": 0, "warm_start": False}
 #: the keys a walk-forward study sets in every trial, which its grid must leave alone
 FOLD_KEYS = ("env.split", "eval_env.split")
 
@@ -52,7 +52,11 @@ def parse_walkforward(path, table) -> dict:
     if bad:
         raise ValueError(f"{path}: unknown [sweep.walkforward] option(s) {bad}; known: {', '.join(WALKFORWARD_KEYS)}")
     wf = dict(DEFAULTS, **table)
+    if not isinstance(wf["warm_start"], bool):
+        raise ValueError(f"{path}: [sweep.walkforward] warm_start = {wf['warm_start']!r} must be true or false")
     for k, v in wf.items():
+        if k == "warm_start":
+            continue
         if isinstance(v, bool) or not isinstance(v, int):
             raise ValueError(f"{path}: [sweep.walkforward] {k} = {v!r} must be a whole number")
     if not 1900 <= wf["first_test_year"] <= wf["last_test_year"] <= 2200:
@@ -82,6 +86,21 @@ def fold_overrides(fold: Fold) -> dict:
     return {"env.split": list(fold.train), "eval_env.split": list(fold.valid)}
 
 
+def warm_starts(spec, out: Path) -> dict[str, str]:
+    """With `warm_start = true`: each fold trial but the first -> the best.pt of the same
+    configuration and seed in the previous fold ([run] init_from); {} without it."""
+    if not (spec.walkforward or {}).get("warm_start"):
+        return {}
+    fs = spec.folds()
+    out_runs = Path(out) / "runs"
+    starts = {}
+    for name, _ in spec.configurations():
+        names = [f"{name},{f.name}" if name != "trial" else f.name for f in fs]
+        for prev, this in zip(names[:-1], names[1:]):
+            starts[this] = str(out_runs / prev / "best.pt")
+    return starts
+
+
 def write_folds(out: Path, fs: list[Fold]) -> None:
     """folds.json: every fold's spans, what its training and selection saw and what it trades."""
     from ..util import atomic_write_bytes
@@ -89,7 +108,8 @@ def write_folds(out: Path, fs: list[Fold]) -> None:
     rows = [dict(asdict(f), train=list(f.train), valid=list(f.valid), test=list(f.test)) for f in fs]
     atomic_write_bytes(Path(out) / "folds.json", json.dumps(
         {"rule": "fold Y: train on `train`, select best.pt on `valid`, trade `test` once; the book starts in cash at "
-                 "the close before the test year's first day (agents and baselines alike); \"\" = the data's start",
+                 "the close before the test year's first day (agents and baselines alike); \"\" = the data's start; "
+                 "with warm_start, each fold's networks start from the previous fold's best.pt",
          "folds": rows}, indent=1).encode())
 
 
