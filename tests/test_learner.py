@@ -141,11 +141,13 @@ def test_ruin_is_the_worst_reward(small):
 
 
 # -- exact reward of any action --------------------------------------------------------------------
-@pytest.mark.parametrize("cost_model,penalty", [("target", 0.0), ("drift", 0.0), ("drift", 40.0)])
+@pytest.mark.parametrize("cost_model,penalty,fill,borrow", [
+    ("target", 0.0, "close", 0.0), ("drift", 0.0, "close", 0.0), ("drift", 40.0, "close", 0.0),
+    ("drift", 0.0, "close", 300.0), ("drift", 0.0, "next_close", 300.0), ("target", 40.0, "next_close", 0.0)])
 @pytest.mark.parametrize("mode", ["long_short", "long_only"])
-def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, penalty, mode):
+def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, penalty, fill, borrow, mode):
     env = PortfolioEnv(prices=small, window=16, split=SPLIT, cost_model=cost_model, mode=mode, cost_bps=25,
-                       turnover_penalty_bps=penalty)
+                       turnover_penalty_bps=penalty, fill=fill, borrow_bps=borrow)
     k = env.action_space.shape[0]
     rng = np.random.default_rng(1)
     obs, _ = env.reset(seed=3)
