@@ -51,7 +51,8 @@ class PortfolioEnv(gym.Env):
 
     Observation (float64, flat): the last `window` daily simple returns of every asset,
     time-major (oldest day first: obs[t*N + i]), then the N asset weights held going into the
-    decision (after the previous day's drift). Prices enter only through returns, so scaling
+    decision (after the previous day's drift; with fill "next_close" the target filled the day
+    before, see Timing). Prices enter only through returns, so scaling
     any asset's prices leaves every observation unchanged. The env shows raw simple returns; the
     env factory (`make_env("portfolio", normalize=True)`, the default there and in `eqtrade
     train`) wraps it in `eqtrade.envs.wrappers.VolatilityNormalized`, which divides each return
