@@ -751,3 +751,6 @@ def test_backtest_fill_and_borrow_reach_the_run_env_and_the_baselines(trained_ru
     out = capsys.readouterr().out
     assert "orders fill at the next close" in out and "short borrow 50 bps/yr" in out
     assert "orders fill at the next close" in (tmp_path / "b" / "metrics.md").read_text()
+    assert main(["compare", *map(str, trained_runs[:2]), "--split", "2019-01-01:2020-12-31", "--fill", "next_close",
+                 "--borrow-bps", "50", "--baselines", "none", "--n-boot", "100", "--out", str(tmp_path / "c")]) == 0
+    assert "orders fill at the next close" in (tmp_path / "c" / "summary.md").read_text()
