@@ -383,7 +383,9 @@ def _print_paired(table) -> None:
 
     cols = ["Sharpe", "Sharpe SE", "ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR t", "corr", "PSR",
             "break-even bps"]
-    print(f"\npaired against {table.attrs['against']} ({bootstrap_note(table.attrs)}; JKM p: Jobson-Korkie-Memmel):")
+    print(f"\npaired against {table.attrs['against']} over the same days. {bootstrap_note(table.attrs)}; "
+          "JKM p: Jobson-Korkie-Memmel; break-even bps: the cost per unit traded at which the Sharpe would equal "
+          "the reference's:")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table[[c for c in cols if c in table]].to_string(float_format=lambda x: f"{x:.3f}"))
 
