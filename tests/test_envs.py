@@ -145,10 +145,7 @@ def test_rewards_equal_a_hand_computation_with_costs(small):
     assert ts[2][1] == pytest.approx(math.log(1 - r2 - 0.0025 * 2), abs=1e-14)
 
 
-def mirrored(prices: pd.DataFrame) -> pd.DataFrame:
-    """Prices whose daily simple returns are the negated originals (same first price)."""
-    r = prices.pct_change().fillna(0.0).to_numpy()
-    return pd.DataFrame(prices.iloc[0].to_numpy() * np.cumprod(1 - r, axis=0), index=prices.index, columns=prices.columns)
+from eqtrade.envs.reflection import mirrored, reflection_cost_gap  # noqa: E402
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -179,6 +176,9 @@ def test_drift_costs_break_the_reflection_by_a_small_bounded_amount(small):
             if r1 is not None]
     assert max(gaps) > 1e-9  # measurably asymmetric ...
     assert max(gaps) < 2 * 0.001 * 0.2  # ... but tiny: 2c·Σ|w R| with daily |R| well below 20%
+    # what `eqtrade symmetry` prints: the same measurement, exact under "target", small under "drift"
+    exact, drift = (reflection_cost_gap(small, SPLIT, window=16, cost_model=cm, steps=200) for cm in ("target", "drift"))
+    assert exact["max |Δr|"] < 1e-12 and 1e-9 < drift["mean |Δr|"] < drift["mean cost per step"]
 
 
 def test_long_only_declares_no_reflection_and_weights_are_on_the_simplex(small):

@@ -47,6 +47,7 @@ def test_cli_symmetry(capsys):
     assert main(["symmetry", "--data", "AAPL", "KO", "--split", "valid", "--boot", "10"]) == 0
     out = capsys.readouterr().out
     assert "2015-01-01..2018-12-31" in out and "pooled: ε =" in out and "AAPL: ε =" in out
+    assert "reflection of the portfolio env's accounting" in out and "'target' keeps it exact" in out
     assert main(["symmetry", "--data", "factor-etfs", "--split", "2016-01-01:2017-12-31", "--boot", "5"]) == 0
     assert "MTUM" in capsys.readouterr().out
 
