@@ -318,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="which policy of a run: best (best validation return during training, best.pt; default) "
                    "or last (checkpoint.pt)")
+    _execution_args(b)
     _paired_args(b)
     c = sub.add_parser(
         "compare", parents=[dd], help="compare several runs (families x seeds) out of sample",
@@ -342,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="risk-free rate: an annual rate as a fraction or a cash-like price series (as for backtest)")
     c.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="best (validation-selected, default) or last checkpoint of every run")
+    _execution_args(c)
     _paired_args(c)
     return ap
 
@@ -383,7 +385,9 @@ def _print_paired(table) -> None:
 
     cols = ["Sharpe", "Sharpe SE", "ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR t", "corr", "PSR",
             "break-even bps"]
-    print(f"\npaired against {table.attrs['against']} ({bootstrap_note(table.attrs)}; JKM p: Jobson-Korkie-Memmel):")
+    print(f"\npaired against {table.attrs['against']} over the same days. {bootstrap_note(table.attrs)}; "
+          "JKM p: Jobson-Korkie-Memmel; break-even bps: the cost per unit traded at which the Sharpe would equal "
+          "the reference's:")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table[[c for c in cols if c in table]].to_string(float_format=lambda x: f"{x:.3f}"))
 
@@ -395,6 +399,7 @@ def cmd_backtest(args) -> int:
 
     split = _split_arg(args.split)
     OBS_NOISE.check("--obs-noise", args.obs_noise)
+    _check_borrow(args)
     if args.out:  # before a minute of backtesting: refuse an --out that holds other results
         check_output_dir(Path(args.out), "backtest", args.force)
     _check_paired_args(args)
@@ -404,7 +409,7 @@ def cmd_backtest(args) -> int:
     if (target / "checkpoint.pt").exists():
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
                                 checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir,
-                                data=args.data, baselines=args.baselines)
+                                data=args.data, baselines=args.baselines, fill=args.fill, borrow_bps=args.borrow_bps)
         name = Path(args.target).name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
               f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
@@ -412,7 +417,9 @@ def cmd_backtest(args) -> int:
         if args.obs_noise:
             raise ValueError("--obs-noise applies to agents (a run directory), not to baseline strategies")
         bts, ctx = backtest_strategy(args.target, split, data=args.data, cost_model=args.cost_model,
-                                     benchmark=args.benchmark, data_dir=args.data_dir, baselines=args.baselines)
+                                     benchmark=args.benchmark, data_dir=args.data_dir, baselines=args.baselines,
+                                     fill=args.fill or "close",
+                                     borrow_bps=0.0 if args.borrow_bps is None else args.borrow_bps)
         name = Path(args.target).stem
     for note in ctx.get("notes", []):
         print(f"note: {note}")
@@ -427,7 +434,10 @@ def cmd_backtest(args) -> int:
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     _print_paired(table.attrs["paired"])
-    print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model; "
+    from .backtest.report import fill_text
+
+    print(f"benchmark: {ctx.get('benchmark')}; costs {ctx['cost_bps']} bps, {ctx['cost_model']} model, "
+          f"{fill_text(ctx['fill'], ctx['borrow_bps'])}; "
           f"risk-free rate {rf_label(rf)} (cash earns it; Sharpe and Sortino of excess returns)")
     print(f"\nwrote {out}/ ({'tearsheet.html, ' if not args.no_html else ''}metrics.md, paired.csv, equity.png, "
           "returns.parquet)")
@@ -465,6 +475,24 @@ def _bundled_tickers() -> set[str]:
     return set(provenance()["datasets"][DEFAULT_DATASET]["tickers"])
 
 
+def _execution_args(p) -> None:
+    """--fill and --borrow-bps (backtest, compare): for the agents' envs and the baselines alike."""
+    p.add_argument("--fill", choices=["close", "next_close"], default=None,
+                   help="when orders fill: close (decided on the close of t and filled at it, a market-on-close "
+                   "order; the default, or a run's own env option) or next_close (one day of lag: decided on the data "
+                   "up to t-1, filled at the close of t; the conservative check of same-close execution)")
+    p.add_argument("--borrow-bps", type=float, default=None, metavar="BPS",
+                   help="annual fee on the short weights held, in basis points, charged daily (BPS/1e4/252 per "
+                   "unit short); long-only baselines pay nothing (default 0, or a run's own env option)")
+
+
+def _check_borrow(args) -> None:
+    if args.borrow_bps is not None:
+        from .backtest.engine import BORROW_BPS
+
+        BORROW_BPS.check("--borrow-bps", args.borrow_bps)
+
+
 def cmd_compare(args) -> int:
     from pathlib import Path
 
@@ -477,6 +505,7 @@ def cmd_compare(args) -> int:
     out = Path(args.out) if args.out else Path("backtests") / f"compare-{split_name}"
     check_runs(args.runs)  # the inputs first: a missing run is the error to show, whatever --out holds
     _check_paired_args(args)
+    _check_borrow(args)
     check_output_dir(out, "compare", args.force)
     levels = _floats(args.obs_noise, "--obs-noise")
     if not levels:
@@ -488,7 +517,7 @@ def cmd_compare(args) -> int:
         summary = compare_runs(args.runs, split, tuple(levels), out, checkpoint=args.checkpoint,
                                benchmark=args.benchmark, rf=(rf := _rf_arg(args.rf, args.data_dir)),
                                data_dir=args.data_dir, data=args.data, baselines=args.baselines,
-                               against=args.against, n_boot=args.n_boot)
+                               against=args.against, n_boot=args.n_boot, fill=args.fill, borrow_bps=args.borrow_bps)
     from .backtest.engine import SP500_LABEL
     from .backtest.metrics import rf_label
 

@@ -580,6 +580,182 @@ def test_bad_paired_flags_are_one_line_errors_before_any_backtest(flags, match, 
     assert not (tmp_path / "x").exists()
 
 
+# -- execution lag, short-borrow fee, interest on cash ------------------------------------------------
+@pytest.mark.parametrize("cost_model,fill,borrow_bps", [("drift", "next_close", 0.0), ("drift", "close", 300.0),
+                                                        ("drift", "next_close", 300.0), ("target", "next_close", 300.0)])
+def test_engine_agrees_with_the_env_rollout_for_each_fill_and_a_borrow_fee(prices, cost_model, fill, borrow_bps):
+    """A long/short random policy: the env's rollout (weights indexed by the day they fill) equals the
+    engine to 1e-12, with the borrow fee charged on the same short weights."""
+    env = PortfolioEnv(prices=prices, window=16, split=SPLIT, cost_bps=15, full_period=True, cost_model=cost_model,
+                       fill=fill, borrow_bps=borrow_bps)
+    acts = iter(np.random.default_rng(1).uniform(-1, 1, size=(1000, 4)))
+    bt = rollout(lambda o: next(acts), env)
+    vec = weights_backtest(prices, bt.weights, cost_bps=15, cost_model=cost_model, borrow_bps=borrow_bps)
+    np.testing.assert_allclose(bt.returns.to_numpy(), vec.returns.to_numpy(), rtol=0, atol=1e-12)
+    assert bt.returns.index.equals(vec.returns.index) and len(bt.returns) == env.market.n_days
+    np.testing.assert_allclose(bt.traded, vec.traded, rtol=1e-10)
+    if borrow_bps:  # the fee is really charged: without it the same weights earn more
+        free = weights_backtest(prices, bt.weights, cost_bps=15, cost_model=cost_model)
+        fee = borrow_bps / 1e4 / 252 * np.maximum(-bt.weights.to_numpy(), 0).sum(1)
+        np.testing.assert_allclose(free.returns.to_numpy() - vec.returns.to_numpy(), fee, rtol=1e-9, atol=1e-15)
+        assert fee.mean() > 1e-5
+
+
+def _sign_rule(R: pd.DataFrame) -> pd.DataFrame:
+    """The 1-day sign rule: weights = sign of each asset's return of the decision day, gross 1."""
+    s = np.sign(R)
+    return s.div(s.abs().sum(axis=1).replace(0, 1), axis=0)
+
+
+@pytest.mark.parametrize("fill", ["close", "next_close"])
+def test_env_and_engine_agree_on_a_weights_policy_for_each_fill(prices, fill):
+    """The env's policy reads the last return of its observation; the engine decides on day d's
+    return and trades it at d (close) or at the next close: the same books to 1e-12."""
+    W, N = 16, prices.shape[1]
+    env = PortfolioEnv(prices=prices, window=W, split=SPLIT, cost_bps=10, full_period=True, fill=fill, borrow_bps=50)
+
+    def policy(obs):
+        s = np.sign(obs[(W - 1) * N : W * N])
+        return s / max(np.abs(s).sum(), 1.0)
+
+    bt = rollout(policy, env)
+    days = decision_days(prices, SPLIT, W + (fill == "next_close"))
+    decided = prices.index[prices.index.get_indexer(days) - (fill == "next_close")]
+    w = _sign_rule(prices.pct_change().loc[decided])
+    vec = weights_backtest(prices, w, cost_bps=10, fill=fill, borrow_bps=50)
+    assert vec.weights.index.equals(bt.weights.index) and vec.returns.index.equals(bt.returns.index)
+    np.testing.assert_allclose(vec.weights.to_numpy(), bt.weights.to_numpy(), atol=1e-15)
+    np.testing.assert_allclose(bt.returns.to_numpy(), vec.returns.to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_next_close_baselines_ignore_the_prices_of_the_day_they_trade(prices):
+    """With fill next_close the weights traded at t are decided on prices up to t−1: changing every
+    price of day t changes none of them (and, with fill close, it does change the rules that read t)."""
+    days = decision_days(prices, SPLIT, 16)
+    t = days[days.to_series().dt.month.diff().fillna(0).ne(0).to_numpy()][3]  # a refit day (first of a month)
+    changed = prices.copy()
+    changed.loc[t] *= np.array([1.2, 0.8, 1.3, 0.7])
+    moved = set()
+    for kind in ("equal-weight", "ivol", "mom", "volman", "cash", "buy-and-hold"):
+        for fill in ("close", "next_close"):
+            a, b = (baseline(kind, p, SPLIT, 16, 10, "drift", fill=fill).weights for p in (prices, changed))
+            same = np.array_equal(a.loc[:t].to_numpy(), b.loc[:t].to_numpy())
+            if fill == "next_close" and kind != "buy-and-hold":  # buy & hold's target is its book: no decision
+                assert same, kind
+                assert np.array_equal(a.loc[:t].index, b.loc[:t].index) and a.index[0] == days[0]
+            elif not same:
+                moved.add((kind, fill))
+    assert ("ivol", "close") in moved  # not vacuous: at close a rule that refits on day t reads it
+
+
+@pytest.mark.parametrize("env_kw", [{}, {"normalize": True}, {"normalize": True, "obs_noise": 0.1, "stale_ticks": 0.1}])
+def test_next_close_observation_at_t_does_not_contain_day_t(prices, env_kw):
+    """The observation of the decision filled at t shows returns up to t−1 and the weights filled at
+    t−1: rewriting day t's prices leaves it unchanged (with fill close it changes)."""
+    from eqtrade.envs import make_env
+
+    acts = np.random.default_rng(2).uniform(-1, 1, size=(80, 4))
+    for fill in ("close", "next_close"):
+        kw = dict(prices=prices, window=16, split=SPLIT, full_period=True, fill=fill, normalize=False) | env_kw
+        base = make_env("portfolio", **kw)
+        obs_a, info = base.reset()
+        seen = [(obs_a, info["date"])]
+        for a in acts:
+            obs_a, _, _, _, info = base.step(a)
+            seen.append((obs_a, info["date"]))
+        k, t = 60, seen[60][1]
+        changed = prices.copy()
+        changed.loc[t] *= np.array([1.2, 0.8, 1.3, 0.7])
+        other = make_env("portfolio", **(kw | {"prices": changed}))
+        obs_b, _ = other.reset()
+        for a in acts[:k]:
+            obs_b, _, _, _, _ = other.step(a)
+        if fill == "next_close":
+            np.testing.assert_array_equal(seen[k][0], obs_b)
+        else:
+            assert not np.array_equal(seen[k][0], obs_b)
+
+
+def test_trading_env_fills_and_borrow_agree_with_the_engine(prices):
+    from eqtrade.envs import TradingEnv
+
+    one = prices[["AAPL"]]
+    for fill in ("close", "next_close"):
+        env = TradingEnv(prices=one, window=16, split=SPLIT, full_period=True, fill=fill, borrow_bps=200, cost_bps=10)
+        acts = iter(np.random.default_rng(3).integers(0, 3, size=1000))
+        bt = rollout(lambda o: int(next(acts)), env)
+        vec = weights_backtest(one, bt.weights, cost_bps=10, cost_model="target", borrow_bps=200)
+        np.testing.assert_allclose(bt.returns.to_numpy(), vec.returns.to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_cash_earns_rf_on_free_cash_and_short_proceeds_earn_nothing():
+    """By hand: cash = 1 − Σ max(w_i, 0) earns (or, negative, pays) one day of rf; shorts add nothing."""
+    from eqtrade.backtest import Backtest
+    from eqtrade.backtest.engine import with_cash_interest
+    from eqtrade.backtest.metrics import daily_rate
+
+    days = pd.bdate_range("2021-01-04", periods=5)
+    w = pd.DataFrame([[0.6, -0.4, 0.0],   # 60% long, 40% short: 0.4 free cash (the proceeds earn nothing)
+                      [1.2, 0.1, -0.3],   # 130/30: 0.3 borrowed, pays rf
+                      [0.5, -0.5, 0.0],   # 50/50: 0.5 free cash
+                      [0.0, 0.0, 0.0],    # all cash
+                      [-1.0, 0.0, 0.0]],  # a full short: 1.0 free cash, no interest on the proceeds
+                     index=days[:5], columns=["A", "B", "C"])
+    r = pd.Series([0.01, -0.02, 0.0, 0.003, 0.004], index=days + pd.offsets.BDay(1), name="x")
+    bt = Backtest("x", r, w)
+    d = daily_rate(0.05)
+    out = with_cash_interest(bt, 0.05)
+    cash = np.array([0.4, -0.3, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(out.returns.to_numpy(), r.to_numpy() + cash * d, rtol=1e-12, atol=1e-16)
+    # the former rule (1 − Σw: short proceeds as cash) would have paid 0.8, 0.0, 1.0, 1.0, 2.0
+    assert out.returns.iloc[0] == pytest.approx(0.01 + 0.4 * d) and out.returns.iloc[4] == pytest.approx(0.004 + d)
+
+
+def test_long_only_baselines_pay_no_borrow_and_bad_fill_or_fee_is_one_line(prices, tmp_path, capsys):
+    from eqtrade.envs import TradingEnv
+
+    for kind in ("equal-weight", "ivol"):
+        a, b = (baseline(kind, prices, SPLIT, 16, 10, "drift", borrow_bps=x) for x in (0.0, 500.0))
+        assert a.returns.equals(b.returns)
+    for call in (lambda: baseline("equal-weight", prices, SPLIT, 16, fill="tomorrow"),
+                 lambda: weights_backtest(prices, pd.DataFrame(0.0, index=prices.index[:3], columns=prices.columns),
+                                          fill="tomorrow"),
+                 lambda: PortfolioEnv(prices=prices, window=16, split=SPLIT, fill="tomorrow"),
+                 lambda: TradingEnv(prices=prices, window=16, split=SPLIT, fill="tomorrow")):
+        with pytest.raises(ValueError, match="fill = 'tomorrow' is not one of 'close', 'next_close'"):
+            call()
+    for call in (lambda: baseline("equal-weight", prices, SPLIT, 16, borrow_bps=-1),
+                 lambda: PortfolioEnv(prices=prices, window=16, split=SPLIT, borrow_bps=-1),
+                 lambda: TradingEnv(prices=prices, window=16, split=SPLIT, borrow_bps=-1)):
+        with pytest.raises(ValueError, match=r"borrow_bps = -1(\.0)? is out of range: it must be in \[0, 10000\]"):
+            call()
+    assert main(["backtest", "equal-weight", "--borrow-bps", "-1", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "--borrow-bps -1.0 is out of range" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        main(["backtest", "equal-weight", "--fill", "tomorrow"])
+    assert "invalid choice: 'tomorrow'" in capsys.readouterr().err
+
+
+def test_backtest_fill_and_borrow_reach_the_run_env_and_the_baselines(trained_runs, tmp_path, capsys):
+    from eqtrade.backtest import backtest_run
+
+    (a, ca), (b, cb) = (backtest_run(trained_runs[0], SPLIT, fill=f, borrow_bps=100, baselines="none", record=False)
+                        for f in ("close", "next_close"))
+    assert (ca["fill"], cb["fill"], cb["borrow_bps"]) == ("close", "next_close", 100)
+    ew = {x.name: x for x in a}["equal weight (daily)"], {x.name: x for x in b}["equal weight (daily)"]
+    assert ew[0].returns.index.equals(ew[1].returns.index)
+    assert not a[0].returns.equals(b[0].returns)  # the agent saw other observations
+    assert main(["backtest", "equal-weight", "--split", "2019-01-01:2020-12-31", "--fill", "next_close",
+                 "--borrow-bps", "50", "--no-html", "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "orders fill at the next close" in out and "short borrow 50 bps/yr" in out
+    assert "orders fill at the next close" in (tmp_path / "b" / "metrics.md").read_text()
+    assert main(["compare", *map(str, trained_runs[:2]), "--split", "2019-01-01:2020-12-31", "--fill", "next_close",
+                 "--borrow-bps", "50", "--baselines", "none", "--n-boot", "100", "--out", str(tmp_path / "c")]) == 0
+    assert "orders fill at the next close" in (tmp_path / "c" / "summary.md").read_text()
+
+
 def test_cagr_counts_years_as_trading_days_over_252(prices):
     """The CAGR of metrics.csv and of the tearsheet (both quantstats) is the growth over n trading
     days / 252 years, by hand (quantstats 0.0.64-0.0.69 divided calendar days by 252, about 45%

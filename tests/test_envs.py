@@ -265,6 +265,9 @@ def test_episodes_random_start_fixed_length_and_full_period_deterministic(small)
     ({"episode_length": -3}, ValueError, "episode_length = -3 is out of range"),
     ({"episode_length": 2.5}, TypeError, "episode_length = 2.5 has the wrong type"),
     ({"full_period": "yes"}, TypeError, "full_period must be true or false"),
+    ({"fill": "tomorrow"}, ValueError, "fill = 'tomorrow' is not one of 'close', 'next_close'"),
+    ({"borrow_bps": -1}, ValueError, "borrow_bps = -1.0 is out of range: it must be in [0, 10000]"),
+    ({"borrow_bps": "high"}, TypeError, "borrow_bps = 'high' has the wrong type"),
 ])
 def test_env_options_are_type_and_range_checked_by_name(small, cls, kw, exc, needle):
     with pytest.raises(exc) as e:
@@ -313,3 +316,27 @@ def test_a_ruined_episode_refuses_further_steps(small):
         pass
     with pytest.raises(RuntimeError, match="terminated: the portfolio was ruined"):
         env.step(0)
+
+
+@pytest.mark.parametrize("cls", [PortfolioEnv, TradingEnv])
+def test_next_close_lags_the_window_by_one_day_and_resumes_exactly(small, cls):
+    """fill next_close: the observation at a decision is the close-fill observation of the day
+    before (returns up to t−1), the first decision day unchanged; a saved episode resumes exactly."""
+    kw = dict(prices=small, window=16, split=SPLIT, full_period=True) | ({"ticker": "AAPL"} if cls is TradingEnv else {})
+    lag, now = cls(fill="next_close", **kw), cls(**kw)
+    o_lag, i_lag = lag.reset()
+    now.reset()
+    assert i_lag["date"] == now.market.date_list[now._t] and lag.market.first == now.market.first
+    n = 1 if cls is TradingEnv else 4
+    t = lag._t
+    np.testing.assert_array_equal(o_lag[:-n], now.market.returns[t - 16 : t, 0 if n == 1 else slice(None)].reshape(-1))
+    act = 2 if cls is TradingEnv else np.array([0.5, -0.3, 0.1, 0.0])
+    for _ in range(5):
+        lag.step(act)
+    state = lag.episode_state()
+    o1 = lag.step(act)[0]
+    lag.restore_episode(state)
+    np.testing.assert_array_equal(lag.step(act)[0], o1)
+    if cls is PortfolioEnv:  # the weights shown are the target filled the day before, not the drifted book
+        np.testing.assert_allclose(o1[-4:], lag.weights_from_action(act))
+        assert not np.allclose(lag._w, o1[-4:])

@@ -110,8 +110,9 @@ def test_volatility_after_a_listing_ignores_the_placeholder_zeros():
 
 @pytest.mark.parametrize("mode", ["long_short", "long_only"])
 @pytest.mark.parametrize("cost_model", ["target", "drift"])
-def test_exact_reward_equals_step_in_a_masked_universe(mode, cost_model):
-    e = env(mode=mode, cost_model=cost_model, cost_bps=25.0)
+@pytest.mark.parametrize("fill", ["close", "next_close"])
+def test_exact_reward_equals_step_in_a_masked_universe(mode, cost_model, fill):
+    e = env(mode=mode, cost_model=cost_model, cost_bps=25.0, fill=fill, borrow_bps=100.0)
     rng = np.random.default_rng(2)
     obs, _ = e.reset()
     rows = []
@@ -121,7 +122,8 @@ def test_exact_reward_equals_step_in_a_masked_universe(mode, cost_model):
         nxt, r, term, trunc, info = e.step(a)
         rows.append((obs, a, r, nxt, e.exact_reward.last_extras().copy()))
         obs, done = nxt, term or trunc
-    assert e.exact_reward.extra_dim == 8 and rows[0][4].shape == (8,)
+    k = 8 if fill == "close" else 12  # next_close: the book traded from too (the observation shows the target)
+    assert e.exact_reward.extra_dim == k and rows[0][4].shape == (k,)
     o, a, r, n, x = (torch.as_tensor(np.array(c)) for c in zip(*rows))
     reward, next_obs, alive = e.exact_reward(o, a, x, n)
     np.testing.assert_allclose(reward.numpy(), r.numpy(), atol=1e-10)

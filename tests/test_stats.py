@@ -456,7 +456,7 @@ def test_bootstrap_note(frame):
     t = S.paired_table(frame, "equal weight", n_boot=300, seed=3)
     note = S.bootstrap_note(t.attrs)
     assert note == ("ΔSharpe: 95% interval of a paired stationary bootstrap (300 resamples, mean block 8 days, "
-                    "seed 3) against equal weight (daily, 600 days)")
+                    "seed 3) of 600 daily returns against equal weight")
     assert "stationary bootstrap" in note and not note.endswith(".")
     assert S.bootstrap_note({"n_boot": 2000, "block": 13, "seed": 0, "level": 0.9, "against": "sp500",
                              "periods": 12}).startswith("ΔSharpe: 90% interval")

@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 
 from ..data.market import span_text, split_range
+from ..envs.portfolio import DAYS_PER_YEAR, FILLS
 from ..util import Range
 
 #: the allowed trading cost of every backtest (baselines, files, the Python API)
 COST_BPS = Range(0, 10_000, note="basis points of each unit traded; a negative cost would be a rebate")
+#: the allowed short-borrow fee of every backtest (annual, on the short weights held)
+BORROW_BPS = Range(0, 10_000, note="the annual fee on short weights held, in basis points")
 
 #: the baselines by name: the simple four, then the estimated rules of `eqtrade.backtest.baselines`
 BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash", "ivol", "minvar", "meanrisk", "hrp", "erc", "mom", "volman")
@@ -26,10 +29,19 @@ BASELINE_NAMES = {"equal-weight": "equal weight (daily)", "buy-and-hold": "buy &
 SP500_LABEL = "S&P 500 price index (excl. dividends)"
 
 
+def check_fill(fill) -> int:
+    """The lag in trading days of a `fill` ("close": 0, "next_close": 1); a one-line ValueError otherwise."""
+    if not isinstance(fill, str) or fill not in FILLS:
+        raise ValueError(f"fill = {fill!r} is not one of 'close', 'next_close' (when an order fills: at the close "
+                         "it is decided on, or one trading day later)")
+    return FILLS.index(fill)
+
+
 @dataclass
 class Backtest:
-    """Daily returns (indexed by the day they are realised) and the target weights decided the
-    close before (indexed by decision day)."""
+    """Daily returns (indexed by the day they are realised) and the target weights traded the
+    close before and held over the day (indexed by the day they fill: the decision day with fill
+    "close", the day after it with "next_close")."""
 
     name: str
     returns: pd.Series
@@ -67,22 +79,33 @@ def decision_days(prices: pd.DataFrame, split, window: int = 1) -> pd.DatetimeIn
 
 
 def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: float = 10.0,
-                     cost_model: str = "drift", name: str = "strategy") -> Backtest:
+                     cost_model: str = "drift", name: str = "strategy", fill: str = "close",
+                     borrow_bps: float = 0.0) -> Backtest:
     """Vectorised: target weights w_t (rows = decision days, columns ⊆ prices) -> daily returns
-    r_{t+1} = w_t·R_{t+1} − c·turnover_t, with the environments' cost models ("drift", the
-    default: from the previous weights after their drift; "target": turnover Σ|w_t − w_{t−1}|)."""
+    r_{t+1} = w_t·R_{t+1} − c·turnover_t − b·Σ max(−w_t, 0), with the environments' cost models
+    ("drift", the default: from the previous weights after their drift; "target": turnover
+    Σ|w_t − w_{t−1}|) and borrow fee (b = borrow_bps/1e4/252 a day on the short weights held).
+    `fill` "next_close": the weights decided on day d (data up to d) fill at the close of the next
+    trading day and are held from there; the result's weights are indexed by that fill day."""
     if cost_model not in ("target", "drift"):
         raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
     COST_BPS.check("cost_bps", cost_bps)
+    BORROW_BPS.check("borrow_bps", borrow_bps)
+    lag = check_fill(fill)
+    loc = prices.index.get_indexer(weights.index)
+    if (loc < 0).any() or (loc + 1 + lag >= len(prices)).any():
+        bad = weights.index[(loc < 0) | (loc + 1 + lag >= len(prices))][0]
+        raise ValueError(f"decision day {bad:%Y-%m-%d} has no {'next trading day' if not lag else 'two trading days after it'} "
+                         "in the prices")
+    if lag:  # the order decided at d fills at the close of d + 1 (one trading day of lag)
+        loc = loc + lag
+        weights = weights.set_axis(prices.index[loc], axis=0)
     w = weights.reindex(columns=prices.columns, fill_value=0.0).to_numpy(dtype=float)
     # an asset without a price on t or t+1 (not listed yet, delisted) returns 0: cash at its last price
     R_all = np.nan_to_num(prices.pct_change(fill_method=None).to_numpy(), nan=0.0)
-    loc = prices.index.get_indexer(weights.index)
-    if (loc < 0).any() or (loc + 1 >= len(prices)).any():
-        bad = weights.index[(loc < 0) | (loc + 1 >= len(prices))][0]
-        raise ValueError(f"decision day {bad:%Y-%m-%d} has no next trading day in the prices")
     R = R_all[loc + 1]  # realised over t -> t+1
     c = cost_bps / 1e4
+    fee = borrow_bps / 1e4 / DAYS_PER_YEAR * np.maximum(-w, 0.0).sum(1)
     gross = (w * R).sum(1)
     if cost_model == "target":
         prev = np.vstack([np.zeros(w.shape[1]), w[:-1]])
@@ -92,12 +115,12 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
         held = np.zeros(w.shape[1])
         for i in range(len(w)):  # drift depends on the previous day's growth: sequential
             traded[i] = np.abs(w[i] - held).sum()
-            g = 1 + gross[i] - c * traded[i]
+            g = 1 + gross[i] - c * traded[i] - fee[i]
             # drifted weights relative to the book before costs (as PortfolioEnv): a position that
             # is left alone needs no trade the next day
             held = w[i] * (1 + R[i]) / (1 + gross[i]) if g > 1e-4 else np.zeros(w.shape[1])
     cost = c * traded
-    ret = gross - cost
+    ret = gross - cost - fee
     ruin = np.flatnonzero(ret <= -1)
     if len(ruin):  # as in the env: the value is gone from that day on
         ret[ruin[0]] = -1.0
@@ -135,14 +158,24 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, re
 
 
 def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: float = 10.0,
-             cost_model: str = "drift", benchmark: pd.Series | None = None) -> Backtest:
-    """A baseline over the split's decision days (same days and costs as an agent's rollout).
+             cost_model: str = "drift", benchmark: pd.Series | None = None, fill: str = "close",
+             borrow_bps: float = 0.0) -> Backtest:
+    """A baseline over the split's decision days (same days, fill and costs as an agent's rollout).
     kind "sp500": the benchmark series (default: the bundled S&P 500 price index), named after
     `benchmark.name` when one is given. The estimated rules (ivol, minvar, ...) read the prices
-    before the split for their lookback, never a price after a decision day."""
+    before the split for their lookback, never a price after a decision day.
+
+    `fill` "next_close": the target traded at the close of t is the one the rule computes from the
+    prices up to t−1 (the target weights shifted by one trading day); the first day of the
+    backtest trades the target of the trading day before it (before the split: no day in cash).
+    Buy & hold is the same in both fills: 1/N on the first day, then it never trades (its target
+    is its book, which needs no decision). `borrow_bps`: the annual fee
+    on short weights (the baselines are long-only: they pay none)."""
     if kind not in BASELINES:
         raise ValueError(f"unknown baseline {kind!r}; use {', '.join(BASELINES)}")
-    days = decision_days(prices, split, window)
+    lag = check_fill(fill)
+    BORROW_BPS.check("borrow_bps", borrow_bps)
+    days = decision_days(prices, split, window + lag)
     if kind == "sp500":
         label = SP500_LABEL
         if benchmark is None:
@@ -162,7 +195,13 @@ def baseline(kind: str, prices: pd.DataFrame, split, window: int = 1, cost_bps: 
         r = pd.Series(b.reindex(nxt).to_numpy() / b.reindex(days).to_numpy() - 1, index=nxt, name=label)
         return Backtest(label, r, kind="sp500")
     COST_BPS.check("cost_bps", cost_bps)  # before a 20-year fit, not after it
-    bt = weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model, BASELINE_NAMES[kind])
+    if lag and kind != "buy-and-hold":  # decided on the close before each fill day, traded at the fill
+        decided = prices.index[prices.index.get_indexer(days) - lag]
+        bt = weights_backtest(prices, baseline_weights(kind, prices, decided), cost_bps, cost_model,
+                              BASELINE_NAMES[kind], fill, borrow_bps)
+    else:  # buy & hold's target is its own book after day one: no order to decide, nothing to lag
+        bt = weights_backtest(prices, baseline_weights(kind, prices, days), cost_bps, cost_model,
+                              BASELINE_NAMES[kind], borrow_bps=borrow_bps)
     bt.kind = kind
     return bt
 
@@ -196,13 +235,16 @@ def rollout(policy, env, obs_noise: float = 0.0, seed: int = 0, name: str = "age
 
 
 def with_cash_interest(bt: Backtest, rf) -> Backtest:
-    """The backtest with its cash earning the risk-free rate `rf` (annual, or a series): each day the share of the
-    book not invested (1 − Σ w of the weights decided the close before; short proceeds count as
-    cash) earns one day of interest. Backtests without weights (a benchmark index) are unchanged."""
+    """The backtest with its cash earning the risk-free rate `rf` (annual, or a series), one rule:
+    each day the free cash 1 − Σ max(w_i, 0) of the weights held over the day (traded the close
+    before) earns one day of rf; when negative (more than 100% long, on borrowed money) it pays rf.
+    Short proceeds are collateral and earn nothing (a retail broker's rule; conservative): a
+    50/50 long/short book earns rf on 0.5, a 130/30 book pays rf on 0.3. Backtests without
+    weights (a benchmark index) are unchanged."""
     from .metrics import rf_daily
 
     if bt.weights is None or (not isinstance(rf, pd.Series) and not rf):
         return bt
-    cash = 1.0 - bt.weights.sum(axis=1).to_numpy()
+    cash = 1.0 - bt.weights.clip(lower=0.0).sum(axis=1).to_numpy()
     r = bt.returns + cash * rf_daily(rf, bt.returns.index).to_numpy()
     return Backtest(bt.name, r.rename(bt.name), bt.weights, bt.traded, bt.kind)

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..util import Range, atomic_write, atomic_write_bytes, mean_ci
-from .engine import BASELINES, COST_BPS, SP500_LABEL, Backtest, baseline, decision_days, rollout, with_cash_interest
+from .engine import (BASELINES, BORROW_BPS, COST_BPS, SP500_LABEL, Backtest, baseline, check_fill, decision_days,
+                     rollout, with_cash_interest)
 from .metrics import metrics_table, rf_label
 
 log = logging.getLogger(__name__)
@@ -145,8 +146,12 @@ def in_sample_note(spec, first: str, last: str) -> str | None:
 def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
                  cost_model: str | None = None, checkpoint: str = "best",
                  benchmark: str | None = None, data_dir=None, data: str | None = None,
-                 baselines=None, record: bool = True) -> tuple[list[Backtest], dict]:
+                 baselines=None, record: bool = True, fill: str | None = None,
+                 borrow_bps: float | None = None) -> tuple[list[Backtest], dict]:
     """The agent of a run and its baselines over a split: ([agent, baselines...], context).
+    `fill` ("close" or "next_close", default the run's evaluation env's, else "close") and
+    `borrow_bps` (the annual fee on short weights, default the run's, else 0) apply to the agent's
+    env and to the baselines alike.
     An out-of-sample read (days after the run's training and validation splits) is recorded in
     the run's ledger.jsonl (`record`) and the reads before it are counted in a note.
     `baselines`: the rules traded beyond the simple four (names or a comma list, "all"; default
@@ -170,6 +175,12 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
         kw["cost_model"] = cost_model or "drift"
     if data_dir is not None:  # the dataset, looked up in another data directory
         kw["data_dir"] = str(data_dir)
+    if fill is not None:
+        check_fill(fill)
+        kw["fill"] = fill
+    if borrow_bps is not None:
+        BORROW_BPS.check("borrow_bps", borrow_bps)
+        kw["borrow_bps"] = borrow_bps
     env = EnvSpec(spec.id, kw).make()
     if agent is None:
         agent = Agent.load_policy(path, env)
@@ -182,6 +193,7 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     ctx = {"kind": "run", "run": str(run_dir), "env": spec.id, "family": family, "algo": agent.algo,
            "seed": agent.config.seed, "split": split, "obs_noise": obs_noise, "cost_bps": kw.get("cost_bps", 10.0),
            "cost_model": kw.get("cost_model", "drift"), "window": kw.get("window", 32),
+           "fill": kw.get("fill", "close"), "borrow_bps": kw.get("borrow_bps", 0.0),
            "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which,
            "benchmark": benchmark or SP500_LABEL}
     info, notes = span_notes(prices, split, ctx["window"])
@@ -262,7 +274,8 @@ def baseline_kinds(kinds) -> list[str]:
 
 
 def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None = None, kinds=None) -> list[Backtest]:
-    """The baselines of a backtest: same days and costs as the agent, and the benchmark; `kinds`
+    """The baselines of a backtest: same days, fill (ctx["fill"]) and costs (ctx["cost_bps"],
+    ctx["cost_model"], ctx["borrow_bps"]) as the agent, and the benchmark; `kinds`
     adds more by name (ivol, minvar, ..., or "all" for every rule of `eqtrade.backtest.baselines`)."""
     multi = prices.shape[1] > 1
     base = ["equal-weight", "buy-and-hold", "sp500", "cash"] if multi else ["buy-and-hold", "sp500", "cash"]
@@ -270,7 +283,8 @@ def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None =
     extra = [k for k in baseline_kinds(kinds) if k not in base and multi]
     out = []
     for k in base + extra:
-        b = baseline(k, prices, ctx["split"], ctx["window"], ctx["cost_bps"], ctx["cost_model"], benchmark)
+        b = baseline(k, prices, ctx["split"], ctx["window"], ctx["cost_bps"], ctx["cost_model"], benchmark,
+                     ctx.get("fill", "close"), ctx.get("borrow_bps", 0.0))
         if prices.shape[1] == 1 and k == "buy-and-hold":
             b.name = f"buy & hold {prices.columns[0]}"
             b.returns = b.returns.rename(b.name)
@@ -280,9 +294,10 @@ def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None =
 
 def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost_bps: float = 10.0,
                       cost_model: str | None = None, benchmark: str | None = None,
-                      data_dir=None, baselines=None) -> tuple[list[Backtest], dict]:
+                      data_dir=None, baselines=None, fill: str = "close",
+                      borrow_bps: float = 0.0) -> tuple[list[Backtest], dict]:
     """A baseline strategy (by name or strategies/*.toml with a [baseline] table) and the others
-    (`baselines` as for `backtest_run`)."""
+    (`baselines`, `fill` and `borrow_bps` as for `backtest_run`)."""
     from ..strategies import load_toml
     from ..envs import resolve_prices
 
@@ -300,14 +315,17 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     window, cost_bps = kw.get("window", window), kw.get("cost_bps", cost_bps)
     BASELINE_WINDOW.check(f"{where}window", window)
     COST_BPS.check(f"{where}cost_bps", cost_bps)
+    check_fill(fill)
+    BORROW_BPS.check("borrow_bps", borrow_bps)
     prices = resolve_prices(kw.get("prices", data), kw.get("tickers"), data_dir)
     ctx = {"kind": "strategy", "strategy": kind, "split": split, "obs_noise": 0.0, "cost_bps": cost_bps,
            "cost_model": cost_model or kw.get("cost_model", "drift"), "window": window,
+           "fill": fill, "borrow_bps": borrow_bps,
            "tickers": list(prices.columns), "benchmark": benchmark or SP500_LABEL}
     info, notes = span_notes(prices, split, ctx["window"])
     ctx.update(info, notes=notes)
     bench = load_benchmark(benchmark, data_dir)
-    main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench)
+    main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench, fill, borrow_bps)
     others = [b for b in baselines_for(prices, ctx, bench, baselines) if b.name != main.name]
     return [main, *others], ctx
 
@@ -435,6 +453,13 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
     return table
 
 
+def fill_text(fill: str, borrow_bps: float) -> str:
+    """How a backtest fills and what shorts pay, in words (reports' first lines)."""
+    when = "orders fill at the close they are decided on" if fill == "close" else \
+        "orders fill at the next close (decided on the data up to the day before)"
+    return f"{when}, short borrow {borrow_bps:g} bps/yr"
+
+
 def _markdown(table: pd.DataFrame, ctx: dict) -> str:
     fmt = table.copy()
     for c in ["CAGR", "Max drawdown", "Volatility", "Total return", "Hit rate"]:
@@ -443,6 +468,7 @@ def _markdown(table: pd.DataFrame, ctx: dict) -> str:
         fmt[c] = fmt[c].map(lambda x: f"{x:.2f}")
     fmt["Days"] = fmt["Days"].astype(int)
     head = (f"Backtest on the {ctx['split']} split, costs {ctx['cost_bps']} bps ({ctx['cost_model']} model)"
+            + f", {fill_text(ctx.get('fill', 'close'), ctx.get('borrow_bps', 0.0))}"
             + (f", observation noise σ = {ctx['obs_noise']}" if ctx.get("obs_noise") else "")
             + f"; benchmark: {ctx.get('benchmark', SP500_LABEL)}; risk-free rate {ctx.get('rf', rf_label(0.0))} "
             "(cash earns it; Sharpe and Sortino are of excess returns).\n\n"
@@ -517,7 +543,8 @@ PAIRED_SUMMARY = ["ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "IR", "corr
 def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = None,
                  checkpoint: str = "best", benchmark: str | None = None, rf=0.0,
                  data_dir=None, data: str | None = None, baselines=None, against: str = DEFAULT_AGAINST,
-                 n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+                 n_boot: int = 2000, seed: int = 0, fill: str | None = None,
+                 borrow_bps: float | None = None) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
     valid Sharpe of the selected checkpoint, for every observation-noise level; then the paired
@@ -525,7 +552,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
     family its seeds as one book (equal capital in each seed's strategy), for each baseline
     itself, and for each run in runs.csv / paired.csv. The deflated Sharpe counts the families
     compared plus the configurations tried while choosing the defaults (ledger.PRIOR_CONFIGURATIONS).
-    `baselines`: the rules traded beyond the simple four (as for `backtest_run`)."""
+    `baselines`, `fill`, `borrow_bps`: as for `backtest_run` (the runs and the baselines alike)."""
     from . import ledger
     from .stats import pbo, sharpe
 
@@ -538,6 +565,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
         for rd in run_dirs:
             bts, ctx = backtest_run(rd, split, obs_noise=noise, checkpoint=checkpoint, benchmark=benchmark,
                                     data_dir=data_dir, data=data, record=noise == obs_noises[0],
+                                    fill=fill, borrow_bps=borrow_bps,
                                     baselines=baselines if base is None else "none")  # the extra rules once
             bts = [with_cash_interest(b, rf) for b in bts]
             for n in ctx.get("notes", []):
@@ -557,6 +585,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
                     base = bts[1:]
                     reference(base, against)  # before the other runs: a reference that is not there is an error now
                     cost_bps = ctx["cost_bps"]
+                    fills = fill_text(ctx["fill"], ctx["borrow_bps"])
     per_run = pd.DataFrame(rows)
     families = list(dict.fromkeys(per_run["family"]))
     n_trials = len(families) + ledger.PRIOR_CONFIGURATIONS
@@ -596,7 +625,7 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
     from .stats import bootstrap_note
 
     head = (f"Test split {split}; risk-free rate {rf_label(rf)} (cash earns it; Sharpe of excess returns); "
-            f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges). Paired columns "
+            f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges); {fills}. Paired columns "
             f"(ΔSharpe .. DSR) against {table.attrs['against']} over the same days, for a family its seeds as one "
             f"book (equal capital in each): {bootstrap_note(table.attrs)}; JKM p: Jobson-Korkie-Memmel; DSR: "
             f"deflated for N = {n_trials} configurations ({len(families)} compared here + "

@@ -516,14 +516,14 @@ def _frequency(periods: float) -> str:
 def bootstrap_note(attrs: dict) -> str:
     """One sentence (no final full stop) describing the ΔSharpe interval of a `paired_table`, from
     its ``attrs``, e.g. "ΔSharpe: 95% interval of a paired stationary bootstrap (2000 resamples,
-    mean block 13 days, seed 0) against equal weight (daily, 2197 days)"."""
+    mean block 13 days, seed 0) of 2197 daily returns against equal weight (daily)"."""
     need = ("n_boot", "block", "seed", "level", "against")
     missing = [k for k in need if k not in attrs]
     if missing:
         raise ValueError(f"bootstrap_note: attrs lack {', '.join(missing)} (pass a paired_table's attrs)")
     freq = _frequency(float(attrs.get("periods", 252)))
-    days = f", {attrs['n_days']} days" if "n_days" in attrs else ""
     unit = "days" if freq == "daily" else "periods"
+    n = f" of {attrs['n_days']} {freq} returns" if "n_days" in attrs else f" of {freq} returns"
     return (f"ΔSharpe: {100 * float(attrs['level']):g}% interval of a paired stationary bootstrap "
-            f"({attrs['n_boot']} resamples, mean block {float(attrs['block']):g} {unit}, seed {attrs['seed']}) "
-            f"against {attrs['against']} ({freq}{days})")
+            f"({attrs['n_boot']} resamples, mean block {float(attrs['block']):g} {unit}, seed {attrs['seed']}){n} "
+            f"against {attrs['against']}")

@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from ..data.market import Market, resolve_prices
 from ..symmetry import AssetAxis, Symmetry, portfolio_reflection
-from .protocol import ExactReward, check_env_options, rng_from_state, rng_state
+from .protocol import ExactReward, check_env_choices, check_env_options, rng_from_state, rng_state
 
 #: reward of a step whose growth factor would be <= 1e-4 (the value falls to 0.01% of its level
 #: or below zero): log(1e-4), the worst reward any step can give; the episode terminates (never
@@ -18,6 +18,15 @@ from .protocol import ExactReward, check_env_options, rng_from_state, rng_state
 RUIN_REWARD = math.log(1e-4)
 
 MODES = ("long_short", "long_only")
+#: when an order fills: "close" (at the close it is decided on) or "next_close" (one day of lag)
+FILLS = ("close", "next_close")
+#: trading days per year: an annual borrow fee in bps is charged as borrow_bps / 1e4 / DAYS_PER_YEAR a day
+DAYS_PER_YEAR = 252
+
+
+def borrow_rate(borrow_bps: float) -> float:
+    """The daily fee per unit of short weight held of an annual fee in basis points."""
+    return float(borrow_bps) / 1e4 / DAYS_PER_YEAR
 
 #: why a trading env refuses step(): before the first reset(), and after the episode ended
 NOT_STARTED = "call reset() before step()"
@@ -42,7 +51,8 @@ class PortfolioEnv(gym.Env):
 
     Observation (float64, flat): the last `window` daily simple returns of every asset,
     time-major (oldest day first: obs[t*N + i]), then the N asset weights held going into the
-    decision (after the previous day's drift). Prices enter only through returns, so scaling
+    decision (after the previous day's drift; with fill "next_close" the target filled the day
+    before, see Timing). Prices enter only through returns, so scaling
     any asset's prices leaves every observation unchanged. The env shows raw simple returns; the
     env factory (`make_env("portfolio", normalize=True)`, the default there and in `eqtrade
     train`) wraps it in `eqtrade.envs.wrappers.VolatilityNormalized`, which divides each return
@@ -53,9 +63,18 @@ class PortfolioEnv(gym.Env):
     weights (a+1)/Σ(a+1) on the simplex (all cash if every a = -1). Out-of-range actions are
     clipped; NaN/inf or a wrong shape raise ValueError.
 
-    Timing: the decision at the close of day t sees returns up to and including t; trades fill
-    at the close of t; the reward log(1 + w·R[t+1] − c·Σ|w − w_held|) is realised over t -> t+1.
-    If 1 + w·R − cost <= 1e-4 the episode terminates with reward RUIN_REWARD (= log 1e-4).
+    Timing (`fill`): "close" (default): the decision at the close of day t sees returns up to and
+    including t and its trades fill at the close of t (a market-on-close order);
+    "next_close": one day of lag, the order decided overnight on the data up to t−1 fills at the
+    close of t: the observation's returns end at t−1 and its weights part is the target filled at
+    t−1 (before day t's drift, which would reveal day t's returns), while costs are charged on the
+    true book at t (the weights after day t's drift). Either way the reward
+    log(1 + w·R[t+1] − c·Σ|w − w_held| − b·Σ max(−w_i, 0)) is realised over t -> t+1.
+    If that growth is <= 1e-4 the episode terminates with reward RUIN_REWARD (= log 1e-4).
+
+    `borrow_bps` (default 0): the annual fee on the short weights held, charged each day as
+    b = borrow_bps/1e4/252 on Σ max(−w_i, 0) of the target weights held over the day (in cash,
+    as costs); long-only books pay nothing.
 
     Costs (`cost_model`): "drift" (default: what a broker charges, the same model in training,
     validation, backtests and the baselines) charges the true turnover from the drifted weights
@@ -87,19 +106,24 @@ class PortfolioEnv(gym.Env):
     def __init__(self, prices=None, window: int = 32, split="train", mode: str = "long_short",
                  cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False,
                  tickers=None, data_dir=None, cost_model: str = "drift", align: str = "inner",
-                 turnover_penalty_bps: float = 0.0):
+                 turnover_penalty_bps: float = 0.0, fill: str = "close", borrow_bps: float = 0.0):
         if cost_model not in ("target", "drift"):
             raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
         self.cost_model = cost_model
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length,
-                          turnover_penalty_bps=turnover_penalty_bps)
+                          turnover_penalty_bps=turnover_penalty_bps, borrow_bps=borrow_bps)
+        check_env_choices(fill=fill)
         self.penalty = float(turnover_penalty_bps) / 1e4
+        self.fill, self.borrow = fill, borrow_rate(borrow_bps)
+        # days between the observation's last return and the fill (0: the close decided on)
+        self.lag = FILLS.index(fill)
         if not isinstance(full_period, (bool, np.bool_)):
             raise TypeError(f"full_period must be true or false, got {full_period!r}")
         panel = resolve_prices(prices, tickers, data_dir, align)
-        self.market = Market.from_prices(panel, window, split)
+        # a lagged window ends the day before the decision: one more day of history before it
+        self.market = Market.from_prices(panel, window + self.lag, split)
         self.window, self.mode, self.cost = window, mode, cost_bps / 1e4
         self.episode_length, self.full_period = int(episode_length), full_period
         self.tickers = self.market.tickers
@@ -112,7 +136,8 @@ class PortfolioEnv(gym.Env):
         # what the observation shows: scaled returns (default) or the raw simple returns
         self._t = self.market.first
         self._end = self.market.last
-        self._w = np.zeros(n)
+        self._w = np.zeros(n)  # the book: weights held at the close of t, after the day's drift
+        self._shown = self._w  # what the observation shows of it (next_close: the target filled at t−1)
         self.value = 1.0
         self._over: str | None = NOT_STARTED  # why step() must not run now (None: an episode is running)
 
@@ -155,14 +180,16 @@ class PortfolioEnv(gym.Env):
         return u[:-1] / s if s > 0 else np.zeros(self.n_assets)
 
     def _obs(self) -> np.ndarray:
-        t, W = self._t, self.window
-        return np.concatenate([self._R[t - W + 1 : t + 1].reshape(-1), self._w])
+        t, W = self._t - self.lag, self.window
+        return np.concatenate([self._R[t - W + 1 : t + 1].reshape(-1), self._shown])
 
     def return_window(self, table: np.ndarray) -> np.ndarray:
-        """`table` ([T, N], aligned with `market.returns`) over the current decision's window,
-        flattened as the observation's return block: an observation wrapper shows a transform of
-        the returns with it (eqtrade.envs.wrappers.VolatilityNormalized)."""
-        return table[self._t - self.window + 1 : self._t + 1].reshape(-1)
+        """`table` ([T, N], aligned with `market.returns`) over the current decision's window
+        (ending `lag` days before the fill), flattened as the observation's return block: an
+        observation wrapper shows a transform of the returns with it
+        (eqtrade.envs.wrappers.VolatilityNormalized)."""
+        t = self._t - self.lag
+        return table[t - self.window + 1 : t + 1].reshape(-1)
 
     def _info(self) -> dict:
         info = {"date": self.market.date_list[self._t], "weights": self._w.copy(), "value": self.value}
@@ -185,6 +212,7 @@ class PortfolioEnv(gym.Env):
                 raise ValueError(f"start index {start} outside {m.first}..{m.last - length + 1}")
             self._t, self._end = int(start), int(start) + length - 1
         self._w = np.zeros(self.n_assets)
+        self._shown = self._w
         self.value = 1.0
         self._over = None
         return self._obs(), self._info()
@@ -195,18 +223,21 @@ class PortfolioEnv(gym.Env):
         w = self.weights_from_action(action)
         turnover = float(np.abs(w - self._w).sum())
         cost = self.cost * turnover
+        borrow = self.borrow * float(np.maximum(-w, 0.0).sum()) if self.borrow else 0.0
         r = self._R[self._t + 1]
         gross = float(w @ r)
-        growth = 1.0 + gross - cost
-        info_extra = {"turnover": turnover, "cost": cost, "target_weights": w.copy()}
+        growth = 1.0 + gross - cost - borrow
+        info_extra = {"turnover": turnover, "cost": cost, "borrow": borrow, "target_weights": w.copy()}
         mask = self.tradable_now()
         # what `exact_reward` needs of this transition besides (obs, next_obs): the realised next
-        # returns R[t+1], and in a masked universe which assets could be traded at this decision
-        self._last_extras = r.copy() if mask is None else np.concatenate([r, mask.astype(float)])
+        # returns R[t+1], in a masked universe which assets could be traded at this decision, and
+        # with a lagged fill the book traded from (the observation shows the target before drift)
+        extras = [r] if mask is None else [r, mask.astype(float)]
+        self._last_extras = np.concatenate(extras + [self._w] if self.lag else extras)
         self._t += 1
         if growth <= 1e-4:  # ruin (e.g. a full short through a +100% day); log(1e-4) is the worst reward
             self.value = 0.0
-            self._w = np.zeros(self.n_assets)
+            self._w = self._shown = np.zeros(self.n_assets)
             self._over = OVER_RUINED
             info = self._info() | info_extra | {"ruined": True}
             return self._obs(), RUIN_REWARD, True, False, info
@@ -217,6 +248,8 @@ class PortfolioEnv(gym.Env):
         self._w = w if self.cost_model == "target" else w * (1.0 + r) / (1.0 + gross)
         if (mask := self.tradable_now()) is not None:  # a delisted position is cash: nothing left to trade
             self._w = np.where(mask, self._w, 0.0)
+        # next_close: the next order is decided before the next day's drift is known
+        self._shown = w if self.lag else self._w
         truncated = self._t > self._end
         if truncated:
             self._over = OVER_TRUNCATED
@@ -226,11 +259,12 @@ class PortfolioEnv(gym.Env):
     # -- resuming an episode (checkpoints) -----------------------------------------------------
     def episode_state(self) -> dict:
         """The episode in progress as plain data (see eqtrade.envs.protocol)."""
-        return {"t": self._t, "end": self._end, "w": self._w.copy(), "value": self.value,
-                "np_random": rng_state(self._np_random)}
+        return {"t": self._t, "end": self._end, "w": self._w.copy(), "shown": self._shown.copy(),
+                "value": self.value, "np_random": rng_state(self._np_random)}
 
     def restore_episode(self, s: dict) -> None:
         self._t, self._end, self._w, self.value = int(s["t"]), int(s["end"]), np.array(s["w"]), float(s["value"])
+        self._shown = np.array(s["shown"]) if "shown" in s else self._w
         self._np_random = rng_from_state(s["np_random"])
         self._over = None if self._t <= self._end else OVER_TRUNCATED
 
@@ -240,15 +274,18 @@ class PortfolioExactReward(ExactReward):
     stored transition tells the reward and the next state of every action, not only of the one taken.
 
     Extras of a transition: the N realised next returns, plus the N-asset tradable mask in a
-    masked universe. The next observation is `next_obs` with the weights held replaced by the new
-    target (after drift in the "drift" cost model). An action whose growth would be <= 1e-4 gets
-    RUIN_REWARD, zero weights and alive = 0 (the env ends the episode there), as in `step`; the
-    training-only turnover penalty is subtracted as in `step`."""
+    masked universe, plus (fill "next_close") the N weights of the book traded from (after the
+    day's drift, which the observation does not show). The next observation is `next_obs` with
+    the weights part replaced as the action would have left it: the new target (after drift in the
+    "drift" cost model; before it with fill "next_close"). An action whose growth would be <= 1e-4
+    gets RUIN_REWARD, zero weights and alive = 0 (the env ends the episode there), as in `step`;
+    the borrow fee and the training-only turnover penalty are subtracted as in `step`."""
 
     def __init__(self, env: PortfolioEnv):
         self.n, self.mode, self.cost, self.cost_model = env.n_assets, env.mode, env.cost, env.cost_model
-        self.penalty = env.penalty
-        self.extra_dim = env.n_assets * (1 if env.market.tradable is None else 2)
+        self.penalty, self.borrow, self.lag = env.penalty, env.borrow, env.lag
+        self.masked = env.market.tradable is not None
+        self.extra_dim = env.n_assets * (1 + self.masked + self.lag)
         self._env = env
 
     def last_extras(self) -> np.ndarray:
@@ -264,8 +301,12 @@ class PortfolioExactReward(ExactReward):
 
         n = self.n
         mask = None
-        if next_returns.shape[1] == 2 * n:  # a masked universe: untradable assets get weight 0
-            next_returns, mask = next_returns[:, :n], next_returns[:, n:]
+        extras = next_returns
+        if next_returns.shape[1] != self.extra_dim:
+            raise ValueError(f"extras have {next_returns.shape[1]} columns, this env's have {self.extra_dim}")
+        next_returns = extras[:, :n]
+        if self.masked:  # a masked universe: untradable assets get weight 0
+            mask = extras[:, n : 2 * n]
         if self.mode == "long_short":
             a = action.clamp(-1.0, 1.0)
             a = a if mask is None else a * mask
@@ -275,14 +316,16 @@ class PortfolioExactReward(ExactReward):
             if mask is not None:
                 u = torch.cat([u[:, :n] * mask, u[:, n:]], dim=1)
             w = (u / u.sum(1, keepdim=True).clamp(min=1e-12))[:, :n]
-        held = obs[:, -n:]
+        held = extras[:, -n:] if self.lag else obs[:, -n:]  # the book traded from
         turnover = (w - held).abs().sum(1)
         growth = 1.0 + (w * next_returns).sum(1) - self.cost * turnover
+        if self.borrow:
+            growth = growth - self.borrow * (-w).clamp(min=0.0).sum(1)
         alive = growth > 1e-4
         reward = torch.log(growth.clamp(min=1e-4))  # = RUIN_REWARD where not alive
         if self.penalty:
             reward = torch.where(alive, reward - self.penalty * turnover, reward)
         book = (1.0 + (w * next_returns).sum(1)).clamp(min=1e-4)[:, None]  # as in `step`
-        new_held = w if self.cost_model == "target" else w * (1.0 + next_returns) / book
+        new_held = w if self.cost_model == "target" or self.lag else w * (1.0 + next_returns) / book
         new_held = torch.where(alive[:, None], new_held, torch.zeros_like(new_held))
         return reward, torch.cat([next_obs[:, :-n], new_held], dim=1), alive.to(reward.dtype)

@@ -35,12 +35,29 @@ ENV_OPTION_RANGES = {
     "episode_length": ("int", Range(1, note="decisions per episode")),
     "cost_bps": ("number", Range(0, note="the cost per unit of turnover, in basis points")),
     "turnover_penalty_bps": ("number", Range(0, note="a training-only reward penalty per unit of turnover, in basis points")),
+    "borrow_bps": ("number", Range(0, 10_000, note="the annual fee on short weights held, in basis points")),
     "vol_window": ("int", Range(1, note="days of the trailing volatility that scales returns")),
     "clip": ("number", Range(0, lo_open=True, note="scaled returns are clipped to +-clip")),
     "noise_seed": ("int", Range(0)),
     "stale_ticks": ("number", Range(0, 1, note="the probability that a day's price is stale (the previous day's)")),
     "bad_ticks": ("number", Range(0, 1, note="the probability that a day's return is an outlier of 5 volatilities")),
 }
+
+
+#: the allowed values of the trading envs' options that are one of a few names
+ENV_OPTION_CHOICES = {
+    "fill": (("close", "next_close"), "when an order fills: at the close it was decided on (close), or one "
+                                      "trading day later (next_close: decided on the data up to the day before)"),
+}
+
+
+def check_env_choices(**values) -> None:
+    """A ValueError naming the option, its value and the choices, for each option given that is
+    not one of its choices (see ENV_OPTION_CHOICES)."""
+    for name, value in values.items():
+        choices, note = ENV_OPTION_CHOICES[name]
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"{name} = {value!r} is not one of {', '.join(repr(c) for c in choices)} ({note})")
 
 
 def check_env_options(**values) -> None:

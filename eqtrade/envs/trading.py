@@ -10,8 +10,8 @@ from gymnasium import spaces
 
 from ..data.market import Market, resolve_prices
 from ..symmetry import Symmetry, single_asset_reflection
-from .portfolio import NOT_STARTED, OVER_RUINED, OVER_TRUNCATED, RUIN_REWARD
-from .protocol import check_env_options, rng_from_state, rng_state
+from .portfolio import FILLS, NOT_STARTED, OVER_RUINED, OVER_TRUNCATED, RUIN_REWARD, borrow_rate
+from .protocol import check_env_choices, check_env_options, rng_from_state, rng_state
 
 POSITIONS = (-1.0, 0.0, 1.0)  # action 0 = short, 1 = flat, 2 = long
 
@@ -23,14 +23,20 @@ class TradingEnv(gym.Env):
     Observation (float64): the last `window` simple returns of the asset (oldest first), then p;
     the env factory normalises the returns by their trailing volatility as for PortfolioEnv
     (`eqtrade.envs.wrappers.VolatilityNormalized`; `return_window` is its hook).
-    Reward: log(1 + p·R[t+1] − c·|p − p_prev|); timing, ruin and episodes as in PortfolioEnv.
+    Reward: log(1 + p·R[t+1] − c·|p − p_prev| − b·max(−p, 0)); timing (`fill`: "close" or
+    "next_close", whose window ends the day before the fill), the borrow fee b (`borrow_bps`), ruin
+    and episodes as in PortfolioEnv. The position is held at its target (no drift), so the
+    observation's position is the book in both fills.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, prices=None, ticker: str | None = None, window: int = 32, split="train",
-                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None):
-        check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length)
+                 cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False, data_dir=None,
+                 fill: str = "close", borrow_bps: float = 0.0):
+        check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length, borrow_bps=borrow_bps)
+        check_env_choices(fill=fill)
+        self.fill, self.lag, self.borrow = fill, FILLS.index(fill), borrow_rate(borrow_bps)
         if not isinstance(full_period, (bool, np.bool_)):
             raise TypeError(f"full_period must be true or false, got {full_period!r}")
         panel = resolve_prices(prices, None, data_dir)
@@ -38,7 +44,7 @@ class TradingEnv(gym.Env):
             if ticker not in panel.columns:
                 raise ValueError(f"ticker {ticker!r} not in the panel ({', '.join(map(str, panel.columns))})")
             panel = panel[[ticker]]
-        self.market = Market.from_prices(panel, window, split)
+        self.market = Market.from_prices(panel, window + self.lag, split)
         self.tickers = self.market.tickers
         self.window, self.cost = window, cost_bps / 1e4
         self.episode_length, self.full_period = int(episode_length), full_period
@@ -76,7 +82,8 @@ class TradingEnv(gym.Env):
     def return_window(self, table: np.ndarray) -> np.ndarray:
         """`table` ([T, N], aligned with `market.returns`) over the current window of the asset
         traded: an observation wrapper shows a transform of the returns with it."""
-        return table[self._t - self.window + 1 : self._t + 1, self._asset]
+        t = self._t - self.lag
+        return table[t - self.window + 1 : t + 1, self._asset]
 
     @property
     def ticker(self) -> str:
@@ -84,7 +91,8 @@ class TradingEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         obs = np.empty(self.window + 1)
-        obs[:-1] = self._series[self._asset, self._t - self.window + 1 : self._t + 1]
+        t = self._t - self.lag
+        obs[:-1] = self._series[self._asset, t - self.window + 1 : t + 1]
         obs[-1] = self._p
         return obs
 
@@ -123,19 +131,20 @@ class TradingEnv(gym.Env):
         p = POSITIONS[action]
         turnover = abs(p - self._p)
         cost = self.cost * turnover
+        borrow = self.borrow * -p if p < 0 else 0.0  # the fee on the short held over the day, in cash as costs
         self._t = t = self._t + 1
-        growth = 1.0 + p * self._rl[t] - cost
+        growth = 1.0 + p * self._rl[t] - cost - borrow
         if growth <= 1e-4:  # ruin; log(1e-4) = RUIN_REWARD is the worst reward
             self.value, self._p = 0.0, 0.0
             self._over = OVER_RUINED
             info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
-                    "turnover": turnover, "position": 0.0, "value": 0.0, "ruined": True,
+                    "borrow": borrow, "turnover": turnover, "position": 0.0, "value": 0.0, "ruined": True,
                     "target_weights": np.array([p])}
             return self._obs(), RUIN_REWARD, True, False, info
         self.value *= growth
         self._p = p
         info = {"date": self.market.date_list[t], "ticker": self.tickers[self._asset], "cost": cost,
-                "turnover": turnover, "position": p, "value": self.value, "target_weights": np.array([p])}
+                "borrow": borrow, "turnover": turnover, "position": p, "value": self.value, "target_weights": np.array([p])}
         if t > self._end:
             self._over = OVER_TRUNCATED
             return self._obs(), math.log(growth), False, True, info

@@ -190,7 +190,7 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
                     index = prices.index
                     for kind in REPORT_BASELINES if prices.shape[1] > 1 else ("buy-and-hold", "sp500"):
                         b = with_cash_interest(baseline(kind, prices, f.test, ctx["window"], ctx["cost_bps"],
-                                                        ctx["cost_model"], bench), rf)
+                                                        ctx["cost_model"], bench, ctx["fill"], ctx["borrow_bps"]), rf)
                         base_parts.setdefault(b.name, []).append(b.returns)
                         labels.setdefault(b.name, {"configuration": b.name, "seed": None, "group": f"baseline:{kind}"})
     baselines = {n: _join(p, n, index) for n, p in base_parts.items()}
