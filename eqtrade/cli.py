@@ -353,7 +353,7 @@ def _paired_args(p) -> None:
     from .backtest.baselines import BASELINE_KINDS
     from .backtest.report import DEFAULT_AGAINST, DEFAULT_BASELINES
 
-    p.add_argument("--baselines", default=",".join(DEFAULT_BASELINES), metavar="LIST",
+    p.add_argument("--baselines", default=None, metavar="LIST",
                    help="rules traded beside equal weight, buy & hold, the index and cash, on the same days and "
                    f"costs: a comma list of {', '.join(BASELINE_KINDS)}, 'all' or 'none' (default "
                    f"{','.join(DEFAULT_BASELINES)}: the cheap ones; minvar, meanrisk, hrp and erc are skfolio "
@@ -367,17 +367,15 @@ def _paired_args(p) -> None:
 
 def _check_paired_args(args) -> None:
     """--baselines names known rules and --against one that will be traded: before any backtest."""
-    from .backtest.report import baseline_kinds
+    from .backtest.report import DEFAULT_BASELINES, baseline_kinds, reference_kind
     from .util import Range
 
     kinds = baseline_kinds(args.baselines)
     Range(100, 1_000_000, note="bootstrap resamples").check("--n-boot", args.n_boot)
-    ref = baseline_kinds(args.against) if args.against != "sp500" else ["sp500"]
-    if len(ref) != 1:
-        raise ValueError(f"--against names one baseline, got {args.against!r}")
-    if ref[0] not in ("equal-weight", "buy-and-hold", "sp500", "cash", *kinds):
+    ref = [reference_kind(args.against)]
+    if ref[0] not in ("equal-weight", "buy-and-hold", "sp500", *kinds):
         raise ValueError(f"--against {args.against}: not among the baselines traded (add it to --baselines, now "
-                         f"{args.baselines!r})")
+                         f"{args.baselines or ','.join(DEFAULT_BASELINES)!r})")
 
 
 def _print_paired(table) -> None:
@@ -959,6 +957,10 @@ def cmd_sweep(args) -> int:
             from .backtest.ledger import LEDGER
 
             clear_directory(out, keep=(LEDGER,))  # all but the lock this command holds and the ledger
+            if (out / LEDGER).exists():
+                from .backtest.ledger import record_restart
+
+                record_restart(out, what="eqtrade sweep --force")
         elif kind == "sweep":
             raise ValueError(f"--out {out} already holds a sweep; --resume continues it, --force starts afresh")
         else:

@@ -491,6 +491,10 @@ def warm_start(agent, path) -> None:
     from .agents import checkpoint as ckpt
 
     path = Path(path)
+    if not path.is_file() and path.name == "best.pt" and (path.parent / "checkpoint.pt").is_file():
+        log.warning("[run] init_from = %s: no best.pt (that run made no evaluation); starting from its "
+                    "checkpoint.pt, the end of its training", path)
+        path = path.parent / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"[run] init_from = {str(path)!r}: no checkpoint there (the run to start from "
                                 "must have finished)")

@@ -766,3 +766,43 @@ def test_cagr_counts_years_as_trading_days_over_252(prices):
     by_hand = float(np.prod(1 + r.to_numpy()) ** (252 / len(r)) - 1)
     assert metrics(r)["CAGR"] == pytest.approx(by_hand, rel=1e-9)
     assert float(qs.stats.cagr(r)) == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_one_asset_is_compared_with_its_buy_and_hold_and_cash_is_no_reference(tmp_path, capsys):
+    """On one asset equal weight is that asset: the default reference is buy & hold; cash (zero
+    excess return, no Sharpe) is refused as a reference before anything is backtested."""
+    one = tmp_path / "aapl.toml"
+    one.write_text('[baseline]\nkind = "buy-and-hold"\ntickers = ["AAPL"]\n')
+    assert main(["backtest", str(one), "--split", "2019-01-01:2019-12-31", "--no-html",
+                 "--out", str(tmp_path / "one"), "--n-boot", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "paired against buy & hold EW" in out and "note: one asset" not in out  # (no rule was asked for)
+    paired = pd.read_csv(tmp_path / "one" / "paired.csv", index_col=0)
+    assert paired.loc["buy & hold EW", "ΔSharpe"] == 0 and len(paired) == 3  # itself, the index, cash: once each
+    assert main(["backtest", "equal-weight", "--against", "cash", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--against cash: cash has no Sharpe ratio" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "c").exists()
+
+
+def test_compare_deflates_one_family_by_the_nulls_spread_and_refuses_mixed_costs(trained_runs, tmp_path,
+                                                                                  monkeypatch):
+    import eqtrade.backtest.report as report
+
+    from eqtrade.backtest import compare_runs
+
+    s = compare_runs(list(map(str, trained_runs[:2])), ("2019-01-01", "2020-12-31"), (0.0,), n_boot=200)
+    fam = s[s["family"] == "relaxed/flat"].iloc[0]
+    assert np.isfinite(fam["DSR"]) and fam["DSR"] <= fam["PSR"]  # one family: the null's √(252/days)
+    assert "the null's √(252/days)" in s.attrs["head"]
+    real = report.backtest_run
+    calls = []
+
+    def dearer_second(*a, **k):
+        bts, ctx = real(*a, **k)
+        calls.append(1)
+        return bts, dict(ctx, cost_bps=25.0) if len(calls) == 2 else ctx
+
+    monkeypatch.setattr(report, "backtest_run", dearer_second)
+    with pytest.raises(ValueError, match="cost_bps = 25.0 .* must share their costs"):
+        compare_runs(list(map(str, trained_runs)), ("2019-01-01", "2020-12-31"), (0.0,), n_boot=200)

@@ -131,16 +131,29 @@ def test_warm_started_folds_chain_in_one_pack_and_train_in_fold_order(tmp_path):
     trials = trial_configs(spec)
     for n, p in starts.items():
         trials[n]["run"]["init_from"] = p
-    packs = pack_trials(trials, 2)
+    out = tmp_path / "out"
+    packs = pack_trials(trials, 2, out)
     assert sorted(map(len, packs.values())) == [6, 6]  # per family: 2 seeds x 3 folds
     for names in packs.values():
-        order = waves(names, trials)
+        order = waves(names, trials, out)
         assert [sorted(n.split(",")[-1] for n in w) for w in order] == [["fold=2017"] * 2, ["fold=2018"] * 2,
                                                                        ["fold=2019"] * 2]
-    assert sorted(map(len, pack_trials(trials, 1).values())) == [3, 3, 3, 3]  # one chain per pack
+    assert sorted(map(len, pack_trials(trials, 1, out).values())) == [3, 3, 3, 3]  # one chain per pack
     cold = load_spec(write(tmp_path / "cold.toml"))
     assert warm_starts(cold, tmp_path / "out") == {}
-    assert sorted(map(len, pack_trials(trial_configs(cold), 5).values())) == [1, 1, 5, 5]
+    assert sorted(map(len, pack_trials(trial_configs(cold), 5, out).values())) == [1, 1, 5, 5]
+    # a checkpoint from elsewhere with a trial's name is no link, and no trial is ever dropped
+    elsewhere = {n: dict(c, run=dict(c["run"], init_from=str(tmp_path / "pre" / "runs" / n / "best.pt")))
+                 for n, c in trial_configs(cold).items()}
+    packed = pack_trials(elsewhere, 5, out)
+    assert sorted(n for p in packed.values() for n in p) == sorted(elsewhere)
+    # two folds starting from one: both after it, none lost
+    names = list(trials)[:3]
+    fork = {n: dict(trials[n], run=dict(trials[n]["run"], init_from="")) for n in names}
+    for n in names[1:]:
+        fork[n]["run"]["init_from"] = str(out / "runs" / names[0] / "best.pt")
+    assert waves(names, fork, out) == [[names[0]], names[1:]]
+    assert sorted(n for p in pack_trials(fork, 1, out).values() for n in p) == sorted(names)
     with pytest.raises(ValueError, match="warm_start = 'yes' must be true or false"):
         parse_walkforward("s.toml", {"warm_start": "yes"})
 
@@ -202,6 +215,22 @@ def test_the_same_study_reading_its_test_block_again_is_a_repeat_and_a_changed_o
         ledger.check_test_read(tmp_path, block, content=a)
     reads = [(e["repeat"], e["forced"]) for e in ledger.read(tmp_path) if e["event"] == "test_read"]
     assert reads == [(False, False), (True, False), (False, True)]
+    # an overlapping block is the same test data; a restart makes the same content a new look
+    other = tmp_path / "o"
+    other.mkdir()
+    ledger.check_test_read(other, "2011-01-01..2022-12-31", content=a)
+    for block in ("2011-01-01..2023-12-31", "2012-01-01..2022-12-31", "2022-06-01..2022-06-30"):
+        with pytest.raises(ledger.TestReadRefused, match="overlapping block"):
+            ledger.check_test_read(other, block, content=a)
+    assert ledger.check_test_read(other, "2023-01-01..2023-12-31", content=a) == 0  # a block never seen
+    ledger.record_restart(other)
+    with pytest.raises(ledger.TestReadRefused, match="started afresh"):
+        ledger.check_test_read(other, "2011-01-01..2022-12-31", content=a)
+    # a read that is only planned (a report that failed halfway) leaves no line
+    third = tmp_path / "t"
+    third.mkdir()
+    ledger.plan_test_read(third, "2011-01-01..2022-12-31", content=a)
+    assert ledger.read(third) == []
 
 
 def test_split_returns_are_exactly_the_splits_trading_days_so_consecutive_splits_tile():

@@ -8,8 +8,11 @@ while choosing the defaults (`PRIOR_CONFIGURATIONS`). A read names what it reads
 digest of the trials' configurations and the report's settings). Reading the same block again for
 the same content (a resumed study rewriting its report) reproduces the same numbers and is
 recorded as a repeat; reading it for other content (the study changed after its test data was
-seen) is refused unless forced, and then recorded as forced. `eqtrade sweep --force` starts a
-study afresh but keeps its ledger: what was seen stays seen.
+seen), or any block overlapping one read before, is refused unless forced, and then recorded as
+forced. `eqtrade sweep --force` starts a study afresh but keeps its ledger (what was seen stays
+seen) and records the restart: its retrained runs give other numbers, so their first read of a
+block seen before is refused too. A read is recorded once it has been used (a report that fails
+halfway records none).
 
 A run directory keeps its own ledger of the backtests that read data after its validation split
 (out-of-sample looks): they are recorded and counted in the report ("read N times before"), not
@@ -64,18 +67,23 @@ def read(directory) -> list[dict]:
     return out
 
 
-def configuration_key(overrides: dict) -> str:
-    """A trial's configuration as a key: its grid values except those that make no new configuration."""
-    return json.dumps({k: v for k, v in sorted(overrides.items()) if k not in NOT_A_CONFIGURATION},
-                      sort_keys=True, default=str)
+def configuration_key(overrides: dict, base: dict | None = None) -> str:
+    """A trial's configuration as a key: its base config (a digest) and its grid values except
+    those that make no new configuration (seed, splits)."""
+    key = {k: v for k, v in sorted(overrides.items()) if k not in NOT_A_CONFIGURATION}
+    if base:
+        key["__base__"] = digest(base)
+    return json.dumps(key, sort_keys=True, default=str)
 
 
-def record_trials(directory, trials: list[tuple[str, dict]]) -> None:
-    """A "train" line for each trial not in the ledger yet (a resumed study adds none twice)."""
-    seen = {e.get("trial") for e in read(directory) if e.get("event") == "train"}
+def record_trials(directory, trials: list[tuple[str, dict]], base: dict | None = None) -> None:
+    """A "train" line for each (trial, configuration) not in the ledger yet (a resumed study adds
+    none twice; a study started afresh with another base config adds its configurations)."""
+    seen = {(e.get("trial"), e.get("configuration")) for e in read(directory) if e.get("event") == "train"}
     for name, over in trials:
-        if name not in seen:
-            append(directory, {"event": "train", "trial": name, "configuration": configuration_key(over)})
+        key = configuration_key(over, base)
+        if (name, key) not in seen:
+            append(directory, {"event": "train", "trial": name, "configuration": key})
 
 
 def n_configurations(directory) -> int:
@@ -90,21 +98,62 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def check_test_read(directory, block: str, force: bool = False, what: str = "", content: str = "") -> int:
-    """Record a read of test block `block` (e.g. "2011-01-01..2022-12-31") for `content` (a
-    `digest` of what is compared). A read of a block seen before for other content is refused
-    (TestReadRefused) unless `force`, and then recorded as forced; the same content again is a
-    repeat (the same numbers) and recorded as one. Returns the reads of the block before this one."""
-    before = [e for e in read(directory) if e.get("event") == "test_read" and e.get("block") == block]
-    repeat = bool(before) and all(e.get("content") == content for e in before) and bool(content)
+def record_restart(directory, what: str = "") -> None:
+    """A study started afresh in its directory (`eqtrade sweep --force`): its runs are trained
+    again, so a later read of a block seen before is not a repeat of the same numbers."""
+    append(directory, {"event": "restart", "what": what})
+
+
+def _span(block: str):
+    """(start, end) dates of a block written "YYYY-MM-DD..YYYY-MM-DD", else None."""
+    import datetime as dt
+
+    try:
+        a, b = str(block).split("..")
+        return dt.date.fromisoformat(a.strip()), dt.date.fromisoformat(b.strip())
+    except ValueError:
+        return None
+
+
+def _overlaps(x: str, y: str) -> bool:
+    sx, sy = _span(x), _span(y)
+    if sx is None or sy is None:
+        return x == y
+    return sx[0] <= sy[1] and sy[0] <= sx[1]
+
+
+def plan_test_read(directory, block: str, force: bool = False, what: str = "", content: str = "") -> dict:
+    """The ledger line of a read of test block `block` ("YYYY-MM-DD..YYYY-MM-DD") for `content` (a
+    `digest` of what is compared), checked but not written (`append` it once the read has been
+    used). Refused (TestReadRefused) unless `force` when a block overlapping it was read before
+    for other content, or before the study was started afresh; the same content on the same
+    block since then is a repeat (the same numbers)."""
+    events = read(directory)
+    last_restart = max((i for i, e in enumerate(events) if e.get("event") == "restart"), default=-1)
+    before = [(i, e) for i, e in enumerate(events) if e.get("event") == "test_read" and _overlaps(e.get("block"), block)]
+    repeat = bool(before) and bool(content) and all(
+        e.get("content") == content and e.get("block") == block and i > last_restart for i, e in before)
     if before and not repeat and not force:
+        first = before[0][1]
+        if not all(e.get("block") == block for _, e in before):
+            why = f"as an overlapping block ({next(e for _, e in before if e.get('block') != block).get('block')})"
+        elif content and all(e.get("content") == content for _, e in before):
+            why = "before the study was started afresh"
+        else:
+            why = "for another study"
         raise TestReadRefused(
-            f"the test block {block} of {directory} was read before for another study ({len(before)} time(s), "
-            f"first at {before[0].get('time', '?')}; {Path(directory) / LEDGER}): a second look at the same test data "
-            "after a change is refused; --force-test-read reads it again and records that it did")
-    append(directory, {"event": "test_read", "block": block, "content": content, "what": what,
-                       "forced": bool(before) and not repeat, "repeat": repeat})
-    return len(before)
+            f"the test block {block} of {directory} was read before {why} ({len(before)} time(s), first at "
+            f"{first.get('time', '?')}; {Path(directory) / LEDGER}): a second look at the same test data after a "
+            "change is refused; --force-test-read reads it again and records that it did")
+    return {"event": "test_read", "block": block, "content": content, "what": what,
+            "forced": bool(before) and not repeat, "repeat": repeat, "before": len(before)}
+
+
+def check_test_read(directory, block: str, force: bool = False, what: str = "", content: str = "") -> int:
+    """`plan_test_read` and its line written at once. Returns the reads of the block before this one."""
+    event = plan_test_read(directory, block, force, what, content)
+    append(directory, event)
+    return event["before"]
 
 
 def record_run_read(run_dir, block: str, what: str = "") -> int:

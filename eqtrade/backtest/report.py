@@ -281,6 +281,10 @@ def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None =
     base = ["equal-weight", "buy-and-hold", "sp500", "cash"] if multi else ["buy-and-hold", "sp500", "cash"]
     # on one asset every weighting rule is that asset: the extra rules only apply to a universe
     extra = [k for k in baseline_kinds(kinds) if k not in base and multi]
+    if not multi and kinds not in (None, "none", ()) and baseline_kinds(kinds):
+        ctx.setdefault("notes", []).append(
+            f"one asset: the weighting rules ({', '.join(baseline_kinds(kinds))}) are that asset, so only buy & hold, "
+            "the index and cash are traded beside it")
     out = []
     for k in base + extra:
         b = baseline(k, prices, ctx["split"], ctx["window"], ctx["cost_bps"], ctx["cost_model"], benchmark,
@@ -326,7 +330,7 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
     ctx.update(info, notes=notes)
     bench = load_benchmark(benchmark, data_dir)
     main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench, fill, borrow_bps)
-    others = [b for b in baselines_for(prices, ctx, bench, baselines) if b.name != main.name]
+    others = [b for b in baselines_for(prices, ctx, bench, baselines) if b.kind != main.kind]
     return [main, *others], ctx
 
 
@@ -352,16 +356,30 @@ def _baseline_table(name: str, table) -> dict:
     return dict(table)
 
 
-def reference(backtests: list[Backtest], against: str = DEFAULT_AGAINST) -> Backtest:
-    """The backtest of baseline `against` (a name of BASELINES or its short form) among `backtests`."""
+def reference_kind(against: str) -> str:
+    """The baseline name (BASELINES) of `against` (a name or a short form); cash is refused: its
+    excess return is exactly 0, so it has no Sharpe to compare with."""
     kinds = baseline_kinds(against) if against != "sp500" else ["sp500"]
     if len(kinds) != 1:
         raise ValueError(f"--against names one baseline, got {against!r}")
-    found = [b for b in backtests if b.kind == kinds[0]]
+    if kinds[0] == "cash":
+        raise ValueError("--against cash: cash has no Sharpe ratio (its excess return is 0); compare against a "
+                         "strategy, e.g. equal-weight, volman or sp500")
+    return kinds[0]
+
+
+def reference(backtests: list[Backtest], against: str = DEFAULT_AGAINST) -> Backtest:
+    """The backtest of baseline `against` (a name of BASELINES or its short form) among `backtests`.
+    On one asset equal weight is that asset: the default reference is then buy & hold."""
+    kind = reference_kind(against)
+    found = [b for b in backtests if b.kind == kind]
+    if not found and kind == "equal-weight":
+        found = [b for b in backtests if b.kind == "buy-and-hold"]
     if not found:
-        have = ", ".join(b.kind for b in backtests if b.kind) or "none"
-        raise ValueError(f"--against {against}: that baseline is not in this comparison (its baselines: {have}); "
-                         "add it with --baselines")
+        have = ", ".join(dict.fromkeys(b.kind for b in backtests if b.kind)) or "none"
+        raise ValueError(f"--against {against}: that baseline is not in this comparison (its baselines: {have}"
+                         f"{'; on one asset only these' if 'equal-weight' not in have else ''}); add it with "
+                         "--baselines")
     return found[0]
 
 
@@ -424,6 +442,8 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
 
     ctx = dict(ctx, rf=rf_label(rf))
     backtests = [with_cash_interest(b, rf) for b in backtests]
+    # the paired table first: a reference that is not there is an error before anything is written
+    paired = paired_stats(backtests, against, rf, n_boot=n_boot, seed=seed, cost_bps=ctx.get("cost_bps", 10.0))
     out.mkdir(parents=True, exist_ok=True)
     main = backtests[0]
     rets = pd.concat([b.returns for b in backtests], axis=1)
@@ -433,7 +453,6 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
         atomic_write(out / "weights.parquet", lambda p: main.weights.to_parquet(p))
     table = metrics_table(backtests, rf)
     atomic_write(out / "metrics.csv", lambda p: table.to_csv(p))
-    paired = paired_stats(backtests, against, rf, n_boot=n_boot, seed=seed, cost_bps=ctx.get("cost_bps", 10.0))
     atomic_write(out / "paired.csv", lambda p: paired.to_csv(p))
     table.attrs["paired"] = paired
     md = _markdown(table, ctx) + "\n" + paired_markdown(paired)
@@ -544,17 +563,20 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
                  checkpoint: str = "best", benchmark: str | None = None, rf=0.0,
                  data_dir=None, data: str | None = None, baselines=None, against: str = DEFAULT_AGAINST,
                  n_boot: int = 2000, seed: int = 0, fill: str | None = None,
-                 borrow_bps: float | None = None) -> pd.DataFrame:
+                 borrow_bps: float | None = None, n_trials: int | None = None) -> pd.DataFrame:
     """Backtest several runs (families x seeds) and summarise each family: mean and 95% interval
     over seeds of Sharpe, CAGR, max drawdown, turnover, total return on `split`, and the train /
     valid Sharpe of the selected checkpoint, for every observation-noise level; then the paired
     statistics against the baseline `against` over the same days (`paired_stats`): for each
     family its seeds as one book (equal capital in each seed's strategy), for each baseline
-    itself, and for each run in runs.csv / paired.csv. The deflated Sharpe counts the families
-    compared plus the configurations tried while choosing the defaults (ledger.PRIOR_CONFIGURATIONS).
+    itself, and for each run in runs.csv / paired.csv. The deflated Sharpe counts `n_trials`
+    configurations (a study passes its ledger's count), by default the families compared plus
+    those tried while choosing the defaults (ledger.PRIOR_CONFIGURATIONS); the runs must share
+    their costs, fill and borrow fee (their baselines are traded once).
     `baselines`, `fill`, `borrow_bps`: as for `backtest_run` (the runs and the baselines alike)."""
     from . import ledger
-    from .stats import pbo, sharpe
+    from .metrics import rf_daily
+    from .stats import pbo, sharpe, trials_sharpe_std
 
     rows, curves, base, notes = [], {}, None, {}
     check_runs(run_dirs)
@@ -586,21 +608,30 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
                     reference(base, against)  # before the other runs: a reference that is not there is an error now
                     cost_bps = ctx["cost_bps"]
                     fills = fill_text(ctx["fill"], ctx["borrow_bps"])
+                    first = (rd, {k: ctx[k] for k in ("cost_bps", "cost_model", "fill", "borrow_bps")})
+                else:
+                    mine = {k: ctx[k] for k in first[1]}
+                    if mine != first[1]:
+                        k = next(k for k in mine if mine[k] != first[1][k])
+                        raise ValueError(f"{rd} is backtested with {k} = {mine[k]!r} but {first[0]} with "
+                                         f"{first[1][k]!r}: runs compared side by side (with one set of baselines) "
+                                         "must share their costs, fill and borrow fee; compare them apart")
     per_run = pd.DataFrame(rows)
     families = list(dict.fromkeys(per_run["family"]))
-    n_trials = len(families) + ledger.PRIOR_CONFIGURATIONS
+    n_counted = n_trials is not None
+    n_trials = int(n_trials) if n_trials is not None else len(families) + ledger.PRIOR_CONFIGURATIONS
     paired, summary = {}, []
     for noise in obs_noises:
         runs = per_run[per_run["obs_noise"] == noise]
         books = {f"{fam} (mean of {len(g)} seeds)": pd.concat([agents[noise][n].returns for n in g["_name"]],
                                                               axis=1).mean(axis=1)
                  for fam, g in runs.groupby("family", sort=False)}
-        sr = [sharpe(r.to_numpy()) for r in books.values()]
-        sr_std = float(np.std(sr, ddof=1)) if len(sr) > 1 else None
+        excess = pd.DataFrame(books)
+        excess = excess.sub(rf_daily(rf, excess.index).to_numpy(), axis=0)  # as the paired table's Sharpe
+        sr_std = trials_sharpe_std([sharpe(excess[c].to_numpy()) for c in excess], len(excess))
         t = paired_stats(base + list(agents[noise].values()), against, rf, n_boot=n_boot, seed=seed,
                          n_trials=n_trials, sr_std=sr_std, extra=books, cost_bps=cost_bps)
-        t.attrs["pbo"] = (pbo(pd.DataFrame(books).to_numpy()) if len(books) > 1 and len(t) and
-                            len(next(iter(books.values()))) >= 32 else float("nan"))
+        t.attrs["pbo"] = pbo(excess.to_numpy()) if excess.shape[1] > 1 and len(excess) >= 32 else float("nan")
         paired[noise] = t
         for fam, g in runs.groupby("family", sort=False):
             row = {"family": fam, "obs_noise": noise, "seeds": len(g)}
@@ -628,8 +659,12 @@ def compare_runs(run_dirs, split="test", obs_noises=(0.0,), out: Path | None = N
             f"benchmark: {benchmark or SP500_LABEL}; costs: drift model (what a broker charges); {fills}. Paired columns "
             f"(ΔSharpe .. DSR) against {table.attrs['against']} over the same days, for a family its seeds as one "
             f"book (equal capital in each): {bootstrap_note(table.attrs)}; JKM p: Jobson-Korkie-Memmel; DSR: "
-            f"deflated for N = {n_trials} configurations ({len(families)} compared here + "
-            f"{ledger.PRIOR_CONFIGURATIONS} tried while choosing the defaults)."
+            + (f"deflated for N = {n_trials} configurations (the study's ledger + {ledger.PRIOR_CONFIGURATIONS} "
+               "tried while choosing the defaults)" if n_counted else
+               f"deflated for N = {n_trials} configurations ({len(families)} compared here + "
+               f"{ledger.PRIOR_CONFIGURATIONS} tried while choosing the defaults)")
+            + (", the trials' Sharpe spread that of the families" if len(families) > 1 else
+               ", the trials' Sharpe spread the null's √(252/days)") + "."
             + (f" Probability of backtest overfitting over the {len(families)} families (CSCV, 16 blocks): "
                + ", ".join(f"{paired[nz].attrs['pbo']:.2f} at noise {nz:g}" for nz in obs_noises) + "."
                if len(families) > 1 else ""))

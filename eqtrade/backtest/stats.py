@@ -513,6 +513,19 @@ def _frequency(periods: float) -> str:
         int(periods) if float(periods).is_integer() else -1, f"{periods:g} periods a year")
 
 
+def trials_sharpe_std(sharpes, n: int, periods: float = 252) -> float:
+    """The spread of the trials' annualised Sharpe ratios for the deflated Sharpe: their sample
+    standard deviation when there are two or more, else the standard error of one Sharpe
+    estimate under the null of no skill, √(periods / n) (what N skill-less trials would scatter
+    by, for n observations each)."""
+    sr = [x for x in sharpes if math.isfinite(x)]
+    if len(sr) > 1:
+        return float(np.std(sr, ddof=1))
+    if n < 2:
+        raise ValueError(f"trials_sharpe_std: {n} observation(s), at least 2 are needed")
+    return math.sqrt(float(periods) / n)
+
+
 def bootstrap_note(attrs: dict) -> str:
     """One sentence (no final full stop) describing the ΔSharpe interval of a `paired_table`, from
     its ``attrs``, e.g. "ΔSharpe: 95% interval of a paired stationary bootstrap (2000 resamples,

@@ -81,30 +81,61 @@ DEFAULT_PACK = 5
 PACK_FREE = (("agent", "seed"), ("env", "split"), ("eval_env", "split"), ("run", "init_from"))
 
 
-def _chains(names: list[str], trials: dict[str, dict]) -> list[list[str]]:
-    """Trials grouped into chains of warm starts: a trial whose [run] init_from is another trial's
-    best.pt follows it (walk-forward folds); a trial without one is a chain of its own."""
-    after = {}
+def _predecessors(names: list[str], trials: dict[str, dict], out) -> dict[str, str]:
+    """Trial -> the trial whose best.pt its [run] init_from is (OUT/runs/NAME/best.pt: a
+    warm-started walk-forward fold and the fold before it); trials starting from anything else
+    (or from nothing) have none."""
+    if out is None:
+        return {}
+    runs = Path(out).resolve() / "runs"
+    where = {str(runs / n / "best.pt"): n for n in names}
+    pred = {}
     for n in names:
         src = trials[n].get("run", {}).get("init_from") or ""
-        prev = Path(src).parent.name if src else ""
-        if prev in names:
-            after[prev] = n
-    firsts = [n for n in names if Path(trials[n].get("run", {}).get("init_from") or "/").parent.name not in names]
-    chains = []
-    for n in firsts:
-        chain = [n]
-        while chain[-1] in after:
-            chain.append(after[chain[-1]])
-        chains.append(chain)
+        if src and str(Path(src).resolve()) in where and where[str(Path(src).resolve())] != n:
+            pred[n] = where[str(Path(src).resolve())]
+    return pred
+
+
+def _chains(names: list[str], trials: dict[str, dict], out=None) -> list[list[str]]:
+    """Trials grouped into chains of warm starts (`_predecessors`), each in training order (a
+    trial after the one it starts from; a predecessor with several successors keeps them all in
+    its chain); a trial without one is a chain of its own. Every name is in exactly one chain."""
+    pred = _predecessors(names, trials, out)
+    root = {}
+
+    def find(n, seen=()):
+        if n in root:
+            return root[n]
+        if n in seen:  # a cycle of warm starts: no order exists
+            raise ValueError(f"sweep trials start from each other in a cycle ({' -> '.join(seen)}); check [run] init_from")
+        root[n] = find(pred[n], (*seen, n)) if n in pred else n
+        return root[n]
+
+    depth = {}
+
+    def level(n):
+        if n not in depth:
+            depth[n] = level(pred[n]) + 1 if n in pred else 0
+        return depth[n]
+
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(find(n), []).append(n)
+    chains = [sorted(g, key=lambda n: (level(n), names.index(n))) for g in groups.values()]
+    assert sorted(n for c in chains for n in c) == sorted(names)
     return chains
 
 
-def waves(names: list[str], trials: dict[str, dict]) -> list[list[str]]:
-    """The trials of a pack in the order they can train: wave k holds the k-th trial of every
-    chain (`_chains`), so a warm-started trial trains after the one it starts from."""
-    chains = _chains(names, trials)
-    return [[c[k] for c in chains if k < len(c)] for k in range(max(map(len, chains), default=0))]
+def waves(names: list[str], trials: dict[str, dict], out=None) -> list[list[str]]:
+    """The trials of a pack in the order they can train: wave k holds the trials k warm starts
+    from the start of their chain, so a warm-started trial trains after the one it starts from."""
+    pred = _predecessors(names, trials, out)
+    depth: dict[str, int] = {}
+    for c in _chains(names, trials, out):
+        for n in c:  # (in training order: a predecessor comes first)
+            depth[n] = depth[pred[n]] + 1 if n in pred else 0
+    return [[n for n in names if depth[n] == k] for k in range(max(depth.values(), default=-1) + 1)]
 
 
 def _stackable(cfg: dict) -> bool:
@@ -112,15 +143,16 @@ def _stackable(cfg: dict) -> bool:
     return cfg.get("run", {}).get("algo") == "sac" and "dir" not in cfg
 
 
-def pack_trials(trials: dict[str, dict], pack: int) -> dict[str, list[str]]:
+def pack_trials(trials: dict[str, dict], pack: int, out=None) -> dict[str, list[str]]:
     """Grid trials grouped into packs of at most `pack` that train as one stack of runs
     (eqtrade.agents.stack): SAC runs whose configs differ only in PACK_FREE, in grid order;
     every other trial is a pack of its own. A chain of warm starts ([run] init_from: walk-forward
-    folds with warm_start) is never split, and counts as one towards `pack`. Returns pack name ->
+    folds with warm_start, whose best.pt is in `out`/runs) is never split, and counts as one
+    towards `pack`. Returns pack name ->
     its trials' names (a pack of one keeps the trial's name; a larger one is named after its
     first trial: "NAME+3")."""
     groups: dict[str, list[str]] = {}
-    chained = any(c.get("run", {}).get("init_from") for c in trials.values())
+    chained = bool(_predecessors(list(trials), trials, out))
     for name, cfg in trials.items():
         key = name
         if (pack > 1 and _stackable(cfg)) or chained:  # (a chain stays together whatever the packing)
@@ -133,7 +165,7 @@ def pack_trials(trials: dict[str, dict], pack: int) -> dict[str, list[str]]:
     for names in groups.values():
         # whole chains of warm starts go together (their trials train one after another), up to
         # `pack` chains (e.g. seeds) side by side; without warm starts every chain is one trial
-        chains = _chains(names, trials)
+        chains = _chains(names, trials, out)
         per = max(1, pack) if _stackable(trials[names[0]]) else 1
         for i in range(0, len(chains), per):
             chunk = [n for c in chains[i : i + per] for n in c]
@@ -245,7 +277,7 @@ def _pack_trainable(names: list[str], trials: dict, out: str, skip_done: bool) -
         for n in todo:
             dirs[n].mkdir(parents=True, exist_ok=True)
             held.enter_context(locked(dirs[n], f"eqtrade sweep trial {n}", tag=f"sweep:{Path(out).resolve()}"))
-        for wave in waves(todo, trials):  # warm-started folds after the fold they start from
+        for wave in waves(todo, trials, out):  # warm-started folds after the fold they start from
             infos = train_pack([copy.deepcopy(trials[n]) for n in wave], [dirs[n] for n in wave],
                                lambda row: tune.report(_tune_metrics(row)))
             for n, info in zip(wave, infos):
@@ -396,7 +428,7 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
         import shutil
 
         shutil.rmtree(exp)
-    packs = pack_trials(trials, pack) if search is None and trial_fn is train_trial else {n: [n] for n in trials}
+    packs = pack_trials(trials, pack, out) if search is None and trial_fn is train_trial else {n: [n] for n in trials}
     started = _init_ray(address, cpus, gpus_per_trial)
     try:
         fn = tune.with_parameters(_trainable, trials=trials, out=str(out), trial_fn=trial_fn, skip_done=not fresh,

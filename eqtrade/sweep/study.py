@@ -80,7 +80,7 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     if search is None:
         from ..backtest.ledger import record_trials
 
-        record_trials(out, spec.trials())
+        record_trials(out, spec.trials(), base=spec.base)
     try:
         rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
                           gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
@@ -110,17 +110,21 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
 def report(spec: SweepSpec, runs: list[str], out: Path, data_dir=None, force: bool = False) -> pd.DataFrame:
     """The sweep's table: `eqtrade compare` on its finished runs, on the report split (read once:
     the study's ledger refuses a second read unless `force`)."""
-    from ..backtest import compare_runs
-    from ..backtest.ledger import check_test_read
+    from ..backtest import compare_runs, ledger
     from ..backtest.report import parse_rf
+    from ..data.market import parse_split, split_range
     from ..outdirs import check_output_dir
 
     rep = spec.report
-    check_test_read(out.parent, f"split {rep['split']}", force, what="sweep report", content=spec.read_content(runs))
-    check_output_dir(out, "compare", force=True)
-    from ..data.market import parse_split
-
     split = parse_split(rep["split"]) if isinstance(rep["split"], str) else rep["split"]
-    return compare_runs(sorted(runs), split, tuple(float(x) for x in rep["obs_noise"]), out,
-                        benchmark=rep.get("benchmark"), rf=parse_rf(rep.get("rf", 0.0), data_dir), data_dir=data_dir,
-                        data=rep.get("data"), baselines=rep.get("baselines"), against=rep.get("against", "equal-weight"))
+    a, b = split_range(split)
+    # the read is checked now and recorded once the table is computed (a failed report reads nothing)
+    read = ledger.plan_test_read(out.parent, f"{a:%Y-%m-%d}..{b:%Y-%m-%d}", force, what="sweep report",
+                                 content=spec.read_content(runs))
+    check_output_dir(out, "compare", force=True)
+    table = compare_runs(sorted(runs), split, tuple(float(x) for x in rep["obs_noise"]), out,
+                         benchmark=rep.get("benchmark"), rf=parse_rf(rep.get("rf", 0.0), data_dir), data_dir=data_dir,
+                         data=rep.get("data"), baselines=rep.get("baselines"), against=rep.get("against", "equal-weight"),
+                         n_trials=ledger.n_configurations(out.parent) + ledger.PRIOR_CONFIGURATIONS)
+    ledger.append(out.parent, read)
+    return table

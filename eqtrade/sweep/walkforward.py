@@ -147,7 +147,8 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
     from ..backtest.engine import baseline
     from ..backtest.metrics import metrics
     from ..backtest.report import backtest_run, load_benchmark, parse_rf
-    from ..backtest.stats import bootstrap_note, paired_table, pbo, sharpe
+    from ..backtest.metrics import rf_daily
+    from ..backtest.stats import bootstrap_note, paired_table, pbo, sharpe, trials_sharpe_std
     from ..backtest.engine import with_cash_interest
     from ..outdirs import check_output_dir
     from ..util import atomic_write, atomic_write_bytes
@@ -159,8 +160,9 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
     against = rep.get("against", "equal-weight")
     against = "sp500" if against == "sp500" else baseline_kinds(against)[0]
     block = f"{fs[0].test[0]}..{fs[-1].test[1]}"
-    ledger.check_test_read(study, block, force, what="walk-forward report",
-                           content=spec.read_content([n for n, _ in spec.trials()]))
+    # checked now, recorded once the table is computed (a report that fails halfway reads nothing)
+    read = ledger.plan_test_read(study, block, force, what="walk-forward report",
+                                 content=spec.read_content([n for n, _ in spec.trials()]))
     check_output_dir(out, "walkforward", force=True)
     out.mkdir(parents=True, exist_ok=True)
     rf = parse_rf(rep.get("rf", 0.0), data_dir)
@@ -195,6 +197,8 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
                         labels.setdefault(b.name, {"configuration": b.name, "seed": None, "group": f"baseline:{kind}"})
     baselines = {n: _join(p, n, index) for n, p in base_parts.items()}
     ref_name = next((n for n, info in labels.items() if info["group"] == f"baseline:{against}"), None)
+    if ref_name is None and against == "equal-weight":  # one asset: equal weight is buy & hold
+        ref_name = next((n for n, info in labels.items() if info["group"] == "baseline:buy-and-hold"), None)
     if ref_name is None:
         raise ValueError(f"[sweep.report] against = {against!r} is not one of the report's baselines "
                          f"({', '.join(REPORT_BASELINES)})")
@@ -208,11 +212,12 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
             confs.setdefault(labels[k]["configuration"], []).append(r)
         means = {f"{c} (mean of {len(v)} seeds)": pd.concat(v, axis=1).mean(axis=1) for c, v in confs.items()}
         frame = pd.DataFrame({**agents, **means, **baselines})
-        sr = [sharpe(frame[c].to_numpy()) for c in means]
-        sr_std = float(np.std(sr, ddof=1)) if len(sr) > 1 else None
-        t = paired_table(frame, ref_name, n_boot=n_boot, seed=seed, n_trials=max(n_conf, 1), sr_std=sr_std)
+        # every statistic on the returns in excess of the risk-free rate (as backtest and compare)
+        excess = frame.sub(rf_daily(rf, frame.index).to_numpy(), axis=0)
+        sr_std = trials_sharpe_std([sharpe(excess[c].to_numpy()) for c in means], len(excess))
+        t = paired_table(excess, ref_name, n_boot=n_boot, seed=seed, n_trials=max(n_conf, 1), sr_std=sr_std)
         # the probability of backtest overfitting over the configurations (their seeds as one book each)
-        t.attrs["pbo"] = pbo(pd.DataFrame(means).to_numpy()) if len(means) > 1 and len(frame) >= 32 else float("nan")
+        t.attrs["pbo"] = pbo(excess[list(means)].to_numpy()) if len(means) > 1 and len(frame) >= 32 else float("nan")
         for c in frame:
             m = metrics(frame[c])
             t.loc[c, "CAGR"], t.loc[c, "Max drawdown"] = m["CAGR"], m["Max drawdown"]
@@ -221,8 +226,10 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
         for c in frame:
             all_returns[f"{c} @ noise {noise:g}" if len(noises) > 1 else c] = frame[c]
             for f in fs:
-                r = frame[c][(frame.index >= pd.Timestamp(f.test[0])) & (frame.index <= pd.Timestamp(f.test[1]))]
-                per_fold_rows.append({"obs_noise": noise, "strategy": c, "year": f.year, "Sharpe": sharpe(r.to_numpy()),
+                inside = (frame.index >= pd.Timestamp(f.test[0])) & (frame.index <= pd.Timestamp(f.test[1]))
+                r = frame[c][inside]
+                per_fold_rows.append({"obs_noise": noise, "strategy": c, "year": f.year,
+                                      "Sharpe": sharpe(excess[c][inside].to_numpy()),
                                       "return": float(np.prod(1 + r.to_numpy()) - 1), "days": len(r)})
     table = pd.concat(tables)
     table.index.name = "strategy"
@@ -248,6 +255,7 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
     md = (head + table.to_markdown(floatfmt=".3f") + "\n\nSharpe by test year (noise "
           f"{noises[0]:g}):\n\n" + years.to_markdown(floatfmt=".2f") + "\n")
     atomic_write_bytes(out / "summary.md", md.encode())
+    ledger.append(study, read)
     return table
 
 
