@@ -218,9 +218,12 @@ def test_every_engine_baseline_trades_the_days_of_equal_weight_with_a_readable_n
 
 def test_baselines_for_adds_the_kinds_asked_for(stocks):
     ctx = {"split": ("2019-01-01", "2019-12-31"), "window": 32, "cost_bps": 10.0, "cost_model": "drift"}
-    base = [b.name for b in baselines_for(stocks, ctx)]
+    simple = ["equal weight (daily)", "buy & hold EW", "S&P 500 price index (excl. dividends)", "cash"]
+    assert [b.name for b in baselines_for(stocks, ctx, kinds="none")] == simple
     more = [b.name for b in baselines_for(stocks, ctx, kinds="ivol,hrp")]
-    assert more == base + ["inverse volatility", "hierarchical risk parity"]
+    assert more == simple + ["inverse volatility", "hierarchical risk parity"]
+    default = [b.name for b in baselines_for(stocks, ctx)]  # the cheap rules by default
+    assert default == simple + ["inverse volatility", "momentum 12-1 (top third)", "volatility-managed EW"]
     assert len(baselines_for(stocks, ctx, kinds=["all"])) == len(BASELINES)
     one = baselines_for(stocks[["AAPL"]], ctx, kinds="all")  # one asset: the weighting rules are that asset
     assert [b.name for b in one] == ["buy & hold AAPL", "S&P 500 price index (excl. dividends)", "cash"]
