@@ -79,10 +79,13 @@ def configuration_key(overrides: dict, base: dict | None = None) -> str:
 def record_trials(directory, trials: list[tuple[str, dict]], base: dict | None = None) -> None:
     """A "train" line for each (trial, configuration) not in the ledger yet (a resumed study adds
     none twice; a study started afresh with another base config adds its configurations)."""
-    seen = {(e.get("trial"), e.get("configuration")) for e in read(directory) if e.get("event") == "train"}
+    lines = [e for e in read(directory) if e.get("event") == "train"]
+    seen = {(e.get("trial"), e.get("configuration")) for e in lines}
+    # a ledger written before configurations carried their base config: its trials count as they are
+    legacy = {e.get("trial") for e in lines if "__base__" not in str(e.get("configuration"))}
     for name, over in trials:
         key = configuration_key(over, base)
-        if (name, key) not in seen:
+        if (name, key) not in seen and name not in legacy:
             append(directory, {"event": "train", "trial": name, "configuration": key})
 
 

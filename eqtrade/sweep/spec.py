@@ -77,7 +77,10 @@ class SweepSpec:
 
         from ..backtest.ledger import digest
 
-        return digest({"base": self.base, "grid": self.grid, "walkforward": self.walkforward, "report": self.report,
+        wf = self.walkforward
+        if wf and not wf.get("warm_start"):  # (the default, as studies read before the key existed)
+            wf = {k: v for k, v in wf.items() if k != "warm_start"}
+        return digest({"base": self.base, "grid": self.grid, "walkforward": wf, "report": self.report,
                        "runs": sorted(Path(str(r)).name for r in runs)})
 
     def folds(self) -> list:

@@ -31,6 +31,14 @@ def run_sweep(spec: SweepSpec, out, address: str | None = None, cpus: int | None
         return _run_sweep(spec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack, force_test_read)
 
 
+def _walkforward_of(saved: dict) -> dict | None:
+    """A saved sweep's walk-forward table with today's defaults for keys added since (warm_start)."""
+    from .walkforward import DEFAULTS
+
+    wf = saved.get("walkforward")
+    return dict(DEFAULTS, **wf) if wf else wf
+
+
 def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, progress, data_dir, pack, force):
     from .engine import DEFAULT_PACK
 
@@ -44,7 +52,7 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
             raise FileNotFoundError(f"nothing to resume: {state} does not exist (start the sweep without --resume)")
         saved = json.loads(state.read_text())
         if (saved["name"] != spec.name or saved["grid"] != json.loads(json.dumps(spec.grid))
-                or saved.get("walkforward") != spec.walkforward):
+                or _walkforward_of(saved) != spec.walkforward):
             raise ValueError(f"{out} holds sweep {saved['name']!r} with another grid; --resume continues the same "
                              "spec (use another --out for a new one)")
         started = int(saved.get("pack", 1))  # sweeps from before packing ran one trial per run

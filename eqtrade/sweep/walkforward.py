@@ -248,9 +248,9 @@ def walkforward_report(spec, study: Path, out: Path, data_dir=None, force: bool 
             f"selected on the {spec.walkforward['valid_years']} year(s) before its test year. Reference: {ref_name}. "
             f"{bootstrap_note(table.attrs)}. Deflated Sharpe: N = {n_conf} configurations "
             f"({n_conf - ledger.PRIOR_CONFIGURATIONS} in this study's ledger + {ledger.PRIOR_CONFIGURATIONS} tried "
-            f"while choosing the defaults). Probability of backtest overfitting over the {len(spec.configurations())} "
-            f"configurations (CSCV, 16 blocks): "
-            + ", ".join(f"{t.attrs['pbo']:.2f} at noise {t['obs_noise'].iloc[0]:g}" for t in tables)
+            f"while choosing the defaults). Probability of backtest overfitting over the {len(means)} configurations "
+            f"(their seeds as one book each; CSCV, 16 blocks; coarse for few configurations): "
+            + ", ".join(f"{t.attrs['pbo']:.2f} at noise {nz:g}" for t, nz in zip(tables, noises))
             + f". Risk-free rate {rep.get('rf', 0.0)}.\n\n")
     md = (head + table.to_markdown(floatfmt=".3f") + "\n\nSharpe by test year (noise "
           f"{noises[0]:g}):\n\n" + years.to_markdown(floatfmt=".2f") + "\n")

@@ -1,0 +1,39 @@
+"""Secondary paired comparisons on a walk-forward report's joined paths (no new read of the test
+data: the report's returns.parquet): each family's seed book against volatility-managed EW and
+against each other, with the same stationary bootstrap as the report.
+
+    .venv/bin/python bench/walkforward_pairs.py [runs/sweeps/walkforward-families/report]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from eqtrade.backtest.stats import delta_sharpe, jobson_korkie_memmel
+
+
+def main() -> None:
+    report = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/sweeps/walkforward-families/report")
+    rets = pd.read_parquet(report / "returns.parquet")
+    noises = sorted({c.rsplit("@ noise ", 1)[1] for c in rets if "@ noise " in c}) or [""]
+    rows = []
+    for nz in noises:
+        col = (lambda n: f"{n} @ noise {nz}") if nz else (lambda n: n)
+        books = {f: col(f"SAC {f} (mean of 3 seeds)") for f in ("plain", "exact", "relaxed")}
+        pairs = [(f"SAC {f}", c, "volatility-managed EW", col("volatility-managed EW")) for f, c in books.items()]
+        pairs += [("SAC relaxed", books["relaxed"], "SAC plain", books["plain"]),
+                  ("SAC relaxed", books["relaxed"], "SAC exact", books["exact"]),
+                  ("volatility-managed EW", col("volatility-managed EW"), "equal weight", col("equal weight (daily)"))]
+        for a, ca, b, cb in pairs:
+            d = delta_sharpe(rets[ca].to_numpy(), rets[cb].to_numpy(), n_boot=2000, seed=0)
+            _, p = jobson_korkie_memmel(rets[ca].to_numpy(), rets[cb].to_numpy())
+            rows.append({"noise": nz or "0", "a": a, "b": b, "ΔSharpe": d["delta"], "lo": d["lo"], "hi": d["hi"],
+                         "JKM p": p})
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+if __name__ == "__main__":
+    main()
