@@ -806,3 +806,14 @@ def test_compare_deflates_one_family_by_the_nulls_spread_and_refuses_mixed_costs
     monkeypatch.setattr(report, "backtest_run", dearer_second)
     with pytest.raises(ValueError, match="cost_bps = 25.0 .* must share their costs"):
         compare_runs(list(map(str, trained_runs)), ("2019-01-01", "2020-12-31"), (0.0,), n_boot=200)
+
+
+@pytest.mark.parametrize("fill", ["close", "next_close"])
+def test_the_recorded_first_date_is_the_first_return_for_each_fill(fill):
+    """At the data's start the window (plus the day of lag with next_close) shortens a backtest:
+    config.toml's first_date is the first return's day in both fills."""
+    from eqtrade.backtest.report import backtest_strategy
+
+    bts, ctx = backtest_strategy("equal-weight", ("1990-01-01", "1990-06-30"), fill=fill, baselines="none")
+    assert ctx["first_date"] == f"{bts[0].returns.index[0]:%Y-%m-%d}"
+    assert any(n.startswith("shortened") for n in ctx["notes"])

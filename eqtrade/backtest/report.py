@@ -76,7 +76,8 @@ def _day(t: pd.Timestamp) -> str:
 
 def span_notes(prices: pd.DataFrame, split, window: int) -> tuple[dict, list[str]]:
     """The split as requested and the days a backtest really covers (its first and last daily
-    return), and a note when the data shortened it: no prices (or too few for the window) at the
+    return; `window`: the days of history the first decision needs, one more with fill
+    next_close), and a note when the data shortened it: no prices (or too few for the window) at the
     requested start, or none up to the requested end."""
     from ..data.market import OPEN_END, OPEN_START, split_range
 
@@ -196,7 +197,7 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
            "fill": kw.get("fill", "close"), "borrow_bps": kw.get("borrow_bps", 0.0),
            "tickers": list(prices.columns), "steps_trained": agent.step, "checkpoint": which,
            "benchmark": benchmark or SP500_LABEL}
-    info, notes = span_notes(prices, split, ctx["window"])
+    info, notes = span_notes(prices, split, ctx["window"] + (ctx.get("fill") == "next_close"))
     inside = in_sample_note(spec, info["first_date"], info["last_date"])
     if inside is None and record:
         from .ledger import record_run_read
@@ -326,7 +327,7 @@ def backtest_strategy(name: str, split="test", data=None, window: int = 32, cost
            "cost_model": cost_model or kw.get("cost_model", "drift"), "window": window,
            "fill": fill, "borrow_bps": borrow_bps,
            "tickers": list(prices.columns), "benchmark": benchmark or SP500_LABEL}
-    info, notes = span_notes(prices, split, ctx["window"])
+    info, notes = span_notes(prices, split, ctx["window"] + (ctx.get("fill") == "next_close"))
     ctx.update(info, notes=notes)
     bench = load_benchmark(benchmark, data_dir)
     main = baseline(kind, prices, split, ctx["window"], ctx["cost_bps"], ctx["cost_model"], bench, fill, borrow_bps)
