@@ -367,15 +367,11 @@ def _paired_args(p) -> None:
 
 def _check_paired_args(args) -> None:
     """--baselines names known rules and --against one that will be traded: before any backtest."""
-    from .backtest.report import DEFAULT_BASELINES, baseline_kinds, reference_kind
+    from .backtest.report import traded_reference
     from .util import Range
 
-    kinds = baseline_kinds(args.baselines)
     Range(100, 1_000_000, note="bootstrap resamples").check("--n-boot", args.n_boot)
-    ref = [reference_kind(args.against)]
-    if ref[0] not in ("equal-weight", "buy-and-hold", "sp500", *kinds):
-        raise ValueError(f"--against {args.against}: not among the baselines traded (add it to --baselines, now "
-                         f"{args.baselines or ','.join(DEFAULT_BASELINES)!r})")
+    traded_reference(args.against, args.baselines)
 
 
 def _print_paired(table) -> None:

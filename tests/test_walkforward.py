@@ -322,3 +322,14 @@ def test_starting_a_sweep_afresh_keeps_its_ledger(tmp_path, monkeypatch):
     spec.write_text('[sweep]\nname = "s"\nconfig = "sac-plain"\n[sweep.grid]\n"agent.seed" = [0]\n')
     cli.main(["sweep", str(spec), "--out", str(out), "--force", "--no-progress"])
     assert cleared.get("left") == [ledger.LEDGER], cleared
+
+
+@pytest.mark.parametrize("against, match", [("cash", "cash has no Sharpe"), ("meanrisk", "not among the baselines"),
+                                            ("nonsense", "unknown baseline")])
+def test_a_report_reference_that_is_not_traded_is_refused_at_load(tmp_path, against, match):
+    """[sweep.report] against is checked when the spec is read, before any trial: one line."""
+    spec = write(tmp_path / "wf.toml")
+    spec.write_text(spec.read_text().replace("obs_noise = [0.0]", f'obs_noise = [0.0]\nagainst = "{against}"'))
+    with pytest.raises(ValueError, match=match):
+        load_spec(spec)
+    assert load_spec(write(tmp_path / "ok.toml")).report.get("against", "equal-weight") == "equal-weight"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.market import span_text, split_range
-from ..envs.portfolio import DAYS_PER_YEAR, FILLS
+from ..envs.portfolio import FILLS, borrow_rate
 from ..util import Range
 
 #: the allowed trading cost of every backtest (baselines, files, the Python API)
@@ -18,7 +18,8 @@ COST_BPS = Range(0, 10_000, note="basis points of each unit traded; a negative c
 BORROW_BPS = Range(0, 10_000, note="the annual fee on short weights held, in basis points")
 
 #: the baselines by name: the simple four, then the estimated rules of `eqtrade.backtest.baselines`
-BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash", "ivol", "minvar", "meanrisk", "hrp", "erc", "mom", "volman")
+SIMPLE_BASELINES = ("equal-weight", "buy-and-hold", "sp500", "cash")
+BASELINES = (*SIMPLE_BASELINES, "ivol", "minvar", "meanrisk", "hrp", "erc", "mom", "volman")
 #: each baseline's name in reports (the S&P 500's is SP500_LABEL or the benchmark's own)
 BASELINE_NAMES = {"equal-weight": "equal weight (daily)", "buy-and-hold": "buy & hold EW", "cash": "cash",
                   "ivol": "inverse volatility", "minvar": "minimum variance", "meanrisk": "maximum Sharpe",
@@ -105,7 +106,7 @@ def weights_backtest(prices: pd.DataFrame, weights: pd.DataFrame, cost_bps: floa
     R_all = np.nan_to_num(prices.pct_change(fill_method=None).to_numpy(), nan=0.0)
     R = R_all[loc + 1]  # realised over t -> t+1
     c = cost_bps / 1e4
-    fee = borrow_bps / 1e4 / DAYS_PER_YEAR * np.maximum(-w, 0.0).sum(1)
+    fee = borrow_rate(borrow_bps) * np.maximum(-w, 0.0).sum(1)
     gross = (w * R).sum(1)
     if cost_model == "target":
         prev = np.vstack([np.zeros(w.shape[1]), w[:-1]])
@@ -132,7 +133,7 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, re
                      lookback: int = 252) -> pd.DataFrame:
     """Target weights of a baseline on the decision days (`rebalance` and `lookback`: the
     estimated rules of `eqtrade.backtest.baselines`, which decide on prices up to each day only)."""
-    if kind in BASELINES and kind not in ("equal-weight", "buy-and-hold", "sp500", "cash"):
+    if kind in BASELINES and kind not in SIMPLE_BASELINES:
         from . import baselines
 
         return baselines.baseline_weights(kind, prices, days, rebalance, lookback)

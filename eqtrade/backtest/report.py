@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from ..util import Range, atomic_write, atomic_write_bytes, mean_ci
-from .engine import (BASELINES, BORROW_BPS, COST_BPS, SP500_LABEL, Backtest, baseline, check_fill, decision_days,
-                     rollout, with_cash_interest)
+from .engine import (BASELINES, BORROW_BPS, COST_BPS, SIMPLE_BASELINES, SP500_LABEL, Backtest, baseline, check_fill,
+                     decision_days, rollout, with_cash_interest)
 from .metrics import metrics_table, rf_label
 
 log = logging.getLogger(__name__)
@@ -279,12 +279,13 @@ def baselines_for(prices: pd.DataFrame, ctx: dict, benchmark: pd.Series | None =
     ctx["cost_model"], ctx["borrow_bps"]) as the agent, and the benchmark; `kinds`
     adds more by name (ivol, minvar, ..., or "all" for every rule of `eqtrade.backtest.baselines`)."""
     multi = prices.shape[1] > 1
-    base = ["equal-weight", "buy-and-hold", "sp500", "cash"] if multi else ["buy-and-hold", "sp500", "cash"]
+    base = list(SIMPLE_BASELINES) if multi else [k for k in SIMPLE_BASELINES if k != "equal-weight"]
     # on one asset every weighting rule is that asset: the extra rules only apply to a universe
-    extra = [k for k in baseline_kinds(kinds) if k not in base and multi]
-    if not multi and kinds not in (None, "none", ()) and baseline_kinds(kinds):
+    asked = baseline_kinds(kinds)
+    extra = [k for k in asked if k not in base and multi]
+    if not multi and kinds not in (None, "none", ()) and asked:
         ctx.setdefault("notes", []).append(
-            f"one asset: the weighting rules ({', '.join(baseline_kinds(kinds))}) are that asset, so only buy & hold, "
+            f"one asset: the weighting rules ({', '.join(asked)}) are that asset, so only buy & hold, "
             "the index and cash are traded beside it")
     out = []
     for k in base + extra:
@@ -367,6 +368,17 @@ def reference_kind(against: str) -> str:
         raise ValueError("--against cash: cash has no Sharpe ratio (its excess return is 0); compare against a "
                          "strategy, e.g. equal-weight, volman or sp500")
     return kinds[0]
+
+
+def traded_reference(against: str, baselines=None, traded=None) -> str:
+    """The reference kind of `against`, checked before any backtest to be among the baselines
+    traded (`traded`, default the simple four and `baselines`)."""
+    kind = reference_kind(against)
+    traded = tuple(traded) if traded is not None else (*SIMPLE_BASELINES, *baseline_kinds(baselines))
+    if kind not in traded:
+        raise ValueError(f"--against {against}: not among the baselines traded ({', '.join(traded)}; add it to "
+                         "--baselines)")
+    return kind
 
 
 def reference(backtests: list[Backtest], against: str = DEFAULT_AGAINST) -> Backtest:
@@ -461,12 +473,12 @@ def write_report(backtests: list[Backtest], ctx: dict, out: Path, html: bool = T
     atomic_write_bytes(out / "config.toml", dump_toml({"backtest": {k: v for k, v in ctx.items() if v is not None}}).encode())
     _plot_equity(rets, out / "equity.png", f"{main.name} — {ctx['split']} split")
     if html:  # against the benchmark, with the paired ΔSharpe against the reference baseline in the title
-        ref = reference(backtests, against)
+        ref = paired.attrs["against"]  # the reference's name
         bench = next((b.returns for b in backtests if b.kind == "sp500"), None)
         p = paired.loc[main.name]
         title = f"eqtrade: {main.name} ({ctx['split']} split)"
-        if main.name != ref.name:
-            title += (f" — ΔSharpe vs {ref.name} {p['ΔSharpe']:+.2f} [{p['ΔSharpe lo']:+.2f}, {p['ΔSharpe hi']:+.2f}] "
+        if main.name != ref:
+            title += (f" — ΔSharpe vs {ref} {p['ΔSharpe']:+.2f} [{p['ΔSharpe lo']:+.2f}, {p['ΔSharpe hi']:+.2f}] "
                       f"(95%, stationary bootstrap, {paired.attrs['n_boot']} resamples, block {paired.attrs['block']} "
                       f"days), JKM p {p['JKM p']:.3f}")
         _tearsheet(main.returns, bench, out / "tearsheet.html", title)

@@ -145,14 +145,9 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
 
 def _check_report_baselines(path, report: dict, walkforward: bool) -> None:
     """[sweep.report] against / baselines name known baselines, the reference one that is traded."""
-    from ..backtest.report import DEFAULT_AGAINST, baseline_kinds
+    from ..backtest.report import DEFAULT_AGAINST, traded_reference
 
-    try:
-        kinds = baseline_kinds(report.get("baselines"))
-        against = str(report.get("against", DEFAULT_AGAINST))
-        ref = ["sp500"] if against == "sp500" else baseline_kinds(against)
-    except ValueError as e:
-        raise ValueError(f"{path}: [sweep.report] {e}") from None
+    traded = None
     if walkforward:
         from .walkforward import REPORT_BASELINES
 
@@ -160,11 +155,10 @@ def _check_report_baselines(path, report: dict, walkforward: bool) -> None:
             raise ValueError(f"{path}: [sweep.report] baselines: a walk-forward report trades every baseline "
                              f"({', '.join(REPORT_BASELINES)}); leave it out")
         traded = REPORT_BASELINES
-    else:
-        traded = ("equal-weight", "buy-and-hold", "sp500", "cash", *kinds)
-    if len(ref) != 1 or ref[0] not in traded:
-        raise ValueError(f"{path}: [sweep.report] against = {against!r} is not one of the baselines the report trades "
-                         f"({', '.join(traded)})")
+    try:
+        traded_reference(str(report.get("against", DEFAULT_AGAINST)), report.get("baselines"), traded)
+    except ValueError as e:
+        raise ValueError(f"{path}: [sweep.report] {e}") from None
 
 
 def load_spec(path) -> SweepSpec:
