@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", parents=[dd], help="train a DQN or SAC agent with plain, exact or relaxed networks",
         description="Trains an agent and writes runs/NAME/: config.toml (every resolved option), checkpoint.pt, "
         "metrics.csv (step, episode return, losses, alpha/epsilon, eval return, the policy's measured "
-        "equivariance error) and learning_curve.png. With no options: a relaxed SAC on the bundled 20-stock "
+        "equivariance error, scale deviation) and learning_curve.png. With no options: a relaxed SAC on the bundled 20-stock "
         "long/short portfolio (train split), evaluated on the valid split, in a few minutes on 2 cores. "
         "Ctrl-C saves a checkpoint; --resume continues it exactly.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -164,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "embeddings, regularised toward sharing)")
     t.add_argument("--context", choices=["none", "mean"], default=None,
                    help="portfolio, per-asset networks: each asset also reads the market mean (default none)")
+    t.add_argument("--scale", choices=["exact", "relaxed", "plain"], default=None,
+                   help="portfolio: the return-scale axis R -> cR: exact (returns over their trailing volatility: "
+                   "blind to the volatility level; default), relaxed (plus each asset's and the market's log "
+                   "volatility level, read through gains that start at zero), plain (raw returns and the levels)")
+    t.add_argument("--horizons", default=None, metavar="default|none|H1,H2,...",
+                   help="portfolio: per-asset returns over longer horizons beside the daily window, e.g. "
+                   "5,21,63,126,252-21 (252 days skipping the last 21); default = that list")
     t.add_argument("--algo", choices=["sac", "dqn", "drqv2"], default=None,
                    help="default: sac for continuous actions, dqn for discrete, drqv2 for pixel tasks (dmc-pixels/...)")
     t.add_argument("--env", default=None, help="portfolio (default), trading, or a gymnasium id such as Pendulum-v1")
@@ -581,7 +588,8 @@ def _train_cfg(args, seed):
     return resolve_config(args.config, agent=args.agent, algo=args.algo, env=args.env, steps=args.steps,
                           seed=seed, data=args.data, break_strength=args.break_strength,
                           data_dir=args.data_dir, assets=args.assets, context=args.context,
-                          device=args.device, encoder=args.encoder, threads=args.threads)
+                          device=args.device, encoder=args.encoder, threads=args.threads,
+                          scale=args.scale, horizons=args.horizons)
 
 
 def _check_new_run_dir(out, stack: bool = False) -> None:
@@ -650,7 +658,9 @@ def _trained_line(agent, out, seed: bool = False) -> str:
     msg = f"trained {agent.algo} {agent.config.family}{f' (seed {agent.config.seed})' if seed else ''} for {agent.step} steps -> {out}"
     if last:
         err = last[-1].get("equivariance_error")
-        msg += f"; last eval return {last[-1]['eval_return']:.4g}" + (f", equivariance error {err:.2e}" if err is not None else "")
+        serr = last[-1].get("scale_error")
+        msg += (f"; last eval return {last[-1]['eval_return']:.4g}" + (f", equivariance error {err:.2e}" if err is not None else "")
+                + (f", scale deviation {serr:.2e}" if serr is not None else ""))
         best = max(last, key=lambda m: m["eval_return"])
         if "eval_sharpe" in best:
             train = best.get("train_sharpe")

@@ -66,12 +66,17 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
                    env: str | None = None, steps: int | None = None, seed: int | None = None,
                    data: str | None = None, break_strength: float | None = None, data_dir=None,
                    assets: str | None = None, context: str | None = None, tables: dict | None = None,
-                   device: str | None = None, encoder: str | None = None, threads: int | None = None) -> dict:
+                   device: str | None = None, encoder: str | None = None, threads: int | None = None,
+                   scale: str | None = None, horizons: str | None = None) -> dict:
     """The full run config: defaults, then the TOML file, then the command-line values.
     assets: the portfolio network's asset-axis family: "flat" (one MLP over all assets, tied to the
     universe), "exact" (one head shared by every asset) or "relaxed" (shared head plus per-asset
     embeddings); context: "none" or "mean" (each asset also reads the market mean).
-    tables: the strategy tables as a dict, instead of a file (a sweep's trial)."""
+    scale: the portfolio's return-scale family ([env] scale: "exact", "relaxed", "plain");
+    horizons: multi-horizon inputs ([env] horizons: "default", "none" or "5,21,252-21").
+    tables: the strategy tables as a dict, instead of a file (a sweep's trial).
+    A relaxed or plain scale's volatility constants are fitted on the training env's split and
+    recorded as [env] vol_ref (evaluation and test envs use the training split's)."""
     cfg = copy.deepcopy(BASE)
     file_cfg = copy.deepcopy(tables) if tables is not None else (load_toml(config) if config else {})
     config = config if config else ("the sweep spec" if tables is not None else None)
@@ -130,6 +135,12 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         cfg["env"]["data_dir"] = str(data_dir)
     if assets is not None or context is not None:
         _set_asset_family(cfg, assets, context)
+    if scale is not None or horizons is not None:
+        _set_scale(cfg, scale, horizons)
+    for key in SCALE_ENV_KEYS:
+        if key in cfg.get("eval_env", {}):
+            raise ValueError(f"[eval_env] {key}: the observation's scale family and features are the training env's "
+                             f"(set them under [env]; evaluation envs inherit them)")
     if break_strength is not None:
         if not is_dmc(cfg["run"]["env"]):
             raise ValueError(f"--break applies to dm_control envs (dmc/..., dmc-pixels/...), not {cfg['run']['env']!r}")
@@ -161,6 +172,11 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         raise ValueError(f"bad [env] option for {cfg['run']['env']!r}: {e}") from None
     from gymnasium import spaces
 
+    from .envs.wrappers import MarketFeatures, _inner
+
+    feats = _inner(probe, MarketFeatures)
+    if feats is not None and feats.vol_ref is not None and "vol_ref" not in cfg["env"]:
+        cfg["env"]["vol_ref"] = [round(v, 6) for v in feats.vol_ref]  # fitted on the training split
     default_algo = ("drqv2" if pixels else "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac")
     if algo:
         cfg["run"]["algo"] = algo
@@ -238,6 +254,32 @@ def _set_asset_family(cfg: dict, assets: str | None, context: str | None) -> Non
     if context is not None:
         enc["context"] = context
     cfg["agent"]["encoder"] = enc
+
+
+#: [env] keys of the return-scale axis and the features (the training env's; evaluation envs inherit them)
+SCALE_ENV_KEYS = ("scale", "horizons", "vol_ref")
+
+
+def _set_scale(cfg: dict, scale: str | None, horizons: str | None) -> None:
+    """--scale / --horizons into [env] (portfolio only)."""
+    from .envs.wrappers import parse_horizons
+    from .symmetry import SCALE_FAMILIES
+
+    if cfg["run"]["env"] != "portfolio":
+        raise ValueError(f"--scale/--horizons apply to the portfolio env, not {cfg['run']['env']!r}")
+    if scale is not None:
+        if scale not in SCALE_FAMILIES:
+            raise ValueError(f"--scale must be one of {', '.join(SCALE_FAMILIES)}, got {scale!r}")
+        cfg["env"]["scale"] = scale
+        cfg["env"].pop("vol_ref", None)  # refitted on the training split for this scale
+        if scale != "plain":
+            cfg["env"]["normalize"] = True
+    if horizons is not None:
+        if horizons in ("none", ""):
+            cfg["env"].pop("horizons", None)
+        else:
+            h = parse_horizons(horizons)
+            cfg["env"]["horizons"] = "default" if horizons == "default" else [list(x) if x[1] else x[0] for x in h]
 
 
 def build_agent(cfg: dict):

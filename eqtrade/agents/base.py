@@ -296,6 +296,24 @@ class Agent:
         obs = torch.from_numpy(self.buffer.obs[idx]).to(self.device)
         return equivariance_error(self.policy_module(), self.symmetry, obs)
 
+    def scale_error(self, n: int = 256) -> float | None:
+        """Measured deviation of the policy from return-scale invariance on stored observations:
+        max over c in {1/2, 2} and over its outputs of ‖π(c·s) − π(s)‖ / ‖π(s)‖
+        (`eqtrade.nn.scale.scale_errors`); None where the env has no scale axis, or an exact one
+        (invariant by construction), or the policy is not a SAC actor."""
+        axis = self.interface.scale
+        if axis is None or axis.family == "exact" or len(self.buffer) == 0:
+            return None
+        module = self.policy_module()
+        if getattr(module, "kind", "") != "actor":
+            return None
+        from ..nn.scale import scale_errors
+
+        self._fresh()
+        idx = np.random.default_rng(0).integers(0, len(self.buffer), size=min(n, len(self.buffer)))
+        obs = torch.from_numpy(self.buffer.obs[idx]).to(self.device)
+        return max(scale_errors(module, axis, obs).values())
+
     def learn(self, total_steps: int, out_dir: Path | None = None, progress: bool | str = True,
               on_eval=None, callbacks: Sequence = (), evaluation=None) -> "Agent":
         """Train until `total_steps` environment steps (continues from `self.step` after a load).

@@ -60,7 +60,8 @@ def metric_columns(agent, callbacks: Sequence[Callback]) -> list[str]:
 
 class EvalCallback(Callback):
     """Every `every` steps: the deterministic policy's mean return over `episodes` seeded episodes
-    of `env` (default: the agent's evaluation env), its measured equivariance error, and the best
+    of `env` (default: the agent's evaluation env), its measured equivariance error and deviation
+    from return-scale invariance (`Agent.scale_error`), and the best
     return so far; the policy is saved to `best_path` (best.pt) when the return improves."""
 
     eval_columns: tuple[str, ...] = ("eval_return",)
@@ -71,7 +72,7 @@ class EvalCallback(Callback):
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return (*self.eval_columns, "equivariance_error", "best_eval_return")
+        return (*self.eval_columns, "equivariance_error", "scale_error", "best_eval_return")
 
     def on_start(self, agent, total_steps: int) -> None:
         self.env = self.env or agent.eval_env or agent.env
@@ -114,6 +115,7 @@ class EvalCallback(Callback):
         self._prefilled = None
         row = self.summarize(agent, pre[1]) if pre is not None and pre[0] == agent.step else self.evaluate(agent)
         row["equivariance_error"] = agent.equivariance_error()
+        row["scale_error"] = agent.scale_error()
         if agent.best_eval is None or row["eval_return"] > agent.best_eval:
             agent.best_eval = row["eval_return"]
             if self.best_path is not None:

@@ -140,11 +140,13 @@ class TwinCritic(nn.Module):
             return zero_of(self)
         if self.batched:
             # stacked [2, ...]: relaxed weights vary over group elements (last axis), asset
-            # embeddings over assets ([2, N, k]: axis 1); see RelaxedMLP and AssetEmbedding
+            # embeddings over assets ([2, N, k]: axis 1), scale gains from zero; see RelaxedMLP,
+            # AssetEmbedding and eqtrade.nn.scale.ScaleGain
             return sum((v.var(dim=-1, unbiased=False).sum() for k, v in self.params.items()
                         if k.endswith("relaxed_weights")), zero_of(self)) + \
                 sum((v.var(dim=1, unbiased=False).sum() for k, v in self.params.items()
-                     if k.endswith("embedding:weight") and v.shape[1] > 1), zero_of(self))
+                     if k.endswith("embedding:weight") and v.shape[1] > 1), zero_of(self)) + \
+                sum((v.pow(2).sum() for k, v in self.params.items() if k.endswith("scale_gain")), zero_of(self))
         return self.qs[0].regularizer() + self.qs[1].regularizer()
 
 
@@ -171,7 +173,8 @@ class SAC(Agent):
             window = int(config.encoder.get("window", axis.obs_rows[0]))
             if window != axis.obs_rows[0]:
                 raise ValueError(f"the per-asset network reads {window}-day windows; this env has window {axis.obs_rows[0]}")
-            config.encoder = dict(config.encoder, window=window, n_assets=axis.n_assets)
+            config.encoder = dict(config.encoder, window=window, n_assets=axis.n_assets,
+                                  horizons=axis.rows_of("horizons"), levels=axis.rows_of("levels"))
         super().__init__(env, config, env_spec, eval_env, interface)
         if not isinstance(self.action_space, spaces.Box):
             raise ValueError(f"SAC needs a continuous (Box) action space, got {self.action_space}; use --algo dqn")
@@ -189,10 +192,12 @@ class SAC(Agent):
         encoder = None if config.encoder and config.encoder.get("kind") == "flat" else config.encoder
         # relaxed per-asset embeddings are keyed by the env's tickers (another universe maps by name)
         tickers = list(axis.names) if encoder and axis is not None and axis.names else None
-        sizes = dict(hidden=config.hidden, banks=config.banks, encoder=encoder, tickers=tickers)
+        scale = interface.scale
+        sizes = dict(hidden=config.hidden, banks=config.banks, encoder=encoder, tickers=tickers, scale=scale)
         self.actor = build_actor(fam, obs_space, act_space, sym, **sizes)
         act_in = 0 if self.exact else int(np.prod(act_space.shape))
-        if fam == "plain" and encoder is None:
+        # the ensemble fast path reads every input freely: not for a relaxed scale axis (gains from zero)
+        if fam == "plain" and encoder is None and (scale is None or scale.family != "relaxed"):
             in_dim = int(np.prod(obs_space.shape)) + act_in
             self.critic = TwinCritic(None, None, False, EnsembleMLP(in_dim, config.hidden))
         else:

@@ -43,18 +43,21 @@ def _transfer_spec(path: Path, data: str):
     return EnvSpec("portfolio", dict(kwargs, prices=data), spec.eval_kwargs)
 
 
-def family_label(family: str, encoder: dict | None, env_id: str) -> str:
-    """A run's family as tables show it: the reflection family, and for portfolio networks other
-    than the default shared head the asset axis: "plain/flat", "plain/exact+mean", "plain/relaxed"."""
+def family_label(family: str, encoder: dict | None, env_id: str, env_kwargs: dict | None = None) -> str:
+    """A run's families as tables show them. Portfolio runs: the three symmetry axes,
+    reflection/assets/scale, e.g. "relaxed/exact/relaxed" (relaxed reflection, one head shared
+    by every asset, relaxed return scale), "plain/flat/exact" (one MLP over all assets), with
+    "+mean" for market pooling and " +h" for multi-horizon inputs. Other envs: the reflection family."""
     if env_id != "portfolio":
         return family
+    kw = env_kwargs or {}
     enc = encoder or {"kind": "flat"}
     if enc.get("kind") != "per_asset":
-        return f"{family}/flat"
-    assets, context = enc.get("assets", "exact"), enc.get("context", "none")
-    if assets == "exact" and context == "none":
-        return family  # the default per-asset network
-    return f"{family}/{assets}" + ("+mean" if context == "mean" else "")
+        assets = "flat"
+    else:
+        assets = enc.get("assets", "exact") + ("+mean" if enc.get("context", "none") == "mean" else "")
+    scale = kw.get("scale") or ("exact" if kw.get("normalize", True) else "raw")
+    return f"{family}/{assets}/{scale}" + (" +h" if kw.get("horizons") else "")
 
 
 def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
@@ -185,7 +188,7 @@ def backtest_run(run_dir, split="test", obs_noise: float = 0.0, seed: int = 0,
     env = EnvSpec(spec.id, kw).make()
     if agent is None:
         agent = Agent.load_policy(path, env)
-    family = family_label(agent.config.family, agent.config.encoder, spec.id)
+    family = family_label(agent.config.family, agent.config.encoder, spec.id, spec.kwargs)
     label = f"{agent.algo.upper()} {family}"
     bt = rollout(lambda o: agent.predict(o, deterministic=True), env, obs_noise=obs_noise, seed=seed, name=label)
     prices = resolve_prices(kw.get("prices"), kw.get("tickers"), kw.get("data_dir"), kw.get("align", "inner"))
@@ -753,12 +756,12 @@ def _plot_compare(curves: dict, base, png: Path, split) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"plain": "C0", "exact": "C1", "relaxed": "C2"}
+    colors = {f"{f}/exact/exact": f"C{i}" for i, f in enumerate(("plain", "exact", "relaxed"))}
     fig, ax = plt.subplots(figsize=(9, 5))
     seen = set()
     for label, eq in curves.items():
         fam = label.split()[0]
-        if fam not in colors:  # e.g. plain/flat, plain/relaxed+mean: the next free colour
+        if fam not in colors:  # e.g. plain/flat/exact, relaxed/exact/relaxed: the next free colour
             colors[fam] = f"C{len(colors) % 10}"
         ax.plot(eq.index, eq, color=colors[fam], lw=1.2, alpha=0.8, label=None if fam in seen else fam)
         seen.add(fam)

@@ -115,6 +115,8 @@ def env_option_names(env_id: str) -> frozenset[str] | None:
         from .trading import TradingEnv
 
         fns, names = [PortfolioEnv if env_id == "portfolio" else TradingEnv], {"normalize", "vol_window", "clip", *MARKET_NOISE_OPTIONS}
+        if env_id == "portfolio":
+            names |= {"scale", "horizons", "vol_ref"}
     else:
         try:
             spec = gym.spec(env_id)
@@ -175,24 +177,39 @@ def with_market_noise(env: gym.Env, noise: float, seed: int = 0, stale_ticks: fl
 
 def trading_env(env_id: str = "portfolio", normalize: bool = True, vol_window: int = 63, clip: float = 5.0,
                 obs_noise: float = 0.0, noise_seed: int = 0, stale_ticks: float = 0.0, bad_ticks: float = 0.0,
-                **kwargs) -> gym.Env:
+                scale: str | None = None, horizons=(), vol_ref=None, **kwargs) -> gym.Env:
     """A trading env (portfolio or trading) with its observation wrappers; also the entry point of
     the gymnasium ids eqtrade/Portfolio-v0 and eqtrade/Trading-v0. `obs_noise`, `stale_ticks`,
     `bad_ticks`: `eqtrade.envs.wrappers.MarketNoise` (σ in units of each asset's trailing
-    volatility over `vol_window` days)."""
+    volatility over `vol_window` days).
+
+    `scale` (portfolio env): the return-scale family of the observation, "exact" (returns over
+    their trailing volatility; the default with `normalize`), "relaxed" (plus volatility levels
+    relative to `vol_ref`) or "plain" (raw returns over a constant, plus the levels; `normalize`
+    does not apply); `horizons`: multi-horizon returns ("default" or a list of days / [days, skip]);
+    see `eqtrade.envs.wrappers.MarketFeatures`. With `normalize = false` and no scale, the env
+    shows raw simple returns (as before the scale axis)."""
     from .portfolio import PortfolioEnv
     from .trading import TradingEnv
-    from .wrappers import VolatilityNormalized
+    from .wrappers import MarketFeatures, VolatilityNormalized, parse_horizons
 
     if not isinstance(normalize, bool):
         raise TypeError(f"normalize must be true or false, got {normalize!r}")
+    horizons = parse_horizons(horizons)
+    features = (scale not in (None, "exact")) or bool(horizons)
+    if env_id != "portfolio" and (features or scale is not None or vol_ref is not None):
+        raise ValueError(f"scale, horizons and vol_ref apply to the portfolio env, not {env_id!r}")
+    if scale in ("exact", "relaxed") and not normalize:
+        raise ValueError(f"scale = {scale!r} shows returns over their trailing volatility: it needs normalize = true "
+                         "(scale = 'plain' shows raw returns)")
     env: gym.Env = (PortfolioEnv if env_id == "portfolio" else TradingEnv)(**kwargs)
-    if normalize:
-        env = VolatilityNormalized(env, vol_window, clip)
-    else:
-        from .protocol import check_env_options
+    from .protocol import check_env_options
 
-        check_env_options(vol_window=vol_window)
+    check_env_options(vol_window=vol_window, clip=clip)
+    if normalize and scale != "plain":
+        env = VolatilityNormalized(env, vol_window, clip)
+    if features or (scale == "exact" and vol_ref is not None):
+        env = MarketFeatures(env, scale or "exact", horizons, vol_ref, vol_window, clip)
     return with_market_noise(env, obs_noise, noise_seed, stale_ticks, bad_ticks, vol_window)
 
 

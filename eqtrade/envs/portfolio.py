@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ..data.market import Market, resolve_prices
-from ..symmetry import AssetAxis, Symmetry, portfolio_reflection
+from ..symmetry import AssetAxis, ScaleAxis, Symmetry, portfolio_reflection
 from .protocol import ExactReward, check_env_choices, check_env_options, rng_from_state, rng_state
 
 #: reward of a step whose growth factor would be <= 1e-4 (the value falls to 0.01% of its level
@@ -154,6 +154,12 @@ class PortfolioEnv(gym.Env):
         return portfolio_reflection(self.n_assets, self.window)
 
     @property
+    def scale_axis(self) -> ScaleAxis:
+        """Raw simple returns: under R -> c·R the return block is multiplied by c (the plain
+        scale family; the env factory's normalisation makes it exact)."""
+        return ScaleAxis("plain", multiply=tuple(range(self.window * self.n_assets)))
+
+    @property
     def asset_axis(self) -> AssetAxis:
         """The N exchangeable assets: a window of W rows then one row of weights, one action per
         asset (in long_only mode the cash action follows), named by their tickers."""
@@ -190,6 +196,12 @@ class PortfolioEnv(gym.Env):
         (eqtrade.envs.wrappers.VolatilityNormalized)."""
         t = self._t - self.lag
         return table[t - self.window + 1 : t + 1].reshape(-1)
+
+    def obs_day(self) -> int:
+        """The index (into `market.returns`) of the last return the current observation shows:
+        the decision day, or the day before it with fill "next_close". Observation wrappers that
+        add per-day features (`eqtrade.envs.wrappers.MarketFeatures`) read their row of it."""
+        return self._t - self.lag
 
     def _info(self) -> dict:
         info = {"date": self.market.date_list[self._t], "weights": self._w.copy(), "value": self.value}

@@ -6,6 +6,8 @@ An agent sees an env only through
   its wrappers (the env factory attaches the known symmetry of gymnasium's own tasks);
 - where the env has exchangeable assets, its `AssetAxis` (`asset_axis_of`: the layout of each
   asset's components and the assets' names), which per-asset networks are built from;
+- where the env's observations are made of returns, its `ScaleAxis` (`scale_axis_of`): how
+  R -> c·R acts on them and which return-scale family they are (exact, relaxed, plain);
 - where the env offers it, an `ExactReward` (`exact_reward_of`): for markets that ignore the
   agent, the reward and next observation of *any* action from one stored transition, plus the
   per-transition side information ("extras") the buffer must keep to compute them;
@@ -26,7 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from ..symmetry import AssetAxis, Symmetry
+from ..symmetry import AssetAxis, ScaleAxis, Symmetry
 from ..util import Range
 
 #: the allowed values of the trading envs' and their wrappers' numeric options
@@ -130,6 +132,15 @@ def asset_axis_of(env: gym.Env) -> AssetAxis | None:
     return ax
 
 
+def scale_axis_of(env: gym.Env) -> ScaleAxis | None:
+    """How the return-scale transformation acts on the env's observations (attribute
+    ``scale_axis``), or None where the env has no returns."""
+    ax = _wrapper_attr(env, "scale_axis")
+    if ax is not None and not isinstance(ax, ScaleAxis):
+        raise TypeError(f"{env}: `scale_axis` must be an eqtrade.symmetry.ScaleAxis, got {type(ax).__name__}")
+    return ax
+
+
 @dataclass(frozen=True)
 class EnvInterface:
     """What an agent knows of its env: spaces, symmetry, and the exact-reward protocol (None when
@@ -140,20 +151,22 @@ class EnvInterface:
     symmetry: Symmetry | None = None
     exact_reward: ExactReward | None = None
     assets: AssetAxis | None = None
+    scale: ScaleAxis | None = None
 
     @classmethod
     def of(cls, env: gym.Env) -> "EnvInterface":
         return cls(env.observation_space, env.action_space, symmetry_of(env), exact_reward_of(env),
-                   asset_axis_of(env))
+                   asset_axis_of(env), scale_axis_of(env))
 
     def to_state(self) -> dict:
         """Plain data for a checkpoint (the exact-reward protocol is the env's, not saved)."""
         return {"observation_space": self.observation_space, "action_space": self.action_space,
-                "symmetry": self.symmetry, "assets": self.assets}
+                "symmetry": self.symmetry, "assets": self.assets, "scale": self.scale}
 
     @classmethod
     def from_state(cls, s: dict) -> "EnvInterface":
-        return cls(s["observation_space"], s["action_space"], s["symmetry"], None, s["assets"])
+        # checkpoints from before the scale axis have none (their observations are exact or raw)
+        return cls(s["observation_space"], s["action_space"], s["symmetry"], None, s["assets"], s.get("scale"))
 
 
 def _layers(env: gym.Env) -> list:

@@ -108,6 +108,7 @@ class MarketNoise(gym.ObservationWrapper):
                 raise ValueError(f"{name} must be a number in [0, {hi}], got {v!r}")
         self.sigma, self.stale, self.bad_ticks, self.bad_size = float(sigma), float(stale), float(bad_ticks), float(bad_size)
         self._norm = _inner(env, VolatilityNormalized)
+        self._features = _inner(env, MarketFeatures)
         if vol_window is None:
             vol_window = self._norm.vol_window if self._norm is not None else 63
         self.vol_window = int(vol_window)
@@ -154,10 +155,11 @@ class MarketNoise(gym.ObservationWrapper):
 
     def _table(self, noisy: np.ndarray) -> np.ndarray:
         """What the observation shows of the noisy returns: scaled as the env's normalisation
-        scales (recomputed on the noisy table), or raw."""
-        if self._norm is None:
-            return noisy
-        return self.env.unwrapped.market.scaled_returns(self._norm.vol_window, self._norm.clip, returns=noisy)
+        scales (recomputed on the noisy table), or raw; with `MarketFeatures` inside, its
+        features of the noisy table are recomputed too (`_noisy_features`)."""
+        self._noisy_features = self._features.features(noisy) if self._features is not None else None
+        shown = self._features if self._features is not None else self._norm
+        return noisy if shown is None else shown.shown_returns(noisy)
 
     def reset(self, *, seed=None, options=None):
         self._drawn_from = rng_state(self.rng)
@@ -169,6 +171,9 @@ class MarketNoise(gym.ObservationWrapper):
         shown = self.env.unwrapped.return_window(self._shown)
         out = np.array(obs, dtype=np.float64)
         out[: shown.size] = shown
+        if self._noisy_features is not None and self._noisy_features.shape[1]:
+            f = self._noisy_features[self.env.unwrapped.obs_day()].reshape(-1)
+            out[shown.size : shown.size + f.size] = f
         return out
 
     def episode_state(self) -> dict:
@@ -218,11 +223,243 @@ class VolatilityNormalized(gym.ObservationWrapper):
         self.vol_window, self.clip = int(vol_window), float(clip)
         self._scaled = u.market.scaled_returns(self.vol_window, self.clip)
 
+    @property
+    def scale_axis(self):
+        """Returns over their own trailing volatility: invariant under R -> c·R (the exact family)."""
+        from ..symmetry import ScaleAxis
+
+        return ScaleAxis("exact")
+
+    def shown_returns(self, table: np.ndarray) -> np.ndarray:
+        """What the observation's return block shows of a [T, N] return table (noisy ones too)."""
+        return self.env.unwrapped.market.scaled_returns(self.vol_window, self.clip, returns=table)
+
     def observation(self, obs):
         shown = self.env.unwrapped.return_window(self._scaled)
         out = np.array(obs, dtype=np.float64)
         out[: shown.size] = shown
         return out
+
+
+#: the volatility levels `MarketFeatures` shows, per asset, in order: (whose, trailing days);
+#: "own" is the asset's own volatility, "market" the equal-weighted market's (the same row for every asset)
+LEVELS = (("own", 21), ("own", 63), ("market", 21), ("market", 63))
+#: multi-horizon returns of `horizons = "default"`: (days, skipped most recent days); the 252-day
+#: horizon skips the last month, as momentum research does (12-1 momentum)
+DEFAULT_HORIZONS = ((5, 0), (21, 0), (63, 0), (126, 0), (252, 21))
+#: levels are clipped to ±LEVEL_CLIP (log units around the training split's mean: e^5 ≈ 150x)
+LEVEL_CLIP = 5.0
+#: the floor of a volatility before its log (a run of zero returns)
+VOL_FLOOR = 1e-8
+
+
+def parse_horizons(value) -> tuple[tuple[int, int], ...]:
+    """[5, 21, [252, 21]] / "default" / "5,21,252-21" -> ((5, 0), (21, 0), (252, 21)): each
+    horizon is h days, or [h, s]: the h days ending s days before the observation's last return
+    (s < h). A ValueError naming the bad entry otherwise."""
+    if value is None or value == [] or value == () or value == "":
+        return ()
+    if value == "default":
+        return DEFAULT_HORIZONS
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    out = []
+    for v in items:
+        if isinstance(v, str) and "-" in v:
+            v = v.split("-", 1)
+        try:
+            h, k = (v, 0) if not isinstance(v, (list, tuple)) else tuple(v)
+            if isinstance(h, bool) or isinstance(k, bool):
+                raise TypeError
+            h, k = int(h), int(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"horizons: {v!r} is not a number of days or [days, skip]") from None
+        if not (h >= 1 and 0 <= k < h):
+            raise ValueError(f"horizons: [{h}, {k}] needs days >= 1 and 0 <= skip < days")
+        out.append((h, k))
+    if len(set(out)) != len(out):
+        raise ValueError(f"horizons: {value!r} names a horizon twice")
+    return tuple(out)
+
+
+def _rms(R: np.ndarray, valid: np.ndarray, w: int) -> np.ndarray:
+    """[T, N]: out[s] = RMS of the valid R[s-w+1..s] (up to and including s; 0 with none)."""
+    z = np.zeros((1, R.shape[1]))
+    sq = np.concatenate([z, np.cumsum(np.where(valid, R**2, 0.0), axis=0)])
+    cnt = np.concatenate([z, np.cumsum(valid, axis=0)])
+    s = np.arange(1, len(R) + 1)
+    lo = np.maximum(s - w, 0)
+    return np.sqrt(np.maximum((sq[s] - sq[lo]) / np.maximum(cnt[s] - cnt[lo], 1), 0.0))
+
+
+class MarketFeatures(gym.ObservationWrapper):
+    """The portfolio env's observation with the features of the scale axis and of longer horizons,
+    inserted between the return window and the weights: [W·N returns, H·N horizon returns, V·N
+    volatility levels, N weights], each block time- or feature-major with the asset index last (the
+    `AssetAxis` blocks "returns", "horizons", "levels", "weights"). Every feature of day t uses
+    returns up to and including the observation's last day (`obs_day`): causal.
+
+    scale (the return-scale family, `eqtrade.symmetry.ScaleAxis`):
+    - "exact": returns over their trailing volatility only (as `VolatilityNormalized`, which must
+      be inside); no levels; every component is invariant under R -> c·R.
+    - "relaxed": the same invariant returns plus the V = 4 volatility levels of `LEVELS`: log of
+      each asset's trailing 21- and 63-day volatility and the equal-weighted market's, each minus a
+      constant `vol_ref` fitted on the training split (the mean of that log over its decision days
+      and assets), clipped to ±LEVEL_CLIP: under R -> c·R they move by log c. Networks read them
+      through gains that start at zero (they start exactly invariant; eqtrade.nn.scale).
+    - "plain": raw returns over a constant (e^vol_ref[own 63-day]: returns in units of a typical
+      day of the training split; multiplied by c under R -> c·R) plus the same levels, read freely.
+    `vol_ref`: the 4 constants; None fits them on this env's own split (the training env's:
+    `eqtrade train` records them in the run config, so that evaluation and test envs use the
+    training split's).
+
+    horizons (`parse_horizons`): per asset, the sum of its daily returns over each horizon (h days,
+    or [h, s]: skipping the s most recent), over σ·√(h − s) with σ its trailing `vol_window`-day
+    volatility ("exact"/"relaxed": invariant under R -> c·R) or over the constant ("plain": x c),
+    clipped to ±clip. A sum of returns negates under R -> -R, so the reflection acts on them as on
+    returns; the levels are the same for R and -R (trivial). Permuting assets permutes every block.
+
+    `features(table)`: the [T, H + V, N] features of another return table aligned with the market
+    (`MarketNoise` shows those of its noisy market)."""
+
+    def __init__(self, env: gym.Env, scale: str = "exact", horizons=(), vol_ref=None, vol_window: int = 63,
+                 clip: float = 5.0):
+        super().__init__(env)
+        from ..symmetry import SCALE_FAMILIES
+
+        u = env.unwrapped
+        if not callable(getattr(u, "obs_day", None)) or not hasattr(u, "n_assets"):
+            raise ValueError(f"scale and horizons apply to the portfolio env, not {type(u).__name__}")
+        if scale not in SCALE_FAMILIES:
+            raise ValueError(f"scale = {scale!r} is not one of {', '.join(repr(f) for f in SCALE_FAMILIES)} "
+                             "(the return-scale family: exact = invariant inputs only, relaxed = plus volatility "
+                             "levels read through gains that start at zero, plain = raw returns and levels)")
+        if _inner(env, MarketNoise) is not None:
+            raise ValueError(f"{env}: wrap MarketNoise outside MarketFeatures (it recomputes the features of the noisy returns)")
+        self._norm = _inner(env, VolatilityNormalized)
+        if (scale == "plain") == (self._norm is not None):
+            raise ValueError(f"scale = {scale!r} " + ("shows raw returns: build it without VolatilityNormalized"
+                                                     if scale == "plain" else "needs VolatilityNormalized inside (normalize = true)"))
+        self.scale, self.horizons = scale, parse_horizons(horizons)
+        self.vol_window, self.clip = int(vol_window), float(clip)
+        self.levels = LEVELS if scale != "exact" else ()
+        m, n = u.market, u.n_assets
+        self._valid = m.valid_returns()
+        if self.levels:
+            self.vol_ref = self._check_ref(vol_ref) if vol_ref is not None else self._fit_ref(m.returns)
+        else:
+            if vol_ref is not None:
+                raise ValueError("vol_ref applies to scale 'relaxed' or 'plain' (their volatility levels), not 'exact'")
+            self.vol_ref = None
+        W, H, V = u.window, len(self.horizons), len(self.levels)
+        self.n_assets, self.window, self._rows = n, W, H + V
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, ((W + H + V + 1) * n,), dtype=np.float64)
+        self._raw_unit = float(np.exp(self.vol_ref[1])) if scale == "plain" else None
+        self._table = self.features(m.returns)
+
+    def _check_ref(self, ref) -> list[float]:
+        vals = list(ref) if isinstance(ref, (list, tuple, np.ndarray)) else None
+        if vals is None or len(vals) != len(LEVELS) or not all(
+                isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) and np.isfinite(v) for v in vals):
+            raise ValueError(f"vol_ref = {ref!r}: expected {len(LEVELS)} finite numbers (log volatilities of "
+                             f"{', '.join(f'{w} {d}-day' for w, d in LEVELS)}), as `eqtrade train` records them")
+        return [float(v) for v in vals]
+
+    def _vols(self, R: np.ndarray) -> list[np.ndarray]:
+        """[T, N] volatilities of LEVELS (the market's broadcast to every asset), up to and including each day."""
+        valid = self._valid
+        cnt = valid.sum(1, keepdims=True)
+        mkt = np.where(cnt > 0, np.where(valid, R, 0.0).sum(1, keepdims=True) / np.maximum(cnt, 1), 0.0)
+        mvalid = cnt > 0
+        out = []
+        for whose, w in LEVELS:
+            if whose == "own":
+                out.append(_rms(R, valid, w))
+            else:
+                out.append(np.broadcast_to(_rms(mkt, mvalid, w), R.shape))
+        return out
+
+    def _fit_ref(self, R: np.ndarray) -> list[float]:
+        u = self.env.unwrapped
+        m = u.market
+        days = np.arange(m.first, m.last + 1) - u.lag
+        ref = []
+        for v in self._vols(R):
+            x = v[days]
+            x = x[x > VOL_FLOOR]
+            if x.size == 0:
+                raise ValueError("cannot fit vol_ref: no day of the split has a nonzero trailing volatility")
+            ref.append(float(np.log(x).mean()))
+        return ref
+
+    def features(self, R: np.ndarray) -> np.ndarray:
+        """[T, H + V, N] float64: the horizon returns and volatility levels of day s (from the returns
+        R[..s] of a table aligned with the market's) in row s."""
+        T, N = R.shape
+        rows = []
+        if self.horizons:
+            C = np.concatenate([np.zeros((1, N)), np.cumsum(np.where(self._valid, R, 0.0), axis=0)])  # C[s+1] = Σ_{j<=s}
+            s = np.arange(T)
+            unit = (_rms(R, self._valid, self.vol_window) if self.scale != "plain"
+                    else np.full((T, N), self._raw_unit))
+            for h, k in self.horizons:
+                hi, lo = np.maximum(s - k + 1, 0), np.maximum(s - h + 1, 0)
+                total = C[hi] - C[lo]
+                den = unit * np.sqrt(h - k)
+                z = np.divide(total, den, out=np.zeros_like(total), where=den > VOL_FLOOR)
+                rows.append(np.clip(z, -self.clip, self.clip))
+        if self.levels:
+            for v, ref in zip(self._vols(R), self.vol_ref):
+                lv = np.log(np.maximum(v, VOL_FLOOR)) - ref
+                rows.append(np.where(v > VOL_FLOOR, np.clip(lv, -LEVEL_CLIP, LEVEL_CLIP), 0.0))
+        return np.stack(rows, axis=1) if rows else np.zeros((T, 0, N))
+
+    def shown_returns(self, table: np.ndarray) -> np.ndarray:
+        """What the return block shows of a [T, N] return table: over the trailing volatility
+        (exact, relaxed) or over the constant (plain)."""
+        return self._norm.shown_returns(table) if self._norm is not None else table / self._raw_unit
+
+    def insert(self, obs, table: np.ndarray) -> np.ndarray:
+        """The inner observation [W·N returns, N weights] with the day's rows of a feature table inserted."""
+        u = self.env.unwrapped
+        WN = self.window * self.n_assets
+        obs = np.asarray(obs, dtype=np.float64)
+        ret = obs[:WN] if self._norm is not None else obs[:WN] / self._raw_unit
+        return np.concatenate([ret, table[u.obs_day()].reshape(-1), obs[WN:]])
+
+    def observation(self, obs):
+        return self.insert(obs, self._table)
+
+    # -- what the agent is told ------------------------------------------------------------------
+    @property
+    def symmetry(self):
+        from ..symmetry import portfolio_reflection
+        from .protocol import symmetry_of
+
+        if symmetry_of(self.env) is None:  # long-only: no reflection
+            return None
+        return portfolio_reflection(self.n_assets, self.window, horizons=len(self.horizons), levels=len(self.levels))
+
+    @property
+    def asset_axis(self):
+        from ..symmetry import AssetAxis
+
+        H, V = len(self.horizons), len(self.levels)
+        rows = [(self.window, "returns")] + ([(H, "horizons")] if H else []) + ([(V, "levels")] if V else []) + [(1, "weights")]
+        return AssetAxis(self.n_assets, tuple(r for r, _ in rows), names=tuple(self.env.unwrapped.tickers),
+                         blocks=tuple(k for _, k in rows))
+
+    @property
+    def scale_axis(self):
+        from ..symmetry import ScaleAxis
+
+        n, W, H, V = self.n_assets, self.window, len(self.horizons), len(self.levels)
+        if self.scale == "exact":
+            return ScaleAxis("exact")
+        start = (W + H) * n
+        shift = tuple(range(start, start + V * n))
+        feature = tuple(i // n for i in range(V * n))
+        multiply = tuple(range((W + H) * n)) if self.scale == "plain" else ()
+        return ScaleAxis(self.scale, shift, feature, V, multiply)
 
 
 class FrameStack(gym.ObservationWrapper):

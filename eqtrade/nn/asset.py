@@ -74,17 +74,27 @@ class AssetEmbedding(nn.Module):
         return self.weight.var(0, unbiased=False).sum() if len(self.tickers) > 1 else self.weight.sum() * 0
 
 
-class AssetwiseHead(nn.Module):
-    """[B, W·N + N (+ N actions)] -> per-asset outputs of one shared head.
+def _merged(reps) -> tuple[tuple[str, int], ...]:
+    """(kind, count) pairs with zero counts dropped and neighbours of one kind merged."""
+    out: list[tuple[str, int]] = []
+    for kind, n in reps:
+        if n:
+            out[-1:] = [(kind, out[-1][1] + n)] if out and out[-1][0] == kind else out[-1:] + [(kind, n)]
+    return tuple(out)
 
-    The head reads, per asset, [its W returns, N x its weight, (the market's mean W returns and
-    N x mean weight: context="mean"), (its action), (its embedding: assets="relaxed")].
+
+class AssetwiseHead(nn.Module):
+    """[B, (W + H + V)·N + N (+ N actions)] -> per-asset outputs of one shared head.
+
+    The head reads, per asset, [its W returns, its H horizon returns, its V volatility levels, N x
+    its weight, (the market's mean of those: context="mean"), (its action), (its embedding:
+    assets="relaxed")]; H and V are 0 without `eqtrade.envs.wrappers.MarketFeatures`.
     outputs="actor": [B, 2N] = (N means, N raw log-stds), the layout `Actor` splits;
     outputs="value": [B, 1], the sum over assets of the head's scalar (a critic V(s) or Q(s, a)).
     """
 
     def __init__(self, head: nn.Module, window: int, n_assets: int, with_action: bool, outputs: str,
-                 context: str = "none", embedding: AssetEmbedding | None = None):
+                 context: str = "none", embedding: AssetEmbedding | None = None, horizons: int = 0, levels: int = 0):
         super().__init__()
         if outputs not in ("actor", "value"):
             raise ValueError(f"outputs must be 'actor' or 'value', got {outputs!r}")
@@ -93,19 +103,22 @@ class AssetwiseHead(nn.Module):
         self.head, self.window, self.n_assets = head, int(window), int(n_assets)
         self.with_action, self.outputs, self.context = with_action, outputs, context
         self.embedding = embedding
+        self.rows = int(window) + int(horizons) + int(levels) + 1  # per asset: window, horizons, levels, weight
 
     def per_asset_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, W·N + N (+ N)] -> [B, N, F]: each asset's head input (see the class docstring)."""
-        B, W, N = x.shape[0], self.window, self.n_assets
-        expected = W * N + N * (2 if self.with_action else 1)
+        """[B, (W + H + V)·N + N (+ N)] -> [B, N, F]: each asset's head input (see the class docstring)."""
+        B, F, N = x.shape[0], self.rows, self.n_assets
+        expected = F * N + (N if self.with_action else 0)
         if x.shape[1] != expected:
-            raise ValueError(f"per-asset network for {N} assets x window {W} expects {expected} inputs, got {x.shape[1]}")
+            raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
+                             f"{expected} inputs, got {x.shape[1]}")
+        own = x[:, : F * N].reshape(B, F, N).transpose(1, 2)
         # weights are ~1/N each (gross <= 1): shown to the head as N·w, on the scale of the
         # normalised returns and of the action, so that the position is not drowned out
-        own = torch.cat([x[:, : W * N].reshape(B, W, N).transpose(1, 2), N * x[:, W * N : W * N + N, None]], dim=2)
+        own = torch.cat([own[..., :-1], N * own[..., -1:]], dim=2)
         parts = [own]
         if self.context == "mean":
-            parts.append(own.mean(1, keepdim=True).expand(B, N, W + 1))
+            parts.append(own.mean(1, keepdim=True).expand(B, N, F))
         if self.with_action:
             parts.append(x[:, W * N + N :, None])
         if self.embedding is not None:
@@ -131,11 +144,13 @@ ASSET_FAMILIES = ("exact", "relaxed")
 
 def asset_head(family: str, window: int, n_assets: int, outputs: str, with_action: bool,
                hidden: Sequence[int], channels: Sequence[int] | None, banks: int, context: str = "none",
-               assets: str = "exact", embed_dim: int = 4, tickers: Sequence[str] | None = None) -> AssetwiseHead:
+               assets: str = "exact", embed_dim: int = 4, tickers: Sequence[str] | None = None,
+               horizons: int = 0, levels: int = 0) -> AssetwiseHead:
     """The shared per-asset head of a family (plain MLP, exact or relaxed w.r.t. the per-asset
     reflection); exact/relaxed channels matched in parameters to the plain head of widths `hidden`.
     context: "none" or "mean" (market pooling); assets: "exact" (one head for all) or "relaxed"
-    (plus per-asset embeddings of `embed_dim`, keyed by `tickers`)."""
+    (plus per-asset embeddings of `embed_dim`, keyed by `tickers`); horizons, levels: the rows of
+    horizon returns (negate under the reflection) and volatility levels (invariant) per asset."""
     if assets not in ASSET_FAMILIES:
         raise ValueError(f"assets must be one of {', '.join(ASSET_FAMILIES)}, got {assets!r}")
     if context not in CONTEXTS:
@@ -147,16 +162,17 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
     if len(names) != n_assets:
         raise ValueError(f"{len(names)} tickers for {n_assets} assets")
     embedding = AssetEmbedding(names, k) if k else None
-    n_sign = (window + 1) * (2 if context == "mean" else 1) + (1 if with_action else 0)
+    own = (("sign", window + horizons), ("trivial", levels), ("sign", 1))
+    reps = _merged(own * (2 if context == "mean" else 1) + (("sign", 1 if with_action else 0), ("trivial", k)))
     n_out = 2 if outputs == "actor" else 1
-    wrap = lambda head: AssetwiseHead(head, window, n_assets, with_action, outputs, context, embedding)  # noqa: E731
+    wrap = lambda head: AssetwiseHead(head, window, n_assets, with_action, outputs, context, embedding,  # noqa: E731
+                                      horizons, levels)
     if family == "plain":
-        return wrap(PlainMLP(n_sign + k, n_out, hidden))
+        return wrap(PlainMLP(sum(n for _, n in reps), n_out, hidden))
     if not hidden:
         raise ValueError(f"the {family} family needs at least one hidden layer (regular fields); got hidden={list(hidden)}")
-    # the head's inputs negate under the reflection, except the embeddings (invariant)
-    sym = Symmetry("asset-head-reflection", "C", 2, obs_reps=(("sign", n_sign),) + ((("trivial", k),) if k else ()),
-                   action_reps=(("sign", 1),))
+    # the head's inputs negate under the reflection, except the levels and embeddings (invariant)
+    sym = Symmetry("asset-head-reflection", "C", 2, obs_reps=reps, action_reps=(("sign", 1),))
     in_rep = obs_rep(sym)
     out_rep = action_rep(sym) + trivial_rep(sym, 1) if outputs == "actor" else trivial_rep(sym, 1)
     ch = tuple(channels) if channels is not None else matched_channels(family, in_rep, out_rep, hidden, banks)

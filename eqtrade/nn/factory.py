@@ -11,13 +11,14 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from ..symmetry import FAMILIES, Symmetry
+from ..symmetry import FAMILIES, ScaleAxis, Symmetry
 from .exact import EscnnMLP, exact_param_count
 from .relaxed import RelaxedMLP, relaxed_param_count
 from . import mlp
 from .asset import asset_head
 from .mlp import PlainMLP, matched_channels, plain_param_count  # noqa: F401  (re-exported)
 from .conv import ConvEncoder1d
+from .scale import scale_gain_for
 from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep, zero_of
 
 FAMILIES = FAMILIES  # re-exported: defined once, in eqtrade.symmetry
@@ -93,10 +94,23 @@ class _Net(nn.Module):
     def __init__(self, encoder: nn.Module, head: nn.Module, family: str, symmetry: Symmetry | None):
         super().__init__()
         self.encoder, self.head, self.family, self.symmetry = encoder, head, family, symmetry
+        self.scale = None  # a relaxed return-scale axis: the gains its levels are read through (with_scale)
+
+    def with_scale(self, axis: ScaleAxis | None, obs_dim: int) -> "_Net":
+        """Read the volatility levels of a relaxed scale axis through gains that start at zero
+        (eqtrade.nn.scale); nothing for the exact and plain scale families."""
+        self.scale = scale_gain_for(axis, obs_dim)
+        return self
+
+    def _in(self, obs: torch.Tensor) -> torch.Tensor:
+        x = obs.flatten(1)
+        return self.encoder(x if self.scale is None else self.scale(x))
 
     def regularizer(self) -> torch.Tensor:
-        """The relaxed family's Σ_l Var_h w_l(h) over all layers (zero for plain and exact)."""
-        return self.encoder.regularizer() + self.head.regularizer()
+        """The relaxed family's Σ_l Var_h w_l(h) over all layers (zero for plain and exact), plus
+        the relaxed scale gains' Σ g²."""
+        reg = self.encoder.regularizer() + self.head.regularizer()
+        return reg if self.scale is None else reg + self.scale.regularizer()
 
 
 class Actor(_Net):
@@ -110,7 +124,7 @@ class Actor(_Net):
         self.log_std_min, self.log_std_max = log_std_bounds
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.head(self.encoder(obs.flatten(1)))
+        out = self.head(self._in(obs))
         mean, raw = out[:, : self.act_dim], out[:, self.act_dim :]
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(raw) + 1)
         return mean, log_std
@@ -122,7 +136,7 @@ class Critic(_Net):
     kind = "critic"
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([self.encoder(obs.flatten(1)), action], dim=1))
+        return self.head(torch.cat([self._in(obs), action], dim=1))
 
 
 class Value(_Net):
@@ -131,7 +145,7 @@ class Value(_Net):
     kind = "value"
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(obs.flatten(1)))
+        return self.head(self._in(obs))
 
 
 class QNet(_Net):
@@ -140,7 +154,7 @@ class QNet(_Net):
     kind = "qnet"
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(obs.flatten(1)))
+        return self.head(self._in(obs))
 
 
 _SIZES_DOC = """
@@ -152,10 +166,13 @@ _SIZES_DOC = """
     {"kind": "per_asset", "window": W, "n_assets": N} for portfolio observations [W·N returns,
     N weights]: one head of widths `hidden` shared by every asset (eqtrade.nn.asset), with optional
     "context": "none" | "mean" (market pooling), "assets": "exact" | "relaxed" (per-asset
-    embeddings of "embed_dim", keyed by `tickers`, the env's asset names)."""
+    embeddings of "embed_dim", keyed by `tickers`, the env's asset names), "horizons" and "levels"
+    (rows of horizon returns and volatility levels per asset, `eqtrade.envs.wrappers.MarketFeatures`).
+    scale: the env's `ScaleAxis`; a relaxed one makes the network read its volatility levels
+    through gains that start at zero (`eqtrade.nn.scale`)."""
 
 
-PER_ASSET_KEYS = ("kind", "window", "n_assets", "context", "assets", "embed_dim")
+PER_ASSET_KEYS = ("kind", "window", "n_assets", "context", "assets", "embed_dim", "horizons", "levels")
 
 
 def _per_asset(encoder, tickers=None) -> dict | None:
@@ -163,66 +180,72 @@ def _per_asset(encoder, tickers=None) -> dict | None:
     if encoder and encoder.get("kind") == "per_asset":
         extra = sorted(set(encoder) - set(PER_ASSET_KEYS))
         if extra or "window" not in encoder or "n_assets" not in encoder:
-            raise ValueError(f"per_asset encoder takes window, n_assets, context, assets and embed_dim "
+            raise ValueError(f"per_asset encoder takes window, n_assets, context, assets, embed_dim, horizons and levels "
                              f"(got {dict(encoder)})")
         return dict(window=int(encoder["window"]), n_assets=int(encoder["n_assets"]),
                     context=str(encoder.get("context", "none")), assets=str(encoder.get("assets", "exact")),
-                    embed_dim=int(encoder.get("embed_dim", 4)), tickers=tickers)
+                    embed_dim=int(encoder.get("embed_dim", 4)), tickers=tickers,
+                    horizons=int(encoder.get("horizons", 0)), levels=int(encoder.get("levels", 0)))
     return None
 
 
 def _asset_head(family, pa: dict, outputs: str, with_action: bool, hidden, channels, banks):
     return asset_head(family, pa["window"], pa["n_assets"], outputs, with_action, hidden, channels, banks,
-                      context=pa["context"], assets=pa["assets"], embed_dim=pa["embed_dim"], tickers=pa["tickers"])
+                      context=pa["context"], assets=pa["assets"], embed_dim=pa["embed_dim"], tickers=pa["tickers"],
+                      horizons=pa["horizons"], levels=pa["levels"])
 
 
 def build_actor(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
                 hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-                encoder: dict | None = None, log_std_bounds=(-5.0, 2.0), tickers=None) -> Actor:
+                encoder: dict | None = None, log_std_bounds=(-5.0, 2.0), tickers=None, scale: ScaleAxis | None = None) -> Actor:
     """SAC actor of the given family."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
     if (pa := _per_asset(encoder, tickers)) is not None:
-        _check_per_asset(obs_dim, act_dim, pa["window"], pa["n_assets"])
+        _check_per_asset(obs_dim, act_dim, pa)
         head = _asset_head(family, pa, "actor", False, hidden, channels, banks)
-        return Actor(Identity(), head, family, symmetry, act_dim, log_std_bounds)
+        return Actor(Identity(), head, family, symmetry, act_dim, log_std_bounds).with_scale(scale, obs_dim)
     enc, head = _networks(family, symmetry, obs_dim, (0, None),
                           lambda: action_rep(symmetry) + trivial_rep(symmetry, act_dim), 2 * act_dim,
                           hidden, channels, banks, encoder)
-    return Actor(enc, head, family, symmetry, act_dim, log_std_bounds)
+    return Actor(enc, head, family, symmetry, act_dim, log_std_bounds).with_scale(scale, obs_dim)
 
 
 def build_critic(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
                  hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-                 encoder: dict | None = None, tickers=None) -> Critic:
+                 encoder: dict | None = None, tickers=None, scale: ScaleAxis | None = None) -> Critic:
     """SAC critic Q(s, a) of the given family (invariant under the symmetry)."""
     obs_dim = _check(observation_space, symmetry, family, action_space)
     act_dim = int(np.prod(action_space.shape))
     if (pa := _per_asset(encoder, tickers)) is not None:
-        _check_per_asset(obs_dim, act_dim, pa["window"], pa["n_assets"])
-        return Critic(Identity(), _asset_head(family, pa, "value", True, hidden, channels, banks), family, symmetry)
+        _check_per_asset(obs_dim, act_dim, pa)
+        return Critic(Identity(), _asset_head(family, pa, "value", True, hidden, channels, banks), family,
+                      symmetry).with_scale(scale, obs_dim)
     enc, head = _networks(family, symmetry, obs_dim, (act_dim, lambda: action_rep(symmetry)),
                           lambda: trivial_rep(symmetry, 1), 1, hidden, channels, banks, encoder)
-    return Critic(enc, head, family, symmetry)
+    return Critic(enc, head, family, symmetry).with_scale(scale, obs_dim)
 
 
 def build_value(family: str, observation_space, symmetry: Symmetry | None = None,
                 hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-                encoder: dict | None = None, tickers=None) -> Value:
+                encoder: dict | None = None, tickers=None, scale: ScaleAxis | None = None) -> Value:
     """State value V(s) of the given family (invariant under the symmetry)."""
     obs_dim = _check(observation_space, symmetry, family)
     if (pa := _per_asset(encoder, tickers)) is not None:
-        _check_per_asset(obs_dim, None, pa["window"], pa["n_assets"])
-        return Value(Identity(), _asset_head(family, pa, "value", False, hidden, channels, banks), family, symmetry)
+        _check_per_asset(obs_dim, None, pa)
+        return Value(Identity(), _asset_head(family, pa, "value", False, hidden, channels, banks), family,
+                     symmetry).with_scale(scale, obs_dim)
     enc, head = _networks(family, symmetry, obs_dim, (0, None), lambda: trivial_rep(symmetry, 1), 1,
                           hidden, channels, banks, encoder)
-    return Value(enc, head, family, symmetry)
+    return Value(enc, head, family, symmetry).with_scale(scale, obs_dim)
 
 
-def _check_per_asset(obs_dim: int, act_dim: int | None, window: int, n_assets: int) -> None:
-    if obs_dim != window * n_assets + n_assets:
-        raise ValueError(f"per_asset encoder: {n_assets} assets x window {window} needs a {window * n_assets + n_assets}-dim "
-                         f"observation [W·N returns, N weights], got {obs_dim}")
+def _check_per_asset(obs_dim: int, act_dim: int | None, pa: dict) -> None:
+    window, n_assets = pa["window"], pa["n_assets"]
+    rows = window + pa["horizons"] + pa["levels"] + 1
+    if obs_dim != rows * n_assets:
+        raise ValueError(f"per_asset encoder: {n_assets} assets x (window {window} + {pa['horizons']} horizons + "
+                         f"{pa['levels']} levels + 1 weight) needs a {rows * n_assets}-dim observation, got {obs_dim}")
     if act_dim is not None and act_dim != n_assets:
         raise ValueError(f"per_asset encoder needs one action per asset ({n_assets}), got {act_dim} "
                          "(long_only mode has a cash action: use the flat network)")
@@ -230,14 +253,14 @@ def _check_per_asset(obs_dim: int, act_dim: int | None, window: int, n_assets: i
 
 def build_qnet(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
                hidden: Sequence[int] = (256, 256), channels: Sequence[int] | None = None, banks: int = 2,
-               encoder: dict | None = None) -> QNet:
+               encoder: dict | None = None, scale: ScaleAxis | None = None) -> QNet:
     """DQN Q-network over a discrete action set (Q-vector permuted with the actions)."""
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(f"build_qnet needs a Discrete action space, got {action_space}")
     obs_dim = _check(observation_space, symmetry, family, action_space)
     enc, head = _networks(family, symmetry, obs_dim, (0, None), lambda: action_rep(symmetry),
                           int(action_space.n), hidden, channels, banks, encoder)
-    return QNet(enc, head, family, symmetry)
+    return QNet(enc, head, family, symmetry).with_scale(scale, obs_dim)
 
 
 for _f in (build_actor, build_critic, build_value, build_qnet):

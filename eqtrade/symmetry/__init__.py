@@ -1,6 +1,6 @@
 """The Symmetry protocol joining environments and networks; ready-made symmetries by name."""
 
-from .core import FAMILIES, AssetAxis, Symmetry, check_representation
+from .core import BLOCK_KINDS, FAMILIES, SCALE_FAMILIES, AssetAxis, ScaleAxis, Symmetry, check_representation
 from .library import (
     SYMMETRIES,
     acrobot_reflection,
@@ -16,7 +16,7 @@ from .library import (
 )
 
 __all__ = [
-    "FAMILIES", "Symmetry", "AssetAxis", "check_representation", "SYMMETRIES", "get_symmetry", "single_asset_reflection",
+    "FAMILIES", "SCALE_FAMILIES", "BLOCK_KINDS", "Symmetry", "AssetAxis", "ScaleAxis", "check_representation", "SYMMETRIES", "get_symmetry", "single_asset_reflection",
     "portfolio_reflection", "cartpole_reflection", "cartpole_discrete_reflection", "pendulum_reflection",
     "planar_rotation", "image_symmetry", "acrobot_reflection", "ball_in_cup_reflection",
 ]

@@ -71,6 +71,27 @@ class AssetAxis:
     #: the assets' names in component order (tickers), where the env knows them: per-asset
     #: embeddings are keyed by them, so that a network maps onto another universe by name
     names: tuple[str, ...] | None = field(default=None, compare=False)
+    #: what each observation block holds, in order: "returns" (the time-major window), "horizons"
+    #: (per-asset returns over longer horizons), "levels" (per-asset and market volatility levels,
+    #: invariant under the reflection), "weights" (the book); None: ("returns", "weights")
+    blocks: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        kinds = self.block_kinds
+        if len(kinds) != len(self.obs_rows) or any(k not in BLOCK_KINDS for k in kinds):
+            raise ValueError(f"asset axis blocks {kinds} do not name its {len(self.obs_rows)} observation blocks "
+                             f"with {', '.join(BLOCK_KINDS)}")
+
+    @property
+    def block_kinds(self) -> tuple[str, ...]:
+        """What each observation block holds (see `blocks`)."""
+        if self.blocks is not None:
+            return tuple(self.blocks)
+        return ("returns", "weights") if len(self.obs_rows) == 2 else ("returns",) * len(self.obs_rows)
+
+    def rows_of(self, kind: str) -> int:
+        """Rows of the blocks holding `kind` (0 if none)."""
+        return sum(r for r, k in zip(self.obs_rows, self.block_kinds) if k == kind)
 
     @property
     def obs_dim(self) -> int:
@@ -109,6 +130,54 @@ class AssetAxis:
     def random_permutation(self, rng) -> np.ndarray:
         """A uniformly random permutation of the assets (rng: numpy Generator)."""
         return rng.permutation(self.n_assets)
+
+
+#: the kinds of per-asset observation blocks (`AssetAxis.blocks`)
+BLOCK_KINDS = ("returns", "horizons", "levels", "weights")
+#: the families of the return-scale axis R -> c·R (`ScaleAxis`)
+SCALE_FAMILIES = ("exact", "relaxed", "plain")
+
+
+@dataclass(frozen=True)
+class ScaleAxis:
+    """The return-scale transformation R -> c·R (c > 0) on a trading observation, and how a
+    network treats it: a continuous group, declared by how it acts (not an escnn group).
+
+    Under R -> c·R the components `shift` move by log c (log volatility levels), the components
+    `multiply` are multiplied by c (raw returns over a constant), and every other component is
+    unchanged (returns over their own trailing volatility, weights). `feature` gives, for each
+    `shift` component, which of `n_features` level features it is (an asset's own 21-day level
+    is one feature for all assets: networks share weights across assets).
+
+    family: "exact" (the observation is invariant: no levels, no raw returns), "relaxed"
+    (invariant returns plus levels, which networks read through gains that start at zero and are
+    pulled back to zero: the network starts exactly invariant), "plain" (raw returns and levels,
+    read freely)."""
+
+    family: str = "exact"
+    shift: tuple[int, ...] = ()
+    feature: tuple[int, ...] = ()
+    n_features: int = 0
+    multiply: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if self.family not in SCALE_FAMILIES:
+            raise ValueError(f"scale family must be one of {', '.join(SCALE_FAMILIES)}, got {self.family!r}")
+        if len(self.feature) != len(self.shift) or any(not 0 <= f < self.n_features for f in self.feature):
+            raise ValueError(f"scale axis: {len(self.shift)} shifted components need a feature id in 0..{self.n_features - 1} each")
+        if self.family == "exact" and (self.shift or self.multiply):
+            raise ValueError("an exact scale axis has no components that move under R -> c·R")
+
+    def transform_obs(self, obs, c: float):
+        """The observation batch [..., d_obs] (numpy or torch) of the market with returns c·R."""
+        import math
+
+        out = obs.clone() if hasattr(obs, "detach") else np.array(obs, dtype=np.float64, copy=True)
+        if self.shift:
+            out[..., list(self.shift)] += math.log(c)
+        if self.multiply:
+            out[..., list(self.multiply)] *= c
+        return out
 
 
 @dataclass(frozen=True)

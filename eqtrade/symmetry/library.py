@@ -17,16 +17,24 @@ def single_asset_reflection(window: int = 32, extra_sign: int = 1, discrete: boo
     )
 
 
-def portfolio_reflection(n_assets: int = 20, window: int = 32, extra_sign: int | None = None) -> Symmetry:
-    """C2 reflection of a long/short portfolio: obs = [W x N returns, N weights] negate, weights negate;
-    with the standard layout (extra_sign None) also the permutations of the N assets (`assets`)."""
+def portfolio_reflection(n_assets: int = 20, window: int = 32, extra_sign: int | None = None,
+                         horizons: int = 0, levels: int = 0) -> Symmetry:
+    """C2 reflection of a long/short portfolio: obs = [W x N returns, (H x N horizon returns),
+    (V x N volatility levels), N weights]: returns and weights negate, the volatility levels do
+    not (they are the same for R and -R); with the standard layout (extra_sign None) also the
+    permutations of the N assets (`assets`)."""
     extra = n_assets if extra_sign is None else extra_sign
+    reps = (("sign", (window + horizons) * n_assets),) + ((("trivial", levels * n_assets),) if levels else ()) \
+        + (("sign", extra),)
+    rows = [(window, "returns")] + ([(horizons, "horizons")] if horizons else []) \
+        + ([(levels, "levels")] if levels else []) + [(1, "weights")]
     return Symmetry(
-        "portfolio-reflection", "C", 2, obs_reps=(("sign", window * n_assets + extra),),
+        "portfolio-reflection", "C", 2, obs_reps=reps,
         action_reps=(("sign", n_assets),),
         description="all returns -> -returns, weights w -> -w, and any reordering of the assets; "
                     "approximate in real markets",
-        assets=AssetAxis(n_assets, (window, 1)) if extra_sign is None else None,
+        assets=AssetAxis(n_assets, tuple(r for r, _ in rows), blocks=tuple(k for _, k in rows))
+        if extra_sign is None else None,
     )
 
 
