@@ -172,11 +172,11 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
         raise ValueError(f"bad [env] option for {cfg['run']['env']!r}: {e}") from None
     from gymnasium import spaces
 
-    from .envs.wrappers import MarketFeatures, _inner
+    from .envs.wrappers import fitted_vol_ref
 
-    feats = _inner(probe, MarketFeatures)
-    if feats is not None and feats.vol_ref is not None and "vol_ref" not in cfg["env"]:
-        cfg["env"]["vol_ref"] = [round(v, 6) for v in feats.vol_ref]  # fitted on the training split
+    ref = fitted_vol_ref(probe)
+    if ref is not None and "vol_ref" not in cfg["env"]:
+        cfg["env"]["vol_ref"] = [round(v, 6) for v in ref]  # fitted on the training split
     default_algo = ("drqv2" if pixels else "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac")
     if algo:
         cfg["run"]["algo"] = algo

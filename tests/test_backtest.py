@@ -159,13 +159,13 @@ def test_backtest_and_compare_commands(trained_runs, tmp_path, capsys):
     assert w.shape[1] == 4 and (w.abs().sum(1) <= 1 + 1e-9).all()
     assert main(["backtest", str(trained_runs[0]), "--split", "2019-01-01:2020-12-31", "--out", str(tmp_path / "n"),
                  "--obs-noise", "0.05", "--no-html"]) == 0
-    noisy = pd.read_parquet(tmp_path / "n" / "returns.parquet")["SAC relaxed/flat"]
-    clean = pd.read_parquet(out / "returns.parquet")["SAC relaxed/flat"]
+    noisy = pd.read_parquet(tmp_path / "n" / "returns.parquet")["SAC relaxed/flat/exact"]
+    clean = pd.read_parquet(out / "returns.parquet")["SAC relaxed/flat/exact"]
     assert not noisy.equals(clean)
     assert main(["compare", *map(str, trained_runs), "--split", "2019-01-01:2020-12-31", "--obs-noise", "0,0.05",
                  "--out", str(tmp_path / "cmp")]) == 0
     summary = pd.read_csv(tmp_path / "cmp" / "summary.csv")
-    rel = summary[(summary["family"] == "relaxed/flat") & (summary["obs_noise"] == 0)].iloc[0]
+    rel = summary[(summary["family"] == "relaxed/flat/exact") & (summary["obs_noise"] == 0)].iloc[0]
     assert rel["seeds"] == 2 and np.isfinite(rel["Sharpe ±95%"])
     assert set(summary["obs_noise"]) == {0.0, 0.05} and (tmp_path / "cmp" / "equity.png").exists()
     assert any(summary["family"].str.startswith("baseline: "))
@@ -546,7 +546,7 @@ def test_backtest_and_compare_print_paired_statistics_against_the_reference(trai
     assert paired.loc["equal weight (daily)", "ΔSharpe"] == 0
     assert {"volatility-managed EW", "inverse volatility", "momentum 12-1 (top third)"} <= set(paired.index)
     rets = pd.read_parquet(out / "returns.parquet")
-    agent = "SAC relaxed/flat"
+    agent = "SAC relaxed/flat/exact"
     d = delta_sharpe(rets[agent].to_numpy(), rets["equal weight (daily)"].to_numpy(), n_boot=300, seed=0)
     assert paired.loc[agent, "ΔSharpe"] == pytest.approx(d["delta"], abs=1e-12)
     assert paired.loc[agent, "ΔSharpe lo"] == pytest.approx(d["lo"], abs=1e-12)
@@ -561,10 +561,10 @@ def test_backtest_and_compare_print_paired_statistics_against_the_reference(trai
     text = capsys.readouterr().out
     summary = pd.read_csv(tmp_path / "cmp" / "summary.csv")
     assert {"ΔSharpe", "ΔSharpe lo", "ΔSharpe hi", "JKM p", "PSR", "DSR"} <= set(summary)
-    fam = summary[summary["family"] == "relaxed/flat"].iloc[0]
+    fam = summary[summary["family"] == "relaxed/flat/exact"].iloc[0]
     assert fam["ΔSharpe lo"] <= fam["ΔSharpe"] <= fam["ΔSharpe hi"]
     cmp_paired = pd.read_csv(tmp_path / "cmp" / "paired.csv", index_col=0)
-    assert "relaxed/flat (mean of 2 seeds)" in cmp_paired.index and "ΔSharpe" in text
+    assert "relaxed/flat/exact (mean of 2 seeds)" in cmp_paired.index and "ΔSharpe" in text
     assert "Paired columns" in (tmp_path / "cmp" / "summary.md").read_text()
 
 
@@ -792,7 +792,7 @@ def test_compare_deflates_one_family_by_the_nulls_spread_and_refuses_mixed_costs
     from eqtrade.backtest import compare_runs
 
     s = compare_runs(list(map(str, trained_runs[:2])), ("2019-01-01", "2020-12-31"), (0.0,), n_boot=200)
-    fam = s[s["family"] == "relaxed/flat"].iloc[0]
+    fam = s[s["family"] == "relaxed/flat/exact"].iloc[0]
     assert np.isfinite(fam["DSR"]) and fam["DSR"] <= fam["PSR"]  # one family: the null's √(252/days)
     assert "the null's √(252/days)" in s.attrs["head"]
     real = report.backtest_run

@@ -287,7 +287,7 @@ def test_a_tiny_walkforward_study_joins_its_folds_and_records_every_test_read(tm
     from eqtrade.backtest.report import backtest_run
 
     bts, _ = backtest_run(run, ("2018-01-01", "2018-12-31"))
-    np.testing.assert_allclose(rets.loc[bts[0].returns.index, "SAC plain s0"], bts[0].returns, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(rets.loc[bts[0].returns.index, "SAC plain/exact/exact s0"], bts[0].returns, rtol=0, atol=1e-15)
     from eqtrade.sweep.walkforward import walkforward_report
 
     walkforward_report(load_spec(spec), out, out / "report")  # the same study again: a repeat

@@ -223,6 +223,10 @@ class Agent:
         self.best_eval: float | None = None  # best evaluation return so far (the evaluation callback keeps it)
         self.device = resolve_device(config.device)
         if config.family != "plain" and self.symmetry is None:
+            if env_spec is not None and env_spec.kwargs.get("mode") == "long_only":
+                raise ValueError(f"the {config.family!r} reflection family needs the reflection, which a long-only "
+                                 "book does not have (negating weights leaves the simplex): use --agent plain; the "
+                                 "asset axis (--assets exact|relaxed) and the scale axis (--scale) keep all their families")
             raise ValueError(f"the {config.family!r} family needs an environment that declares a symmetry; "
                              f"{env_spec.id if env_spec else env} declares none (use --agent plain)")
         seed_everything(config.seed)  # network initialisation below draws from the global torch RNG

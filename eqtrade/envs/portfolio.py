@@ -59,7 +59,10 @@ class PortfolioEnv(gym.Env):
     by its asset's causal trailing volatility and clips it (`return_window` is its hook).
 
     Action: mode "long_short": a in [-1, 1]^N, weights w = a / max(1, Σ|a|) (gross exposure
-    <= 1, the rest in cash); mode "long_only": a in [-1, 1]^(N+1) (last = cash),
+    <= 1, the rest in cash; `action_map = "normalize"`, the default), or w = a / N
+    (`action_map = "per_asset"`: each asset's action is its share of an equal-weight book, so the
+    gross exposure moves smoothly with every action; with "normalize" the weights do not change
+    when all actions grow or shrink together past Σ|a| = 1, so a gradient never says "hold less"); mode "long_only": a in [-1, 1]^(N+1) (last = cash),
     weights (a+1)/Σ(a+1) on the simplex (all cash if every a = -1). Out-of-range actions are
     clipped; NaN/inf or a wrong shape raise ValueError.
 
@@ -106,7 +109,8 @@ class PortfolioEnv(gym.Env):
     def __init__(self, prices=None, window: int = 32, split="train", mode: str = "long_short",
                  cost_bps: float = 10.0, episode_length: int = 252, full_period: bool = False,
                  tickers=None, data_dir=None, cost_model: str = "drift", align: str = "inner",
-                 turnover_penalty_bps: float = 0.0, fill: str = "close", borrow_bps: float = 0.0):
+                 turnover_penalty_bps: float = 0.0, fill: str = "close", borrow_bps: float = 0.0,
+                 action_map: str = "normalize"):
         if cost_model not in ("target", "drift"):
             raise ValueError(f"cost_model must be 'target' or 'drift', got {cost_model!r}")
         self.cost_model = cost_model
@@ -114,7 +118,8 @@ class PortfolioEnv(gym.Env):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length,
                           turnover_penalty_bps=turnover_penalty_bps, borrow_bps=borrow_bps)
-        check_env_choices(fill=fill)
+        check_env_choices(fill=fill, action_map=action_map)
+        self.action_map = action_map
         self.penalty = float(turnover_penalty_bps) / 1e4
         self.fill, self.borrow = fill, borrow_rate(borrow_bps)
         # days between the observation's last return and the fill (0: the close decided on)
@@ -178,6 +183,8 @@ class PortfolioEnv(gym.Env):
         if self.mode == "long_short":
             if mask is not None:
                 a = np.where(mask, a, 0.0)
+            if self.action_map == "per_asset":
+                return a / self.n_assets
             return a / max(1.0, float(np.abs(a).sum()))
         u = a + 1.0
         if mask is not None:
@@ -295,6 +302,7 @@ class PortfolioExactReward(ExactReward):
 
     def __init__(self, env: PortfolioEnv):
         self.n, self.mode, self.cost, self.cost_model = env.n_assets, env.mode, env.cost, env.cost_model
+        self.action_map = env.action_map
         self.penalty, self.borrow, self.lag = env.penalty, env.borrow, env.lag
         self.masked = env.market.tradable is not None
         self.extra_dim = env.n_assets * (1 + self.masked + self.lag)
@@ -322,7 +330,7 @@ class PortfolioExactReward(ExactReward):
         if self.mode == "long_short":
             a = action.clamp(-1.0, 1.0)
             a = a if mask is None else a * mask
-            w = a / a.abs().sum(1, keepdim=True).clamp(min=1.0)
+            w = a / n if self.action_map == "per_asset" else a / a.abs().sum(1, keepdim=True).clamp(min=1.0)
         else:
             u = action.clamp(-1.0, 1.0) + 1.0
             if mask is not None:

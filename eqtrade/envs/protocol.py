@@ -50,6 +50,8 @@ ENV_OPTION_RANGES = {
 ENV_OPTION_CHOICES = {
     "fill": (("close", "next_close"), "when an order fills: at the close it was decided on (close), or one "
                                       "trading day later (next_close: decided on the data up to the day before)"),
+    "action_map": (("normalize", "per_asset"), "how a long/short action becomes weights: a / max(1, Σ|a|) (normalize) "
+                                              "or a / N (per_asset: each asset's share of an equal-weight book)"),
 }
 
 

@@ -188,6 +188,13 @@ class MarketNoise(gym.ObservationWrapper):
         self.rng = rng_from_state(d["rng"])
 
 
+def fitted_vol_ref(env: gym.Env) -> list[float] | None:
+    """The volatility constants of the env's `MarketFeatures` (fitted on its split unless given),
+    None where it shows no volatility levels: what `eqtrade train` records as [env] vol_ref."""
+    feats = _inner(env, MarketFeatures)
+    return None if feats is None or feats.vol_ref is None else list(feats.vol_ref)
+
+
 def _inner(env: gym.Env, cls: type) -> gym.Wrapper | None:
     """The outermost wrapper of type `cls` inside `env` (itself included), else None."""
     e = env

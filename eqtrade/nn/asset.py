@@ -94,7 +94,8 @@ class AssetwiseHead(nn.Module):
     """
 
     def __init__(self, head: nn.Module, window: int, n_assets: int, with_action: bool, outputs: str,
-                 context: str = "none", embedding: AssetEmbedding | None = None, horizons: int = 0, levels: int = 0):
+                 context: str = "none", embedding: AssetEmbedding | None = None, horizons: int = 0, levels: int = 0,
+                 cash: bool = False):
         super().__init__()
         if outputs not in ("actor", "value"):
             raise ValueError(f"outputs must be 'actor' or 'value', got {outputs!r}")
@@ -104,11 +105,13 @@ class AssetwiseHead(nn.Module):
         self.with_action, self.outputs, self.context = with_action, outputs, context
         self.embedding = embedding
         self.rows = int(window) + int(horizons) + int(levels) + 1  # per asset: window, horizons, levels, weight
+        # long-only books: one more action, the cash's (the env's last), invariant to permuting assets
+        self.cash = bool(cash)
 
     def per_asset_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """[B, (W + H + V)·N + N (+ N)] -> [B, N, F]: each asset's head input (see the class docstring)."""
         B, F, N = x.shape[0], self.rows, self.n_assets
-        expected = F * N + (N if self.with_action else 0)
+        expected = F * N + ((N + self.cash) if self.with_action else 0)
         if x.shape[1] != expected:
             raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
                              f"{expected} inputs, got {x.shape[1]}")
@@ -120,7 +123,9 @@ class AssetwiseHead(nn.Module):
         if self.context == "mean":
             parts.append(own.mean(1, keepdim=True).expand(B, N, F))
         if self.with_action:
-            parts.append(x[:, W * N + N :, None])
+            parts.append(x[:, F * N : F * N + N, None])
+            if self.cash:  # every asset also reads the cash action
+                parts.append(x[:, F * N + N :].expand(B, N)[..., None])
         if self.embedding is not None:
             parts.append(self.embedding().unsqueeze(0).expand(B, N, -1))
         return torch.cat(parts, dim=2)
@@ -130,6 +135,9 @@ class AssetwiseHead(nn.Module):
         z = self.per_asset_inputs(x)
         out = self.head(z.reshape(B * N, -1)).reshape(B, N, -1)
         if self.outputs == "actor":
+            if self.cash:  # the cash's mean and raw log-std: the mean over assets of two more outputs
+                c = out[..., 2:].mean(1)  # [B, 2]
+                return torch.cat([out[..., 0], c[:, :1], out[..., 1], c[:, 1:]], dim=1)
             return out.transpose(1, 2).reshape(B, -1)  # [means..., raw log-stds...]
         return out.sum(1)
 
@@ -145,12 +153,19 @@ ASSET_FAMILIES = ("exact", "relaxed")
 def asset_head(family: str, window: int, n_assets: int, outputs: str, with_action: bool,
                hidden: Sequence[int], channels: Sequence[int] | None, banks: int, context: str = "none",
                assets: str = "exact", embed_dim: int = 4, tickers: Sequence[str] | None = None,
-               horizons: int = 0, levels: int = 0) -> AssetwiseHead:
+               horizons: int = 0, levels: int = 0, cash: bool = False) -> AssetwiseHead:
     """The shared per-asset head of a family (plain MLP, exact or relaxed w.r.t. the per-asset
     reflection); exact/relaxed channels matched in parameters to the plain head of widths `hidden`.
     context: "none" or "mean" (market pooling); assets: "exact" (one head for all) or "relaxed"
     (plus per-asset embeddings of `embed_dim`, keyed by `tickers`); horizons, levels: the rows of
-    horizon returns (negate under the reflection) and volatility levels (invariant) per asset."""
+    horizon returns (negate under the reflection) and volatility levels (invariant) per asset;
+    cash: a long-only book's cash action besides the N assets' (the actor's cash mean and log-std
+    are means over assets of two more head outputs; a critic's every asset reads the cash action):
+    plain heads only, as a long-only book has no reflection."""
+    if cash and family != "plain":
+        raise ValueError(f"a long-only book has no reflection symmetry (negating weights leaves the simplex): "
+                         f"its per-asset network takes the plain reflection family, not {family!r}; the asset "
+                         "and scale axes keep all their families")
     if assets not in ASSET_FAMILIES:
         raise ValueError(f"assets must be one of {', '.join(ASSET_FAMILIES)}, got {assets!r}")
     if context not in CONTEXTS:
@@ -163,10 +178,11 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
         raise ValueError(f"{len(names)} tickers for {n_assets} assets")
     embedding = AssetEmbedding(names, k) if k else None
     own = (("sign", window + horizons), ("trivial", levels), ("sign", 1))
-    reps = _merged(own * (2 if context == "mean" else 1) + (("sign", 1 if with_action else 0), ("trivial", k)))
-    n_out = 2 if outputs == "actor" else 1
+    reps = _merged(own * (2 if context == "mean" else 1)
+                   + (("sign", (1 + cash) if with_action else 0), ("trivial", k)))
+    n_out = (2 if outputs == "actor" else 1) + (2 if cash and outputs == "actor" else 0)
     wrap = lambda head: AssetwiseHead(head, window, n_assets, with_action, outputs, context, embedding,  # noqa: E731
-                                      horizons, levels)
+                                      horizons, levels, cash)
     if family == "plain":
         return wrap(PlainMLP(sum(n for _, n in reps), n_out, hidden))
     if not hidden:

@@ -189,10 +189,10 @@ def _per_asset(encoder, tickers=None) -> dict | None:
     return None
 
 
-def _asset_head(family, pa: dict, outputs: str, with_action: bool, hidden, channels, banks):
+def _asset_head(family, pa: dict, outputs: str, with_action: bool, hidden, channels, banks, act_dim=None):
     return asset_head(family, pa["window"], pa["n_assets"], outputs, with_action, hidden, channels, banks,
                       context=pa["context"], assets=pa["assets"], embed_dim=pa["embed_dim"], tickers=pa["tickers"],
-                      horizons=pa["horizons"], levels=pa["levels"])
+                      horizons=pa["horizons"], levels=pa["levels"], cash=act_dim == pa["n_assets"] + 1)
 
 
 def build_actor(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
@@ -203,7 +203,7 @@ def build_actor(family: str, observation_space, action_space, symmetry: Symmetry
     act_dim = int(np.prod(action_space.shape))
     if (pa := _per_asset(encoder, tickers)) is not None:
         _check_per_asset(obs_dim, act_dim, pa)
-        head = _asset_head(family, pa, "actor", False, hidden, channels, banks)
+        head = _asset_head(family, pa, "actor", False, hidden, channels, banks, act_dim)
         return Actor(Identity(), head, family, symmetry, act_dim, log_std_bounds).with_scale(scale, obs_dim)
     enc, head = _networks(family, symmetry, obs_dim, (0, None),
                           lambda: action_rep(symmetry) + trivial_rep(symmetry, act_dim), 2 * act_dim,
@@ -219,7 +219,7 @@ def build_critic(family: str, observation_space, action_space, symmetry: Symmetr
     act_dim = int(np.prod(action_space.shape))
     if (pa := _per_asset(encoder, tickers)) is not None:
         _check_per_asset(obs_dim, act_dim, pa)
-        return Critic(Identity(), _asset_head(family, pa, "value", True, hidden, channels, banks), family,
+        return Critic(Identity(), _asset_head(family, pa, "value", True, hidden, channels, banks, act_dim), family,
                       symmetry).with_scale(scale, obs_dim)
     enc, head = _networks(family, symmetry, obs_dim, (act_dim, lambda: action_rep(symmetry)),
                           lambda: trivial_rep(symmetry, 1), 1, hidden, channels, banks, encoder)
@@ -246,9 +246,9 @@ def _check_per_asset(obs_dim: int, act_dim: int | None, pa: dict) -> None:
     if obs_dim != rows * n_assets:
         raise ValueError(f"per_asset encoder: {n_assets} assets x (window {window} + {pa['horizons']} horizons + "
                          f"{pa['levels']} levels + 1 weight) needs a {rows * n_assets}-dim observation, got {obs_dim}")
-    if act_dim is not None and act_dim != n_assets:
-        raise ValueError(f"per_asset encoder needs one action per asset ({n_assets}), got {act_dim} "
-                         "(long_only mode has a cash action: use the flat network)")
+    if act_dim is not None and act_dim not in (n_assets, n_assets + 1):
+        raise ValueError(f"per_asset encoder needs one action per asset ({n_assets}), and one for cash in a "
+                         f"long-only book ({n_assets + 1}), got {act_dim}")
 
 
 def build_qnet(family: str, observation_space, action_space, symmetry: Symmetry | None = None,

@@ -77,6 +77,9 @@ class AssetAxis:
     blocks: tuple[str, ...] | None = None
 
     def __post_init__(self):
+        if self.blocks is None:  # one spelling of the default layout, so that equal axes compare equal
+            object.__setattr__(self, "blocks", ("returns", "weights") if len(self.obs_rows) == 2
+                               else ("returns",) * len(self.obs_rows))
         kinds = self.block_kinds
         if len(kinds) != len(self.obs_rows) or any(k not in BLOCK_KINDS for k in kinds):
             raise ValueError(f"asset axis blocks {kinds} do not name its {len(self.obs_rows)} observation blocks "
