@@ -51,7 +51,7 @@ def momentum_weights(prices: pd.DataFrame, lookback: int = 32) -> pd.DataFrame:
 
 
 def volatility_market(n_assets: int = 10, start: str = "1900-01-01", end: str = "2022-12-28", seed: int = 0,
-                      calm_vol: float = 0.01, storm_vol: float = 0.03, calm_mu: float = 0.0006,
+                      calm_vol: float = 0.01, storm_vol: float = 0.04, calm_mu: float = 0.0006,
                       storm_mu: float = 0.0, calm_stay: float = 0.996, storm_stay: float = 0.99,
                       rho: float = 0.5) -> pd.DataFrame:
     """A planted market where only volatility timing pays: a hidden market regime, calm or stormy,
@@ -61,7 +61,7 @@ def volatility_market(n_assets: int = 10, start: str = "1900-01-01", end: str = 
 
         R_i[t] = mu[s_t] + vol[s_t]·(sqrt(ρ)·f[t] + sqrt(1 − ρ)·ε_i[t]),   f, ε ~ N(0, 1) iid,
 
-    calm: vol `calm_vol`, expected return `calm_mu` > 0; stormy: vol `storm_vol` (3x), expected
+    calm: vol `calm_vol`, expected return `calm_mu` > 0; stormy: vol `storm_vol` (4x), expected
     return `storm_mu` (0: expected returns do not rise with volatility, Moreira & Muir 2017). The
     regime is revealed only by the volatility level: nothing predicts which asset or which sign
     does better. A book that holds less when the trailing volatility is high (the volatility-

@@ -321,8 +321,8 @@ class MarketFeatures(gym.ObservationWrapper):
 
     horizons (`parse_horizons`): per asset, the sum of its daily returns over each horizon (h days,
     or [h, s]: skipping the s most recent), over σ·√(h − s) with σ its trailing `vol_window`-day
-    volatility ("exact"/"relaxed": invariant under R -> c·R) or over the constant ("plain": x c),
-    clipped to ±clip. A sum of returns negates under R -> -R, so the reflection acts on them as on
+    volatility ("exact"/"relaxed": invariant under R -> c·R; clipped to ±clip) or over the
+    constant ("plain": x c; not clipped, as the raw returns are not). A sum of returns negates under R -> -R, so the reflection acts on them as on
     returns; the levels are the same for R and -R (trivial). Permuting assets permutes every block.
 
     `features(table)`: the [T, H + V, N] features of another return table aligned with the market
@@ -413,7 +413,9 @@ class MarketFeatures(gym.ObservationWrapper):
                 total = C[hi] - C[lo]
                 den = unit * np.sqrt(h - k)
                 z = np.divide(total, den, out=np.zeros_like(total), where=den > VOL_FLOOR)
-                rows.append(np.clip(z, -self.clip, self.clip))
+                # over the trailing volatility they are clipped like the daily returns; over the
+                # constant (plain) neither is clipped: they scale with c as raw returns do
+                rows.append(np.clip(z, -self.clip, self.clip) if self.scale != "plain" else z)
         if self.levels:
             for v, ref in zip(self._vols(R), self.vol_ref):
                 lv = np.log(np.maximum(v, VOL_FLOOR)) - ref
