@@ -1,0 +1,65 @@
+"""The planted market where only volatility timing pays (issue 24; bench/bench_volatility.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+
+def test_the_market_is_reproducible_and_its_regime_sets_volatility_and_drift():
+    from eqtrade.data.synthetic import volatility_market
+
+    a, b = volatility_market(4, seed=3), volatility_market(4, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    storm = a.attrs["storm"]
+    assert 0.15 < storm.mean() < 0.45  # about 100 stormy days per 350
+    R = a.pct_change().fillna(0.0).to_numpy()[1:]
+    s = storm[1:]
+    ratio = R[s].std() / R[~s].std()
+    assert 3.5 < ratio < 4.5  # storm_vol / calm_vol = 4
+    ew = R.mean(1)
+    assert ew[~s].mean() > 4e-4 and abs(ew[s].mean()) < 4e-4  # calm drift 6e-4, none in storms
+    assert not volatility_market(4, seed=4).equals(a)
+
+
+def test_the_rule_beats_equal_weight_by_at_least_5_paired_standard_errors_on_the_test_span():
+    import bench_volatility as bv
+
+    ref = bv.rule_gain(bv.market(10, 0), n_boot=400)
+    assert ref["gain"] > 0.2 and ref["gain_in_se"] >= 5.0, ref["gain_in_se"]
+    assert ref["volman"].turnover < 0.05
+
+
+def test_random_actions_fail_the_criterion():
+    import bench_volatility as bv
+
+    prices = bv.market(10, 0)
+    r = bv.random_policy(prices, bv.rule_gain(prices, n_boot=200))
+    assert not r["passes"] and r["share"] < 0
+
+
+def test_the_exact_scale_observation_is_blind_to_the_regime_level():
+    """Scaling the whole market's returns by c leaves an exact-scale observation unchanged (so no
+    exact-scale policy can act on the level), while the relaxed one's levels move by log c."""
+    from eqtrade.envs.factory import make_env
+    from eqtrade.envs.wrappers import fitted_vol_ref
+
+    import bench_volatility as bv
+
+    prices = bv.market(3, 1).loc["1900":"1905"]
+    R = prices.pct_change().fillna(0.0).to_numpy()
+    scaled = pd.DataFrame(100.0 * np.cumprod(1.0 + 2.5 * R, axis=0), index=prices.index, columns=prices.columns)
+    kw = dict(window=32, split=["1901-01-01", "1905-12-31"], full_period=True)
+    e1, e2 = (make_env("portfolio", prices=p, scale="exact", **kw) for p in (prices, scaled))
+    np.testing.assert_allclose(e1.reset(seed=0)[0], e2.reset(seed=0)[0], rtol=1e-9, atol=1e-12)
+    r1 = make_env("portfolio", prices=prices, scale="relaxed", **kw)
+    r2 = make_env("portfolio", prices=scaled, scale="relaxed", vol_ref=fitted_vol_ref(r1), **kw)
+    o1, o2 = r1.reset(seed=0)[0], r2.reset(seed=0)[0]
+    levels = slice(32 * 3, 36 * 3)
+    np.testing.assert_allclose(o2[levels] - o1[levels], np.log(2.5), atol=1e-9)
