@@ -16,7 +16,7 @@ of the rule's gain captured, turnover. Criterion (issue 24): relaxed captures >=
 gain with turnover < 0.3/day. A random policy is scored by the same criterion (it must fail).
 
     .venv/bin/python bench/bench_volatility.py [--scales exact,relaxed,plain] [--seeds 0] [--steps 6000]
-        [--family relaxed] [--assets 10] [--action-map per_asset|normalize]
+        [--family relaxed] [--assets 10] [--action-map per_asset|normalize] [--window 32] [--penalty 40]
 """
 
 from __future__ import annotations
@@ -61,6 +61,14 @@ def score(bt, ref: dict, n_boot: int = 1000) -> dict:
     share = d["delta"] / ref["gain"]
     return {"sharpe": sharpe(bt.returns), "delta": d["delta"], "lo": d["lo"], "hi": d["hi"], "share": share,
             "turnover": bt.turnover, "passes": bool(share >= 0.5 and bt.turnover < 0.3)}
+
+
+def regime_exposure(bt, prices: pd.DataFrame) -> tuple[float, float]:
+    """Mean gross exposure of a backtest on calm and on stormy days (the hidden regime): how much
+    the policy times the volatility level, whatever it earns."""
+    storm = pd.Series(prices.attrs["storm"], index=prices.index).reindex(bt.weights.index).to_numpy()
+    gross = bt.weights.abs().sum(1).to_numpy()
+    return float(gross[~storm].mean()), float(gross[storm].mean())
 
 
 def train(prices: pd.DataFrame, scale: str, family: str = "relaxed", seed: int = 0, steps: int = 6000,
@@ -113,7 +121,9 @@ def run(scale: str, seed: int = 0, steps: int = 6000, family: str = "relaxed", n
     t0 = time.perf_counter()
     agent, spec = train(prices, scale, family, seed, steps)
     bt = test_backtest(agent, spec)
-    return {"scale": scale, "family": family, "seed": seed, **score(bt, ref), "seconds": time.perf_counter() - t0}
+    calm, storm = regime_exposure(bt, prices)
+    return {"scale": scale, "family": family, "seed": seed, **score(bt, ref), "gross_calm": calm, "gross_storm": storm,
+            "seconds": time.perf_counter() - t0}
 
 
 def main() -> None:
@@ -124,27 +134,34 @@ def main() -> None:
     ap.add_argument("--family", default="relaxed", help="the reflection family (default relaxed)")
     ap.add_argument("--assets", type=int, default=10)
     ap.add_argument("--market-seed", type=int, default=0)
+    ap.add_argument("--window", type=int, default=32, help="days of returns in each observation (default 32)")
+    ap.add_argument("--penalty", type=float, default=40.0, help="training-only turnover penalty, bps (default 40)")
     ap.add_argument("--action-map", default="per_asset", choices=["per_asset", "normalize"],
                     help="how actions become weights (eqtrade.envs.PortfolioEnv; default per_asset)")
     args = ap.parse_args()
     ENV["action_map"] = args.action_map
+    ENV["window"], ENV["turnover_penalty_bps"] = args.window, args.penalty
     import torch
 
     torch.set_num_threads(1)
     prices = market(args.assets, args.market_seed)
     ref = rule_gain(prices)
+    print(f"env: window {ENV['window']}, turnover penalty {ENV['turnover_penalty_bps']} bps, action_map "
+          f"{ENV['action_map']}; SAC {args.family} reflection, {args.steps} steps")
     print(f"planted volatility market, {args.assets} assets (seed {args.market_seed}); test {TEST[0]}..{TEST[1]}: "
           f"EW Sharpe {ref['ew_sharpe']:.3f}, volatility-managed {ref['rule_sharpe']:.3f}, gain {ref['gain']:+.3f} "
           f"= {ref['gain_in_se']:.1f} paired SE (turnover {ref['volman'].turnover:.4f}/day)")
     r = random_policy(prices, ref)
     print(f"random actions: Sharpe {r['sharpe']:.3f}, share of the rule's gain {r['share']:+.2f}, "
           f"turnover {r['turnover']:.3f}/day -> {'PASSES (the criterion is vacuous!)' if r['passes'] else 'fails'}")
-    print(f"{'scale':8} {'seed':>4} {'Sharpe':>7} {'ΔSharpe vs EW [95%]':>26} {'share':>6} {'turnover':>9} {'s':>5}  criterion")
+    print(f"{'scale':8} {'seed':>4} {'Sharpe':>7} {'ΔSharpe vs EW [95%]':>26} {'share':>6} {'turnover':>9} "
+          f"{'gross calm/storm':>17} {'s':>5}  criterion")
     for scale in args.scales.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
             r = run(scale, seed, args.steps, args.family, prices=prices, ref=ref)
             print(f"{scale:8} {seed:>4} {r['sharpe']:7.3f} {r['delta']:+8.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] "
-                  f"{r['share']:6.2f} {r['turnover']:9.4f} {r['seconds']:5.0f}  {'passes' if r['passes'] else 'fails'}",
+                  f"{r['share']:6.2f} {r['turnover']:9.4f} {r['gross_calm']:8.2f}/{r['gross_storm']:.2f} "
+                  f"{r['seconds']:5.0f}  {'passes' if r['passes'] else 'fails'}",
                   flush=True)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from eqtrade.envs.factory import EnvSpec, make_env
 from eqtrade.envs.protocol import EnvInterface
-from eqtrade.envs.wrappers import LEVELS, MarketFeatures, fitted_vol_ref, parse_horizons
+from eqtrade.envs.wrappers import LEVELS, fitted_vol_ref, parse_horizons
 
 N, W = 4, 8
 HORIZONS = [5, 21, [63, 10]]
@@ -45,14 +45,14 @@ def _walk(env, actions):
 @pytest.mark.parametrize("scale", ["exact", "relaxed", "plain"])
 def test_the_observation_layout_and_the_declared_axes(scale):
     env = _env(_returns(), scale)
-    I = EnvInterface.of(env)
+    iface = EnvInterface.of(env)
     V = len(LEVELS) if scale != "exact" else 0
     H = len(HORIZONS)
     assert env.observation_space.shape == ((W + H + V + 1) * N,)
-    assert I.assets.obs_rows == ((W, H, V, 1) if V else (W, H, 1))
-    assert I.assets.rows_of("levels") == V and I.assets.rows_of("horizons") == H
-    assert I.scale.family == scale and len(I.scale.shift) == V * N
-    assert I.symmetry.obs_dim == env.observation_space.shape[0]
+    assert iface.assets.obs_rows == ((W, H, V, 1) if V else (W, H, 1))
+    assert iface.assets.rows_of("levels") == V and iface.assets.rows_of("horizons") == H
+    assert iface.scale.family == scale and len(iface.scale.shift) == V * N
+    assert iface.symmetry.obs_dim == env.observation_space.shape[0]
     obs, _ = env.reset(seed=0)
     assert np.isfinite(obs).all() and np.all(obs[-N:] == 0)  # the book last, as the exact reward reads it
 
