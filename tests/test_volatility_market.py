@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -62,3 +63,40 @@ def test_the_exact_scale_observation_is_blind_to_the_regime_level():
     o1, o2 = r1.reset(seed=0)[0], r2.reset(seed=0)[0]
     levels = slice(32 * 3, 36 * 3)
     np.testing.assert_allclose(o2[levels] - o1[levels], np.log(2.5), atol=1e-9)
+
+
+#: the learner's settings of bench/bench_volatility.py's measured row (docs/results.md §1e)
+LEARNER = dict(steps=15000, family="plain")
+
+
+def _bench_env():
+    import bench_volatility as bv
+
+    bv.ENV.update(window=8, turnover_penalty_bps=10.0, action_map="per_asset")
+    return bv
+
+
+@pytest.mark.slow
+def test_an_exact_scale_agent_holds_the_same_book_in_both_regimes():
+    """It cannot see the level: whatever it learns, its exposure does not follow the regime."""
+    bv = _bench_env()
+    r = bv.run("exact", seed=0, **LEARNER)
+    assert abs(r["gross_calm"] - r["gross_storm"]) < 0.05, r
+
+
+@pytest.mark.slow
+def test_a_plain_scale_agent_holds_less_in_storms():
+    """With the volatility levels read freely the learner does time the regime (measured: 0.94
+    calm, 0.68 stormy); what it earns for it is reported by the bench, not asserted here."""
+    bv = _bench_env()
+    r = bv.run("plain", seed=0, **LEARNER)
+    assert r["gross_calm"] - r["gross_storm"] > 0.15, r
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 24's criterion is not met yet: the relaxed-scale agent captured 5% of "
+                                       "the rule's Sharpe gain (bench/bench_volatility.py, docs/results.md §1e)")
+def test_the_relaxed_scale_agent_captures_half_the_rules_gain():
+    bv = _bench_env()
+    r = bv.run("relaxed", seed=0, **LEARNER)
+    assert r["passes"], r
