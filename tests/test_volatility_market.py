@@ -94,7 +94,7 @@ def test_a_plain_scale_agent_holds_less_in_storms():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 24's criterion is not met yet: the relaxed-scale agent captured 5% of "
+@pytest.mark.xfail(strict=True, reason="issue 24's criterion is not met yet: the relaxed-scale agent captured 5% (draw 0) and -17% (draw 1) of "
                                        "the rule's Sharpe gain (bench/bench_volatility.py, docs/results.md §1e)")
 def test_the_relaxed_scale_agent_captures_half_the_rules_gain():
     bv = _bench_env()
