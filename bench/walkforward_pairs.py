@@ -1,6 +1,6 @@
 """Secondary paired comparisons on a walk-forward report's joined paths (no new read of the test
 data: the report's returns.parquet): each family's seed book against volatility-managed EW and
-against each other, with the same stationary bootstrap as the report.
+against each other (every pair of configurations), with the same stationary bootstrap as the report.
 
     .venv/bin/python bench/walkforward_pairs.py [runs/sweeps/walkforward-families/report]
 """
@@ -22,11 +22,13 @@ def main() -> None:
     rows = []
     for nz in noises:
         col = (lambda n: f"{n} @ noise {nz}") if nz else (lambda n: n)
-        books = {f: col(f"SAC {f} (mean of 3 seeds)") for f in ("plain", "exact", "relaxed")}
+        # every configuration's seed book ("SAC <label> (mean of K seeds)"), in the report's order
+        books = {c[len("SAC "):].split(" (mean of")[0]: c for c in rets
+                 if c.startswith("SAC ") and " (mean of " in c and (not nz or c.endswith(f"@ noise {nz}"))}
         pairs = [(f"SAC {f}", c, "volatility-managed EW", col("volatility-managed EW")) for f, c in books.items()]
-        pairs += [("SAC relaxed", books["relaxed"], "SAC plain", books["plain"]),
-                  ("SAC relaxed", books["relaxed"], "SAC exact", books["exact"]),
-                  ("volatility-managed EW", col("volatility-managed EW"), "equal weight", col("equal weight (daily)"))]
+        names = list(books)
+        pairs += [(f"SAC {a}", books[a], f"SAC {b}", books[b]) for i, a in enumerate(names) for b in names[i + 1:]]
+        pairs += [("volatility-managed EW", col("volatility-managed EW"), "equal weight", col("equal weight (daily)"))]
         for a, ca, b, cb in pairs:
             d = delta_sharpe(rets[ca].to_numpy(), rets[cb].to_numpy(), n_boot=2000, seed=0)
             _, p = jobson_korkie_memmel(rets[ca].to_numpy(), rets[cb].to_numpy())
