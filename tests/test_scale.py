@@ -133,6 +133,8 @@ def test_vol_ref_is_fitted_on_the_training_split_and_recorded_by_train():
     ({"horizons": [[21, 21]]}, "skip < days"),
     ({"horizons": ["x"]}, "not a number of days"),
     ({"horizons": [5, 5]}, "twice"),
+    ({"mode": "long_only", "action_map": "per_asset"}, "applies to long_short"),
+    ({"action_map": "gross"}, "action_map = 'gross' is not one of"),
 ])
 def test_bad_scale_options_are_one_line_errors(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -242,3 +244,17 @@ def test_long_only_per_asset_networks_permute_assets_and_keep_cash(actor_loss, s
 def test_long_only_refuses_reflection_families_with_a_reason():
     with pytest.raises(ValueError, match="long-only book does not have"):
         _sac("relaxed", "relaxed", mode="long_only")
+
+
+def test_the_per_asset_action_map_holds_a_over_n_and_the_exact_reward_agrees():
+    env = make_env("portfolio", prices=_prices(_returns(8)), window=W, split=["2000-06-01", "2002-04-30"],
+                   action_map="per_asset")
+    obs, _ = env.reset(seed=0)
+    er = env.unwrapped.exact_reward
+    for a in (np.full(N, 0.3), np.array([1.0, -1.0, 0.5, 0.0]), np.full(N, 1.0)):
+        nxt, r, *_, info = env.step(a)
+        np.testing.assert_allclose(info["target_weights"], a / N)  # gross sum|a|/N: 0.3 stays 0.3, not 1
+        t = lambda x: torch.as_tensor(np.asarray(x, dtype=np.float64)[None])  # noqa: E731
+        r2, _, _ = er(t(obs), t(a), t(er.last_extras()), t(nxt))
+        assert abs(float(r2[0]) - r) < 1e-12
+        obs = nxt

@@ -223,7 +223,9 @@ class Agent:
         self.best_eval: float | None = None  # best evaluation return so far (the evaluation callback keeps it)
         self.device = resolve_device(config.device)
         if config.family != "plain" and self.symmetry is None:
-            if env_spec is not None and env_spec.kwargs.get("mode") == "long_only":
+            assets = self.interface.assets
+            # a book with one more action than assets holds cash beside them: long-only (AssetAxis)
+            if assets is not None and int(np.prod(self.action_space.shape)) == assets.n_assets + 1:
                 raise ValueError(f"the {config.family!r} reflection family needs the reflection, which a long-only "
                                  "book does not have (negating weights leaves the simplex): use --agent plain; the "
                                  "asset axis (--assets exact|relaxed) and the scale axis (--scale) keep all their families")

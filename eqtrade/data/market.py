@@ -18,6 +18,18 @@ DEFAULT_SPLITS: dict[str, tuple[str, str]] = {
 ALIGNS = ("inner", "mask")
 
 
+def trailing_rms(R: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
+    """[T + 1, N]: row s is the root mean square (not demeaned) of the valid R[j] among the
+    `window` days before s (j in s - window .. s - 1; 0 with none). Row s + 1 is thus the RMS up to
+    and including day s; `Market.trailing_vol` is rows 0..T-1."""
+    z = np.zeros((1, R.shape[1]))
+    sq = np.concatenate([z, np.cumsum(np.where(valid, R**2, 0.0), axis=0)])  # Σ_{j<k}
+    cnt = np.concatenate([z, np.cumsum(valid, axis=0)])
+    s = np.arange(len(R) + 1)
+    lo = np.maximum(s - window, 0)
+    return np.sqrt(np.maximum((sq[s] - sq[lo]) / np.maximum(cnt[s] - cnt[lo], 1), 0.0))
+
+
 def resolve_prices(prices=None, tickers=None, data_dir=None, align: str = "inner") -> pd.DataFrame:
     """A validated wide price frame from a DataFrame, a dataset name, or None (bundled 20 stocks).
 
@@ -167,14 +179,7 @@ class Market:
         if vol_window < 1:
             raise ValueError(f"vol_window must be >= 1, got {vol_window}")
         R = self.returns if returns is None else returns
-        valid = self.valid_returns()
-        sq = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(np.where(valid, R**2, 0.0), axis=0)])  # Σ_{j<k}
-        cnt = np.concatenate([np.zeros((1, R.shape[1])), np.cumsum(valid, axis=0)])
-        s = np.arange(len(R))
-        lo = np.maximum(s - vol_window, 0)
-        count = np.maximum(cnt[s] - cnt[lo], 1)
-        var = (sq[s] - sq[lo]) / count  # mean of the valid R[lo..s-1]^2
-        return np.sqrt(np.maximum(var, 0.0))
+        return trailing_rms(R, self.valid_returns(), vol_window)[:-1]
 
     def scaled_returns(self, vol_window: int = 63, clip: float = 5.0, floor: float = 1e-6,
                        returns: np.ndarray | None = None) -> np.ndarray:

@@ -119,6 +119,9 @@ class PortfolioEnv(gym.Env):
         check_env_options(window=window, cost_bps=cost_bps, episode_length=episode_length,
                           turnover_penalty_bps=turnover_penalty_bps, borrow_bps=borrow_bps)
         check_env_choices(fill=fill, action_map=action_map)
+        if action_map != "normalize" and mode != "long_short":
+            raise ValueError(f"action_map = {action_map!r} applies to long_short books; a long_only book's weights "
+                             "are always (a + 1) / Σ(a + 1) over the assets and cash")
         self.action_map = action_map
         self.penalty = float(turnover_penalty_bps) / 1e4
         self.fill, self.borrow = fill, borrow_rate(borrow_bps)
@@ -193,7 +196,7 @@ class PortfolioEnv(gym.Env):
         return u[:-1] / s if s > 0 else np.zeros(self.n_assets)
 
     def _obs(self) -> np.ndarray:
-        t, W = self._t - self.lag, self.window
+        t, W = self.obs_day(), self.window
         return np.concatenate([self._R[t - W + 1 : t + 1].reshape(-1), self._shown])
 
     def return_window(self, table: np.ndarray) -> np.ndarray:
@@ -201,7 +204,7 @@ class PortfolioEnv(gym.Env):
         (ending `lag` days before the fill), flattened as the observation's return block: an
         observation wrapper shows a transform of the returns with it
         (eqtrade.envs.wrappers.VolatilityNormalized)."""
-        t = self._t - self.lag
+        t = self.obs_day()
         return table[t - self.window + 1 : t + 1].reshape(-1)
 
     def obs_day(self) -> int:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from ..data.market import trailing_rms
 from .protocol import rng_from_state, rng_state
 
 
@@ -288,16 +289,6 @@ def parse_horizons(value) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
-def _rms(R: np.ndarray, valid: np.ndarray, w: int) -> np.ndarray:
-    """[T, N]: out[s] = RMS of the valid R[s-w+1..s] (up to and including s; 0 with none)."""
-    z = np.zeros((1, R.shape[1]))
-    sq = np.concatenate([z, np.cumsum(np.where(valid, R**2, 0.0), axis=0)])
-    cnt = np.concatenate([z, np.cumsum(valid, axis=0)])
-    s = np.arange(1, len(R) + 1)
-    lo = np.maximum(s - w, 0)
-    return np.sqrt(np.maximum((sq[s] - sq[lo]) / np.maximum(cnt[s] - cnt[lo], 1), 0.0))
-
-
 class MarketFeatures(gym.ObservationWrapper):
     """The portfolio env's observation with the features of the scale axis and of longer horizons,
     inserted between the return window and the weights: [W·N returns, H·N horizon returns, V·N
@@ -358,7 +349,7 @@ class MarketFeatures(gym.ObservationWrapper):
                 raise ValueError("vol_ref applies to scale 'relaxed' or 'plain' (their volatility levels), not 'exact'")
             self.vol_ref = None
         W, H, V = u.window, len(self.horizons), len(self.levels)
-        self.n_assets, self.window, self._rows = n, W, H + V
+        self.n_assets, self.window = n, W
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, ((W + H + V + 1) * n,), dtype=np.float64)
         self._raw_unit = float(np.exp(self.vol_ref[1])) if scale == "plain" else None
         self._table = self.features(m.returns)
@@ -380,9 +371,9 @@ class MarketFeatures(gym.ObservationWrapper):
         out = []
         for whose, w in LEVELS:
             if whose == "own":
-                out.append(_rms(R, valid, w))
+                out.append(trailing_rms(R, valid, w)[1:])
             else:
-                out.append(np.broadcast_to(_rms(mkt, mvalid, w), R.shape))
+                out.append(np.broadcast_to(trailing_rms(mkt, mvalid, w)[1:], R.shape))
         return out
 
     def _fit_ref(self, R: np.ndarray) -> list[float]:
@@ -406,7 +397,7 @@ class MarketFeatures(gym.ObservationWrapper):
         if self.horizons:
             C = np.concatenate([np.zeros((1, N)), np.cumsum(np.where(self._valid, R, 0.0), axis=0)])  # C[s+1] = Σ_{j<=s}
             s = np.arange(T)
-            unit = (_rms(R, self._valid, self.vol_window) if self.scale != "plain"
+            unit = (trailing_rms(R, self._valid, self.vol_window)[1:] if self.scale != "plain"
                     else np.full((T, N), self._raw_unit))
             for h, k in self.horizons:
                 hi, lo = np.maximum(s - k + 1, 0), np.maximum(s - h + 1, 0)
