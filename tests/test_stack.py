@@ -99,6 +99,37 @@ def test_a_run_does_not_depend_on_its_stack_mates(prices):
     assert not torch.equal(one[0].actor.state_dict()["head.head.net.0.psi"], two[0].actor.state_dict()["head.head.net.0.psi"])
 
 
+def test_warm_started_runs_of_different_stages_stack_as_they_train_alone(tmp_path, prices):
+    """Folds warm-started from the previous fold's best.pt: one source saved before its first
+    update (entropy weight still to be set from the buffer), one after: each run of the stack
+    sets (or keeps) its own, exactly as alone (a walk-forward study packs such runs)."""
+    from eqtrade.run import warm_start
+
+    spec = portfolio_spec(prices)
+    before = make(spec, 0, family="relaxed", **PER_ASSET)
+    before.save(tmp_path / "before.pt")
+    after = make(spec, 1, family="relaxed", **PER_ASSET)
+    after.learn(SMALL["learning_starts"] + 5, progress=False)
+    after.save(tmp_path / "after.pt")
+    assert before.alpha_pending and not after.alpha_pending
+
+    def started(seed, src):
+        a = make(spec, seed, family="relaxed", **PER_ASSET)
+        warm_start(a, tmp_path / src)
+        return a
+
+    steps = SMALL["learning_starts"] + 40
+    alone = [started(2, "before.pt"), started(3, "after.pt")]
+    for a in alone:
+        a.learn(steps, progress=False)
+    stacked = [started(2, "before.pt"), started(3, "after.pt")]
+    learn_stack(stacked, steps, [[] for _ in stacked])
+    for a, b in zip(alone, stacked):
+        assert not b.alpha_pending
+        assert_same_run(a, b, rtol=RTOL)
+    assert float(stacked[1].log_alpha) != float(stacked[0].log_alpha)
+
+
 def test_pendulum_stack_equals_alone():
     """A gymnasium control task (the dm_control state tasks take the same flat networks)."""
     spec = EnvSpec("Pendulum-v1")

@@ -246,13 +246,13 @@ def test_split_returns_are_exactly_the_splits_trading_days_so_consecutive_splits
 
 
 def test_a_tiny_walkforward_study_joins_its_folds_and_records_every_test_read(tmp_path, shared_ray, capsys):
-    """2 families x 2 seeds x 3 folds of 200 steps through `eqtrade sweep`: one joined path per
-    family and seed over 2017-2019 with the paired columns, folds.json, the ledger; the
+    """2 families x 2 seeds x 2 folds of 200 steps through `eqtrade sweep`: one joined path per
+    family and seed over 2018-2019 with the paired columns, folds.json, the ledger; the
     same report again is a repeat, a changed one is refused, and forced reads are recorded."""
     from eqtrade.cli import main
 
     shared_ray.stop()
-    spec = write(tmp_path / "wf.toml", warm=True)
+    spec = write(tmp_path / "wf.toml", first=2018, warm=True)
     out = tmp_path / "out"
     assert main(["sweep", str(spec), "--out", str(out), "--cpus", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out
@@ -261,7 +261,7 @@ def test_a_tiny_walkforward_study_joins_its_folds_and_records_every_test_read(tm
     from eqtrade.data import load_bundled
 
     idx = load_bundled("sp500-20").index
-    assert rets.index.equals(idx[(idx >= "2017-01-01") & (idx <= "2019-12-31")])
+    assert rets.index.equals(idx[(idx >= "2018-01-01") & (idx <= "2019-12-31")])
     agents = [c for c in rets if c.startswith("SAC ") and "mean of" not in c]
     assert len(agents) == 4 and rets[agents].notna().all().all()
     paired = pd.read_csv(out / "report" / "paired.csv", index_col=0)
@@ -271,22 +271,22 @@ def test_a_tiny_walkforward_study_joins_its_folds_and_records_every_test_read(tm
     assert paired.loc[ew, "ΔSharpe"] == 0
     assert (paired.loc[agents, "ΔSharpe lo"] <= paired.loc[agents, "ΔSharpe hi"]).all()
     per_fold = pd.read_csv(out / "report" / "per_fold.csv")
-    assert sorted(per_fold["year"].unique()) == [2017, 2018, 2019]
+    assert sorted(per_fold["year"].unique()) == [2018, 2019]
     fj = json.loads((out / "folds.json").read_text())
-    assert [f["year"] for f in fj["folds"]] == [2017, 2018, 2019]
+    assert [f["year"] for f in fj["folds"]] == [2018, 2019]
     assert ledger.n_configurations(out) == 2
     # warm_start: each fold but the first started from the previous fold's best.pt, and said so
     import tomllib
 
-    cfg = tomllib.loads((out / "runs" / "family=plain,seed=1,fold=2018" / "config.toml").read_text())
-    assert cfg["run"]["init_from"] == str(out.resolve() / "runs" / "family=plain,seed=1,fold=2017" / "best.pt")
-    first = tomllib.loads((out / "runs" / "family=plain,seed=1,fold=2017" / "config.toml").read_text())
+    cfg = tomllib.loads((out / "runs" / "family=plain,seed=1,fold=2019" / "config.toml").read_text())
+    assert cfg["run"]["init_from"] == str(out.resolve() / "runs" / "family=plain,seed=1,fold=2018" / "best.pt")
+    first = tomllib.loads((out / "runs" / "family=plain,seed=1,fold=2018" / "config.toml").read_text())
     assert first["run"]["init_from"] == ""
     # the report's Sharpe of an agent equals its own folds' returns joined by hand
-    run = out / "runs" / "family=plain,seed=0,fold=2018"
+    run = out / "runs" / "family=plain,seed=0,fold=2019"
     from eqtrade.backtest.report import backtest_run
 
-    bts, _ = backtest_run(run, ("2018-01-01", "2018-12-31"))
+    bts, _ = backtest_run(run, ("2019-01-01", "2019-12-31"))
     np.testing.assert_allclose(rets.loc[bts[0].returns.index, "SAC plain/exact/exact s0"], bts[0].returns, rtol=0, atol=1e-15)
     from eqtrade.sweep.walkforward import walkforward_report
 

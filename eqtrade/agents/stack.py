@@ -171,8 +171,6 @@ def check_stackable(agents: Sequence) -> None:
                              f"and {a.observation_space.shape}, actions {a0.action_space.shape} and {a.action_space.shape}")
         if a.step != a0.step:
             raise ValueError(f"the runs of a stack must be at the same step: {a0.step} and {a.step}")
-        if a.alpha_pending != a0.alpha_pending:
-            raise ValueError("the runs of a stack must be at the same stage of training")
 
 
 class StackedSAC(SAC):
@@ -198,9 +196,24 @@ class StackedSAC(SAC):
         self.log_alpha = torch.stack([a.log_alpha.detach() for a in agents]).requires_grad_(True)
         self.alpha_opt = _stack_adam([a.alpha_opt for a in agents], [self.log_alpha], lr, None)
         self.buffer = StackedBuffer([a.buffer for a in agents])
-        self.alpha_pending = a0.alpha_pending
+        # runs warm-started from checkpoints of different stages may differ in whether their
+        # entropy weight is still to be set from the buffer ("auto"): each run's own, see _auto_alpha
+        self.pending = [a.alpha_pending for a in agents]
+        self.alpha_pending = any(self.pending)
         self.step = a0.step
         self.dirty = [False] * len(agents)
+
+    @torch.no_grad()
+    def _auto_alpha(self) -> None:
+        """Each pending run's entropy weight set by its own agent, as a run alone sets it (its
+        buffer, its actor, its noise stream); the other runs keep theirs."""
+        for k, a in enumerate(self.agents):
+            if self.pending[k]:
+                self.pull(a)
+                a._auto_alpha()
+                self.log_alpha[k] = a.log_alpha.detach()
+        self.pending = [False] * len(self.agents)
+        self.alpha_pending = False
 
     def _randn(self, shape) -> torch.Tensor:
         """Each run's noise from its own generator, in the shape a run alone draws."""
@@ -247,7 +260,7 @@ class StackedSAC(SAC):
         _unstack_adam(self.critic_opt, self.critic.param_list(), k, agent.critic_opt)
         _unstack_adam(self.alpha_opt, [self.log_alpha], k, agent.alpha_opt)
         agent.log_alpha.copy_(self.log_alpha[k])
-        agent.alpha_pending = self.alpha_pending
+        agent.alpha_pending = self.pending[k]
         self.dirty[k] = False
 
 
