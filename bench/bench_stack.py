@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_stack.py curve [--ks 1,5,15,50] [--window 500]
     .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
     .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
+    .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3]
 
 anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
   the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
@@ -18,6 +19,9 @@ curve: aggregate steady-state steps/s of a stack of K runs against K: two proces
 malloc: ms per stacked update of K runs with glibc told to keep freed memory
   (`eqtrade.util.keep_freed_memory`, every training loop's default) and without it
   (EQTRADE_KEEP_FREED_MEMORY=0), each in its own process, interleaved over the repeats.
+update: ms per SAC update of a stack of K default-strategy runs (K = 1: a run alone, unstacked),
+  each K in its own process, this checkout against the commit REF (default HEAD; checked out in a
+  temporary git worktree) interleaved over the repeats: the anchor for a change to the update.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
   the replay memory those steps fill (K x steps x bytes per transition).
 """
@@ -132,7 +136,8 @@ def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
 
 
 def _update_ms(k: int) -> float:
-    """In this process: ms per update of a stack of k default-strategy runs (after 20 warm-up updates)."""
+    """In this process: ms per update of a stack of k default-strategy runs (after 20 warm-up
+    updates; k = 1: the run's own update, not a stack of one)."""
     import copy
 
     import torch
@@ -149,13 +154,49 @@ def _update_ms(k: int) -> float:
         c["agent"]["seed"] = s
         agents.append(build_agent(c))
     learn_stack(agents, agents[0].config.learning_starts + 1, [[] for _ in agents])
-    stack = StackedSAC(agents)
+    stack = StackedSAC(agents) if k > 1 else agents[0]
     for _ in range(20):
         stack.update()
     t0 = time.perf_counter()
     for _ in range(50):
         stack.update()
     return (time.perf_counter() - t0) / 50 * 1e3
+
+
+def _update_ms_at(root: Path, k: int) -> float:
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
+            f"print(b._update_ms({k}))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                       env=dict(os.environ, PYTHONPATH=str(root)))
+    if p.returncode != 0:
+        raise SystemExit(p.stderr[-2000:])
+    return float(p.stdout.strip().splitlines()[-1])
+
+
+def update(args) -> None:
+    here = Path(__file__).resolve().parents[1]
+    ks = [int(x) for x in args.ks.split(",")]
+    with tempfile.TemporaryDirectory() as d:
+        ref = Path(d) / "ref"
+        subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", str(ref), args.against],
+                       check=True, capture_output=True)
+        try:
+            sha = subprocess.run(["git", "-C", str(ref), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip()
+            print(f"ms per update of a stack of K default-strategy runs: this checkout against {args.against} ({sha})")
+            res = {k: ([], []) for k in ks}
+            for rep in range(args.repeats):
+                for k in ks:
+                    new, old = _update_ms_at(here, k), _update_ms_at(ref, k)
+                    res[k][0].append(new)
+                    res[k][1].append(old)
+                    print(f"repeat {rep + 1} K = {k:>3}: {new:6.1f} ms ({new / k:5.2f} per run) against "
+                          f"{old:6.1f} ms: {old / new:.2f}x", flush=True)
+            for k in ks:
+                r = sorted(o / n for n, o in zip(*res[k]))
+                print(f"K = {k:>3}: {args.against} / this checkout {r[0]:.2f}x - {r[-1]:.2f}x over {args.repeats} repeats")
+        finally:
+            subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(ref)], capture_output=True)
 
 
 def malloc(args) -> None:
@@ -215,10 +256,14 @@ def main(argv=None) -> None:
     g = sub.add_parser("malloc")
     g.add_argument("--k", type=int, default=5)
     g.add_argument("--repeats", type=int, default=3)
+    u = sub.add_parser("update")
+    u.add_argument("--ks", default="1,5,15")
+    u.add_argument("--against", default="HEAD", help="the git commit to compare with (default HEAD)")
+    u.add_argument("--repeats", type=int, default=3)
     for p in (a, c, m):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc}[args.what](args)
+    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update}[args.what](args)
 
 
 if __name__ == "__main__":
