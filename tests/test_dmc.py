@@ -228,14 +228,14 @@ def test_ctrl_c_stops_a_parallel_suite_with_the_running_runs_checkpointed(tmp_pa
     code = (
         "from eqtrade.sweep.dmc import SuiteConfig, run_suite\n"
         "sc = SuiteConfig(domains=['cartpole-swingup'], agents=['plain'], breaks=[0.0, 0.5, 1.0], steps=20000,"
-        " seeds=1, obs_noise=[0.0], eval_episodes=1, hidden=[16, 16], learning_starts=100, eval_every=250,"
+        " seeds=1, obs_noise=[0.0], eval_episodes=1, hidden=[16, 16], learning_starts=50, eval_every=150,"
         " curve_episodes=1, jobs=2)\n"
         f"run_suite(sc, {str(tmp_path)!r}, progress=False)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 180
-    while len(list(tmp_path.glob("*/break-*/*/checkpoint.pt"))) < 2:  # both runs saved at step 250
+    while len(list(tmp_path.glob("*/break-*/*/checkpoint.pt"))) < 2:  # both runs saved at step 150
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read().decode()[-2000:]
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)

@@ -102,7 +102,7 @@ def test_fetch_survives_kill_minus_9(tmp_path):
     data = tmp_path / "cache"
     rng = np.random.default_rng(1)
     kills = 0
-    for attempt, end in enumerate(["2010-12-31"] * 3 + ["2015-12-31"] * 3):
+    for attempt, end in enumerate(["2010-12-31"] * 2 + ["2015-12-31"] * 3):
         script = tmp_path / "f.py"
         # --refresh: every attempt downloads and replaces every file (atomic replacement under a kill)
         script.write_text(FETCH_SCRIPT.format(tests=str(Path(__file__).parent), tickers=tickers, end=end,
