@@ -199,7 +199,6 @@ class StackedSAC(SAC):
         # runs warm-started from checkpoints of different stages may differ in whether their
         # entropy weight is still to be set from the buffer ("auto"): each run's own, see _auto_alpha
         self.pending = [a.alpha_pending for a in agents]
-        self.alpha_pending = any(self.pending)
         self.step = a0.step
         self.dirty = [False] * len(agents)
 
@@ -213,7 +212,11 @@ class StackedSAC(SAC):
                 a._auto_alpha()
                 self.log_alpha[k] = a.log_alpha.detach()
         self.pending = [False] * len(self.agents)
-        self.alpha_pending = False
+
+    @property
+    def alpha_pending(self) -> bool:
+        """Whether any run's entropy weight is still to be set (SAC._update asks)."""
+        return any(self.pending)
 
     def _randn(self, shape) -> torch.Tensor:
         """Each run's noise from its own generator, in the shape a run alone draws."""
