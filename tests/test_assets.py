@@ -191,3 +191,35 @@ def test_a_trained_relaxed_agent_acts_on_a_universe_of_another_size(tmp_path):
     trained = dict(agent.actor.head.embedding.named_parameters())["weight"]
     torch.testing.assert_close(emb[0], trained[3])  # T3 kept its embedding
     torch.testing.assert_close(emb[3], trained.mean(0))  # T6 is new
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_feature_major_forward_is_the_per_asset_rows_computation(family):
+    """AssetwiseHead.forward (features [C, B·N], no per-asset input tensor) computes the same
+    function and gradients as the reference `forward_rows` (per-asset rows through the head) for
+    every option: context, relaxed embeddings moved off zero, horizons, levels, actions, the
+    long-only cash action, one or two hidden layers, actor and value outputs."""
+    import itertools
+
+    from eqtrade.nn.asset import asset_head
+
+    torch.manual_seed(0)
+    n = 4
+    for context, assets, outputs, with_action, hidden, levels, horizons, cash in itertools.product(
+            ["none", "mean"], ["exact", "relaxed"], ["actor", "value"], [False, True], [[4], [6, 6]], [0, 2], [0, 3],
+            [False, True]):
+        if cash and family != "plain":
+            continue
+        head = asset_head(family, W, n, outputs, with_action, hidden, None, 2, context=context, assets=assets,
+                          horizons=horizons, levels=levels, cash=cash)
+        if head.embedding is not None:
+            with torch.no_grad():
+                head.embedding.weight.normal_()
+        x = torch.randn(9, (W + horizons + levels + 1) * n + ((n + cash) if with_action else 0), requires_grad=True)
+        got, ref = head(x), head.forward_rows(x)
+        np.testing.assert_allclose(got.detach(), ref.detach(), rtol=1e-5, atol=1e-5)
+        g = torch.randn_like(ref)
+        gx, *gp = torch.autograd.grad((got * g).sum(), [x, *head.parameters()])
+        rx, *rp = torch.autograd.grad((ref * g).sum(), [x, *head.parameters()])
+        for a, b in zip([gx, *gp], [rx, *rp]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

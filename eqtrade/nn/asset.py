@@ -131,6 +131,53 @@ class AssetwiseHead(nn.Module):
         return torch.cat(parts, dim=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The head on every asset, computed feature-major: features [C, B·N] between layers (one
+        column per asset of each observation), so every layer is one matrix product of a weight
+        [C_out, C_in] with all B·N columns at once, whose right operand is shared by the twin
+        critics (and the runs of a vmapped stack batch only the weights). The time-major
+        observation [B, F·N] becomes [F, B·N] with one copy; the weight row's N·w scaling (see
+        per_asset_inputs) is folded into its weight column. The same function as `forward_rows`
+        (tests/test_asset.py checks it); bench/bench_stack.py update times it."""
+        B, F, N = x.shape[0], self.rows, self.n_assets
+        expected = F * N + ((N + self.cash) if self.with_action else 0)
+        if x.shape[1] != expected:
+            raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
+                             f"{expected} inputs, got {x.shape[1]}")
+        layers = self.head.dense()
+        W0, b0 = layers[0]
+        scale = torch.ones(F, dtype=W0.dtype, device=W0.device)
+        scale[-1] = N
+        X = x[:, : F * N].reshape(B, F, N).transpose(0, 1)  # [F, B, N], a view
+        h = torch.matmul(W0[:, :F] * scale, X.reshape(F, B * N)) + b0[:, None]  # [H, B·N]
+        H = h.shape[0]
+        c, add = F, None  # add: terms [H, B, N] broadcast over assets or observations
+        if self.context == "mean":
+            add = torch.matmul(W0[:, c : c + F] * scale, X.mean(2))[:, :, None]  # [H, B, 1]
+            c += F
+        if self.with_action:
+            h = h + W0[:, c : c + 1] * x[:, F * N : F * N + N].reshape(1, B * N)
+            c += 1
+            if self.cash:
+                t = W0[:, c : c + 1] * x[:, F * N + N :].reshape(1, B)  # [H, B]
+                add = t[:, :, None] if add is None else add + t[:, :, None]
+                c += 1
+        if self.embedding is not None:
+            t = (W0[:, c:] @ self.embedding().T)[:, None, :]  # [H, 1, N]
+            add = t if add is None else add + t
+        if add is not None:
+            h = (h.view(H, B, N) + add).reshape(H, B * N)
+        for W, b in layers[1:]:
+            h = torch.matmul(W, torch.relu(h)) + b[:, None]
+        out = h.view(h.shape[0], B, N)
+        if self.outputs == "actor":
+            if self.cash:  # the cash's mean and raw log-std: the mean over assets of two more outputs
+                c2 = out[2:].mean(2)  # [2, B]
+                return torch.cat([out[0], c2[:1].T, out[1], c2[1:].T], dim=1)
+            return out.permute(1, 0, 2).reshape(B, -1)  # [means..., raw log-stds...]
+        return out.sum(2).T  # [B, 1]
+
+    def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The reference computation: per-asset input rows [B·N, features] through the head."""
         B, N = x.shape[0], self.n_assets
         z = self.per_asset_inputs(x)
         out = self.head(z.reshape(B * N, -1)).reshape(B, N, -1)

@@ -306,6 +306,23 @@ class EscnnMLP(nn.Module):
             h = torch.relu(layer(h))
         return F.linear(h, W1, b1)
 
+    def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same function as (weight [out, in], bias [out]) pairs with ReLU between them, on
+        channel-major features (hidden group convolutions as their dense matrices)."""
+        if self.layers == "frobenius":
+            K0, b0 = self.lift.matrix()
+            K1, b1 = self.project.matrix()
+            first, last = (K0.T, b0), (K1.T, b1)
+        else:
+            first, last = self._cache or (self.lift.expand_parameters(), self.project.expand_parameters())
+        out = [first]
+        for layer in self.hidden:
+            n = layer.cin * layer.G
+            basis = torch.cat([torch.zeros(1, n, device=layer.bias.device), torch.eye(n, device=layer.bias.device)])
+            y = layer(basis)  # row 0: the bias; rows 1..n: the columns plus the bias
+            out.append(((y[1:] - y[:1]).T, y[0]))
+        return out + [last]
+
     def regularizer(self) -> torch.Tensor:
         return zero_of(self)
 

@@ -34,6 +34,10 @@ class PlainMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The layers as (weight [out, in], bias [out]) pairs, ReLU between them."""
+        return [(m.weight, m.bias) for m in self.net if isinstance(m, nn.Linear)]
+
     def regularizer(self) -> torch.Tensor:
         return zero_of(self)
 

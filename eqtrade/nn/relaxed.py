@@ -225,6 +225,15 @@ class RelaxedMLP(nn.Module):
             h = torch.relu(layer.forward_gm(h))
         return mods[-1].forward_gm(h)
 
+    def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The same function as (weight [out, in], bias [out]) pairs with ReLU between them, on
+        channel-major features (the dense kernels of every layer, assembled from the parameters)."""
+        mods = list(self.net)
+        lift, project = mods[0], mods[-1]
+        out = [(lift.kernel(), lift.bias.repeat_interleave(lift.order))]
+        out += [(m.kernel(), m.bias.repeat_interleave(m.order)) for m in mods[2:-1:2]]
+        return out + [(project.kernel(), project.p_inv @ project.bias)]
+
     def regularizer(self) -> torch.Tensor:
         return sum((m.regularizer() for m in self.modules() if isinstance(m, RelaxedModule)), zero_of(self))
 
