@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dm_control envs: symmetry-break strength in [0, 1] (gravity tilted by 30°·S; default 0)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
-                   help="train several seeds in one process as a stack of runs (SAC): a count N (seeds 0..N-1) or a "
+                   help="train several seeds in one process as a stack of runs (SAC or DQN): a count N (seeds 0..N-1) or a "
                    "list; one ordinary run directory per seed: --out DIR/s<SEED> (default runs/ALGO-FAMILY-ENV-sSEED). "
                    "With --resume --out DIR: continue the stack in DIR (every s<SEED>/, or those listed)")
     t.add_argument("--encoder", default=None, metavar="cnn|lift|group|steerable",

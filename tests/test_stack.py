@@ -185,8 +185,47 @@ def test_runs_that_cannot_stack_are_refused(prices):
         learn_stack([make(spec, 0), make(other, 1)], 100, [[], []])
     dqn_spec = EnvSpec("trading", dict(spec.kwargs), dict(full_period=True, ticker="KO"))
     dqn = DQN(dqn_spec.make(), DQNConfig(**{**SMALL, "exploration_steps": 50}), dqn_spec)
-    with pytest.raises(ValueError, match="only SAC runs stack"):
-        learn_stack([dqn, dqn], 100, [[], []])
+    with pytest.raises(ValueError, match="runs of different algorithms do not stack"):
+        learn_stack([make(spec, 0), dqn], 100, [[], []])
+
+
+def _dqn(spec, seed, **kw):
+    cfg = {**SMALL, "exploration_steps": 100, "target_update_interval": 25, "max_grad_norm": 0.05, **kw}
+    return DQN(spec.make(), DQNConfig(seed=seed, **cfg), spec, spec.make(evaluation=True))
+
+
+def _assert_same_dqn(a: DQN, b: DQN, rtol: float) -> None:
+    for m in ("q", "q_target"):
+        for (n, p), q in zip(getattr(a, m).state_dict().items(), getattr(b, m).state_dict().values()):
+            assert float((p - q).norm()) <= rtol * float(p.norm()), f"{m} {n}: {float((p - q).norm() / p.norm()):.2e}"
+    assert a.updates == b.updates and a.step == b.step
+    assert a.last_losses["q_loss"] == pytest.approx(b.last_losses["q_loss"], rel=100 * rtol, abs=0)
+
+
+@pytest.mark.parametrize("family", ["plain", "relaxed"])
+def test_dqn_runs_stack_and_equal_the_same_seeds_alone(family, prices, tmp_path):
+    """DQN on the single-asset trading env: run k of a stack equals its seed alone (ε-greedy draws,
+    gradients clipped per run: a small max_grad_norm makes the clipping act, target copies), and a
+    stack interrupted and resumed from its checkpoints ends where the uninterrupted one does."""
+    spec = EnvSpec("trading", {"prices": prices, "window": 8, "split": ("2015-01-01", "2015-12-31"),
+                               "ticker": "KO", "episode_length": 60}, {"full_period": True})
+    steps = SMALL["learning_starts"] + UPDATES
+    alone = [_dqn(spec, s, family=family).learn(steps, progress=False) for s in (0, 1)]
+    stacked = [_dqn(spec, s, family=family) for s in (0, 1)]
+    learn_stack(stacked, steps, [[] for _ in stacked])
+    for a, b in zip(alone, stacked):
+        _assert_same_dqn(a, b, RTOL)
+    assert not torch.equal(stacked[0].q.state_dict()["head.net.0.weight" if family == "plain" else
+                                                      "head.net.0.psi"], stacked[1].q.state_dict()[
+        "head.net.0.weight" if family == "plain" else "head.net.0.psi"])
+    half = [_dqn(spec, s, family=family) for s in (0, 1)]
+    learn_stack(half, steps // 2 + 7, [[] for _ in half])
+    for k, a in enumerate(half):
+        a.save(tmp_path / f"r{k}.pt")
+    resumed = [DQN.load(tmp_path / f"r{k}.pt", build_env=True) for k in (0, 1)]
+    learn_stack(resumed, steps, [[] for _ in resumed])
+    for a, b in zip(stacked, resumed):
+        _assert_same_dqn(a, b, 0 if family == "plain" else RTOL)
 
 
 def test_batched_rollouts_equal_single_rollouts(prices):

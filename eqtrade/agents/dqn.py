@@ -74,6 +74,7 @@ class DQN(Agent):
 
     @torch.no_grad()
     def act(self, obs, explore: bool):
+        self._fresh()
         single = obs.ndim == len(self.observation_space.shape)
         a = self.q(self._obs_tensor(obs)).argmax(1).cpu().numpy()
         if explore:
@@ -82,6 +83,7 @@ class DQN(Agent):
         return int(a[0]) if single else a
 
     def policy_module(self):
+        self._fresh()
         return self.q
 
     def update(self) -> dict[str, float]:

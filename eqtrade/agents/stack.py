@@ -1,4 +1,4 @@
-"""Many SAC runs in one process: K independent runs of one shape trained as one batched program.
+"""Many SAC (or DQN) runs in one process: K independent runs of one shape trained as one batched program.
 
 The networks of K runs (seeds; folds or other settings that keep every tensor's shape) are
 stacked along a leading run axis and evaluated with `torch.func.vmap`; their optimisers, entropy
@@ -28,8 +28,9 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..envs.rollout import Episode, rollout_many
 from ..util import keep_freed_memory
-from .base import TrainingDiverged, ctrl_c_stops
+from .base import TrainingDiverged, check_finite, ctrl_c_stops, soft_update
 from .callbacks import EvalCallback
+from .dqn import DQN
 from .sac import SAC
 
 #: agent options that may differ between the runs of a stack: none changes a tensor's shape or
@@ -152,11 +153,14 @@ def check_stackable(agents: Sequence) -> None:
     if not agents:
         raise ValueError("a stack needs at least one run")
     for a in agents:
-        if not isinstance(a, SAC):
-            raise ValueError(f"only SAC runs stack (got {a.algo}): train {a.algo} runs one at a time (--seed S, not --seeds)")
+        if type(a) not in (SAC, DQN):
+            raise ValueError(f"only SAC and DQN runs stack (got {a.algo}): train {a.algo} runs one at a time "
+                             "(--seed S, not --seeds)")
         if a.env is None:
             raise ValueError("a run loaded to predict (no env) cannot train in a stack")
     a0 = agents[0]
+    if len({type(a) for a in agents}) > 1:
+        raise ValueError(f"runs of different algorithms do not stack ({', '.join(sorted({a.algo for a in agents}))})")
     c0 = a0.config.to_dict()
     for a in agents[1:]:
         c = a.config.to_dict()
@@ -267,7 +271,98 @@ class StackedSAC(SAC):
         self.dirty[k] = False
 
 
-def _batched_evaluations(stack: StackedSAC, callbacks: Sequence[Sequence]) -> None:
+class StackedDQN:
+    """The stacked learner of K DQN runs: double DQN's update on tensors with a leading run axis,
+    each run's gradient clipped by its own norm, each run's ε-greedy draws from its own stream."""
+
+    def __init__(self, agents: Sequence[DQN]):
+        check_stackable(agents)
+        a0 = agents[0]
+        self.agents = list(agents)
+        self.config, self.device = a0.config, a0.device
+        self.observation_space, self.action_space, self.n_actions = a0.observation_space, a0.action_space, a0.n_actions
+        self.q = StackedModule([a.q for a in agents]).to(self.device)
+        self.q_target = StackedModule([a.q_target for a in agents]).to(self.device)
+        self.opt = _stack_adam([a.opt for a in agents], self.q.param_list(), self.config.lr, True)
+        self.buffer = StackedBuffer([a.buffer for a in agents])
+        if len({a.updates for a in agents}) > 1:
+            raise ValueError("the runs of a stack must be at the same update (resume runs that stopped together)")
+        self.updates = a0.updates
+        self.dirty = [False] * len(agents)
+
+    def update(self) -> list[dict[str, float]]:
+        cfg = self.config
+        b = self.buffer.sample(cfg.batch_size, self.device)
+        with torch.no_grad():
+            best = self.q(b["next_obs"]).argmax(-1, keepdim=True)  # double DQN: online nets pick
+            q_next = self.q_target(b["next_obs"]).gather(-1, best).squeeze(-1)  # target nets evaluate
+            y = b["rewards"] + b["discount"] * q_next
+        q = self.q(b["obs"]).gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
+        loss = torch.nn.functional.smooth_l1_loss(q, y, reduction="none").mean(-1)  # [K]
+        if cfg.reg_coef:
+            loss = loss + cfg.reg_coef * self.q.regularizer()
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        self._clip_per_run(cfg.max_grad_norm)
+        self.opt.step()
+        self.updates += 1
+        if cfg.tau < 1.0:
+            soft_update(self.q_target, self.q, cfg.tau)
+        elif self.updates % cfg.target_update_interval == 0:
+            soft_update(self.q_target, self.q, 1.0)
+        self.dirty = [True] * len(self.agents)
+        rows = []
+        for k, a in enumerate(self.agents):
+            a.updates = self.updates
+            try:
+                rows.append({"q_loss": check_finite("Q loss", loss[k].detach(), a.step)})
+            except TrainingDiverged as e:
+                raise TrainingDiverged(f"run {k} of the stack (seed {a.config.seed}): {e}") from None
+        return rows
+
+    @torch.no_grad()
+    def _clip_per_run(self, max_norm: float) -> None:
+        """torch.nn.utils.clip_grad_norm_ of each run on its own parameters' gradients."""
+        grads = [p.grad for p in self.q.param_list() if p.grad is not None]
+        K = len(self.agents)
+        norms = torch.stack([torch.linalg.vector_norm(g.reshape(K, -1), dim=1) for g in grads], dim=1)  # [K, P]
+        coef = (max_norm / (torch.linalg.vector_norm(norms, dim=1) + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(K, *([1] * (g.ndim - 1))))
+
+    @torch.no_grad()
+    def act_all(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        """Actions [K] of every run for observations [K, *obs]: greedy, then (exploring) each run's
+        ε-greedy draws from its own stream in the order a run alone draws them."""
+        o = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device).reshape(
+            len(self.agents), -1, *self.observation_space.shape)
+        a = self.q(o).argmax(-1).cpu().numpy()[:, 0]
+        if explore:
+            for k, agent in enumerate(self.agents):
+                rand = agent.rng.random(1) < agent.epsilon
+                a[k] = np.where(rand, agent.rng.integers(0, self.n_actions, 1), a[k:k + 1])[0]
+        return a
+
+    @torch.no_grad()
+    def pull(self, agent: DQN) -> None:
+        """Copy a run's part of the stack into its agent (networks, optimiser), if it changed."""
+        k = self.agents.index(agent)
+        if not self.dirty[k]:
+            return
+        self.q.write_into(k, agent.q)
+        self.q_target.write_into(k, agent.q_target)
+        _unstack_adam(self.opt, self.q.param_list(), k, agent.opt)
+        agent.updates = self.updates
+        self.dirty[k] = False
+
+
+def stack_of(agents: Sequence) -> StackedSAC | StackedDQN:
+    """The stacked learner of K runs of one algorithm (a clear error where they cannot stack)."""
+    check_stackable(agents)
+    return StackedDQN(agents) if isinstance(agents[0], DQN) else StackedSAC(agents)
+
+
+def _batched_evaluations(stack: StackedSAC | StackedDQN, callbacks: Sequence[Sequence]) -> None:
     """At a step where the runs evaluate, run every run's evaluation rollouts together (one
     batched policy over the K episodes of each rollout) and hand each run's evaluation callback
     its result; runs whose evaluations differ in plan evaluate on their own."""
@@ -286,15 +381,15 @@ def _batched_evaluations(stack: StackedSAC, callbacks: Sequence[Sequence]) -> No
         ev.prefill(a, res)
 
 
-def learn_stack(agents: Sequence[SAC], total_steps: int, callbacks: Sequence[Sequence]) -> list[SAC]:
-    """Train K SAC runs as one stack until `total_steps` each; `callbacks[k]` are run k's (as
+def learn_stack(agents: Sequence, total_steps: int, callbacks: Sequence[Sequence]) -> list:
+    """Train K SAC (or K DQN) runs as one stack until `total_steps` each; `callbacks[k]` are run k's (as
     `Agent.learn_with` takes them: evaluation, metrics.csv, progress, checkpoints). Ctrl-C stops
     every run at the same whole step and each run's checkpoint callback saves it."""
     agents = list(agents)
     if len(callbacks) != len(agents):
         raise ValueError(f"{len(agents)} runs but {len(callbacks)} callback lists")
     keep_freed_memory()
-    stack = StackedSAC(agents)
+    stack = stack_of(agents)
     records_extras = agents[0].buffer.extras is not None
     for a in agents:
         a._stack = stack
