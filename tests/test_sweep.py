@@ -452,12 +452,12 @@ def test_grid_trials_pack_by_everything_but_the_seed_and_split():
 
     trials = {f"{f}-{s}": cfg(f, s) for f in ("plain", "exact") for s in range(7)}
     trials["fold2"] = cfg("plain", 0, ("2013-01-01", "2015-12-31"))  # a fold: stacks with plain
-    trials["dqn"] = cfg("plain", 0, algo="dqn")  # DQN runs one per trial
+    trials["dqn-0"], trials["dqn-1"] = cfg("plain", 0, algo="dqn"), cfg("plain", 1, algo="dqn")  # DQN stacks too
     packs = pack_trials(trials, 5)
     assert packs["plain-0+4"] == [f"plain-{s}" for s in range(5)]
     assert packs["plain-5+2"] == ["plain-5", "plain-6", "fold2"]
     assert packs["exact-0+4"] == [f"exact-{s}" for s in range(5)] and packs["exact-5+1"] == ["exact-5", "exact-6"]
-    assert packs["dqn"] == ["dqn"]
+    assert packs["dqn-0+1"] == ["dqn-0", "dqn-1"]  # with each other, never with SAC runs
     assert sorted(n for ns in packs.values() for n in ns) == sorted(trials)  # every trial once
     assert pack_trials(trials, 1) == {n: [n] for n in trials}
 

@@ -139,13 +139,13 @@ def waves(names: list[str], trials: dict[str, dict], out=None) -> list[list[str]
 
 
 def _stackable(cfg: dict) -> bool:
-    """Whether a trial's runs can train side by side as a stack (SAC, a grid trial)."""
-    return cfg.get("run", {}).get("algo") == "sac" and "dir" not in cfg
+    """Whether a trial's runs can train side by side as a stack (SAC or DQN, a grid trial)."""
+    return cfg.get("run", {}).get("algo") in ("sac", "dqn") and "dir" not in cfg
 
 
 def pack_trials(trials: dict[str, dict], pack: int, out=None) -> dict[str, list[str]]:
     """Grid trials grouped into packs of at most `pack` that train as one stack of runs
-    (eqtrade.agents.stack): SAC runs whose configs differ only in PACK_FREE, in grid order;
+    (eqtrade.agents.stack): SAC (or DQN) runs whose configs differ only in PACK_FREE, in grid order;
     every other trial is a pack of its own. A chain of warm starts ([run] init_from: walk-forward
     folds with warm_start, whose best.pt is in `out`/runs) is never split, and counts as one
     towards `pack`. Returns pack name ->
