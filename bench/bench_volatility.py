@@ -17,6 +17,7 @@ gain with turnover < 0.3/day. A random policy is scored by the same criterion (i
 
     .venv/bin/python bench/bench_volatility.py [--scales exact,relaxed,plain] [--seeds 0] [--steps 6000]
         [--family relaxed] [--assets 10] [--action-map per_asset|normalize] [--window 32] [--penalty 40]
+        [--split test|valid] [--agent KEY=VALUE,...]
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ import numpy as np
 import pandas as pd
 
 TRAIN, VALID, TEST = ("1900-01-01", "1939-12-31"), ("1940-01-01", "1949-12-31"), ("1950-01-01", "2022-12-28")
+#: the span every score is computed on: TEST, or VALID with --split valid (choosing settings
+#: without reading the test span; best.pt is chosen on VALID either way)
+SCORED = {"span": TEST}
 #: the training env of this market: the strategies' defaults (10 bps and the 40 bps regulariser)
 ENV = {"window": 32, "cost_bps": 10.0, "turnover_penalty_bps": 40.0, "episode_length": 252, "action_map": "per_asset"}
 
@@ -46,8 +50,8 @@ def rule_gain(prices: pd.DataFrame, n_boot: int = 1000) -> dict:
     from eqtrade.backtest.engine import baseline
     from eqtrade.backtest.stats import delta_sharpe, sharpe
 
-    ew = baseline("equal-weight", prices, TEST, ENV["window"], ENV["cost_bps"])
-    vm = baseline("volman", prices, TEST, ENV["window"], ENV["cost_bps"])
+    ew = baseline("equal-weight", prices, SCORED["span"], ENV["window"], ENV["cost_bps"])
+    vm = baseline("volman", prices, SCORED["span"], ENV["window"], ENV["cost_bps"])
     d = delta_sharpe(vm.returns, ew.returns, n_boot=n_boot)
     return {"ew": ew, "volman": vm, "ew_sharpe": sharpe(ew.returns), "rule_sharpe": sharpe(vm.returns),
             "gain": d["delta"], "gain_se": d["se"], "gain_in_se": d["delta"] / d["se"]}
@@ -92,14 +96,14 @@ def train(prices: pd.DataFrame, scale: str, family: str = "relaxed", seed: int =
     sac = SAC(spec.make(), cfg, spec)
     sac.learn(steps, out_dir=out, progress=False)
     best = out / "best.pt"
-    return Agent.load_policy(best, EnvSpec("portfolio", dict(kw, split=list(TEST), full_period=True)).make()), spec
+    return Agent.load_policy(best, EnvSpec("portfolio", dict(kw, split=list(SCORED["span"]), full_period=True)).make()), spec
 
 
 def test_backtest(policy_agent, spec) -> object:
     from eqtrade.backtest.engine import rollout
     from eqtrade.envs.factory import EnvSpec
 
-    env = EnvSpec("portfolio", spec.evaluation_kwargs(split=list(TEST), full_period=True)).make()
+    env = EnvSpec("portfolio", spec.evaluation_kwargs(split=list(SCORED["span"]), full_period=True)).make()
     return rollout(lambda o: policy_agent.predict(o, deterministic=True), env, name="agent")
 
 
@@ -108,18 +112,19 @@ def random_policy(prices: pd.DataFrame, ref: dict, seed: int = 0) -> dict:
     from eqtrade.backtest.engine import rollout
     from eqtrade.envs.factory import EnvSpec
 
-    env = EnvSpec("portfolio", dict(ENV, prices=prices, split=list(TEST), full_period=True)).make()
+    env = EnvSpec("portfolio", dict(ENV, prices=prices, split=list(SCORED["span"]), full_period=True)).make()
     rng = np.random.default_rng(seed)
     bt = rollout(lambda o: rng.uniform(-1, 1, env.action_space.shape), env, name="random")
     return score(bt, ref)
 
 
 def run(scale: str, seed: int = 0, steps: int = 6000, family: str = "relaxed", n_assets: int = 10,
-        market_seed: int = 0, prices: pd.DataFrame | None = None, ref: dict | None = None) -> dict:
+        market_seed: int = 0, prices: pd.DataFrame | None = None, ref: dict | None = None,
+        agent_opts: dict | None = None) -> dict:
     prices = market(n_assets, market_seed) if prices is None else prices
     ref = rule_gain(prices) if ref is None else ref
     t0 = time.perf_counter()
-    agent, spec = train(prices, scale, family, seed, steps)
+    agent, spec = train(prices, scale, family, seed, steps, agent=agent_opts)
     bt = test_backtest(agent, spec)
     calm, storm = regime_exposure(bt, prices)
     return {"scale": scale, "family": family, "seed": seed, **score(bt, ref), "gross_calm": calm, "gross_storm": storm,
@@ -138,7 +143,20 @@ def main() -> None:
     ap.add_argument("--penalty", type=float, default=40.0, help="training-only turnover penalty, bps (default 40)")
     ap.add_argument("--action-map", default="per_asset", choices=["per_asset", "normalize"],
                     help="how actions become weights (eqtrade.envs.PortfolioEnv; default per_asset)")
+    ap.add_argument("--split", default="test", choices=["test", "valid"],
+                    help="the span scored: test (1950-2022) or valid (1940-1949: settings chosen without the test span)")
+    ap.add_argument("--agent", default="", help="SAC options over the portfolio defaults, KEY=VALUE,... (e.g. lr=1e-3)")
     args = ap.parse_args()
+    SCORED["span"] = TEST if args.split == "test" else VALID
+    import ast
+
+    opts = {}
+    for item in filter(None, args.agent.split(",")):
+        k, _, v = item.partition("=")
+        try:
+            opts[k.strip()] = ast.literal_eval(v.strip())
+        except (ValueError, SyntaxError):
+            opts[k.strip()] = v.strip()
     ENV["action_map"] = args.action_map
     ENV["window"], ENV["turnover_penalty_bps"] = args.window, args.penalty
     import torch
@@ -147,8 +165,9 @@ def main() -> None:
     prices = market(args.assets, args.market_seed)
     ref = rule_gain(prices)
     print(f"env: window {ENV['window']}, turnover penalty {ENV['turnover_penalty_bps']} bps, action_map "
-          f"{ENV['action_map']}; SAC {args.family} reflection, {args.steps} steps")
-    print(f"planted volatility market, {args.assets} assets (seed {args.market_seed}); test {TEST[0]}..{TEST[1]}: "
+          f"{ENV['action_map']}; SAC {args.family} reflection, {args.steps} steps, options {opts or 'the defaults'}")
+    print(f"planted volatility market, {args.assets} assets (seed {args.market_seed}); {args.split} "
+          f"{SCORED['span'][0]}..{SCORED['span'][1]}: "
           f"EW Sharpe {ref['ew_sharpe']:.3f}, volatility-managed {ref['rule_sharpe']:.3f}, gain {ref['gain']:+.3f} "
           f"= {ref['gain_in_se']:.1f} paired SE (turnover {ref['volman'].turnover:.4f}/day)")
     r = random_policy(prices, ref)
@@ -158,7 +177,7 @@ def main() -> None:
           f"{'gross calm/storm':>17} {'s':>5}  criterion")
     for scale in args.scales.split(","):
         for seed in [int(s) for s in args.seeds.split(",")]:
-            r = run(scale, seed, args.steps, args.family, prices=prices, ref=ref)
+            r = run(scale, seed, args.steps, args.family, prices=prices, ref=ref, agent_opts=opts)
             print(f"{scale:8} {seed:>4} {r['sharpe']:7.3f} {r['delta']:+8.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] "
                   f"{r['share']:6.2f} {r['turnover']:9.4f} {r['gross_calm']:8.2f}/{r['gross_storm']:.2f} "
                   f"{r['seconds']:5.0f}  {'passes' if r['passes'] else 'fails'}",
