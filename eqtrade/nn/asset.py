@@ -108,13 +108,17 @@ class AssetwiseHead(nn.Module):
         # long-only books: one more action, the cash's (the env's last), invariant to permuting assets
         self.cash = bool(cash)
 
-    def per_asset_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, (W + H + V)·N + N (+ N)] -> [B, N, F]: each asset's head input (see the class docstring)."""
-        B, F, N = x.shape[0], self.rows, self.n_assets
+    def _check(self, x: torch.Tensor) -> None:
+        F, N = self.rows, self.n_assets
         expected = F * N + ((N + self.cash) if self.with_action else 0)
         if x.shape[1] != expected:
             raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
                              f"{expected} inputs, got {x.shape[1]}")
+
+    def per_asset_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, (W + H + V)·N + N (+ N)] -> [B, N, F]: each asset's head input (see the class docstring)."""
+        B, F, N = x.shape[0], self.rows, self.n_assets
+        self._check(x)
         own = x[:, : F * N].reshape(B, F, N).transpose(1, 2)
         # weights are ~1/N each (gross <= 1): shown to the head as N·w, on the scale of the
         # normalised returns and of the action, so that the position is not drowned out
@@ -137,12 +141,9 @@ class AssetwiseHead(nn.Module):
         critics (and the runs of a vmapped stack batch only the weights). The time-major
         observation [B, F·N] becomes [F, B·N] with one copy; the weight row's N·w scaling (see
         per_asset_inputs) is folded into its weight column. The same function as `forward_rows`
-        (tests/test_asset.py checks it); bench/bench_stack.py update times it."""
+        (tests/test_assets.py checks it); bench/bench_stack.py update times it."""
         B, F, N = x.shape[0], self.rows, self.n_assets
-        expected = F * N + ((N + self.cash) if self.with_action else 0)
-        if x.shape[1] != expected:
-            raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
-                             f"{expected} inputs, got {x.shape[1]}")
+        self._check(x)
         layers = self.head.dense()
         W0, b0 = layers[0]
         scale = torch.ones(F, dtype=W0.dtype, device=W0.device)
