@@ -183,8 +183,37 @@ def _sac(family, scale, mode="long_short", encoder=None, actor_loss="exact"):
     return SAC(spec.make(), cfg, spec)
 
 
-# every reflection family on the per-asset network; the flat network for plain and relaxed (its
-# exact escnn variant takes long to build; the gains sit in front of the encoder alike)
+def _level_weights(actor) -> torch.Tensor:
+    """What a relaxed-scale actor reads the volatility levels with: the per-asset head's weights on
+    its level inputs (dense, every family), or a flat network's ScaleGain gains."""
+    if actor.scale is not None:
+        return actor.scale.scale_gain.detach()
+    return actor.head.head.dense()[0][0][:, actor.head.level_columns].detach()
+
+
+@torch.no_grad()
+def _move_levels(actor, rng) -> float:
+    """Move the level weights off zero; the squared norm they then have (a lower bound of the
+    regulariser's rise)."""
+    if actor.scale is not None:
+        actor.scale.scale_gain.copy_(torch.tensor([0.5, -0.3, 0.2, 0.4]))
+    else:
+        head, cols = actor.head.head, actor.head.level_columns
+        if hasattr(head, "net") and isinstance(head.net[0], torch.nn.Linear):  # plain
+            head.net[0].weight[:, cols] = torch.as_tensor(rng.normal(0, 0.5, (head.net[0].weight.shape[0], len(cols))),
+                                                          dtype=torch.float32)
+        elif hasattr(head, "lift") and hasattr(head.lift, "weight"):  # exact (frobenius lift)
+            head.lift.weight[cols, :] = torch.as_tensor(rng.normal(0, 0.5, (len(cols), head.lift.weight.shape[1])),
+                                                        dtype=torch.float32)
+        else:  # relaxed: the lift's kernels in every bank
+            psi = head.net[0].psi
+            psi[:, :, cols] = torch.as_tensor(rng.normal(0, 0.5, (psi.shape[0], psi.shape[1], len(cols))),
+                                              dtype=torch.float32)
+    return float(_level_weights(actor).pow(2).sum())
+
+
+# every reflection family on the per-asset network (level weights in the head); the flat network
+# for plain and relaxed (its exact escnn variant takes long to build; ScaleGain in front of it)
 @pytest.mark.parametrize("family, encoder", [(f, {"kind": "per_asset"}) for f in ("plain", "exact", "relaxed")]
                          + [(f, {"kind": "flat"}) for f in ("plain", "relaxed")])
 def test_relaxed_scale_networks_start_exactly_invariant_and_keep_their_reflection_family(family, encoder):
@@ -196,23 +225,27 @@ def test_relaxed_scale_networks_start_exactly_invariant_and_keep_their_reflectio
     env = sac.env
     obs = torch.as_tensor(np.array([env.reset(seed=s)[0] for s in range(4)]) +
                           np.random.default_rng(0).normal(0, 0.3, (4, env.observation_space.shape[0])), dtype=torch.float32)
-    assert max(scale_errors(sac.actor, axis, obs).values()) == 0.0  # gains at zero: exactly invariant
-    with torch.no_grad():
-        sac.actor.scale.scale_gain.copy_(torch.tensor([0.5, -0.3, 0.2, 0.4]))
+    assert float(_level_weights(sac.actor).abs().max()) == 0.0
+    assert max(scale_errors(sac.actor, axis, obs).values()) == 0.0  # level weights at zero: exactly invariant
+    base = float(sac.actor.regularizer())
+    moved = _move_levels(sac.actor, np.random.default_rng(1))
     assert max(scale_errors(sac.actor, axis, obs).values()) > 1e-3  # the levels now matter
-    assert float(sac.actor.regularizer()) >= 0.5**2 + 0.3**2 + 0.2**2 + 0.4**2 - 1e-6
-    if family == "exact":  # the gains act on reflection-invariant inputs: still exactly equivariant
+    assert float(sac.actor.regularizer()) - base == pytest.approx(moved, rel=1e-4)  # Σ of their squares
+    if family == "exact":  # the levels are reflection-invariant inputs: still exactly equivariant
         assert equivariance_error(sac.actor, sac.symmetry, obs) < 1e-5
     if encoder["kind"] == "per_asset":
+        assert sac.actor.scale is None  # read in the head, not through ScaleGain
         assert max(permutation_errors(sac.actor, sac.symmetry, obs, reflect=family == "exact").values()) < 1e-5
 
 
-def test_the_gains_learn_from_zero_and_the_deviation_is_logged(tmp_path):
+def test_the_level_weights_learn_from_zero_and_the_deviation_is_logged(tmp_path):
     sac = _sac("relaxed", "relaxed")
     sac.learn(150, out_dir=tmp_path, progress=False)
-    g = sac.actor.scale.scale_gain.detach()
-    assert float(g.abs().sum()) > 0  # a gradient reaches the gains through the network
+    assert float(_level_weights(sac.actor).detach().abs().sum()) > 0  # a gradient reaches them from zero
     assert sac.scale_error() > 0
+    flat = _sac("relaxed", "relaxed", encoder={"kind": "flat"})
+    flat.learn(80, progress=False)
+    assert float(flat.actor.scale.scale_gain.detach().abs().sum()) > 0  # ScaleGain's gains, likewise
     plain = _sac("relaxed", "plain")
     plain.learn(80, progress=False)
     assert plain.actor.scale is None and plain.scale_error() > 0.01  # raw returns: far from invariant

@@ -87,6 +87,17 @@ class EnsembleMLP(nn.Module):
         return zero_of(self)
 
 
+class _Call(nn.Module):
+    """Calls a method of the wrapped module by name (so that functional_call can run any of them)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.m = module
+
+    def forward(self, method: str, *args, **kwargs):
+        return getattr(self.m, method)(*args, **kwargs)
+
+
 class TwinCritic(nn.Module):
     """Two critics Q1, Q2 evaluated together: [2, B, 1]."""
 
@@ -138,15 +149,12 @@ class TwinCritic(nn.Module):
     def regularizer(self) -> torch.Tensor:
         if self.ensemble is not None:
             return zero_of(self)
-        if self.batched:
-            # stacked [2, ...]: relaxed weights vary over group elements (last axis), asset
-            # embeddings over assets ([2, N, k]: axis 1), scale gains from zero; see RelaxedMLP,
-            # AssetEmbedding and eqtrade.nn.scale.ScaleGain
-            return sum((v.var(dim=-1, unbiased=False).sum() for k, v in self.params.items()
-                        if k.endswith("relaxed_weights")), zero_of(self)) + \
-                sum((v.var(dim=1, unbiased=False).sum() for k, v in self.params.items()
-                     if k.endswith("embedding:weight") and v.shape[1] > 1), zero_of(self)) + \
-                sum((v.pow(2).sum() for k, v in self.params.items() if k.endswith("scale_gain")), zero_of(self))
+        if self.batched:  # each twin's own regulariser (on its slice of the stacked parameters), summed
+            call = _Call(self._base[0])
+            p, b = self._stacked(False)
+            return vmap(lambda pp, bb: functional_call(call, ({"m." + k: v for k, v in pp.items()},
+                                                              {"m." + k: v for k, v in bb.items()}),
+                                                       ("regularizer",)))(p, b).sum(0)
         return self.qs[0].regularizer() + self.qs[1].regularizer()
 
 

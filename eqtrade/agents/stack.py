@@ -31,22 +31,11 @@ from ..util import keep_freed_memory
 from .base import TrainingDiverged, check_finite, ctrl_c_stops, soft_update
 from .callbacks import EvalCallback
 from .dqn import DQN
-from .sac import SAC
+from .sac import SAC, _Call
 
 #: agent options that may differ between the runs of a stack: none changes a tensor's shape or
 #: the update's arithmetic (hyperparameters such as the learning rate would need per-run optimisers)
 PER_RUN_OPTIONS = ("seed",)
-
-
-class _Call(nn.Module):
-    """Calls a method of the wrapped module by name (so that functional_call can run any of them)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.m = module
-
-    def forward(self, method: str, *args, **kwargs):
-        return getattr(self.m, method)(*args, **kwargs)
 
 
 class StackedModule(nn.Module):

@@ -95,7 +95,7 @@ class AssetwiseHead(nn.Module):
 
     def __init__(self, head: nn.Module, window: int, n_assets: int, with_action: bool, outputs: str,
                  context: str = "none", embedding: AssetEmbedding | None = None, horizons: int = 0, levels: int = 0,
-                 cash: bool = False):
+                 cash: bool = False, relaxed_levels: bool = False):
         super().__init__()
         if outputs not in ("actor", "value"):
             raise ValueError(f"outputs must be 'actor' or 'value', got {outputs!r}")
@@ -107,6 +107,14 @@ class AssetwiseHead(nn.Module):
         self.rows = int(window) + int(horizons) + int(levels) + 1  # per asset: window, horizons, levels, weight
         # long-only books: one more action, the cash's (the env's last), invariant to permuting assets
         self.cash = bool(cash)
+        # a relaxed scale axis: the head's weights on the volatility levels (its own rows and, with
+        # context, the market's mean of them) are the relaxed weights: zero at the start (exactly
+        # invariant to the volatility level), pulled back by regularizer()
+        first = int(window) + int(horizons)
+        own = list(range(first, first + int(levels)))
+        self.level_columns = (own + ([self.rows + c for c in own] if context == "mean" else [])) if relaxed_levels else []
+        if self.level_columns:
+            head.zero_input_columns(self.level_columns)
 
     def _check(self, x: torch.Tensor) -> None:
         F, N = self.rows, self.n_assets
@@ -191,6 +199,8 @@ class AssetwiseHead(nn.Module):
 
     def regularizer(self) -> torch.Tensor:
         reg = self.head.regularizer()
+        if self.level_columns:  # Σ of the squared level weights: zero exactly when scale-invariant
+            reg = reg + self.head.dense()[0][0][:, self.level_columns].pow(2).sum()
         return reg + self.embedding.regularizer() if self.embedding is not None else reg
 
 
@@ -201,7 +211,7 @@ ASSET_FAMILIES = ("exact", "relaxed")
 def asset_head(family: str, window: int, n_assets: int, outputs: str, with_action: bool,
                hidden: Sequence[int], channels: Sequence[int] | None, banks: int, context: str = "none",
                assets: str = "exact", embed_dim: int = 4, tickers: Sequence[str] | None = None,
-               horizons: int = 0, levels: int = 0, cash: bool = False) -> AssetwiseHead:
+               horizons: int = 0, levels: int = 0, cash: bool = False, relaxed_levels: bool = False) -> AssetwiseHead:
     """The shared per-asset head of a family (plain MLP, exact or relaxed w.r.t. the per-asset
     reflection); exact/relaxed channels matched in parameters to the plain head of widths `hidden`.
     context: "none" or "mean" (market pooling); assets: "exact" (one head for all) or "relaxed"
@@ -209,7 +219,8 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
     horizon returns (negate under the reflection) and volatility levels (invariant) per asset;
     cash: a long-only book's cash action besides the N assets' (the actor's cash mean and log-std
     are means over assets of two more head outputs; a critic's every asset reads the cash action):
-    plain heads only, as a long-only book has no reflection."""
+    plain heads only, as a long-only book has no reflection. relaxed_levels: the head's weights on
+    the levels start at zero and are regularised toward zero (a relaxed scale axis)."""
     if cash and family != "plain":
         raise ValueError(f"a long-only book has no reflection symmetry (negating weights leaves the simplex): "
                          f"its per-asset network takes the plain reflection family, not {family!r}; the asset "
@@ -230,7 +241,7 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
                    + (("sign", (1 + cash) if with_action else 0), ("trivial", k)))
     n_out = (2 if outputs == "actor" else 1) + (2 if cash and outputs == "actor" else 0)
     wrap = lambda head: AssetwiseHead(head, window, n_assets, with_action, outputs, context, embedding,  # noqa: E731
-                                      horizons, levels, cash)
+                                      horizons, levels, cash, relaxed_levels)
     if family == "plain":
         return wrap(PlainMLP(sum(n for _, n in reps), n_out, hidden))
     if not hidden:

@@ -306,6 +306,18 @@ class EscnnMLP(nn.Module):
             h = torch.relu(layer(h))
         return F.linear(h, W1, b1)
 
+    @torch.no_grad()
+    def zero_input_columns(self, cols) -> None:
+        """Zero the lift's weights on inputs `cols` (they then start unread). For inputs of a
+        diagonal representation (sign or trivial: the trading symmetries) that zeroes exactly
+        those columns of the dense kernel; checked."""
+        if self.layers != "frobenius":
+            raise ValueError("zero_input_columns needs the frobenius layers (layers='escnn' expands escnn's basis)")
+        self.lift.weight[list(cols), :] = 0.0
+        if self.lift.matrix()[0][list(cols)].abs().max() > 0:
+            raise ValueError("the lift mixes these inputs with others (a non-diagonal representation): "
+                             "their columns cannot be zeroed alone")
+
     def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same function as (weight [out, in], bias [out]) pairs with ReLU between them, on
         channel-major features (hidden group convolutions as their dense matrices)."""

@@ -189,10 +189,18 @@ def _per_asset(encoder, tickers=None) -> dict | None:
     return None
 
 
-def _asset_head(family, pa: dict, outputs: str, with_action: bool, hidden, channels, banks, act_dim=None):
+def _asset_head(family, pa: dict, outputs: str, with_action: bool, hidden, channels, banks, act_dim=None,
+                scale: ScaleAxis | None = None):
+    """The per-asset head; on a relaxed scale axis it reads the volatility levels through its own
+    level weights, zero at the start (not through ScaleGain: see eqtrade.nn.scale)."""
+    relaxed = scale is not None and scale.family == "relaxed"
+    if relaxed and not pa["levels"]:
+        raise ValueError("a relaxed scale axis needs volatility levels in the observation (MarketFeatures levels), "
+                         "got a per-asset encoder with levels = 0")
     return asset_head(family, pa["window"], pa["n_assets"], outputs, with_action, hidden, channels, banks,
                       context=pa["context"], assets=pa["assets"], embed_dim=pa["embed_dim"], tickers=pa["tickers"],
-                      horizons=pa["horizons"], levels=pa["levels"], cash=act_dim == pa["n_assets"] + 1)
+                      horizons=pa["horizons"], levels=pa["levels"], cash=act_dim == pa["n_assets"] + 1,
+                      relaxed_levels=relaxed)
 
 
 def build_actor(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
@@ -203,8 +211,8 @@ def build_actor(family: str, observation_space, action_space, symmetry: Symmetry
     act_dim = int(np.prod(action_space.shape))
     if (pa := _per_asset(encoder, tickers)) is not None:
         _check_per_asset(obs_dim, act_dim, pa)
-        head = _asset_head(family, pa, "actor", False, hidden, channels, banks, act_dim)
-        return Actor(Identity(), head, family, symmetry, act_dim, log_std_bounds).with_scale(scale, obs_dim)
+        head = _asset_head(family, pa, "actor", False, hidden, channels, banks, act_dim, scale)
+        return Actor(Identity(), head, family, symmetry, act_dim, log_std_bounds)
     enc, head = _networks(family, symmetry, obs_dim, (0, None),
                           lambda: action_rep(symmetry) + trivial_rep(symmetry, act_dim), 2 * act_dim,
                           hidden, channels, banks, encoder)
@@ -219,8 +227,8 @@ def build_critic(family: str, observation_space, action_space, symmetry: Symmetr
     act_dim = int(np.prod(action_space.shape))
     if (pa := _per_asset(encoder, tickers)) is not None:
         _check_per_asset(obs_dim, act_dim, pa)
-        return Critic(Identity(), _asset_head(family, pa, "value", True, hidden, channels, banks, act_dim), family,
-                      symmetry).with_scale(scale, obs_dim)
+        return Critic(Identity(), _asset_head(family, pa, "value", True, hidden, channels, banks, act_dim, scale),
+                      family, symmetry)
     enc, head = _networks(family, symmetry, obs_dim, (act_dim, lambda: action_rep(symmetry)),
                           lambda: trivial_rep(symmetry, 1), 1, hidden, channels, banks, encoder)
     return Critic(enc, head, family, symmetry).with_scale(scale, obs_dim)
@@ -233,8 +241,8 @@ def build_value(family: str, observation_space, symmetry: Symmetry | None = None
     obs_dim = _check(observation_space, symmetry, family)
     if (pa := _per_asset(encoder, tickers)) is not None:
         _check_per_asset(obs_dim, None, pa)
-        return Value(Identity(), _asset_head(family, pa, "value", False, hidden, channels, banks), family,
-                     symmetry).with_scale(scale, obs_dim)
+        return Value(Identity(), _asset_head(family, pa, "value", False, hidden, channels, banks, scale=scale),
+                     family, symmetry)
     enc, head = _networks(family, symmetry, obs_dim, (0, None), lambda: trivial_rep(symmetry, 1), 1,
                           hidden, channels, banks, encoder)
     return Value(enc, head, family, symmetry).with_scale(scale, obs_dim)

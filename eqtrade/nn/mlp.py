@@ -34,6 +34,11 @@ class PlainMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    @torch.no_grad()
+    def zero_input_columns(self, cols) -> None:
+        """Set the first layer's weights on inputs `cols` to zero (they then start unread)."""
+        self.net[0].weight[:, list(cols)] = 0.0
+
     def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The layers as (weight [out, in], bias [out]) pairs, ReLU between them."""
         return [(m.weight, m.bias) for m in self.net if isinstance(m, nn.Linear)]

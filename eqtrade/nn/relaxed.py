@@ -225,6 +225,11 @@ class RelaxedMLP(nn.Module):
             h = torch.relu(layer.forward_gm(h))
         return mods[-1].forward_gm(h)
 
+    @torch.no_grad()
+    def zero_input_columns(self, cols) -> None:
+        """Set the lift's kernels on inputs `cols` to zero in every bank (they then start unread)."""
+        self.net[0].psi[:, :, list(cols)] = 0.0
+
     def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same function as (weight [out, in], bias [out]) pairs with ReLU between them, on
         channel-major features (the dense kernels of every layer, assembled from the parameters)."""

@@ -1,7 +1,10 @@
 """How a network reads the return-scale axis (`eqtrade.symmetry.ScaleAxis`).
 
-Under R -> c·R the volatility levels of a "relaxed" or "plain" observation move by log c. A
-network of the relaxed scale family reads them through `ScaleGain`: every level component is
+Under R -> c·R the volatility levels of a "relaxed" or "plain" observation move by log c. The
+per-asset head reads them through its own first-layer weights on the levels, zero at the start
+and regularised toward zero (`eqtrade.nn.asset.AssetwiseHead`, relaxed_levels): a gain in front
+of a random weight learns the product g·w slowly (docs/networks.md, "The scale axis"). Any
+other network of the relaxed scale family reads them through `ScaleGain`: every level component is
 multiplied by a learned gain of its feature (one gain per level feature, shared by every asset, so
 the asset axis is untouched; the levels are invariant under the reflection, so scaling them keeps
 every reflection family what it is). The gains start at zero: the network starts exactly
