@@ -87,26 +87,34 @@ class DQN(Agent):
         return self.q
 
     def update(self) -> dict[str, float]:
+        return {"q_loss": check_finite("Q loss", self._update(), self.step)}
+
+    def _update(self) -> torch.Tensor:
+        """One double-DQN update; the loss per run (0-d here, [K] in a stack of runs, where every
+        tensor has a leading run axis: eqtrade.agents.stack)."""
         cfg = self.config
         b = self.buffer.sample(cfg.batch_size, self.device)
         with torch.no_grad():
-            best = self.q(b["next_obs"]).argmax(1, keepdim=True)  # double DQN: online net picks
-            q_next = self.q_target(b["next_obs"]).gather(1, best).squeeze(1)  # target net evaluates
+            best = self.q(b["next_obs"]).argmax(-1, keepdim=True)  # double DQN: online net picks
+            q_next = self.q_target(b["next_obs"]).gather(-1, best).squeeze(-1)  # target net evaluates
             y = b["rewards"] + b["discount"] * q_next
-        q = self.q(b["obs"]).gather(1, b["actions"].view(-1, 1)).squeeze(1)
-        loss = F.smooth_l1_loss(q, y)
+        q = self.q(b["obs"]).gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
+        loss = F.smooth_l1_loss(q, y, reduction="none").mean(-1)
         if cfg.reg_coef:
             loss = loss + cfg.reg_coef * self.q.regularizer()
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.q.parameters(), cfg.max_grad_norm)
+        loss.sum().backward()
+        self._clip_grads(cfg.max_grad_norm)
         self.opt.step()
         self.updates += 1
         if cfg.tau < 1.0:
             soft_update(self.q_target, self.q, cfg.tau)
         elif self.updates % cfg.target_update_interval == 0:
             soft_update(self.q_target, self.q, 1.0)
-        return {"q_loss": check_finite("Q loss", loss, self.step)}
+        return loss.detach()
+
+    def _clip_grads(self, max_norm: float) -> None:
+        torch.nn.utils.clip_grad_norm_(self.q.parameters(), max_norm)
 
     def extra_metrics(self) -> dict[str, float]:
         return {"epsilon": self.epsilon}

@@ -28,7 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..envs.rollout import Episode, rollout_many
 from ..util import keep_freed_memory
-from .base import TrainingDiverged, check_finite, ctrl_c_stops, soft_update
+from .base import TrainingDiverged, check_finite, ctrl_c_stops
 from .callbacks import EvalCallback
 from .dqn import DQN
 from .sac import SAC, _Call
@@ -260,11 +260,12 @@ class StackedSAC(SAC):
         self.dirty[k] = False
 
 
-class StackedDQN:
-    """The stacked learner of K DQN runs: double DQN's update on tensors with a leading run axis,
-    each run's gradient clipped by its own norm, each run's ε-greedy draws from its own stream."""
+class StackedDQN(DQN):
+    """The stacked learner of K DQN runs: DQN's update (`DQN._update`, written for a leading run
+    axis too) on the stacked Q-networks, each run's gradient clipped by its own norm, each run's
+    ε-greedy draws from its own stream."""
 
-    def __init__(self, agents: Sequence[DQN]):
+    def __init__(self, agents: Sequence[DQN]):  # noqa: D107 - not DQN.__init__: the runs are built
         check_stackable(agents)
         a0 = agents[0]
         self.agents = list(agents)
@@ -277,40 +278,24 @@ class StackedDQN:
         if len({a.updates for a in agents}) > 1:
             raise ValueError("the runs of a stack must be at the same update (resume runs that stopped together)")
         self.updates = a0.updates
+        self.step = a0.step
         self.dirty = [False] * len(agents)
 
     def update(self) -> list[dict[str, float]]:
-        cfg = self.config
-        b = self.buffer.sample(cfg.batch_size, self.device)
-        with torch.no_grad():
-            best = self.q(b["next_obs"]).argmax(-1, keepdim=True)  # double DQN: online nets pick
-            q_next = self.q_target(b["next_obs"]).gather(-1, best).squeeze(-1)  # target nets evaluate
-            y = b["rewards"] + b["discount"] * q_next
-        q = self.q(b["obs"]).gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
-        loss = torch.nn.functional.smooth_l1_loss(q, y, reduction="none").mean(-1)  # [K]
-        if cfg.reg_coef:
-            loss = loss + cfg.reg_coef * self.q.regularizer()
-        self.opt.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        self._clip_per_run(cfg.max_grad_norm)
-        self.opt.step()
-        self.updates += 1
-        if cfg.tau < 1.0:
-            soft_update(self.q_target, self.q, cfg.tau)
-        elif self.updates % cfg.target_update_interval == 0:
-            soft_update(self.q_target, self.q, 1.0)
+        self.step = self.agents[0].step
+        loss = self._update()
         self.dirty = [True] * len(self.agents)
         rows = []
         for k, a in enumerate(self.agents):
             a.updates = self.updates
             try:
-                rows.append({"q_loss": check_finite("Q loss", loss[k].detach(), a.step)})
+                rows.append({"q_loss": check_finite("Q loss", loss[k], a.step)})
             except TrainingDiverged as e:
                 raise TrainingDiverged(f"run {k} of the stack (seed {a.config.seed}): {e}") from None
         return rows
 
     @torch.no_grad()
-    def _clip_per_run(self, max_norm: float) -> None:
+    def _clip_grads(self, max_norm: float) -> None:
         """torch.nn.utils.clip_grad_norm_ of each run on its own parameters' gradients."""
         grads = [p.grad for p in self.q.param_list() if p.grad is not None]
         K = len(self.agents)
