@@ -87,7 +87,7 @@ class EnsembleMLP(nn.Module):
         return zero_of(self)
 
 
-class _Call(nn.Module):
+class MethodCall(nn.Module):
     """Calls a method of the wrapped module by name (so that functional_call can run any of them)."""
 
     def __init__(self, module: nn.Module):
@@ -150,7 +150,7 @@ class TwinCritic(nn.Module):
         if self.ensemble is not None:
             return zero_of(self)
         if self.batched:  # each twin's own regulariser (on its slice of the stacked parameters), summed
-            call = _Call(self._base[0])
+            call = MethodCall(self._base[0])
             p, b = self._stacked(False)
             return vmap(lambda pp, bb: functional_call(call, ({"m." + k: v for k, v in pp.items()},
                                                               {"m." + k: v for k, v in bb.items()}),

@@ -31,7 +31,7 @@ from ..util import keep_freed_memory
 from .base import TrainingDiverged, check_finite, ctrl_c_stops
 from .callbacks import EvalCallback
 from .dqn import DQN
-from .sac import SAC, _Call
+from .sac import SAC, MethodCall
 
 #: agent options that may differ between the runs of a stack: none changes a tensor's shape or
 #: the update's arithmetic (hyperparameters such as the learning rate would need per-run optimisers)
@@ -55,7 +55,7 @@ class StackedModule(nn.Module):
         for k, v in buffers.items():
             self.register_buffer("b_" + k.replace(".", ":"), v.detach().clone())
             self._bnames.append(("b_" + k.replace(".", ":"), "m." + k))
-        self._base = [_Call(copy.deepcopy(modules[0]))]  # a list: not registered as a submodule
+        self._base = [MethodCall(copy.deepcopy(modules[0]))]  # a list: not registered as a submodule
 
     def _state(self, detach: bool):
         p = {name: (self.params[k].detach() if detach else self.params[k]) for k, name in self._pnames}
