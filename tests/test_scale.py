@@ -291,3 +291,21 @@ def test_the_per_asset_action_map_holds_a_over_n_and_the_exact_reward_agrees():
         r2, _, _ = er(t(obs), t(a), t(er.last_extras()), t(nxt))
         assert abs(float(r2[0]) - r) < 1e-12
         obs = nxt
+
+
+def test_fused_twin_critics_regularise_their_level_weights():
+    """The fused (vmapped) twin critics' regulariser on a relaxed scale axis is the sum of each
+    twin's own, level weights included (a per-asset head reads them; ScaleGain is not there)."""
+    from eqtrade.agents.sac import TwinCritic
+    from eqtrade.nn import build_value
+
+    sac = _sac("relaxed", "relaxed")
+    enc = {**sac.config.encoder, "window": W, "n_assets": N}
+    twins = [build_value("relaxed", sac.observation_space, sac.symmetry, hidden=(8,), encoder=enc,
+                         scale=sac.interface.scale) for _ in range(2)]
+    rng = np.random.default_rng(3)
+    moved = sum(_move_levels(v, rng) for v in twins)
+    with torch.no_grad():
+        ref = float(twins[0].regularizer() + twins[1].regularizer())
+        fused = float(TwinCritic(*twins, batched=True).regularizer())
+    assert moved > 0 and fused == pytest.approx(ref, rel=1e-5)

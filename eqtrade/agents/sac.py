@@ -149,12 +149,23 @@ class TwinCritic(nn.Module):
     def regularizer(self) -> torch.Tensor:
         if self.ensemble is not None:
             return zero_of(self)
-        if self.batched:  # each twin's own regulariser (on its slice of the stacked parameters), summed
-            call = MethodCall(self._base[0])
-            p, b = self._stacked(False)
-            return vmap(lambda pp, bb: functional_call(call, ({"m." + k: v for k, v in pp.items()},
-                                                              {"m." + k: v for k, v in bb.items()}),
-                                                       ("regularizer",)))(p, b).sum(0)
+        if self.batched:
+            if getattr(getattr(self._base[0], "head", None), "level_columns", None):
+                # a per-asset head with level weights (relaxed scale): each twin's own regulariser
+                # on its slice of the stacked parameters, summed (slower than the sums below)
+                call = MethodCall(self._base[0])
+                p, b = self._stacked(False)
+                return vmap(lambda pp, bb: functional_call(call, ({"m." + k: v for k, v in pp.items()},
+                                                                  {"m." + k: v for k, v in bb.items()}),
+                                                           ("regularizer",)))(p, b).sum(0)
+            # stacked [2, ...]: relaxed weights vary over group elements (last axis), asset
+            # embeddings over assets ([2, N, k]: axis 1), scale gains from zero; see RelaxedMLP,
+            # AssetEmbedding and eqtrade.nn.scale.ScaleGain
+            return sum((v.var(dim=-1, unbiased=False).sum() for k, v in self.params.items()
+                        if k.endswith("relaxed_weights")), zero_of(self)) + \
+                sum((v.var(dim=1, unbiased=False).sum() for k, v in self.params.items()
+                     if k.endswith("embedding:weight") and v.shape[1] > 1), zero_of(self)) + \
+                sum((v.pow(2).sum() for k, v in self.params.items() if k.endswith("scale_gain")), zero_of(self))
         return self.qs[0].regularizer() + self.qs[1].regularizer()
 
 
