@@ -226,8 +226,20 @@ def pytest_collection_modifyitems(config, items):
     # before xdist's own hook, which appends the group to each test id. The Ray tests first, as
     # they are the longest chain on one worker (the rest balance around them); test_sweep's first
     # of them, whose module fixture runs a sweep on its own instance before the shared one starts
+    loadgroup = bool(config.getvalue("loadgroup")) if hasattr(config.option, "loadgroup") else False
     for item in items:
         group = xdist_group(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            # the worker-side "@group" suffix of the test id that xdist's loadgroup schedules by:
+            # pytest-xdist 3.8 writes it to item._nodeid, which pytest 9 no longer reads (ids
+            # live in item._id), so the Ray tests were spread over both workers, each building
+            # the sweep fixture and its own Ray instance
+            if loadgroup and not item.nodeid.endswith("@" + group):
+                if hasattr(item, "_id"):
+                    from _pytest.nodeid import coerce_node_id
+
+                    item._id = coerce_node_id(f"{item.nodeid}@{group}")
+                else:
+                    item._nodeid = f"{item.nodeid}@{group}"
     items.sort(key=lambda item: 2 if xdist_group(item) != "ray" else 0 if item.path.name == "test_sweep.py" else 1)

@@ -213,6 +213,7 @@ def test_relaxed_sac_on_dihedral_reacher_uses_the_fourier_path_and_trains():
     assert agent.equivariance_error() > 1e-4  # 40 updates moved the relaxed weights off uniform
 
 
+@pytest.mark.slow  # 35 s; make test-all (Ctrl-C of a sweep and of a stack stay in the default suite)
 def test_ctrl_c_stops_a_parallel_suite_with_the_running_runs_checkpointed(tmp_path):
     """Ctrl-C in a terminal signals the whole foreground process group: Ray Tune stops the sweep
     within seconds, nothing else starts, and the running runs keep their last periodic checkpoint

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 CFG = ('[run]\nsteps = 400\n[env]\nepisode_length = 40\nsplit = ["2012-01-01", "2014-12-31"]\n[agent]\nfamily = "plain"\n'
        'learning_starts = 50\nbatch_size = 16\neval_every = 50\ncheckpoint_every = 20\n')
@@ -95,6 +96,7 @@ def _written_since(data: Path, t: float) -> bool:
     return data.exists() and any(f.stat().st_mtime >= t for f in data.rglob("*") if f.is_file())
 
 
+@pytest.mark.slow  # 23 s; make test-all (the default suite's budget: the train kill -9 test stays)
 def test_fetch_survives_kill_minus_9(tmp_path):
     from eqtrade.data import DataStore, load_bundled
 

@@ -202,7 +202,7 @@ def _assert_same_dqn(a: DQN, b: DQN, rtol: float) -> None:
     assert a.last_losses["q_loss"] == pytest.approx(b.last_losses["q_loss"], rel=100 * rtol, abs=0)
 
 
-@pytest.mark.parametrize("family", ["plain", "relaxed"])
+@pytest.mark.parametrize("family", ["plain", pytest.param("relaxed", marks=SLOW)])
 def test_dqn_runs_stack_and_equal_the_same_seeds_alone(family, prices, tmp_path):
     """DQN on the single-asset trading env: run k of a stack equals its seed alone (ε-greedy draws,
     gradients clipped per run: a small max_grad_norm makes the clipping act, target copies), and a
