@@ -215,9 +215,8 @@ def test_dqn_runs_stack_and_equal_the_same_seeds_alone(family, prices, tmp_path)
     learn_stack(stacked, steps, [[] for _ in stacked])
     for a, b in zip(alone, stacked):
         _assert_same_dqn(a, b, RTOL)
-    assert not torch.equal(stacked[0].q.state_dict()["head.net.0.weight" if family == "plain" else
-                                                      "head.net.0.psi"], stacked[1].q.state_dict()[
-        "head.net.0.weight" if family == "plain" else "head.net.0.psi"])
+    first = "head.net.0.weight" if family == "plain" else "head.net.0.psi"
+    assert not torch.equal(stacked[0].q.state_dict()[first], stacked[1].q.state_dict()[first])  # two seeds
     half = [_dqn(spec, s, family=family) for s in (0, 1)]
     learn_stack(half, steps // 2 + 7, [[] for _ in half])
     for k, a in enumerate(half):

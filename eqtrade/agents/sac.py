@@ -113,6 +113,8 @@ class TwinCritic(nn.Module):
             for k, v in buffers.items():
                 self.register_buffer("buf_" + k.replace(".", ":"), v)
             self._base = [copy.deepcopy(q1).to("meta")]  # a list: not registered as a submodule
+            # a per-asset head with level weights (relaxed scale) has no by-name regulariser below
+            self._reg_by_call = bool(getattr(getattr(q1, "head", None), "level_columns", None))
         else:
             self.qs = nn.ModuleList([q1, q2])
 
@@ -150,9 +152,9 @@ class TwinCritic(nn.Module):
         if self.ensemble is not None:
             return zero_of(self)
         if self.batched:
-            if getattr(getattr(self._base[0], "head", None), "level_columns", None):
-                # a per-asset head with level weights (relaxed scale): each twin's own regulariser
-                # on its slice of the stacked parameters, summed (slower than the sums below)
+            if self._reg_by_call:
+                # each twin's own regulariser on its slice of the stacked parameters, summed
+                # (slower than the sums below)
                 call = MethodCall(self._base[0])
                 p, b = self._stacked(False)
                 return vmap(lambda pp, bb: functional_call(call, ({"m." + k: v for k, v in pp.items()},

@@ -313,8 +313,10 @@ class StackedDQN(DQN):
         a = self.q(o).argmax(-1).cpu().numpy()[:, 0]
         if explore:
             for k, agent in enumerate(self.agents):
-                rand = agent.rng.random(1) < agent.epsilon
-                a[k] = np.where(rand, agent.rng.integers(0, self.n_actions, 1), a[k:k + 1])[0]
+                rand = agent.rng.random(1)[0] < agent.epsilon  # both draws, in DQN.act's order
+                other = agent.rng.integers(0, self.n_actions, 1)[0]
+                if rand:
+                    a[k] = other
         return a
 
     @torch.no_grad()
@@ -331,9 +333,8 @@ class StackedDQN(DQN):
 
 
 def stack_of(agents: Sequence) -> StackedSAC | StackedDQN:
-    """The stacked learner of K runs of one algorithm (a clear error where they cannot stack)."""
-    check_stackable(agents)
-    return StackedDQN(agents) if isinstance(agents[0], DQN) else StackedSAC(agents)
+    """The stacked learner of K runs of one algorithm (its constructor refuses runs that cannot stack)."""
+    return StackedDQN(agents) if agents and isinstance(agents[0], DQN) else StackedSAC(agents)
 
 
 def _batched_evaluations(stack: StackedSAC | StackedDQN, callbacks: Sequence[Sequence]) -> None:
