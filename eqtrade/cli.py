@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scale", choices=["exact", "relaxed", "plain"], default=None,
                    help="portfolio: the return-scale axis R -> cR: exact (returns over their trailing volatility: "
                    "blind to the volatility level; default), relaxed (plus each asset's and the market's log "
-                   "volatility level, read through gains that start at zero), plain (raw returns and the levels)")
+                   "volatility level, read through weights that start at zero), plain (raw returns and the levels)")
     t.add_argument("--horizons", default=None, metavar="default|none|H1,H2,...",
                    help="portfolio: per-asset returns over longer horizons beside the daily window, e.g. "
                    "5,21,63,126,252-21 (252 days skipping the last 21); default = that list")

@@ -303,7 +303,7 @@ class MarketFeatures(gym.ObservationWrapper):
       each asset's trailing 21- and 63-day volatility and the equal-weighted market's, each minus a
       constant `vol_ref` fitted on the training split (the mean of that log over its decision days
       and assets), clipped to ±LEVEL_CLIP: under R -> c·R they move by log c. Networks read them
-      through gains that start at zero (they start exactly invariant; eqtrade.nn.scale).
+      through weights that start at zero (they start exactly invariant; eqtrade.nn.factory).
     - "plain": raw returns over a constant (e^vol_ref[own 63-day]: returns in units of a typical
       day of the training split; multiplied by c under R -> c·R) plus the same levels, read freely.
     `vol_ref`: the 4 constants; None fits them on this env's own split (the training env's:
@@ -330,7 +330,7 @@ class MarketFeatures(gym.ObservationWrapper):
         if scale not in SCALE_FAMILIES:
             raise ValueError(f"scale = {scale!r} is not one of {', '.join(repr(f) for f in SCALE_FAMILIES)} "
                              "(the return-scale family: exact = invariant inputs only, relaxed = plus volatility "
-                             "levels read through gains that start at zero, plain = raw returns and levels)")
+                             "levels read through weights that start at zero, plain = raw returns and levels)")
         if _inner(env, MarketNoise) is not None:
             raise ValueError(f"{env}: wrap MarketNoise outside MarketFeatures (it recomputes the features of the noisy returns)")
         self._norm = _inner(env, VolatilityNormalized)

@@ -98,7 +98,8 @@ class _Net(nn.Module):
 
     def with_scale(self, axis: ScaleAxis | None, obs_dim: int) -> "_Net":
         """Read the volatility levels of a relaxed scale axis through gains that start at zero
-        (eqtrade.nn.scale); nothing for the exact and plain scale families."""
+        (eqtrade.nn.scale: the flat and conv encoders; a per-asset head reads them through its
+        own first-layer weights instead, see asset_head); nothing for the exact and plain scale families."""
         self.scale = scale_gain_for(axis, obs_dim)
         return self
 
@@ -169,7 +170,8 @@ _SIZES_DOC = """
     embeddings of "embed_dim", keyed by `tickers`, the env's asset names), "horizons" and "levels"
     (rows of horizon returns and volatility levels per asset, `eqtrade.envs.wrappers.MarketFeatures`).
     scale: the env's `ScaleAxis`; a relaxed one makes the network read its volatility levels
-    through gains that start at zero (`eqtrade.nn.scale`)."""
+    through weights that start at zero: a per-asset head's own first-layer weights on them
+    (`AssetwiseHead.level_columns`), else gains in front of the encoder (`eqtrade.nn.scale`)."""
 
 
 PER_ASSET_KEYS = ("kind", "window", "n_assets", "context", "assets", "embed_dim", "horizons", "levels")

@@ -153,7 +153,7 @@ class ScaleAxis:
     is one feature for all assets: networks share weights across assets).
 
     family: "exact" (the observation is invariant: no levels, no raw returns), "relaxed"
-    (invariant returns plus levels, which networks read through gains that start at zero and are
+    (invariant returns plus levels, which networks read through weights that start at zero and are
     pulled back to zero: the network starts exactly invariant), "plain" (raw returns and levels,
     read freely)."""
 
