@@ -16,7 +16,7 @@ from eqtrade.agents import SAC, EnvSpec, SACConfig
 from eqtrade.data import load_prices
 from eqtrade.backtest.planted import rule_sharpe
 from eqtrade.data.synthetic import momentum_weights, planted_market
-from eqtrade.envs import PortfolioEnv, make_env
+from eqtrade.envs import RUIN_REWARD, PortfolioEnv, make_env
 from eqtrade.envs.wrappers import VolatilityNormalized
 from eqtrade.nn import build_actor, build_critic, build_value, equivariance_error
 from eqtrade.symmetry import portfolio_reflection
@@ -367,6 +367,80 @@ def test_exact_reward_of_a_ruinous_action_is_ruin(small):
     assert float(alive) == 0.0 and float(r) == pytest.approx(RUIN_REWARD) and bool((nn_[0, -4:] == 0).all())
     r, _, alive = env.exact_reward(o, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64), x, n)
     assert float(alive) == 1.0 and float(r) > 0
+
+
+@pytest.mark.parametrize("fill,borrow", [("close", 0.0), ("close", 300.0), ("next_close", 300.0)])
+def test_trading_exact_reward_equals_the_env_step_for_every_action(small, fill, borrow):
+    """The single-asset env's ExactReward (DQN targets='exact'), through the factory's wrappers
+    (normalised returns): the taken action's reward and next observation are the step's, and the
+    other actions differ only in the position (and the reward)."""
+    from eqtrade.envs import exact_reward_of
+
+    env = make_env("trading", prices=small, window=8, split=SPLIT, ticker="KO", cost_bps=25, fill=fill,
+                   borrow_bps=borrow)
+    er = exact_reward_of(env)
+    assert er is not None and er.extra_dim == 1
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=1)
+    rows = []
+    for _ in range(60):
+        a = int(rng.integers(3))
+        nxt, r, term, trunc, _ = env.step(a)
+        rows.append((obs, a, r, nxt, er.last_extras().copy()))
+        obs = nxt
+    o, a, r, n, x = (torch.tensor(np.array(z), dtype=torch.float64) for z in zip(*rows))
+    rr, nn_, alive = er(o, a, x, n)
+    assert bool((alive == 1).all())
+    np.testing.assert_allclose(rr.numpy(), r.numpy(), atol=1e-12)
+    np.testing.assert_allclose(nn_.numpy(), n.numpy(), atol=1e-12)
+    for other in range(3):
+        r2, n2, _ = er(o, torch.full_like(a, other), x, n)
+        np.testing.assert_array_equal(n2[:, :-1].numpy(), n[:, :-1].numpy())
+        assert bool((n2[:, -1] == other - 1).all())
+        same = a == other
+        np.testing.assert_allclose(r2[same].numpy(), r[same].numpy(), atol=1e-12)
+        assert not torch.allclose(r2[~same], r[~same])
+    # ruin: a short into a +200% day
+    r3, n3, alive3 = er(o[:1], torch.tensor([0]), torch.tensor([[2.0]], dtype=torch.float64), n[:1])
+    assert float(alive3) == 0.0 and float(r3) == pytest.approx(RUIN_REWARD) and float(n3[0, -1]) == 0.0
+
+
+def test_dqn_exact_targets_need_an_exact_reward_and_one_step_transitions(small):
+    from eqtrade.agents import DQN, DQNConfig
+
+    spec = EnvSpec("CartPole-v1")
+    with pytest.raises(ValueError, match="exact_reward"):
+        DQN(spec.make(), DQNConfig(targets="exact"), spec)
+    spec = EnvSpec("trading", {"prices": small, "window": 8, "split": SPLIT, "ticker": "KO"})
+    with pytest.raises(ValueError, match="n_step must be 1, got 3"):
+        DQN(spec.make(), DQNConfig(targets="exact", n_step=3), spec)
+    with pytest.raises(ValueError, match="targets must be 'sampled' or 'exact', got 'all'"):
+        DQN(spec.make(), DQNConfig(targets="all"), spec)
+
+
+def test_dqn_exact_targets_learn_the_value_of_actions_never_taken(small):
+    """A market whose price never moves, a 300 bps cost and γ = 0: the reward of action a from
+    position p is exactly 100·log(1 − 0.03|a − p|) (scaled by 100). A greedy DQN (ε = 0) only visits what its
+    argmax picks; with exact targets all three Q-values of every visited state learn their
+    reward, with sampled targets (the control) the actions it never took keep their initial values."""
+    from eqtrade.agents import DQN, DQNConfig
+
+    flat = small.copy()
+    flat.loc[:, :] = 100.0
+    spec = EnvSpec("trading", {"prices": flat, "window": 8, "split": SPLIT, "ticker": "KO", "cost_bps": 300,
+                               "normalize": False, "episode_length": 4})  # short episodes: many flat starts
+    errors = {}
+    for targets in ("exact", "sampled"):
+        agent = DQN(spec.make(), DQNConfig(targets=targets, gamma=0.0, reward_scale=100.0, hidden=(16,), lr=3e-3,
+                                           batch_size=64, learning_starts=64, buffer_size=2000, eps_start=0.0,
+                                           eps_end=0.0, eval_every=0, seed=0), spec)
+        agent.learn(1000, progress=False)
+        obs = torch.as_tensor(agent.buffer.state_dict()["obs"]).float()
+        with torch.no_grad():
+            q = agent.q(obs)
+        expected = 100.0 * torch.log(1.0 - 0.03 * (torch.tensor([-1.0, 0.0, 1.0]) - obs[:, -1:]).abs())
+        errors[targets] = float((q - expected).abs().max())
+    assert errors["exact"] < 0.2 and errors["sampled"] > 1.0, errors
 
 
 def test_exact_mode_needs_an_env_with_exact_rewards():

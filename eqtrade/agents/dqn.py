@@ -1,6 +1,11 @@
 """Double DQN (van Hasselt et al. 2016) with a target network (periodic or soft), ε-greedy
 exploration on a linear schedule, Huber loss and optional n-step returns; the Q-network from
-any eqtrade.nn family (equivariant families permute Q-values with the actions)."""
+any eqtrade.nn family (equivariant families permute Q-values with the actions).
+
+`targets = "exact"`: on an env that offers an `ExactReward` (a market that ignores the agent: the
+single-asset trading env), every sampled transition gives the exact reward and next state of
+every action, and all Q-values are regressed on their own double-DQN targets, not only the
+action taken: the counterpart of SAC's `actor_loss = "exact"`."""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ class DQNConfig(BaseConfig):
     exploration_steps: int = 10_000  # environment steps over which ε decays linearly
     n_step: int = 1
     max_grad_norm: float = 10.0
+    targets: str = "sampled"  # "exact": every action's target from the env's ExactReward (one-step)
 
     ranges = {
         "lr": Range(0, lo_open=True, note="the learning rate"),
@@ -62,8 +68,18 @@ class DQN(Agent):
         self._to_device("q", "q_target")
         self.opt = torch.optim.Adam(self.q.parameters(), lr=config.lr, foreach=True)
         self.n_actions = int(act_space.n)
+        if config.targets not in ("sampled", "exact"):
+            raise ValueError(f"targets must be 'sampled' or 'exact', got {config.targets!r}")
+        self.exact = config.targets == "exact"
+        if self.exact and self.exact_reward is None and env is not None:
+            raise ValueError(f"targets='exact' needs an env that offers an exact_reward (ExactReward protocol: the "
+                             f"trading env); {env_spec.id if env_spec else env} has none: use targets='sampled'")
+        if self.exact and config.n_step != 1:
+            raise ValueError(f"targets='exact' computes one-step targets from each stored day; n_step must be 1, "
+                             f"got {config.n_step}")
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, (), np.int64, seed=config.seed,
-                                   n_step=config.n_step, gamma=config.gamma)
+                                   n_step=config.n_step, gamma=config.gamma,
+                                   extra_dim=self.exact_reward.extra_dim if self.exact and self.exact_reward else 0)
         self.updates = 0
 
     @property
@@ -94,11 +110,7 @@ class DQN(Agent):
         tensor has a leading run axis: eqtrade.agents.stack)."""
         cfg = self.config
         b = self.buffer.sample(cfg.batch_size, self.device)
-        with torch.no_grad():
-            best = self.q(b["next_obs"]).argmax(-1, keepdim=True)  # double DQN: online net picks
-            q_next = self.q_target(b["next_obs"]).gather(-1, best).squeeze(-1)  # target net evaluates
-            y = b["rewards"] + b["discount"] * q_next
-        q = self.q(b["obs"]).gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
+        q, y = self._exact_targets(b) if self.exact else self._sampled_targets(b)
         loss = F.smooth_l1_loss(q, y, reduction="none").mean(-1)
         if cfg.reg_coef:
             loss = loss + cfg.reg_coef * self.q.regularizer()
@@ -112,6 +124,33 @@ class DQN(Agent):
         elif self.updates % cfg.target_update_interval == 0:
             soft_update(self.q_target, self.q, 1.0)
         return loss.detach()
+
+    def _sampled_targets(self, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q of the actions taken and their double-DQN targets, [(K,) B] each."""
+        with torch.no_grad():
+            best = self.q(b["next_obs"]).argmax(-1, keepdim=True)  # double DQN: online net picks
+            q_next = self.q_target(b["next_obs"]).gather(-1, best).squeeze(-1)  # target net evaluates
+            y = b["rewards"] + b["discount"] * q_next
+        return self.q(b["obs"]).gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1), y
+
+    def _exact_targets(self, b: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q of every action and its double-DQN target from the exact reward and next state of
+        that action (the env's ExactReward on the stored transition), [(K,) B·A] each."""
+        cfg, obs, A = self.config, b["obs"], self.n_actions
+        *run, n, d = obs.shape
+
+        def each_action(t: torch.Tensor) -> torch.Tensor:  # [(K,) B, c] -> [(K·) B·A, c]
+            return t.unsqueeze(-2).expand(*run, n, A, t.shape[-1]).reshape(-1, t.shape[-1])
+
+        with torch.no_grad():
+            acts = torch.arange(A, device=obs.device).expand(*run, n, A).reshape(-1)
+            r, nxt, alive = self.exact_reward(each_action(obs), acts, each_action(b["extras"]), each_action(b["next_obs"]))
+            nxt = nxt.reshape(*run, n * A, d)
+            best = self.q(nxt).argmax(-1, keepdim=True)
+            q_next = self.q_target(nxt).gather(-1, best).squeeze(-1)
+            disc = b["discount"].unsqueeze(-1).expand(*run, n, A).reshape(*run, n * A) * alive.reshape(*run, n * A)
+            y = r.reshape(*run, n * A) * cfg.reward_scale + disc * q_next
+        return self.q(obs).reshape(*run, n * A), y
 
     def _clip_grads(self, max_norm: float) -> None:
         torch.nn.utils.clip_grad_norm_(self.q.parameters(), max_norm)

@@ -270,6 +270,7 @@ class StackedDQN(DQN):
         a0 = agents[0]
         self.agents = list(agents)
         self.config, self.device = a0.config, a0.device
+        self.exact, self.exact_reward = a0.exact, a0.exact_reward
         self.observation_space, self.action_space, self.n_actions = a0.observation_space, a0.action_space, a0.n_actions
         self.q = StackedModule([a.q for a in agents]).to(self.device)
         self.q_target = StackedModule([a.q_target for a in agents]).to(self.device)

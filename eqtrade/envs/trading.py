@@ -11,7 +11,7 @@ from gymnasium import spaces
 from ..data.market import Market, resolve_prices
 from ..symmetry import Symmetry, single_asset_reflection
 from .portfolio import FILLS, NOT_STARTED, OVER_RUINED, OVER_TRUNCATED, RUIN_REWARD, borrow_rate
-from .protocol import check_env_choices, check_env_options, rng_from_state, rng_state
+from .protocol import ExactReward, check_env_choices, check_env_options, rng_from_state, rng_state
 
 POSITIONS = (-1.0, 0.0, 1.0)  # action 0 = short, 1 = flat, 2 = long
 
@@ -61,6 +61,8 @@ class TradingEnv(gym.Env):
         self._p = 0.0
         self.value = 1.0
         self._over: str | None = NOT_STARTED  # why step() must not run now (None: an episode is running)
+        self._last_extras: np.ndarray | None = None
+        self.exact_reward = TradingExactReward(self)
 
     def episode_state(self) -> dict:
         """The episode in progress as plain data (see eqtrade.envs.protocol)."""
@@ -133,6 +135,7 @@ class TradingEnv(gym.Env):
         cost = self.cost * turnover
         borrow = self.borrow * -p if p < 0 else 0.0  # the fee on the short held over the day, in cash as costs
         self._t = t = self._t + 1
+        self._last_extras = np.array([self._rl[t]])
         growth = 1.0 + p * self._rl[t] - cost - borrow
         if growth <= 1e-4:  # ruin; log(1e-4) = RUIN_REWARD is the worst reward
             self.value, self._p = 0.0, 0.0
@@ -149,3 +152,39 @@ class TradingEnv(gym.Env):
             self._over = OVER_TRUNCATED
             return self._obs(), math.log(growth), False, True, info
         return self._obs(), math.log(growth), False, False, info
+
+
+class TradingExactReward(ExactReward):
+    """The single-asset env's full-information reward: the market does not react to the position,
+    so one stored transition tells the reward and the next state of all three actions (DQN's
+    `targets = "exact"`). Extras of a transition: the asset's realised next simple return. The
+    next observation is `next_obs` with the position replaced by the action's; an action whose
+    growth would be <= 1e-4 gets RUIN_REWARD, position 0 and alive = 0, as in `step`."""
+
+    extra_dim = 1
+
+    def __init__(self, env: TradingEnv):
+        self.cost, self.borrow = env.cost, env.borrow
+        self._env = env
+
+    def last_extras(self) -> np.ndarray:
+        if self._env._last_extras is None:
+            raise RuntimeError("no transition yet: call step() first")
+        return self._env._last_extras
+
+    def __call__(self, obs, action, extras, next_obs):
+        """Torch: (log growth [B], next observation [B, window + 1], alive [B]) of the actions
+        `action` ([B] indices: 0 short, 1 flat, 2 long) in `obs` when the next day's simple return
+        is `extras` [B, 1]."""
+        import torch
+
+        if extras.shape[-1] != self.extra_dim:
+            raise ValueError(f"extras have {extras.shape[-1]} columns, this env's have {self.extra_dim}")
+        p = torch.as_tensor(POSITIONS, dtype=obs.dtype, device=obs.device)[action.long()]
+        growth = 1.0 + p * extras[:, 0] - self.cost * (p - obs[:, -1]).abs()
+        if self.borrow:
+            growth = growth - self.borrow * (-p).clamp(min=0.0)
+        alive = growth > 1e-4
+        reward = torch.log(growth.clamp(min=1e-4))  # = RUIN_REWARD where not alive
+        held = torch.where(alive, p, torch.zeros_like(p))
+        return reward, torch.cat([next_obs[:, :-1], held[:, None]], dim=1), alive.to(reward.dtype)
