@@ -202,22 +202,24 @@ def _assert_same_dqn(a: DQN, b: DQN, rtol: float) -> None:
     assert a.last_losses["q_loss"] == pytest.approx(b.last_losses["q_loss"], rel=100 * rtol, abs=0)
 
 
-@pytest.mark.parametrize("family", ["plain", pytest.param("relaxed", marks=SLOW)])
-def test_dqn_runs_stack_and_equal_the_same_seeds_alone(family, prices, tmp_path):
+@pytest.mark.parametrize("family,targets", [("plain", "sampled"), ("plain", "exact"),
+                                            pytest.param("relaxed", "sampled", marks=SLOW)])
+def test_dqn_runs_stack_and_equal_the_same_seeds_alone(family, targets, prices, tmp_path):
     """DQN on the single-asset trading env: run k of a stack equals its seed alone (ε-greedy draws,
-    gradients clipped per run: a small max_grad_norm makes the clipping act, target copies), and a
-    stack interrupted and resumed from its checkpoints ends where the uninterrupted one does."""
+    gradients clipped per run: a small max_grad_norm makes the clipping act, target copies; the
+    exact targets of every action), and a stack interrupted and resumed from its checkpoints ends
+    where the uninterrupted one does."""
     spec = EnvSpec("trading", {"prices": prices, "window": 8, "split": ("2015-01-01", "2015-12-31"),
                                "ticker": "KO", "episode_length": 60}, {"full_period": True})
     steps = SMALL["learning_starts"] + UPDATES
-    alone = [_dqn(spec, s, family=family).learn(steps, progress=False) for s in (0, 1)]
-    stacked = [_dqn(spec, s, family=family) for s in (0, 1)]
+    alone = [_dqn(spec, s, family=family, targets=targets).learn(steps, progress=False) for s in (0, 1)]
+    stacked = [_dqn(spec, s, family=family, targets=targets) for s in (0, 1)]
     learn_stack(stacked, steps, [[] for _ in stacked])
     for a, b in zip(alone, stacked):
         _assert_same_dqn(a, b, RTOL)
     first = "head.net.0.weight" if family == "plain" else "head.net.0.psi"
     assert not torch.equal(stacked[0].q.state_dict()[first], stacked[1].q.state_dict()[first])  # two seeds
-    half = [_dqn(spec, s, family=family) for s in (0, 1)]
+    half = [_dqn(spec, s, family=family, targets=targets) for s in (0, 1)]
     learn_stack(half, steps // 2 + 7, [[] for _ in half])
     for k, a in enumerate(half):
         a.save(tmp_path / f"r{k}.pt")
