@@ -1,8 +1,10 @@
 """Secondary paired comparisons on a walk-forward report's joined paths (no new read of the test
 data: the report's returns.parquet): each family's seed book against volatility-managed EW and
 against each other (every pair of configurations), with the same stationary bootstrap as the report.
+Several reports of the same walk-forward folds are joined on their dates (each book labelled by its
+study where two studies name a configuration alike; the baselines from the first report).
 
-    .venv/bin/python bench/walkforward_pairs.py [runs/sweeps/walkforward-families/report]
+    .venv/bin/python bench/walkforward_pairs.py [runs/sweeps/walkforward-families/report] [REPORT...]
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from eqtrade.backtest.stats import delta_sharpe, jobson_korkie_memmel
 
 
 def main() -> None:
-    report = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/sweeps/walkforward-families/report")
-    rets = pd.read_parquet(report / "returns.parquet")
+    reports = [Path(a) for a in sys.argv[1:]] or [Path("runs/sweeps/walkforward-families/report")]
+    rets = pd.read_parquet(reports[0] / "returns.parquet")
+    for report in reports[1:]:
+        more = pd.read_parquet(report / "returns.parquet")
+        if not more.index.equals(rets.index):
+            raise SystemExit(f"{report}: its test days differ from {reports[0]}'s (not the same walk-forward folds)")
+        study = report.parent.name
+        books = [c for c in more if c.startswith("SAC ")]
+        rets = rets.join(more[books].rename(columns=lambda c: c.replace("SAC ", f"SAC [{study}] ", 1)
+                                             if c in rets else c))
     noises = sorted({c.rsplit("@ noise ", 1)[1] for c in rets if "@ noise " in c}) or [""]
     rows = []
     for nz in noises:
