@@ -6,7 +6,7 @@ threads may pay (dm_control state SAC, 2x256; DrQ-v2 from pixels).
 
     .venv/bin/python bench/bench_threads.py [--steps 2000] [--repeats 1]
     .venv/bin/python bench/bench_threads.py --train "--env dmc/cartpole-swingup --agent plain" --steps 2000
-    .venv/bin/python bench/bench_threads.py --train "--config bench/configs/drqv2-smoke.toml" --steps 700
+    .venv/bin/python bench/bench_threads.py --train "--config bench/configs/drqv2-smoke.toml" --steps 1000
 
 Prints one line per setting, the ratio to the 1-thread idle anchor, and a markdown table.
 """
