@@ -271,6 +271,13 @@ class Agent:
         same draws, hence the same runs, on any device."""
         return torch.randn(shape, generator=self.torch_gen, device=self.torch_gen.device).to(self.device)
 
+    def _require_exact_reward(self, option: str, env, env_spec, other: str) -> None:
+        """A clear error where `option` (an exact-reward mode) is asked of an env without an
+        ExactReward (a loaded agent that only predicts has no env and is let through)."""
+        if self.exact_reward is None and env is not None:
+            raise ValueError(f"{option} needs an env that offers an exact_reward (ExactReward protocol: the "
+                             f"portfolio and trading envs); {env_spec.id if env_spec else env} has none: use {other}")
+
     #: the columns metrics.csv has from its first row (losses and extras as the algorithm names them)
     loss_columns: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()

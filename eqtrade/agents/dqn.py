@@ -71,9 +71,8 @@ class DQN(Agent):
         if config.targets not in ("sampled", "exact"):
             raise ValueError(f"targets must be 'sampled' or 'exact', got {config.targets!r}")
         self.exact = config.targets == "exact"
-        if self.exact and self.exact_reward is None and env is not None:
-            raise ValueError(f"targets='exact' needs an env that offers an exact_reward (ExactReward protocol: the "
-                             f"trading env); {env_spec.id if env_spec else env} has none: use targets='sampled'")
+        if self.exact:
+            self._require_exact_reward("targets='exact'", env, env_spec, "targets='sampled'")
         if self.exact and config.n_step != 1:
             raise ValueError(f"targets='exact' computes one-step targets from each stored day; n_step must be 1, "
                              f"got {config.n_step}")

@@ -202,9 +202,8 @@ class SAC(Agent):
         if config.actor_loss not in ("critic", "exact"):
             raise ValueError(f"actor_loss must be 'critic' or 'exact', got {config.actor_loss!r}")
         self.exact = config.actor_loss == "exact"
-        if self.exact and self.exact_reward is None and env is not None:
-            raise ValueError(f"actor_loss='exact' needs an env that offers an exact_reward (ExactReward protocol: "
-                             f"the portfolio env); {env_spec.id if env_spec else env} has none: use actor_loss='critic'")
+        if self.exact:
+            self._require_exact_reward("actor_loss='exact'", env, env_spec, "actor_loss='critic'")
         if isinstance(config.alpha_init, str) and config.alpha_init != "auto":
             raise ValueError(f"alpha_init must be a positive number or 'auto', got {config.alpha_init!r}")
         obs_space, act_space = self.observation_space, self.action_space

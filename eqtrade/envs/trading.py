@@ -61,7 +61,7 @@ class TradingEnv(gym.Env):
         self._p = 0.0
         self.value = 1.0
         self._over: str | None = NOT_STARTED  # why step() must not run now (None: an episode is running)
-        self._last_extras: np.ndarray | None = None
+        self._last_return: float | None = None  # the realised return of the last step (ExactReward's extra)
         self.exact_reward = TradingExactReward(self)
 
     def episode_state(self) -> dict:
@@ -135,7 +135,7 @@ class TradingEnv(gym.Env):
         cost = self.cost * turnover
         borrow = self.borrow * -p if p < 0 else 0.0  # the fee on the short held over the day, in cash as costs
         self._t = t = self._t + 1
-        self._last_extras = np.array([self._rl[t]])
+        self._last_return = self._rl[t]
         growth = 1.0 + p * self._rl[t] - cost - borrow
         if growth <= 1e-4:  # ruin; log(1e-4) = RUIN_REWARD is the worst reward
             self.value, self._p = 0.0, 0.0
@@ -168,9 +168,9 @@ class TradingExactReward(ExactReward):
         self._env = env
 
     def last_extras(self) -> np.ndarray:
-        if self._env._last_extras is None:
+        if self._env._last_return is None:
             raise RuntimeError("no transition yet: call step() first")
-        return self._env._last_extras
+        return np.array([self._env._last_return])
 
     def __call__(self, obs, action, extras, next_obs):
         """Torch: (log growth [B], next observation [B, window + 1], alive [B]) of the actions
