@@ -150,7 +150,7 @@ def test_parse_horizons_spellings():
     assert parse_horizons("default")[-1] == (252, 21)
     assert parse_horizons("5,21,252-21") == ((5, 0), (21, 0), (252, 21))
     assert parse_horizons([5, [63, 10]]) == ((5, 0), (63, 10))
-    assert parse_horizons(None) == () == parse_horizons([])
+    assert parse_horizons(None) == () == parse_horizons([]) == parse_horizons("none")
 
 
 def test_market_noise_recomputes_the_features_of_the_noisy_market():

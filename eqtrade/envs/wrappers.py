@@ -264,8 +264,8 @@ VOL_FLOOR = 1e-8
 def parse_horizons(value) -> tuple[tuple[int, int], ...]:
     """[5, 21, [252, 21]] / "default" / "5,21,252-21" -> ((5, 0), (21, 0), (252, 21)): each
     horizon is h days, or [h, s]: the h days ending s days before the observation's last return
-    (s < h). A ValueError naming the bad entry otherwise."""
-    if value is None or value == [] or value == () or value == "":
+    (s < h); "none" (or nothing) -> (). A ValueError naming the bad entry otherwise."""
+    if value is None or value == [] or value == () or value == "" or value == "none":
         return ()
     if value == "default":
         return DEFAULT_HORIZONS
