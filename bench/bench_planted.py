@@ -11,7 +11,7 @@ strategies (strategies/dqn-FAMILY.toml, an asset drawn per training episode) eva
 and tested on the first planted asset, against the rule on that asset (issue 24).
 
     .venv/bin/python bench/bench_planted.py [--families plain,exact,relaxed] [--seeds 0] [--steps 6000]
-    .venv/bin/python bench/bench_planted.py --algo dqn [--steps 20000]
+    .venv/bin/python bench/bench_planted.py --algo dqn [--steps 40000]
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def main_(argv=None) -> int:
                     help=f"sac: the portfolio strategies; dqn: the single-asset dqn-FAMILY strategies, on {DQN_TICKER}")
     ap.add_argument("--families", default="plain,exact,relaxed")
     ap.add_argument("--seeds", default="0", help="comma-separated agent seeds (default 0)")
-    ap.add_argument("--steps", type=int, default=None, help="default: 6000 (sac), 20000 (dqn)")
+    ap.add_argument("--steps", type=int, default=None, help="default: 6000 (sac), 40000 (dqn)")
     ap.add_argument("--market-seed", type=int, default=0)
     ap.add_argument("--variants", default="default",
                     help=f"comma-separated, or 'all': {', '.join(VARIANTS)} (default: default)")
@@ -145,7 +145,7 @@ def main_(argv=None) -> int:
         ap.error(f"the variants change SAC's portfolio strategy; --algo dqn runs the default only, got {variants}")
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-planted-"))
-    steps = args.steps or (20000 if args.algo == "dqn" else 6000)
+    steps = args.steps or (40000 if args.algo == "dqn" else 6000)
     rows = [random_policy(args.market_seed, algo=args.algo)]
     for variant, fam, s in itertools.product(variants, args.families.split(","), args.seeds.split(",")):
         rows.append(run(fam, int(s), steps, tmp / "data", args.market_seed, tmp, variant, args.algo))
