@@ -52,6 +52,15 @@ PORTFOLIO_AGENT: dict[str, Any] = {
     "alpha_init": "auto", "entropy_frac": 0.1, "gamma": 0.9, "eval_every": 1000,
 }
 TRADING_ENV = {"window": 32, "split": "train", "cost_bps": 10.0, "episode_length": 252}
+#: DQN defaults of the single-asset trading env, chosen on the planted market's valid split
+#: (bench/bench_dqn_valid.py, docs/agents.md "Double DQN"): one hidden layer of 4, every action's
+#: exact one-step target, rewards x100; strategies/dqn-FAMILY.toml hold the same values
+TRADING_STEPS = 40_000
+TRADING_AGENT: dict[str, Any] = {
+    "hidden": [4], "banks": 2, "targets": "exact", "n_step": 1, "gamma": 0.9, "reward_scale": 100.0,
+    "lr": 5e-4, "batch_size": 128, "learning_starts": 2000, "train_freq": 4, "target_update_interval": 250,
+    "exploration_steps": 6000, "eps_end": 0.05, "eval_every": 2500, "checkpoint_every": 5000,
+}
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -111,6 +120,9 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if env_id != "portfolio":  # defaults of the portfolio env do not apply elsewhere
         cfg["env"] = dict(TRADING_ENV) if env_id == "trading" else {}
         cfg["eval_env"] = {"split": "valid", "full_period": True} if env_id == "trading" else {}
+        if env_id == "trading" and (algo or file_cfg.get("run", {}).get("algo", "dqn")) == "dqn":
+            cfg["agent"].update(copy.deepcopy(TRADING_AGENT))
+            cfg["run"]["steps"] = TRADING_STEPS
     elif (algo or file_cfg.get("run", {}).get("algo", "sac")) == "sac":
         cfg["agent"].update(copy.deepcopy(PORTFOLIO_AGENT))
         cfg["env"]["turnover_penalty_bps"] = PORTFOLIO_TURNOVER_PENALTY_BPS

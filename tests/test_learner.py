@@ -496,6 +496,23 @@ def test_portfolio_defaults_are_the_measured_learner_and_strategies_agree():
     assert "encoder" not in dmc["agent"] and "actor_loss" not in dmc["agent"]
 
 
+def test_trading_dqn_defaults_are_the_tuned_setting_and_strategies_agree():
+    from eqtrade.run import TRADING_AGENT, TRADING_STEPS, resolve_config
+    from eqtrade.strategies import load_toml
+
+    cfg = resolve_config(env="trading")
+    assert cfg["run"]["algo"] == "dqn" and cfg["run"]["steps"] == TRADING_STEPS
+    assert cfg["agent"]["targets"] == "exact" and cfg["agent"]["hidden"] == [4]
+    for fam in ("plain", "exact", "relaxed"):
+        strat = load_toml(f"strategies/dqn-{fam}.toml")
+        assert strat["run"]["steps"] == TRADING_STEPS, fam
+        for key, value in TRADING_AGENT.items():
+            assert strat["agent"][key] == value, (fam, key)
+        assert resolve_config(f"strategies/dqn-{fam}.toml")["agent"] == {**cfg["agent"], "family": fam,
+                                                                          "eval_episodes": 1}
+    assert "targets" not in resolve_config(env="CartPole-v1")["agent"]  # not leaked to other envs
+
+
 def test_data_planted_command_stores_the_market_and_prints_the_rule(tmp_path, monkeypatch, capsys):
     from eqtrade.cli import main
 
