@@ -4,12 +4,15 @@ against each other (every pair of configurations), with the same stationary boot
 Several reports of the same walk-forward folds are joined on their dates (each book labelled by its
 study where two studies name a configuration alike; the baselines from the first report).
 
-    .venv/bin/python bench/walkforward_pairs.py [runs/sweeps/walkforward-families/report] [REPORT...]
+    .venv/bin/python bench/walkforward_pairs.py [runs/sweeps/walkforward-families/report] [REPORT...] [--equity PNG]
+
+--equity PNG: also the equity curves (growth of 1, log scale) of every configuration's seed book and
+of equal weight, volatility-managed EW and buy & hold EW over the joined test days.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +20,38 @@ import pandas as pd
 from eqtrade.backtest.stats import delta_sharpe, jobson_korkie_memmel
 
 
+def equity_plot(rets: pd.DataFrame, books: dict[str, str], path: Path) -> None:
+    """Growth of 1 of each seed book and of the baselines, on a log axis, to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    lines = [(f"SAC {b}", c, "-") for b, c in books.items()]
+    lines += [(n, n, "--") for n in ("equal weight (daily)", "volatility-managed EW", "buy & hold EW") if n in rets]
+    for label, col, style in lines:
+        ax.plot(rets.index, (1 + rets[col]).cumprod(), style, lw=1.2, label=label)
+    ax.set_yscale("log")
+    ax.set_ylabel("growth of 1 (log scale)")
+    ax.set_title(f"walk-forward out of sample, {rets.index[0]:%Y-%m-%d} .. {rets.index[-1]:%Y-%m-%d}")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def main() -> None:
-    reports = [Path(a) for a in sys.argv[1:]] or [Path("runs/sweeps/walkforward-families/report")]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("reports", nargs="*", type=Path, default=[Path("runs/sweeps/walkforward-families/report")])
+    ap.add_argument("--equity", type=Path, default=None, metavar="PNG")
+    args = ap.parse_args()
+    reports = args.reports
+    for report in reports:
+        if not (report / "returns.parquet").is_file():
+            raise SystemExit(f"{report}: no returns.parquet (not a walk-forward report directory)")
     rets = pd.read_parquet(reports[0] / "returns.parquet")
     for report in reports[1:]:
         more = pd.read_parquet(report / "returns.parquet")
@@ -44,6 +77,8 @@ def main() -> None:
             _, p = jobson_korkie_memmel(rets[ca].to_numpy(), rets[cb].to_numpy())
             rows.append({"noise": nz or "0", "a": a, "b": b, "ΔSharpe": d["delta"], "lo": d["lo"], "hi": d["hi"],
                          "JKM p": p})
+        if args.equity is not None and nz == noises[0]:
+            equity_plot(rets, books, args.equity)
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
 
