@@ -309,3 +309,12 @@ def test_fused_twin_critics_regularise_their_level_weights():
         ref = float(twins[0].regularizer() + twins[1].regularizer())
         fused = float(TwinCritic(*twins, batched=True).regularizer())
     assert moved > 0 and fused == pytest.approx(ref, rel=1e-5)
+
+
+def test_the_run_label_shows_horizons_only_when_there_are_some():
+    from eqtrade.backtest.report import family_label
+
+    enc = {"kind": "per_asset"}
+    assert family_label("relaxed", enc, "portfolio", {"horizons": "none"}) == "relaxed/exact/exact"
+    assert family_label("relaxed", enc, "portfolio", {"horizons": []}) == "relaxed/exact/exact"
+    assert family_label("relaxed", enc, "portfolio", {"horizons": "default", "scale": "relaxed"}) == "relaxed/exact/relaxed +h"

@@ -57,7 +57,9 @@ def family_label(family: str, encoder: dict | None, env_id: str, env_kwargs: dic
     else:
         assets = enc.get("assets", "exact") + ("+mean" if enc.get("context", "none") == "mean" else "")
     scale = kw.get("scale") or ("exact" if kw.get("normalize", True) else "raw")
-    return f"{family}/{assets}/{scale}" + (" +h" if kw.get("horizons") else "")
+    from ..envs.wrappers import parse_horizons
+
+    return f"{family}/{assets}/{scale}" + (" +h" if parse_horizons(kw.get("horizons")) else "")
 
 
 def run_checkpoint(run_dir, checkpoint: str = "best") -> tuple[Path, str]:
