@@ -146,6 +146,9 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["test", "valid"],
                     help="the span scored: test (1950-2022) or valid (1940-1949: settings chosen without the test span)")
     ap.add_argument("--agent", default="", help="SAC options over the portfolio defaults, KEY=VALUE,... (e.g. lr=1e-3)")
+    ap.add_argument("--level-gain", type=float, default=None,
+                    help="the per-asset head's level_gain (the levels' inputs multiplied by it: their weights learn "
+                         "that many times faster; default 1)")
     args = ap.parse_args()
     SCORED["span"] = TEST if args.split == "test" else VALID
     import ast
@@ -157,6 +160,10 @@ def main() -> None:
             opts[k.strip()] = ast.literal_eval(v.strip())
         except (ValueError, SyntaxError):
             opts[k.strip()] = v.strip()
+    if args.level_gain is not None:
+        from eqtrade.run import PORTFOLIO_AGENT
+
+        opts["encoder"] = {**PORTFOLIO_AGENT["encoder"], "level_gain": args.level_gain}
     ENV["action_map"] = args.action_map
     ENV["window"], ENV["turnover_penalty_bps"] = args.window, args.penalty
     import torch

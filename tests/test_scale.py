@@ -318,3 +318,29 @@ def test_the_run_label_shows_horizons_only_when_there_are_some():
     assert family_label("relaxed", enc, "portfolio", {"horizons": "none"}) == "relaxed/exact/exact"
     assert family_label("relaxed", enc, "portfolio", {"horizons": []}) == "relaxed/exact/exact"
     assert family_label("relaxed", enc, "portfolio", {"horizons": "default", "scale": "relaxed"}) == "relaxed/exact/relaxed +h"
+
+
+@pytest.mark.parametrize("context", ["none", "mean"])
+def test_level_gain_multiplies_the_level_weights_and_keeps_the_fast_path_exact(context):
+    """A head with level_gain g and level weights w is the head with gain 1 and weights g·w (the
+    levels' weights move g times faster under Adam); forward = the reference forward_rows."""
+    from eqtrade.nn.asset import asset_head
+
+    torch.manual_seed(0)
+    W, V, N, B = 4, 2, 3, 5
+    kw = dict(outputs="actor", with_action=False, hidden=[6], channels=None, banks=2, context=context,
+              levels=V, relaxed_levels=True)
+    fast = asset_head("plain", W, N, level_gain=10.0, **kw)
+    slow = asset_head("plain", W, N, **kw)
+    slow.load_state_dict(fast.state_dict())
+    W0 = fast.head.dense()[0][0]
+    assert float(W0[:, fast.level_columns].abs().sum()) == 0.0  # exactly scale-invariant at the start
+    with torch.no_grad():
+        W0[:, fast.level_columns] = torch.randn(W0.shape[0], len(fast.level_columns))
+        slow.head.dense()[0][0].copy_(W0)
+        slow.head.dense()[0][0][:, fast.level_columns] *= 10.0
+    x = torch.randn(B, (W + V + 1) * N)
+    torch.testing.assert_close(fast(x), fast.forward_rows(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast(x), slow(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="level_gain must be a positive number, got 0"):
+        asset_head("plain", W, N, level_gain=0, **kw)

@@ -95,7 +95,7 @@ class AssetwiseHead(nn.Module):
 
     def __init__(self, head: nn.Module, window: int, n_assets: int, with_action: bool, outputs: str,
                  context: str = "none", embedding: AssetEmbedding | None = None, horizons: int = 0, levels: int = 0,
-                 cash: bool = False, relaxed_levels: bool = False):
+                 cash: bool = False, relaxed_levels: bool = False, level_gain: float = 1.0):
         super().__init__()
         if outputs not in ("actor", "value"):
             raise ValueError(f"outputs must be 'actor' or 'value', got {outputs!r}")
@@ -115,6 +115,13 @@ class AssetwiseHead(nn.Module):
         self.level_columns = (own + ([self.rows + c for c in own] if context == "mean" else [])) if relaxed_levels else []
         if self.level_columns:
             head.zero_input_columns(self.level_columns)
+        # the levels enter multiplied by level_gain: under Adam, whose steps do not depend on the
+        # gradient's scale, a level weight w acts as level_gain·w, so the levels' weights move
+        # level_gain times faster (and the regulariser on w² pulls level_gain² times more weakly)
+        self.level_gain = float(level_gain)
+        if not self.level_gain > 0:
+            raise ValueError(f"level_gain must be a positive number, got {level_gain!r}")
+        self.level_rows = list(range(first, first + int(levels)))
 
     def _check(self, x: torch.Tensor) -> None:
         F, N = self.rows, self.n_assets
@@ -131,6 +138,10 @@ class AssetwiseHead(nn.Module):
         # weights are ~1/N each (gross <= 1): shown to the head as N·w, on the scale of the
         # normalised returns and of the action, so that the position is not drowned out
         own = torch.cat([own[..., :-1], N * own[..., -1:]], dim=2)
+        if self.level_gain != 1.0 and self.level_rows:
+            g = torch.ones(F, dtype=own.dtype, device=own.device)
+            g[self.level_rows] = self.level_gain
+            own = own * g
         parts = [own]
         if self.context == "mean":
             parts.append(own.mean(1, keepdim=True).expand(B, N, F))
@@ -156,6 +167,8 @@ class AssetwiseHead(nn.Module):
         W0, b0 = layers[0]
         scale = torch.ones(F, dtype=W0.dtype, device=W0.device)
         scale[-1] = N
+        if self.level_gain != 1.0 and self.level_rows:
+            scale[self.level_rows] = self.level_gain
         X = x[:, : F * N].reshape(B, F, N).transpose(0, 1)  # [F, B, N], a view
         h = torch.matmul(W0[:, :F] * scale, X.reshape(F, B * N)) + b0[:, None]  # [H, B·N]
         H = h.shape[0]
@@ -211,7 +224,8 @@ ASSET_FAMILIES = ("exact", "relaxed")
 def asset_head(family: str, window: int, n_assets: int, outputs: str, with_action: bool,
                hidden: Sequence[int], channels: Sequence[int] | None, banks: int, context: str = "none",
                assets: str = "exact", embed_dim: int = 4, tickers: Sequence[str] | None = None,
-               horizons: int = 0, levels: int = 0, cash: bool = False, relaxed_levels: bool = False) -> AssetwiseHead:
+               horizons: int = 0, levels: int = 0, cash: bool = False, relaxed_levels: bool = False,
+               level_gain: float = 1.0) -> AssetwiseHead:
     """The shared per-asset head of a family (plain MLP, exact or relaxed w.r.t. the per-asset
     reflection); exact/relaxed channels matched in parameters to the plain head of widths `hidden`.
     context: "none" or "mean" (market pooling); assets: "exact" (one head for all) or "relaxed"
@@ -220,7 +234,8 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
     cash: a long-only book's cash action besides the N assets' (the actor's cash mean and log-std
     are means over assets of two more head outputs; a critic's every asset reads the cash action):
     plain heads only, as a long-only book has no reflection. relaxed_levels: the head's weights on
-    the levels start at zero and are regularised toward zero (a relaxed scale axis)."""
+    the levels start at zero and are regularised toward zero (a relaxed scale axis); level_gain: the
+    factor the levels are multiplied by on the way in (a faster learning rate of their weights)."""
     if cash and family != "plain":
         raise ValueError(f"a long-only book has no reflection symmetry (negating weights leaves the simplex): "
                          f"its per-asset network takes the plain reflection family, not {family!r}; the asset "
@@ -241,7 +256,7 @@ def asset_head(family: str, window: int, n_assets: int, outputs: str, with_actio
                    + (("sign", (1 + cash) if with_action else 0), ("trivial", k)))
     n_out = (2 if outputs == "actor" else 1) + (2 if cash and outputs == "actor" else 0)
     wrap = lambda head: AssetwiseHead(head, window, n_assets, with_action, outputs, context, embedding,  # noqa: E731
-                                      horizons, levels, cash, relaxed_levels)
+                                      horizons, levels, cash, relaxed_levels, level_gain)
     if family == "plain":
         return wrap(PlainMLP(sum(n for _, n in reps), n_out, hidden))
     if not hidden:

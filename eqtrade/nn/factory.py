@@ -174,7 +174,7 @@ _SIZES_DOC = """
     (`AssetwiseHead.level_columns`), else gains in front of the encoder (`eqtrade.nn.scale`)."""
 
 
-PER_ASSET_KEYS = ("kind", "window", "n_assets", "context", "assets", "embed_dim", "horizons", "levels")
+PER_ASSET_KEYS = ("kind", "window", "n_assets", "context", "assets", "embed_dim", "horizons", "levels", "level_gain")
 
 
 def _per_asset(encoder, tickers=None) -> dict | None:
@@ -182,12 +182,14 @@ def _per_asset(encoder, tickers=None) -> dict | None:
     if encoder and encoder.get("kind") == "per_asset":
         extra = sorted(set(encoder) - set(PER_ASSET_KEYS))
         if extra or "window" not in encoder or "n_assets" not in encoder:
-            raise ValueError(f"per_asset encoder takes window, n_assets, context, assets, embed_dim, horizons and levels "
+            raise ValueError(f"per_asset encoder takes window, n_assets, context, assets, embed_dim, horizons, levels "
+                             f"and level_gain "
                              f"(got {dict(encoder)})")
         return dict(window=int(encoder["window"]), n_assets=int(encoder["n_assets"]),
                     context=str(encoder.get("context", "none")), assets=str(encoder.get("assets", "exact")),
                     embed_dim=int(encoder.get("embed_dim", 4)), tickers=tickers,
-                    horizons=int(encoder.get("horizons", 0)), levels=int(encoder.get("levels", 0)))
+                    horizons=int(encoder.get("horizons", 0)), levels=int(encoder.get("levels", 0)),
+                    level_gain=float(encoder.get("level_gain", 1.0)))
     return None
 
 
@@ -202,7 +204,7 @@ def _asset_head(family, pa: dict, outputs: str, with_action: bool, hidden, chann
     return asset_head(family, pa["window"], pa["n_assets"], outputs, with_action, hidden, channels, banks,
                       context=pa["context"], assets=pa["assets"], embed_dim=pa["embed_dim"], tickers=pa["tickers"],
                       horizons=pa["horizons"], levels=pa["levels"], cash=act_dim == pa["n_assets"] + 1,
-                      relaxed_levels=relaxed)
+                      relaxed_levels=relaxed, level_gain=pa["level_gain"])
 
 
 def build_actor(family: str, observation_space, action_space, symmetry: Symmetry | None = None,
