@@ -113,15 +113,27 @@ class AssetwiseHead(nn.Module):
         first = int(window) + int(horizons)
         own = list(range(first, first + int(levels)))
         self.level_columns = (own + ([self.rows + c for c in own] if context == "mean" else [])) if relaxed_levels else []
+        if not float(level_gain) > 0:
+            raise ValueError(f"level_gain must be a positive number, got {level_gain!r}")
         if self.level_columns:
             head.zero_input_columns(self.level_columns)
-        # the levels enter multiplied by level_gain: under Adam, whose steps do not depend on the
-        # gradient's scale, a level weight w acts as level_gain·w, so the levels' weights move
-        # level_gain times faster (and the regulariser on w² pulls level_gain² times more weakly)
+        # each input row's factor on the way in: the weight row N·w (see per_asset_inputs) and the
+        # levels x level_gain (under Adam, whose steps do not depend on the gradient's scale, a
+        # level weight w acts as level_gain·w: the levels' weights move level_gain times faster,
+        # and the regulariser on w² pulls level_gain² times more weakly)
         self.level_gain = float(level_gain)
-        if not self.level_gain > 0:
-            raise ValueError(f"level_gain must be a positive number, got {level_gain!r}")
-        self.level_rows = list(range(first, first + int(levels)))
+        self._row_factors = [1.0] * self.rows
+        self._row_factors[-1] = float(n_assets)
+        for r in own:
+            self._row_factors[r] = self.level_gain
+        self._row_scale_cache: dict = {}
+
+    def _row_scale(self, like: torch.Tensor) -> torch.Tensor:
+        """The [F] input-row factors on like's device and dtype (built once per device and dtype)."""
+        key = (like.device, like.dtype)
+        if key not in self._row_scale_cache:
+            self._row_scale_cache[key] = torch.tensor(self._row_factors, dtype=like.dtype, device=like.device)
+        return self._row_scale_cache[key]
 
     def _check(self, x: torch.Tensor) -> None:
         F, N = self.rows, self.n_assets
@@ -137,11 +149,8 @@ class AssetwiseHead(nn.Module):
         own = x[:, : F * N].reshape(B, F, N).transpose(1, 2)
         # weights are ~1/N each (gross <= 1): shown to the head as N·w, on the scale of the
         # normalised returns and of the action, so that the position is not drowned out
-        own = torch.cat([own[..., :-1], N * own[..., -1:]], dim=2)
-        if self.level_gain != 1.0 and self.level_rows:
-            g = torch.ones(F, dtype=own.dtype, device=own.device)
-            g[self.level_rows] = self.level_gain
-            own = own * g
+        # (and the levels x level_gain: _row_scale)
+        own = own * self._row_scale(own)
         parts = [own]
         if self.context == "mean":
             parts.append(own.mean(1, keepdim=True).expand(B, N, F))
@@ -165,10 +174,7 @@ class AssetwiseHead(nn.Module):
         self._check(x)
         layers = self.head.dense()
         W0, b0 = layers[0]
-        scale = torch.ones(F, dtype=W0.dtype, device=W0.device)
-        scale[-1] = N
-        if self.level_gain != 1.0 and self.level_rows:
-            scale[self.level_rows] = self.level_gain
+        scale = self._row_scale(W0)
         X = x[:, : F * N].reshape(B, F, N).transpose(0, 1)  # [F, B, N], a view
         h = torch.matmul(W0[:, :F] * scale, X.reshape(F, B * N)) + b0[:, None]  # [H, B·N]
         H = h.shape[0]

@@ -182,9 +182,8 @@ def _per_asset(encoder, tickers=None) -> dict | None:
     if encoder and encoder.get("kind") == "per_asset":
         extra = sorted(set(encoder) - set(PER_ASSET_KEYS))
         if extra or "window" not in encoder or "n_assets" not in encoder:
-            raise ValueError(f"per_asset encoder takes window, n_assets, context, assets, embed_dim, horizons, levels "
-                             f"and level_gain "
-                             f"(got {dict(encoder)})")
+            raise ValueError("per_asset encoder takes window, n_assets, context, assets, embed_dim, horizons, levels "
+                             f"and level_gain (got {dict(encoder)})")
         return dict(window=int(encoder["window"]), n_assets=int(encoder["n_assets"]),
                     context=str(encoder.get("context", "none")), assets=str(encoder.get("assets", "exact")),
                     embed_dim=int(encoder.get("embed_dim", 4)), tickers=tickers,
