@@ -17,7 +17,7 @@ gain with turnover < 0.3/day. A random policy is scored by the same criterion (i
 
     .venv/bin/python bench/bench_volatility.py [--scales exact,relaxed,plain] [--seeds 0] [--steps 6000]
         [--family relaxed] [--assets 10] [--action-map per_asset|normalize] [--window 32] [--penalty 40]
-        [--split test|valid] [--agent KEY=VALUE,...]
+        [--split test|valid] [--agent KEY=VALUE,...] [--level-gain G] [--risk-aversion K]
 """
 
 from __future__ import annotations
@@ -146,6 +146,8 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["test", "valid"],
                     help="the span scored: test (1950-2022) or valid (1940-1949: settings chosen without the test span)")
     ap.add_argument("--agent", default="", help="SAC options over the portfolio defaults, KEY=VALUE,... (e.g. lr=1e-3)")
+    ap.add_argument("--risk-aversion", type=float, default=0.0,
+                    help="the training env's risk_aversion κ: reward − (κ/2)·r² on the step's return (default 0)")
     ap.add_argument("--level-gain", type=float, default=None,
                     help="the per-asset head's level_gain (the levels' inputs multiplied by it: their weights learn "
                          "that many times faster; default 1)")
@@ -166,12 +168,15 @@ def main() -> None:
         opts["encoder"] = {**PORTFOLIO_AGENT["encoder"], "level_gain": args.level_gain}
     ENV["action_map"] = args.action_map
     ENV["window"], ENV["turnover_penalty_bps"] = args.window, args.penalty
+    if args.risk_aversion:
+        ENV["risk_aversion"] = args.risk_aversion
     import torch
 
     torch.set_num_threads(1)
     prices = market(args.assets, args.market_seed)
     ref = rule_gain(prices)
-    print(f"env: window {ENV['window']}, turnover penalty {ENV['turnover_penalty_bps']} bps, action_map "
+    print(f"env: window {ENV['window']}, turnover penalty {ENV['turnover_penalty_bps']} bps, "
+          f"risk aversion {ENV.get('risk_aversion', 0.0):g}, action_map "
           f"{ENV['action_map']}; SAC {args.family} reflection, {args.steps} steps, options {opts or 'the defaults'}")
     print(f"planted volatility market, {args.assets} assets (seed {args.market_seed}); {args.split} "
           f"{SCORED['span'][0]}..{SCORED['span'][1]}: "

@@ -143,13 +143,14 @@ def test_ruin_is_the_worst_reward(small):
 
 
 # -- exact reward of any action --------------------------------------------------------------------
-@pytest.mark.parametrize("cost_model,penalty,fill,borrow", [
-    ("target", 0.0, "close", 0.0), ("drift", 0.0, "close", 0.0), ("drift", 40.0, "close", 0.0),
-    ("drift", 0.0, "close", 300.0), ("drift", 0.0, "next_close", 300.0), ("target", 40.0, "next_close", 0.0)])
+@pytest.mark.parametrize("cost_model,penalty,fill,borrow,kappa", [
+    ("target", 0.0, "close", 0.0, 0.0), ("drift", 0.0, "close", 0.0, 0.0), ("drift", 40.0, "close", 0.0, 0.0),
+    ("drift", 0.0, "close", 300.0, 0.0), ("drift", 0.0, "next_close", 300.0, 0.0),
+    ("target", 40.0, "next_close", 0.0, 0.0), ("drift", 40.0, "close", 0.0, 5.0)])
 @pytest.mark.parametrize("mode", ["long_short", "long_only"])
-def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, penalty, fill, borrow, mode):
+def test_exact_reward_equals_the_env_step_for_any_action(small, cost_model, penalty, fill, borrow, kappa, mode):
     env = PortfolioEnv(prices=small, window=16, split=SPLIT, cost_model=cost_model, mode=mode, cost_bps=25,
-                       turnover_penalty_bps=penalty, fill=fill, borrow_bps=borrow)
+                       turnover_penalty_bps=penalty, fill=fill, borrow_bps=borrow, risk_aversion=kappa)
     k = env.action_space.shape[0]
     rng = np.random.default_rng(1)
     obs, _ = env.reset(seed=3)
@@ -193,6 +194,32 @@ def test_the_turnover_penalty_is_a_training_reward_term_on_the_drift_accounting(
     assert PortfolioEnv(prices=small, window=16, split=SPLIT).cost_model == "drift"  # the broker's, by default
     with pytest.raises(ValueError, match="turnover_penalty_bps"):
         PortfolioEnv(prices=small, window=16, split=SPLIT, turnover_penalty_bps=-1.0)
+
+
+def test_risk_aversion_is_a_training_reward_term_on_the_step_return(small):
+    """reward = log(growth) − p·turnover − (κ/2)(growth − 1)²; the book is unchanged, evaluation
+    envs drop it, and a bad value is a one-line error naming it."""
+    from eqtrade.envs import EnvSpec
+
+    acts = np.random.default_rng(1).uniform(-1, 1, size=(30, 4))
+    base, risk = (PortfolioEnv(prices=small, window=16, split=SPLIT, cost_bps=10, full_period=True,
+                               turnover_penalty_bps=40.0, risk_aversion=k) for k in (0.0, 8.0))
+    for env in (base, risk):
+        env.reset()
+    moved = 0
+    for a in acts:
+        _, r0, _, _, i0 = base.step(a)
+        _, r1, _, _, i1 = risk.step(a)
+        assert i0["value"] == i1["value"] and i0["turnover"] == i1["turnover"]
+        g = 1.0 + float(i1["target_weights"] @ risk._R[risk._t]) - i1["cost"]
+        assert r1 == pytest.approx(r0 - 4.0 * (g - 1.0) ** 2, abs=1e-15)
+        moved += r1 < r0
+    assert moved == len(acts)  # every step with a non-zero return pays the risk term
+    spec = EnvSpec("portfolio", {"prices": small, "window": 16, "split": SPLIT, "risk_aversion": 8.0}, {"split": SPLIT})
+    assert spec.make().unwrapped.risk_aversion == 8.0 and spec.make(evaluation=True).unwrapped.risk_aversion == 0.0
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="risk_aversion"):
+            PortfolioEnv(prices=small, window=16, split=SPLIT, risk_aversion=bad)
 
 
 # -- per-asset shared networks ----------------------------------------------------------------------

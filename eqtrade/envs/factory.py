@@ -63,9 +63,11 @@ class EnvSpec:
 
     def evaluation_kwargs(self, **over) -> dict:
         """The evaluation env's keyword arguments: `kwargs`, then `eval_kwargs`, then `over`. An
-        evaluation measures what the book earns: a training-only turnover penalty is dropped."""
+        evaluation measures what the book earns: the training-only turnover penalty and risk
+        aversion are dropped."""
         kw = {**self.kwargs, **self.eval_kwargs, **over}
         kw.pop("turnover_penalty_bps", None)
+        kw.pop("risk_aversion", None)
         return kw
 
     def to_dict(self) -> dict:

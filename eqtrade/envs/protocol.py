@@ -37,6 +37,7 @@ ENV_OPTION_RANGES = {
     "episode_length": ("int", Range(1, note="decisions per episode")),
     "cost_bps": ("number", Range(0, note="the cost per unit of turnover, in basis points")),
     "turnover_penalty_bps": ("number", Range(0, note="a training-only reward penalty per unit of turnover, in basis points")),
+    "risk_aversion": ("number", Range(0, note="a training-only reward penalty (κ/2)·r² on the step's portfolio return r")),
     "borrow_bps": ("number", Range(0, 10_000, note="the annual fee on short weights held, in basis points")),
     "vol_window": ("int", Range(1, note="days of the trailing volatility that scales returns")),
     "clip": ("number", Range(0, lo_open=True, note="scaled returns are clipped to +-clip")),
