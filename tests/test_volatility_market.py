@@ -96,10 +96,28 @@ def test_a_plain_scale_agent_holds_less_in_storms(bench_env):
     assert r["gross_calm"] - r["gross_storm"] > 0.15, r
 
 
+#: the relaxed scale's setting of docs/results.md §1e (bench_volatility.py --family plain --steps
+#: 30000 --window 8 --penalty 20 --risk-aversion 10): κ chosen on draw 5, confirmed on draw 6
+RISK_LEARNER = dict(steps=30000, family="plain", market_seed=6)
+
+
+@pytest.fixture
+def risk_env(monkeypatch):
+    """bench_volatility with the risk-averse training env of §1e, restored after the test."""
+    import bench_volatility as bv
+
+    for k, v in dict(window=8, turnover_penalty_bps=20.0, action_map="per_asset", risk_aversion=10.0).items():
+        monkeypatch.setitem(bv.ENV, k, v)
+    return bv
+
+
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 24's criterion is not met yet: the relaxed-scale agent captured -17% (draw 1, gains) and 17% "
-                                       "(draw 2, level weights) of the rule's Sharpe gain (bench/bench_volatility.py, docs/results.md §1e)")
-def test_the_relaxed_scale_agent_captures_half_the_rules_gain(bench_env):
-    bv = bench_env
-    r = bv.run("relaxed", seed=0, **LEARNER)
-    assert r["passes"], r
+def test_the_relaxed_scale_agent_captures_half_the_rules_gain(risk_env):
+    """Issue 24's criterion: at least half of the volatility-managed rule's Sharpe gain over EW out
+    of sample, turnover < 0.3/day, on a test span where the rule's gain is >= 5 paired SE."""
+    bv = risk_env
+    prices = bv.market(10, RISK_LEARNER["market_seed"])
+    ref = bv.rule_gain(prices)
+    assert ref["gain_in_se"] >= 5, ref["gain_in_se"]
+    r = bv.run("relaxed", seed=0, prices=prices, ref=ref, **RISK_LEARNER)
+    assert r["passes"] and r["gross_calm"] - r["gross_storm"] > 0.3, r
