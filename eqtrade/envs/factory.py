@@ -48,6 +48,11 @@ class WithSymmetry(gym.Wrapper):
         self.symmetry = symmetry
 
 
+#: env options that shape only the training reward (regularisers), never what the book earns:
+#: every evaluation env, backtest and baseline is made without them
+TRAINING_ONLY = ("turnover_penalty_bps", "risk_aversion")
+
+
 @dataclass
 class EnvSpec:
     """Which environment to train on: `portfolio`, `trading`, a dm_control id or any gymnasium
@@ -66,9 +71,7 @@ class EnvSpec:
         evaluation measures what the book earns: the training-only turnover penalty and risk
         aversion are dropped."""
         kw = {**self.kwargs, **self.eval_kwargs, **over}
-        kw.pop("turnover_penalty_bps", None)
-        kw.pop("risk_aversion", None)
-        return kw
+        return {k: v for k, v in kw.items() if k not in TRAINING_ONLY}
 
     def to_dict(self) -> dict:
         return {"id": self.id, "kwargs": dict(self.kwargs), "eval_kwargs": dict(self.eval_kwargs)}
