@@ -233,3 +233,35 @@ def test_import_eqtrade_does_not_import_skfolio():
     code = "import sys, eqtrade, eqtrade.backtest, eqtrade.backtest.baselines; print('skfolio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_fitted_weights_are_cached_by_content_and_a_changed_price_is_refitted(monkeypatch):
+    """A second call with the same prices and days returns the first fit (no solver run); the
+    caller's copy is its own; any change to a price, even in place, is a new key."""
+    panel = _panel()
+    days = panel.index[LOOKBACK + 5:]
+    monkeypatch.setattr(B, "_FITTED", {})
+    first = B.baseline_weights("minvar", panel, days, lookback=LOOKBACK)
+    fits = []
+    real = B._fit_skfolio
+    monkeypatch.setattr(B, "_fit_skfolio", lambda kind, X: fits.append(kind) or real(kind, X))
+    again = B.baseline_weights("minvar", panel, days, lookback=LOOKBACK)
+    assert fits == [] and again.equals(first)
+    again.iloc[:] = 0.0  # the caller's frame, not the cache's
+    assert B.baseline_weights("minvar", panel, days, lookback=LOOKBACK).equals(first) and fits == []
+    panel.iloc[LOOKBACK, 2] *= 1.5  # in place: a price that every later window reads
+    changed = B.baseline_weights("minvar", panel, days, lookback=LOOKBACK)
+    assert fits and not changed.equals(first)
+    monkeypatch.setattr(B, "_FITTED", {})
+    fresh = B.baseline_weights("minvar", panel, days, lookback=LOOKBACK)
+    pd.testing.assert_frame_equal(changed, fresh)
+    assert len(B._FITTED) == 1
+
+
+def test_the_fitted_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(B, "_FITTED", {})
+    monkeypatch.setattr(B, "FITTED_CACHE", 2)
+    panel = _panel()
+    for start in (70, 80, 90):
+        B.baseline_weights("ivol", panel, panel.index[start:], lookback=LOOKBACK)
+    assert len(B._FITTED) == 2

@@ -171,6 +171,25 @@ def volman_scale(prices: pd.DataFrame, target: float = VOLMAN_TARGET, window: in
     return s.fillna(1.0)  # too little history (or a flat market): plain equal weight
 
 
+#: the estimated baselines' weights computed in this process, by (kind, rebalance, lookback, the
+#: prices' content, the days): a report that reads the same folds again (a walk-forward report
+#: repeated or forced, `compare` after a sweep's own report) refits nothing. A pure function of
+#: the key, so a hit is the same frame; at most FITTED_CACHE entries (each days x assets floats)
+_FITTED: dict[tuple, pd.DataFrame] = {}
+FITTED_CACHE = 64
+
+
+def _fingerprint(prices: pd.DataFrame) -> bytes:
+    """A digest of the prices' values, dates and tickers (any change to them changes it)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(prices.to_numpy(dtype=float)).tobytes())
+    h.update(pd.DatetimeIndex(prices.index).asi8.tobytes())
+    h.update("\x1f".join(map(str, prices.columns)).encode())
+    return h.digest()
+
+
 def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, rebalance="M",
                      lookback: int = TRADING_DAYS) -> pd.DataFrame:
     """Target weights of baseline `kind` (one of BASELINE_KINDS) on the decision days `days`, each
@@ -192,6 +211,10 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, re
     if kind == "volman":  # a daily rule: EW scaled by the day's volatility ratio
         s = volman_scale(prices).to_numpy()[loc]
         return pd.DataFrame(ew * s[:, None], index=days, columns=prices.columns)
+    key = (kind, str(rebalance), int(lookback), _fingerprint(prices), days.asi8.tobytes())
+    if key in _FITTED:
+        _FITTED[key] = _FITTED.pop(key)  # the most recently used last
+        return _FITTED[key].copy()
     mask = rebalance_mask(days, rebalance)
     P = prices.to_numpy(dtype=float)
     out = np.zeros((len(days), prices.shape[1]))
@@ -210,4 +233,8 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, re
         else:  # everything held has gone: 1/N of what is left until the next refit
             w = ew[i].copy()
         out[i] = w
-    return pd.DataFrame(out, index=days, columns=prices.columns)
+    weights = pd.DataFrame(out, index=days, columns=prices.columns)
+    _FITTED[key] = weights.copy()
+    while len(_FITTED) > FITTED_CACHE:
+        _FITTED.pop(next(iter(_FITTED)))
+    return weights
