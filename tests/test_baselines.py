@@ -258,10 +258,42 @@ def test_fitted_weights_are_cached_by_content_and_a_changed_price_is_refitted(mo
     assert len(B._FITTED) == 1
 
 
-def test_the_fitted_cache_is_bounded(monkeypatch):
+def test_the_fitted_cache_is_bounded_and_drops_the_least_recently_used(monkeypatch):
     monkeypatch.setattr(B, "_FITTED", {})
     monkeypatch.setattr(B, "FITTED_CACHE", 2)
     panel = _panel()
-    for start in (70, 80, 90):
-        B.baseline_weights("ivol", panel, panel.index[start:], lookback=LOOKBACK)
+    w = {start: B.baseline_weights("ivol", panel, panel.index[start:], lookback=LOOKBACK) for start in (70, 80)}
+    B.baseline_weights("ivol", panel, panel.index[70:], lookback=LOOKBACK)  # 70 used again: 80 is the oldest
+    B.baseline_weights("ivol", panel, panel.index[90:], lookback=LOOKBACK)
     assert len(B._FITTED) == 2
+    kept = {len(k[-1]) // 8 for k in B._FITTED}  # the days of each key (int64 nanoseconds)
+    assert kept == {len(panel) - 70, len(panel) - 90}
+    assert B.baseline_weights("ivol", panel, panel.index[80:], lookback=LOOKBACK).equals(w[80])  # refitted alike
+
+
+@pytest.mark.parametrize("change", ["kind", "lookback", "rebalance", "days", "tickers", "dtype"])
+def test_every_input_of_a_fit_is_in_its_cache_key(monkeypatch, change):
+    """Changing any one input is a miss (a solver run), never the other input's weights."""
+    panel = _panel()
+    days = panel.index[LOOKBACK + 5:]
+    kw = dict(kind="minvar", prices=panel, days=days, rebalance="M", lookback=LOOKBACK)
+    monkeypatch.setattr(B, "_FITTED", {})
+    B.baseline_weights(**kw)
+    fits = []
+    real = B._fit_skfolio
+    monkeypatch.setattr(B, "_fit_skfolio", lambda kind, X: fits.append(kind) or real(kind, X))
+    other = {"kind": dict(kind="erc"), "lookback": dict(lookback=LOOKBACK + 10), "rebalance": dict(rebalance="W"),
+             "days": dict(days=days[1:]), "tickers": dict(prices=panel.rename(columns=lambda c: c + "x")),
+             "dtype": dict(prices=panel.astype("float32"))}[change]
+    got = B.baseline_weights(**{**kw, **other})
+    assert fits, change
+    if change == "tickers":
+        assert list(got.columns) == [c + "x" for c in panel.columns]
+
+
+def test_a_bad_rebalance_is_refused_even_after_a_fit_of_the_same_number(monkeypatch):
+    monkeypatch.setattr(B, "_FITTED", {})
+    panel = _panel()
+    B.baseline_weights("ivol", panel, panel.index[70:], rebalance=21, lookback=LOOKBACK)
+    with pytest.raises(ValueError, match="rebalance"):
+        B.baseline_weights("ivol", panel, panel.index[70:], rebalance="21", lookback=LOOKBACK)

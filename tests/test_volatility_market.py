@@ -128,8 +128,8 @@ def test_the_relaxed_scale_agent_captures_half_the_rules_gain(risk_env):
 #: (level_gain 10), 4 000 steps on draw 7, scored on the valid span (1940-1949; the test span is
 #: the slow test's). Measured (bench/bench_volatility.py's run with these settings and
 #: --split valid, seeds 0, 1, 2): gross exposure storm / calm 0.195 / 0.281, 0.180 / 0.441,
-#: 0.320 / 0.529 (ratios 0.69, 0.41, 0.60); the plain scale at the same 4 000 steps (level_gain 1): 0.67, 1.22,
-#: 1.60. Seed 1 runs here. At 4 000 steps the book is small (gross under 0.6): this checks that the
+#: 0.320 / 0.529 (ratios 0.69, 0.41, 0.60; turnover 0.150, 0.070, 0.160/day); the plain scale at
+#: the same 4 000 steps (level_gain 1): ratios 0.67, 1.22, 1.60. Seed 1 runs here. At 4 000 steps the book is small (gross under 0.6): this checks that the
 #: level weights, zero at the start, learn to time the regime, not what that earns.
 QUICK = dict(steps=4000, family="plain", seed=1)
 

@@ -173,9 +173,10 @@ def volman_scale(prices: pd.DataFrame, target: float = VOLMAN_TARGET, window: in
 
 #: the estimated baselines' weights computed in this process, by (kind, rebalance, lookback, the
 #: prices' content, the days): a report that reads the same folds again (a walk-forward report
-#: repeated or forced, `compare` after a sweep's own report) refits nothing. A pure function of
-#: the key, so a hit is the same frame; at most FITTED_CACHE entries (each days x assets floats)
-_FITTED: dict[tuple, pd.DataFrame] = {}
+#: repeated or forced, `compare` after a sweep's own report) refits nothing. The weights are a
+#: pure function of the key, so a hit gives the same values (labelled with the caller's days and
+#: tickers); at most FITTED_CACHE entries (each a days x assets array), least recently used out
+_FITTED: dict[tuple, np.ndarray] = {}
 FITTED_CACHE = 64
 
 
@@ -185,8 +186,9 @@ def _fingerprint(prices: pd.DataFrame) -> bytes:
 
     h = hashlib.blake2b(digest_size=16)
     h.update(np.ascontiguousarray(prices.to_numpy(dtype=float)).tobytes())
-    h.update(pd.DatetimeIndex(prices.index).asi8.tobytes())
-    h.update("\x1f".join(map(str, prices.columns)).encode())
+    index = pd.DatetimeIndex(prices.index)
+    h.update(index.asi8.tobytes())
+    h.update(repr((str(index.dtype), tuple(prices.columns), tuple(map(str, prices.dtypes)))).encode())
     return h.digest()
 
 
@@ -211,11 +213,12 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, re
     if kind == "volman":  # a daily rule: EW scaled by the day's volatility ratio
         s = volman_scale(prices).to_numpy()[loc]
         return pd.DataFrame(ew * s[:, None], index=days, columns=prices.columns)
-    key = (kind, str(rebalance), int(lookback), _fingerprint(prices), days.asi8.tobytes())
+    mask = rebalance_mask(days, rebalance)  # checks `rebalance` before any cache hit
+    key = (kind, type(rebalance).__name__, rebalance, int(lookback), _fingerprint(prices),
+           str(days.dtype), days.asi8.tobytes())
     if key in _FITTED:
         _FITTED[key] = _FITTED.pop(key)  # the most recently used last
-        return _FITTED[key].copy()
-    mask = rebalance_mask(days, rebalance)
+        return pd.DataFrame(_FITTED[key].copy(), index=days, columns=prices.columns)
     P = prices.to_numpy(dtype=float)
     out = np.zeros((len(days), prices.shape[1]))
     target = None
@@ -233,8 +236,7 @@ def baseline_weights(kind: str, prices: pd.DataFrame, days: pd.DatetimeIndex, re
         else:  # everything held has gone: 1/N of what is left until the next refit
             w = ew[i].copy()
         out[i] = w
-    weights = pd.DataFrame(out, index=days, columns=prices.columns)
-    _FITTED[key] = weights.copy()
+    _FITTED[key] = out.copy()
     while len(_FITTED) > FITTED_CACHE:
-        _FITTED.pop(next(iter(_FITTED)))
-    return weights
+        _FITTED.pop(next(iter(_FITTED)))  # the least recently used
+    return pd.DataFrame(out, index=days, columns=prices.columns)
