@@ -209,6 +209,9 @@ def no_ray(shared_ray):
 #: (so that the fixture is built once); every other test is scheduled on its own
 SHARED_FIXTURE_FILES = {"test_backtest.py", "test_guards.py", "test_pixels.py"}
 RAY_FIXTURES = {"shared_ray", "ray_instance", "no_ray"}
+#: files of long single tests (a learning check of ~30 s, a kill -9 loop, the stacked = alone
+#: comparisons), scheduled before the short ones
+LONG_FILES = {"test_volatility_market.py", "test_kill.py", "test_stack.py"}
 
 
 def xdist_group(item) -> str | None:
@@ -242,4 +245,7 @@ def pytest_collection_modifyitems(config, items):
                     item._id = coerce_node_id(f"{item.nodeid}@{group}")
                 else:
                     item._nodeid = f"{item.nodeid}@{group}"
-    items.sort(key=lambda item: 2 if xdist_group(item) != "ray" else 0 if item.path.name == "test_sweep.py" else 1)
+    # then the other groups (each a single unit of work: the pixel tests ~70 s), then the
+    # longest single tests, then the rest: the long units first, the short ones balance the tail
+    items.sort(key=lambda item: (0 if item.path.name == "test_sweep.py" else 1) if xdist_group(item) == "ray"
+               else 2 if xdist_group(item) is not None else 3 if item.path.name in LONG_FILES else 4)
