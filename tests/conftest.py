@@ -247,5 +247,10 @@ def pytest_collection_modifyitems(config, items):
                     item._nodeid = f"{item.nodeid}@{group}"
     # then the other groups (each a single unit of work: the pixel tests ~70 s), then the
     # longest single tests, then the rest: the long units first, the short ones balance the tail
-    items.sort(key=lambda item: (0 if item.path.name == "test_sweep.py" else 1) if xdist_group(item) == "ray"
-               else 2 if xdist_group(item) is not None else 3 if item.path.name in LONG_FILES else 4)
+    def order(item) -> int:
+        group = xdist_group(item)
+        if group == "ray":
+            return 0 if item.path.name == "test_sweep.py" else 1
+        return 2 if group is not None else 3 if item.path.name in LONG_FILES else 4
+
+    items.sort(key=order)

@@ -129,18 +129,16 @@ def test_the_relaxed_scale_agent_captures_half_the_rules_gain(risk_env):
 #: the slow test's). Measured (bench/bench_volatility.py's run with these settings and
 #: --split valid, seeds 0, 1, 2): gross exposure storm / calm 0.195 / 0.281, 0.180 / 0.441,
 #: 0.320 / 0.529 (ratios 0.69, 0.41, 0.60; turnover 0.150, 0.070, 0.160/day); the plain scale at
-#: the same 4 000 steps (level_gain 1): ratios 0.67, 1.22, 1.60. Seed 1 runs here. At 4 000 steps the book is small (gross under 0.6): this checks that the
-#: level weights, zero at the start, learn to time the regime, not what that earns.
+#: the same 4 000 steps (level_gain 1): ratios 0.67, 1.22, 1.60. Seed 1 runs here. At 4 000 steps
+#: the book is small (gross under 0.6): this checks that the level weights, zero at the start,
+#: learn to time the regime, not what that earns.
 QUICK = dict(steps=4000, family="plain", seed=1)
 
 
-def test_the_relaxed_scale_learns_from_its_zero_level_weights_to_hold_less_in_storms(monkeypatch):
-    import bench_volatility as bv
-
+def test_the_relaxed_scale_learns_from_its_zero_level_weights_to_hold_less_in_storms(risk_env, monkeypatch):
     from eqtrade.run import PORTFOLIO_AGENT
 
-    for k, v in dict(window=8, turnover_penalty_bps=20.0, action_map="per_asset", risk_aversion=10.0).items():
-        monkeypatch.setitem(bv.ENV, k, v)
+    bv = risk_env
     monkeypatch.setitem(bv.SCORED, "span", bv.VALID)
     prices = bv.market(10, 7)
     opts = {"encoder": {**PORTFOLIO_AGENT["encoder"], "level_gain": 10.0}}
