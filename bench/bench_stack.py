@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
     .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
     .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3]
+    .venv/bin/python bench/bench_stack.py profile [--ks 1,5,15] [--updates 50]
 
 anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
   the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
@@ -22,6 +23,10 @@ malloc: ms per stacked update of K runs with glibc told to keep freed memory
 update: ms per SAC update of a stack of K default-strategy runs (K = 1: a run alone, unstacked),
   each K in its own process, this checkout against the commit REF (default HEAD; checked out in a
   temporary git worktree) interleaved over the repeats: the anchor for a change to the update.
+profile: where one update's time goes, in this process: its FLOPs (torch's FlopCounterMode), ms,
+  the rate achieved against this core's rate for a matrix product, and the ops with the most self
+  CPU time (torch.profiler), for stacks of K default-strategy runs and for bench_agents.py's
+  Pendulum SAC (plain 2x256): whether an update is bound by arithmetic or by everything else.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
   the replay memory those steps fill (K x steps x bytes per transition).
 """
@@ -138,6 +143,16 @@ def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
 def _update_ms(k: int) -> float:
     """In this process: ms per update of a stack of k default-strategy runs (after 20 warm-up
     updates; k = 1: the run's own update, not a stack of one)."""
+    stack = _ready_stack(k)
+    t0 = time.perf_counter()
+    for _ in range(50):
+        stack.update()
+    return (time.perf_counter() - t0) / 50 * 1e3
+
+
+def _ready_stack(k: int):
+    """A stack of k default-strategy runs past learning_starts and 20 warm-up updates (k = 1: the
+    run's own agent, unstacked), one torch thread."""
     import copy
 
     import torch
@@ -157,10 +172,68 @@ def _update_ms(k: int) -> float:
     stack = StackedSAC(agents) if k > 1 else agents[0]
     for _ in range(20):
         stack.update()
-    t0 = time.perf_counter()
-    for _ in range(50):
-        stack.update()
-    return (time.perf_counter() - t0) / 50 * 1e3
+    return stack
+
+
+def _pendulum_agent():
+    """bench_agents.py's plain SAC on Pendulum-v1 (2x256, batch 256) past its warm-up."""
+    import torch
+
+    from eqtrade.agents import SAC, EnvSpec, SACConfig
+
+    torch.set_num_threads(1)
+    spec = EnvSpec("Pendulum-v1")
+    agent = SAC(spec.make(), SACConfig(family="plain", learning_starts=300, eval_every=0, checkpoint_every=0,
+                                       hidden=(256, 256), batch_size=256, seed=0), spec)
+    agent.learn(320, progress=False)
+    return agent
+
+
+def _gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
+    """This core's rate for one fp32 matrix product [m, k] @ [k, n] (one thread)."""
+    import torch
+
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(5):
+        a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def profile(args) -> None:
+    """Where an update's time goes: its arithmetic (FLOPs counted by torch's FlopCounterMode,
+    forward and backward), the rate it achieves against this core's rate for a matrix product, and
+    the ops that take the most time (torch.profiler, self CPU time)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    from torch.utils.flop_counter import FlopCounterMode
+
+    print("one SAC update, one torch thread: its FLOPs, ms, the rate achieved, and the ops taking the most time")
+    print(f"this core: {_gemm_gflops(256, 256, 256):.0f} GFLOP/s for a [256, 256] @ [256, 256] product, "
+          f"{_gemm_gflops(8, 33, 5120):.0f} for [8, 33] @ [33, 5120] (a per-asset layer's shape)")
+    cases = [(f"portfolio (default strategy), stack of K = {k}", k) for k in (int(x) for x in args.ks.split(","))]
+    cases.append(("Pendulum-v1 plain 2x256 batch 256 (bench_agents.py)", 0))
+    for name, k in cases:
+        learner = _ready_stack(k) if k else _pendulum_agent()
+        fc = FlopCounterMode(display=False)
+        with fc:
+            learner.update()
+        flops = fc.get_total_flops()
+        t0 = time.perf_counter()
+        for _ in range(args.updates):
+            learner.update()
+        ms = (time.perf_counter() - t0) / args.updates * 1e3
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(10):
+                learner.update()
+        ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in ops)
+        top = ", ".join(f"{e.key} {e.self_cpu_time_total / total:.0%}" for e in ops[:6])
+        print(f"{name}: {ms:.1f} ms per update ({ms / max(k, 1):.2f} per run), {flops / 1e6:.1f} MFLOP "
+              f"({flops / 1e6 / max(k, 1):.1f} per run): {flops / ms / 1e6:.1f} GFLOP/s; most time: {top}", flush=True)
 
 
 def _update_ms_at(root: Path, k: int) -> float:
@@ -260,10 +333,14 @@ def main(argv=None) -> None:
     u.add_argument("--ks", default="1,5,15")
     u.add_argument("--against", default="HEAD", help="the git commit to compare with (default HEAD)")
     u.add_argument("--repeats", type=int, default=3)
+    f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
+    f.add_argument("--ks", default="1,5,15")
+    f.add_argument("--updates", type=int, default=50)
     for p in (a, c, m):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update}[args.what](args)
+    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update,
+     "profile": profile}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -178,18 +178,23 @@ def resolve_config(config: str | Path | None = None, agent: str | None = None, a
     if pixels and (algo or file_cfg.get("run", {}).get("algo", "drqv2")) != "drqv2":
         raise ValueError(f"{cfg['run']['env']}: pixel tasks train with --algo drqv2 (DrQ-v2), not "
                          f"{algo or file_cfg['run']['algo']}")
-    try:
-        probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
-    except TypeError as e:  # an unknown or mistyped [env] option
-        raise ValueError(f"bad [env] option for {cfg['run']['env']!r}: {e}") from None
-    from gymnasium import spaces
+    if pixels:  # no probe: the algorithm is DrQ-v2 and there are no levels to fit (building a pixel
+        # env costs ~0.8 s: physics and renderer); a bad [env] option is refused by build_agent, before
+        # anything is written
+        default_algo = "drqv2"
+    else:
+        try:
+            probe = EnvSpec(cfg["run"]["env"], cfg["env"]).make()
+        except TypeError as e:  # an unknown or mistyped [env] option
+            raise ValueError(f"bad [env] option for {cfg['run']['env']!r}: {e}") from None
+        from gymnasium import spaces
 
-    from .envs.wrappers import fitted_vol_ref
+        from .envs.wrappers import fitted_vol_ref
 
-    ref = fitted_vol_ref(probe)
-    if ref is not None and "vol_ref" not in cfg["env"]:
-        cfg["env"]["vol_ref"] = [round(v, 6) for v in ref]  # fitted on the training split
-    default_algo = ("drqv2" if pixels else "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac")
+        ref = fitted_vol_ref(probe)
+        if ref is not None and "vol_ref" not in cfg["env"]:
+            cfg["env"]["vol_ref"] = [round(v, 6) for v in ref]  # fitted on the training split
+        default_algo = "dqn" if isinstance(probe.action_space, spaces.Discrete) else "sac"
     if algo:
         cfg["run"]["algo"] = algo
     elif not (file_cfg.get("run", {}).get("algo")):

@@ -159,9 +159,9 @@ class SharedRay:
     `_init_ray`: the same runtime env, OMP_NUM_THREADS=1 and MUJOCO_GL for the trials) at the first
     test that asks for it, and reused by every later one: the engine joins a running instance
     instead of starting its own (about 12 s for each ray.init and shutdown on these machines).
-    Tests that need Ray not running in this process (one that checks that a sweep shuts down the
-    instance it started, one that joins a separate cluster) stop it first; the next test that asks
-    for it starts it again (test_sweep.py orders its tests so that this happens once)."""
+    A test that needs Ray not running in this process (the slow one that joins a separate cluster)
+    stops it first; the next test that asks for it starts it again. That a sweep stops an instance
+    it started is tested with Ray's init and shutdown replaced (test_sweep.py): one start per session."""
 
     cpus = 2  # two trials at a time, as `--cpus 2` / `--jobs 2` (and 0 = one per core) run here
 
@@ -228,7 +228,7 @@ def xdist_group(item) -> str | None:
 def pytest_collection_modifyitems(config, items):
     # before xdist's own hook, which appends the group to each test id. The Ray tests first, as
     # they are the longest chain on one worker (the rest balance around them); test_sweep's first
-    # of them, whose module fixture runs a sweep on its own instance before the shared one starts
+    # of them (its module fixture, a sweep on the shared instance, is the longest of their units)
     loadgroup = bool(config.getvalue("loadgroup")) if hasattr(config.option, "loadgroup") else False
     for item in items:
         group = xdist_group(item)

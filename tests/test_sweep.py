@@ -65,7 +65,7 @@ def write_spec(path: Path, grid: str = GRID, steps: int = 300) -> Path:
 
 @pytest.fixture(scope="module")
 def local_sweep(tmp_path_factory, shared_ray):
-    shared_ray.stop()  # this sweep starts its own local instance (and must stop it: test_nothing_is_left_running)
+    shared_ray.start()  # the sweep joins the session's instance (and leaves it running: it did not start it)
     tmp = tmp_path_factory.mktemp("sweep")
     spec = load_spec(write_spec(tmp / "tiny.toml"))
     rows, table = run_sweep(spec, tmp / "out", cpus=2, progress=False)
@@ -104,13 +104,49 @@ def test_the_sweep_table_equals_compare_on_the_same_runs(local_sweep, tmp_path):
     assert (out / "report" / "summary.csv").exists()
 
 
-def test_nothing_is_left_running_and_the_same_out_needs_resume_or_force(local_sweep, capsys):
+def test_a_joined_instance_is_left_running_and_the_same_out_needs_resume_or_force(local_sweep, capsys):
     import ray
 
-    assert not ray.is_initialized()
+    assert ray.is_initialized()  # the sweep joined the session's instance: it is not the sweep's to stop
     spec, out, _, _ = local_sweep
     assert main(["sweep", spec.source, "--out", str(out), "--no-progress"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_a_sweep_stops_the_instance_it_started_even_when_interrupted_and_leaves_a_joined_one(tmp_path, monkeypatch,
+                                                                                             running, shared_ray):
+    """The engine's side of Ray's lifetime, without starting one (each start and stop costs seconds;
+    the sweeps above join the session's instance; `shared_ray` keeps the test on their worker): a sweep that found no instance starts one and shuts
+    it down, also when Ctrl-C stops the Tuner; one that found an instance running leaves it running."""
+    import ray
+    from ray import tune
+
+    from eqtrade.sweep.engine import run_trials
+
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: running)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: calls.append("init"))
+    monkeypatch.setattr(ray, "shutdown", lambda: calls.append("shutdown"))
+    monkeypatch.setattr(tune, "with_parameters", lambda fn, **kw: fn)
+    monkeypatch.setattr(tune, "with_resources", lambda fn, res: fn)
+
+    class Tuner:
+        def __init__(self, *a, **k):
+            pass
+
+        @staticmethod
+        def can_restore(path):
+            return False
+
+        def fit(self):
+            calls.append("fit")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune, "Tuner", Tuner)
+    with pytest.raises(KeyboardInterrupt):
+        run_trials({"t": {}}, tmp_path / "out", trial_fn=lambda cfg, run_dir, report: {}, progress=False)
+    assert calls == (["fit"] if running else ["init", "fit", "shutdown"])
 
 
 def test_the_sweep_and_its_trials_leave_no_lock_and_a_held_sweep_is_refused(local_sweep, capsys):
