@@ -223,3 +223,62 @@ def test_feature_major_forward_is_the_per_asset_rows_computation(family):
         rx, *rp = torch.autograd.grad((ref * g).sum(), [x, *head.parameters()])
         for a, b in zip([gx, *gp], [rx, *rp]):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_rows_inputs_action_and_held_book_apart_are_the_flat_computation(family):
+    """What an update feeds the per-asset head (eqtrade.agents.sac: rows made once by `as_rows`,
+    the action apart, a state value's next book apart) is the flat computation: the same values
+    and parameter gradients as the flat observation (with the book written into its last row and
+    the action concatenated), and the held book's gradient is the flat input's on that row, for
+    every option (context, embeddings, horizons, levels, cash)."""
+    import itertools
+
+    from eqtrade.nn.asset import as_rows, asset_head
+
+    torch.manual_seed(1)
+    n, B = 4, 7
+    for context, assets, outputs, with_action, levels, horizons, cash in itertools.product(
+            ["none", "mean"], ["exact", "relaxed"], ["actor", "value"], [False, True], [0, 2], [0, 3], [False, True]):
+        if cash and family != "plain":
+            continue
+        head = asset_head(family, W, n, outputs, with_action, [5], None, 2, context=context, assets=assets,
+                          horizons=horizons, levels=levels, cash=cash)
+        if head.embedding is not None:
+            with torch.no_grad():
+                head.embedding.weight.normal_()
+        F = W + horizons + levels + 1
+        obs = torch.randn(B, F * n)
+        rows = as_rows(obs, F, n)
+        assert rows.shape == (B, F, n) and torch.equal(rows.reshape(B, -1), obs)
+        assert rows.transpose(0, 1).is_contiguous()  # feature-major memory: read without a copy
+        act = torch.randn(B, n + cash) if with_action else None
+        held = torch.randn(B, n, requires_grad=True)
+        flat_obs = torch.cat([obs[:, : (F - 1) * n], held], dim=1)
+        flat = head(flat_obs if act is None else torch.cat([flat_obs, act], dim=1))
+        for kwargs in ({}, {"held": held}):
+            x = rows if kwargs else as_rows(flat_obs.detach(), F, n)
+            got = head(x, act, **kwargs) if with_action else head(x, **kwargs)
+            np.testing.assert_allclose(got.detach(), flat.detach(), rtol=1e-5, atol=1e-5)
+        g = torch.randn_like(flat)
+        got = head(rows, act, held=held) if with_action else head(rows, held=held)
+        gh, *gp = torch.autograd.grad((got * g).sum(), [held, *head.parameters()])
+        rh, *rp = torch.autograd.grad((flat * g).sum(), [held, *head.parameters()])
+        for a, b in zip([gh, *gp], [rh, *rp]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"rows \[B, 10, 4\], got \[7, 9, 4\]"):
+        asset_head(family, W, n, "value", False, [5], None, 2, levels=3)(torch.randn(B, 9, n))
+
+
+def test_a_per_asset_value_network_takes_the_held_book_and_others_refuse_it():
+    """Value(obs, held): the per-asset network reads the book apart; a flat network cannot know
+    where the book is and says so."""
+    _, _, _, value = _nets("plain", "none", "exact")
+    obs = torch.randn(3, W * N + N)
+    held = torch.randn(3, N)
+    np.testing.assert_allclose(value(obs, held=held).detach(), value(torch.cat([obs[:, : W * N], held], 1)).detach(),
+                               rtol=1e-5, atol=1e-6)
+    o, _ = _spaces()
+    flat = build_value("plain", o, None, hidden=(8,))
+    with pytest.raises(ValueError, match="only a per-asset value network"):
+        flat(obs, held=held)

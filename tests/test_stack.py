@@ -88,6 +88,25 @@ def test_run_k_of_a_stack_equals_the_same_seed_trained_alone(family, opts, price
         assert_same_run(a, b, rtol=RTOL)
 
 
+@pytest.mark.parametrize("family,opts", [
+    pytest.param("relaxed", PER_ASSET, id="relaxed-exact-asset"),
+    pytest.param("plain", {**PER_ASSET, "actor_loss": "critic", "encoder": {"kind": "per_asset", "context": "mean"}},
+                 id="plain-critic-asset-context")])
+def test_per_asset_updates_on_shared_rows_train_the_run_the_flat_observations_train(family, opts, prices):
+    """A per-asset SAC update reads its observations as rows made once (SAC.rows, eqtrade.nn.asset.as_rows)
+    and a state value's next book apart: the same run as the flat observations give (the book
+    apart sums the first layer in another order: rounding only)."""
+    spec = portfolio_spec(prices)
+    steps = SMALL["learning_starts"] + UPDATES
+    rows, flat = make(spec, 3, family=family, **opts), make(spec, 3, family=family, **opts)
+    assert rows.rows == (9, 4)  # window 8 + the book, 4 assets
+    flat.rows = None
+    for a in (rows, flat):
+        a.learn(steps, progress=False)
+    assert_same_run(rows, flat, rtol=RTOL)
+    assert make(spec, 0, family="plain", hidden=(8,)).rows is None  # flat networks read flat observations
+
+
 def test_a_run_does_not_depend_on_its_stack_mates(prices):
     spec = portfolio_spec(prices)
     steps = SMALL["learning_starts"] + UPDATES

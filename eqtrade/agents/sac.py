@@ -23,6 +23,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
+from ..nn.asset import as_rows
 from ..nn.reps import zero_of
 from ..util import Range
 from .buffer import ReplayBuffer
@@ -128,7 +129,8 @@ class TwinCritic(nn.Module):
         return p, b
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None, detach_params: bool = False) -> torch.Tensor:
-        """[2, B, 1]: Q1, Q2 of (obs, action), or V1, V2 of obs for state-value critics (action None)."""
+        """[2, B, 1]: Q1, Q2 of (obs, action), or V1, V2 of obs for state-value critics (action None;
+        or, for per-asset value networks, the held weights in its place: `Value.forward`)."""
         args = (obs,) if action is None else (obs, action)
         if self.ensemble is not None:
             return self.ensemble(torch.cat([obs.flatten(1), *args[1:]], dim=1), detach_params)
@@ -225,6 +227,10 @@ class SAC(Agent):
                     else (lambda: build_critic(fam, obs_space, act_space, sym, **sizes)))
             self.critic = TwinCritic(make(), make(), batched=fam == "relaxed")
         self.critic_target = clone_frozen(self.critic)
+        # per-asset networks read an update's observations as rows [B, F, N] in feature-major
+        # memory, made once per update and shared by all its network calls (eqtrade.nn.asset.as_rows)
+        self.rows = ((sum(axis.obs_rows), axis.n_assets) if self.actor.rows_input and axis is not None
+                     and axis.block_kinds[-1] == "weights" and axis.obs_rows[-1] == 1 else None)
         self._to_device("actor", "critic", "critic_target")
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr, foreach=True)
@@ -303,6 +309,7 @@ class SAC(Agent):
         if self.exact:
             return self._update_exact()
         b = self.buffer.sample(cfg.batch_size, self.device)
+        obs, next_obs = self._net_in(b["obs"]), self._net_in(b["next_obs"])
         alpha = self._alpha()
         n = cfg.batch_size
         # the policy noise of next_obs (targets) and obs (actor loss) drawn as one [2B] draw, as
@@ -312,13 +319,13 @@ class SAC(Agent):
         shape[bd] = 2 * n
         noise = self._randn(tuple(shape))
         with torch.no_grad():
-            next_a, next_logp = self._sample(b["next_obs"], noise.narrow(bd, 0, n))
-        a, logp = self._sample(b["obs"], noise.narrow(bd, n, n))
+            next_a, next_logp = self._sample(next_obs, noise.narrow(bd, 0, n))
+        a, logp = self._sample(obs, noise.narrow(bd, n, n))
         with torch.no_grad():
-            q_next = self.critic_target(b["next_obs"], next_a).min(bd).values.squeeze(-1) - alpha * next_logp
+            q_next = self.critic_target(next_obs, next_a).min(bd).values.squeeze(-1) - alpha * next_logp
             y = b["rewards"] + b["discount"] * q_next
-        critic_loss = self._critic_step(self.critic(b["obs"], b["actions"]).squeeze(-1), y)  # Q: [(K,) 2, B]
-        q_pi = self.critic(b["obs"], a, detach_params=True).min(bd).values.squeeze(-1)
+        critic_loss = self._critic_step(self.critic(obs, b["actions"]).squeeze(-1), y)  # Q: [(K,) 2, B]
+        q_pi = self.critic(obs, a, detach_params=True).min(bd).values.squeeze(-1)
         actor_loss = self._actor_step((alpha * logp - q_pi).mean(-1))
         return self._finish(critic_loss, actor_loss, logp, b["rewards"], alpha)
 
@@ -368,20 +375,29 @@ class SAC(Agent):
         γ·V of the next state with the new weights; V is a soft state value trained on the same."""
         cfg, bd = self.config, self.batch_dim
         b = self.buffer.sample(cfg.batch_size, self.device)
+        obs = self._net_in(b["obs"])
         alpha = self._alpha()
-        a, logp = self._sample(b["obs"])
+        a, logp = self._sample(obs)
         if self.exact_reward is None:
             raise ValueError("this SAC was loaded to predict: full-information updates need its env (build_env=True)")
         r, next_obs, alive = self._exact_reward(b["obs"], a, b["extras"], b["next_obs"])
         r = r * cfg.reward_scale
         disc = b["discount"] * alive  # an action that would ruin the portfolio ends its episode
+        # V(s') of the next state the action leads to: per-asset networks read the stored next
+        # rows with the action's book in place of their last row (the gradient flows into the book
+        # alone); other networks read the env's next observation whole
+        nxt = (self._net_in(b["next_obs"]), next_obs[..., -self.rows[1]:]) if self.rows else (next_obs,)
         with torch.no_grad():
-            v_next = self.critic_target(next_obs.detach()).min(bd).values.squeeze(-1)
+            v_next = self.critic_target(*(t.detach() for t in nxt)).min(bd).values.squeeze(-1)
             y = r.detach() + disc * v_next - alpha * logp.detach()
-        critic_loss = self._critic_step(self.critic(b["obs"]).squeeze(-1), y)  # V: [(K,) 2, B]
-        v_pi = self.critic(next_obs, detach_params=True).min(bd).values.squeeze(-1)
+        critic_loss = self._critic_step(self.critic(obs).squeeze(-1), y)  # V: [(K,) 2, B]
+        v_pi = self.critic(*nxt, detach_params=True).min(bd).values.squeeze(-1)
         actor_loss = self._actor_step((alpha * logp - r - disc * v_pi).mean(-1))
         return self._finish(critic_loss, actor_loss, logp, r, alpha)
+
+    def _net_in(self, obs: torch.Tensor) -> torch.Tensor:
+        """An update's observations [(K,) B, d] as its networks read them: rows (see `rows`) or as they are."""
+        return as_rows(obs, *self.rows) if self.rows else obs
 
     def _exact_reward(self, obs, action, extras, next_obs):
         """The env's batched exact reward on [(K,) B, ...] tensors (it takes [B, ...])."""

@@ -177,7 +177,7 @@ class StackedSAC(SAC):
         a0 = agents[0]
         self.agents = list(agents)
         self.config, self.exact, self.exact_reward = a0.config, a0.exact, a0.exact_reward
-        self.device, self.interface = a0.device, a0.interface
+        self.device, self.interface, self.rows = a0.device, a0.interface, a0.rows
         self.observation_space, self.action_space = a0.observation_space, a0.action_space
         self.act_scale, self.act_bias, self.target_entropy = a0.act_scale, a0.act_bias, a0.target_entropy
         self.actor = StackedModule([a.actor for a in agents]).to(self.device)

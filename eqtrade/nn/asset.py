@@ -135,12 +135,19 @@ class AssetwiseHead(nn.Module):
             self._row_scale_cache[key] = torch.tensor(self._row_factors, dtype=like.dtype, device=like.device)
         return self._row_scale_cache[key]
 
-    def _check(self, x: torch.Tensor) -> None:
+    def _check(self, x: torch.Tensor, action: torch.Tensor | None = None) -> None:
         F, N = self.rows, self.n_assets
-        expected = F * N + ((N + self.cash) if self.with_action else 0)
-        if x.shape[1] != expected:
-            raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
-                             f"{expected} inputs, got {x.shape[1]}")
+        if x.dim() == 3:
+            if tuple(x.shape[1:]) != (F, N):
+                raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
+                                 f"rows [B, {F}, {N}], got {list(x.shape)}")
+        else:
+            expected = F * N + ((N + self.cash) if self.with_action and action is None else 0)
+            if x.shape[1] != expected:
+                raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
+                                 f"{expected} inputs, got {x.shape[1]}")
+        if action is not None and action.shape[-1] != N + self.cash:
+            raise ValueError(f"per-asset network for {N} assets expects {N + self.cash} actions, got {action.shape[-1]}")
 
     def per_asset_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """[B, (W + H + V)·N + N (+ N)] -> [B, N, F]: each asset's head input (see the class docstring)."""
@@ -162,31 +169,51 @@ class AssetwiseHead(nn.Module):
             parts.append(self.embedding().unsqueeze(0).expand(B, N, -1))
         return torch.cat(parts, dim=2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, action: torch.Tensor | None = None,
+                held: torch.Tensor | None = None) -> torch.Tensor:
         """The head on every asset, computed feature-major: features [C, B·N] between layers (one
         column per asset of each observation), so every layer is one matrix product of a weight
         [C_out, C_in] with all B·N columns at once, whose right operand is shared by the twin
-        critics (and the runs of a vmapped stack batch only the weights). The time-major
-        observation [B, F·N] becomes [F, B·N] with one copy; the weight row's N·w scaling (see
-        per_asset_inputs) is folded into its weight column. The same function as `forward_rows`
-        (tests/test_assets.py checks it); bench/bench_stack.py update times it."""
+        critics (and the runs of a vmapped stack batch only the weights). The weight row's N·w
+        scaling (see per_asset_inputs) is folded into its weight column. The same function as
+        `forward_rows` (tests/test_assets.py checks it); bench/bench_stack.py update times it.
+
+        x: the flat observation [B, F·N] (followed by the action, for Q(s, a), unless `action` is
+        given), or its rows [B, F, N] (`as_rows`): rows whose memory is feature-major ([F, B, N])
+        enter the first product without a copy, where the flat observation costs one
+        transposing copy per call (an update that shares one rows tensor between its calls pays
+        it once). action: [B, N (+1 cash)], given apart from x (no concatenation).
+        held: [B, N] weights that replace the observation's last row (the book), for a state value
+        V(s') whose next book comes from the action: the gradient then flows into `held` alone
+        (not into the whole observation, which needs none)."""
         B, F, N = x.shape[0], self.rows, self.n_assets
-        self._check(x)
+        self._check(x, action)
+        if x.dim() == 2:
+            if self.with_action and action is None:
+                action = x[:, F * N :]
+            x = x[:, : F * N].reshape(B, F, N)
+        if self.with_action and action is None:
+            raise ValueError("this per-asset critic reads an action besides the observation's rows")
+        X = x.transpose(0, 1)  # [F, B, N]: a view
         layers = self.head.dense()
         W0, b0 = layers[0]
-        scale = self._row_scale(W0)
-        X = x[:, : F * N].reshape(B, F, N).transpose(0, 1)  # [F, B, N], a view
-        h = torch.matmul(W0[:, :F] * scale, X.reshape(F, B * N)) + b0[:, None]  # [H, B·N]
+        Wx = W0[:, :F] * self._row_scale(W0)
+        if held is None:
+            h = torch.matmul(Wx, X.reshape(F, B * N)) + b0[:, None]  # [H, B·N]
+        else:
+            h = torch.addmm(b0[:, None], Wx[:, : F - 1], X[: F - 1].reshape(F - 1, B * N)) \
+                + Wx[:, F - 1 :] * held.reshape(1, B * N)
         H = h.shape[0]
         c, add = F, None  # add: terms [H, B, N] broadcast over assets or observations
         if self.context == "mean":
-            add = torch.matmul(W0[:, c : c + F] * scale, X.mean(2))[:, :, None]  # [H, B, 1]
+            means = X.mean(2) if held is None else torch.cat([X[: F - 1].mean(2), held.mean(1)[None]])  # [F, B]
+            add = torch.matmul(W0[:, c : c + F] * self._row_scale(W0), means)[:, :, None]  # [H, B, 1]
             c += F
         if self.with_action:
-            h = h + W0[:, c : c + 1] * x[:, F * N : F * N + N].reshape(1, B * N)
+            h = h + W0[:, c : c + 1] * action[:, :N].reshape(1, B * N)
             c += 1
             if self.cash:
-                t = W0[:, c : c + 1] * x[:, F * N + N :].reshape(1, B)  # [H, B]
+                t = W0[:, c : c + 1] * action[:, N:].reshape(1, B)  # [H, B]
                 add = t[:, :, None] if add is None else add + t[:, :, None]
                 c += 1
         if self.embedding is not None:
@@ -221,6 +248,14 @@ class AssetwiseHead(nn.Module):
         if self.level_columns:  # Σ of the squared level weights: zero exactly when scale-invariant
             reg = reg + self.head.dense()[0][0][:, self.level_columns].pow(2).sum()
         return reg + self.embedding.regularizer() if self.embedding is not None else reg
+
+
+def as_rows(x: torch.Tensor, rows: int, n_assets: int) -> torch.Tensor:
+    """Flat portfolio observations [..., B, F·N] as their rows [..., B, F, N] (the same numbers:
+    x.reshape gives them back), in feature-major memory ([..., F, B, N]): the input a per-asset
+    head reads without a copy. One transposing copy, made once for all the calls on it."""
+    lead = x.shape[:-1]
+    return x.reshape(*lead, rows, n_assets).transpose(-3, -2).contiguous().transpose(-3, -2)
 
 
 CONTEXTS = ("none", "mean")

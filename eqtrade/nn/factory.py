@@ -15,7 +15,7 @@ from ..symmetry import FAMILIES, ScaleAxis, Symmetry
 from .exact import EscnnMLP, exact_param_count
 from .relaxed import RelaxedMLP, relaxed_param_count
 from . import mlp
-from .asset import asset_head
+from .asset import AssetwiseHead, asset_head
 from .mlp import PlainMLP, matched_channels, plain_param_count  # noqa: F401  (re-exported)
 from .conv import ConvEncoder1d
 from .scale import scale_gain_for
@@ -103,7 +103,15 @@ class _Net(nn.Module):
         self.scale = scale_gain_for(axis, obs_dim)
         return self
 
+    @property
+    def rows_input(self) -> bool:
+        """Whether the network reads portfolio observations as rows [B, F, N] too (`as_rows`):
+        a per-asset head (eqtrade.nn.asset) with no encoder in front."""
+        return isinstance(self.head, AssetwiseHead) and isinstance(self.encoder, Identity) and self.scale is None
+
     def _in(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.rows_input:  # the head reads flat observations or rows
+            return obs
         x = obs.flatten(1)
         return self.encoder(x if self.scale is None else self.scale(x))
 
@@ -137,6 +145,8 @@ class Critic(_Net):
     kind = "critic"
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        if self.rows_input:  # the per-asset head takes the action apart (no concatenated copy)
+            return self.head(obs, action)
         return self.head(torch.cat([self._in(obs), action], dim=1))
 
 
@@ -145,7 +155,13 @@ class Value(_Net):
 
     kind = "value"
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, held: torch.Tensor | None = None) -> torch.Tensor:
+        """V(obs); `held` [B, N]: the book in place of the observation's last row (per-asset
+        networks only; see AssetwiseHead.forward)."""
+        if held is not None:
+            if not self.rows_input:
+                raise ValueError("only a per-asset value network takes the held weights apart from the observation")
+            return self.head(obs, held=held)
         return self.head(self._in(obs))
 
 
