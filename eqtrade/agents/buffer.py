@@ -62,12 +62,7 @@ class ReplayBuffer:
         n = len(self)
         idx = self.rng.integers(0, n, size=batch_size)
         if self.n_step == 1:
-            out = {"obs": torch.from_numpy(self.obs[idx]), "actions": torch.from_numpy(self.actions[idx]),
-                   "rewards": torch.from_numpy(self.rewards[idx]), "next_obs": torch.from_numpy(self.next_obs[idx]),
-                   "discount": torch.from_numpy(self.gamma * (1.0 - self.terminated[idx]))}
-            if self.extras is not None:
-                out["extras"] = torch.from_numpy(self.extras[idx])
-            return out
+            return self._gather([self], [idx])
         ret = np.zeros(batch_size, dtype=np.float32)
         disc = np.ones(batch_size, dtype=np.float32)
         last = idx.copy()
@@ -84,6 +79,38 @@ class ReplayBuffer:
         return {"obs": torch.from_numpy(self.obs[idx]), "actions": torch.from_numpy(self.actions[idx]),
                 "rewards": torch.from_numpy(ret), "next_obs": torch.from_numpy(self.next_obs[last]),
                 "discount": torch.from_numpy(disc * (1.0 - term))}
+
+    #: what a one-step sample gathers: (key, array attribute)
+    _FIELDS = (("obs", "obs"), ("actions", "actions"), ("rewards", "rewards"), ("next_obs", "next_obs"),
+               ("discount", "terminated"), ("extras", "extras"))
+
+    @staticmethod
+    def _gather(buffers: list["ReplayBuffer"], idx: list[np.ndarray]) -> dict[str, torch.Tensor]:
+        """One-step transitions idx[k] of buffers[k]: tensors [B, ...] for one buffer, else stacked
+        [K, B, ...], each gathered straight into its place (torch.index_select: no stacking copy)."""
+        K, B = len(buffers), len(idx[0])
+        rows = [torch.from_numpy(np.asarray(i, dtype=np.int64)) for i in idx]
+        out = {}
+        for key, attr in ReplayBuffer._FIELDS:
+            if getattr(buffers[0], attr) is None:
+                continue
+            arrays = [torch.from_numpy(getattr(b, attr)) for b in buffers]
+            o = torch.empty((K, B, *arrays[0].shape[1:]), dtype=arrays[0].dtype)
+            for k in range(K):
+                torch.index_select(arrays[k], 0, rows[k], out=o[k])
+            if key == "discount":
+                o = buffers[0].gamma * (1.0 - o)
+            out[key] = o[0] if K == 1 else o
+        return out
+
+    @staticmethod
+    def sample_stacked(buffers: list["ReplayBuffer"], batch_size: int) -> dict[str, torch.Tensor]:
+        """A batch of each buffer stacked [K, B, ...]: buffer k's rows drawn from its own stream as
+        its `sample` draws them (the same tensors as stacking their samples)."""
+        if any(b.n_step != 1 for b in buffers) or len({b.gamma for b in buffers}) > 1:
+            outs = [b._sample(batch_size) for b in buffers]
+            return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
+        return ReplayBuffer._gather(buffers, [b.rng.integers(0, len(b), size=batch_size) for b in buffers])
 
     def state_dict(self) -> dict:
         n = len(self)

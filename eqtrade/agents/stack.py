@@ -28,6 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..envs.rollout import Episode, rollout_many
 from ..util import keep_freed_memory
+from .buffer import ReplayBuffer
 from .base import TrainingDiverged, check_finite, ctrl_c_stops
 from .callbacks import EvalCallback
 from .dqn import DQN
@@ -129,8 +130,7 @@ class StackedBuffer:
         return np.stack(obs), np.stack(rewards)
 
     def sample(self, batch_size: int, device=None) -> dict[str, torch.Tensor]:
-        outs = [b.sample(batch_size) for b in self.buffers]
-        out = {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
+        out = ReplayBuffer.sample_stacked(self.buffers, batch_size)
         if device is not None and torch.device(device).type != "cpu":
             out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
         return out

@@ -1,0 +1,50 @@
+"""The replay buffer: stacked sampling (many runs' buffers in one batch) draws and returns exactly
+what each buffer's own sampling does."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from eqtrade.agents.buffer import ReplayBuffer
+
+
+def _filled(seed: int, n: int, obs_shape=(6,), obs_dtype=np.float32, extra_dim=3, n_step=1) -> ReplayBuffer:
+    rng = np.random.default_rng(100 + seed)
+    b = ReplayBuffer(50, obs_shape, (2,), seed=seed, gamma=0.9, extra_dim=extra_dim, obs_dtype=obs_dtype, n_step=n_step)
+    for t in range(n):
+        obs = (rng.integers(0, 255, obs_shape) if obs_dtype == np.uint8 else rng.normal(size=obs_shape)).astype(obs_dtype)
+        b.add(obs, rng.normal(size=2), float(rng.normal()), obs, bool(rng.random() < 0.2), bool(rng.random() < 0.1),
+              rng.normal(size=extra_dim) if extra_dim else None)
+    return b
+
+
+@pytest.mark.parametrize("case", [dict(), dict(obs_shape=(3, 4, 4), obs_dtype=np.uint8, extra_dim=0), dict(n_step=3)],
+                         ids=["float-extras", "pixels", "n-step"])
+def test_a_stacked_sample_is_each_buffers_own_sample_stacked(case):
+    """Buffers of different fill (one wrapped around) sampled as one stack: the same tensors, dtypes
+    and random-stream positions as sampling each alone and stacking."""
+    bufs = [_filled(s, n, **case) for s, n in ((0, 20), (1, 50), (2, 73))]
+    alone = copy.deepcopy(bufs)
+    for _ in range(3):
+        got = ReplayBuffer.sample_stacked(bufs, 16)
+        want = [b.sample(16) for b in alone]
+        assert set(got) == set(want[0])
+        for k in got:
+            ref = torch.stack([w[k] for w in want])
+            assert got[k].dtype == ref.dtype and torch.equal(got[k], ref), k
+    assert [b.rng.bit_generator.state for b in bufs] == [b.rng.bit_generator.state for b in alone]
+
+
+def test_one_buffers_sample_holds_what_was_stored():
+    b = _filled(0, 10)
+    out = b.sample(64)
+    idx = np.random.default_rng(0).integers(0, 10, size=64)  # the buffer's stream, seed 0
+    np.testing.assert_array_equal(out["obs"].numpy(), b.obs[idx])
+    np.testing.assert_array_equal(out["next_obs"].numpy(), b.next_obs[idx])
+    np.testing.assert_array_equal(out["extras"].numpy(), b.extras[idx])
+    np.testing.assert_allclose(out["discount"].numpy(), 0.9 * (1 - b.terminated[idx]))
+    assert out["obs"].dtype == torch.float32 and out["discount"].shape == (64,)
