@@ -27,16 +27,18 @@ def _filled(seed: int, n: int, obs_shape=(6,), obs_dtype=np.float32, extra_dim=3
 def test_a_stacked_sample_is_each_buffers_own_sample_stacked(case):
     """Buffers of different fill (one wrapped around) sampled as one stack: the same tensors, dtypes
     and random-stream positions as sampling each alone and stacking."""
-    bufs = [_filled(s, n, **case) for s, n in ((0, 20), (1, 50), (2, 73))]
-    alone = copy.deepcopy(bufs)
-    for _ in range(3):
-        got = ReplayBuffer.sample_stacked(bufs, 16)
-        want = [b.sample(16) for b in alone]
-        assert set(got) == set(want[0])
-        for k in got:
-            ref = torch.stack([w[k] for w in want])
-            assert got[k].dtype == ref.dtype and torch.equal(got[k], ref), k
-    assert [b.rng.bit_generator.state for b in bufs] == [b.rng.bit_generator.state for b in alone]
+    for fills in (((0, 20), (1, 50), (2, 73)), ((4, 30),)):  # a stack of one keeps its run axis
+        bufs = [_filled(s, n, **case) for s, n in fills]
+        alone = copy.deepcopy(bufs)
+        for _ in range(3):
+            got = ReplayBuffer.sample_stacked(bufs, 16)
+            want = [b.sample(16) for b in alone]
+            assert set(got) == set(want[0])
+            for k in got:
+                ref = torch.stack([w[k] for w in want])
+                assert got[k].shape[:2] == (len(bufs), 16)
+                assert got[k].dtype == ref.dtype and torch.equal(got[k], ref), k
+        assert [b.rng.bit_generator.state for b in bufs] == [b.rng.bit_generator.state for b in alone]
 
 
 def test_one_buffers_sample_holds_what_was_stored():

@@ -107,6 +107,17 @@ def test_per_asset_updates_on_shared_rows_train_the_run_the_flat_observations_tr
     assert make(spec, 0, family="plain", hidden=(8,)).rows is None  # flat networks read flat observations
 
 
+def test_a_stack_of_one_run_is_that_run_alone(prices):
+    """A stack of one (a sweep's last pack, --seeds 1) keeps its run axis and trains the run alone."""
+    spec = portfolio_spec(prices)
+    steps = SMALL["learning_starts"] + 50
+    alone, one = make(spec, 2, family="relaxed", **PER_ASSET), make(spec, 2, family="relaxed", **PER_ASSET)
+    alone.learn(steps, progress=False)
+    learn_stack([one], steps, [[]])
+    assert one.step == steps
+    assert_same_run(alone, one, rtol=RTOL)
+
+
 def test_a_run_does_not_depend_on_its_stack_mates(prices):
     spec = portfolio_spec(prices)
     steps = SMALL["learning_starts"] + UPDATES

@@ -62,7 +62,7 @@ class ReplayBuffer:
         n = len(self)
         idx = self.rng.integers(0, n, size=batch_size)
         if self.n_step == 1:
-            return self._gather([self], [idx])
+            return self._gather([self], [idx], stacked=False)
         ret = np.zeros(batch_size, dtype=np.float32)
         disc = np.ones(batch_size, dtype=np.float32)
         last = idx.copy()
@@ -85,9 +85,10 @@ class ReplayBuffer:
                ("discount", "terminated"), ("extras", "extras"))
 
     @staticmethod
-    def _gather(buffers: list["ReplayBuffer"], idx: list[np.ndarray]) -> dict[str, torch.Tensor]:
-        """One-step transitions idx[k] of buffers[k]: tensors [B, ...] for one buffer, else stacked
-        [K, B, ...], each gathered straight into its place (torch.index_select: no stacking copy)."""
+    def _gather(buffers: list["ReplayBuffer"], idx: list[np.ndarray], stacked: bool = True) -> dict[str, torch.Tensor]:
+        """One-step transitions idx[k] of buffers[k]: tensors stacked [K, B, ...] (stacked=False:
+        one buffer's [B, ...]), each gathered straight into its place (torch.index_select: no
+        stacking copy)."""
         K, B = len(buffers), len(idx[0])
         rows = [torch.from_numpy(np.asarray(i, dtype=np.int64)) for i in idx]
         out = {}
@@ -100,7 +101,7 @@ class ReplayBuffer:
                 torch.index_select(arrays[k], 0, rows[k], out=o[k])
             if key == "discount":
                 o = buffers[0].gamma * (1.0 - o)
-            out[key] = o[0] if K == 1 else o
+            out[key] = o if stacked else o[0]
         return out
 
     @staticmethod
