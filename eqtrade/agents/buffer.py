@@ -96,7 +96,7 @@ class ReplayBuffer:
             if getattr(buffers[0], attr) is None:
                 continue
             arrays = [torch.from_numpy(getattr(b, attr)) for b in buffers]
-            o = torch.empty((K, B, *arrays[0].shape[1:]), dtype=arrays[0].dtype)
+            o = torch.empty((K, B, *arrays[0].shape[1:]), dtype=arrays[0].dtype, device="cpu")  # moved by sample
             for k in range(K):
                 torch.index_select(arrays[k], 0, rows[k], out=o[k])
             if key == "discount":
