@@ -1,11 +1,12 @@
 """Stacked runs (eqtrade train --seeds) against the same runs as single-run processes.
 
     .venv/bin/python bench/bench_stack.py anchor [--seeds 10] [--steps 4000] [--repeats 3] [--env portfolio]
-    .venv/bin/python bench/bench_stack.py curve [--ks 1,5,15,50] [--window 500]
+    .venv/bin/python bench/bench_stack.py curve [--ks 1,5,15,50] [--window 1000]
     .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
     .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
     .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3]
     .venv/bin/python bench/bench_stack.py profile [--ks 1,5,15] [--updates 50]
+    .venv/bin/python bench/bench_stack.py phases [--ks 15] [--window 1000]
 
 anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
   the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
@@ -27,6 +28,10 @@ profile: where one update's time goes, in this process: its FLOPs (torch's FlopC
   the rate achieved against this core's rate for a matrix product, and the ops with the most self
   CPU time (torch.profiler), for stacks of K default-strategy runs and for bench_agents.py's
   Pendulum SAC (plain 2x256): whether an update is bound by arithmetic or by everything else.
+phases: where a steady-state step of a stack of K default-strategy runs goes, in this process (one
+  thread): the share of the wall time over --window steps after learning starts in updates, acting,
+  env steps with the replay writes, the batched evaluations (their rollouts included) and the
+  other callbacks.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
   the replay memory those steps fill (K x steps x bytes per transition).
 """
@@ -87,15 +92,14 @@ def anchor(args) -> None:
     print(f"stacked / single-run processes: {ratios[0]:.2f}x - {ratios[-1]:.2f}x over {len(rows)} repeats")
 
 
-def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
-    """In this process: a stack of k runs of the default strategy; steady-state steps/s over
-    `window` steps after learning_starts (or peak RSS after `steps`)."""
+def _eval_stack(k: int, env: str):
+    """In this process (one torch thread): k runs of the default strategy (or the plain dm_control
+    SAC) and their evaluation callbacks at the strategy's rate (no files)."""
     import copy
 
     import torch
 
     from eqtrade.agents.callbacks import EvalCallback
-    from eqtrade.agents.stack import learn_stack
     from eqtrade.run import build_agent, resolve_config, run_callbacks
 
     torch.set_num_threads(1)
@@ -112,6 +116,15 @@ def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
     for run in cbs:
         for cb in run:
             cb.best_path = None
+    return agents, cbs
+
+
+def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
+    """In this process: a stack of k runs of the default strategy; steady-state steps/s over
+    `window` steps after learning_starts (or peak RSS after `steps`)."""
+    from eqtrade.agents.stack import learn_stack
+
+    agents, cbs = _eval_stack(k, env)
     start = agents[0].config.learning_starts
     learn_stack(agents, start, cbs)
     if steps is not None:
@@ -124,8 +137,9 @@ def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
         return {"rss_mb": hwm / 1024, "replay_mb": k * len(b) * per / 2**20}
     # the window ends just after an evaluation, so that evaluations count at their rate
     every = agents[0].config.eval_every or window
-    end = ((start + window) // every) * every if (start + window) >= every else start + window
-    end = max(end, start + 1)
+    end = ((start + window) // every) * every
+    if end <= start:  # no evaluation inside the window: the window as asked
+        end = start + max(1, window)
     t0 = time.perf_counter()
     learn_stack(agents, end, cbs)
     return {"steps_per_s": k * (end - start) / (time.perf_counter() - t0), "window": end - start}
@@ -201,6 +215,58 @@ def _gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
         a @ b
         reps += 1
     return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def phases(args) -> None:
+    """Where a steady-state step of a stack goes: the share of its wall time in updates, acting
+    (training steps), env steps with the replay writes, batched evaluations (their rollouts'
+    acting and env steps included) and the other callbacks."""
+    import collections
+
+    import eqtrade.agents.stack as st
+    from eqtrade.agents.base import Agent
+
+    print(f"{args.env}: one stack of K runs in this process, {args.window} steps after learning starts, "
+          "evaluations at the strategy's rate; share of the wall time by phase")
+    for k in [int(x) for x in args.ks.split(",")]:
+        agents, cbs = _eval_stack(k, args.env)
+        start = agents[0].config.learning_starts
+        st.learn_stack(agents, start, cbs)
+        spent: dict[str, float] = collections.defaultdict(float)
+        inside = [False]  # in an evaluation: its acting counts as the evaluation's
+        saved = []
+
+        def timed(owner, name, label, evaluation=False):
+            f = getattr(owner, name)
+            saved.append((owner, name, f))
+
+            def g(*a, **kw):
+                if inside[0]:
+                    return f(*a, **kw)
+                inside[0] = evaluation
+                t = time.perf_counter()
+                try:
+                    return f(*a, **kw)
+                finally:
+                    spent[label] += time.perf_counter() - t
+                    inside[0] = False
+            setattr(owner, name, g)
+
+        timed(st.StackedSAC, "update", "updates")
+        timed(st.StackedSAC, "act_all", "acting")
+        timed(Agent, "_env_step", "env steps + replay writes")
+        timed(st, "_batched_evaluations", "evaluations", evaluation=True)
+        timed(Agent, "_step_callbacks", "other callbacks")
+        try:
+            t0 = time.perf_counter()
+            st.learn_stack(agents, start + args.window, cbs)
+            total = time.perf_counter() - t0
+        finally:
+            for owner, name, f in reversed(saved):
+                setattr(owner, name, f)
+        shares = ", ".join(f"{name} {v / total:.0%}" for name, v in spent.items())
+        print(f"K = {k:>3}: {k * args.window / total:.0f} steps/s in one process; {shares}; "
+              f"the rest {max(0.0, total - sum(spent.values())) / total:.0%}", flush=True)
 
 
 def profile(args) -> None:
@@ -336,11 +402,14 @@ def main(argv=None) -> None:
     f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
     f.add_argument("--ks", default="1,5,15")
     f.add_argument("--updates", type=int, default=50)
-    for p in (a, c, m):
+    h = sub.add_parser("phases", help="the share of a stack's steady-state step in each phase")
+    h.add_argument("--ks", default="15")
+    h.add_argument("--window", type=int, default=1000)
+    for p in (a, c, m, h):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
     {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update,
-     "profile": profile}[args.what](args)
+     "profile": profile, "phases": phases}[args.what](args)
 
 
 if __name__ == "__main__":
