@@ -92,24 +92,32 @@ def anchor(args) -> None:
     print(f"stacked / single-run processes: {ratios[0]:.2f}x - {ratios[-1]:.2f}x over {len(rows)} repeats")
 
 
-def _eval_stack(k: int, env: str):
-    """In this process (one torch thread): k runs of the default strategy (or the plain dm_control
-    SAC) and their evaluation callbacks at the strategy's rate (no files)."""
+def _runs(k: int, env: str, **agent) -> tuple[list, dict]:
+    """In this process (one torch thread): k runs (seeds 0..k-1) of the default strategy (or the
+    plain dm_control SAC), no checkpoints, `agent` overriding [agent] options; and their config."""
     import copy
 
     import torch
 
-    from eqtrade.agents.callbacks import EvalCallback
-    from eqtrade.run import build_agent, resolve_config, run_callbacks
+    from eqtrade.run import build_agent, resolve_config
 
     torch.set_num_threads(1)
     cfg = resolve_config(STRATEGY) if env == "portfolio" else resolve_config(env=env, agent="plain")
-    cfg["agent"]["checkpoint_every"] = 0
+    cfg["agent"].update(checkpoint_every=0, **agent)
     agents = []
     for s in range(k):
         c = copy.deepcopy(cfg)
         c["agent"]["seed"] = s
         agents.append(build_agent(c))
+    return agents, cfg
+
+
+def _eval_stack(k: int, env: str):
+    """`_runs` and their evaluation callbacks at the strategy's rate (no files)."""
+    from eqtrade.agents.callbacks import EvalCallback
+    from eqtrade.run import run_callbacks
+
+    agents, cfg = _runs(k, env)
     d = tempfile.mkdtemp()
     cbs = [[cb for cb in run_callbacks(a, cfg, Path(d) / f"r{i}", progress=False) if isinstance(cb, EvalCallback)]
            for i, a in enumerate(agents)]  # the evaluation only (no files)
@@ -167,21 +175,9 @@ def _update_ms(k: int) -> float:
 def _ready_stack(k: int):
     """A stack of k default-strategy runs past learning_starts and 20 warm-up updates (k = 1: the
     run's own agent, unstacked), one torch thread."""
-    import copy
-
-    import torch
-
     from eqtrade.agents.stack import StackedSAC, learn_stack
-    from eqtrade.run import build_agent, resolve_config
 
-    torch.set_num_threads(1)
-    cfg = resolve_config(STRATEGY)
-    cfg["agent"].update(eval_every=0, checkpoint_every=0)
-    agents = []
-    for s in range(k):
-        c = copy.deepcopy(cfg)
-        c["agent"]["seed"] = s
-        agents.append(build_agent(c))
+    agents, _ = _runs(k, "portfolio", eval_every=0)
     learn_stack(agents, agents[0].config.learning_starts + 1, [[] for _ in agents])
     stack = StackedSAC(agents) if k > 1 else agents[0]
     for _ in range(20):

@@ -99,8 +99,8 @@ class ReplayBuffer:
             o = torch.empty((K, B, *arrays[0].shape[1:]), dtype=arrays[0].dtype, device="cpu")  # moved by sample
             for k in range(K):
                 torch.index_select(arrays[k], 0, rows[k], out=o[k])
-            if key == "discount":
-                o = buffers[0].gamma * (1.0 - o)
+                if key == "discount":  # γ (1 - terminated), each buffer's own γ
+                    o[k] = buffers[k].gamma * (1.0 - o[k])
             out[key] = o if stacked else o[0]
         return out
 
@@ -108,7 +108,7 @@ class ReplayBuffer:
     def sample_stacked(buffers: list["ReplayBuffer"], batch_size: int) -> dict[str, torch.Tensor]:
         """A batch of each buffer stacked [K, B, ...]: buffer k's rows drawn from its own stream as
         its `sample` draws them (the same tensors as stacking their samples)."""
-        if any(b.n_step != 1 for b in buffers) or len({b.gamma for b in buffers}) > 1:
+        if any(b.n_step != 1 for b in buffers):
             outs = [b._sample(batch_size) for b in buffers]
             return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
         return ReplayBuffer._gather(buffers, [b.rng.integers(0, len(b), size=batch_size) for b in buffers])

@@ -197,7 +197,8 @@ class AssetwiseHead(nn.Module):
         X = x.transpose(0, 1)  # [F, B, N]: a view
         layers = self.head.dense()
         W0, b0 = layers[0]
-        Wx = W0[:, :F] * self._row_scale(W0)
+        scale = self._row_scale(W0)
+        Wx = W0[:, :F] * scale
         if held is None:
             h = torch.matmul(Wx, X.reshape(F, B * N)) + b0[:, None]  # [H, B·N]
         else:
@@ -207,7 +208,7 @@ class AssetwiseHead(nn.Module):
         c, add = F, None  # add: terms [H, B, N] broadcast over assets or observations
         if self.context == "mean":
             means = X.mean(2) if held is None else torch.cat([X[: F - 1].mean(2), held.mean(1)[None]])  # [F, B]
-            add = torch.matmul(W0[:, c : c + F] * self._row_scale(W0), means)[:, :, None]  # [H, B, 1]
+            add = torch.matmul(W0[:, c : c + F] * scale, means)[:, :, None]  # [H, B, 1]
             c += F
         if self.with_action:
             h = h + W0[:, c : c + 1] * action[:, :N].reshape(1, B * N)
