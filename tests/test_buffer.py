@@ -50,3 +50,28 @@ def test_one_buffers_sample_holds_what_was_stored():
     np.testing.assert_array_equal(out["extras"].numpy(), b.extras[idx])
     np.testing.assert_allclose(out["discount"].numpy(), 0.9 * (1 - b.terminated[idx]))
     assert out["obs"].dtype == torch.float32 and out["discount"].shape == (64,)
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_observations_sampled_as_rows_are_the_flat_sample_in_feature_major_memory(n_step):
+    """sample(rows=(F, N)): observations [B, F, N] holding the flat sample's numbers
+    (eqtrade.nn.asset.as_rows), in feature-major memory ([F, B, N] contiguous per run), alone and
+    stacked; the other tensors and the random streams as without rows."""
+    from eqtrade.nn.asset import as_rows
+
+    F, N = 3, 4
+    for fills in (((0, 20), (1, 50), (2, 73)), ((4, 30),)):
+        bufs = [_filled(s, n, obs_shape=(F * N,), n_step=n_step) for s, n in fills]
+        flat = copy.deepcopy(bufs)
+        got, want = ReplayBuffer.sample_stacked(bufs, 16, rows=(F, N)), ReplayBuffer.sample_stacked(flat, 16)
+        one, one_flat = bufs[0].sample(16, rows=(F, N)), flat[0].sample(16)
+        for g, w, lead in ((got, want, (len(bufs),)), (one, one_flat, ())):
+            assert set(g) == set(w)
+            for k in g:
+                if k in ("obs", "next_obs"):
+                    assert g[k].shape == (*lead, 16, F, N)
+                    assert torch.equal(g[k], w[k].reshape(*lead, 16, F, N)) and torch.equal(g[k], as_rows(w[k], F, N))
+                    assert g[k].transpose(-3, -2).is_contiguous()  # [..., F, B, N] memory
+                else:
+                    assert torch.equal(g[k], w[k]), k
+        assert [b.rng.bit_generator.state for b in bufs] == [b.rng.bit_generator.state for b in flat]

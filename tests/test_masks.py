@@ -133,6 +133,12 @@ def test_exact_reward_equals_step_in_a_masked_universe(mode, cost_model, fill):
     ok[max(0, DELIST_D - e.market.first - 1) : DELIST_D - e.market.first + 1] = False
     np.testing.assert_allclose(next_obs.numpy()[ok], n.numpy()[ok], atol=1e-10)
     assert len(day) > 0
+    # the own-columns form (what a per-asset SAC update calls): the same numbers from the book alone
+    own = e.exact_reward.own_dim
+    assert own == e.n_assets
+    r_own, book, alive_own = e.exact_reward.own(o[:, -own:], a, x)
+    assert torch.equal(r_own, reward) and torch.equal(alive_own, alive)
+    assert torch.equal(book, next_obs[:, -own:]) and torch.equal(next_obs[:, :-own], n[:, :-own])
 
 
 def test_baselines_hold_only_what_trades():

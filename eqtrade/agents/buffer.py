@@ -50,19 +50,22 @@ class ReplayBuffer:
         n = min(len(self), int(n))
         return self.obs[:n], self.rewards[:n]
 
-    def sample(self, batch_size: int, device=None) -> dict[str, torch.Tensor]:
+    def sample(self, batch_size: int, device=None, rows: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         """A batch of `batch_size` transitions (n-step returns when n_step > 1), as tensors on
-        `device` (default: the CPU)."""
-        out = self._sample(batch_size)
-        if device is not None and torch.device(device).type != "cpu":
-            out = {k: v.to(device, non_blocking=True) for k, v in out.items()}
-        return out
+        `device` (default: the CPU). rows = (F, N): observations [B, F·N] come as their rows
+        [B, F, N] in feature-major memory, as `eqtrade.nn.asset.as_rows` gives them (gathered
+        straight into that layout: no flat copy)."""
+        return _to_device(self._sample(batch_size, rows), device)
 
-    def _sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+    def _sample(self, batch_size: int, rows: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         n = len(self)
         idx = self.rng.integers(0, n, size=batch_size)
         if self.n_step == 1:
-            return self._gather([self], [idx], stacked=False)
+            return self._gather([self], [idx], stacked=False, rows=rows)
+        return _as_rows(self._n_step(idx), rows)
+
+    def _n_step(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        batch_size = len(idx)
         ret = np.zeros(batch_size, dtype=np.float32)
         disc = np.ones(batch_size, dtype=np.float32)
         last = idx.copy()
@@ -85,33 +88,46 @@ class ReplayBuffer:
                ("discount", "terminated"), ("extras", "extras"))
 
     @staticmethod
-    def _gather(buffers: list["ReplayBuffer"], idx: list[np.ndarray], stacked: bool = True) -> dict[str, torch.Tensor]:
+    def _gather(buffers: list["ReplayBuffer"], idx: list[np.ndarray], stacked: bool = True,
+                rows: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         """One-step transitions idx[k] of buffers[k]: tensors stacked [K, B, ...] (stacked=False:
         one buffer's [B, ...]), each gathered straight into its place (torch.index_select: no
-        stacking copy)."""
+        stacking copy); rows = (F, N): the observations as rows (see `sample`), each buffer's
+        gathered into a scratch [B, F, N] and copied transposed into its place (one run's batch
+        at a time stays in cache: a transposing copy of the whole stacked batch does not)."""
         K, B = len(buffers), len(idx[0])
-        rows = [torch.from_numpy(np.asarray(i, dtype=np.int64)) for i in idx]
+        index = [torch.from_numpy(np.asarray(i, dtype=np.int64)) for i in idx]
         out = {}
         for key, attr in ReplayBuffer._FIELDS:
             if getattr(buffers[0], attr) is None:
                 continue
             arrays = [torch.from_numpy(getattr(b, attr)) for b in buffers]
-            o = torch.empty((K, B, *arrays[0].shape[1:]), dtype=arrays[0].dtype, device="cpu")  # moved by sample
-            for k in range(K):
-                torch.index_select(arrays[k], 0, rows[k], out=o[k])
-                if key == "discount":  # γ (1 - terminated), each buffer's own γ
-                    o[k] = buffers[k].gamma * (1.0 - o[k])
+            if rows is not None and key in ("obs", "next_obs"):
+                F, N = rows
+                o = torch.empty((K, F, B, N), dtype=arrays[0].dtype, device="cpu")
+                scratch = torch.empty((B, F, N), dtype=arrays[0].dtype, device="cpu")
+                for k in range(K):
+                    torch.index_select(arrays[k].view(-1, F, N), 0, index[k], out=scratch)
+                    o[k].copy_(scratch.transpose(0, 1))
+                o = o.transpose(-3, -2)  # [K, B, F, N], feature-major memory
+            else:
+                o = torch.empty((K, B, *arrays[0].shape[1:]), dtype=arrays[0].dtype, device="cpu")  # moved by sample
+                for k in range(K):
+                    torch.index_select(arrays[k], 0, index[k], out=o[k])
+                    if key == "discount":  # γ (1 - terminated), each buffer's own γ
+                        o[k] = buffers[k].gamma * (1.0 - o[k])
             out[key] = o if stacked else o[0]
         return out
 
     @staticmethod
-    def sample_stacked(buffers: list["ReplayBuffer"], batch_size: int) -> dict[str, torch.Tensor]:
+    def sample_stacked(buffers: list["ReplayBuffer"], batch_size: int,
+                       rows: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         """A batch of each buffer stacked [K, B, ...]: buffer k's rows drawn from its own stream as
-        its `sample` draws them (the same tensors as stacking their samples)."""
+        its `sample` draws them (the same tensors as stacking their samples); rows: see `sample`."""
         if any(b.n_step != 1 for b in buffers):
             outs = [b._sample(batch_size) for b in buffers]
-            return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
-        return ReplayBuffer._gather(buffers, [b.rng.integers(0, len(b), size=batch_size) for b in buffers])
+            return _as_rows({k: torch.stack([o[k] for o in outs]) for k in outs[0]}, rows)
+        return ReplayBuffer._gather(buffers, [b.rng.integers(0, len(b), size=batch_size) for b in buffers], rows=rows)
 
     def state_dict(self) -> dict:
         n = len(self)
@@ -129,3 +145,19 @@ class ReplayBuffer:
             self.extras[:n] = s["extras"]
         self.pos, self.full = s["pos"], s["full"]
         self.rng.bit_generator.state = s["rng"]
+
+
+def _as_rows(batch: dict[str, torch.Tensor], rows: tuple[int, int] | None) -> dict[str, torch.Tensor]:
+    """A batch's observations as rows (see `ReplayBuffer.sample`), if asked."""
+    if rows is None:
+        return batch
+    from ..nn.asset import as_rows
+
+    return {k: as_rows(v, *rows) if k in ("obs", "next_obs") else v for k, v in batch.items()}
+
+
+def _to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """A sample on `device` (it is made on the CPU)."""
+    if device is not None and torch.device(device).type != "cpu":
+        return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return batch

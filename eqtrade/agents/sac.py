@@ -23,7 +23,6 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
-from ..nn.asset import as_rows
 from ..nn.reps import zero_of
 from ..util import Range
 from .buffer import ReplayBuffer
@@ -228,9 +227,13 @@ class SAC(Agent):
             self.critic = TwinCritic(make(), make(), batched=fam == "relaxed")
         self.critic_target = clone_frozen(self.critic)
         # per-asset networks read an update's observations as rows [B, F, N] in feature-major
-        # memory, made once per update and shared by all its network calls (eqtrade.nn.asset.as_rows)
+        # memory (eqtrade.nn.asset.as_rows), gathered so from the replay buffer and shared by all
+        # the update's network calls; the exact actor loss then takes the next book alone from
+        # the env (ExactReward.own: the next observation is the stored one with that book)
         self.rows = ((sum(axis.obs_rows), axis.n_assets) if self.actor.rows_input and axis is not None
-                     and axis.block_kinds[-1] == "weights" and axis.obs_rows[-1] == 1 else None)
+                     and axis.block_kinds[-1] == "weights" and axis.obs_rows[-1] == 1
+                     and (not self.exact or self.exact_reward is None or self.exact_reward.own_dim == axis.n_assets)
+                     else None)
         self._to_device("actor", "critic", "critic_target")
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr, foreach=True)
@@ -308,8 +311,8 @@ class SAC(Agent):
             self._auto_alpha()
         if self.exact:
             return self._update_exact()
-        b = self.buffer.sample(cfg.batch_size, self.device)
-        obs, next_obs = self._net_in(b["obs"]), self._net_in(b["next_obs"])
+        b = self.buffer.sample(cfg.batch_size, self.device, rows=self.rows)
+        obs, next_obs = b["obs"], b["next_obs"]
         alpha = self._alpha()
         n = cfg.batch_size
         # the policy noise of next_obs (targets) and obs (actor loss) drawn as one [2B] draw, as
@@ -374,19 +377,23 @@ class SAC(Agent):
         """Full-information update: the exact reward of the sampled action (differentiable) plus
         γ·V of the next state with the new weights; V is a soft state value trained on the same."""
         cfg, bd = self.config, self.batch_dim
-        b = self.buffer.sample(cfg.batch_size, self.device)
-        obs = self._net_in(b["obs"])
-        alpha = self._alpha()
-        a, logp = self._sample(obs)
         if self.exact_reward is None:
             raise ValueError("this SAC was loaded to predict: full-information updates need its env (build_env=True)")
-        r, next_obs, alive = self._exact_reward(b["obs"], a, b["extras"], b["next_obs"])
+        b = self.buffer.sample(cfg.batch_size, self.device, rows=self.rows)
+        obs = b["obs"]
+        alpha = self._alpha()
+        a, logp = self._sample(obs)
+        # V(s') of the next state the action leads to: per-asset networks read the stored next
+        # rows with the action's book in place of their last row (ExactReward.own: the gradient
+        # flows into the book alone); other networks read the env's next observation whole
+        if self.rows:
+            r, book, alive = self._batched(self.exact_reward.own, obs[..., -1, :], a, b["extras"])
+            nxt = (b["next_obs"], book)
+        else:
+            r, next_obs, alive = self._batched(self.exact_reward, obs, a, b["extras"], b["next_obs"])
+            nxt = (next_obs,)
         r = r * cfg.reward_scale
         disc = b["discount"] * alive  # an action that would ruin the portfolio ends its episode
-        # V(s') of the next state the action leads to: per-asset networks read the stored next
-        # rows with the action's book in place of their last row (the gradient flows into the book
-        # alone); other networks read the env's next observation whole
-        nxt = (self._net_in(b["next_obs"]), next_obs[..., -self.rows[1]:]) if self.rows else (next_obs,)
         with torch.no_grad():
             v_next = self.critic_target(*(t.detach() for t in nxt)).min(bd).values.squeeze(-1)
             y = r.detach() + disc * v_next - alpha * logp.detach()
@@ -395,15 +402,12 @@ class SAC(Agent):
         actor_loss = self._actor_step((alpha * logp - r - disc * v_pi).mean(-1))
         return self._finish(critic_loss, actor_loss, logp, r, alpha)
 
-    def _net_in(self, obs: torch.Tensor) -> torch.Tensor:
-        """An update's observations [(K,) B, d] as its networks read them: rows (see `rows`) or as they are."""
-        return as_rows(obs, *self.rows) if self.rows else obs
-
-    def _exact_reward(self, obs, action, extras, next_obs):
-        """The env's batched exact reward on [(K,) B, ...] tensors (it takes [B, ...])."""
-        lead = obs.shape[:-1]
-        r, nxt, alive = self.exact_reward(obs.reshape(-1, obs.shape[-1]), action.reshape(-1, action.shape[-1]),
-                                          extras.reshape(-1, extras.shape[-1]), next_obs.reshape(-1, next_obs.shape[-1]))
+    @staticmethod
+    def _batched(fn, *args):
+        """The env's batched exact reward (`fn`: the ExactReward or its `own`, which take [B, ...])
+        on [(K,) B, ...] tensors: (reward, next observation or own columns, alive) shaped [(K,) B, ...]."""
+        lead = args[0].shape[:-1]
+        r, nxt, alive = fn(*(t.reshape(-1, t.shape[-1]) for t in args))
         return r.reshape(lead), nxt.reshape(*lead, nxt.shape[-1]), alive.reshape(lead)
 
     def extra_metrics(self) -> dict[str, float]:

@@ -321,6 +321,7 @@ class PortfolioExactReward(ExactReward):
         self.risk_aversion = env.risk_aversion
         self.masked = env.market.tradable is not None
         self.extra_dim = env.n_assets * (1 + self.masked + self.lag)
+        self.own_dim = env.n_assets  # the weights: the last N columns of every observation
         self._env = env
 
     def last_extras(self) -> np.ndarray:
@@ -332,6 +333,14 @@ class PortfolioExactReward(ExactReward):
         """Torch, differentiable in `action`: (log growth, next observation, alive) of taking
         `action` in `obs` when the next day's simple returns are `next_returns` ([B, N], or
         [B, 2N] returns and tradable mask)."""
+        import torch
+
+        reward, new_held, alive = self.own(obs[:, -self.n :], action, next_returns)
+        return reward, torch.cat([next_obs[:, : -self.n], new_held], dim=1), alive
+
+    def own(self, held, action, next_returns):
+        """`__call__` on the weights alone (the observation's last N columns, `own_dim`): (log
+        growth, the next observation's weights, alive) of `action` from the book `held` shown."""
         import torch
 
         n = self.n
@@ -351,7 +360,7 @@ class PortfolioExactReward(ExactReward):
             if mask is not None:
                 u = torch.cat([u[:, :n] * mask, u[:, n:]], dim=1)
             w = (u / u.sum(1, keepdim=True).clamp(min=1e-12))[:, :n]
-        held = extras[:, -n:] if self.lag else obs[:, -n:]  # the book traded from
+        held = extras[:, -n:] if self.lag else held  # the book traded from
         turnover = (w - held).abs().sum(1)
         growth = 1.0 + (w * next_returns).sum(1) - self.cost * turnover
         if self.borrow:
@@ -365,4 +374,4 @@ class PortfolioExactReward(ExactReward):
         book = (1.0 + (w * next_returns).sum(1)).clamp(min=1e-4)[:, None]  # as in `step`
         new_held = w if self.cost_model == "target" or self.lag else w * (1.0 + next_returns) / book
         new_held = torch.where(alive[:, None], new_held, torch.zeros_like(new_held))
-        return reward, torch.cat([next_obs[:, :-n], new_held], dim=1), alive.to(reward.dtype)
+        return reward, new_held, alive.to(reward.dtype)

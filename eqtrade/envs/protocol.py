@@ -90,6 +90,17 @@ class ExactReward(abc.ABC):
     """
 
     extra_dim: int
+    #: the observation's trailing columns that are the agent's own (its book or position), the
+    #: only part of the next observation an action changes: `own` then computes those alone (an
+    #: update that reads the rest from its stored next_obs builds no next observation); 0: `own`
+    #: is not offered
+    own_dim: int = 0
+
+    def own(self, held, action, extras):
+        """`__call__` on the own columns alone: (reward [B], the next observation's own columns
+        [B, own_dim], alive [B]) of `action` from `held` = obs[:, -own_dim:]; the next
+        observation is the stored next_obs with its own columns replaced by these."""
+        raise NotImplementedError(f"{type(self).__name__} offers no own-columns reward (own_dim = 0)")
 
     @abc.abstractmethod
     def last_extras(self) -> np.ndarray:
