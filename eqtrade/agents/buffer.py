@@ -55,7 +55,7 @@ class ReplayBuffer:
         `device` (default: the CPU). rows = (F, N): observations [B, F·N] come as their rows
         [B, F, N] in feature-major memory, as `eqtrade.nn.asset.as_rows` gives them (gathered
         straight into that layout: no flat copy)."""
-        return _to_device(self._sample(batch_size, rows), device)
+        return to_device(self._sample(batch_size, rows), device)
 
     def _sample(self, batch_size: int, rows: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
         n = len(self)
@@ -156,7 +156,7 @@ def _as_rows(batch: dict[str, torch.Tensor], rows: tuple[int, int] | None) -> di
     return {k: as_rows(v, *rows) if k in ("obs", "next_obs") else v for k, v in batch.items()}
 
 
-def _to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+def to_device(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
     """A sample on `device` (it is made on the CPU)."""
     if device is not None and torch.device(device).type != "cpu":
         return {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -28,7 +28,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from ..envs.rollout import Episode, rollout_many
 from ..util import keep_freed_memory
-from .buffer import ReplayBuffer, _to_device
+from .buffer import ReplayBuffer, to_device
 from .base import TrainingDiverged, check_finite, ctrl_c_stops
 from .callbacks import EvalCallback
 from .dqn import DQN
@@ -130,7 +130,7 @@ class StackedBuffer:
         return np.stack(obs), np.stack(rewards)
 
     def sample(self, batch_size: int, device=None, rows: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
-        return _to_device(ReplayBuffer.sample_stacked(self.buffers, batch_size, rows), device)
+        return to_device(ReplayBuffer.sample_stacked(self.buffers, batch_size, rows), device)
 
 
 def check_stackable(agents: Sequence) -> None:
