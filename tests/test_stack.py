@@ -107,6 +107,29 @@ def test_per_asset_updates_on_shared_rows_train_the_run_the_flat_observations_tr
     assert make(spec, 0, family="plain", hidden=(8,)).rows is None  # flat networks read flat observations
 
 
+def test_an_exact_reward_without_its_own_columns_form_gets_flat_observations(prices, monkeypatch):
+    """An env whose ExactReward offers no `own` (own_dim 0, as a third-party env may): the per-asset
+    SAC's exact update reads flat observations and the env's whole next observation, and trains
+    the run the rows and the book alone train."""
+    from eqtrade.envs.portfolio import PortfolioExactReward
+
+    spec = portfolio_spec(prices)
+    steps = SMALL["learning_starts"] + UPDATES
+    rows = make(spec, 3, family="relaxed", **PER_ASSET)
+    init = PortfolioExactReward.__init__
+
+    def without_own(self, env):
+        init(self, env)
+        self.own_dim = 0
+
+    monkeypatch.setattr(PortfolioExactReward, "__init__", without_own)
+    flat = make(spec, 3, family="relaxed", **PER_ASSET)
+    assert flat.exact_reward.own_dim == 0 and flat.rows is None and rows.rows == (9, 4)
+    for a in (rows, flat):
+        a.learn(steps, progress=False)
+    assert_same_run(rows, flat, rtol=RTOL)
+
+
 def test_a_stack_of_one_run_is_that_run_alone(prices):
     """A stack of one (a sweep's last pack, --seeds 1) keeps its run axis and trains the run alone."""
     spec = portfolio_spec(prices)
