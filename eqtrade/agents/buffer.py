@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..nn.asset import as_rows
+
 
 class ReplayBuffer:
     """Circular buffer of (obs, action, reward, next_obs, terminated) transitions.
@@ -151,8 +153,6 @@ def _as_rows(batch: dict[str, torch.Tensor], rows: tuple[int, int] | None) -> di
     """A batch's observations as rows (see `ReplayBuffer.sample`), if asked."""
     if rows is None:
         return batch
-    from ..nn.asset import as_rows
-
     return {k: as_rows(v, *rows) if k in ("obs", "next_obs") else v for k, v in batch.items()}
 
 
