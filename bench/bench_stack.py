@@ -4,7 +4,7 @@
     .venv/bin/python bench/bench_stack.py curve [--ks 1,5,15,50] [--window 1000]
     .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
     .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
-    .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3]
+    .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3] [--family F]
     .venv/bin/python bench/bench_stack.py profile [--ks 1,5,15] [--updates 50]
     .venv/bin/python bench/bench_stack.py phases [--ks 15] [--window 1000]
 
@@ -23,7 +23,8 @@ malloc: ms per stacked update of K runs with glibc told to keep freed memory
   (EQTRADE_KEEP_FREED_MEMORY=0), each in its own process, interleaved over the repeats.
 update: ms per SAC update of a stack of K default-strategy runs (K = 1: a run alone, unstacked),
   each K in its own process, this checkout against the commit REF (default HEAD; checked out in a
-  temporary git worktree) interleaved over the repeats: the anchor for a change to the update.
+  temporary git worktree) interleaved over the repeats: the anchor for a change to the update;
+  --family plain|exact|relaxed: the default strategy with that family (the §1b study's three).
 profile: where one update's time goes, in this process: its FLOPs (torch's FlopCounterMode), ms,
   the rate achieved against this core's rate for a matrix product, and the ops with the most self
   CPU time (torch.profiler), for stacks of K default-strategy runs and for bench_agents.py's
@@ -162,22 +163,23 @@ def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def _update_ms(k: int) -> float:
+def _update_ms(k: int, family: str = "") -> float:
     """In this process: ms per update of a stack of k default-strategy runs (after 20 warm-up
-    updates; k = 1: the run's own update, not a stack of one)."""
-    stack = _ready_stack(k)
+    updates; k = 1: the run's own update, not a stack of one); family: the [agent] family instead
+    of the strategy's."""
+    stack = _ready_stack(k, family)
     t0 = time.perf_counter()
     for _ in range(50):
         stack.update()
     return (time.perf_counter() - t0) / 50 * 1e3
 
 
-def _ready_stack(k: int):
-    """A stack of k default-strategy runs past learning_starts and 20 warm-up updates (k = 1: the
-    run's own agent, unstacked), one torch thread."""
+def _ready_stack(k: int, family: str = ""):
+    """A stack of k default-strategy runs (of `family`, if given) past learning_starts and 20
+    warm-up updates (k = 1: the run's own agent, unstacked), one torch thread."""
     from eqtrade.agents.stack import StackedSAC, learn_stack
 
-    agents, _ = _runs(k, "portfolio", eval_every=0)
+    agents, _ = _runs(k, "portfolio", eval_every=0, **({"family": family} if family else {}))
     learn_stack(agents, agents[0].config.learning_starts + 1, [[] for _ in agents])
     stack = StackedSAC(agents) if k > 1 else agents[0]
     for _ in range(20):
@@ -298,9 +300,9 @@ def profile(args) -> None:
               f"({flops / 1e6 / max(k, 1):.1f} per run): {flops / ms / 1e6:.1f} GFLOP/s; most time: {top}", flush=True)
 
 
-def _update_ms_at(root: Path, k: int) -> float:
+def _update_ms_at(root: Path, k: int, family: str = "") -> float:
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
-            f"print(b._update_ms({k}))")
+            f"print(b._update_ms({k}, {family!r}))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                        env=dict(os.environ, PYTHONPATH=str(root)))
     if p.returncode != 0:
@@ -318,11 +320,12 @@ def update(args) -> None:
         try:
             sha = subprocess.run(["git", "-C", str(ref), "rev-parse", "--short", "HEAD"], capture_output=True,
                                  text=True).stdout.strip()
-            print(f"ms per update of a stack of K default-strategy runs: this checkout against {args.against} ({sha})")
+            what = f"the {args.family} family" if args.family else "the default strategy"
+            print(f"ms per update of a stack of K runs of {what}: this checkout against {args.against} ({sha})")
             res = {k: ([], []) for k in ks}
             for rep in range(args.repeats):
                 for k in ks:
-                    new, old = _update_ms_at(here, k), _update_ms_at(ref, k)
+                    new, old = _update_ms_at(here, k, args.family), _update_ms_at(ref, k, args.family)
                     res[k][0].append(new)
                     res[k][1].append(old)
                     print(f"repeat {rep + 1} K = {k:>3}: {new:6.1f} ms ({new / k:5.2f} per run) against "
@@ -395,6 +398,8 @@ def main(argv=None) -> None:
     u.add_argument("--ks", default="1,5,15")
     u.add_argument("--against", default="HEAD", help="the git commit to compare with (default HEAD)")
     u.add_argument("--repeats", type=int, default=3)
+    u.add_argument("--family", default="", choices=["", "plain", "exact", "relaxed"],
+                   help="the default strategy with this [agent] family (default: the strategy's, relaxed)")
     f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
     f.add_argument("--ks", default="1,5,15")
     f.add_argument("--updates", type=int, default=50)

@@ -107,6 +107,39 @@ def test_resumed_run_matches_uninterrupted(algo, tmp_path, prices):
         torch.testing.assert_close(v, params_of(resumed)[k], rtol=0, atol=0)
 
 
+def test_a_checkpoint_of_per_twin_critics_resumes_in_the_vmapped_twins(tmp_path, prices, monkeypatch):
+    """Exact critics ran as two modules (state qs.0.*, qs.1.*; Adam over twin 0's parameters,
+    then twin 1's) before every family's twins were vmapped: such a checkpoint loads into the
+    stacked twins with the same values and the same Adam moments, and trains on."""
+    from eqtrade.agents import sac as sac_mod
+
+    init = sac_mod.TwinCritic.__init__
+    with monkeypatch.context() as m:
+        m.setattr(sac_mod.TwinCritic, "__init__",
+                  lambda self, q1, q2, batched, ensemble=None: init(self, q1, q2, False if ensemble is None else batched,
+                                                                    ensemble))
+        old = make("sac", "exact", portfolio_spec(prices), seed=1)
+        old.learn(170, progress=False)
+        old.save(tmp_path / "c.pt")
+    assert not old.critic.batched and "qs.0.head.lift.weight" in old.critic.state_dict()
+    resumed = Agent.load(tmp_path / "c.pt", build_env=True)
+    assert resumed.critic.batched and resumed.critic_target.batched
+    obs = torch.as_tensor(np.stack([old.env.observation_space.sample() for _ in range(16)]), dtype=torch.float32)
+    act = torch.as_tensor(np.stack([old.env.action_space.sample() for _ in range(16)]), dtype=torch.float32)
+    with torch.no_grad():
+        for a, b in ((old.critic, resumed.critic), (old.critic_target, resumed.critic_target)):
+            torch.testing.assert_close(b(obs, act), a(obs, act), rtol=1e-5, atol=1e-6)
+    twins = [dict(q.named_parameters()) for q in old.critic.qs]
+    for key, p in resumed.critic.params.items():  # by name: the stacked order is not a twin's
+        pair = [old.critic_opt.state[t[key.replace(":", ".")]] for t in twins]
+        for moment in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(resumed.critic_opt.state[p][moment], torch.stack([q[moment] for q in pair]),
+                                       rtol=0, atol=0)
+        assert float(resumed.critic_opt.state[p]["step"]) == float(pair[0]["step"]) > 0
+    resumed.learn(220, progress=False)
+    assert resumed.step == 220 and np.isfinite(resumed.metrics[-1]["critic_loss"])
+
+
 class CtrlC(gym.Wrapper):
     """Presses Ctrl-C (SIGINT to this process) during the env step number `at`."""
 

@@ -2,10 +2,11 @@
 with target networks, automatic entropy tuning; networks from any eqtrade.nn family.
 
 Work removed from the update (bench/bench_agents.py measures it against Stable-Baselines3):
-both critics run as one batched forward: plain critics are one ensemble MLP (a batched matmul
-per layer), relaxed critics are vmapped over stacked parameters; the actor runs once per update
-on [next_obs; obs] (it does not change between the target and the actor loss); the actor loss evaluates the critics with detached parameters, so
-its backward computes no critic weight gradients; target updates are one fused lerp.
+both critics run as one batched forward: plain flat critics are one ensemble MLP (a batched
+matmul per layer), every other critic (exact, relaxed, per-asset and encoder networks) is vmapped
+over stacked parameters; the targets' actor pass runs without autograd; the actor loss evaluates
+the critics with detached parameters, so its backward computes no critic weight gradients;
+target updates are one fused lerp.
 """
 
 from __future__ import annotations
@@ -118,6 +119,40 @@ class TwinCritic(nn.Module):
         else:
             self.qs = nn.ModuleList([q1, q2])
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state saved by per-twin critics (qs.0.*, qs.1.*: exact and plain per-asset critics
+        # before they were vmapped too) loads into the stacked parameters, twin 0 then twin 1
+        if self.batched and any(k.startswith(prefix + "qs.") for k in state_dict):
+            for key in list(self.params.keys()):
+                name = key.replace(":", ".")
+                if prefix + f"qs.0.{name}" in state_dict:
+                    state_dict[prefix + "params." + key] = torch.stack(
+                        [state_dict.pop(prefix + f"qs.{i}.{name}") for i in (0, 1)])
+            for key, _ in list(self.named_buffers()):
+                name = key[4:].replace(":", ".")
+                if key.startswith("buf_") and prefix + f"qs.0.{name}" in state_dict:
+                    state_dict[prefix + key] = torch.stack([state_dict.pop(prefix + f"qs.{i}.{name}") for i in (0, 1)])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def stacked_optimizer_state(self, s: dict) -> dict:
+        """An Adam state_dict saved over per-twin critics (twin 0's parameters, then twin 1's, each
+        in the module's own order) as the state of this critic's stacked parameters (in the
+        order of `params`); others unchanged."""
+        n = len(self.params) if self.batched else 0
+        ids = s["param_groups"][0]["params"] if s.get("param_groups") else []
+        if not n or len(s["param_groups"]) != 1 or len(ids) != 2 * n:
+            return s
+        own = [name for name, _ in self._base[0].named_parameters()]  # a twin's order
+        state, out = s["state"], {}
+        for j, key in enumerate(self.params.keys()):
+            i = own.index(key.replace(":", "."))
+            pair = [state.get(ids[i]), state.get(ids[n + i])]
+            if all(p is not None for p in pair):
+                out[j] = {"step": pair[0]["step"], **{k: torch.stack([p[k] for p in pair])
+                                                      for k in pair[0] if k != "step"}}
+        group = {**s["param_groups"][0], "params": list(range(n))}
+        return {"state": out, "param_groups": [group]}
+
     def _stacked(self, detach: bool):
         # module-path names are fixed: map them once, not on every forward
         if not hasattr(self, "_pnames"):
@@ -224,7 +259,9 @@ class SAC(Agent):
         else:
             make = ((lambda: build_value(fam, obs_space, sym, **sizes)) if self.exact
                     else (lambda: build_critic(fam, obs_space, act_space, sym, **sizes)))
-            self.critic = TwinCritic(make(), make(), batched=fam == "relaxed")
+            # vmapped over stacked parameters for every family: one call per layer for both twins
+            # (a per-asset head's first product then reads the observation rows once for both)
+            self.critic = TwinCritic(make(), make(), batched=True)
         self.critic_target = clone_frozen(self.critic)
         # per-asset networks read an update's observations as rows [B, F, N] in feature-major
         # memory (eqtrade.nn.asset.as_rows), gathered so from the replay buffer and shared by all
@@ -432,5 +469,5 @@ class SAC(Agent):
         with torch.no_grad():
             self.log_alpha.copy_(s["log_alpha"])
         self.actor_opt.load_state_dict(s["actor_opt"])
-        self.critic_opt.load_state_dict(s["critic_opt"])
+        self.critic_opt.load_state_dict(self.critic.stacked_optimizer_state(s["critic_opt"]))
         self.alpha_opt.load_state_dict(s["alpha_opt"])

@@ -84,6 +84,10 @@ def fourier_structure(group) -> tuple[torch.Tensor, list]:
 def fourier_blocks_gm(xf: torch.Tensor, blocks, weights, cin: int, cout: int) -> torch.Tensor:
     """Apply block-diagonal Fourier weights to group-major Fourier features [G, N, C_in]."""
     N = xf.shape[1]
+    if len(blocks) > 1 and all(d == 1 and m == 1 and not cplx for d, m, cplx in blocks):
+        # every irrep 1-D and real (C2, the reflections): one [C_out, C_in] matrix per group axis
+        # slot, all of them one batched product (a third of the ops of a product per block)
+        return torch.bmm(xf, torch.stack(list(weights)).transpose(1, 2))
     outs = []
     # split, not slicing: a slice's backward writes into a zero tensor of the full size
     parts = xf.split([m * d for d, m, _ in blocks]) if len(blocks) > 1 else (xf,)
