@@ -93,6 +93,7 @@ def test_a_tiny_sweep_runs_every_trial_as_an_ordinary_run(local_sweep):
     assert all(r["step"] == 300 and r["eval_return"] is not None for r in rows)
     state = json.loads((out / "sweep.json").read_text())
     assert state["name"] == "tiny" and len(state["trials"]) == 4
+    assert state["pack_slots"] == 2  # the packs balanced over --cpus (kept for --resume)
     assert (out / "tune").is_dir()  # Ray Tune's experiment state and logs live in the sweep directory
 
 
@@ -477,6 +478,37 @@ def test_empty_duplicate_and_oversized_grids_are_one_line_errors_before_ray(tmp_
     p.write_text(TINY.format(grid=GRID, split=SPLIT, steps=300).replace("[sweep.report]\n", "[sweep.report]\nobs_noise = []\n"))
     assert main(["sweep", str(p), "--out", str(tmp_path / "on"), "--no-progress"]) == 2
     assert "[sweep.report] obs_noise = [] gives no noise level" in capsys.readouterr().err
+
+
+def test_packs_are_balanced_over_the_cpus_they_share():
+    """With the CPUs given, a group's runs split evenly, and into one more pack where a CPU would
+    otherwise sit idle while the last pack trains alone; the estimate is the list schedule."""
+    from eqtrade.sweep.engine import STACK_FIXED, _balanced, _makespan, pack_trials
+
+    def cfg(family, seed):
+        return {"run": {"algo": "sac", "steps": 300}, "agent": {"family": family, "seed": seed}}
+
+    # the §1b study on 2 CPUs: three families of 5 seeds; the last family as 3 + 2 beside nothing idle
+    trials = {f"{f}-{s}": cfg(f, s) for f in ("plain", "exact", "relaxed") for s in range(5)}
+    packs = pack_trials(trials, 5, slots=2)
+    assert [len(p) for p in packs.values()] == [5, 5, 3, 2]
+    assert packs["relaxed-0+2"] == ["relaxed-0", "relaxed-1", "relaxed-2"] and packs["relaxed-3+1"] == ["relaxed-3", "relaxed-4"]
+    assert sorted(n for p in packs.values() for n in p) == sorted(trials)  # every trial once
+    assert _makespan([5, 5, 3, 2], 2) < _makespan([5, 5, 5], 2) == 2 * (STACK_FIXED + 5)
+    assert [len(p) for p in pack_trials(trials, 5).values()] == [5, 5, 5]  # no CPUs given: as before
+    assert [len(p) for p in pack_trials(trials, 5, slots=3).values()] == [5, 5, 5]  # one pack per CPU already
+    # one setting's 5 seeds on 2 CPUs: two stacks side by side (a stack of 3 is shorter than one of 5)
+    assert _balanced([5], 5, 2) == [[3, 2]]
+    # even splits where they are shorter: 7 runs on 2 CPUs as 4 + 3, not 5 + 2; on one CPU as before
+    assert _balanced([7], 5, 2) == [[4, 3]] and _balanced([7], 5, 1) == [[5, 2]]
+    # a split that lengthens the schedule is not made: 36 runs as 8 packs (4 rounds), not 9 (5 rounds)
+    assert _balanced([36], 5, 2) == [[5, 5, 5, 5, 4, 4, 4, 4]]
+    for counts in ([1], [2, 9], [5, 5, 5, 5], [12, 3], [40, 1, 7]):  # never worse than the plain packing
+        for slots in (2, 3, 4):
+            sizes = _balanced(counts, 5, slots)
+            assert [sum(g) for g in sizes] == counts and max(k for g in sizes for k in g) <= 5
+            plain = [min(5, n - i) for n in counts for i in range(0, n, 5)]
+            assert _makespan([k for g in sizes for k in g], slots) <= _makespan(plain, slots)
 
 
 def test_grid_trials_pack_by_everything_but_the_seed_and_split():

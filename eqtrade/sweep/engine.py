@@ -143,12 +143,57 @@ def _stackable(cfg: dict) -> bool:
     return cfg.get("run", {}).get("algo") in ("sac", "dqn") and "dir" not in cfg
 
 
-def pack_trials(trials: dict[str, dict], pack: int, out=None) -> dict[str, list[str]]:
+#: the cost of one step of a stack of K runs, in units of one run's share: STACK_FIXED + K (a
+#: straight line through `bench/bench_stack.py curve` on the portfolio default, 2026-12-07: 13.2 /
+#: 20.2 / 38.3 / 101.6 ms per step at K = 1 / 5 / 15 / 50, i.e. 11.2 ms + 1.8 ms per run)
+STACK_FIXED = 6.0
+
+
+def _makespan(sizes: list[int], slots: int) -> float:
+    """The wall time of packs of `sizes` started in this order on `slots` CPUs, each as soon as
+    one is free (Ray Tune's order for a grid), in the cost units of STACK_FIXED."""
+    free = [0.0] * max(1, slots)
+    for k in sizes:
+        i = free.index(min(free))
+        free[i] += STACK_FIXED + k
+    return max(free)
+
+
+def _even(n: int, parts: int) -> list[int]:
+    """n split into `parts` sizes that differ by at most one, the larger first."""
+    return [n // parts + (i < n % parts) for i in range(parts)]
+
+
+def _balanced(counts: list[int], pack: int, slots: int) -> list[list[int]]:
+    """Pack sizes for groups of `counts` runs, at most `pack` per pack: packs of `pack` (the last
+    one smaller), or each group split evenly into as few packs, or into up to slots - 1 more,
+    whichever gives the shortest estimated wall time (`_makespan`; ties: the first of these). On 2
+    CPUs three groups of 5 train as 5, 5, 3 + 2 instead of leaving one CPU idle while the last 5
+    train alone."""
+    plain = [[min(pack, n - i) for i in range(0, n, pack)] or [0] for n in counts]
+    best, cost = plain, _makespan([k for g in plain for k in g], slots)
+    parts = [max(1, -(-n // pack)) for n in counts]
+    for extra in range(max(1, slots)):
+        if extra:  # one more pack for the group whose packs are the largest (ties: the last group)
+            i = max(range(len(counts)), key=lambda j: (-(-counts[j] // parts[j]) if parts[j] < counts[j] else 0, j))
+            if parts[i] >= counts[i]:
+                break
+            parts[i] += 1
+        sizes = [_even(n, p) for n, p in zip(counts, parts)]
+        c = _makespan([k for g in sizes for k in g], slots)
+        if c < cost:
+            best, cost = sizes, c
+    return best
+
+
+def pack_trials(trials: dict[str, dict], pack: int, out=None, slots: int | None = None) -> dict[str, list[str]]:
     """Grid trials grouped into packs of at most `pack` that train as one stack of runs
     (eqtrade.agents.stack): SAC (or DQN) runs whose configs differ only in PACK_FREE, in grid order;
     every other trial is a pack of its own. A chain of warm starts ([run] init_from: walk-forward
     folds with warm_start, whose best.pt is in `out`/runs) is never split, and counts as one
-    towards `pack`. Returns pack name ->
+    towards `pack`. slots: the CPUs (one trial each) the packs share: a group's runs are split
+    evenly, and into more packs where that leaves fewer CPUs idle (`_balanced`); None: packs of
+    `pack` in grid order. Returns pack name ->
     its trials' names (a pack of one keeps the trial's name; a larger one is named after its
     first trial: "NAME+3")."""
     groups: dict[str, list[str]] = {}
@@ -162,14 +207,21 @@ def pack_trials(trials: dict[str, dict], pack: int, out=None) -> dict[str, list[
             key = "\0" + json.dumps(free, sort_keys=True, default=str)
         groups.setdefault(key, []).append(name)
     packs: dict[str, list[str]] = {}
-    for names in groups.values():
+    chains = [_chains(names, trials, out) for names in groups.values()]
+    pers = [max(1, pack) if _stackable(trials[names[0]]) else 1 for names in groups.values()]
+    sizes = (_balanced([len(c) for c in chains], max(1, pack), slots) if slots and slots > 1 and not chained
+             and pack > 1 else [[per] * -(-len(c) // per) for c, per in zip(chains, pers)])
+    for group, per, cut in zip(chains, pers, sizes):
         # whole chains of warm starts go together (their trials train one after another), up to
         # `pack` chains (e.g. seeds) side by side; without warm starts every chain is one trial
-        chains = _chains(names, trials, out)
-        per = max(1, pack) if _stackable(trials[names[0]]) else 1
-        for i in range(0, len(chains), per):
-            chunk = [n for c in chains[i : i + per] for n in c]
-            packs[chunk[0] if len(chunk) == 1 else f"{chunk[0]}+{len(chunk) - 1}"] = chunk
+        if per == 1:
+            cut = [1] * len(group)
+        i = 0
+        for k in cut:
+            chunk = [n for c in group[i : i + k] for n in c]
+            i += k
+            if chunk:
+                packs[chunk[0] if len(chunk) == 1 else f"{chunk[0]}+{len(chunk) - 1}"] = chunk
     return packs
 
 
@@ -407,7 +459,7 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
                gpus_per_trial: float = 0.0, resume: bool = False, max_failures: int = 1,
                search: dict | None = None, progress: bool = True,
                columns: tuple = ("step", "eval_return", "eval_sharpe"), fresh: bool = False,
-               pack: int = 1) -> list[dict]:
+               pack: int = 1, pack_slots: int | None = None) -> list[dict]:
     """Run trials on Ray Tune; returns one row per trial: name, status, error, run directory.
 
     trials: name -> config (a grid), or with `search`, the base config under "__base__" and the
@@ -417,7 +469,8 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
     suite, whose runs decide themselves whether they are finished); finished trials are skipped
     unless `fresh`. pack: grid trials of the default `train_trial` that can stack (`pack_trials`)
     train K at a time as one trial of one CPU (searches keep one run per trial: their scheduler
-    stops trials one by one); the rows are still one per grid trial."""
+    stops trials one by one); the rows are still one per grid trial. pack_slots: the CPUs the packs
+    are balanced over (`pack_trials`; None: packs of `pack` in grid order)."""
     import ray
     from ray import tune
     from ray.tune import CLIReporter
@@ -428,7 +481,8 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
         import shutil
 
         shutil.rmtree(exp)
-    packs = pack_trials(trials, pack, out) if search is None and trial_fn is train_trial else {n: [n] for n in trials}
+    packs = (pack_trials(trials, pack, out, pack_slots) if search is None and trial_fn is train_trial
+             else {n: [n] for n in trials})
     started = _init_ray(address, cpus, gpus_per_trial)
     try:
         fn = tune.with_parameters(_trainable, trials=trials, out=str(out), trial_fn=trial_fn, skip_done=not fresh,

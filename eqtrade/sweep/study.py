@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -60,6 +61,11 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
             raise ValueError(f"{out} was started with --pack {started}; --resume continues it with the same packing "
                              f"(leave out --pack, or give --pack {started})")
         pack = started
+        slots = saved.get("pack_slots")  # the packs it started with (sweeps from before balancing: none)
+    else:
+        # packs balanced over this machine's CPUs (engine.pack_trials); not on a cluster, whose
+        # size is not known here, nor on GPUs, which bound how many trials run at once
+        slots = None if address or gpus_per_trial else int(cpus or os.cpu_count() or 1)
     search = spec.search
     if search is None:
         trials = trial_configs(spec, data_dir)
@@ -79,7 +85,8 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     created = not any(p.name != LOCK_NAME for p in out.iterdir())  # (the lock made the folder)
     atomic_write_bytes(state, json.dumps({
         "name": spec.name, "source": spec.source, "grid": spec.grid, "metric": spec.metric, "mode": spec.mode,
-        "search": search, "pack": pack if pack is not None else DEFAULT_PACK, "walkforward": spec.walkforward,
+        "search": search, "pack": pack if pack is not None else DEFAULT_PACK, "pack_slots": slots,
+        "walkforward": spec.walkforward,
         "report": spec.report, "trials": trials}, indent=1, default=str).encode())
     if spec.walkforward:
         from .walkforward import write_folds
@@ -92,7 +99,8 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     try:
         rows = run_trials(trials, out, metric=spec.metric, mode=spec.mode, address=address, cpus=cpus,
                           gpus_per_trial=gpus_per_trial, resume=resume, max_failures=spec.max_failures,
-                          search=search, progress=progress, pack=pack if pack is not None else DEFAULT_PACK)
+                          search=search, progress=progress, pack=pack if pack is not None else DEFAULT_PACK,
+                          pack_slots=slots)
     except Exception:
         if created and not (out / "runs").exists():  # a sweep that never started a trial leaves nothing
             clear_directory(out)  # (and the lock's release removes the folder it made)
