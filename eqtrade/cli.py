@@ -276,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--pack", type=int, default=None, metavar="K",
                    help="grid trials that differ only in the seed (or the split) train K at a time as one stacked "
                    "trial of one CPU (eqtrade train --seeds; default 5: a study's usual seeds of one setting; larger "
-                   "packs give more steps/s per CPU but fewer trials to spread; 1: one run per trial). Searches "
-                   "(ASHA) keep one run per trial; a resumed sweep keeps its packing")
+                   "packs give more steps/s per CPU but fewer trials to spread; 1: one run per trial); on one machine "
+                   "the packs are balanced over its CPUs (at most K each: three families of 5 seeds on 2 cores "
+                   "train as 5, 5, 3 + 2). Searches (ASHA) keep one run per trial; a resumed sweep keeps its packing")
     w.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     w.add_argument("--force", action="store_true", help="start afresh in an --out that holds an earlier sweep "
                    "(everything but its ledger is removed: the test reads it records still count)")

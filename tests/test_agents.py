@@ -108,8 +108,8 @@ def test_resumed_run_matches_uninterrupted(algo, tmp_path, prices):
 
 
 def test_a_checkpoint_of_per_twin_critics_resumes_in_the_vmapped_twins(tmp_path, prices, monkeypatch):
-    """Exact critics ran as two modules (state qs.0.*, qs.1.*; Adam over twin 0's parameters,
-    then twin 1's) before every family's twins were vmapped: such a checkpoint loads into the
+    """Flat exact critics ran as two modules (state qs.0.*, qs.1.*; Adam over twin 0's
+    parameters, then twin 1's) before they were vmapped: such a checkpoint loads into the
     stacked twins with the same values and the same Adam moments, and trains on."""
     from eqtrade.agents import sac as sac_mod
 
