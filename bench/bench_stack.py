@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
     .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
     .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3] [--family F]
+    .venv/bin/python bench/bench_stack.py sample [--ks 5,15] [--used 2000,30000] [--repeats 3]
     .venv/bin/python bench/bench_stack.py profile [--ks 1,5,15] [--updates 50]
     .venv/bin/python bench/bench_stack.py phases [--ks 15] [--window 1000]
 
@@ -25,6 +26,9 @@ update: ms per SAC update of a stack of K default-strategy runs (K = 1: a run al
   each K in its own process, this checkout against the commit REF (default HEAD; checked out in a
   temporary git worktree) interleaved over the repeats: the anchor for a change to the update;
   --family plain|exact|relaxed: the default strategy with that family (the §1b study's three).
+sample: ms per stacked replay sample (batch 256, as rows) of K buffers of the default strategy's
+  shape holding U random transitions, with the replay on transparent huge pages (the default,
+  eqtrade.agents.buffer.zeros) and on 4 KiB pages (EQTRADE_HUGEPAGES=0), each in its own process.
 profile: where one update's time goes, in this process: its FLOPs (torch's FlopCounterMode), ms,
   the rate achieved against this core's rate for a matrix product, and the ops with the most self
   CPU time (torch.profiler), for stacks of K default-strategy runs and for bench_agents.py's
@@ -337,6 +341,55 @@ def update(args) -> None:
             subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(ref)], capture_output=True)
 
 
+def _sample_ms(k: int, used: int, n: int = 200) -> float:
+    """In this process: ms per stacked replay sample (rows, batch 256) of k buffers of the default
+    strategy's shape (capacity 100 000, 20 stocks x 33 rows) holding `used` random transitions."""
+    import numpy as np
+    import torch
+
+    from eqtrade.agents.buffer import ReplayBuffer
+    from eqtrade.util import keep_freed_memory
+
+    torch.set_num_threads(1)
+    keep_freed_memory()  # as every training loop does (else each 10 MB batch is mapped afresh)
+    F, N = 33, 20
+    rng = np.random.default_rng(0)
+    bufs = [ReplayBuffer(100_000, (F * N,), (N,), seed=s, extra_dim=N) for s in range(k)]
+    for b in bufs:
+        for name in ("obs", "next_obs"):
+            getattr(b, name)[:used] = rng.standard_normal((used, F * N), dtype=np.float32)
+        b.pos = used
+    for _ in range(20):
+        ReplayBuffer.sample_stacked(bufs, 256, rows=(F, N))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        ReplayBuffer.sample_stacked(bufs, 256, rows=(F, N))
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def sample(args) -> None:
+    print("ms per stacked replay sample (batch 256, rows) of K default-strategy buffers holding U transitions, "
+          "on transparent huge pages (the default) and on 4 KiB pages (EQTRADE_HUGEPAGES=0), one process each")
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
+            "print(b._sample_ms({k}, {u}))")
+    res: dict = {}
+    for rep in range(args.repeats):
+        for k in [int(x) for x in args.ks.split(",")]:
+            for u in [int(x) for x in args.used.split(",")]:
+                ms = {}
+                for mode, flag in (("huge", "1"), ("4k", "0")):
+                    p = subprocess.run([sys.executable, "-c", code.format(k=k, u=u)], capture_output=True, text=True,
+                                       env=dict(os.environ, EQTRADE_HUGEPAGES=flag))
+                    if p.returncode != 0:
+                        raise SystemExit(p.stderr[-2000:])
+                    ms[mode] = float(p.stdout.strip().splitlines()[-1])
+                res.setdefault((k, u), []).append(ms["4k"] / ms["huge"])
+                print(f"repeat {rep + 1} K = {k:>3} U = {u:>6}: huge pages {ms['huge']:6.2f} ms, 4 KiB pages "
+                      f"{ms['4k']:6.2f} ms: {ms['4k'] / ms['huge']:.2f}x", flush=True)
+    for (k, u), r in res.items():
+        print(f"K = {k:>3} U = {u:>6}: huge pages {min(r):.2f}x - {max(r):.2f}x faster over {len(r)} repeats")
+
+
 def malloc(args) -> None:
     print(f"ms per update of a stack of {args.k} default-strategy runs, one process per measurement")
     res: dict[str, list[float]] = {"kept": [], "returned": []}
@@ -400,6 +453,10 @@ def main(argv=None) -> None:
     u.add_argument("--repeats", type=int, default=3)
     u.add_argument("--family", default="", choices=["", "plain", "exact", "relaxed"],
                    help="the default strategy with this [agent] family (default: the strategy's, relaxed)")
+    sp = sub.add_parser("sample", help="ms per stacked replay sample on huge pages and on 4 KiB pages")
+    sp.add_argument("--ks", default="5,15")
+    sp.add_argument("--used", default="2000,30000")
+    sp.add_argument("--repeats", type=int, default=3)
     f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
     f.add_argument("--ks", default="1,5,15")
     f.add_argument("--updates", type=int, default=50)
@@ -409,7 +466,7 @@ def main(argv=None) -> None:
     for p in (a, c, m, h):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update,
+    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample,
      "profile": profile, "phases": phases}[args.what](args)
 
 

@@ -75,3 +75,54 @@ def test_observations_sampled_as_rows_are_the_flat_sample_in_feature_major_memor
                 else:
                     assert torch.equal(g[k], w[k]), k
         assert [b.rng.bit_generator.state for b in bufs] == [b.rng.bit_generator.state for b in flat]
+
+
+def _thp_eligible(a: np.ndarray) -> bool | None:
+    """Whether the memory mapping holding array `a` may use transparent huge pages (the kernel's
+    THPeligible in /proc/self/smaps); None where the kernel does not say."""
+    addr = a.ctypes.data
+    try:
+        lines = open("/proc/self/smaps").read().splitlines()
+    except OSError:
+        return None
+    inside = False
+    for line in lines:
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            lo, hi = (int(x, 16) for x in head.split("-"))
+            inside = lo <= addr < hi
+        elif inside and line.startswith("THPeligible:"):
+            return line.split()[1] == "1"
+    return None
+
+
+def _thp_mode() -> str | None:
+    try:
+        text = open("/sys/kernel/mm/transparent_hugepage/enabled").read()
+    except OSError:
+        return None
+    return text[text.index("[") + 1 : text.index("]")]
+
+
+@pytest.mark.parametrize("huge", ["1", "0"])
+def test_replay_arrays_are_zeros_and_large_ones_are_advised_huge_pages(huge, monkeypatch):
+    """The replay's large observation arrays are ordinary zero-filled writable arrays; where the
+    kernel has THP in madvise mode they sit in memory advised to use huge pages, unless
+    EQTRADE_HUGEPAGES=0 (then, and for small arrays, np.zeros)."""
+    from eqtrade.agents.buffer import HUGE_MIN_BYTES, zeros
+
+    monkeypatch.setenv("EQTRADE_HUGEPAGES", huge)
+    big = zeros((HUGE_MIN_BYTES // 4 // 100 + 1, 100), np.float32)
+    small = zeros((10, 3), np.int64)
+    for a, shape, dtype in ((big, (HUGE_MIN_BYTES // 400 + 1, 100), np.float32), (small, (10, 3), np.int64)):
+        assert a.shape == shape and a.dtype == dtype and a.flags.writeable and a.flags.c_contiguous
+        assert not a.any()
+    big[-1, -1] = 3.5
+    assert big.sum() == 3.5
+    b = ReplayBuffer(HUGE_MIN_BYTES // 4 // 50 + 1, (50,), (2,))
+    b.add(np.ones(50), np.zeros(2), 1.0, np.full(50, 2.0), False, False)
+    got = b.sample(4)
+    assert torch.equal(got["obs"], torch.ones(4, 50)) and torch.equal(got["next_obs"], torch.full((4, 50), 2.0))
+    if _thp_mode() == "madvise" and _thp_eligible(big) is not None:
+        assert _thp_eligible(big) is (huge == "1")
+        assert _thp_eligible(b.obs) is (huge == "1")

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import mmap
+import os
+
 import numpy as np
 import torch
 
 from ..nn.asset import as_rows
+
+#: arrays at least this large are put on transparent huge pages where the kernel offers them
+HUGE_MIN_BYTES = 16 << 20
+
+
+def zeros(shape, dtype) -> np.ndarray:
+    """np.zeros(shape, dtype); an array of HUGE_MIN_BYTES or more in anonymous memory advised to
+    use transparent huge pages (Linux, THP in "madvise" or "always" mode): a sample reads rows at
+    random all over the replay, and with 4 KiB pages nearly every row also misses the TLB
+    (`bench/bench_stack.py sample`). EQTRADE_HUGEPAGES=0 turns it off; elsewhere plain np.zeros."""
+    shape = tuple(shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if (nbytes < HUGE_MIN_BYTES or os.environ.get("EQTRADE_HUGEPAGES", "1") == "0"
+            or not all(hasattr(mmap, a) for a in ("MADV_HUGEPAGE", "MAP_PRIVATE", "MAP_ANONYMOUS"))):
+        return np.zeros(shape, dtype)
+    m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # zero-filled
+    try:
+        m.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # THP off in this kernel: ordinary pages
+        pass
+    return np.frombuffer(m, dtype=dtype).reshape(shape)
 
 
 class ReplayBuffer:
@@ -20,8 +44,8 @@ class ReplayBuffer:
                  n_step: int = 1, gamma: float = 0.99, extra_dim: int = 0, obs_dtype=np.float32):
         self.capacity, self.n_step, self.gamma = int(capacity), int(n_step), float(gamma)
         # pixel observations are stored as uint8 (a quarter of float32's memory)
-        self.obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros((self.capacity, *obs_shape), dtype=obs_dtype)
+        self.obs = zeros((self.capacity, *obs_shape), obs_dtype)
+        self.next_obs = zeros((self.capacity, *obs_shape), obs_dtype)
         self.actions = np.zeros((self.capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)
