@@ -6,6 +6,7 @@
     .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
     .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3] [--family F]
     .venv/bin/python bench/bench_stack.py sample [--ks 5,15] [--used 2000,30000] [--repeats 3]
+    .venv/bin/python bench/bench_stack.py compile [--ks 1,15]
     .venv/bin/python bench/bench_stack.py profile [--ks 1,5,15] [--updates 50]
     .venv/bin/python bench/bench_stack.py phases [--ks 15] [--window 1000]
 
@@ -29,6 +30,8 @@ update: ms per SAC update of a stack of K default-strategy runs (K = 1: a run al
 sample: ms per stacked replay sample (batch 256, as rows) of K buffers of the default strategy's
   shape holding U random transitions, with the replay on transparent huge pages (the default,
   eqtrade.agents.buffer.zeros) and on 4 KiB pages (EQTRADE_HUGEPAGES=0), each in its own process.
+compile: ms per update of a stack of K default-strategy runs eager and with torch.compile wrapped
+  around its networks' forward (inductor, CPU), after every call signature has compiled once.
 profile: where one update's time goes, in this process: its FLOPs (torch's FlopCounterMode), ms,
   the rate achieved against this core's rate for a matrix product, and the ops with the most self
   CPU time (torch.profiler), for stacks of K default-strategy runs and for bench_agents.py's
@@ -367,6 +370,45 @@ def _sample_ms(k: int, used: int, n: int = 200) -> float:
     return (time.perf_counter() - t0) / n * 1e3
 
 
+def _compiled_ms(k: int, n: int = 30) -> dict:
+    """In this process: ms per update of a stack of k default-strategy runs, eager, then with the
+    stack's networks' forward wrapped in torch.compile (the first compiled update's seconds too)."""
+    import torch
+
+    stack = _ready_stack(k)
+    out = {}
+
+    def per_update():
+        t0 = time.perf_counter()
+        for _ in range(n):
+            stack.update()
+        return (time.perf_counter() - t0) / n * 1e3
+
+    out["eager"] = min(per_update(), per_update())
+    for m in (stack.actor, stack.critic, stack.critic_target):
+        m.forward = torch.compile(m.forward, dynamic=False)
+    t0 = time.perf_counter()
+    for _ in range(6):  # every call signature once (with and without grad, the held book)
+        stack.update()
+    out["compile_s"] = time.perf_counter() - t0
+    out["compiled"] = min(per_update(), per_update())
+    return out
+
+
+def compiled(args) -> None:
+    print("ms per update of a stack of K default-strategy runs, eager and with torch.compile on its networks "
+          "(one process per K)")
+    code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
+            "print(json.dumps(b._compiled_ms({k})))")
+    for k in [int(x) for x in args.ks.split(",")]:
+        p = subprocess.run([sys.executable, "-c", code.format(k=k)], capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(p.stderr[-2000:])
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"K = {k:>3}: eager {r['eager']:6.1f} ms, compiled {r['compiled']:6.1f} ms "
+              f"({r['eager'] / r['compiled']:.2f}x; compiling took {r['compile_s']:.0f} s)", flush=True)
+
+
 def sample(args) -> None:
     print("ms per stacked replay sample (batch 256, rows) of K default-strategy buffers holding U transitions, "
           "on transparent huge pages (the default) and on 4 KiB pages (EQTRADE_HUGEPAGES=0), one process each")
@@ -457,6 +499,8 @@ def main(argv=None) -> None:
     sp.add_argument("--ks", default="5,15")
     sp.add_argument("--used", default="2000,30000")
     sp.add_argument("--repeats", type=int, default=3)
+    cp = sub.add_parser("compile", help="ms per update eager and with torch.compile on the stack's networks")
+    cp.add_argument("--ks", default="1,15")
     f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
     f.add_argument("--ks", default="1,5,15")
     f.add_argument("--updates", type=int, default=50)
@@ -466,7 +510,7 @@ def main(argv=None) -> None:
     for p in (a, c, m, h):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample,
+    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "compile": compiled,
      "profile": profile, "phases": phases}[args.what](args)
 
 
