@@ -107,18 +107,24 @@ def test_resumed_run_matches_uninterrupted(algo, tmp_path, prices):
         torch.testing.assert_close(v, params_of(resumed)[k], rtol=0, atol=0)
 
 
-def test_a_checkpoint_of_per_twin_critics_resumes_in_the_vmapped_twins(tmp_path, prices, monkeypatch):
+@pytest.mark.parametrize("scale", [None, "relaxed"])
+def test_a_checkpoint_of_per_twin_critics_resumes_in_the_vmapped_twins(tmp_path, prices, monkeypatch, scale):
     """Flat exact critics ran as two modules (state qs.0.*, qs.1.*; Adam over twin 0's
     parameters, then twin 1's) before they were vmapped: such a checkpoint loads into the
-    stacked twins with the same values and the same Adam moments, and trains on."""
+    stacked twins with the same values and the same Adam moments, and trains on; with a relaxed
+    scale axis too, whose masks the twins do not save (non-persistent buffers)."""
     from eqtrade.agents import sac as sac_mod
+
+    spec = portfolio_spec(prices)
+    if scale:
+        spec = EnvSpec("portfolio", {**spec.kwargs, "scale": scale}, spec.eval_kwargs)
 
     init = sac_mod.TwinCritic.__init__
     with monkeypatch.context() as m:
         m.setattr(sac_mod.TwinCritic, "__init__",
                   lambda self, q1, q2, batched, ensemble=None: init(self, q1, q2, False if ensemble is None else batched,
                                                                     ensemble))
-        old = make("sac", "exact", portfolio_spec(prices), seed=1)
+        old = make("sac", "exact", spec, seed=1)
         old.learn(170, progress=False)
         old.save(tmp_path / "c.pt")
     assert not old.critic.batched and "qs.0.head.lift.weight" in old.critic.state_dict()

@@ -66,6 +66,7 @@ FAMILIES = [  # the per-asset default with both actor losses, the relaxed asset 
                  id="exact-exact-asset-embed", marks=SLOW),
     pytest.param("plain", {}, id="plain-critic-flat"),
     pytest.param("relaxed", {}, id="relaxed-critic-flat"),
+    pytest.param("exact", {}, id="exact-critic-flat"),  # vmapped twins inside the stack's vmap
 ]
 
 

@@ -511,6 +511,28 @@ def test_packs_are_balanced_over_the_cpus_they_share():
             assert _makespan([k for g in sizes for k in g], slots) <= _makespan(plain, slots)
 
 
+def test_a_resumed_sweep_packs_over_the_cpus_it_started_with(tmp_path, monkeypatch):
+    """The packs a sweep starts with are the ones --resume restores in Ray Tune: the CPU count they
+    were balanced over is kept in sweep.json and used again whatever --cpus says now; a sweep
+    saved before the packs were balanced (no pack_slots) resumes with the packing it had."""
+    from eqtrade.sweep import study
+
+    seen = []
+    monkeypatch.setattr(study, "run_trials", lambda *a, **kw: seen.append(kw["pack_slots"]) or [])
+    spec = load_spec(write_spec(tmp_path / "tiny.toml"))
+    out = tmp_path / "out"
+    run_sweep(spec, out, cpus=3, progress=False)
+    assert json.loads((out / "sweep.json").read_text())["pack_slots"] == 3
+    run_sweep(spec, out, cpus=1, resume=True, progress=False)
+    state = json.loads((out / "sweep.json").read_text())
+    assert state["pack_slots"] == 3
+    del state["pack_slots"]
+    (out / "sweep.json").write_text(json.dumps(state))
+    run_sweep(spec, out, cpus=2, resume=True, progress=False)
+    run_sweep(spec, tmp_path / "cluster", address="auto", progress=False)  # a cluster's size is not known here
+    assert seen == [3, 3, None, None]
+
+
 def test_grid_trials_pack_by_everything_but_the_seed_and_split():
     from eqtrade.sweep.engine import pack_trials
 

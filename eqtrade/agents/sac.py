@@ -3,8 +3,8 @@ with target networks, automatic entropy tuning; networks from any eqtrade.nn fam
 
 Work removed from the update (bench/bench_agents.py measures it against Stable-Baselines3):
 both critics run as one batched forward: plain flat critics are one ensemble MLP (a batched
-matmul per layer), relaxed and flat exact critics are vmapped over stacked parameters; the
-targets' actor pass runs without autograd; the actor loss evaluates
+matmul per layer; not with a relaxed scale axis), relaxed and flat exact critics are vmapped over
+stacked parameters; the targets' actor pass runs without autograd; the actor loss evaluates
 the critics with detached parameters, so its backward computes no critic weight gradients;
 target updates are one fused lerp.
 """
@@ -128,10 +128,14 @@ class TwinCritic(nn.Module):
                 if prefix + f"qs.0.{name}" in state_dict:
                     state_dict[prefix + "params." + key] = torch.stack(
                         [state_dict.pop(prefix + f"qs.{i}.{name}") for i in (0, 1)])
-            for key, _ in list(self.named_buffers()):
+            for key, buf in list(self.named_buffers()):
                 name = key[4:].replace(":", ".")
                 if key.startswith("buf_") and prefix + f"qs.0.{name}" in state_dict:
                     state_dict[prefix + key] = torch.stack([state_dict.pop(prefix + f"qs.{i}.{name}") for i in (0, 1)])
+                elif key.startswith("buf_"):
+                    # a buffer the twin does not save (non-persistent: a scale axis's fixed masks)
+                    # is saved here: a per-twin state has none, so this one keeps its own
+                    state_dict.setdefault(prefix + key, buf)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def stacked_optimizer_state(self, s: dict) -> dict:

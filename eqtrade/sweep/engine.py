@@ -192,8 +192,8 @@ def pack_trials(trials: dict[str, dict], pack: int, out=None, slots: int | None 
     every other trial is a pack of its own. A chain of warm starts ([run] init_from: walk-forward
     folds with warm_start, whose best.pt is in `out`/runs) is never split, and counts as one
     towards `pack`. slots: the CPUs (one trial each) the packs share: a group's runs are split
-    evenly, and into more packs where that leaves fewer CPUs idle (`_balanced`); None: packs of
-    `pack` in grid order. Returns pack name ->
+    evenly, and into more packs where that leaves fewer CPUs idle (`_balanced`); None, and
+    whenever warm starts chain trials: packs of `pack` in grid order. Returns pack name ->
     its trials' names (a pack of one keeps the trial's name; a larger one is named after its
     first trial: "NAME+3")."""
     groups: dict[str, list[str]] = {}

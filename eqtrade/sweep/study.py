@@ -65,7 +65,8 @@ def _run_sweep(spec: SweepSpec, out, address, cpus, gpus_per_trial, resume, prog
     else:
         # packs balanced over this machine's CPUs (engine.pack_trials); not on a cluster, whose
         # size is not known here, nor on GPUs, which bound how many trials run at once
-        slots = None if address or gpus_per_trial else int(cpus or os.cpu_count() or 1)
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        slots = None if address or gpus_per_trial else int(cpus or usable or 1)
     search = spec.search
     if search is None:
         trials = trial_configs(spec, data_dir)
