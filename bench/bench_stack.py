@@ -28,8 +28,9 @@ update: ms per SAC update of a stack of K default-strategy runs (K = 1: a run al
   temporary git worktree) interleaved over the repeats: the anchor for a change to the update;
   --family plain|exact|relaxed: the default strategy with that family (the §1b study's three).
 sample: ms per stacked replay sample (batch 256, as rows) of K buffers of the default strategy's
-  shape holding U random transitions, with the replay on transparent huge pages (the default,
-  eqtrade.agents.buffer.zeros) and on 4 KiB pages (EQTRADE_HUGEPAGES=0), each in its own process.
+  shape holding U random transitions, with the replay on transparent huge pages
+  (EQTRADE_HUGEPAGES=1, eqtrade.agents.buffer.zeros) and on 4 KiB pages (the default), each in its
+  own process.
 compile: ms per update of a stack of K default-strategy runs eager and with torch.compile wrapped
   around its networks' forward (inductor, CPU), after every call signature has compiled once.
 profile: where one update's time goes, in this process: its FLOPs (torch's FlopCounterMode), ms,
@@ -411,7 +412,7 @@ def compiled(args) -> None:
 
 def sample(args) -> None:
     print("ms per stacked replay sample (batch 256, rows) of K default-strategy buffers holding U transitions, "
-          "on transparent huge pages (the default) and on 4 KiB pages (EQTRADE_HUGEPAGES=0), one process each")
+          "on transparent huge pages (EQTRADE_HUGEPAGES=1) and on 4 KiB pages (the default), one process each")
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
             "print(b._sample_ms({k}, {u}))")
     res: dict = {}

@@ -104,14 +104,17 @@ def _thp_mode() -> str | None:
     return text[text.index("[") + 1 : text.index("]")]
 
 
-@pytest.mark.parametrize("huge", ["1", "0"])
+@pytest.mark.parametrize("huge", ["1", "0", None])
 def test_replay_arrays_are_zeros_and_large_ones_are_advised_huge_pages(huge, monkeypatch):
-    """The replay's large observation arrays are ordinary zero-filled writable arrays; where the
-    kernel has THP in madvise mode they sit in memory advised to use huge pages, unless
-    EQTRADE_HUGEPAGES=0 (then, and for small arrays, np.zeros)."""
+    """The replay's large observation arrays are ordinary zero-filled writable arrays; with
+    EQTRADE_HUGEPAGES=1, where the kernel has THP in madvise mode, they sit in memory advised to
+    use huge pages (otherwise, and for small arrays, np.zeros; off by default)."""
     from eqtrade.agents.buffer import HUGE_MIN_BYTES, zeros
 
-    monkeypatch.setenv("EQTRADE_HUGEPAGES", huge)
+    if huge is None:  # the default: off
+        monkeypatch.delenv("EQTRADE_HUGEPAGES", raising=False)
+    else:
+        monkeypatch.setenv("EQTRADE_HUGEPAGES", huge)
     big = zeros((HUGE_MIN_BYTES // 4 // 100 + 1, 100), np.float32)
     small = zeros((10, 3), np.int64)
     for a, shape, dtype in ((big, (HUGE_MIN_BYTES // 400 + 1, 100), np.float32), (small, (10, 3), np.int64)):

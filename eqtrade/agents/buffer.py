@@ -10,18 +10,20 @@ import torch
 
 from ..nn.asset import as_rows
 
-#: arrays at least this large are put on transparent huge pages where the kernel offers them
+#: with EQTRADE_HUGEPAGES=1, arrays at least this large are put on transparent huge pages
 HUGE_MIN_BYTES = 16 << 20
 
 
 def zeros(shape, dtype) -> np.ndarray:
-    """np.zeros(shape, dtype); an array of HUGE_MIN_BYTES or more in anonymous memory advised to
-    use transparent huge pages (Linux, THP in "madvise" or "always" mode): a sample reads rows at
-    random all over the replay, and with 4 KiB pages nearly every row also misses the TLB
-    (`bench/bench_stack.py sample`). EQTRADE_HUGEPAGES=0 turns it off; elsewhere plain np.zeros."""
+    """np.zeros(shape, dtype); with EQTRADE_HUGEPAGES=1, an array of HUGE_MIN_BYTES or more in
+    anonymous memory advised to use transparent huge pages (Linux, THP in "madvise" or "always"
+    mode). A sample reads rows at random all over the replay, and with 4 KiB pages nearly every row
+    also misses the TLB: on filled buffers huge pages sample 1.2-1.35x faster (`bench/bench_stack.py
+    sample`), but whole training runs, whose buffers grow page by page, measured no gain
+    (`bench_stack.py anchor`: stacks 108-120 s with them, 101 s without), so it is off by default."""
     shape = tuple(shape)
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    if (nbytes < HUGE_MIN_BYTES or os.environ.get("EQTRADE_HUGEPAGES", "1") == "0"
+    if (nbytes < HUGE_MIN_BYTES or os.environ.get("EQTRADE_HUGEPAGES", "0") != "1"
             or not all(hasattr(mmap, a) for a in ("MADV_HUGEPAGE", "MAP_PRIVATE", "MAP_ANONYMOUS"))):
         return np.zeros(shape, dtype)
     m = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)  # zero-filled
