@@ -162,13 +162,21 @@ def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
     return {"steps_per_s": k * (end - start) / (time.perf_counter() - t0), "window": end - start}
 
 
-def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
+def _child(call: str, root: Path | None = None, failed: str = "", **env):
+    """`call` (an expression on this module, e.g. "_update_ms(5)") evaluated in a fresh Python
+    process, its result as JSON; root: run against the eqtrade checked out there (a worktree);
+    env: variables set for it."""
     code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
-            f"print(json.dumps(b._worker({k}, {window}, {steps!r}, {env!r})))")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            f"print(json.dumps(b.{call}))")
+    environ = dict(os.environ, **env, **({"PYTHONPATH": str(root)} if root is not None else {}))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=environ)
     if p.returncode != 0:
-        raise SystemExit(f"stack of {k} failed:\n{p.stderr[-2000:]}")
+        raise SystemExit(f"{failed}{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
+    return _child(f"_worker({k}, {window}, {steps!r}, {env!r})", failed=f"stack of {k} failed:\n")
 
 
 def _update_ms(k: int, family: str = "") -> float:
@@ -309,13 +317,7 @@ def profile(args) -> None:
 
 
 def _update_ms_at(root: Path, k: int, family: str = "") -> float:
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
-            f"print(b._update_ms({k}, {family!r}))")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
-                       env=dict(os.environ, PYTHONPATH=str(root)))
-    if p.returncode != 0:
-        raise SystemExit(p.stderr[-2000:])
-    return float(p.stdout.strip().splitlines()[-1])
+    return _child(f"_update_ms({k}, {family!r})", root)
 
 
 def update(args) -> None:
@@ -399,13 +401,8 @@ def _compiled_ms(k: int, n: int = 30) -> dict:
 def compiled(args) -> None:
     print("ms per update of a stack of K default-strategy runs, eager and with torch.compile on its networks "
           "(one process per K)")
-    code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
-            "print(json.dumps(b._compiled_ms({k})))")
     for k in [int(x) for x in args.ks.split(",")]:
-        p = subprocess.run([sys.executable, "-c", code.format(k=k)], capture_output=True, text=True)
-        if p.returncode != 0:
-            raise SystemExit(p.stderr[-2000:])
-        r = json.loads(p.stdout.strip().splitlines()[-1])
+        r = _child(f"_compiled_ms({k})")
         print(f"K = {k:>3}: eager {r['eager']:6.1f} ms, compiled {r['compiled']:6.1f} ms "
               f"({r['eager'] / r['compiled']:.2f}x; compiling took {r['compile_s']:.0f} s)", flush=True)
 
@@ -413,19 +410,13 @@ def compiled(args) -> None:
 def sample(args) -> None:
     print("ms per stacked replay sample (batch 256, rows) of K default-strategy buffers holding U transitions, "
           "on transparent huge pages (EQTRADE_HUGEPAGES=1) and on 4 KiB pages (the default), one process each")
-    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
-            "print(b._sample_ms({k}, {u}))")
     res: dict = {}
     for rep in range(args.repeats):
         for k in [int(x) for x in args.ks.split(",")]:
             for u in [int(x) for x in args.used.split(",")]:
                 ms = {}
                 for mode, flag in (("huge", "1"), ("4k", "0")):
-                    p = subprocess.run([sys.executable, "-c", code.format(k=k, u=u)], capture_output=True, text=True,
-                                       env=dict(os.environ, EQTRADE_HUGEPAGES=flag))
-                    if p.returncode != 0:
-                        raise SystemExit(p.stderr[-2000:])
-                    ms[mode] = float(p.stdout.strip().splitlines()[-1])
+                    ms[mode] = _child(f"_sample_ms({k}, {u})", EQTRADE_HUGEPAGES=flag)
                 res.setdefault((k, u), []).append(ms["4k"] / ms["huge"])
                 print(f"repeat {rep + 1} K = {k:>3} U = {u:>6}: huge pages {ms['huge']:6.2f} ms, 4 KiB pages "
                       f"{ms['4k']:6.2f} ms: {ms['4k'] / ms['huge']:.2f}x", flush=True)
@@ -438,13 +429,7 @@ def malloc(args) -> None:
     res: dict[str, list[float]] = {"kept": [], "returned": []}
     for _ in range(args.repeats):
         for name, flag in (("kept", "1"), ("returned", "0")):
-            code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_stack as b; "
-                    f"print(b._update_ms({args.k}))")
-            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                               env=dict(os.environ, EQTRADE_KEEP_FREED_MEMORY=flag))
-            if p.returncode != 0:
-                raise SystemExit(p.stderr[-2000:])
-            res[name].append(float(p.stdout.strip().splitlines()[-1]))
+            res[name].append(_child(f"_update_ms({args.k})", EQTRADE_KEEP_FREED_MEMORY=flag))
             print(f"freed memory {name:<8} {res[name][-1]:6.1f} ms", flush=True)
     ratios = sorted(r / k for r, k in zip(res["returned"], res["kept"]))
     print(f"returned / kept: {ratios[0]:.2f}x - {ratios[-1]:.2f}x over {args.repeats} repeats")

@@ -263,10 +263,10 @@ class SAC(Agent):
         else:
             make = ((lambda: build_value(fam, obs_space, sym, **sizes)) if self.exact
                     else (lambda: build_critic(fam, obs_space, act_space, sym, **sizes)))
-            # vmapped over stacked parameters: relaxed critics, and exact flat ones (Pendulum 2x256:
-            # 1.13x faster per update than two calls); the small per-asset and encoder critics of the
-            # other families stay two calls, which a single run does faster (bench_stack.py update
-            # --family exact: vmapped 0.78-0.92x at K = 1, 0.95-1.02x in a stack of 5)
+            # vmapped over stacked parameters: relaxed critics, and exact flat ones (bench_agents.py,
+            # Pendulum 2x256: exact SAC 48 -> 68-72 steps/s with C2's one-product layers); the small
+            # per-asset and encoder critics of the other families stay two calls, which a single run
+            # does faster (bench_stack.py update --family exact: vmapped 0.78-0.92x at K = 1)
             batched = fam == "relaxed" or (fam == "exact" and encoder is None)
             self.critic = TwinCritic(make(), make(), batched=batched)
         self.critic_target = clone_frozen(self.critic)

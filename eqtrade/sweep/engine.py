@@ -170,7 +170,7 @@ def _balanced(counts: list[int], pack: int, slots: int) -> list[list[int]]:
     whichever gives the shortest estimated wall time (`_makespan`; ties: the first of these). On 2
     CPUs three groups of 5 train as 5, 5, 3 + 2 instead of leaving one CPU idle while the last 5
     train alone."""
-    plain = [[min(pack, n - i) for i in range(0, n, pack)] or [0] for n in counts]
+    plain = [[min(pack, n - i) for i in range(0, n, pack)] for n in counts]
     best, cost = plain, _makespan([k for g in plain for k in g], slots)
     parts = [max(1, -(-n // pack)) for n in counts]
     for extra in range(max(1, slots)):
@@ -211,17 +211,15 @@ def pack_trials(trials: dict[str, dict], pack: int, out=None, slots: int | None 
     pers = [max(1, pack) if _stackable(trials[names[0]]) else 1 for names in groups.values()]
     sizes = (_balanced([len(c) for c in chains], max(1, pack), slots) if slots and slots > 1 and not chained
              and pack > 1 else [[per] * -(-len(c) // per) for c, per in zip(chains, pers)])
-    for group, per, cut in zip(chains, pers, sizes):
+    for group, cut in zip(chains, sizes):
         # whole chains of warm starts go together (their trials train one after another), up to
         # `pack` chains (e.g. seeds) side by side; without warm starts every chain is one trial
-        if per == 1:
-            cut = [1] * len(group)
+        # (a trial that cannot stack is a group of its own, or packs of one: `pers`)
         i = 0
         for k in cut:
             chunk = [n for c in group[i : i + k] for n in c]
             i += k
-            if chunk:
-                packs[chunk[0] if len(chunk) == 1 else f"{chunk[0]}+{len(chunk) - 1}"] = chunk
+            packs[chunk[0] if len(chunk) == 1 else f"{chunk[0]}+{len(chunk) - 1}"] = chunk
     return packs
 
 
