@@ -3,6 +3,8 @@ and relaxed per-asset embeddings, and acting on another universe."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -282,3 +284,112 @@ def test_a_per_asset_value_network_takes_the_held_book_and_others_refuse_it():
     flat = build_value("plain", o, None, hidden=(8,))
     with pytest.raises(ValueError, match="only a per-asset value network"):
         flat(obs, held=held)
+
+
+def _stacked(modules, lead_dim: int = 0) -> dict:
+    """The modules' parameters and buffers by name, stacked on a new dimension (as a stack holds them)."""
+    own = [{**dict(m.named_parameters()), **dict(m.named_buffers())} for m in modules]
+    return {n: torch.stack([o[n] for o in own], dim=lead_dim).detach().requires_grad_(own[0][n].requires_grad)
+            for n in own[0]}
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_forward_on_stacked_tensors_is_each_runs_forward(family):
+    """AssetwiseHead.forward_state, the runs of a stack (and the twin critics inside them) as plain
+    batched tensor code instead of a vmap: each run's forward, its parameter and input gradients,
+    and its regulariser, for every option (context, relaxed embeddings, actions, the cash action,
+    a held book, one or two hidden layers, actor and value outputs), with weights stacked [K] and
+    [K, 2] (twins sharing the inputs of their run)."""
+    import itertools
+
+    from eqtrade.nn.asset import as_rows, asset_head
+
+    torch.manual_seed(2)
+    n, B, K = 4, 5, 3
+    for context, assets, outputs, with_action, hidden, cash, held in itertools.product(
+            ["none", "mean"], ["exact", "relaxed"], ["actor", "value"], [False, True], [[4], [6, 6]],
+            [False, True], [False, True]):
+        if (cash and family != "plain") or (held and (outputs != "value" or with_action)):
+            continue
+        heads = [asset_head(family, W, n, outputs, with_action, hidden, None, 2, context=context, assets=assets,
+                            cash=cash) for _ in range(K * 2)]
+        for h in heads:
+            with torch.no_grad():
+                if h.embedding is not None:
+                    h.embedding.weight.normal_()
+                for name, p in h.named_parameters():
+                    if name.endswith("relaxed_weights"):
+                        p.add_(0.1 * torch.randn_like(p))  # off exact equivariance: the regulariser counts
+        F = heads[0].rows
+        x = as_rows(torch.randn(K, B, F * n), F, n)
+        act = torch.randn(K, B, n + cash) if with_action else None
+        book = torch.randn(K, B, n, requires_grad=True) if held else None
+        for lead in ((K,), (K, 2)):
+            runs = heads[:K] if len(lead) == 1 else heads
+            t = _stacked(runs)
+            t = {k: v.reshape(*lead, *v.shape[1:]).detach().requires_grad_(v.requires_grad) for k, v in t.items()}
+            got = heads[0].forward_state(t, x, act, book, xlead=1)
+            flat = [(k, j) for k in range(K) for j in range(1 if len(lead) == 1 else 2)]
+            ref = torch.stack([runs[k * len(flat) // K + j](x[k], None if act is None else act[k],
+                                                             None if book is None else book[k])
+                               for k, j in flat]).reshape(got.shape)
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+            g = torch.randn_like(ref)
+            params = [k for k, v in t.items() if v.requires_grad]
+            gs = torch.autograd.grad((got * g).sum(), [t[k] for k in params] + ([book] if held else []))
+            rs = torch.autograd.grad((ref * g).sum(), [p for m in runs for _, p in m.named_parameters()]
+                                     + ([book] if held else []))
+            per = len(params)
+            for i, k in enumerate(params):
+                want = torch.stack([rs[r * per + i] for r in range(len(runs))]).reshape(t[k].shape)
+                torch.testing.assert_close(gs[i], want, rtol=1e-4, atol=1e-5)
+            if held:
+                torch.testing.assert_close(gs[-1], rs[-1], rtol=1e-4, atol=1e-5)
+            reg = heads[0].regularizer_state(t, params, lead)
+            torch.testing.assert_close(reg, torch.stack([m.regularizer() for m in runs]).reshape(lead).detach(),
+                                       rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("family,batched", [("plain", False), ("exact", False), ("relaxed", True), ("relaxed", False)])
+def test_per_asset_twin_critics_in_one_call_are_the_two_critics(family, batched):
+    """TwinCritic runs per-asset twins as one call on their weights stacked [2, ...] (the
+    observations shared): the two critics' own values, gradients and regulariser, for Q(s, a),
+    V(s) and V(s') with the book apart, with and without detached parameters."""
+    from eqtrade.agents.sac import TwinCritic
+
+    torch.manual_seed(3)
+    sym, _, _, _ = _nets(family, "mean", "relaxed")
+    pairs = [_nets(family, "mean", "relaxed")[2:] for _ in range(2)]  # (critic, value) twice
+    for kind in (0, 1):
+        q1, q2 = pairs[0][kind], pairs[1][kind]
+        for q in (q1, q2):
+            with torch.no_grad():
+                for p in q.parameters():
+                    p.add_(0.1 * torch.randn_like(p))
+        ref_nets = [copy.deepcopy(q1), copy.deepcopy(q2)]
+        twins = TwinCritic(q1, q2, batched=batched)
+        assert twins.native_stack
+        x = torch.randn(7, W * N + N)
+        second = torch.randn(7, N, requires_grad=True)  # the action (Q) or the held book (V)
+        for detach in (False, True):
+            got = twins(x, second, detach_params=detach)
+            ref = torch.stack([q(x, second) for q in ref_nets])
+            torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6)
+            g = torch.randn_like(ref)
+            (gs,) = torch.autograd.grad((got * g).sum(), [second], retain_graph=True)
+            (rs,) = torch.autograd.grad((ref * g).sum(), [second], retain_graph=True)
+            torch.testing.assert_close(gs, rs, rtol=1e-4, atol=1e-6)
+            own = [p for p in twins.parameters()]
+            if detach:
+                assert not got.requires_grad or all(
+                    gr is None for gr in torch.autograd.grad((got * g).sum(), own, allow_unused=True))
+            else:
+                names = [n for n, _ in twins.named_parameters()]
+                gw = dict(zip(names, torch.autograd.grad((got * g).sum(), own)))
+                for i, q in enumerate(ref_nets):
+                    qn = [n for n, _ in q.named_parameters()]
+                    rw = dict(zip(qn, torch.autograd.grad((ref * g).sum(), list(q.parameters()), retain_graph=True)))
+                    for n in qn:
+                        mine = gw["params." + n.replace(".", ":")][i] if batched else gw[f"qs.{i}.{n}"]
+                        torch.testing.assert_close(mine, rw[n], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(twins.regularizer(), ref_nets[0].regularizer() + ref_nets[1].regularizer())

@@ -106,6 +106,9 @@ class TwinCritic(nn.Module):
         super().__init__()
         self.batched = batched
         self.ensemble = ensemble
+        # per-asset twins run as one call of plain tensor code on their weights stacked [2, ...]
+        # (Value/Critic.forward_state: one product per layer, the observations shared), not a vmap
+        self.native_stack = ensemble is None and bool(getattr(q1, "native_stack", False))
         if ensemble is not None:
             return
         if batched:
@@ -166,12 +169,54 @@ class TwinCritic(nn.Module):
         b = {name: getattr(self, k) for k, name in self._bnames}
         return p, b
 
+    def _twin(self) -> nn.Module:
+        return self._base[0] if self.batched else self.qs[0]
+
+    def _twin_state(self, t: dict | None = None, xlead: int = 0, detach: bool = False) -> dict:
+        """The twins' tensors by a twin's names, stacked on a twin dimension after the first
+        `xlead` (t: this critic's tensors by name with `xlead` leading run dimensions, a stack's;
+        None: its own)."""
+        if self.batched:
+            if t is None:
+                p, b = self._stacked(detach)
+                return {**p, **b}
+            self._stacked(True)  # the name maps
+            return {**{name: t["params." + k] for k, name in self._pnames}, **{name: t[k] for k, name in self._bnames}}
+        if t is None:
+            own = [{**{n: (v.detach() if detach else v) for n, v in q.named_parameters()}, **dict(q.named_buffers())}
+                   for q in self.qs]
+        else:
+            names = [n for n, _ in self.qs[0].named_parameters()] + [n for n, _ in self.qs[0].named_buffers()]
+            own = [{n: t[f"qs.{i}.{n}"] for n in names} for i in (0, 1)]
+        return {n: torch.stack([own[0][n], own[1][n]], dim=xlead) for n in own[0]}
+
+    def forward_state(self, t: dict, obs: torch.Tensor, action: torch.Tensor | None = None,
+                      xlead: int = 0) -> torch.Tensor:
+        """`forward` of the runs of a stack from their tensors `t` (this critic's names, `xlead`
+        leading run dimensions): [*runs, 2, B, 1] (per-asset twins: `native_stack`)."""
+        args = (obs,) if action is None else (obs, action)
+        return self._twin().forward_state(self._twin_state(t, xlead), *args, xlead=xlead)
+
+    def regularizer_state(self, t: dict, params, lead) -> torch.Tensor | None:
+        """Each run's regulariser [*lead] from a stack's tensors (None: vmap `regularizer`)."""
+        lead = tuple(lead)
+        twin = self._twin_state(t, len(lead))
+        if self.batched:
+            self._stacked(True)
+            names = [name for k, name in self._pnames if "params." + k in params]
+        else:
+            names = [n for n, _ in self.qs[0].named_parameters()]
+        r = self._twin().regularizer_state(twin, names, (*lead, 2))
+        return None if r is None else r.sum(-1)
+
     def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None, detach_params: bool = False) -> torch.Tensor:
         """[2, B, 1]: Q1, Q2 of (obs, action), or V1, V2 of obs for state-value critics (action None;
         or, for per-asset value networks, the held weights in its place: `Value.forward`)."""
         args = (obs,) if action is None else (obs, action)
         if self.ensemble is not None:
             return self.ensemble(torch.cat([obs.flatten(1), *args[1:]], dim=1), detach_params)
+        if self.native_stack:
+            return self._twin().forward_state(self._twin_state(detach=detach_params), *args)
         if self.batched:
             base = self._base[0]
             p, b = self._stacked(detach_params)

@@ -62,14 +62,26 @@ class StackedModule(nn.Module):
         p = {name: (self.params[k].detach() if detach else self.params[k]) for k, name in self._pnames}
         return p, {name: getattr(self, k) for k, name in self._bnames}
 
+    def _tensors(self, detach: bool) -> dict:
+        """The stacked parameters and buffers by the wrapped module's names."""
+        p, b = self._state(detach)
+        return {name[2:]: v for d in (p, b) for name, v in d.items()}
+
     def forward(self, *args, detach_params: bool = False, **kwargs):
         base = self._base[0]
+        if getattr(base.m, "native_stack", False):  # plain batched tensor code on the stacked tensors
+            return base.m.forward_state(self._tensors(detach_params), *args, xlead=1, **kwargs)
         p, b = self._state(detach_params)
         return vmap(lambda pp, bb, *a: functional_call(base, (pp, bb), ("forward", *a), kwargs))(p, b, *args)
 
     def regularizer(self) -> torch.Tensor:
         """Each run's regulariser: [K]."""
         base = self._base[0]
+        if getattr(base.m, "native_stack", False):
+            K = next(iter(self.params.values())).shape[0]
+            r = base.m.regularizer_state(self._tensors(False), [name[2:] for _, name in self._pnames], (K,))
+            if r is not None:
+                return r
         p, b = self._state(False)
         return vmap(lambda pp, bb: functional_call(base, (pp, bb), ("regularizer",)))(p, b)
 

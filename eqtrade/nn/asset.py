@@ -25,6 +25,7 @@ equivariant to the portfolio reflection exactly when the head is.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
@@ -135,17 +136,18 @@ class AssetwiseHead(nn.Module):
             self._row_scale_cache[key] = torch.tensor(self._row_factors, dtype=like.dtype, device=like.device)
         return self._row_scale_cache[key]
 
-    def _check(self, x: torch.Tensor, action: torch.Tensor | None = None) -> None:
+    def _check(self, x: torch.Tensor, action: torch.Tensor | None = None, xlead: int = 0) -> None:
         F, N = self.rows, self.n_assets
-        if x.dim() == 3:
-            if tuple(x.shape[1:]) != (F, N):
+        shape = list(x.shape[xlead:])
+        if len(shape) == 3:
+            if tuple(shape[1:]) != (F, N):
                 raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
-                                 f"rows [B, {F}, {N}], got {list(x.shape)}")
+                                 f"rows [B, {F}, {N}], got {shape}")
         else:
             expected = F * N + ((N + self.cash) if self.with_action and action is None else 0)
-            if x.shape[1] != expected:
+            if shape[-1] != expected:
                 raise ValueError(f"per-asset network for {N} assets x {F} rows (window {self.window}) expects "
-                                 f"{expected} inputs, got {x.shape[1]}")
+                                 f"{expected} inputs, got {shape[-1]}")
         if action is not None and action.shape[-1] != N + self.cash:
             raise ValueError(f"per-asset network for {N} assets expects {N + self.cash} actions, got {action.shape[-1]}")
 
@@ -174,7 +176,7 @@ class AssetwiseHead(nn.Module):
         """The head on every asset, computed feature-major: features [C, B·N] between layers (one
         column per asset of each observation), so every layer is one matrix product of a weight
         [C_out, C_in] with all B·N columns at once, whose right operand is shared by the twin
-        critics (and the runs of a vmapped stack batch only the weights). The weight row's N·w
+        critics (and by the runs of a stack, which batch only the weights). The weight row's N·w
         scaling (see per_asset_inputs) is folded into its weight column. The same function as
         `forward_rows` (tests/test_assets.py checks it); bench/bench_stack.py update times it.
 
@@ -186,51 +188,101 @@ class AssetwiseHead(nn.Module):
         held: [B, N] weights that replace the observation's last row (the book), for a state value
         V(s') whose next book comes from the action: the gradient then flows into `held` alone
         (not into the whole observation, which needs none)."""
-        B, F, N = x.shape[0], self.rows, self.n_assets
-        self._check(x, action)
-        if x.dim() == 2:
+        return self.forward_with(self.head.dense(), self.embedding() if self.embedding is not None else None,
+                                 x, action, held)
+
+    def forward_state(self, t: dict, x: torch.Tensor, action: torch.Tensor | None = None,
+                      held: torch.Tensor | None = None, xlead: int = 0) -> torch.Tensor:
+        """`forward` with the parameters and buffers `t` (by name, relative to this module) in
+        place of its own: K runs of a stack (or the twin critics) at once, their tensors with
+        leading dimensions L (e.g. [K] or [K, 2]), the inputs with the first `xlead` of them
+        (shared by the others: the twins read the same observations); outputs [*L, B, ...].
+        Plain tensor code, no vmap: a stack's products are batched matrix products."""
+        layers = self.head.dense({k[5:]: v for k, v in t.items() if k.startswith("head.")})
+        return self.forward_with(layers, t["embedding.weight"] if self.embedding is not None else None,
+                                 x, action, held, xlead)
+
+    def forward_with(self, layers, emb, x: torch.Tensor, action: torch.Tensor | None = None,
+                     held: torch.Tensor | None = None, xlead: int = 0) -> torch.Tensor:
+        """`forward` given the head's dense layers (weights [*L, out, in], biases [*L, out]) and
+        embeddings [*L, N, k] (or None); x, action and held with the first `xlead` of L leading."""
+        F, N = self.rows, self.n_assets
+        self._check(x, action, xlead)
+        W0, b0 = layers[0]
+        L = W0.shape[:-2]
+        lead, extra = L[:xlead], L[xlead:]
+        if tuple(x.shape[:xlead]) != tuple(lead):
+            raise ValueError(f"inputs with leading dimensions {list(x.shape[:xlead])} for weights with {list(L)}")
+        B = x.shape[xlead]
+        if x.dim() - xlead == 2:
             if self.with_action and action is None:
-                action = x[:, F * N :]
-            x = x[:, : F * N].reshape(B, F, N)
+                action = x[..., F * N :]
+            x = x[..., : F * N].reshape(*lead, B, F, N)
         if self.with_action and action is None:
             raise ValueError("this per-asset critic reads an action besides the observation's rows")
-        X = x.transpose(0, 1)  # [F, B, N]: a view
-        layers = self.head.dense()
-        W0, b0 = layers[0]
+        X = x.transpose(-3, -2)  # [*lead, F, B, N]: a view
+        one = (1,) * len(extra)  # the inputs broadcast over the weights' other leading dimensions
         scale = self._row_scale(W0)
-        Wx = W0[:, :F] * scale
+        Wx = W0[..., :F] * scale
+        H, E = W0.shape[-2], math.prod(extra)
+
+        def first(Wc: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            """[*L, H, f] weights on the rows [*lead, f, B, N]: [*L, H, B·N], the extra
+            dimensions folded into the product's rows (one product shares the inputs)."""
+            f = rows.shape[-3]
+            out = torch.matmul(Wc.reshape(*lead, E * H, f), rows.reshape(*lead, f, B * N))
+            return out.view(*L, H, B * N)
+
         if held is None:
-            h = torch.matmul(Wx, X.reshape(F, B * N)) + b0[:, None]  # [H, B·N]
+            h = first(Wx, X) + b0[..., None]  # [*L, H, B·N]
         else:
-            h = torch.addmm(b0[:, None], Wx[:, : F - 1], X[: F - 1].reshape(F - 1, B * N)) \
-                + Wx[:, F - 1 :] * held.reshape(1, B * N)
-        H = h.shape[0]
-        c, add = F, None  # add: terms [H, B, N] broadcast over assets or observations
+            h = first(Wx[..., : F - 1], X[..., : F - 1, :, :]) + b0[..., None] \
+                + Wx[..., F - 1 :] * held.reshape(*lead, *one, 1, B * N)
+        c, add = F, None  # add: terms [*L, H, B, N] broadcast over assets or observations
         if self.context == "mean":
-            means = X.mean(2) if held is None else torch.cat([X[: F - 1].mean(2), held.mean(1)[None]])  # [F, B]
-            add = torch.matmul(W0[:, c : c + F] * scale, means)[:, :, None]  # [H, B, 1]
+            means = X.mean(-1) if held is None else torch.cat([X[..., : F - 1, :, :].mean(-1),
+                                                               held.mean(-1).unsqueeze(-2)], dim=-2)  # [*lead, F, B]
+            add = torch.matmul(W0[..., c : c + F] * scale, means.reshape(*lead, *one, F, B))[..., None]  # [*L, H, B, 1]
             c += F
         if self.with_action:
-            h = h + W0[:, c : c + 1] * action[:, :N].reshape(1, B * N)
+            h = h + W0[..., c : c + 1] * action[..., :N].reshape(*lead, *one, 1, B * N)
             c += 1
             if self.cash:
-                t = W0[:, c : c + 1] * action[:, N:].reshape(1, B)  # [H, B]
-                add = t[:, :, None] if add is None else add + t[:, :, None]
+                t = W0[..., c : c + 1] * action[..., N:].reshape(*lead, *one, 1, B)  # [*L, H, B]
+                add = t[..., None] if add is None else add + t[..., None]
                 c += 1
-        if self.embedding is not None:
-            t = (W0[:, c:] @ self.embedding().T)[:, None, :]  # [H, 1, N]
+        if emb is not None:
+            t = (W0[..., c:] @ emb.transpose(-1, -2)).unsqueeze(-2)  # [*L, H, 1, N]
             add = t if add is None else add + t
         if add is not None:
-            h = (h.view(H, B, N) + add).reshape(H, B * N)
+            h = (h.view(*L, H, B, N) + add).reshape(*L, H, B * N)
         for W, b in layers[1:]:
-            h = torch.matmul(W, torch.relu(h)) + b[:, None]
-        out = h.view(h.shape[0], B, N)
+            h = torch.matmul(W, torch.relu(h)) + b[..., None]
+        out = h.view(*L, h.shape[-2], B, N)
         if self.outputs == "actor":
             if self.cash:  # the cash's mean and raw log-std: the mean over assets of two more outputs
-                c2 = out[2:].mean(2)  # [2, B]
-                return torch.cat([out[0], c2[:1].T, out[1], c2[1:].T], dim=1)
-            return out.permute(1, 0, 2).reshape(B, -1)  # [means..., raw log-stds...]
-        return out.sum(2).T  # [B, 1]
+                c2 = out[..., 2:, :, :].mean(-1)  # [*L, 2, B]
+                return torch.cat([out[..., 0, :, :], c2[..., 0, :, None], out[..., 1, :, :], c2[..., 1, :, None]], dim=-1)
+            return out.transpose(-3, -2).reshape(*L, B, -1)  # [means..., raw log-stds...]
+        return out.sum(-1).transpose(-1, -2)  # [*L, B, 1]
+
+    def regularizer_state(self, t: dict, params, lead) -> torch.Tensor | None:
+        """`regularizer` of each run, [*lead], from tensors by name with leading dimensions `lead`
+        (see `forward_state`); params: the names in t that are parameters. None where it needs the
+        dense layers (a relaxed scale axis's level columns): the caller then vmaps `regularizer`."""
+        if self.level_columns:
+            return None
+        reg = torch.zeros(tuple(lead), device=self._device(t))
+        for k in params:  # RelaxedModule.regularizer: Σ_l Var_h w_l(h) of each relaxed layer
+            if k.endswith("relaxed_weights"):
+                reg = reg + t[k].var(dim=-1, unbiased=False).sum(-1)
+        if self.embedding is not None and len(self.embedding.tickers) > 1:  # AssetEmbedding.regularizer
+            reg = reg + t["embedding.weight"].var(dim=-2, unbiased=False).sum(-1)
+        return reg
+
+    @staticmethod
+    def _device(t: dict) -> torch.device:
+        return next(iter(t.values())).device
 
     def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
         """The reference computation: per-asset input rows [B·N, features] through the head."""

@@ -322,9 +322,13 @@ class EscnnMLP(nn.Module):
             raise ValueError("the lift mixes these inputs with others (a non-diagonal representation): "
                              "their columns cannot be zeroed alone")
 
-    def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def dense(self, t: dict | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same function as (weight [out, in], bias [out]) pairs with ReLU between them, on
-        channel-major features (hidden group convolutions as their dense matrices)."""
+        channel-major features (hidden group convolutions as their dense matrices). t: this
+        network's parameters and buffers by name with leading run dimensions (a stack's): the
+        same pairs for each run, [..., out, in] and [..., out] (vmapped over the runs)."""
+        if t is not None:
+            return _dense_of_stack(self, t)
         if self.layers == "frobenius":
             K0, b0 = self.lift.matrix()
             K1, b1 = self.project.matrix()
@@ -350,3 +354,31 @@ def exact_param_count(in_rep: Rep, out_rep: Rep, channels) -> int:
     for a, b in zip(channels[:-1], channels[1:]):
         n += a * b * G + b
     return n + channels[-1] * out_rep.dim + hom_dim(trivial_rep(in_rep.symmetry, 1), out_rep)
+
+
+class _Dense(nn.Module):
+    """`module.dense()` as a forward (for functional_call)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.m = module
+
+    def forward(self):
+        return self.m.dense()
+
+
+def _dense_of_stack(module: nn.Module, t: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`module.dense()` of each run of a stack (t: tensors by name with leading run dimensions),
+    vmapped over the runs (flattened to one dimension)."""
+    from torch.func import functional_call, vmap
+
+    own = dict(module.named_parameters())
+    own.update(module.named_buffers())
+    name = next(iter(own))
+    lead = t[name].shape[: t[name].dim() - own[name].dim()]
+    flat = {"m." + k: v.reshape(-1, *v.shape[len(lead):]) for k, v in t.items() if k in own}
+    call = _Dense(module)
+    if getattr(module, "_cache", None) is not None:  # eval mode of layers="escnn": its own expansions cached
+        raise ValueError("a stacked exact network expands its runs' parameters: put it in training mode")
+    out = vmap(lambda tt: functional_call(call, tt, ()))(flat)
+    return [(W.reshape(*lead, *W.shape[1:]), b.reshape(*lead, *b.shape[1:])) for W, b in out]

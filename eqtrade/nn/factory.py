@@ -109,6 +109,28 @@ class _Net(nn.Module):
         a per-asset head (eqtrade.nn.asset) with no encoder in front."""
         return isinstance(self.head, AssetwiseHead) and isinstance(self.encoder, Identity) and self.scale is None
 
+    @property
+    def native_stack(self) -> bool:
+        """Whether the runs of a stack (and the twin critics) evaluate this network by
+        `forward_state` on their stacked tensors, plain batched tensor code, rather than by a
+        vmap over `forward`: the per-asset networks (`rows_input`)."""
+        return self.rows_input and type(self).forward_state is not _Net.forward_state
+
+    def forward_state(self, t: dict, *args, xlead: int = 0):
+        """`forward` with the tensors `t` (parameters and buffers by name, with leading run
+        dimensions L) in place of this network's own; inputs with the first `xlead` of L."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward on stacked tensors (vmap its forward)")
+
+    def _head_state(self, t: dict) -> dict:
+        return {k[5:]: v for k, v in t.items() if k.startswith("head.")}
+
+    def regularizer_state(self, t: dict, params, lead) -> torch.Tensor | None:
+        """`regularizer` of each run ([*lead]) from stacked tensors (see `forward_state`);
+        None where only a vmap of `regularizer` gives it."""
+        if not self.native_stack:
+            return None
+        return self.head.regularizer_state(self._head_state(t), [k[5:] for k in params if k.startswith("head.")], lead)
+
     def _in(self, obs: torch.Tensor) -> torch.Tensor:
         if self.rows_input:  # the head reads flat observations or rows
             return obs
@@ -133,8 +155,13 @@ class Actor(_Net):
         self.log_std_min, self.log_std_max = log_std_bounds
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.head(self._in(obs))
-        mean, raw = out[:, : self.act_dim], out[:, self.act_dim :]
+        return self._gaussian(self.head(self._in(obs)))
+
+    def forward_state(self, t: dict, obs: torch.Tensor, xlead: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._gaussian(self.head.forward_state(self._head_state(t), obs, xlead=xlead))
+
+    def _gaussian(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw = out[..., : self.act_dim], out[..., self.act_dim :]
         log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (torch.tanh(raw) + 1)
         return mean, log_std
 
@@ -148,6 +175,9 @@ class Critic(_Net):
         if self.rows_input:  # the per-asset head takes the action apart (no concatenated copy)
             return self.head(obs, action)
         return self.head(torch.cat([self._in(obs), action], dim=1))
+
+    def forward_state(self, t: dict, obs: torch.Tensor, action: torch.Tensor, xlead: int = 0) -> torch.Tensor:
+        return self.head.forward_state(self._head_state(t), obs, action, xlead=xlead)
 
 
 class Value(_Net):
@@ -163,6 +193,9 @@ class Value(_Net):
                 raise ValueError("only a per-asset value network takes the held weights apart from the observation")
             return self.head(obs, held=held)
         return self.head(self._in(obs))
+
+    def forward_state(self, t: dict, obs: torch.Tensor, held: torch.Tensor | None = None, xlead: int = 0) -> torch.Tensor:
+        return self.head.forward_state(self._head_state(t), obs, held=held, xlead=xlead)
 
 
 class QNet(_Net):

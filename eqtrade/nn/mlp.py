@@ -39,9 +39,12 @@ class PlainMLP(nn.Module):
         """Set the first layer's weights on inputs `cols` to zero (they then start unread)."""
         self.net[0].weight[:, list(cols)] = 0.0
 
-    def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The layers as (weight [out, in], bias [out]) pairs, ReLU between them."""
-        return [(m.weight, m.bias) for m in self.net if isinstance(m, nn.Linear)]
+    def dense(self, t: dict | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The layers as (weight [out, in], bias [out]) pairs, ReLU between them; t: parameters
+        by name (a stack's, with leading run dimensions) instead of this network's own."""
+        if t is None:
+            return [(m.weight, m.bias) for m in self.net if isinstance(m, nn.Linear)]
+        return [(t[f"net.{i}.weight"], t[f"net.{i}.bias"]) for i, m in enumerate(self.net) if isinstance(m, nn.Linear)]
 
     def regularizer(self) -> torch.Tensor:
         return zero_of(self)

@@ -25,6 +25,12 @@ from torch import nn
 from .reps import Rep, zero_of
 
 
+def _get(module: nn.Module, t: dict | None, prefix: str, name: str) -> torch.Tensor:
+    """The module's tensor `name`, or, given `t` (tensors by name, e.g. a stack's, with leading
+    run dimensions), t[prefix + name]."""
+    return getattr(module, name) if t is None else t[prefix + name]
+
+
 class RelaxedModule(nn.Module):
     """Holds the relaxed weights w [L, |G|] (or a fixed uniform buffer when not relaxed)."""
 
@@ -60,12 +66,18 @@ class RelaxedLift(RelaxedModule):
         self._init_weights(banks, G, relaxed)
         self.channels, self.order = channels, G
 
-    def kernel(self) -> torch.Tensor:
+    def kernel(self, t: dict | None = None, prefix: str = "") -> torch.Tensor:
+        """The dense kernel [C·G, d]; given `t` (see `_get`), from its tensors, with their
+        leading dimensions: [..., C·G, d]."""
+        w, psi, rho_inv = (_get(self, t, prefix, n) for n in ("relaxed_weights", "psi", "rho_inv"))
         if self.diagonal:
-            k = torch.einsum("lg,lcd->cgd", self.relaxed_weights, self.psi) * self.rho_inv
+            k = torch.einsum("...lg,...lcd->...cgd", w, psi) * rho_inv.unsqueeze(-3)
         else:
-            k = torch.einsum("lg,lcd,gde->cge", self.relaxed_weights, self.psi, self.rho_inv)
-        return k.reshape(self.channels * self.order, -1)
+            k = torch.einsum("...lg,...lcd,...gde->...cge", w, psi, rho_inv)
+        return k.flatten(-3, -2)
+
+    def kernel_bias(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        return self.kernel(t, prefix), _get(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.kernel(), self.bias.repeat_interleave(self.order))
@@ -158,12 +170,19 @@ class RelaxedGroupLinear(RelaxedModule):
         of = fourier_blocks_gm(xf, self.fourier_blocks, self.fourier_weights(), self.banks * C, self.cout)
         return (self.fourier_q @ of.reshape(G, -1)).view(G, N, self.cout) + self.bias
 
-    def kernel(self) -> torch.Tensor:
+    def kernel(self, t: dict | None = None, prefix: str = "") -> torch.Tensor:
+        """The dense kernel [C_out·G, C_in·G] (given `t`: [..., C_out·G, C_in·G], see `_get`)."""
         G, L = self.order, self.banks
+        w, onehot, psi = (_get(self, t, prefix, n) for n in ("relaxed_weights", "onehot", "psi"))
+        lead = w.shape[:-2]
         # mix[(g, h), (l, k)] = w_l(h) [g⁻¹h = k];  K[g, h] = Σ_l w_l(h) ψ_l(g⁻¹h)
-        mix = torch.einsum("lh,ghk->ghlk", self.relaxed_weights, self.onehot).reshape(G * G, L * G)
-        k = (mix @ self.psi.reshape(L * G, -1)).view(G, G, self.cout, self.cin)
-        return k.permute(2, 0, 3, 1).reshape(self.cout * G, self.cin * G)
+        mix = torch.einsum("...lh,...ghk->...ghlk", w, onehot).reshape(*lead, G * G, L * G)
+        k = (mix @ psi.reshape(*lead, L * G, -1)).view(*lead, G, G, self.cout, self.cin)
+        n = len(lead)
+        return k.permute(*range(n), n + 2, n, n + 3, n + 1).reshape(*lead, self.cout * G, self.cin * G)
+
+    def kernel_bias(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        return self.kernel(t, prefix), _get(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.kernel(), self.bias.repeat_interleave(self.order))
@@ -184,9 +203,15 @@ class RelaxedProject(RelaxedModule):
         self._init_weights(banks, G, relaxed)
         self.cin, self.order = in_channels, G
 
-    def kernel(self) -> torch.Tensor:
-        k = torch.einsum("lg,gij,ljc->icg", self.relaxed_weights, self.rho, self.A)
-        return k.reshape(k.shape[0], self.cin * self.order)
+    def kernel(self, t: dict | None = None, prefix: str = "") -> torch.Tensor:
+        """The dense kernel [d, C·G] (given `t`: [..., d, C·G], see `_get`)."""
+        w, rho, A = (_get(self, t, prefix, n) for n in ("relaxed_weights", "rho", "A"))
+        k = torch.einsum("...lg,...gij,...ljc->...icg", w, rho, A)
+        return k.flatten(-2)
+
+    def kernel_bias(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        p_inv, bias = _get(self, t, prefix, "p_inv"), _get(self, t, prefix, "bias")
+        return self.kernel(t, prefix), p_inv @ bias if bias.dim() == 1 else (p_inv @ bias[..., None])[..., 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.kernel(), self.p_inv @ self.bias)
@@ -230,14 +255,12 @@ class RelaxedMLP(nn.Module):
         """Set the lift's kernels on inputs `cols` to zero in every bank (they then start unread)."""
         self.net[0].psi[:, :, list(cols)] = 0.0
 
-    def dense(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def dense(self, t: dict | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The same function as (weight [out, in], bias [out]) pairs with ReLU between them, on
-        channel-major features (the dense kernels of every layer, assembled from the parameters)."""
-        mods = list(self.net)
-        lift, project = mods[0], mods[-1]
-        out = [(lift.kernel(), lift.bias.repeat_interleave(lift.order))]
-        out += [(m.kernel(), m.bias.repeat_interleave(m.order)) for m in mods[2:-1:2]]
-        return out + [(project.kernel(), project.p_inv @ project.bias)]
+        channel-major features (the dense kernels of every layer, assembled from the parameters).
+        t: this network's parameters and buffers by name (a stack's, with leading run
+        dimensions: weights [..., out, in], biases [..., out]) instead of its own."""
+        return [m.kernel_bias(t, f"net.{i}.") for i, m in enumerate(self.net) if isinstance(m, RelaxedModule)]
 
     def regularizer(self) -> torch.Tensor:
         return sum((m.regularizer() for m in self.modules() if isinstance(m, RelaxedModule)), zero_of(self))
