@@ -350,16 +350,16 @@ def test_forward_on_stacked_tensors_is_each_runs_forward(family):
                                        rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("family,batched", [("plain", False), ("exact", False), ("relaxed", True), ("relaxed", False)])
-def test_per_asset_twin_critics_in_one_call_are_the_two_critics(family, batched):
+@pytest.mark.parametrize("family,batched,hidden", [("plain", False, (8,)), ("exact", False, (8,)), ("exact", False, (6, 6)),
+                                                  ("relaxed", True, (8,)), ("relaxed", False, (6, 6))])
+def test_per_asset_twin_critics_in_one_call_are_the_two_critics(family, batched, hidden):
     """TwinCritic runs per-asset twins as one call on their weights stacked [2, ...] (the
     observations shared): the two critics' own values, gradients and regulariser, for Q(s, a),
     V(s) and V(s') with the book apart, with and without detached parameters."""
     from eqtrade.agents.sac import TwinCritic
 
     torch.manual_seed(3)
-    sym, _, _, _ = _nets(family, "mean", "relaxed")
-    pairs = [_nets(family, "mean", "relaxed")[2:] for _ in range(2)]  # (critic, value) twice
+    pairs = [_nets(family, "mean", "relaxed", hidden=hidden)[2:] for _ in range(2)]  # (critic, value) twice
     for kind in (0, 1):
         q1, q2 = pairs[0][kind], pairs[1][kind]
         for q in (q1, q2):

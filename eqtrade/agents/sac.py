@@ -182,9 +182,9 @@ class TwinCritic(nn.Module):
                 return {**p, **b}
             self._stacked(True)  # the name maps
             return {**{name: t["params." + k] for k, name in self._pnames}, **{name: t[k] for k, name in self._bnames}}
-        if t is None:
-            own = [{**{n: (v.detach() if detach else v) for n, v in q.named_parameters()}, **dict(q.named_buffers())}
-                   for q in self.qs]
+        if t is None:  # the twins' buffers are their structure (built alike): the first's, broadcast
+            params = [{n: (v.detach() if detach else v) for n, v in q.named_parameters()} for q in self.qs]
+            return {**{n: torch.stack([params[0][n], params[1][n]]) for n in params[0]}, **dict(self.qs[0].named_buffers())}
         else:
             names = [n for n, _ in self.qs[0].named_parameters()] + [n for n, _ in self.qs[0].named_buffers()]
             own = [{n: t[f"qs.{i}.{n}"] for n in names} for i in (0, 1)]

@@ -179,12 +179,15 @@ class _SparseRho(nn.Module):
         self.register_buffer("cols", torch.as_tensor(j, dtype=torch.long))
         self.register_buffer("vals", torch.as_tensor(rho[s, i, j], dtype=torch.float32))
 
-    def apply(self, w: torch.Tensor) -> torch.Tensor:
-        """[G·d, C]: row s·d + i is Σ_j ρ(g_s)[i, j] w[j, :], for w [d, C]."""
-        contrib = w[self.cols] * self.vals[:, None]
+    def apply(self, w: torch.Tensor, t: dict | None = None, prefix: str = "") -> torch.Tensor:
+        """[G·d, C]: row s·d + i is Σ_j ρ(g_s)[i, j] w[j, :], for w [d, C] (or [..., d, C]:
+        [..., G·d, C]); t: this module's buffers by name (a stack's, with leading dimensions)."""
+        rows, cols, vals = (getattr(self, n) if t is None else t[prefix + n].reshape(-1, t[prefix + n].shape[-1])[0]
+                            for n in ("rows", "cols", "vals"))
+        contrib = w[..., cols, :] * vals[:, None]
         if self.one_per_row:
             return contrib
-        return contrib.new_zeros(self.G * self.d, w.shape[1]).index_add_(0, self.rows, contrib)
+        return contrib.new_zeros(*w.shape[:-2], self.G * self.d, w.shape[-1]).index_add_(-2, rows, contrib)
 
 
 class RegularLift(nn.Module):
@@ -208,10 +211,15 @@ class RegularLift(nn.Module):
         self.weight = nn.Parameter(torch.empty(d, channels).uniform_(-1 / math.sqrt(d), 1 / math.sqrt(d)))
         self.bias = nn.Parameter(torch.empty(channels).uniform_(-1 / math.sqrt(d), 1 / math.sqrt(d)))
 
-    def matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K [d_in, C·|G|] channel-major, bias [C·|G|]) of out = x @ K + bias."""
-        K = self.rho.apply(self.weight).view(self.G, self.d, self.channels).permute(1, 2, 0)
-        return K.reshape(self.d, -1), self.bias.repeat_interleave(self.G)
+    def matrix(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(K [d_in, C·|G|] channel-major, bias [C·|G|]) of out = x @ K + bias; t: this layer's
+        tensors by name with leading run dimensions (a stack's): [..., d_in, C·|G|], [..., C·|G|]."""
+        w, bias = (self.weight, self.bias) if t is None else (t[prefix + "weight"], t[prefix + "bias"])
+        lead = w.shape[:-2]
+        K = self.rho.apply(w, t, prefix + "rho.").view(*lead, self.G, self.d, self.channels)
+        n = len(lead)
+        K = K.permute(*range(n), n + 1, n + 2, n)
+        return K.reshape(*lead, self.d, -1), bias.repeat_interleave(self.G, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K, b = self.matrix()
@@ -242,10 +250,16 @@ class RegularProject(nn.Module):
         self.register_buffer("bias_basis", inv.contiguous())  # [d, k]
         self.bias = nn.Parameter(torch.empty(inv.shape[1]).uniform_(-bound, bound))
 
-    def matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K [C·|G|, d_out] channel-major rows, bias [d_out]) of out = h @ K + bias."""
-        K = self.rho.apply(self.weight.T).view(self.G, self.d, self.channels).permute(2, 0, 1)
-        return K.reshape(-1, self.d), self.bias_basis @ self.bias
+    def matrix(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+        """(K [C·|G|, d_out] channel-major rows, bias [d_out]) of out = h @ K + bias; t: see
+        RegularLift.matrix ([..., C·|G|, d_out], [..., d_out])."""
+        w, bias, basis = ((self.weight, self.bias, self.bias_basis) if t is None else
+                          (t[prefix + "weight"], t[prefix + "bias"], t[prefix + "bias_basis"]))
+        lead = w.shape[:-2]
+        K = self.rho.apply(w.transpose(-1, -2), t, prefix + "rho.").view(*lead, self.G, self.d, self.channels)
+        n = len(lead)
+        K = K.permute(*range(n), n + 2, n, n + 1)
+        return K.reshape(*lead, -1, self.d), basis @ bias if bias.dim() == 1 else (basis @ bias[..., None])[..., 0]
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         K, b = self.matrix()
@@ -328,7 +342,10 @@ class EscnnMLP(nn.Module):
         network's parameters and buffers by name with leading run dimensions (a stack's): the
         same pairs for each run, [..., out, in] and [..., out] (vmapped over the runs)."""
         if t is not None:
-            return _dense_of_stack(self, t)
+            if self.layers != "frobenius" or len(self.hidden):  # the hidden layers' matrices: vmapped
+                return _dense_of_stack(self, t)
+            (K0, b0), (K1, b1) = self.lift.matrix(t, "lift."), self.project.matrix(t, "project.")
+            return [(K0.transpose(-1, -2), b0), (K1.transpose(-1, -2), b1)]
         if self.layers == "frobenius":
             K0, b0 = self.lift.matrix()
             K1, b1 = self.project.matrix()
@@ -376,9 +393,12 @@ def _dense_of_stack(module: nn.Module, t: dict) -> list[tuple[torch.Tensor, torc
     own.update(module.named_buffers())
     name = next(iter(own))
     lead = t[name].shape[: t[name].dim() - own[name].dim()]
-    flat = {"m." + k: v.reshape(-1, *v.shape[len(lead):]) for k, v in t.items() if k in own}
+    # tensors with the leading dimensions vmapped; others (buffers shared by the runs) as they are
+    flat = {"m." + k: v.reshape(-1, *v.shape[len(lead):]) for k, v in t.items()
+            if k in own and v.dim() == own[k].dim() + len(lead)}
+    shared = {"m." + k: v for k, v in t.items() if k in own and v.dim() == own[k].dim()}
     call = _Dense(module)
     if getattr(module, "_cache", None) is not None:  # eval mode of layers="escnn": its own expansions cached
         raise ValueError("a stacked exact network expands its runs' parameters: put it in training mode")
-    out = vmap(lambda tt: functional_call(call, tt, ()))(flat)
+    out = vmap(lambda tt: functional_call(call, {**tt, **shared}, ()))(flat)
     return [(W.reshape(*lead, *W.shape[1:]), b.reshape(*lead, *b.shape[1:])) for W, b in out]
