@@ -9,6 +9,7 @@
     .venv/bin/python bench/bench_stack.py compile [--ks 1,15]
     .venv/bin/python bench/bench_stack.py profile [--ks 1,5,15] [--updates 50]
     .venv/bin/python bench/bench_stack.py phases [--ks 15] [--window 1000]
+    .venv/bin/python bench/bench_stack.py parts [--ks 1,5,15] [--family F]
 
 anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
   the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
@@ -41,6 +42,11 @@ phases: where a steady-state step of a stack of K default-strategy runs goes, in
   thread): the share of the wall time over --window steps after learning starts in updates, acting,
   env steps with the replay writes, the batched evaluations (their rollouts included) and the
   other callbacks.
+parts: ms per update of a stack of K default-strategy runs (K = 1: a stack of one) by part, each
+  part's own time (the parts it calls excluded; perf_counter around the real update's pieces:
+  torch.profiler's per-op overhead inflates these small elementwise ops several times): the
+  replay sample, the actor, the policy sampling around it, the critics, the target critics, the
+  exact reward, the regularisers, each loss's backward with its Adam step, α and the target update.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
   the replay memory those steps fill (K x steps x bytes per transition).
 """
@@ -316,6 +322,70 @@ def profile(args) -> None:
               f"({flops / 1e6 / max(k, 1):.1f} per run): {flops / ms / 1e6:.1f} GFLOP/s; most time: {top}", flush=True)
 
 
+def _parts_ms(k: int, family: str = "", n: int = 40) -> dict:
+    """In this process: ms per update of a stack of k default-strategy runs (k = 1: a stack of
+    one) by part, each part's own time (the parts it calls excluded): the real update, its pieces
+    wrapped with timers."""
+    import collections
+
+    from eqtrade.agents.stack import StackedSAC, learn_stack
+
+    agents, _ = _runs(k, "portfolio", eval_every=0, **({"family": family} if family else {}))
+    learn_stack(agents, agents[0].config.learning_starts + 1, [[] for _ in agents])
+    stack = StackedSAC(agents)
+    for _ in range(20):
+        stack.update()
+    spent: dict[str, float] = collections.defaultdict(float)
+    running: list[float] = []  # per running part: the time of the parts it called
+
+    def wrap(owner, name, label):
+        f = getattr(owner, name)
+
+        def g(*a, **kw):
+            running.append(0.0)
+            t = time.perf_counter()
+            try:
+                return f(*a, **kw)
+            finally:
+                elapsed = time.perf_counter() - t
+                spent[label] += elapsed - running.pop()
+                if running:
+                    running[-1] += elapsed
+        setattr(owner, name, g)
+
+    wrap(stack.buffer, "sample", "replay sample")
+    wrap(stack, "_sample", "policy sampling")
+    wrap(stack.actor, "forward", "actor")
+    wrap(stack.critic, "forward", "critics")
+    wrap(stack.critic_target, "forward", "target critics")
+    wrap(stack, "_batched", "exact reward")
+    wrap(stack.actor, "regularizer", "regularisers")
+    wrap(stack.critic, "regularizer", "regularisers")
+    wrap(stack, "_critic_step", "critic backward + Adam")
+    wrap(stack, "_actor_step", "actor backward + Adam")
+    wrap(stack, "_finish", "alpha + target update")
+    t0 = time.perf_counter()
+    for _ in range(n):
+        stack.update()
+    total = (time.perf_counter() - t0) / n * 1e3
+    out = {name: v / n * 1e3 for name, v in spent.items()}
+    out["the rest"] = total - sum(out.values())
+    return {"total": total, **out}
+
+
+def parts(args) -> None:
+    """ms per part of one update (exclusive times; perf_counter around the real update's pieces,
+    not torch.profiler, whose per-op overhead inflates these small elementwise ops several times)."""
+    ks = [int(x) for x in args.ks.split(",")]
+    what = f"the {args.family} family" if args.family else "the default strategy"
+    print(f"ms per update of a stack of K runs of {what} by part (each part's own time), one thread")
+    for k in ks:
+        res = _child(f"_parts_ms({k}, {args.family!r})", failed=f"stack of {k} failed:\n")
+        total = res.pop("total")
+        print(f"K = {k:>3}: {total:5.1f} ms ({total / k:.2f} per run): "
+              + ", ".join(f"{name} {ms:.2f}" for name, ms in res.items()), flush=True)
+
+
 def _update_ms_at(root: Path, k: int, family: str = "") -> float:
     return _child(f"_update_ms({k}, {family!r})", root)
 
@@ -490,6 +560,9 @@ def main(argv=None) -> None:
     f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
     f.add_argument("--ks", default="1,5,15")
     f.add_argument("--updates", type=int, default=50)
+    pt = sub.add_parser("parts", help="ms per part of one stacked update (each part's own time)")
+    pt.add_argument("--ks", default="1,5,15")
+    pt.add_argument("--family", default="", choices=["", "plain", "exact", "relaxed"])
     h = sub.add_parser("phases", help="the share of a stack's steady-state step in each phase")
     h.add_argument("--ks", default="15")
     h.add_argument("--window", type=int, default=1000)
@@ -497,7 +570,7 @@ def main(argv=None) -> None:
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
     {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "compile": compiled,
-     "profile": profile, "phases": phases}[args.what](args)
+     "profile": profile, "phases": phases, "parts": parts}[args.what](args)
 
 
 if __name__ == "__main__":

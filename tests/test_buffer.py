@@ -142,3 +142,29 @@ def test_replay_arrays_are_zeros_and_large_ones_are_advised_huge_pages(huge, mon
         # advised: the kernel may back it with huge pages (np.zeros' memory may or may not be,
         # depending on what the allocator's heap was advised before, so "0" is not checked here)
         assert _thp_eligible(big) and _thp_eligible(b.obs)
+
+
+@pytest.mark.parametrize("case", [dict(), dict(obs_shape=(3, 4, 4), obs_dtype=np.uint8, extra_dim=0)], ids=["float", "pixels"])
+def test_a_saved_buffer_is_its_stored_rows_as_tensors_and_loads_back(case, tmp_path):
+    """state_dict holds the stored rows as tensors of their own (torch.save writes their bytes, not
+    a pickle, and not the whole capacity a view would carry); it loads back into an empty buffer
+    through a checkpoint file, and so does the numpy-array state of checkpoints written before."""
+    b = _filled(0, 30, **case)  # capacity 50, 30 stored
+    s = b.state_dict()
+    for k in ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end") + (("extras",) if s["extras"] is not None else ()):
+        assert isinstance(s[k], torch.Tensor) and len(s[k]) == 30, k
+        assert s[k].untyped_storage().nbytes() == s[k].nbytes, k  # own storage: 30 rows, not 50
+        np.testing.assert_array_equal(s[k].numpy(), getattr(b, k)[:30])
+    torch.save(s, tmp_path / "b.pt")
+    old = {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in s.items()}  # the format before
+    for state in (torch.load(tmp_path / "b.pt", weights_only=False), old):
+        c = ReplayBuffer(50, case.get("obs_shape", (6,)), (2,), seed=9, gamma=0.9, extra_dim=case.get("extra_dim", 3),
+                         obs_dtype=case.get("obs_dtype", np.float32))
+        c.load_state_dict(state)
+        assert len(c) == 30 and c.pos == b.pos
+        for k in ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end"):
+            np.testing.assert_array_equal(getattr(c, k), getattr(b, k))
+        a1, a2 = b.sample(8), c.sample(8)
+        b.rng.bit_generator.state = s["rng"]  # the same stream: the same sample
+        for k in a1:
+            torch.testing.assert_close(a1[k], a2[k])

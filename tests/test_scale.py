@@ -171,7 +171,7 @@ def test_market_noise_recomputes_the_features_of_the_noisy_market():
 
 
 # -- networks ----------------------------------------------------------------------------------
-def _sac(family, scale, mode="long_short", encoder=None, actor_loss="exact"):
+def _sac(family, scale, mode="long_short", encoder=None, actor_loss="exact", seed=0):
     from eqtrade.agents import SAC
     from eqtrade.agents.sac import SACConfig
 
@@ -179,7 +179,7 @@ def _sac(family, scale, mode="long_short", encoder=None, actor_loss="exact"):
                                  "scale": scale, "horizons": HORIZONS, "mode": mode},
                    {"split": ["2000-06-01", "2002-04-30"], "full_period": True})
     cfg = SACConfig(family=family, hidden=(8,), encoder=encoder or {"kind": "per_asset"}, actor_loss=actor_loss,
-                    learning_starts=50, eval_every=0, checkpoint_every=0, buffer_size=500, batch_size=32)
+                    learning_starts=50, eval_every=0, checkpoint_every=0, buffer_size=500, batch_size=32, seed=seed)
     return SAC(spec.make(), cfg, spec)
 
 
@@ -344,3 +344,23 @@ def test_level_gain_multiplies_the_level_weights_and_keeps_the_fast_path_exact(c
     torch.testing.assert_close(fast(x), slow(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="level_gain must be a positive number, got 0"):
         asset_head("plain", W, N, level_gain=0, **kw)
+
+
+@pytest.mark.parametrize("family", ["plain", "exact", "relaxed"])
+def test_a_stack_of_relaxed_scale_runs_trains_each_run_as_alone(family):
+    """Per-asset runs with a relaxed scale axis stack: the stacked networks' own code (no vmap) for
+    the forward, their regulariser (the level weights' Σ w², read from the dense layers) by the
+    vmapped fallback; each run ends where the same seed trained alone ends."""
+    from eqtrade.agents.stack import learn_stack
+
+    steps = 50 + 60
+    alone, stacked = ([_sac(family, "relaxed", seed=s) for s in (0, 1)] for _ in range(2))
+    for a in alone:
+        a.learn(steps, progress=False)
+    learn_stack(stacked, steps, [[] for _ in stacked])
+    for a, b in zip(alone, stacked):
+        assert float(_level_weights(a.actor).abs().sum()) > 0  # the level weights moved off zero
+        for m in ("actor", "critic"):
+            for (n, p), q in zip(getattr(a, m).state_dict().items(), getattr(b, m).state_dict().values()):
+                if isinstance(p, torch.Tensor) and p.is_floating_point():
+                    assert float((p - q).norm()) <= 3e-5 * float(p.norm()) + 1e-12, f"{m} {n}"

@@ -158,19 +158,27 @@ class ReplayBuffer:
         return ReplayBuffer._gather(buffers, [b.rng.integers(0, len(b), size=batch_size) for b in buffers], rows=rows)
 
     def state_dict(self) -> dict:
+        """The stored transitions as tensors of their own (copies of the first len rows) and the
+        position and random stream. Tensors, not numpy arrays: torch.save writes a tensor's bytes
+        as they are, where it pickles an array (10x slower: a 200 MB replay took 3.3 s to
+        checkpoint, 0.17 s as tensors; bench/bench_checkpoint.py). Not views of the buffer:
+        torch.save would write a view's whole storage, the full capacity."""
         n = len(self)
-        return {"obs": self.obs[:n].copy(), "next_obs": self.next_obs[:n].copy(), "actions": self.actions[:n].copy(),
-                "rewards": self.rewards[:n].copy(), "terminated": self.terminated[:n].copy(),
-                "episode_end": self.episode_end[:n].copy(), "pos": self.pos, "full": self.full,
+        t = lambda a: torch.from_numpy(a[:n].copy())  # noqa: E731
+        return {"obs": t(self.obs), "next_obs": t(self.next_obs), "actions": t(self.actions),
+                "rewards": t(self.rewards), "terminated": t(self.terminated),
+                "episode_end": t(self.episode_end), "pos": self.pos, "full": self.full,
                 "rng": self.rng.bit_generator.state,
-                "extras": None if self.extras is None else self.extras[:n].copy()}
+                "extras": None if self.extras is None else t(self.extras)}
 
     def load_state_dict(self, s: dict) -> None:
+        """`state_dict`'s contents (tensors; numpy arrays in checkpoints written before)."""
+        arr = lambda v: v.numpy() if isinstance(v, torch.Tensor) else v  # noqa: E731
         n = len(s["rewards"])
         for k in ("obs", "next_obs", "actions", "rewards", "terminated", "episode_end"):
-            getattr(self, k)[:n] = s[k]
+            getattr(self, k)[:n] = arr(s[k])
         if self.extras is not None and s.get("extras") is not None:
-            self.extras[:n] = s["extras"]
+            self.extras[:n] = arr(s["extras"])
         self.pos, self.full = s["pos"], s["full"]
         self.rng.bit_generator.state = s["rng"]
 

@@ -5,7 +5,6 @@ old file."""
 from __future__ import annotations
 
 import functools
-import io
 import platform
 import subprocess
 from pathlib import Path
@@ -56,11 +55,10 @@ def provenance(device: torch.device, run: dict[str, Any] | None = None) -> dict[
 
 def write(path, state: dict, prov: dict) -> None:
     """Write a checkpoint atomically (a crash leaves the previous file intact)."""
-    from ..util import atomic_write_bytes
+    from ..util import atomic_write
 
-    buf = io.BytesIO()
-    torch.save({**state, "format": FORMAT, "provenance": prov}, buf)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    # straight into the temporary file (no in-memory copy of a replay of hundreds of MB)
+    atomic_write(Path(path), lambda p: torch.save({**state, "format": FORMAT, "provenance": prov}, p))
 
 
 def checkpoint_file(path) -> Path:

@@ -3,8 +3,10 @@ with target networks, automatic entropy tuning; networks from any eqtrade.nn fam
 
 Work removed from the update (bench/bench_agents.py measures it against Stable-Baselines3):
 both critics run as one batched forward: plain flat critics are one ensemble MLP (a batched
-matmul per layer; not with a relaxed scale axis), relaxed and flat exact critics are vmapped over
-stacked parameters; the targets' actor pass runs without autograd; the actor loss evaluates
+matmul per layer; not with a relaxed scale axis), per-asset critics are one call of their own
+code on the twins' weights stacked [2, ...] (`forward_state`: one product per layer shares the
+observations), the other relaxed and flat exact critics are vmapped over stacked parameters;
+the targets' actor pass runs without autograd; the actor loss evaluates
 the critics with detached parameters, so its backward computes no critic weight gradients;
 target updates are one fused lerp.
 """
@@ -308,9 +310,10 @@ class SAC(Agent):
         else:
             make = ((lambda: build_value(fam, obs_space, sym, **sizes)) if self.exact
                     else (lambda: build_critic(fam, obs_space, act_space, sym, **sizes)))
-            # vmapped over stacked parameters: relaxed critics, and exact flat ones (bench_agents.py,
-            # Pendulum 2x256: exact SAC 48 -> 68-72 steps/s with C2's one-product layers); the small
-            # per-asset and encoder critics of the other families stay two calls, which a single run
+            # parameters stacked [2, ...] (vmapped) for relaxed critics and exact flat ones
+            # (bench_agents.py, Pendulum 2x256: exact SAC 48 -> 68-72 steps/s with C2's one-product
+            # layers); per-asset critics of every family run as one call either way (native_stack,
+            # no vmap); the encoder critics of the other families stay two calls, which a single run
             # does faster (bench_stack.py update --family exact: vmapped 0.78-0.92x at K = 1)
             batched = fam == "relaxed" or (fam == "exact" and encoder is None)
             self.critic = TwinCritic(make(), make(), batched=batched)

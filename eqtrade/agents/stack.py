@@ -1,7 +1,10 @@
 """Many SAC (or DQN) runs in one process: K independent runs of one shape trained as one batched program.
 
 The networks of K runs (seeds; folds or other settings that keep every tensor's shape) are
-stacked along a leading run axis and evaluated with `torch.func.vmap`; their optimisers, entropy
+stacked along a leading run axis and evaluated as one batched program: the per-asset networks
+(the portfolio defaults) by their own code on the stacked tensors (`forward_state`: batched
+matrix products, no vmap, whose per-op overhead cost more than the arithmetic on these small
+networks), every other network by `torch.func.vmap` over its forward; their optimisers, entropy
 weights and target networks are stacked the same way, and the update is SAC's own (`SAC._update`
 is written once for a batch with or without the run axis). What stays per run is what makes it
 independent: its env, its replay buffer, its random streams (exploration, buffer sampling and
@@ -41,7 +44,9 @@ PER_RUN_OPTIONS = ("seed",)
 
 class StackedModule(nn.Module):
     """K modules of one architecture as one: parameters and buffers stacked on a leading run axis,
-    `forward` (and `regularizer`) vmapped over it: inputs [K, ...] give outputs [K, ...]."""
+    inputs [K, ...] give outputs [K, ...]: `forward` (and `regularizer`) by the module's
+    `forward_state` on the stacked tensors where it has one (`native_stack`: the per-asset
+    networks and their twin critics), else vmapped over the run axis."""
 
     def __init__(self, modules: Sequence[nn.Module]):
         super().__init__()
