@@ -201,7 +201,7 @@ def test_drqv2_trains_from_pixels_end_to_end_and_resumes(tmp_path, capsys):
     assert m["eval_return"].notna().sum() == 2 and np.isfinite(m["critic_loss"].dropna()).all()
     assert m["std"].dropna().iloc[-1] < 1.0  # the exploration noise schedule moved
     state = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert state["algo"] == "drqv2" and state["buffer"]["obs"].dtype == np.uint8  # frames stored as bytes
+    assert state["algo"] == "drqv2" and state["buffer"]["obs"].dtype == torch.uint8  # frames stored as bytes
     assert main(["train", "--out", str(out), "--resume", "--steps", "90", "--no-progress"]) == 0
     assert pd.read_csv(out / "metrics.csv")["step"].max() == 90
 

@@ -57,8 +57,13 @@ def write(path, state: dict, prov: dict) -> None:
     """Write a checkpoint atomically (a crash leaves the previous file intact)."""
     from ..util import atomic_write
 
-    # straight into the temporary file (no in-memory copy of a replay of hundreds of MB)
-    atomic_write(Path(path), lambda p: torch.save({**state, "format": FORMAT, "provenance": prov}, p))
+    def save(p: Path) -> None:
+        # straight into the temporary file (no in-memory copy of a replay of hundreds of MB), through a
+        # file object: given a path, torch.save names the archive's records after the (random) file name
+        with open(p, "wb") as f:
+            torch.save({**state, "format": FORMAT, "provenance": prov}, f)
+
+    atomic_write(Path(path), save)
 
 
 def checkpoint_file(path) -> Path:
