@@ -357,6 +357,8 @@ def test_a_stack_of_relaxed_scale_runs_trains_each_run_as_alone(family):
     alone, stacked = ([_sac(family, "relaxed", seed=s) for s in (0, 1)] for _ in range(2))
     for a in alone:
         a.learn(steps, progress=False)
+    # the networks stack by their own code; the regulariser (level columns) falls back to the vmap
+    assert stacked[0].actor.native_stack and stacked[0].critic.native_stack and stacked[0].actor.head.level_columns
     learn_stack(stacked, steps, [[] for _ in stacked])
     for a, b in zip(alone, stacked):
         assert float(_level_weights(a.actor).abs().sum()) > 0  # the level weights moved off zero

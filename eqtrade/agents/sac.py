@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
-from ..nn.reps import zero_of
+from ..nn.reps import MethodCall, zero_of
 from ..util import Range
 from .buffer import ReplayBuffer
 from ..envs.factory import EnvSpec
@@ -90,17 +90,6 @@ class EnsembleMLP(nn.Module):
         return zero_of(self)
 
 
-class MethodCall(nn.Module):
-    """Calls a method of the wrapped module by name (so that functional_call can run any of them)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.m = module
-
-    def forward(self, method: str, *args, **kwargs):
-        return getattr(self.m, method)(*args, **kwargs)
-
-
 class TwinCritic(nn.Module):
     """Two critics Q1, Q2 evaluated together: [2, B, 1]."""
 
@@ -162,13 +151,22 @@ class TwinCritic(nn.Module):
         group = {**s["param_groups"][0], "params": list(range(n))}
         return {"state": out, "param_groups": [group]}
 
-    def _stacked(self, detach: bool):
-        # module-path names are fixed: map them once, not on every forward
+    def _names(self) -> tuple[list, list]:
+        """(this critic's name, a twin's name) of the stacked parameters and of the buffers
+        (batched), or a twin's parameter and buffer names (two calls): fixed, so mapped once."""
         if not hasattr(self, "_pnames"):
-            self._pnames = [(k, k.replace(":", ".")) for k in self.params.keys()]
-            self._bnames = [(k, k[4:].replace(":", ".")) for k, _ in self.named_buffers() if k.startswith("buf_")]
-        p = {name: (self.params[k].detach() if detach else self.params[k]) for k, name in self._pnames}
-        b = {name: getattr(self, k) for k, name in self._bnames}
+            if self.batched:
+                self._pnames = [(k, k.replace(":", ".")) for k in self.params.keys()]
+                self._bnames = [(k, k[4:].replace(":", ".")) for k, _ in self.named_buffers() if k.startswith("buf_")]
+            else:
+                self._pnames = [n for n, _ in self.qs[0].named_parameters()]
+                self._bnames = [n for n, _ in self.qs[0].named_buffers()]
+        return self._pnames, self._bnames
+
+    def _stacked(self, detach: bool):
+        pnames, bnames = self._names()
+        p = {name: (self.params[k].detach() if detach else self.params[k]) for k, name in pnames}
+        b = {name: getattr(self, k) for k, name in bnames}
         return p, b
 
     def _twin(self) -> nn.Module:
@@ -178,19 +176,17 @@ class TwinCritic(nn.Module):
         """The twins' tensors by a twin's names, stacked on a twin dimension after the first
         `xlead` (t: this critic's tensors by name with `xlead` leading run dimensions, a stack's;
         None: its own)."""
+        pnames, bnames = self._names()
         if self.batched:
             if t is None:
                 p, b = self._stacked(detach)
                 return {**p, **b}
-            self._stacked(True)  # the name maps
-            return {**{name: t["params." + k] for k, name in self._pnames}, **{name: t[k] for k, name in self._bnames}}
+            return {**{name: t["params." + k] for k, name in pnames}, **{name: t[k] for k, name in bnames}}
         if t is None:  # the twins' buffers are their structure (built alike): the first's, broadcast
-            params = [{n: (v.detach() if detach else v) for n, v in q.named_parameters()} for q in self.qs]
-            return {**{n: torch.stack([params[0][n], params[1][n]]) for n in params[0]}, **dict(self.qs[0].named_buffers())}
-        else:
-            names = [n for n, _ in self.qs[0].named_parameters()] + [n for n, _ in self.qs[0].named_buffers()]
-            own = [{n: t[f"qs.{i}.{n}"] for n in names} for i in (0, 1)]
-        return {n: torch.stack([own[0][n], own[1][n]], dim=xlead) for n in own[0]}
+            params = [dict(q.named_parameters()) for q in self.qs]
+            pair = lambda n: [params[i][n].detach() if detach else params[i][n] for i in (0, 1)]  # noqa: E731
+            return {**{n: torch.stack(pair(n)) for n in pnames}, **dict(self.qs[0].named_buffers())}
+        return {n: torch.stack([t[f"qs.0.{n}"], t[f"qs.1.{n}"]], dim=xlead) for n in pnames + bnames}
 
     def forward_state(self, t: dict, obs: torch.Tensor, action: torch.Tensor | None = None,
                       xlead: int = 0) -> torch.Tensor:
@@ -203,11 +199,8 @@ class TwinCritic(nn.Module):
         """Each run's regulariser [*lead] from a stack's tensors (None: vmap `regularizer`)."""
         lead = tuple(lead)
         twin = self._twin_state(t, len(lead))
-        if self.batched:
-            self._stacked(True)
-            names = [name for k, name in self._pnames if "params." + k in params]
-        else:
-            names = [n for n, _ in self.qs[0].named_parameters()]
+        pnames, _ = self._names()
+        names = [name for k, name in pnames if "params." + k in params] if self.batched else pnames
         r = self._twin().regularizer_state(twin, names, (*lead, 2))
         return None if r is None else r.sum(-1)
 

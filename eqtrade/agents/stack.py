@@ -35,7 +35,8 @@ from .buffer import ReplayBuffer, to_device
 from .base import TrainingDiverged, check_finite, ctrl_c_stops
 from .callbacks import EvalCallback
 from .dqn import DQN
-from .sac import SAC, MethodCall
+from ..nn.reps import MethodCall
+from .sac import SAC
 
 #: agent options that may differ between the runs of a stack: none changes a tensor's shape or
 #: the update's arithmetic (hyperparameters such as the learning rate would need per-run optimisers)

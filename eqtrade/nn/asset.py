@@ -36,7 +36,7 @@ from . import mlp
 from .exact import EscnnMLP
 from .mlp import PlainMLP, matched_channels
 from .relaxed import RelaxedMLP
-from .reps import action_rep, obs_rep, trivial_rep
+from .reps import action_rep, obs_rep, sub_state, trivial_rep
 
 
 class AssetEmbedding(nn.Module):
@@ -198,7 +198,7 @@ class AssetwiseHead(nn.Module):
         leading dimensions L (e.g. [K] or [K, 2]), the inputs with the first `xlead` of them
         (shared by the others: the twins read the same observations); outputs [*L, B, ...].
         Plain tensor code, no vmap: a stack's products are batched matrix products."""
-        layers = self.head.dense({k[5:]: v for k, v in t.items() if k.startswith("head.")})
+        layers = self.head.dense(sub_state(t, "head."))
         return self.forward_with(layers, t["embedding.weight"] if self.embedding is not None else None,
                                  x, action, held, xlead)
 
@@ -272,17 +272,13 @@ class AssetwiseHead(nn.Module):
         dense layers (a relaxed scale axis's level columns): the caller then vmaps `regularizer`."""
         if self.level_columns:
             return None
-        reg = torch.zeros(tuple(lead), device=self._device(t))
+        reg = torch.zeros(tuple(lead), device=next(iter(t.values())).device)
         for k in params:  # RelaxedModule.regularizer: Σ_l Var_h w_l(h) of each relaxed layer
             if k.endswith("relaxed_weights"):
                 reg = reg + t[k].var(dim=-1, unbiased=False).sum(-1)
         if self.embedding is not None and len(self.embedding.tickers) > 1:  # AssetEmbedding.regularizer
             reg = reg + t["embedding.weight"].var(dim=-2, unbiased=False).sum(-1)
         return reg
-
-    @staticmethod
-    def _device(t: dict) -> torch.device:
-        return next(iter(t.values())).device
 
     def forward_rows(self, x: torch.Tensor) -> torch.Tensor:
         """The reference computation: per-asset input rows [B·N, features] through the head."""

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .reps import Rep, hom_dim, trivial_rep, zero_of
+from .reps import MethodCall, Rep, hom_dim, tensor_of, trivial_rep, zero_of
 
 
 def escnn_nn():
@@ -214,7 +214,7 @@ class RegularLift(nn.Module):
     def matrix(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
         """(K [d_in, C·|G|] channel-major, bias [C·|G|]) of out = x @ K + bias; t: this layer's
         tensors by name with leading run dimensions (a stack's): [..., d_in, C·|G|], [..., C·|G|]."""
-        w, bias = (self.weight, self.bias) if t is None else (t[prefix + "weight"], t[prefix + "bias"])
+        w, bias = (tensor_of(self, t, prefix, n) for n in ("weight", "bias"))
         lead = w.shape[:-2]
         K = self.rho.apply(w, t, prefix + "rho.").view(*lead, self.G, self.d, self.channels)
         n = len(lead)
@@ -253,8 +253,7 @@ class RegularProject(nn.Module):
     def matrix(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
         """(K [C·|G|, d_out] channel-major rows, bias [d_out]) of out = h @ K + bias; t: see
         RegularLift.matrix ([..., C·|G|, d_out], [..., d_out])."""
-        w, bias, basis = ((self.weight, self.bias, self.bias_basis) if t is None else
-                          (t[prefix + "weight"], t[prefix + "bias"], t[prefix + "bias_basis"]))
+        w, bias, basis = (tensor_of(self, t, prefix, n) for n in ("weight", "bias", "bias_basis"))
         lead = w.shape[:-2]
         K = self.rho.apply(w.transpose(-1, -2), t, prefix + "rho.").view(*lead, self.G, self.d, self.channels)
         n = len(lead)
@@ -373,17 +372,6 @@ def exact_param_count(in_rep: Rep, out_rep: Rep, channels) -> int:
     return n + channels[-1] * out_rep.dim + hom_dim(trivial_rep(in_rep.symmetry, 1), out_rep)
 
 
-class _Dense(nn.Module):
-    """`module.dense()` as a forward (for functional_call)."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.m = module
-
-    def forward(self):
-        return self.m.dense()
-
-
 def _dense_of_stack(module: nn.Module, t: dict) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """`module.dense()` of each run of a stack (t: tensors by name with leading run dimensions),
     vmapped over the runs (flattened to one dimension)."""
@@ -397,8 +385,8 @@ def _dense_of_stack(module: nn.Module, t: dict) -> list[tuple[torch.Tensor, torc
     flat = {"m." + k: v.reshape(-1, *v.shape[len(lead):]) for k, v in t.items()
             if k in own and v.dim() == own[k].dim() + len(lead)}
     shared = {"m." + k: v for k, v in t.items() if k in own and v.dim() == own[k].dim()}
-    call = _Dense(module)
+    call = MethodCall(module)
     if getattr(module, "_cache", None) is not None:  # eval mode of layers="escnn": its own expansions cached
         raise ValueError("a stacked exact network expands its runs' parameters: put it in training mode")
-    out = vmap(lambda tt: functional_call(call, {**tt, **shared}, ()))(flat)
+    out = vmap(lambda tt: functional_call(call, {**tt, **shared}, ("dense",)))(flat)
     return [(W.reshape(*lead, *W.shape[1:]), b.reshape(*lead, *b.shape[1:])) for W, b in out]

@@ -19,7 +19,7 @@ from .asset import AssetwiseHead, asset_head
 from .mlp import PlainMLP, matched_channels, plain_param_count  # noqa: F401  (re-exported)
 from .conv import ConvEncoder1d
 from .scale import scale_gain_for
-from .reps import Rep, action_rep, obs_rep, regular_rep, trivial_rep, zero_of
+from .reps import Rep, action_rep, obs_rep, regular_rep, sub_state, trivial_rep, zero_of
 
 FAMILIES = FAMILIES  # re-exported: defined once, in eqtrade.symmetry
 
@@ -121,15 +121,12 @@ class _Net(nn.Module):
         dimensions L) in place of this network's own; inputs with the first `xlead` of L."""
         raise NotImplementedError(f"{type(self).__name__} has no forward on stacked tensors (vmap its forward)")
 
-    def _head_state(self, t: dict) -> dict:
-        return {k[5:]: v for k, v in t.items() if k.startswith("head.")}
-
     def regularizer_state(self, t: dict, params, lead) -> torch.Tensor | None:
         """`regularizer` of each run ([*lead]) from stacked tensors (see `forward_state`);
         None where only a vmap of `regularizer` gives it."""
         if not self.native_stack:
             return None
-        return self.head.regularizer_state(self._head_state(t), [k[5:] for k in params if k.startswith("head.")], lead)
+        return self.head.regularizer_state(sub_state(t, "head."), [k.removeprefix("head.") for k in params if k.startswith("head.")], lead)
 
     def _in(self, obs: torch.Tensor) -> torch.Tensor:
         if self.rows_input:  # the head reads flat observations or rows
@@ -158,7 +155,7 @@ class Actor(_Net):
         return self._gaussian(self.head(self._in(obs)))
 
     def forward_state(self, t: dict, obs: torch.Tensor, xlead: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._gaussian(self.head.forward_state(self._head_state(t), obs, xlead=xlead))
+        return self._gaussian(self.head.forward_state(sub_state(t, "head."), obs, xlead=xlead))
 
     def _gaussian(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw = out[..., : self.act_dim], out[..., self.act_dim :]
@@ -177,7 +174,7 @@ class Critic(_Net):
         return self.head(torch.cat([self._in(obs), action], dim=1))
 
     def forward_state(self, t: dict, obs: torch.Tensor, action: torch.Tensor, xlead: int = 0) -> torch.Tensor:
-        return self.head.forward_state(self._head_state(t), obs, action, xlead=xlead)
+        return self.head.forward_state(sub_state(t, "head."), obs, action, xlead=xlead)
 
 
 class Value(_Net):
@@ -195,7 +192,7 @@ class Value(_Net):
         return self.head(self._in(obs))
 
     def forward_state(self, t: dict, obs: torch.Tensor, held: torch.Tensor | None = None, xlead: int = 0) -> torch.Tensor:
-        return self.head.forward_state(self._head_state(t), obs, held=held, xlead=xlead)
+        return self.head.forward_state(sub_state(t, "head."), obs, held=held, xlead=xlead)
 
 
 class QNet(_Net):

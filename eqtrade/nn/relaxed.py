@@ -22,13 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .reps import Rep, zero_of
-
-
-def _get(module: nn.Module, t: dict | None, prefix: str, name: str) -> torch.Tensor:
-    """The module's tensor `name`, or, given `t` (tensors by name, e.g. a stack's, with leading
-    run dimensions), t[prefix + name]."""
-    return getattr(module, name) if t is None else t[prefix + name]
+from .reps import Rep, tensor_of, zero_of
 
 
 class RelaxedModule(nn.Module):
@@ -67,9 +61,9 @@ class RelaxedLift(RelaxedModule):
         self.channels, self.order = channels, G
 
     def kernel(self, t: dict | None = None, prefix: str = "") -> torch.Tensor:
-        """The dense kernel [C·G, d]; given `t` (see `_get`), from its tensors, with their
+        """The dense kernel [C·G, d]; given `t` (see `reps.tensor_of`), from its tensors, with their
         leading dimensions: [..., C·G, d]."""
-        w, psi, rho_inv = (_get(self, t, prefix, n) for n in ("relaxed_weights", "psi", "rho_inv"))
+        w, psi, rho_inv = (tensor_of(self, t, prefix, n) for n in ("relaxed_weights", "psi", "rho_inv"))
         if self.diagonal:
             k = torch.einsum("...lg,...lcd->...cgd", w, psi) * rho_inv.unsqueeze(-3)
         else:
@@ -77,10 +71,10 @@ class RelaxedLift(RelaxedModule):
         return k.flatten(-3, -2)
 
     def kernel_bias(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-        return self.kernel(t, prefix), _get(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
+        return self.kernel(t, prefix), tensor_of(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.kernel(), self.bias.repeat_interleave(self.order))
+        return F.linear(x, *self.kernel_bias())
 
     def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
         """[N, d] -> group-major [G, N, C] (the layout RelaxedMLP keeps between layers)."""
@@ -171,9 +165,9 @@ class RelaxedGroupLinear(RelaxedModule):
         return (self.fourier_q @ of.reshape(G, -1)).view(G, N, self.cout) + self.bias
 
     def kernel(self, t: dict | None = None, prefix: str = "") -> torch.Tensor:
-        """The dense kernel [C_out·G, C_in·G] (given `t`: [..., C_out·G, C_in·G], see `_get`)."""
+        """The dense kernel [C_out·G, C_in·G] (given `t`: [..., C_out·G, C_in·G], see `reps.tensor_of`)."""
         G, L = self.order, self.banks
-        w, onehot, psi = (_get(self, t, prefix, n) for n in ("relaxed_weights", "onehot", "psi"))
+        w, onehot, psi = (tensor_of(self, t, prefix, n) for n in ("relaxed_weights", "onehot", "psi"))
         lead = w.shape[:-2]
         # mix[(g, h), (l, k)] = w_l(h) [g⁻¹h = k];  K[g, h] = Σ_l w_l(h) ψ_l(g⁻¹h)
         mix = torch.einsum("...lh,...ghk->...ghlk", w, onehot).reshape(*lead, G * G, L * G)
@@ -182,10 +176,10 @@ class RelaxedGroupLinear(RelaxedModule):
         return k.permute(*range(n), n + 2, n, n + 3, n + 1).reshape(*lead, self.cout * G, self.cin * G)
 
     def kernel_bias(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-        return self.kernel(t, prefix), _get(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
+        return self.kernel(t, prefix), tensor_of(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.kernel(), self.bias.repeat_interleave(self.order))
+        return F.linear(x, *self.kernel_bias())
 
 
 class RelaxedProject(RelaxedModule):
@@ -204,17 +198,17 @@ class RelaxedProject(RelaxedModule):
         self.cin, self.order = in_channels, G
 
     def kernel(self, t: dict | None = None, prefix: str = "") -> torch.Tensor:
-        """The dense kernel [d, C·G] (given `t`: [..., d, C·G], see `_get`)."""
-        w, rho, A = (_get(self, t, prefix, n) for n in ("relaxed_weights", "rho", "A"))
+        """The dense kernel [d, C·G] (given `t`: [..., d, C·G], see `reps.tensor_of`)."""
+        w, rho, A = (tensor_of(self, t, prefix, n) for n in ("relaxed_weights", "rho", "A"))
         k = torch.einsum("...lg,...gij,...ljc->...icg", w, rho, A)
         return k.flatten(-2)
 
     def kernel_bias(self, t: dict | None = None, prefix: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-        p_inv, bias = _get(self, t, prefix, "p_inv"), _get(self, t, prefix, "bias")
+        p_inv, bias = tensor_of(self, t, prefix, "p_inv"), tensor_of(self, t, prefix, "bias")
         return self.kernel(t, prefix), p_inv @ bias if bias.dim() == 1 else (p_inv @ bias[..., None])[..., 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.kernel(), self.p_inv @ self.bias)
+        return F.linear(x, *self.kernel_bias())
 
     def forward_gm(self, h: torch.Tensor) -> torch.Tensor:
         """Group-major [G, N, C] -> [N, d]: Σ_g h_g @ K_gᵀ with K_g = ρ(g) Σ_l w_l(g) A_l."""

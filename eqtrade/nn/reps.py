@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from torch import nn
 
 from ..symmetry.core import Symmetry, block_diag
 
@@ -85,3 +86,27 @@ def zero_of(module) -> "torch.Tensor":
 
     p = next(module.parameters(), None)
     return p.new_zeros(()) if p is not None else torch.zeros((), device="cpu")  # a CPU scalar adds to any device
+
+
+def tensor_of(module, t: dict | None, prefix: str, name: str):
+    """The module's own tensor `name`, or, given `t` (tensors by name, e.g. a stack's runs' with
+    leading run dimensions), t[prefix + name]: the layers' `kernel`/`matrix`/`dense` read either."""
+    return getattr(module, name) if t is None else t[prefix + name]
+
+
+def sub_state(t: dict, prefix: str) -> dict:
+    """The tensors of `t` under `prefix` ("head."), by their names relative to it."""
+    return {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}
+
+
+
+class MethodCall(nn.Module):
+    """Calls a method of the wrapped module by name (so that functional_call can run any of them,
+    with the module's tensors swapped in as "m." + name)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.m = module
+
+    def forward(self, method: str, *args, **kwargs):
+        return getattr(self.m, method)(*args, **kwargs)
