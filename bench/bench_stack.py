@@ -443,6 +443,58 @@ def _sample_ms(k: int, used: int, n: int = 200) -> float:
     return (time.perf_counter() - t0) / n * 1e3
 
 
+def _slide_ms(k: int, used: int, n: int = 100, repeats: int = 5) -> dict:
+    """In this process: ms per stacked replay sample (rows, batch 256) of k default-shape buffers
+    holding `used` transitions of a sliding window (a window of 32 returns of a random series, then
+    the book), kept sliding (`window=`) and whole; the two interleaved, the median of `repeats`."""
+    import numpy as np
+    import torch
+
+    from eqtrade.agents.buffer import ReplayBuffer
+    from eqtrade.util import keep_freed_memory
+
+    torch.set_num_threads(1)
+    keep_freed_memory()
+    W, N = 32, 20
+    F = W + 1
+    rng = np.random.default_rng(0)
+    kinds = {"sliding": [], "whole": []}
+    for s in range(k):
+        series = rng.standard_normal((used + W, N), dtype=np.float32)
+        books = rng.standard_normal((used + 1, N), dtype=np.float32)
+        win = np.lib.stride_tricks.sliding_window_view(series, (W, N))[:, 0].reshape(used + 1, W * N)
+        obs = np.concatenate([win[:used], books[:used]], axis=1)
+        for kind in kinds:
+            b = ReplayBuffer(100_000, (F * N,), (N,), seed=s, extra_dim=N, window=(W, N) if kind == "sliding" else None)
+            b.obs[:used] = obs
+            if kind == "sliding":
+                b.next_new[:used] = np.concatenate([series[W : used + W], books[1:]], axis=1)
+            else:
+                b.next_obs[:used] = np.concatenate([win[1:], books[1:]], axis=1)
+            b.pos = used
+            kinds[kind].append(b)
+    out = {kind: [] for kind in kinds}
+    for _ in range(repeats):
+        for kind, bufs in kinds.items():
+            for _ in range(10):
+                ReplayBuffer.sample_stacked(bufs, 256, rows=(F, N))
+            t0 = time.perf_counter()
+            for _ in range(n):
+                ReplayBuffer.sample_stacked(bufs, 256, rows=(F, N))
+            out[kind].append((time.perf_counter() - t0) / n * 1e3)
+    return {kind: sorted(v)[len(v) // 2] for kind, v in out.items()}
+
+
+def slide(args) -> None:
+    print("ms per stacked replay sample (batch 256, rows) of K default-strategy buffers holding U transitions, "
+          "next observations kept sliding (their new rows only) and whole; median of 5 interleaved timings")
+    for k in [int(x) for x in args.ks.split(",")]:
+        for u in [int(x) for x in args.used.split(",")]:
+            ms = _child(f"_slide_ms({k}, {u})")
+            print(f"K = {k:>3} U = {u:>6}: sliding {ms['sliding']:6.2f} ms, whole {ms['whole']:6.2f} ms: "
+                  f"{ms['whole'] / ms['sliding']:.2f}x", flush=True)
+
+
 def _compiled_ms(k: int, n: int = 30) -> dict:
     """In this process: ms per update of a stack of k default-strategy runs, eager, then with the
     stack's networks' forward wrapped in torch.compile (the first compiled update's seconds too)."""
@@ -555,6 +607,9 @@ def main(argv=None) -> None:
     sp.add_argument("--ks", default="5,15")
     sp.add_argument("--used", default="2000,30000")
     sp.add_argument("--repeats", type=int, default=3)
+    sl = sub.add_parser("slide", help="ms per stacked replay sample, next observations kept sliding and whole")
+    sl.add_argument("--ks", default="1,5,15")
+    sl.add_argument("--used", default="2000,30000")
     cp = sub.add_parser("compile", help="ms per update eager and with torch.compile on the stack's networks")
     cp.add_argument("--ks", default="1,15")
     f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
@@ -569,7 +624,7 @@ def main(argv=None) -> None:
     for p in (a, c, m, h):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "compile": compiled,
+    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "slide": slide, "compile": compiled,
      "profile": profile, "phases": phases, "parts": parts}[args.what](args)
 
 

@@ -168,3 +168,106 @@ def test_a_saved_buffer_is_its_stored_rows_as_tensors_and_loads_back(case, tmp_p
         b.rng.bit_generator.state = s["rng"]  # the same stream: the same sample
         for k in a1:
             torch.testing.assert_close(a1[k], a2[k])
+
+
+W_, N_, EXTRA_ = 4, 3, 2  # a window of 4 rows of 3 assets, then 2 more rows (levels, the book)
+
+
+def _sliding_pair(seed: int, n: int, breaks_at: int | None = None, n_step: int = 1, capacity: int = 50):
+    """A sliding buffer (window=(W, N)) and a whole one fed the same transitions of a market whose
+    observations are a window of a [T, N] series that slides by a row per step (episodes of 7
+    steps from random starts) plus fresh rows; from step `breaks_at` on, the next observation's
+    window is redrawn (it no longer slides)."""
+    rng = np.random.default_rng(200 + seed)
+    dim = (W_ + EXTRA_) * N_
+    kw = dict(seed=seed, gamma=0.9, extra_dim=N_, n_step=n_step)
+    slide = ReplayBuffer(capacity, (dim,), (N_,), window=(W_, N_), **kw)
+    whole = ReplayBuffer(capacity, (dim,), (N_,), **kw)
+    series = rng.normal(size=(400, N_))
+
+    def ob(t):
+        return np.concatenate([series[t - W_ + 1 : t + 1].reshape(-1), rng.normal(size=EXTRA_ * N_)])
+
+    t = int(rng.integers(W_, 300))
+    obs = ob(t)
+    for step in range(n):
+        nxt = ob(t + 1)
+        if breaks_at is not None and step >= breaks_at:
+            nxt[: (W_ - 1) * N_] = rng.normal(size=(W_ - 1) * N_)
+        end = step % 7 == 6
+        args = (rng.normal(size=N_), float(rng.normal()), nxt, bool(end and rng.random() < 0.5), end, rng.normal(size=N_))
+        slide.add(obs, *args)
+        whole.add(obs, *args)
+        if end:
+            t = int(rng.integers(W_, 300))
+            obs = ob(t)
+        else:
+            t, obs = t + 1, nxt
+    return slide, whole
+
+
+def _same_samples(a: list, b: list, rows=None) -> None:
+    for _ in range(3):
+        got, want = ReplayBuffer.sample_stacked(a, 16, rows), ReplayBuffer.sample_stacked(b, 16, rows)
+        one, one_want = a[0].sample(16, rows=rows), b[0].sample(16, rows=rows)
+        for g, w in ((got, want), (one, one_want)):
+            assert set(g) == set(w)
+            for k in g:
+                assert g[k].dtype == w[k].dtype and g[k].stride() == w[k].stride() and torch.equal(g[k], w[k]), k
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+@pytest.mark.parametrize("rows", [None, (W_ + EXTRA_, N_)], ids=["flat", "rows"])
+def test_a_sliding_buffer_samples_what_a_whole_one_does_in_half_the_memory(rows, n_step):
+    """window=(W, N): while the observations' window slides, the buffer keeps only each next
+    observation's new part, and samples (alone and stacked, flat or as rows, n-step, wrapped
+    around) the same tensors in the same memory layout as a buffer that stores them whole."""
+    pairs = [_sliding_pair(s, n, n_step=n_step) for s, n in ((0, 20), (1, 50), (2, 73))]
+    slides, wholes = [p[0] for p in pairs], [p[1] for p in pairs]
+    assert all(b.slides and b.next_obs is None for b in slides) and not any(b.slides for b in wholes)
+    assert slides[0].next_new.shape == (50, (1 + EXTRA_) * N_)  # the window's new row and the rest
+    _same_samples(slides, wholes, rows)
+    assert [b.rng.bit_generator.state for b in slides] == [b.rng.bit_generator.state for b in wholes]
+
+
+@pytest.mark.parametrize("rows", [None, (W_ + EXTRA_, N_)], ids=["flat", "rows"])
+def test_a_transition_that_does_not_slide_makes_the_buffer_store_whole_next_observations(rows):
+    """The first next observation whose window does not continue the observation's turns the
+    buffer into one that stores them whole, the transitions stored before rebuilt: every sample
+    stays the whole buffer's (also in a stack with buffers that still slide)."""
+    broken, whole = _sliding_pair(0, 40, breaks_at=25)
+    assert not broken.slides and broken.next_new is None
+    np.testing.assert_array_equal(broken.next_obs, whole.next_obs)
+    ok, ok_whole = _sliding_pair(1, 30)
+    assert ok.slides
+    _same_samples([broken, ok], [whole, ok_whole], rows)
+
+
+def test_a_sliding_buffer_saves_its_new_parts_and_loads_from_either_format(tmp_path):
+    """A sliding buffer's state holds the next observations' new parts only; it loads back into a
+    sliding buffer and into a whole one, and a whole buffer's state (every checkpoint written
+    before) loads into a sliding buffer, which keeps sliding when the stored rows do (and stores
+    whole ones when they do not): each gives the same samples as the buffer saved."""
+    slide, whole = _sliding_pair(0, 33)
+    broken, broken_whole = _sliding_pair(1, 33, breaks_at=10)
+    s = slide.state_dict()
+    assert s["next_obs"] is None and s["next_new"].shape == (33, (1 + EXTRA_) * N_)
+    torch.save(s, tmp_path / "s.pt")
+    dim = (W_ + EXTRA_) * N_
+    make = lambda window: ReplayBuffer(50, (dim,), (N_,), seed=5, gamma=0.9, extra_dim=N_, window=window)  # noqa: E731
+    for state, window, ref, slides in ((torch.load(tmp_path / "s.pt", weights_only=False), (W_, N_), whole, True),
+                                       (s, None, whole, False), (whole.state_dict(), (W_, N_), whole, True),
+                                       (broken_whole.state_dict(), (W_, N_), broken_whole, False)):
+        c = make(window)
+        c.load_state_dict(state)
+        assert c.slides is slides and len(c) == 33
+        ref = copy.deepcopy(ref)
+        ref.rng.bit_generator.state = c.rng.bit_generator.state
+        _same_samples([c], [ref])
+
+
+def test_a_window_that_does_not_fit_the_observations_is_refused():
+    with pytest.raises(ValueError, match="sliding window of 5 rows of 3"):
+        ReplayBuffer(10, (12,), (3,), window=(5, 3))
+    with pytest.raises(ValueError, match="does not fit observations of shape"):
+        ReplayBuffer(10, (3, 4), (3,), window=(2, 3))

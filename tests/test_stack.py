@@ -153,6 +153,37 @@ def test_a_run_does_not_depend_on_its_stack_mates(prices):
     assert not torch.equal(one[0].actor.state_dict()["head.head.net.0.psi"], two[0].actor.state_dict()["head.head.net.0.psi"])
 
 
+@pytest.mark.parametrize("noise", [{}, {"obs_noise": 0.5, "stale_ticks": 0.1}], ids=["normalised", "market-noise"])
+def test_trading_runs_keep_only_the_new_part_of_each_next_observation(prices, noise):
+    """On the portfolio env (a window of returns that slides by a day per step; with market noise
+    too: one noisy table per episode) SAC's replay stores each next observation's new rows only,
+    and trains exactly (bitwise) the run whose replay stores them whole, alone and in a stack."""
+    from eqtrade.agents.buffer import ReplayBuffer
+
+    base = portfolio_spec(prices)
+    spec = EnvSpec("portfolio", {**base.kwargs, **noise}, base.eval_kwargs)
+    steps = SMALL["learning_starts"] + 80
+
+    def runs(whole: bool):
+        out = [make(spec, s, family="relaxed", **PER_ASSET) for s in (3, 4)]
+        for a in out:
+            if whole:
+                b = a.buffer
+                a.buffer = ReplayBuffer(b.capacity, b.obs.shape[1:], b.actions.shape[1:], seed=a.config.seed,
+                                        gamma=b.gamma, extra_dim=b.extras.shape[1])
+        return out
+
+    sliding, whole = runs(False), runs(True)
+    sliding[0].learn(steps, progress=False)
+    whole[0].learn(steps, progress=False)
+    learn_stack(sliding[1:], steps, [[]])
+    learn_stack(whole[1:], steps, [[]])
+    for a, b in zip(sliding, whole):
+        assert a.buffer.slides and a.buffer.next_obs is None and not b.buffer.slides
+        assert a.buffer.next_new.shape[1] == 2 * a.interface.assets.n_assets  # the new return row and the book
+        assert_same_run(a, b, rtol=0)
+
+
 def test_warm_started_runs_of_different_stages_stack_as_they_train_alone(tmp_path, prices):
     """Folds warm-started from the previous fold's best.pt: one source saved before its first
     update (entropy weight still to be set from the buffer), one after: each run of the stack

@@ -333,8 +333,12 @@ class SAC(Agent):
         low, high = act_space.low.astype(np.float32), act_space.high.astype(np.float32)
         self.act_scale = torch.as_tensor((high - low) / 2, device=self.device)
         self.act_bias = torch.as_tensor((high + low) / 2, device=self.device)
+        # the trading envs' observations begin with a window of returns that slides by a day per
+        # step: the buffer keeps only the new part of each next observation (about half the memory)
+        window = ((axis.obs_rows[0], axis.n_assets) if axis is not None and axis.block_kinds[0] == "returns"
+                  and axis.obs_rows[0] > 1 and len(obs_space.shape) == 1 else None)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32,
-                                   seed=config.seed, gamma=config.gamma,
+                                   seed=config.seed, gamma=config.gamma, window=window,
                                    extra_dim=self.exact_reward.extra_dim if self.exact and self.exact_reward else 0)
 
     # -- policy ---------------------------------------------------------------------------------
