@@ -199,7 +199,7 @@ class ReplayBuffer:
         K, B = len(buffers), len(index[0])
         dtype = torch.from_numpy(buffers[0].obs[:0]).dtype
         if rows is None:
-            o = torch.empty((K, B, *buffers[0].obs.shape[1:]), dtype=dtype)
+            o = torch.empty((K, B, *buffers[0].obs.shape[1:]), dtype=dtype, device="cpu")
             for k, b in enumerate(buffers):
                 if nxt and b.next_obs is None:
                     n, kept = b._slide
@@ -209,7 +209,7 @@ class ReplayBuffer:
                     torch.index_select(torch.from_numpy(b.next_obs if nxt else b.obs), 0, index[k], out=o[k])
             return o
         F, N = rows
-        o = torch.empty((K, F, B, N), dtype=dtype)
+        o = torch.empty((K, F, B, N), dtype=dtype, device="cpu")
         scratch = {}  # each run's batch gathered into [B, rows, N], then copied transposed into its place
         for k, b in enumerate(buffers):  # (one run's batch at a time stays in cache; the whole stack's does not)
             if nxt and b.next_obs is None:
@@ -219,7 +219,7 @@ class ReplayBuffer:
                 src, at = torch.from_numpy(b.next_new).view(-1, F - kept, N), kept
             else:
                 src, at = torch.from_numpy(b.next_obs if nxt else b.obs).view(-1, F, N), 0
-            s = scratch.setdefault(F - at, torch.empty((B, F - at, N), dtype=dtype))
+            s = scratch.setdefault(F - at, torch.empty((B, F - at, N), dtype=dtype, device="cpu"))
             torch.index_select(src, 0, index[k], out=s)
             o[k, at:].copy_(s.transpose(0, 1))
         return o.transpose(-3, -2)  # [K, B, F, N], feature-major memory
