@@ -495,6 +495,47 @@ def slide(args) -> None:
                   f"{ms['whole'] / ms['sliding']:.2f}x", flush=True)
 
 
+def _adam_ms(k: int, n: int = 200, repeats: int = 5) -> dict:
+    """In this process: ms per Adam step over a stack of k default-strategy runs' actor and
+    critic parameters (k = 0: one Pendulum 2x256 SAC's), with torch's foreach and fused kernels,
+    interleaved; the median of `repeats`."""
+    import torch
+
+    torch.set_num_threads(1)
+    if k:
+        from eqtrade.agents.stack import StackedSAC
+
+        agents, _ = _runs(k, "portfolio", eval_every=0)
+        stack = StackedSAC(agents)
+        params = stack.critic.param_list() + stack.actor.param_list()
+    else:
+        agent = _pendulum_agent()
+        params = [*agent.critic.parameters(), *agent.actor.parameters()]
+    params = [p.detach().clone().requires_grad_(True) for p in params]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opts = {kind: torch.optim.Adam(params, lr=1e-4, **{kind: True}) for kind in ("foreach", "fused")}
+    out = {kind: [] for kind in opts}
+    for _ in range(repeats):
+        for kind, opt in opts.items():
+            for _ in range(10):
+                opt.step()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                opt.step()
+            out[kind].append((time.perf_counter() - t0) / n * 1e3)
+    return {kind: sorted(v)[len(v) // 2] for kind, v in out.items()} | {"numbers": sum(p.numel() for p in params)}
+
+
+def adam_steps(args) -> None:
+    print("ms per Adam step, foreach and fused kernels, one thread (K = 0: one Pendulum 2x256 SAC's actor and critics; "
+          "K >= 1: a stack of K default-strategy runs'); median of 5 interleaved timings")
+    for k in [int(x) for x in args.ks.split(",")]:
+        ms = _child(f"_adam_ms({k})")
+        print(f"K = {k:>3} ({ms['numbers']} parameters): foreach {ms['foreach']:.3f} ms, fused {ms['fused']:.3f} ms: "
+              f"{ms['foreach'] / ms['fused']:.2f}x", flush=True)
+
+
 def _compiled_ms(k: int, n: int = 30) -> dict:
     """In this process: ms per update of a stack of k default-strategy runs, eager, then with the
     stack's networks' forward wrapped in torch.compile (the first compiled update's seconds too)."""
@@ -610,6 +651,8 @@ def main(argv=None) -> None:
     sl = sub.add_parser("slide", help="ms per stacked replay sample, next observations kept sliding and whole")
     sl.add_argument("--ks", default="1,5,15")
     sl.add_argument("--used", default="2000,30000")
+    ad = sub.add_parser("adam", help="ms per Adam step, foreach against fused")
+    ad.add_argument("--ks", default="0,1,15")
     cp = sub.add_parser("compile", help="ms per update eager and with torch.compile on the stack's networks")
     cp.add_argument("--ks", default="1,15")
     f = sub.add_parser("profile", help="where an update's time goes: FLOPs, the rate achieved, the top ops")
@@ -624,7 +667,7 @@ def main(argv=None) -> None:
     for p in (a, c, m, h):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "slide": slide, "compile": compiled,
+    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "slide": slide, "adam": adam_steps, "compile": compiled,
      "profile": profile, "phases": phases, "parts": parts}[args.what](args)
 
 

@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="environment steps in total")
     t.add_argument("--break", dest="break_strength", type=float, default=None, metavar="S",
                    help="dm_control envs: symmetry-break strength in [0, 1] (gravity tilted by 30°·S; default 0)")
-    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None,
+                   help="the run's random seed (networks, exploration, replay sampling, episode starts; default: the "
+                   "config's, 0)")
     t.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
                    help="train several seeds in one process as a stack of runs (SAC or DQN): a count N (seeds 0..N-1) or a "
                    "list; one ordinary run directory per seed: --out DIR/s<SEED> (default runs/ALGO-FAMILY-ENV-sSEED). "
@@ -460,6 +462,9 @@ def _not_a_run(path) -> str:
         have = ", ".join(sorted(p.name for p in path.iterdir())) or "nothing"
         return (f"{path} is a run directory without checkpoint.pt (it holds {have}: a run stopped before its first "
                 f"checkpoint?); train it again: eqtrade train --config {path}/config.toml --out {path}")
+    if any(path.glob("s*/checkpoint.pt")):
+        return (f"{path} is the folder of a --seeds stack, not a run directory: backtest one of its runs "
+                f"({path}/s<SEED>), or compare them all: eqtrade compare {path}/s*")
     return (f"{path} is a directory but not a run directory (no checkpoint.pt, no config.toml of a run); "
             "backtest a run directory, a baseline name or a strategies/*.toml file")
 
@@ -575,7 +580,12 @@ def cmd_train(args) -> int:
         print(f"eqtrade train: {e}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print("eqtrade train: interrupted; continue with --resume --out " + (str(out) if out else "DIR"), file=sys.stderr)
+        if out is not None or len(outs) == 1:
+            how = f"continue with --resume --out {out if out is not None else outs[0]}"
+        else:  # a stack without --out: each run in its own default directory, resumed one at a time
+            how = ("continue each run with --resume --out " + ", ".join(map(str, outs))
+                   + " (one at a time; a stack trained with --out DIR resumes as one: --resume --out DIR)")
+        print(f"eqtrade train: interrupted; {how}", file=sys.stderr)
         return 130
     for agent, run_dir in results:
         print(_trained_line(agent, run_dir, seed=len(results) > 1))
@@ -597,6 +607,8 @@ def _check_new_run_dir(out, stack: bool = False) -> None:
     """A new run may go into `out`: empty or absent, or a run killed before its first checkpoint.
     stack: `out` is the folder of a --seeds stack (its runs in s<SEED>/): no run of its own."""
     if stack:
+        if output_kind(out) not in (None, "run", "other"):  # ("other": also a stack folder's s<SEED>/ alone)
+            check_output_dir(out, "run")  # a backtest's, a comparison's...: named as such
         if (out / "config.toml").exists():
             raise ValueError(f"--out {out} holds a run; --seeds writes one run per seed into a folder of its own "
                              "(DIR/s<SEED>): give another --out")
@@ -1149,6 +1161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "backtest": cmd_backtest, "compare": cmd_compare}
     try:
         if getattr(args, "out", None) and args.command in LOCKED_COMMANDS:
+            from pathlib import Path
+
+            out = Path(args.out)
+            blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+            if blocked is not None:
+                raise ValueError(f"--out {out}: {blocked} is a file, not a directory; give --out a directory")
             # one command at a time writes an --out: the second one stops here, before its checks
             with locked(args.out, f"eqtrade {args.command}"):
                 return handlers[args.command](args)

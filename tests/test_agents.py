@@ -147,16 +147,16 @@ def test_a_checkpoint_of_per_twin_critics_resumes_in_the_vmapped_twins(tmp_path,
 
 
 class CtrlC(gym.Wrapper):
-    """Presses Ctrl-C (SIGINT to this process) during the env step number `at`."""
+    """Presses Ctrl-C (SIGINT to this process; or sends `sig`) during the env step number `at`."""
 
-    def __init__(self, env, at):
+    def __init__(self, env, at, sig=signal.SIGINT):
         super().__init__(env)
-        self.n, self.at = 0, at
+        self.n, self.at, self.sig = 0, at, sig
 
     def step(self, a):
         self.n += 1
         if self.n == self.at:
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(self.sig)
         return self.env.step(a)
 
 

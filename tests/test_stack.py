@@ -4,6 +4,8 @@ that cannot stack are refused; batched evaluation rollouts; `eqtrade train --see
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -258,6 +260,62 @@ def test_ctrl_c_writes_every_runs_checkpoint(tmp_path, prices):
         assert resumed.step == 150 and resumed.config.seed == k
 
 
+class _PressAtEnd:
+    """A callback that presses Ctrl-C (or sends `sig`) when the training loop ends, before the
+    callbacks after it (the other runs' checkpoints) have written anything."""
+
+    def __init__(self, sig=signal.SIGINT):
+        self.sig = sig
+
+    def on_start(self, agent, total):
+        pass
+
+    def on_step(self, agent):
+        return None
+
+    def on_row(self, agent, row):
+        pass
+
+    def after_step(self, agent):
+        pass
+
+    def on_end(self, agent, status):
+        signal.raise_signal(self.sig)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_stop_while_the_checkpoints_are_written_waits_for_all_of_them(tmp_path, prices, capfd, sig):
+    """Ctrl-C (or SIGTERM) stops a stack at a whole step; pressed again while the runs'
+    checkpoints are being written, it waits until every run's is written, then stops: all runs
+    resume from the same step (else some would be saved and the others not, and the stack could
+    not resume)."""
+    from eqtrade.agents.callbacks import standard_callbacks
+
+    spec = portfolio_spec(prices)
+    runs = [make(spec, s, family="plain", **PER_ASSET) for s in (0, 1, 2)]
+    runs[0].env = CtrlC(runs[0].env, 120, sig)
+    cbs = [standard_callbacks(a, tmp_path / f"r{k}", progress=False) for k, a in enumerate(runs)]
+    cbs[0] = [_PressAtEnd(sig)] + list(cbs[0])  # the second press: before any checkpoint is written
+    for k in range(3):
+        (tmp_path / f"r{k}").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        learn_stack(runs, 300, cbs)
+    assert "writing the checkpoints of all 3 runs first" in capfd.readouterr().err
+    for k in range(3):
+        assert Agent.load(tmp_path / f"r{k}" / "checkpoint.pt", build_env=True).step == 120
+
+
+def test_ctrl_c_while_a_finished_runs_checkpoint_is_written_stops_after_it(tmp_path, prices, capfd):
+    from eqtrade.agents.callbacks import standard_callbacks
+
+    run = make(portfolio_spec(prices), 4, family="plain", **PER_ASSET)
+    steps = SMALL["learning_starts"] + 20
+    with pytest.raises(KeyboardInterrupt):
+        run.learn_with(steps, [_PressAtEnd()] + list(standard_callbacks(run, tmp_path, progress=False)))
+    assert "writing the checkpoint first" in capfd.readouterr().err
+    assert Agent.load(tmp_path / "checkpoint.pt").step == steps
+
+
 def test_runs_that_cannot_stack_are_refused(prices):
     spec = portfolio_spec(prices)
     with pytest.raises(ValueError, match=r"different \[agent\] family .*'plain' and 'relaxed'"):
@@ -272,6 +330,16 @@ def test_runs_that_cannot_stack_are_refused(prices):
     dqn = DQN(dqn_spec.make(), DQNConfig(**{**SMALL, "exploration_steps": 50}), dqn_spec)
     with pytest.raises(ValueError, match="runs of different algorithms do not stack"):
         learn_stack([make(spec, 0), dqn], 100, [[], []])
+    apart = [make(spec, s) for s in (0, 1, 2, 4)]
+    for a, st in zip(apart, (1500, 1600, 1500, 1500)):
+        a.step = st
+    with pytest.raises(ValueError, match=r"same step: seeds 0,2,4 at step 1500; seed 1 at step 1600\. Bring the others "
+                                         r"to step 1600 first \(eqtrade train --resume --out DIR --seeds 0,2,4 --steps 1600\)"):
+        learn_stack(apart, 2000, [[] for _ in apart])
+    apart[1].step = 1500
+    apart[0].step = 1200
+    with pytest.raises(ValueError, match=r"--seeds 0, --steps 1500"):  # one seed: a list of one
+        learn_stack(apart, 2000, [[] for _ in apart])
 
 
 def _dqn(spec, seed, **kw):
@@ -355,7 +423,8 @@ def test_stacked_evaluations_are_the_runs_own(tmp_path, prices, monkeypatch):
 def test_parse_seeds():
     assert parse_seeds("3") == [0, 1, 2]
     assert parse_seeds(" 4, 9 ,2") == [4, 9, 2]
-    for bad, msg in (("0", "between 1"), ("1,1", "twice"), ("a", "not a count"), ("", "not a count"),
+    assert parse_seeds("5,") == [5] and parse_seeds("0,") == [0]  # one seed, as a list
+    for bad, msg in (("0", "between 1 and 10000 .*for seed 0 alone write --seeds 0, with a trailing comma"), (",3", "not a count"), ("3,,", "not a count"), ("1,1", "twice"), ("a", "not a count"), ("", "not a count"),
                      ("-1", "not a count"), ("1.5", "not a count")):
         with pytest.raises(ValueError, match=msg):
             parse_seeds(bad)
@@ -382,6 +451,22 @@ def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path,
     assert printed.count("for 200 steps") == 2
     assert main(["train", "--config", str(cfg), "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "y")]) == 2
     assert "not both" in capsys.readouterr().err
+    # the stack's folder given where a run is expected: its runs named
+    assert main(["backtest", str(out)]) == 2
+    assert "the folder of a --seeds stack, not a run directory" in capsys.readouterr().err
+    assert main(["compare", str(out)]) == 2
+    assert f"the folder of a --seeds stack: give its runs, {out}/s*" in capsys.readouterr().err
+    # --out a file, or a backtest's folder: one line naming it, nothing written
+    (tmp_path / "afile").write_text("mine")
+    for bad in (tmp_path / "afile", tmp_path / "afile" / "x"):
+        assert main(["train", "--config", str(cfg), "--seeds", "2", "--steps", "100", "--out", str(bad)]) == 2
+        assert f"{tmp_path / 'afile'} is a file, not a directory" in capsys.readouterr().err
+    bt = tmp_path / "bt"
+    bt.mkdir()
+    (bt / "config.toml").write_text('[backtest]\nsplit = "test"\n')
+    assert main(["train", "--config", str(cfg), "--seeds", "2", "--steps", "100", "--out", str(bt)]) == 2
+    assert "holds a backtest directory" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine" and sorted(p.name for p in bt.iterdir()) == ["config.toml"]
 
 
 def test_the_train_split_is_walked_at_every_nth_evaluation(prices):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
@@ -58,26 +60,57 @@ class _Stop:
     requested = False
 
 
+#: the signals that stop a training loop at a whole step: Ctrl-C, and what `kill`, `timeout` and
+#: job schedulers send
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n))
+
+
 @contextmanager
 def ctrl_c_stops():
-    """While a training loop runs: the first Ctrl-C only asks it to stop (`.requested`), so that
-    it finishes the step in progress and stops at the loop's top, where the state is whole and
-    the checkpoint resumes exactly; a second Ctrl-C stops at once. Outside the main thread
-    (no signal handlers there) it does nothing."""
+    """While a training loop runs: the first Ctrl-C (or SIGTERM) only asks it to stop
+    (`.requested`), so that it finishes the step in progress and stops at the loop's top, where
+    the state is whole and the checkpoint resumes exactly; a second one stops at once. Outside
+    the main thread (no signal handlers there) it does nothing."""
     stop = _Stop()
-    prev = None
+    prev = {}
     if threading.current_thread() is threading.main_thread():
-        def on_sigint(signum, frame):
+        def on_signal(signum, frame):
             if stop.requested:
                 raise KeyboardInterrupt
             stop.requested = True
 
-        prev = signal.signal(signal.SIGINT, on_sigint)
+        prev = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         yield stop
     finally:
-        if prev is not None:
-            signal.signal(signal.SIGINT, prev)
+        for sig, handler in prev.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def checkpoints_first(status: str, what: str = "the checkpoint"):
+    """While a training loop's last checkpoints are written (every run's, in a stack) after it
+    ended with `status`: Ctrl-C and SIGTERM wait until they are all written (said once on stderr),
+    then stop the program (a KeyboardInterrupt, where the loop finished; an interrupted or failed
+    loop's own exception goes on); so a second Ctrl-C cannot leave some runs of a stack saved and
+    the others not. Outside the main thread it does nothing."""
+    got: list[int] = []
+    prev = {}
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum, frame):
+            if not got:
+                print(f"writing {what} first (a few seconds); kill -9 {os.getpid()} stops at once, "
+                      "losing what is not yet written", file=sys.stderr, flush=True)
+            got.append(signum)
+
+        prev = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in prev.items():
+            signal.signal(sig, handler)
+    if got and status == "done":
+        raise KeyboardInterrupt
 
 
 def seed_everything(seed: int) -> None:
@@ -369,8 +402,9 @@ class Agent:
             status = "interrupted"
             raise
         finally:
-            for cb in callbacks:
-                cb.on_end(self, status)
+            with checkpoints_first(status):
+                for cb in callbacks:
+                    cb.on_end(self, status)
         return self
 
     # -- the pieces of a training step (learn_with here; a stack of runs steps many agents with them)
@@ -542,3 +576,13 @@ def soft_update(target: torch.nn.Module, source: torch.nn.Module, tau: float) ->
             torch._foreach_copy_(tp, sp)
         else:
             torch._foreach_lerp_(tp, sp, tau)
+
+
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel (one kernel over all its tensors) where the parameters allow
+    it (floating point, on the CPU or CUDA), else the foreach one. On these networks' small tensors
+    a fused step is about 3x faster than foreach (`bench_stack.py adam`) and, being elementwise,
+    steps a run's numbers identically whether they sit alone or in a stack of runs."""
+    params = list(params)
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=True) if fused else torch.optim.Adam(params, lr=lr, foreach=True)

@@ -21,7 +21,7 @@ from ..util import MAX_STEPS, Range
 from .buffer import ReplayBuffer
 from ..envs.factory import EnvSpec
 from ..envs.protocol import EnvInterface
-from .base import Agent, BaseConfig, check_finite, clone_frozen, soft_update
+from .base import Agent, BaseConfig, adam, check_finite, clone_frozen, soft_update
 
 
 @dataclass
@@ -66,7 +66,7 @@ class DQN(Agent):
         self.q = build_qnet(config.family, obs_space, act_space, self.symmetry, **sizes)
         self.q_target = clone_frozen(self.q)
         self._to_device("q", "q_target")
-        self.opt = torch.optim.Adam(self.q.parameters(), lr=config.lr, foreach=True)
+        self.opt = adam(self.q.parameters(), config.lr)
         self.n_actions = int(act_space.n)
         if config.targets not in ("sampled", "exact"):
             raise ValueError(f"targets must be 'sampled' or 'exact', got {config.targets!r}")

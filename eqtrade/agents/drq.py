@@ -43,7 +43,7 @@ from ..envs.protocol import EnvInterface
 from ..nn import FAMILIES
 from ..nn.pixel import (ENCODERS, DrQActor, DrQCritic, EquivariantActor, EquivariantCritic, GroupConvEncoder,
                         LiftEncoder, PixelEncoder, pixel_equivariance_error)
-from .base import Agent, BaseConfig, check_finite
+from .base import Agent, BaseConfig, adam, check_finite
 from .buffer import ReplayBuffer
 from ..util import MAX_STEPS, Range
 
@@ -148,9 +148,9 @@ class DrQV2(Agent):
                                             rel, config.banks)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self._to_device("encoder", "actor", "critic", "critic_target")
-        self.encoder_opt = torch.optim.Adam(self.encoder.parameters(), lr=config.lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
+        self.encoder_opt = adam(self.encoder.parameters(), config.lr)
+        self.actor_opt = adam(self.actor.parameters(), config.lr)
+        self.critic_opt = adam(self.critic.parameters(), config.lr)
         self.low = torch.as_tensor(act_space.low, dtype=torch.float32, device=self.device)
         self.high = torch.as_tensor(act_space.high, dtype=torch.float32, device=self.device)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32, seed=config.seed,

@@ -31,7 +31,7 @@ from ..util import Range
 from .buffer import ReplayBuffer
 from ..envs.factory import EnvSpec
 from ..envs.protocol import EnvInterface
-from .base import Agent, BaseConfig, check_finite, clone_frozen, soft_update
+from .base import Agent, BaseConfig, adam, check_finite, clone_frozen, soft_update
 
 
 @dataclass
@@ -320,8 +320,8 @@ class SAC(Agent):
                      and (not self.exact or self.exact_reward is None or self.exact_reward.own_dim == axis.n_assets)
                      else None)
         self._to_device("actor", "critic", "critic_target")
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, foreach=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.lr, foreach=True)
+        self.actor_opt = adam(self.actor.parameters(), config.lr)
+        self.critic_opt = adam(self.critic.parameters(), config.lr)
         act_dim = int(np.prod(act_space.shape))
         self.target_entropy = (config.target_entropy if config.target_entropy is not None
                                else config.target_entropy_per_dim * act_dim if config.target_entropy_per_dim is not None
@@ -329,7 +329,7 @@ class SAC(Agent):
         self.alpha_pending = config.alpha_init == "auto"  # set from the buffer at the first update
         self.log_alpha = torch.tensor(0.0 if self.alpha_pending else math.log(config.alpha_init), requires_grad=True,
                                       device=self.device)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.lr)
+        self.alpha_opt = adam([self.log_alpha], config.lr)
         low, high = act_space.low.astype(np.float32), act_space.high.astype(np.float32)
         self.act_scale = torch.as_tensor((high - low) / 2, device=self.device)
         self.act_bias = torch.as_tensor((high + low) / 2, device=self.device)

@@ -32,7 +32,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from ..envs.rollout import Episode, rollout_many
 from ..util import keep_freed_memory
 from .buffer import ReplayBuffer, to_device
-from .base import TrainingDiverged, check_finite, ctrl_c_stops
+from .base import TrainingDiverged, check_finite, checkpoints_first, ctrl_c_stops
 from .callbacks import EvalCallback
 from .dqn import DQN
 from ..nn.reps import MethodCall
@@ -105,10 +105,16 @@ class StackedModule(nn.Module):
         return [self.params[k] for k, _ in self._pnames]
 
 
-def _stack_adam(opts: Sequence[torch.optim.Optimizer], stacked: list[torch.Tensor], lr: float,
-                foreach: bool | None) -> torch.optim.Adam:
-    """One Adam over stacked parameters, its state stacked from the runs' own (a resumed stack)."""
-    opt = torch.optim.Adam(stacked, lr=lr, foreach=foreach)
+def _stack_adam(opts: Sequence[torch.optim.Optimizer], stacked: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    """One Adam over stacked parameters, its kernel the runs' own (fused, or foreach in runs resumed
+    from checkpoints written before: the same arithmetic as each run alone), its state stacked
+    from theirs (a resumed stack)."""
+    kinds = {(g.get("fused"), g.get("foreach")) for o in opts for g in o.param_groups}
+    if len(kinds) > 1:
+        raise ValueError("runs whose optimisers differ in kind (fused or foreach Adam: resumed from checkpoints of "
+                         "different versions) do not stack: resume them one at a time")
+    fused, foreach = kinds.pop()
+    opt = torch.optim.Adam(stacked, lr=lr, fused=fused, foreach=foreach)
     states = [o.state_dict()["state"] for o in opts]
     for i, p in enumerate(stacked):
         per = [s.get(i) for s in states]
@@ -177,8 +183,14 @@ def check_stackable(agents: Sequence) -> None:
         if a.observation_space.shape != a0.observation_space.shape or a.action_space.shape != a0.action_space.shape:
             raise ValueError(f"runs on envs of different shapes do not stack: observations {a0.observation_space.shape} "
                              f"and {a.observation_space.shape}, actions {a0.action_space.shape} and {a.action_space.shape}")
-        if a.step != a0.step:
-            raise ValueError(f"the runs of a stack must be at the same step: {a0.step} and {a.step}")
+    steps = sorted({a.step for a in agents})
+    if len(steps) > 1:
+        at = {st: [a.config.seed for a in agents if a.step == st] for st in steps}
+        where = "; ".join(f"seed{'s' * (len(v) > 1)} {','.join(map(str, v))} at step {st}" for st, v in at.items())
+        behind = [a.config.seed for a in agents if a.step < steps[-1]]
+        raise ValueError(f"the runs of a stack must be at the same step: {where}. Bring the others to step {steps[-1]} "
+                         f"first (eqtrade train --resume --out DIR --seeds {','.join(map(str, behind))}"
+                         f"{',' * (len(behind) == 1)} --steps {steps[-1]}), then resume the stack")
 
 
 class StackedSAC(SAC):
@@ -199,10 +211,10 @@ class StackedSAC(SAC):
         self.critic = StackedModule([a.critic for a in agents]).to(self.device)
         self.critic_target = StackedModule([a.critic_target for a in agents]).to(self.device)
         lr = self.config.lr
-        self.actor_opt = _stack_adam([a.actor_opt for a in agents], self.actor.param_list(), lr, True)
-        self.critic_opt = _stack_adam([a.critic_opt for a in agents], self.critic.param_list(), lr, True)
+        self.actor_opt = _stack_adam([a.actor_opt for a in agents], self.actor.param_list(), lr)
+        self.critic_opt = _stack_adam([a.critic_opt for a in agents], self.critic.param_list(), lr)
         self.log_alpha = torch.stack([a.log_alpha.detach() for a in agents]).requires_grad_(True)
-        self.alpha_opt = _stack_adam([a.alpha_opt for a in agents], [self.log_alpha], lr, None)
+        self.alpha_opt = _stack_adam([a.alpha_opt for a in agents], [self.log_alpha], lr)
         self.buffer = StackedBuffer([a.buffer for a in agents])
         # runs warm-started from checkpoints of different stages may differ in whether their
         # entropy weight is still to be set from the buffer ("auto"): each run's own, see _auto_alpha
@@ -289,7 +301,7 @@ class StackedDQN(DQN):
         self.observation_space, self.action_space, self.n_actions = a0.observation_space, a0.action_space, a0.n_actions
         self.q = StackedModule([a.q for a in agents]).to(self.device)
         self.q_target = StackedModule([a.q_target for a in agents]).to(self.device)
-        self.opt = _stack_adam([a.opt for a in agents], self.q.param_list(), self.config.lr, True)
+        self.opt = _stack_adam([a.opt for a in agents], self.q.param_list(), self.config.lr)
         self.buffer = StackedBuffer([a.buffer for a in agents])
         if len({a.updates for a in agents}) > 1:
             raise ValueError("the runs of a stack must be at the same update (resume runs that stopped together)")
@@ -410,9 +422,10 @@ def learn_stack(agents: Sequence, total_steps: int, callbacks: Sequence[Sequence
         raise
     finally:
         try:
-            for a, cbs in zip(agents, callbacks):
-                for cb in cbs:
-                    cb.on_end(a, status)
+            with checkpoints_first(status, f"the checkpoints of all {len(agents)} runs"):
+                for a, cbs in zip(agents, callbacks):
+                    for cb in cbs:
+                        cb.on_end(a, status)
         finally:
             for a in agents:
                 stack.pull(a)

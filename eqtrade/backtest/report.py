@@ -708,7 +708,9 @@ def check_runs(run_dirs) -> None:
         if not p.exists():
             raise FileNotFoundError(f"run {rd} does not exist")
         if not (p / "checkpoint.pt").is_file():
-            raise FileNotFoundError(f"{rd} is not a run directory (no checkpoint.pt file)")
+            stack = p.is_dir() and any(p.glob("s*/checkpoint.pt"))
+            raise FileNotFoundError(f"{rd} is not a run directory (no checkpoint.pt file)" + (
+                f"; it is the folder of a --seeds stack: give its runs, {rd.rstrip('/')}/s*" if stack else ""))
         key = p.resolve()
         if key in seen:
             same = "" if seen[key] == rd else f" ({seen[key]} and {rd} are the same directory)"
