@@ -4,7 +4,8 @@ against the same state with the replay as numpy arrays (the format before), in t
     .venv/bin/python bench/bench_checkpoint.py [--used 2000,16000,30000] [--repeats 3]
 
 The default strategy's SAC (20 stocks, window 32) with its replay holding U random transitions
-(a 30 000-step run holds 30 000 at its end: about 220 MB); each `Agent.save` (checkpoint.pt,
+(a 30 000-step run holds 30 000 at its end; the replay keeps of each next observation only
+its new rows, the window of returns sliding by a day per step); each `Agent.save` (checkpoint.pt,
 replay included, written atomically and fsynced) is timed, both ways interleaved over the repeats.
 A run checkpoints every `checkpoint_every` steps (2 000 by default), so a 30 000-step run writes
 15 checkpoints of a growing replay, and the runs of a stack write theirs one after another.
@@ -47,9 +48,10 @@ def main(argv=None) -> None:
     print(f"{STRATEGY}: seconds per checkpoint (Agent.save, replay included)")
     with tempfile.TemporaryDirectory() as d:
         for used in [int(x) for x in args.used.split(",")]:
-            for name in ("obs", "next_obs", "actions", "rewards", "extras"):
-                a = getattr(b, name)
-                a[:used] = rng.standard_normal(a[:used].shape).astype(a.dtype)
+            for name in ("obs", "next_obs", "next_new", "actions", "rewards", "extras"):
+                a = getattr(b, name)  # the replay keeps whole next observations or (sliding) their new part
+                if a is not None:
+                    a[:used] = rng.standard_normal(a[:used].shape).astype(a.dtype)
             b.pos, b.full = used, False
             res = {"tensors": [], "numpy": []}
             for _ in range(args.repeats):
