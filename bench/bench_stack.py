@@ -155,8 +155,9 @@ def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
         with open("/proc/self/status") as fh:
             hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM"))
         b = agents[0].buffer
-        per = sum(getattr(b, n).itemsize * getattr(b, n)[0].size for n in ("obs", "next_obs", "actions", "rewards"))
-        per += b.extras[0].size * b.extras.itemsize if b.extras is not None else 0
+        # the arrays the replay keeps (next_obs whole, or a sliding window's new part next_new)
+        per = sum(a.itemsize * a[0].size for a in (getattr(b, n) for n in ("obs", "next_obs", "next_new", "actions",
+                                                                           "rewards", "extras")) if a is not None)
         return {"rss_mb": hwm / 1024, "replay_mb": k * len(b) * per / 2**20}
     # the window ends just after an evaluation, so that evaluations count at their rate
     every = agents[0].config.eval_every or window
