@@ -560,6 +560,12 @@ def cmd_train(args) -> int:
             raise ValueError("--resume needs --out DIR (the run to continue, or the folder of a --seeds stack)")
         outs = _stack_dirs(out, seeds) if seeds is not None or _is_stack_dir(out) else [out]
         cfgs = [_resume_check(args, o) for o in outs]
+        held = [int(c.get("agent", {}).get("seed", 0)) for c in cfgs]
+        for o, c_seed in zip(outs, held):
+            if held.count(c_seed) > 1:
+                twins = [str(p) for p, s in zip(outs, held) if s == c_seed]
+                raise ValueError(f"{' and '.join(twins)} both hold seed {c_seed} (their config.toml): a stack trains each "
+                                 "seed once; resume them one at a time, or remove the copy")
     else:
         if out is not None:  # the output is checked before the config (a refused --out writes nothing)
             if seeds is not None:

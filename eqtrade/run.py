@@ -446,6 +446,13 @@ def train_many(cfgs: list[dict], outs: list[Path], resume: bool = False, progres
         for out in outs:
             held.enter_context(locked(Path(out), "eqtrade train"))
         agents = [_load(cfg, Path(out), resume) for cfg, out in zip(cfgs, outs)]
+        total = int(cfgs[0]["run"]["steps"])
+        if resume and all(a.step >= total for a in agents):  # nothing to train: nothing is written
+            what = f"{outs[0]} is" if len(agents) == 1 else f"the {len(agents)} runs are"
+            logging.getLogger("eqtrade").warning(
+                "nothing to train: %s already at step %d of %d (give --steps above %d to train longer)",
+                what, max(a.step for a in agents), total, total)
+            return list(zip(agents, [Path(o) for o in outs]))
         if len(agents) > 1:
             from .agents.stack import check_stackable
 

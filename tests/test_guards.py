@@ -164,12 +164,27 @@ def test_progress_in_a_log_file_is_one_line_per_evaluation(tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("step ")]
     assert [ln.split()[1] for ln in lines] == ["20/60", "40/60", "60/60"], r.stderr
     assert "valid Sharpe" in lines[-1] and "steps/s" in lines[-1] and "\r" not in r.stderr
+    # the time left from the speed since updates began (step 10): estimated at 20 and 40, none at the end
+    assert all("min left" in ln for ln in lines[:2]) and "min left" not in lines[-1], r.stderr
     assert "done, 60 steps" in r.stderr
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"eval_return", "eval_sharpe", "eval_turnover", "train_sharpe", "best_eval_return", "critic_loss",
             "alpha"} <= set(header)
     first = pd.read_csv(out / "metrics.csv").iloc[0]
     assert first["step"] == 20 and "eval_return" in first.index  # the same columns from the first row
+
+
+def test_the_time_left_waits_for_the_updates_to_start(capsys):
+    """Before updates begin (random actions run many times faster) a progress line names the step
+    they begin at instead of a time left; after, the time left is at the speed since they began."""
+    from eqtrade.agents.callbacks import progress_line
+
+    row = {"step": 200, "eval_return": 0.1}
+    progress_line(row, 1000, 50.0, (), runs=3, learning_speed=None, learning_starts=500)
+    progress_line(row, 1000, 50.0, (), runs=3, learning_speed=10.0, learning_starts=100)
+    first, second = capsys.readouterr().err.splitlines()
+    assert "150 steps/s over 3 runs (random actions until step 500: time left estimated once updates run)" in first
+    assert "150 steps/s over 3 runs, 1.3 min left" in second  # 800 steps at 10 steps/s
 
 
 def test_shipped_strategies_resolve_by_bare_name_from_any_directory(tmp_path, monkeypatch, capsys):

@@ -449,6 +449,18 @@ def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path,
     assert main(["train", "--resume", "--out", str(out), "--steps", "200", "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert printed.count("for 200 steps") == 2
+    # resumed again at its end: nothing to train, nothing written
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert "nothing to train: the 2 runs are already at step 200 of 200" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == mtimes
+    # a copy of one seed's run beside it: refused, not trained twice
+    import shutil
+
+    shutil.copytree(out / "s0", out / "s7")
+    assert main(["train", "--resume", "--out", str(out), "--steps", "300", "--no-progress"]) == 2
+    assert f"{out / 's0'} and {out / 's7'} both hold seed 0" in capsys.readouterr().err
+    shutil.rmtree(out / "s7")
     assert main(["train", "--config", str(cfg), "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "y")]) == 2
     assert "not both" in capsys.readouterr().err
     # the stack's folder given where a run is expected: its runs named

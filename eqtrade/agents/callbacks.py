@@ -215,17 +215,29 @@ class Progress(Callback):
                                 unit="step", progress=self.mode, lines=False)  # lines: one per evaluation
         self.t_start, self.step_start = time.perf_counter(), agent.step
         self.last_ret = float("nan")
+        # the time left is estimated from the steps since updates began (the random-action steps
+        # before them run many times faster): the time and step they began, once seen
+        self.learning = (self.t_start, agent.step) if agent.step > agent.config.learning_starts else None
 
     def _speed(self, agent) -> float:
         return (agent.step - self.step_start) / max(time.perf_counter() - self.t_start, 1e-9)
+
+    def _learning_speed(self, agent) -> float | None:
+        """Steps/s (each run's) since updates began; None before they have run for a while."""
+        if self.learning is None or agent.step - self.learning[1] < 1:
+            return None
+        return (agent.step - self.learning[1]) / max(time.perf_counter() - self.learning[0], 1e-9)
 
     def on_row(self, agent, row: dict) -> None:
         if "episode_return" in row:
             self.last_ret = row["episode_return"]
         if self.lines and "eval_return" in row:
-            progress_line(row, self.total, self._speed(agent), (*agent.loss_columns, *agent.extra_columns), self.runs)
+            progress_line(row, self.total, self._speed(agent), (*agent.loss_columns, *agent.extra_columns), self.runs,
+                          self._learning_speed(agent), agent.config.learning_starts)
 
     def after_step(self, agent) -> None:
+        if self.learning is None and agent.step > agent.config.learning_starts:
+            self.learning = (time.perf_counter(), agent.step)
         self.bar.update(1)
         if agent.step % 50 == 0:
             self.bar.set_postfix({"ret": f"{self.last_ret:.3g}",
@@ -247,9 +259,11 @@ class Progress(Callback):
                              f"evaluation return {best:.4g}\n")
 
 
-def progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...], runs: int = 1) -> None:
+def progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...], runs: int = 1,
+                  learning_speed: float | None = None, learning_starts: int = 0) -> None:
     """One line per evaluation for a log file: step, returns, losses, speed (of `runs` runs
-    stepping together at `speed` each), time left."""
+    stepping together at `speed` each), time left (at `learning_speed`, the speed since updates
+    began; before they have, not estimated)."""
     def f(k, fmt="{:.3g}"):
         v = row.get(k)
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
@@ -259,8 +273,13 @@ def progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...], 
         parts.append(f"valid Sharpe {f('eval_sharpe', '{:.2f}')} turnover {f('eval_turnover', '{:.3f}')}"
                      + (f" | train Sharpe {f('train_sharpe', '{:.2f}')}" if f("train_sharpe") else ""))
     parts += [f"{k} {f(k)}" for k in losses if f(k)]
-    left = (total - row["step"]) / max(speed, 1e-9)
-    parts.append(f"{speed * runs:.0f} steps/s" + (f" over {runs} runs" if runs > 1 else "") + f", {left / 60:.1f} min left")
+    rate = f"{speed * runs:.0f} steps/s" + (f" over {runs} runs" if runs > 1 else "")
+    if row["step"] >= total:
+        parts.append(rate)
+    elif learning_speed is not None:
+        parts.append(f"{rate}, {(total - row['step']) / max(learning_speed, 1e-9) / 60:.1f} min left")
+    else:
+        parts.append(f"{rate} (random actions until step {learning_starts}: time left estimated once updates run)")
     sys.stderr.write(" | ".join(parts) + "\n")
     sys.stderr.flush()
 
