@@ -449,9 +449,10 @@ def train_many(cfgs: list[dict], outs: list[Path], resume: bool = False, progres
         total = int(cfgs[0]["run"]["steps"])
         if resume and all(a.step >= total for a in agents):  # nothing to train: nothing is written
             what = f"{outs[0]} is" if len(agents) == 1 else f"the {len(agents)} runs are"
-            logging.getLogger("eqtrade").warning(
-                "nothing to train: %s already at step %d of %d (give --steps above %d to train longer)",
-                what, max(a.step for a in agents), total, total)
+            import sys
+
+            print(f"nothing to train: {what} already at step {max(a.step for a in agents)} of {total} (give --steps "
+                  f"above {total} to train longer)", file=sys.stderr)
             return list(zip(agents, [Path(o) for o in outs]))
         if len(agents) > 1:
             from .agents.stack import check_stackable
