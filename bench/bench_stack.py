@@ -474,16 +474,23 @@ def _slide_ms(k: int, used: int, n: int = 100, repeats: int = 5) -> dict:
                 b.next_obs[:used] = np.concatenate([win[1:], books[1:]], axis=1)
             b.pos = used
             kinds[kind].append(b)
-    out = {kind: [] for kind in kinds}
+    return _interleaved_ms({kind: (lambda bufs=bufs: ReplayBuffer.sample_stacked(bufs, 256, rows=(F, N)))
+                            for kind, bufs in kinds.items()}, n, repeats)
+
+
+def _interleaved_ms(calls: dict, n: int, repeats: int) -> dict:
+    """ms per call of each of `calls` (name -> function), timed `repeats` times interleaved
+    (each after 10 warm-up calls, n calls a timing): the median per name."""
+    out = {name: [] for name in calls}
     for _ in range(repeats):
-        for kind, bufs in kinds.items():
+        for name, f in calls.items():
             for _ in range(10):
-                ReplayBuffer.sample_stacked(bufs, 256, rows=(F, N))
+                f()
             t0 = time.perf_counter()
             for _ in range(n):
-                ReplayBuffer.sample_stacked(bufs, 256, rows=(F, N))
-            out[kind].append((time.perf_counter() - t0) / n * 1e3)
-    return {kind: sorted(v)[len(v) // 2] for kind, v in out.items()}
+                f()
+            out[name].append((time.perf_counter() - t0) / n * 1e3)
+    return {name: sorted(v)[len(v) // 2] for name, v in out.items()}
 
 
 def slide(args) -> None:
@@ -516,16 +523,8 @@ def _adam_ms(k: int, n: int = 200, repeats: int = 5) -> dict:
     for p in params:
         p.grad = torch.randn_like(p)
     opts = {kind: torch.optim.Adam(params, lr=1e-4, **{kind: True}) for kind in ("foreach", "fused")}
-    out = {kind: [] for kind in opts}
-    for _ in range(repeats):
-        for kind, opt in opts.items():
-            for _ in range(10):
-                opt.step()
-            t0 = time.perf_counter()
-            for _ in range(n):
-                opt.step()
-            out[kind].append((time.perf_counter() - t0) / n * 1e3)
-    return {kind: sorted(v)[len(v) // 2] for kind, v in out.items()} | {"numbers": sum(p.numel() for p in params)}
+    return _interleaved_ms({kind: opt.step for kind, opt in opts.items()}, n, repeats) | {
+        "numbers": sum(p.numel() for p in params)}
 
 
 def adam_steps(args) -> None:

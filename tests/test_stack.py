@@ -183,6 +183,7 @@ def test_trading_runs_keep_only_the_new_part_of_each_next_observation(prices, no
     for a, b in zip(sliding, whole):
         assert a.buffer.slides and a.buffer.next_obs is None and not b.buffer.slides
         assert a.buffer.next_new.shape[1] == 2 * a.interface.assets.n_assets  # the new return row and the book
+        assert all(o.param_groups[0]["fused"] for o in (a.actor_opt, a.critic_opt, a.alpha_opt))  # fused Adam on the CPU
         assert_same_run(a, b, rtol=0)
 
 
