@@ -969,9 +969,9 @@ def cmd_sweep(args) -> int:
     if args.cpus is not None and args.cpus < 1:
         raise ValueError(f"--cpus must be >= 1, got {args.cpus}")
     if args.pack is not None:
-        from .util import Range
+        from .util import MAX_SEEDS, Range
 
-        Range(1, 4096, note="runs per stacked trial").check("--pack", args.pack)
+        Range(1, MAX_SEEDS, note="runs per stacked trial, as many as --seeds may name").check("--pack", args.pack)
     if args.resume and args.force:
         raise ValueError("--resume continues the sweep in --out; --force starts it afresh: give one")
     if not args.resume:

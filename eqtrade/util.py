@@ -37,6 +37,8 @@ _UMASK_LOCK = threading.Lock()
 
 #: the most seeds one --seeds may name
 MAX_SEEDS = 10_000
+#: the largest seed (an agent's config refuses larger; numpy and torch take seeds up to 2**64 - 1)
+SEED_MAX = 2**63 - 1
 
 
 def parse_seeds(text, flag: str = "--seeds") -> list[int]:
@@ -61,6 +63,9 @@ def parse_seeds(text, flag: str = "--seeds") -> list[int]:
         raise ValueError(f"{flag} {text!r} names seed {dup[0]} twice: each seed trains one run")
     if len(seeds) > MAX_SEEDS:
         raise ValueError(f"{flag}: {len(seeds)} seeds is more than {MAX_SEEDS}")
+    big = [s for s in seeds if s > SEED_MAX]
+    if big:
+        raise ValueError(f"{flag}: seed {big[0]} is out of range (seeds are whole numbers from 0 to {SEED_MAX})")
     return seeds
 
 

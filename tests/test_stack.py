@@ -426,7 +426,8 @@ def test_parse_seeds():
     assert parse_seeds(" 4, 9 ,2") == [4, 9, 2]
     assert parse_seeds("5,") == [5] and parse_seeds("0,") == [0]  # one seed, as a list
     for bad, msg in (("0", "between 1 and 10000 .*for seed 0 alone write --seeds 0, with a trailing comma"), (",3", "not a count"), ("3,,", "not a count"), ("1,1", "twice"), ("a", "not a count"), ("", "not a count"),
-                     ("-1", "not a count"), ("1.5", "not a count")):
+                     ("-1", "not a count"), ("1.5", "not a count"),
+                     (f"0,{2**63}", f"--seeds: seed {2**63} is out of range")):
         with pytest.raises(ValueError, match=msg):
             parse_seeds(bad)
 

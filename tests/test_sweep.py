@@ -478,6 +478,12 @@ def test_empty_duplicate_and_oversized_grids_are_one_line_errors_before_ray(tmp_
     p.write_text(TINY.format(grid=GRID, split=SPLIT, steps=300).replace("[sweep.report]\n", "[sweep.report]\nobs_noise = []\n"))
     assert main(["sweep", str(p), "--out", str(tmp_path / "on"), "--no-progress"]) == 2
     assert "[sweep.report] obs_noise = [] gives no noise level" in capsys.readouterr().err
+    ok = write_spec(tmp_path / "ok.toml", grid='"agent.seed" = [0, 1]')
+    for pack in ("0", "10001"):  # as many runs per pack as --seeds may name, no more
+        assert main(["sweep", str(ok), "--pack", pack, "--out", str(tmp_path / "op"), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert f"--pack {pack} is out of range" in err and "10000" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "op").exists()
 
 
 def test_packs_are_balanced_over_the_cpus_they_share():

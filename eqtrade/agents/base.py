@@ -26,7 +26,7 @@ import torch
 
 from ..envs.factory import EnvSpec
 from ..envs.protocol import EnvInterface, episode_state, restore_episode
-from ..util import MAX_STEPS, Range, keep_freed_memory
+from ..util import MAX_STEPS, SEED_MAX, Range, keep_freed_memory
 from . import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class BaseConfig:
     #: the allowed values of the numeric options (a tuple option: of each element); each algorithm
     #: config adds its own (`option_ranges` joins them), checked on every construction
     ranges: ClassVar[dict[str, Range]] = {
-        "seed": Range(0, 2**63 - 1),
+        "seed": Range(0, SEED_MAX),
         "hidden": Range(1, 65536, note="units per hidden layer"),
         "banks": Range(1, 1024, note="kernel banks of the relaxed layers"),
         "reg_coef": Range(0, note="0: no regulariser"),
