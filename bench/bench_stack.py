@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_stack.py anchor [--seeds 10] [--steps 4000] [--repeats 3] [--env portfolio]
     .venv/bin/python bench/bench_stack.py curve [--ks 1,5,15,50] [--window 1000]
+    .venv/bin/python bench/bench_stack.py gpu [--ks 1,16,256] [--window 1000]
     .venv/bin/python bench/bench_stack.py memory [--ks 1,5,20] [--steps 3000]
     .venv/bin/python bench/bench_stack.py malloc [--k 5] [--repeats 3]
     .venv/bin/python bench/bench_stack.py update [--ks 1,5,15] [--against REF] [--repeats 3] [--family F]
@@ -47,6 +48,8 @@ parts: ms per update of a stack of K default-strategy runs (K = 1: a stack of on
   torch.profiler's per-op overhead inflates these small elementwise ops several times): the
   replay sample, the actor, the policy sampling around it, the critics, the target critics, the
   exact reward, the regularisers, each loss's backward with its Adam step, α and the target update.
+gpu: steady-state steps/s (as curve measures them) of one process training a stack of K runs with
+  --device cuda, each K in its own process; refused where torch sees no CUDA device.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
   the replay memory those steps fill (K x steps x bytes per transition).
 """
@@ -127,12 +130,12 @@ def _runs(k: int, env: str, **agent) -> tuple[list, dict]:
     return agents, cfg
 
 
-def _eval_stack(k: int, env: str):
+def _eval_stack(k: int, env: str, **agent):
     """`_runs` and their evaluation callbacks at the strategy's rate (no files)."""
     from eqtrade.agents.callbacks import EvalCallback
     from eqtrade.run import run_callbacks
 
-    agents, cfg = _runs(k, env)
+    agents, cfg = _runs(k, env, **agent)
     d = tempfile.mkdtemp()
     cbs = [[cb for cb in run_callbacks(a, cfg, Path(d) / f"r{i}", progress=False) if isinstance(cb, EvalCallback)]
            for i, a in enumerate(agents)]  # the evaluation only (no files)
@@ -142,12 +145,12 @@ def _eval_stack(k: int, env: str):
     return agents, cbs
 
 
-def _worker(k: int, window: int, steps: int | None, env: str) -> dict:
-    """In this process: a stack of k runs of the default strategy; steady-state steps/s over
-    `window` steps after learning_starts (or peak RSS after `steps`)."""
+def _worker(k: int, window: int, steps: int | None, env: str, device: str = "cpu") -> dict:
+    """In this process: a stack of k runs of the default strategy on `device`; steady-state
+    steps/s over `window` steps after learning_starts (or peak RSS after `steps`)."""
     from eqtrade.agents.stack import learn_stack
 
-    agents, cbs = _eval_stack(k, env)
+    agents, cbs = _eval_stack(k, env, device=device)
     start = agents[0].config.learning_starts
     learn_stack(agents, start, cbs)
     if steps is not None:
@@ -610,6 +613,22 @@ def curve(args) -> None:
               f"({total / (2 * k):.0f} per run, window {res[0]['window']} steps)", flush=True)
 
 
+def gpu(args) -> None:
+    """Steady-state steps/s of one stack of K runs on the GPU (one process: the GPU is the
+    shared resource), each K in its own process; refused where torch sees no CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_stack.py gpu: torch sees no CUDA device here (run it on a GPU machine)")
+    ks = [int(x) for x in args.ks.split(",")]
+    print(f"{args.env} on {torch.cuda.get_device_name(0)}: steady-state steps/s of one process training a stack of "
+          f"K runs with --device cuda, over {args.window} steps after learning starts, evaluations included")
+    for k in ks:
+        r = _child(f"_worker({k}, {args.window}, None, {args.env!r}, 'cuda')", failed=f"stack of {k} failed:\n")
+        print(f"K = {k:>4}: {r['steps_per_s']:8.0f} steps/s ({r['steps_per_s'] / k:.0f} per run, window "
+              f"{r['window']} steps)", flush=True)
+
+
 def memory(args) -> None:
     ks = [int(x) for x in args.ks.split(",")]
     print(f"{args.env}: peak resident memory of one process training a stack of K runs for {args.steps} steps")
@@ -632,6 +651,9 @@ def main(argv=None) -> None:
     c = sub.add_parser("curve")
     c.add_argument("--ks", default="1,5,15,50")
     c.add_argument("--window", type=int, default=1000)
+    gp = sub.add_parser("gpu", help="steps/s of one stack of K runs on a CUDA device")
+    gp.add_argument("--ks", default="1,16,256")
+    gp.add_argument("--window", type=int, default=1000)
     m = sub.add_parser("memory")
     m.add_argument("--ks", default="1,5,20")
     m.add_argument("--steps", type=int, default=3000)
@@ -664,10 +686,10 @@ def main(argv=None) -> None:
     h = sub.add_parser("phases", help="the share of a stack's steady-state step in each phase")
     h.add_argument("--ks", default="15")
     h.add_argument("--window", type=int, default=1000)
-    for p in (a, c, m, h):
+    for p in (a, c, gp, m, h):
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
-    {"anchor": anchor, "curve": curve, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "slide": slide, "adam": adam_steps, "compile": compiled,
+    {"anchor": anchor, "curve": curve, "gpu": gpu, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "slide": slide, "adam": adam_steps, "compile": compiled,
      "profile": profile, "phases": phases, "parts": parts}[args.what](args)
 
 
