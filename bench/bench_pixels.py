@@ -6,6 +6,12 @@ steerable convolutions; 32/sqrt|G| = 23 channels per field, about the reference'
 the same run, the plain family the anchor; one torch thread.
 
     .venv/bin/python bench/bench_pixels.py [--updates 5]
+    .venv/bin/python bench/bench_pixels.py --replay [--steps 300]
+
+--replay: DrQ-v2's replay of the stacked frames instead: a plain agent's buffer filled by --steps
+random-action env steps, whether it kept sliding (each next observation's new frame only), the
+bytes per transition it keeps and would keep whole, at the default buffer_size, and the size and
+write time of the checkpoint (Agent.save) with the replay sliding, then the same contents whole.
 """
 
 from __future__ import annotations
@@ -14,7 +20,6 @@ import argparse
 import sys
 import time
 
-import numpy as np
 import torch
 
 
@@ -22,8 +27,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--updates", type=int, default=5)
     ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--replay", action="store_true", help="the replay's memory and checkpoint, sliding and whole")
+    ap.add_argument("--steps", type=int, default=300, help="--replay: env steps stored")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.replay:
+        return replay(args.steps)
     from eqtrade.agents import DrQConfig, DrQV2, EnvSpec
 
     spec = EnvSpec("dmc-pixels/cartpole-swingup", {})
@@ -64,6 +73,41 @@ def main(argv=None) -> int:
     upd = base
     frames_per_hour = 3600 / (step_ms / 1e3 + upd / 2) * 8  # one update every 2 env steps, action repeat 8
     print(f"=> plain: about {frames_per_hour / 1e3:.0f}k cartpole frames per hour of one core (update every 2 steps)")
+    return 0
+
+
+def replay(steps: int) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from eqtrade.agents import DrQConfig, DrQV2, EnvSpec
+
+    spec = EnvSpec("dmc-pixels/cartpole-swingup", {})
+    env = spec.make()
+    cfg = DrQConfig(family="plain", learning_starts=10**9, eval_every=0, checkpoint_every=0, device="cpu")
+    agent = DrQV2(env, cfg, spec, env)
+    agent.learn(steps, progress=False)  # random-action frames, as a run's first steps
+    b = agent.buffer
+    per = lambda: sum(a.itemsize * a[0].size for a in (b.obs, b.next_obs, b.next_new, b.actions)  # noqa: E731
+                      if a is not None)
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for layout in ("sliding", "whole"):
+            if layout == "whole":
+                if not b.slides:
+                    break
+                b._store_whole()  # the same transitions, next observations stored whole
+            t = time.perf_counter()
+            agent.save(Path(d) / f"{layout}.pt")
+            secs = time.perf_counter() - t
+            mb = (Path(d) / f"{layout}.pt").stat().st_size / 2**20
+            rows.append((layout, per(), mb, secs))
+    print(f"DrQ-v2 replay, {env.observation_space.shape} uint8 frames, {len(b)} transitions from random actions; "
+          f"the stack kept sliding: {rows[0][0] == 'sliding' and len(rows) == 2}")
+    for layout, nbytes, mb, secs in rows:
+        print(f"{layout:>7}: {nbytes:,} bytes per transition ({nbytes * cfg.buffer_size / 2**30:.2f} GiB at the default "
+              f"buffer_size of {cfg.buffer_size:,}); checkpoint with {len(b)} transitions {mb:.1f} MB, written in "
+              f"{secs:.2f} s")
     return 0
 
 

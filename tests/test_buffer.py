@@ -267,7 +267,62 @@ def test_a_sliding_buffer_saves_its_new_parts_and_loads_from_either_format(tmp_p
 
 
 def test_a_window_that_does_not_fit_the_observations_is_refused():
-    with pytest.raises(ValueError, match="sliding window of 5 rows of 3"):
+    with pytest.raises(ValueError, match="sliding window of 5 blocks of 3"):
         ReplayBuffer(10, (12,), (3,), window=(5, 3))
     with pytest.raises(ValueError, match="does not fit observations of shape"):
         ReplayBuffer(10, (3, 4), (3,), window=(2, 3))
+
+
+def test_stacked_frames_slide_in_the_buffer_and_sample_what_whole_ones_do():
+    """A frame stack's observations [W·C, H, W] (uint8, as DrQ-v2 stores them) slide by one frame
+    of C channels per step (episodes begin with the first frame repeated): a buffer with
+    window=(W, C) keeps each next observation's new frame only, samples n-step batches equal to a
+    whole buffer's, and turns whole at a frame that does not continue the stack."""
+    import gymnasium as gym
+
+    from eqtrade.envs.protocol import sliding_window_of
+    from eqtrade.envs.wrappers import FrameStack
+
+    class Frames(gym.Env):  # random 2-channel 5x4 frames
+        observation_space = gym.spaces.Box(0, 255, (2, 5, 4), np.uint8)
+        action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            self.rng, self.t = np.random.default_rng(seed), 0
+            return self.rng.integers(0, 256, (2, 5, 4), dtype=np.uint8), {}
+
+        def step(self, action):
+            self.t += 1
+            return self.rng.integers(0, 256, (2, 5, 4), dtype=np.uint8), 1.0, False, self.t % 6 == 0, {}
+
+    env = FrameStack(Frames(), 3)
+    assert sliding_window_of(env) == (3, 2) and sliding_window_of(FrameStack(Frames(), 1)) is None
+    kw = dict(seed=3, gamma=0.9, n_step=3, obs_dtype=np.uint8)
+
+    def fill(n: int, break_at: int | None = None):
+        slide = ReplayBuffer(40, (6, 5, 4), (1,), window=sliding_window_of(env), **kw)
+        whole = ReplayBuffer(40, (6, 5, 4), (1,), **kw)
+        obs, _ = env.reset(seed=1)
+        for step in range(n):
+            a = np.zeros(1, np.float32)
+            nxt, r, term, trunc, _ = env.step(a)
+            if break_at is not None and step == break_at:
+                nxt = nxt.copy()
+                nxt[0, 0, 0] ^= 1  # its oldest frame no longer the observation's second
+            for b in (slide, whole):
+                b.add(obs, a, r, nxt, term, trunc)
+            obs = env.reset(seed=step)[0] if trunc else nxt
+        return slide, whole
+
+    slide, whole = fill(55)  # wrapped around the capacity
+    assert slide.slides and slide.next_new.shape == (40, 2, 5, 4) and slide.next_new.dtype == np.uint8
+    _same_samples([slide], [whole])
+    loaded = ReplayBuffer(40, (6, 5, 4), (1,), window=(3, 2), **kw)  # a checkpoint written whole (before)
+    loaded.load_state_dict(whole.state_dict())
+    assert loaded.slides
+    loaded.rng.bit_generator.state = slide.rng.bit_generator.state
+    _same_samples([loaded], [copy.deepcopy(slide)])
+    broken, broken_whole = fill(30, break_at=20)
+    assert not broken.slides
+    np.testing.assert_array_equal(broken.next_obs[:30], broken_whole.next_obs[:30])
+    _same_samples([broken, slide], [broken_whole, whole])

@@ -202,6 +202,10 @@ def test_drqv2_trains_from_pixels_end_to_end_and_resumes(tmp_path, capsys):
     assert m["std"].dropna().iloc[-1] < 1.0  # the exploration noise schedule moved
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["algo"] == "drqv2" and state["buffer"]["obs"].dtype == torch.uint8  # frames stored as bytes
+    # the stacked frames slide: of each next observation the replay keeps its new frame only
+    shape = state["interface"]["observation_space"].shape  # [3 frames x 3 channels, size, size]
+    assert state["buffer"]["next_obs"] is None and tuple(state["buffer"]["next_new"].shape[1:]) == (3, *shape[1:])
+    assert state["interface"]["window"] == (3, 3)
     assert main(["train", "--out", str(out), "--resume", "--steps", "90", "--no-progress"]) == 0
     assert pd.read_csv(out / "metrics.csv")["step"].max() == 90
 

@@ -41,15 +41,16 @@ class ReplayBuffer:
     the observation n steps later and the discount γ^k to apply to its value (0 if an episode
     terminated inside the n steps; truncation cuts the sum without zeroing the bootstrap).
 
-    window = (W, N): the observations (flat) begin with a time-major window of W rows of N (the
-    trading envs' returns, `AssetAxis` block "returns"), which slides by one row per step: the
-    next observation's first W - 1 rows are the observation's last W - 1. While every stored
-    transition shows this (checked exactly at each `add`), the buffer keeps of each next
-    observation only what is new (its last window row and the blocks after the window: about
-    half the replay's memory for the portfolio envs) and samples the rest from the observation's
-    rows: the same numbers as storing it whole. The first transition that does not slide (a
-    wrapper that redraws its noise, say) turns the buffer into one that stores whole next
-    observations, the rows already stored rebuilt; nothing else changes.
+    window = (W, N): the observations begin, along their first axis, with a window of W blocks of
+    N entries (the trading envs' time-major returns, `AssetAxis` block "returns", rows of N
+    assets; a frame stack's W frames of N channels, `sliding_window_of`), which slides by one
+    block per step: the next observation's first W - 1 blocks are the observation's last W - 1.
+    While every stored transition shows this (checked exactly at each `add`), the buffer keeps of
+    each next observation only what is new (its last block and what follows the window: about
+    half the replay's memory for the portfolio envs, a third for 3 stacked frames) and samples the
+    rest from the observation: the same numbers as storing it whole. The first transition that
+    does not slide (a wrapper that redraws its noise, say) turns the buffer into one that stores
+    whole next observations, the ones already stored rebuilt; nothing else changes.
     """
 
     def __init__(self, capacity: int, obs_shape, action_shape, action_dtype=np.float32, seed: int = 0,
@@ -60,15 +61,16 @@ class ReplayBuffer:
         self.obs = zeros((self.capacity, *obs_shape), obs_dtype)
         #: (N, kept): the next observation's first `kept` numbers are the observation's from N on
         self._slide = None
+        obs_shape = tuple(int(v) for v in obs_shape)
         if window is not None:
             W, N = (int(v) for v in window)
-            dim = int(np.prod(obs_shape))
-            if len(tuple(obs_shape)) != 1 or W < 2 or N < 1 or W * N > dim:
-                raise ValueError(f"a sliding window of {W} rows of {N} does not fit observations of shape {tuple(obs_shape)}")
+            if not obs_shape or W < 2 or N < 1 or W * N > obs_shape[0]:
+                raise ValueError(f"a sliding window of {W} blocks of {N} does not fit observations of shape {obs_shape}")
             self._slide = (N, (W - 1) * N)
         # next_obs: the whole next observations, or None while they slide (next_new: their new part)
         self.next_obs = None if self._slide else zeros((self.capacity, *obs_shape), obs_dtype)
-        self.next_new = zeros((self.capacity, int(np.prod(obs_shape)) - self._slide[1]), obs_dtype) if self._slide else None
+        self.next_new = (zeros((self.capacity, obs_shape[0] - self._slide[1], *obs_shape[1:]), obs_dtype)
+                         if self._slide else None)
         self.actions = np.zeros((self.capacity, *action_shape), dtype=action_dtype)
         self.rewards = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)

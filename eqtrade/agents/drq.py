@@ -55,7 +55,7 @@ class DrQConfig(BaseConfig):
     hidden: tuple = (1024, 1024)
     lr: float = 1e-4
     batch_size: int = 256
-    buffer_size: int = 20_000  # uint8 frames: about 2.5 GB at 84x84x9; checkpoints hold it
+    buffer_size: int = 20_000  # uint8 frames, next observations' new frame only: 1.6 GiB at 84x84x9; checkpoints hold it
     learning_starts: int = 1000  # random actions first (the reference: 4 000 frames)
     train_freq: int = 2  # one update every 2 env steps
     n_step: int = 3
@@ -153,8 +153,11 @@ class DrQV2(Agent):
         self.critic_opt = adam(self.critic.parameters(), config.lr)
         self.low = torch.as_tensor(act_space.low, dtype=torch.float32, device=self.device)
         self.high = torch.as_tensor(act_space.high, dtype=torch.float32, device=self.device)
+        # stacked frames slide by one frame per step: the buffer keeps only each next observation's
+        # new frame (a third of the replay's memory less for 3 frames; `sliding_window_of`)
         self.buffer = ReplayBuffer(config.buffer_size, obs_space.shape, act_space.shape, np.float32, seed=config.seed,
-                                   n_step=config.n_step, gamma=config.gamma, obs_dtype=np.uint8)
+                                   n_step=config.n_step, gamma=config.gamma, obs_dtype=np.uint8,
+                                   window=self.interface.window)
 
     # -- policy ---------------------------------------------------------------------------------
     def std(self) -> float:

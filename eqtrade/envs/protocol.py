@@ -146,6 +146,20 @@ def asset_axis_of(env: gym.Env) -> AssetAxis | None:
     return ax
 
 
+def sliding_window_of(env: gym.Env) -> tuple[int, int] | None:
+    """(W, N) where the env declares (attribute ``sliding_window``) that its observations begin,
+    along their first axis, with W blocks of N entries, oldest first, and that a step drops the
+    oldest block and appends a new one (a frame stack: W frames of N channels); else None. A
+    replay may then keep only each next observation's new block (it checks every transition)."""
+    w = _wrapper_attr(env, "sliding_window")
+    if w is None:
+        return None
+    if (not isinstance(w, tuple) or len(w) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in w)):
+        raise TypeError(f"{env}: `sliding_window` must be a tuple (W, N) of positive whole numbers, got {w!r}")
+    return int(w[0]), int(w[1])
+
+
 def scale_axis_of(env: gym.Env) -> ScaleAxis | None:
     """How the return-scale transformation acts on the env's observations (attribute
     ``scale_axis``), or None where the env has no returns."""
@@ -166,21 +180,23 @@ class EnvInterface:
     exact_reward: ExactReward | None = None
     assets: AssetAxis | None = None
     scale: ScaleAxis | None = None
+    window: tuple[int, int] | None = None  # `sliding_window_of`
 
     @classmethod
     def of(cls, env: gym.Env) -> "EnvInterface":
         return cls(env.observation_space, env.action_space, symmetry_of(env), exact_reward_of(env),
-                   asset_axis_of(env), scale_axis_of(env))
+                   asset_axis_of(env), scale_axis_of(env), sliding_window_of(env))
 
     def to_state(self) -> dict:
         """Plain data for a checkpoint (the exact-reward protocol is the env's, not saved)."""
         return {"observation_space": self.observation_space, "action_space": self.action_space,
-                "symmetry": self.symmetry, "assets": self.assets, "scale": self.scale}
+                "symmetry": self.symmetry, "assets": self.assets, "scale": self.scale, "window": self.window}
 
     @classmethod
     def from_state(cls, s: dict) -> "EnvInterface":
-        # checkpoints from before the scale axis have none (their observations are exact or raw)
-        return cls(s["observation_space"], s["action_space"], s["symmetry"], None, s["assets"], s.get("scale"))
+        # checkpoints from before the scale axis (or the sliding window) have none
+        return cls(s["observation_space"], s["action_space"], s["symmetry"], None, s["assets"], s.get("scale"),
+                   s.get("window"))
 
 
 def _layers(env: gym.Env) -> list:

@@ -483,6 +483,12 @@ class FrameStack(gym.ObservationWrapper):
 
         return symmetry_of(self.env)
 
+    @property
+    def sliding_window(self) -> tuple[int, int] | None:
+        """(frames, channels per frame): each step drops the oldest frame and appends the new one
+        (`eqtrade.envs.protocol.sliding_window_of`); None for a single frame."""
+        return (self.frames, int(self.env.observation_space.shape[0])) if self.frames > 1 else None
+
     def reset(self, *, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)
         self._stack = [obs] * self.frames
