@@ -59,7 +59,7 @@ class ReplayBuffer:
         self.capacity, self.n_step, self.gamma = int(capacity), int(n_step), float(gamma)
         # pixel observations are stored as uint8 (a quarter of float32's memory)
         self.obs = zeros((self.capacity, *obs_shape), obs_dtype)
-        #: (N, kept): the next observation's first `kept` numbers are the observation's from N on
+        #: (N, kept): the next observation's first `kept` entries (along its first axis) are the observation's from N on
         self._slide = None
         obs_shape = tuple(int(v) for v in obs_shape)
         if window is not None:
