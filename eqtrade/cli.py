@@ -193,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the networks train: auto (default: CUDA when torch sees one, else the CPU), cpu, "
                    "cuda or cuda:N; a checkpoint continues (--resume) or loads on any device")
     t.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch intra-op threads (default 1: the networks are small, and more threads only contend "
-                   "with other work on the machine; [run] threads in a config)")
+                   help="torch intra-op threads (default 1: the networks are small, and more threads gain little on "
+                   "an idle machine and cost much beside other work; [run] threads in a config)")
     t.add_argument("--config", default=None, metavar="TOML", help="a strategy config, e.g. strategies/sac-relaxed.toml")
     t.add_argument("--out", default=None, metavar="DIR", help="run directory (default runs/ALGO-FAMILY-ENV-sSEED)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (on "

@@ -297,6 +297,8 @@ def test_stacked_frames_slide_in_the_buffer_and_sample_what_whole_ones_do():
 
     env = FrameStack(Frames(), 3)
     assert sliding_window_of(env) == (3, 2) and sliding_window_of(FrameStack(Frames(), 1)) is None
+    gray = gym.wrappers.TransformObservation(env, lambda o: o[:2], gym.spaces.Box(0, 255, (2, 5, 4), np.uint8))
+    assert sliding_window_of(gray) is None  # reshaped outside the stack: the declaration no longer holds
     kw = dict(seed=3, gamma=0.9, n_step=3, obs_dtype=np.uint8)
 
     def fill(n: int, break_at: int | None = None):

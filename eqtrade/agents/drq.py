@@ -55,7 +55,7 @@ class DrQConfig(BaseConfig):
     hidden: tuple = (1024, 1024)
     lr: float = 1e-4
     batch_size: int = 256
-    buffer_size: int = 20_000  # uint8 frames, next observations' new frame only: 1.6 GiB at 84x84x9; checkpoints hold it
+    buffer_size: int = 20_000  # uint8 frames, next observations' new frame only (whole with obs_noise): 1.6 GiB at 84x84x9
     learning_starts: int = 1000  # random actions first (the reference: 4 000 frames)
     train_freq: int = 2  # one update every 2 env steps
     n_step: int = 3

@@ -151,8 +151,15 @@ def sliding_window_of(env: gym.Env) -> tuple[int, int] | None:
     along their first axis, with W blocks of N entries, oldest first, and that a step drops the
     oldest block and appends a new one (a frame stack: W frames of N channels); else None. A
     replay may then keep only each next observation's new block (it checks every transition)."""
-    w = _wrapper_attr(env, "sliding_window")
-    if w is None:
+    e, w = env, None
+    while True:  # the declaring layer: outermost first, as `_wrapper_attr` finds it
+        is_wrapper = isinstance(e, gym.Wrapper)
+        if not is_wrapper or "sliding_window" in vars(e) or any("sliding_window" in vars(k) for k in type(e).__mro__):
+            w = getattr(e, "sliding_window", None)
+            break
+        e = e.env
+    # a wrapper outside the declaring layer that changes the observations' shape voids it
+    if w is None or getattr(e, "observation_space", None) is None or e.observation_space.shape != env.observation_space.shape:
         return None
     if (not isinstance(w, tuple) or len(w) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in w)):
