@@ -90,11 +90,11 @@ def replay(steps: int) -> int:
     b = agent.buffer
     per = lambda: sum(a.itemsize * a[0].size for a in (b.obs, b.next_obs, b.next_new, b.actions)  # noqa: E731
                       if a is not None)
-    rows = []
+    rows, slid = [], b.slides
     with tempfile.TemporaryDirectory() as d:
         for layout in ("sliding", "whole"):
             if layout == "whole":
-                if not b.slides:
+                if not slid:
                     break
                 b._store_whole()  # the same transitions, next observations stored whole
             t = time.perf_counter()
@@ -103,10 +103,10 @@ def replay(steps: int) -> int:
             mb = (Path(d) / f"{layout}.pt").stat().st_size / 2**20
             rows.append((layout, per(), mb, secs))
     print(f"DrQ-v2 replay, {env.observation_space.shape} uint8 frames, {len(b)} transitions from random actions; "
-          f"the stack kept sliding: {rows[0][0] == 'sliding' and len(rows) == 2}")
+          f"the stack kept sliding: {slid}")
     for layout, nbytes, mb, secs in rows:
         print(f"{layout:>7}: {nbytes:,} bytes per transition ({nbytes * cfg.buffer_size / 2**30:.2f} GiB at the default "
-              f"buffer_size of {cfg.buffer_size:,}); checkpoint with {len(b)} transitions {mb:.1f} MB, written in "
+              f"buffer_size of {cfg.buffer_size:,}); checkpoint with {len(b)} transitions {mb:.1f} MiB, written in "
               f"{secs:.2f} s")
     return 0
 

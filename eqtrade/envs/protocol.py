@@ -111,14 +111,19 @@ class ExactReward(abc.ABC):
         """(reward, next_obs, alive) of `action` in `obs` (torch, batched, differentiable in action)."""
 
 
-def _wrapper_attr(env: gym.Env, name: str) -> Any:
-    """An attribute of the env or of one of its wrappers (outermost first), else None."""
+def _declaring_layer(env: gym.Env, name: str) -> gym.Env:
+    """The outermost wrapper that defines attribute `name`, else the unwrapped env."""
     e = env
     while isinstance(e, gym.Wrapper):  # gymnasium wrappers do not forward attributes
         if name in vars(e) or any(name in vars(k) for k in type(e).__mro__):
-            return getattr(e, name)
+            return e
         e = e.env
-    return getattr(e, name, None)
+    return e
+
+
+def _wrapper_attr(env: gym.Env, name: str) -> Any:
+    """An attribute of the env or of one of its wrappers (outermost first), else None."""
+    return getattr(_declaring_layer(env, name), name, None)
 
 
 def symmetry_of(env: gym.Env) -> Symmetry | None:
@@ -151,15 +156,10 @@ def sliding_window_of(env: gym.Env) -> tuple[int, int] | None:
     along their first axis, with W blocks of N entries, oldest first, and that a step drops the
     oldest block and appends a new one (a frame stack: W frames of N channels); else None. A
     replay may then keep only each next observation's new block (it checks every transition)."""
-    e, w = env, None
-    while True:  # the declaring layer: outermost first, as `_wrapper_attr` finds it
-        is_wrapper = isinstance(e, gym.Wrapper)
-        if not is_wrapper or "sliding_window" in vars(e) or any("sliding_window" in vars(k) for k in type(e).__mro__):
-            w = getattr(e, "sliding_window", None)
-            break
-        e = e.env
+    layer = _declaring_layer(env, "sliding_window")
+    w = getattr(layer, "sliding_window", None)
     # a wrapper outside the declaring layer that changes the observations' shape voids it
-    if w is None or getattr(e, "observation_space", None) is None or e.observation_space.shape != env.observation_space.shape:
+    if w is None or layer.observation_space.shape != env.observation_space.shape:
         return None
     if (not isinstance(w, tuple) or len(w) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in w)):
