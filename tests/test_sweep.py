@@ -5,6 +5,7 @@ finish; a two-node cluster on this machine runs trials on both nodes and gives t
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -557,3 +558,34 @@ def test_grid_trials_pack_by_everything_but_the_seed_and_split():
     assert sorted(n for ns in packs.values() for n in ns) == sorted(trials)  # every trial once
     assert pack_trials(trials, 1) == {n: [n] for n in trials}
 
+
+
+def test_trials_interrupted_after_a_checkpoint_resume_from_it(tmp_path):
+    """A trial (and a pack of two) stopped after a checkpoint, as Ctrl-C or a lost node leaves it,
+    continues from that checkpoint when the sweep resumes: the trial's config is the spec's,
+    unresolved, and the run's checkpoint was trained with every option resolved (the per-asset
+    encoder's window and assets...), which once read as an edit and failed every such trial."""
+    from eqtrade.agents import Agent
+    from eqtrade.sweep.engine import train_pack, train_trial, trial_configs
+
+    spec = load_spec(write_spec(tmp_path / "tiny.toml", grid='"agent.family" = ["plain"]\n"agent.seed" = [0, 1, 2]',
+                                steps=200))
+    trials = trial_configs(spec)
+    names = sorted(trials)
+    assert trials[names[0]]["agent"]["encoder"] == {"kind": "per_asset"}  # the spec's, not resolved
+    halfway = {n: dict(trials[n], run=dict(trials[n]["run"], steps=100 + 100 * (n == names[0]))) for n in names}
+    dirs = {n: tmp_path / "runs" / n for n in names}
+    train_trial(copy.deepcopy(halfway[names[0]]), dirs[names[0]], lambda row: None)
+    train_pack([copy.deepcopy(halfway[n]) for n in names[1:]], [dirs[n] for n in names[1:]], lambda row: None)
+    for n in names:
+        assert Agent.load(dirs[n] / "checkpoint.pt").step == (200 if n == names[0] else 100)
+    rows = []
+    train_trial(copy.deepcopy(dict(trials[names[0]], run=dict(trials[names[0]]["run"], steps=300))), dirs[names[0]],
+                rows.append)
+    infos = train_pack([copy.deepcopy(trials[n]) for n in names[1:]], [dirs[n] for n in names[1:]], rows.append)
+    assert [i["steps"] for i in infos] == [200, 200]
+    assert Agent.load(dirs[names[0]] / "checkpoint.pt").step == 300
+    for n in names[1:]:  # resumed, not restarted: the metrics rows of the first half are still there
+        steps = pd.read_csv(dirs[n] / "metrics.csv")["step"].dropna().astype(int).tolist()
+        assert steps[0] <= 100 and steps[-1] == 200
+    assert {r["step"] for r in rows} == {300, 200}

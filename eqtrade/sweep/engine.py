@@ -54,11 +54,29 @@ def _node() -> str:
         return "local"
 
 
+def resumed_config(cfg: dict, run_dir: Path) -> dict:
+    """The config a trial with a checkpoint continues with: its run directory's config.toml (every
+    option resolved, as its checkpoint was trained: what `eqtrade train --resume` reads), with the
+    trial's step budget, threads and device (what a resume may change). The trial's own config is
+    the spec's, unresolved: compared with the checkpoint, it would read as an edit."""
+    from ..strategies import load_toml
+
+    saved = load_toml(Path(run_dir) / "config.toml")
+    saved.setdefault("run", {})["steps"] = cfg["run"]["steps"]
+    if "threads" in cfg["run"]:
+        saved["run"]["threads"] = cfg["run"]["threads"]
+    if "device" in cfg.get("agent", {}):
+        saved.setdefault("agent", {})["device"] = cfg["agent"]["device"]
+    return saved
+
+
 def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dict:
     """One sweep trial of `eqtrade train`: train (or resume) in run_dir, report every evaluation."""
     from ..run import train
 
     resume = (run_dir / "checkpoint.pt").exists()
+    if resume:
+        cfg = resumed_config(cfg, run_dir)
     reported = []
 
     def on_eval(row):
@@ -235,7 +253,8 @@ def train_pack(cfgs: list[dict], run_dirs: list[Path], report: Callable[[dict], 
         if not idx:
             continue
         on_eval = _pack_reporter(len(idx), report)
-        done = train_many([cfgs[i] for i in idx], [Path(run_dirs[i]) for i in idx], resume=resume, progress=False,
+        run = [resumed_config(cfgs[i], Path(run_dirs[i])) if resume else cfgs[i] for i in idx]
+        done = train_many(run, [Path(run_dirs[i]) for i in idx], resume=resume, progress=False,
                           on_evals=[on_eval] * len(idx))
         for i, (agent, _) in zip(idx, done):
             info[i] = {"steps": agent.step, "best_eval": agent.best_eval, "stacked_with": len(cfgs)}
