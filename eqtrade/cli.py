@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "cash, ivol, minvar, meanrisk, hrp, erc, mom, volman) or a strategies/*.toml with a [baseline] table")
     b.add_argument("--split", default="test", help="train, valid, test (default) or START:END; an end left out "
                    "(2019-01-01: or :2015-12-31) is the data's first or last date")
-    b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT)")
+    b.add_argument("--out", default=None, metavar="DIR", help="output directory (default backtests/NAME-SPLIT; "
+                   "a run of a --seeds stack, DIR/s<SEED>: backtests/DIR-s<SEED>-SPLIT)")
     b.add_argument("--obs-noise", type=float, default=0.0, metavar="SIGMA",
                    help="market noise during the rollout: SIGMA trailing volatilities on each observed return, the book exact (robustness)")
     b.add_argument("--data", default=None,
@@ -414,7 +415,9 @@ def cmd_backtest(args) -> int:
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
                                 checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir,
                                 data=args.data, baselines=args.baselines, fill=args.fill, borrow_bps=args.borrow_bps)
-        name = Path(args.target).name
+        run = Path(args.target).resolve()
+        # a run of a --seeds stack (DIR/s<SEED>) by its folder too: runs/a/s0 and runs/b/s0 apart
+        name = f"{run.parent.name}-{run.name}" if run.name[:1] == "s" and run.name[1:].isdigit() else run.name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
               f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
     else:
@@ -586,6 +589,10 @@ def cmd_train(args) -> int:
         print(f"eqtrade train: {e}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
+        if not any((o / "checkpoint.pt").exists() for o in outs):  # stopped while it was being built
+            print("eqtrade train: interrupted before training began; no checkpoint was written, so there is nothing "
+                  "to resume: give the same command again to start", file=sys.stderr)
+            return 130
         if out is not None or len(outs) == 1:
             how = f"continue with --resume --out {out if out is not None else outs[0]}"
         else:  # a stack without --out: each run in its own default directory, resumed one at a time
@@ -593,6 +600,7 @@ def cmd_train(args) -> int:
                    + " (one at a time; a stack trained with --out DIR resumes as one: --resume --out DIR)")
         print(f"eqtrade train: interrupted; {how}", file=sys.stderr)
         return 130
+    args.trained = True  # an interrupt from here on (main's handler) comes after training
     for agent, run_dir in results:
         print(_trained_line(agent, run_dir, seed=len(results) > 1))
     return 0
@@ -636,10 +644,19 @@ def _is_stack_dir(out) -> bool:
 
 def _stack_dirs(out, seeds) -> list:
     """The run directories of a --seeds stack in `out` (those of `seeds`, or every s<SEED>/)."""
-    if seeds is not None:
-        return [out / f"s{s}" for s in seeds]
     found = sorted((p.parent for p in out.glob("s*/config.toml") if p.parent.name[1:].isdigit()),
                    key=lambda p: int(p.name[1:]))
+    if seeds is not None:
+        if (out / "config.toml").exists():
+            raise ValueError(f"--out {out} is a run of its own, not the folder of a --seeds stack: resume it without "
+                             f"--seeds (--resume --out {out})")
+        missing = [s for s in seeds if not (out / f"s{s}" / "config.toml").exists()]
+        if missing:
+            held = ",".join(p.name[1:] for p in found)
+            raise FileNotFoundError(f"nothing to resume for seed{'s' * (len(missing) > 1)} "
+                                    f"{','.join(map(str, missing))}: {out} holds "
+                                    + (f"the runs of seeds {held} (s<SEED>/)" if found else "no s<SEED>/ run directories"))
+        return [out / f"s{s}" for s in seeds]
     if not found:
         raise FileNotFoundError(f"nothing to resume: {out} holds no s<SEED>/ run directories")
     return found
@@ -649,8 +666,9 @@ def _resume_check(args, out):
     """The config of a run to resume from `out`, checked (what a resume may and may not change)."""
     held = output_kind(out)
     if held not in (None, "run"):
-        what = "files of another kind" if held == "other" else f"a {held} directory"
-        raise ValueError(f"nothing to resume: --out {out} holds {what}, not a training run; give --out the run "
+        from .outdirs import describe
+
+        raise ValueError(f"nothing to resume: --out {out} holds {describe(out, held)}, not a training run; give --out the run "
                          "directory to continue (the one with config.toml and checkpoint.pt)")
     given = [flag for flag, dest in args.config_flags if getattr(args, dest) is not None]
     if not (out / "config.toml").exists():
@@ -996,8 +1014,8 @@ def cmd_sweep(args) -> int:
                                 resume=args.resume, progress=not args.no_progress, data_dir=args.data_dir,
                                 pack=args.pack, force_test_read=args.force_test_read)
     except KeyboardInterrupt:
-        print(f"eqtrade sweep: interrupted; trials keep their checkpoints: eqtrade sweep {args.spec} --out {out} "
-              "--resume", file=sys.stderr)
+        print(f"eqtrade sweep: interrupted; continue with eqtrade sweep {args.spec} --out {out} --resume ({RESUMED})",
+              file=sys.stderr)
         return 130
     failed = [r for r in rows if r["status"] == "error"]
     unfinished = [r for r in rows if r["status"] == "unfinished"]
@@ -1025,10 +1043,15 @@ def cmd_sweep(args) -> int:
             print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         print(f"\nwrote {out}/report/ (summary.md, runs.csv, equity.png), split {spec.report['split']}")
     if unfinished:
-        print(f"eqtrade sweep: interrupted with {len(unfinished)} trial(s) unfinished; they keep their checkpoints: "
-              f"eqtrade sweep {args.spec} --out {out} --resume", file=sys.stderr)
+        print(f"eqtrade sweep: interrupted with {len(unfinished)} trial(s) unfinished; continue with eqtrade sweep "
+              f"{args.spec} --out {out} --resume ({RESUMED})", file=sys.stderr)
         return 130
     return 1 if failed else 0
+
+
+#: what `eqtrade sweep --resume` does with an interrupted sweep's trials
+RESUMED = ("finished trials are not run again; each run of the others continues from its last checkpoint, and one "
+           "without a checkpoint yet starts again")
 
 
 def _last_error_line(text: str) -> str:
@@ -1180,9 +1203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, OSError, ValueError) as exc:
         print(f"eqtrade {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        why = {"fetch": "the cache is unchanged for tickers not yet written",
-               "train": "the run's last checkpoint is kept; continue with --resume --out DIR"}
+    except KeyboardInterrupt:  # outside the commands' own handlers (train's: while it trains)
+        if getattr(args, "trained", False):
+            train = "training had finished; the run directories are complete"
+        elif getattr(args, "resume", False):
+            train = f"before training resumed; nothing changed: continue with --resume --out {args.out}"
+        else:
+            train = "before training began; nothing was written: give the same command again to start"
+        why = {"fetch": "the cache is unchanged for tickers not yet written", "train": train}
         print(f"eqtrade {args.command}: interrupted" + (f"; {why[args.command]}" if args.command in why else ""),
               file=sys.stderr)
         return 130

@@ -32,6 +32,20 @@ def output_kind(path: Path) -> str | None:
     return "other"
 
 
+def describe(path: Path, held: str) -> str:
+    """What a directory of kind `held` (`output_kind`) holds, for an error: "a run directory", the
+    folder of a --seeds stack (its runs named), or files of another kind (the first few named)."""
+    if held != "other":
+        return f"a {held} directory"
+    path = Path(path)
+    names = sorted(p.name for p in path.iterdir() if not p.name.startswith(LOCK_NAME))
+    runs = [n for n in names if n[:1] == "s" and n[1:].isdigit() and (path / n / "config.toml").exists()]
+    if runs and len(runs) == len(names):
+        return f"the folder of a --seeds stack (its runs {', '.join(n + '/' for n in runs[:3])}{', ...' * (len(runs) > 3)})"
+    shown = ", ".join(n + "/" * (path / n).is_dir() for n in names[:3])
+    return f"files of another kind ({shown}{f' and {len(names) - 3} more' if len(names) > 3 else ''})"
+
+
 def check_output_dir(path: Path, kind: str, force: bool = False) -> None:
     """Refuse to write `kind` output into a directory that holds another kind of output (never),
     or earlier output of the same kind (unless `force`)."""
@@ -39,8 +53,7 @@ def check_output_dir(path: Path, kind: str, force: bool = False) -> None:
     if held is None:
         return
     if held != kind:
-        what = "files of another kind" if held == "other" else f"a {held} directory"
-        raise ValueError(f"--out {path} holds {what}; writing {kind} results there would overwrite them. "
+        raise ValueError(f"--out {path} holds {describe(path, held)}; writing {kind} results there would overwrite them. "
                          "Choose another --out")
     if not force:
         raise ValueError(f"--out {path} already holds {kind} results; use --force to replace them or another --out")

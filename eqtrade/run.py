@@ -457,7 +457,10 @@ def train_many(cfgs: list[dict], outs: list[Path], resume: bool = False, progres
         if len(agents) > 1:
             from .agents.stack import check_stackable
 
-            check_stackable(agents)  # before any run directory is written
+            parents = {Path(o).resolve().parent for o in outs}
+            folder = str(Path(outs[0]).parent) if len(parents) == 1 and all(
+                Path(o).name == f"s{c['agent'].get('seed', 0)}" for o, c in zip(outs, cfgs)) else None
+            check_stackable(agents, folder)  # before any run directory is written
         callbacks = []
         for k, (cfg, out, agent) in enumerate(zip(cfgs, outs, agents)):
             shown = progress if k == 0 else False  # one bar (or one run's lines) for a stack

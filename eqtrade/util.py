@@ -45,17 +45,19 @@ def parse_seeds(text, flag: str = "--seeds") -> list[int]:
     """`--seeds`: a count N (seeds 0..N-1) or a comma-separated list of distinct seeds."""
     raw = str(text).strip()
     parts = [p.strip() for p in raw.split(",")]
-    one = len(parts) == 2 and parts[1] == "" and parts[0].isdigit()  # "5,": the list of the one seed 5
-    if one:
-        parts = parts[:1]
+    listed = len(parts) > 1  # "5," is the list of the one seed 5; "0,1," the list 0, 1
+    if listed and parts[-1] == "":
+        parts = parts[:-1]
     if not raw or not all(p.isdigit() for p in parts):
         raise ValueError(f"{flag} {text!r} is not a count N (seeds 0..N-1) or a list of seeds such as 0,1,2 "
                          "(non-negative whole numbers; one seed S as a list: S,)")
-    if len(parts) == 1 and not one:
+    if not listed:
         n = int(parts[0])
         if not 1 <= n <= MAX_SEEDS:
+            alone = (f": for seed {n} alone write '{flag} {n},' (with a trailing comma) or --seed {n}" if n <= SEED_MAX
+                     else f"; seeds are whole numbers from 0 to {SEED_MAX}")
             raise ValueError(f"{flag} {n}: the count of seeds must be between 1 and {MAX_SEEDS} (a single number is a "
-                             f"count, seeds 0..N-1: for seed {n} alone write {flag} {n}, with a trailing comma, or --seed {n})")
+                             f"count, seeds 0..N-1){alone}")
         return list(range(n))
     seeds = [int(p) for p in parts]
     if len(set(seeds)) < len(seeds):

@@ -38,8 +38,18 @@ def test_backtest_never_writes_into_a_run_and_needs_force_over_a_backtest(run_di
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(ValueError, match="files of another kind"):
+    with pytest.raises(ValueError, match=r"files of another kind \(notes.txt\)"):
         check_output_dir(other, "compare", force=True)
+    for n in range(4):
+        (other / f"f{n}").mkdir()
+    with pytest.raises(ValueError, match=r"files of another kind \(f0/, f1/, f2/ and 2 more\)"):
+        check_output_dir(other, "compare")
+    stack = tmp_path / "stack"  # the folder of a --seeds stack: named as such
+    for s in (0, 3):
+        (stack / f"s{s}").mkdir(parents=True)
+        (stack / f"s{s}" / "config.toml").write_text('[run]\nsteps = 5\n')
+    with pytest.raises(ValueError, match=r"holds the folder of a --seeds stack \(its runs s0/, s3/\)"):
+        check_output_dir(stack, "sweep")
 
 
 @pytest.mark.parametrize("toml,needle", [

@@ -13,7 +13,7 @@ import torch
 
 from eqtrade.agents import SAC, Agent, DQN, DQNConfig, EnvSpec, SACConfig
 from eqtrade.agents.callbacks import EvalCallback
-from eqtrade.agents.stack import learn_stack
+from eqtrade.agents.stack import check_stackable, learn_stack
 from eqtrade.cli import main
 from eqtrade.data import load_prices
 from eqtrade.envs.rollout import rollout, rollout_many
@@ -319,9 +319,13 @@ def test_ctrl_c_while_a_finished_runs_checkpoint_is_written_stops_after_it(tmp_p
 
 def test_runs_that_cannot_stack_are_refused(prices):
     spec = portfolio_spec(prices)
-    with pytest.raises(ValueError, match=r"different \[agent\] family .*'plain' and 'relaxed'"):
-        learn_stack([make(spec, 0, family="plain", **PER_ASSET), make(spec, 1, family="relaxed", **PER_ASSET)], 100,
-                    [[], []])
+    with pytest.raises(ValueError, match=r"different \[agent\] family .*'plain' in seeds 0,2, 'relaxed' in seed 1\).*"
+                                         r"--resume --out DIR --seeds 1,\)$"):
+        learn_stack([make(spec, 0, family="plain", **PER_ASSET), make(spec, 1, family="relaxed", **PER_ASSET),
+                     make(spec, 2, family="plain", **PER_ASSET)], 100, [[], [], []])
+    with pytest.raises(ValueError, match=r"--resume --out runs/s3 --seeds 1,\)$"):  # the stack's folder, where known
+        check_stackable([make(spec, 0, family="plain", **PER_ASSET), make(spec, 1, family="relaxed", **PER_ASSET)],
+                        "runs/s3")
     with pytest.raises(ValueError, match=r"different \[agent\] lr"):
         learn_stack([make(spec, 0, lr=1e-3), make(spec, 1, lr=3e-4)], 100, [[], []])
     other = EnvSpec("portfolio", dict(spec.kwargs, window=12), spec.eval_kwargs)
@@ -425,14 +429,18 @@ def test_parse_seeds():
     assert parse_seeds("3") == [0, 1, 2]
     assert parse_seeds(" 4, 9 ,2") == [4, 9, 2]
     assert parse_seeds("5,") == [5] and parse_seeds("0,") == [0]  # one seed, as a list
-    for bad, msg in (("0", "between 1 and 10000 .*for seed 0 alone write --seeds 0, with a trailing comma"), (",3", "not a count"), ("3,,", "not a count"), ("1,1", "twice"), ("a", "not a count"), ("", "not a count"),
+    assert parse_seeds("0,1,") == [0, 1]
+    for bad, msg in (("0", "between 1 and 10000 .*for seed 0 alone write '--seeds 0,' \\(with a trailing comma\\)"),
+                     (str(2**64), f"between 1 and 10000 .*; seeds are whole numbers from 0 to {2**63 - 1}$"),
+                     (",3", "not a count"), ("3,,", "not a count"), ("1,1", "twice"), ("a", "not a count"), ("", "not a count"),
+                     (",", "not a count"),
                      ("-1", "not a count"), ("1.5", "not a count"),
                      (f"0,{2**63}", f"--seeds: seed {2**63} is out of range")):
         with pytest.raises(ValueError, match=msg):
             parse_seeds(bad)
 
 
-def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path, capsys):
+def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path, capsys, monkeypatch):
     out = tmp_path / "stack"
     assert main(["train", "--config", "strategies/sac-relaxed.toml", "--seeds", "0,3", "--steps", "300", "--out", str(out), "--no-progress"]) == 2
     assert "learning_starts" in capsys.readouterr().err  # the usual budget check, before anything is written
@@ -463,6 +471,18 @@ def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path,
     assert main(["train", "--resume", "--out", str(out), "--steps", "300", "--no-progress"]) == 2
     assert f"{out / 's0'} and {out / 's7'} both hold seed 0" in capsys.readouterr().err
     shutil.rmtree(out / "s7")
+    assert main(["train", "--resume", "--out", str(out), "--seeds", "0,7", "--no-progress"]) == 2
+    assert f"nothing to resume for seed 7: {out} holds the runs of seeds 0,3 (s<SEED>/)" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(out / "s0"), "--seeds", "0,", "--no-progress"]) == 2
+    assert f"--out {out / 's0'} is a run of its own, not the folder of a --seeds stack" in capsys.readouterr().err
+    # a run of another family added to the folder: the resume names the seeds apart and its command
+    assert main(["train", "--config", str(cfg), "--agent", "plain", "--seeds", "8,", "--steps", "200", "--out", str(out),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--steps", "300", "--no-progress"]) == 2
+    assert ("family = 'relaxed' in seeds 0,3, 'plain' in seed 8): " in (err := capsys.readouterr().err)
+            and f"eqtrade train --resume --out {out} --seeds 8,)" in err), err
+    shutil.rmtree(out / "s8")
     assert main(["train", "--config", str(cfg), "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "y")]) == 2
     assert "not both" in capsys.readouterr().err
     # the stack's folder given where a run is expected: its runs named
@@ -481,6 +501,10 @@ def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path,
     assert main(["train", "--config", str(cfg), "--seeds", "2", "--steps", "100", "--out", str(bt)]) == 2
     assert "holds a backtest directory" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "mine" and sorted(p.name for p in bt.iterdir()) == ["config.toml"]
+    # a stacked run's default backtest folder names the stack's folder too (runs/a/s0 and runs/b/s0 apart)
+    monkeypatch.chdir(tmp_path)
+    assert main(["backtest", str(out / "s0"), "--split", "valid", "--no-html"]) == 0
+    assert (tmp_path / "backtests" / "stack-s0-valid" / "returns.parquet").exists()
 
 
 def test_the_train_split_is_walked_at_every_nth_evaluation(prices):
@@ -502,3 +526,26 @@ def test_keep_freed_memory_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("EQTRADE_KEEP_FREED_MEMORY", "0")
     assert util.keep_freed_memory() is False and util._MALLOC_TUNED is False
 
+
+
+def test_ctrl_c_before_training_began_says_there_is_nothing_to_resume(tmp_path, capsys, monkeypatch):
+    """An interrupt while the runs are being built (train_many before its first checkpoint), or
+    while the command line is read, writes no checkpoint: the message says so and points to the same
+    command, not to a --resume that would fail."""
+    import eqtrade.run as run
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "early"
+    monkeypatch.setattr(run, "train_many", interrupted)
+    assert main(["train", "--config", "strategies/sac-relaxed.toml", "--seeds", "3", "--out", str(out),
+                 "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before training began; no checkpoint was written, so there is nothing to resume" in err
+    assert "--resume" not in err
+    monkeypatch.setattr(run, "resolve_config", interrupted)
+    assert main(["train", "--config", "strategies/sac-relaxed.toml", "--seed", "0", "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "before training began; nothing was written: give the same command again" in err and "--resume" not in err
+    assert not out.exists()

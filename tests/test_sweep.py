@@ -589,3 +589,23 @@ def test_trials_interrupted_after_a_checkpoint_resume_from_it(tmp_path):
         steps = pd.read_csv(dirs[n] / "metrics.csv")["step"].dropna().astype(int).tolist()
         assert steps[0] <= 100 and steps[-1] == 200
     assert {r["step"] for r in rows} == {300, 200}
+
+
+def test_a_pack_reports_to_tune_after_every_run_has_saved_its_checkpoint(tmp_path):
+    """Ray Tune stops an interrupted sweep's trials at their next report, so each run of a pack
+    must have saved the checkpoint of the reported step by then (the report once came between the
+    first run's checkpoint and the others': those restarted from step 0 on resume)."""
+    from eqtrade.agents.checkpoint import read
+    from eqtrade.sweep.engine import train_pack, trial_configs
+
+    spec = load_spec(write_spec(tmp_path / "tiny.toml", grid='"agent.family" = ["plain"]\n"agent.seed" = [0, 1, 2]',
+                                steps=200))
+    trials = trial_configs(spec)
+    dirs = [tmp_path / "runs" / n for n in sorted(trials)]
+    seen = []
+
+    def report(row):  # at every evaluation (every 100 steps, as the checkpoints)
+        seen.append((row["step"], [read(d / "checkpoint.pt")["step"] for d in dirs]))
+
+    train_pack([copy.deepcopy(trials[n]) for n in sorted(trials)], dirs, report)
+    assert seen == [(100, [100, 100, 100]), (200, [200, 200, 200])]

@@ -188,13 +188,23 @@ class MetricsCSV(Callback):
 
 
 class OnEval(Callback):
-    """Calls `fn(row)` with each evaluation's metrics row (after it is written), e.g. a sweep's Tune report."""
+    """Calls `fn(row)` with each evaluation's metrics row, e.g. a sweep's Tune report, once the
+    step is over: after its row is written and its checkpoint saved (`standard_callbacks` puts it
+    last). A report can be where the run ends: Ray Tune stops an interrupted sweep's trials at
+    their next report, and a pack's report comes once all its runs have evaluated, so each run's
+    checkpoint of that step is on disk before it."""
 
     def __init__(self, fn: Callable[[dict], None]):
         self.fn = fn
+        self.pending: dict | None = None
 
     def on_row(self, agent, row: dict) -> None:
         if "eval_return" in row:
+            self.pending = row
+
+    def after_step(self, agent) -> None:
+        if self.pending is not None:
+            row, self.pending = self.pending, None
             self.fn(row)
 
 
@@ -287,7 +297,7 @@ def progress_line(row: dict, total: int, speed: float, losses: tuple[str, ...], 
 def standard_callbacks(agent, out_dir: Path | None = None, progress: bool | str = True, on_eval=None,
                        extra: Sequence[Callback] = (), evaluation: EvalCallback | None = None) -> list[Callback]:
     """The callbacks of `Agent.learn`: evaluation (best.pt in out_dir), `extra`, metrics.csv,
-    progress, `on_eval`, checkpoint.pt (out_dir)."""
+    progress, checkpoint.pt (out_dir), `on_eval`."""
     out_dir = Path(out_dir) if out_dir else None
     ev = evaluation if evaluation is not None else EvalCallback()
     if out_dir is not None and ev.best_path is None:
@@ -296,8 +306,8 @@ def standard_callbacks(agent, out_dir: Path | None = None, progress: bool | str 
     if out_dir is not None:
         cbs.append(MetricsCSV(out_dir / "metrics.csv", metric_columns(agent, cbs)))
     cbs.append(Progress(progress))
-    if on_eval is not None:
-        cbs.append(OnEval(on_eval))
     if out_dir is not None:
         cbs.append(CheckpointCallback(out_dir / "checkpoint.pt"))
+    if on_eval is not None:  # last: it reports once the step's checkpoint is saved
+        cbs.append(OnEval(on_eval))
     return cbs

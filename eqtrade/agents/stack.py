@@ -157,9 +157,16 @@ class StackedBuffer:
         return to_device(ReplayBuffer.sample_stacked(self.buffers, batch_size, rows), device)
 
 
-def check_stackable(agents: Sequence) -> None:
+def _seeds(agents: Sequence) -> str:
+    """'seed 3' or 'seeds 0,1,2' of these runs."""
+    return f"seed{'s' * (len(agents) > 1)} {','.join(str(a.config.seed) for a in agents)}"
+
+
+def check_stackable(agents: Sequence, folder: str | None = None) -> None:
     """A clear error unless the agents can train as one stack: SAC, the same options but the
-    per-run ones, the same spaces, the same step (resumed runs included)."""
+    per-run ones, the same spaces, the same step (resumed runs included). folder: the stack's
+    folder (`train --seeds --out DIR`), named in the commands the errors suggest."""
+    stack_dir = folder or "DIR"
     if not agents:
         raise ValueError("a stack needs at least one run")
     for a in agents:
@@ -177,9 +184,13 @@ def check_stackable(agents: Sequence) -> None:
         diff = sorted(k for k in c if k not in PER_RUN_OPTIONS and c[k] != c0[k])
         if diff:
             k = diff[0]
-            raise ValueError(f"runs with different [agent] {', '.join(diff)} do not stack ({k} = {c0[k]!r} and "
-                             f"{c[k]!r}): their networks or updates differ; only {', '.join(PER_RUN_OPTIONS)} may "
-                             "differ within a stack (train the others as their own stack)")
+            like = [b for b in agents if b.config.to_dict()[k] == c0[k]]
+            other = [b for b in agents if b.config.to_dict()[k] == c[k]]
+            raise ValueError(f"runs with different [agent] {', '.join(diff)} do not stack ({k} = {c0[k]!r} in "
+                             f"{_seeds(like)}, {c[k]!r} in {_seeds(other)}): their networks or updates differ; only "
+                             f"{', '.join(PER_RUN_OPTIONS)} may differ within a stack (train or resume the others as "
+                             f"their own stack: eqtrade train --resume --out {stack_dir} --seeds "
+                             f"{','.join(str(b.config.seed) for b in other)}{',' * (len(other) == 1)})")
         if a.observation_space.shape != a0.observation_space.shape or a.action_space.shape != a0.action_space.shape:
             raise ValueError(f"runs on envs of different shapes do not stack: observations {a0.observation_space.shape} "
                              f"and {a.observation_space.shape}, actions {a0.action_space.shape} and {a.action_space.shape}")
@@ -189,7 +200,7 @@ def check_stackable(agents: Sequence) -> None:
         where = "; ".join(f"seed{'s' * (len(v) > 1)} {','.join(map(str, v))} at step {st}" for st, v in at.items())
         behind = [a.config.seed for a in agents if a.step < steps[-1]]
         raise ValueError(f"the runs of a stack must be at the same step: {where}. Bring the others to step {steps[-1]} "
-                         f"first (eqtrade train --resume --out DIR --seeds {','.join(map(str, behind))}"
+                         f"first (eqtrade train --resume --out {stack_dir} --seeds {','.join(map(str, behind))}"
                          f"{',' * (len(behind) == 1)} --steps {steps[-1]}), then resume the stack")
 
 
