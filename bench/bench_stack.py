@@ -11,6 +11,7 @@
     .venv/bin/python bench/bench_stack.py profile [--ks 1,5,15] [--updates 50]
     .venv/bin/python bench/bench_stack.py phases [--ks 15] [--window 1000]
     .venv/bin/python bench/bench_stack.py parts [--ks 1,5,15] [--family F]
+    .venv/bin/python bench/bench_stack.py batch [--ks 1,5,15] [--batches 8,64,256] [--repeats 3]
 
 anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
   the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
@@ -48,6 +49,11 @@ parts: ms per update of a stack of K default-strategy runs (K = 1: a stack of on
   torch.profiler's per-op overhead inflates these small elementwise ops several times): the
   replay sample, the actor, the policy sampling around it, the critics, the target critics, the
   exact reward, the regularisers, each loss's backward with its Adam step, α and the target update.
+batch: ms per update of a stack of K default-strategy runs (K = 1: a run alone) at each replay
+  batch size (the strategy's is 256), each (K, batch) in its own process, interleaved over the
+  repeats; then the least-squares line through each repeat's points, ms = fixed + slope x batch:
+  the fixed part (op dispatch, Python, the per-run loops: what batch 0 would cost) and the part
+  that grows with the data (each run's 256 x 20 asset rows), per run, as ranges over the repeats.
 gpu: steady-state steps/s (as curve measures them) of one process training a stack of K runs with
   --device cuda, each K in its own process; refused where torch sees no CUDA device.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
@@ -189,23 +195,25 @@ def _spawn(k: int, window: int, steps: int | None, env: str) -> dict:
     return _child(f"_worker({k}, {window}, {steps!r}, {env!r})", failed=f"stack of {k} failed:\n")
 
 
-def _update_ms(k: int, family: str = "") -> float:
+def _update_ms(k: int, family: str = "", batch: int = 0) -> float:
     """In this process: ms per update of a stack of k default-strategy runs (after 20 warm-up
     updates; k = 1: the run's own update, not a stack of one); family: the [agent] family instead
-    of the strategy's."""
-    stack = _ready_stack(k, family)
+    of the strategy's; batch: the replay batch size instead of the strategy's (0)."""
+    stack = _ready_stack(k, family, batch)
     t0 = time.perf_counter()
     for _ in range(50):
         stack.update()
     return (time.perf_counter() - t0) / 50 * 1e3
 
 
-def _ready_stack(k: int, family: str = ""):
-    """A stack of k default-strategy runs (of `family`, if given) past learning_starts and 20
-    warm-up updates (k = 1: the run's own agent, unstacked), one torch thread."""
+def _ready_stack(k: int, family: str = "", batch: int = 0):
+    """A stack of k default-strategy runs (of `family`, if given; with replay batches of `batch`,
+    if given) past learning_starts and 20 warm-up updates (k = 1: the run's own agent, unstacked),
+    one torch thread."""
     from eqtrade.agents.stack import StackedSAC, learn_stack
 
-    agents, _ = _runs(k, "portfolio", eval_every=0, **({"family": family} if family else {}))
+    agents, _ = _runs(k, "portfolio", eval_every=0, **({"family": family} if family else {}),
+                      **({"batch_size": batch} if batch else {}))
     learn_stack(agents, agents[0].config.learning_starts + 1, [[] for _ in agents])
     stack = StackedSAC(agents) if k > 1 else agents[0]
     for _ in range(20):
@@ -388,6 +396,33 @@ def parts(args) -> None:
         total = res.pop("total")
         print(f"K = {k:>3}: {total:5.1f} ms ({total / k:.2f} per run): "
               + ", ".join(f"{name} {ms:.2f}" for name, ms in res.items()), flush=True)
+
+
+def batch(args) -> None:
+    ks = [int(x) for x in args.ks.split(",")]
+    sizes = [int(x) for x in args.batches.split(",")]
+    if len(set(sizes)) < 2 or min(sizes) < 1:
+        raise SystemExit(f"bench_stack.py batch: --batches needs two or more different sizes >= 1, got {args.batches!r}")
+    print("ms per update of a stack of K default-strategy runs against the replay batch size (each in its own "
+          "process, one thread); fixed + slope x batch fitted per repeat")
+    ms = {(k, b): [] for k in ks for b in sizes}
+    for rep in range(args.repeats):
+        for k in ks:
+            for b in sizes:
+                ms[k, b].append(_child(f"_update_ms({k}, '', {b})", failed=f"stack of {k}, batch {b} failed:\n"))
+            print(f"repeat {rep + 1} K = {k:>3}: " + ", ".join(f"batch {b} {ms[k, b][-1]:.2f} ms" for b in sizes), flush=True)
+    for k in ks:
+        fixed, data = [], []
+        for rep in range(args.repeats):
+            ys = [ms[k, b][rep] for b in sizes]
+            mx, my = sum(sizes) / len(sizes), sum(ys) / len(ys)
+            slope = sum((x - mx) * (y - my) for x, y in zip(sizes, ys)) / sum((x - mx) ** 2 for x in sizes)
+            fixed.append(my - slope * mx)
+            data.append(slope * 256 / k)
+        top = max(sizes)
+        print(f"K = {k:>3}: fixed {min(fixed):.2f}-{max(fixed):.2f} ms per update, the data part at batch 256 "
+              f"{min(data):.2f}-{max(data):.2f} ms per run; measured at batch {top}: "
+              f"{min(ms[k, top]):.2f}-{max(ms[k, top]):.2f} ms per update", flush=True)
 
 
 def _update_ms_at(root: Path, k: int, family: str = "") -> float:
@@ -683,6 +718,10 @@ def main(argv=None) -> None:
     pt = sub.add_parser("parts", help="ms per part of one stacked update (each part's own time)")
     pt.add_argument("--ks", default="1,5,15")
     pt.add_argument("--family", default="", choices=["", "plain", "exact", "relaxed"])
+    bt = sub.add_parser("batch", help="ms per update against the replay batch size: the fixed part and the data part")
+    bt.add_argument("--ks", default="1,5,15")
+    bt.add_argument("--batches", default="8,64,256")
+    bt.add_argument("--repeats", type=int, default=3)
     h = sub.add_parser("phases", help="the share of a stack's steady-state step in each phase")
     h.add_argument("--ks", default="15")
     h.add_argument("--window", type=int, default=1000)
@@ -690,7 +729,7 @@ def main(argv=None) -> None:
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
     {"anchor": anchor, "curve": curve, "gpu": gpu, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "slide": slide, "adam": adam_steps, "compile": compiled,
-     "profile": profile, "phases": phases, "parts": parts}[args.what](args)
+     "profile": profile, "phases": phases, "parts": parts, "batch": batch}[args.what](args)
 
 
 if __name__ == "__main__":
