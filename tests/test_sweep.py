@@ -342,6 +342,8 @@ def test_a_trial_that_raises_is_reported_and_the_others_finish(tmp_path, capsys,
     assert rc == 1
     assert "FAILED trial family=plain,lr=1e+30" in cap.err and "learning rate" in cap.err
     assert "1 of 2 trial(s) finished" in cap.out
+    # --no-progress: none of Tune's own output (its configuration box, a TensorBoard hint into Ray's session)
+    assert "Configuration for experiment" not in cap.out and "tensorboard" not in (cap.out + cap.err).lower()
     assert (tmp_path / "out" / "runs" / "family=plain,lr=0.0003" / "trial.json").exists()
     assert (tmp_path / "out" / "report" / "summary.csv").exists()  # the table of what finished
 

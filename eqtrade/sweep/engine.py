@@ -19,7 +19,9 @@ package), and the eqtrade package is sent to the workers with the job (Ray's run
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import itertools
 import json
 import logging
@@ -460,9 +462,20 @@ def _init_ray(address: str | None, cpus: int | None, gpus: float) -> bool:
         ray.init(address=address, runtime_env={"py_modules": [pkg], "env_vars": env_vars},
                  logging_level=logging.WARNING, log_to_driver=False)
     else:
-        ray.init(num_cpus=cpus or os.cpu_count() or 1, num_gpus=gpus or None, include_dashboard=False,
-                 logging_level=logging.WARNING, log_to_driver=False, runtime_env={"env_vars": env_vars})
+        # the instance eqtrade starts for itself: Ray's notice that it enables token authentication
+        # by default (with how to opt out) says nothing to do, on every sweep; dropped
+        notice = logging.getLogger("ray._private.authentication.authentication_token_setup")
+        notice.addFilter(_no_token_notice)
+        try:
+            ray.init(num_cpus=cpus or os.cpu_count() or 1, num_gpus=gpus or None, include_dashboard=False,
+                     logging_level=logging.WARNING, log_to_driver=False, runtime_env={"env_vars": env_vars})
+        finally:
+            notice.removeFilter(_no_token_notice)
     return True
+
+
+def _no_token_notice(record: logging.LogRecord) -> bool:
+    return "Token authentication is enabled" not in record.getMessage()
 
 
 def _no_tune_resume_hint(record: logging.LogRecord) -> bool:
@@ -523,7 +536,10 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
         tune_log = logging.getLogger("ray.tune.tune")
         tune_log.addFilter(_no_tune_resume_hint)
         try:
-            grid = tuner.fit()
+            # without progress, nothing of Tune's own on stdout either: its box of the experiment's
+            # configuration and a TensorBoard hint into Ray's temporary session (gone afterwards)
+            with contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO()):
+                grid = tuner.fit()
         finally:
             tune_log.removeFilter(_no_tune_resume_hint)
     finally:
