@@ -12,7 +12,7 @@ import pandas as pd
 from .envs.factory import PIXELS_PREFIX, DMC_PREFIX, is_pixels
 from .symmetry import FAMILIES
 from .lock import LOCK_NAME, locked
-from .outdirs import check_output_dir, output_kind
+from .outdirs import check_output_dir, is_seed_dir, output_kind
 from .util import OBS_NOISE, Range
 
 log = logging.getLogger("eqtrade")
@@ -417,7 +417,7 @@ def cmd_backtest(args) -> int:
                                 data=args.data, baselines=args.baselines, fill=args.fill, borrow_bps=args.borrow_bps)
         run = Path(args.target).resolve()
         # a run of a --seeds stack (DIR/s<SEED>) by its folder too: runs/a/s0 and runs/b/s0 apart
-        name = f"{run.parent.name}-{run.name}" if run.name[:1] == "s" and run.name[1:].isdigit() else run.name
+        name = f"{run.parent.name}-{run.name}" if is_seed_dir(run.name) else run.name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
               f"({'best validation return during training' if ctx['checkpoint'] == 'best' else 'end of training'})")
     else:
@@ -626,7 +626,7 @@ def _check_new_run_dir(out, stack: bool = False) -> None:
         if (out / "config.toml").exists():
             raise ValueError(f"--out {out} holds a run; --seeds writes one run per seed into a folder of its own "
                              "(DIR/s<SEED>): give another --out")
-        if out.exists() and any(p.name != LOCK_NAME and not (p.is_dir() and p.name[:1] == "s" and p.name[1:].isdigit())
+        if out.exists() and any(p.name != LOCK_NAME and not (p.is_dir() and is_seed_dir(p.name))
                                 for p in out.iterdir()):
             check_output_dir(out, "run")
         return
@@ -639,12 +639,12 @@ def _check_new_run_dir(out, stack: bool = False) -> None:
 
 def _is_stack_dir(out) -> bool:
     """A folder written by `train --seeds --out DIR`: no run of its own, runs in s<SEED>/."""
-    return not (out / "config.toml").exists() and any(out.glob("s*/config.toml"))
+    return not (out / "config.toml").exists() and any(is_seed_dir(p.parent.name) for p in out.glob("s*/config.toml"))
 
 
 def _stack_dirs(out, seeds) -> list:
     """The run directories of a --seeds stack in `out` (those of `seeds`, or every s<SEED>/)."""
-    found = sorted((p.parent for p in out.glob("s*/config.toml") if p.parent.name[1:].isdigit()),
+    found = sorted((p.parent for p in out.glob("s*/config.toml") if is_seed_dir(p.parent.name)),
                    key=lambda p: int(p.name[1:]))
     if seeds is not None:
         if (out / "config.toml").exists():

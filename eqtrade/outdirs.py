@@ -32,6 +32,12 @@ def output_kind(path: Path) -> str | None:
     return "other"
 
 
+def is_seed_dir(name: str) -> bool:
+    """Whether a folder's name is that of a run of a --seeds stack: s<SEED> (`eqtrade train --seeds
+    N --out DIR` writes DIR/s0, DIR/s1, ...)."""
+    return name[:1] == "s" and name[1:].isdigit()
+
+
 def describe(path: Path, held: str) -> str:
     """What a directory of kind `held` (`output_kind`) holds, for an error: "a run directory", the
     folder of a --seeds stack (its runs named), or files of another kind (the first few named)."""
@@ -39,7 +45,7 @@ def describe(path: Path, held: str) -> str:
         return f"a {held} directory"
     path = Path(path)
     names = sorted(p.name for p in path.iterdir() if not p.name.startswith(LOCK_NAME))
-    runs = [n for n in names if n[:1] == "s" and n[1:].isdigit() and (path / n / "config.toml").exists()]
+    runs = [n for n in names if is_seed_dir(n) and (path / n / "config.toml").exists()]
     if runs and len(runs) == len(names):
         return f"the folder of a --seeds stack (its runs {', '.join(n + '/' for n in runs[:3])}{', ...' * (len(runs) > 3)})"
     shown = ", ".join(n + "/" * (path / n).is_dir() for n in names[:3])
