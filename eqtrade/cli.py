@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -12,7 +13,7 @@ import pandas as pd
 from .envs.factory import PIXELS_PREFIX, DMC_PREFIX, is_pixels
 from .symmetry import FAMILIES
 from .lock import LOCK_NAME, locked
-from .outdirs import check_output_dir, is_seed_dir, output_kind
+from .outdirs import check_output_dir, holds_seed_runs, is_seed_dir, output_kind
 from .util import OBS_NOISE, Range
 
 log = logging.getLogger("eqtrade")
@@ -415,7 +416,7 @@ def cmd_backtest(args) -> int:
         bts, ctx = backtest_run(args.target, split, obs_noise=args.obs_noise, cost_model=args.cost_model,
                                 checkpoint=args.checkpoint, benchmark=args.benchmark, data_dir=args.data_dir,
                                 data=args.data, baselines=args.baselines, fill=args.fill, borrow_bps=args.borrow_bps)
-        run = Path(args.target).resolve()
+        run = Path(os.path.abspath(args.target))  # not resolve(): a link names the folder as the user does
         # a run of a --seeds stack (DIR/s<SEED>) by its folder too: runs/a/s0 and runs/b/s0 apart
         name = f"{run.parent.name}-{run.name}" if is_seed_dir(run.name) else run.name
         print(f"policy: {ctx['checkpoint']} checkpoint of {args.target} "
@@ -465,7 +466,7 @@ def _not_a_run(path) -> str:
         have = ", ".join(sorted(p.name for p in path.iterdir())) or "nothing"
         return (f"{path} is a run directory without checkpoint.pt (it holds {have}: a run stopped before its first "
                 f"checkpoint?); train it again: eqtrade train --config {path}/config.toml --out {path}")
-    if any(path.glob("s*/checkpoint.pt")):
+    if holds_seed_runs(path):
         return (f"{path} is the folder of a --seeds stack, not a run directory: backtest one of its runs "
                 f"({path}/s<SEED>), or compare them all: eqtrade compare {path}/s*")
     return (f"{path} is a directory but not a run directory (no checkpoint.pt, no config.toml of a run); "
@@ -1207,7 +1208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "trained", False):
             train = "training had finished; the run directories are complete"
         elif getattr(args, "resume", False):
-            train = f"before training resumed; nothing changed: continue with --resume --out {args.out}"
+            train = "before training resumed; nothing changed: give the same command again to continue"
         else:
             train = "before training began; nothing was written: give the same command again to start"
         why = {"fetch": "the cache is unchanged for tickers not yet written", "train": train}

@@ -35,7 +35,13 @@ def output_kind(path: Path) -> str | None:
 def is_seed_dir(name: str) -> bool:
     """Whether a folder's name is that of a run of a --seeds stack: s<SEED> (`eqtrade train --seeds
     N --out DIR` writes DIR/s0, DIR/s1, ...)."""
-    return name[:1] == "s" and name[1:].isdigit()
+    digits = name[1:]
+    return name[:1] == "s" and digits.isascii() and digits.isdigit() and (digits == "0" or digits[0] != "0")
+
+
+def holds_seed_runs(path: Path) -> bool:
+    """Whether `path` holds runs of a --seeds stack with checkpoints (s<SEED>/checkpoint.pt)."""
+    return any(is_seed_dir(p.parent.name) for p in Path(path).glob("s*/checkpoint.pt"))
 
 
 def describe(path: Path, held: str) -> str:

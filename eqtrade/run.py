@@ -393,7 +393,7 @@ def data_sha256(agent) -> str | None:
 
 def run_callbacks(agent, cfg: dict, out: Path, on_eval=None, progress: bool | str = True) -> list:
     """The callbacks of a run: the trading evaluation for trading envs (else the generic one),
-    metrics.csv, progress, a sweep's reporter, checkpoints."""
+    metrics.csv, progress, checkpoints, a sweep's reporter (last: it reports after the checkpoint)."""
     from .agents.callbacks import standard_callbacks
     from .backtest.evaluation import TRAIN_EVAL_EVERY, TradingEvalCallback
 

@@ -319,8 +319,8 @@ def test_ctrl_c_while_a_finished_runs_checkpoint_is_written_stops_after_it(tmp_p
 
 def test_runs_that_cannot_stack_are_refused(prices):
     spec = portfolio_spec(prices)
-    with pytest.raises(ValueError, match=r"different \[agent\] family .*'plain' in seeds 0,2, 'relaxed' in seed 1\).*"
-                                         r"--resume --out DIR --seeds 1,\)$"):
+    with pytest.raises(ValueError, match=r"different \[agent\] family .*'plain' in seeds 0,2, family = 'relaxed' in seed "
+                                         r"1\).*--resume --out DIR --seeds 0,2; eqtrade train --resume --out DIR --seeds 1,\)$"):
         learn_stack([make(spec, 0, family="plain", **PER_ASSET), make(spec, 1, family="relaxed", **PER_ASSET),
                      make(spec, 2, family="plain", **PER_ASSET)], 100, [[], [], []])
     with pytest.raises(ValueError, match=r"--resume --out runs/s3 --seeds 1,\)$"):  # the stack's folder, where known
@@ -480,7 +480,7 @@ def test_cli_train_seeds_writes_one_run_per_seed_and_resumes_the_stack(tmp_path,
                  "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(out), "--steps", "300", "--no-progress"]) == 2
-    assert ("family = 'relaxed' in seeds 0,3, 'plain' in seed 8): " in (err := capsys.readouterr().err)
+    assert ("family = 'relaxed' in seeds 0,3, family = 'plain' in seed 8): " in (err := capsys.readouterr().err)
             and f"eqtrade train --resume --out {out} --seeds 8,)" in err), err
     shutil.rmtree(out / "s8")
     assert main(["train", "--config", str(cfg), "--seeds", "2", "--seed", "1", "--out", str(tmp_path / "y")]) == 2

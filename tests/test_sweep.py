@@ -591,6 +591,10 @@ def test_trials_interrupted_after_a_checkpoint_resume_from_it(tmp_path):
         steps = pd.read_csv(dirs[n] / "metrics.csv")["step"].dropna().astype(int).tolist()
         assert steps[0] <= 100 and steps[-1] == 200
     assert {r["step"] for r in rows} == {300, 200}
+    # a spec edited since: refused, not half the trials trained one way and half the other
+    edited = dict(trials[names[0]], agent=dict(trials[names[0]]["agent"], gamma=0.5))
+    with pytest.raises(ValueError, match=r"was started with \[agent\] gamma = 0.9, but the spec now says 0.5"):
+        train_trial(edited, dirs[names[0]], rows.append)
 
 
 def test_a_pack_reports_to_tune_after_every_run_has_saved_its_checkpoint(tmp_path):
@@ -611,3 +615,26 @@ def test_a_pack_reports_to_tune_after_every_run_has_saved_its_checkpoint(tmp_pat
 
     train_pack([copy.deepcopy(trials[n]) for n in sorted(trials)], dirs, report)
     assert seen == [(100, [100, 100, 100]), (200, [200, 200, 200])]
+
+
+def test_a_pack_stopped_by_tune_at_a_report_saves_every_run_there(tmp_path):
+    """Ray Tune stops a trial inside its report (sys.exit); where the evaluation's step is not a
+    checkpoint step (the shipped strategies evaluate every 1 000 steps and checkpoint every 2 000)
+    the stop must still save every run's checkpoint at that step."""
+    from eqtrade.agents.checkpoint import read
+    from eqtrade.sweep.engine import train_pack, trial_configs
+
+    spec = load_spec(write_spec(tmp_path / "tiny.toml", grid='"agent.family" = ["plain"]\n"agent.seed" = [0, 1]',
+                                steps=300))
+    trials = trial_configs(spec)
+    for cfg in trials.values():
+        cfg["agent"]["checkpoint_every"] = 200  # evaluations every 100 steps
+    dirs = [tmp_path / "runs" / n for n in sorted(trials)]
+
+    def stop_at_100(row):  # the step of the first evaluation, not a checkpoint step
+        if row["step"] == 100:
+            sys.exit(0)  # as ray.train's session does in the report of a trial being stopped
+
+    with pytest.raises(SystemExit):
+        train_pack([copy.deepcopy(trials[n]) for n in sorted(trials)], dirs, stop_at_100)
+    assert [read(d / "checkpoint.pt")["step"] for d in dirs] == [100, 100]

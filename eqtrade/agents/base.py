@@ -367,9 +367,10 @@ class Agent:
         The callbacks around the loop (eqtrade.agents.callbacks), in this order: `evaluation`
         (default: an EvalCallback every `config.eval_every` steps on the evaluation env, keeping
         best.pt in out_dir), then `callbacks`, then metrics.csv (out_dir), progress (True: a bar
-        in a terminal, one line per evaluation otherwise; "lines"; False: silent), `on_eval`
-        (called with each evaluation's metrics row, e.g. to report it to a sweep) and
-        checkpoint.pt (out_dir: every `config.checkpoint_every` steps, on Ctrl-C and at the end)."""
+        in a terminal, one line per evaluation otherwise; "lines"; False: silent), checkpoint.pt
+        (out_dir: every `config.checkpoint_every` steps, on Ctrl-C and at the end) and `on_eval`
+        (called with each evaluation's metrics row once its step is over, e.g. to report it to a
+        sweep)."""
         from .callbacks import standard_callbacks
 
         cbs = standard_callbacks(self, out_dir, progress, on_eval, callbacks, evaluation)
@@ -398,7 +399,7 @@ class Agent:
                             self.last_losses = self.update()
                     self._step_callbacks(callbacks, row)
             status = "done"
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):  # SystemExit: Ray Tune stopping a sweep's trial at its report
             status = "interrupted"
             raise
         finally:

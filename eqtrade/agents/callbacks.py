@@ -6,10 +6,11 @@ A callback may implement any of:
     on_step(agent) -> dict|None  after each step's update: numbers to log in this step's row
     on_row(agent, row)           a completed metrics row (episode end or evaluation)
     after_step(agent)            the step is finished (checkpoints go here)
-    on_end(agent, status)        "done", "interrupted" (Ctrl-C) or "failed" (an exception)
+    on_end(agent, status)        "done", "interrupted" (Ctrl-C, SIGTERM, or Ray Tune stopping a
+                                 sweep's trial) or "failed" (an exception)
 
-`standard_callbacks` assembles what `learn` uses: evaluation, metrics.csv, progress, a sweep's
-reporter and checkpoints. The trading evaluation (Sharpe, turnover, the train split beside the
+`standard_callbacks` assembles what `learn` uses: evaluation, metrics.csv, progress, checkpoints
+and a sweep's reporter. The trading evaluation (Sharpe, turnover, the train split beside the
 valid split) is `eqtrade.backtest.evaluation.TradingEvalCallback`, an `EvalCallback`.
 """
 
@@ -189,10 +190,11 @@ class MetricsCSV(Callback):
 
 class OnEval(Callback):
     """Calls `fn(row)` with each evaluation's metrics row, e.g. a sweep's Tune report, once the
-    step is over: after its row is written and its checkpoint saved (`standard_callbacks` puts it
-    last). A report can be where the run ends: Ray Tune stops an interrupted sweep's trials at
-    their next report, and a pack's report comes once all its runs have evaluated, so each run's
-    checkpoint of that step is on disk before it."""
+    step is over: after its row is written and its checkpoint (if one is due) saved
+    (`standard_callbacks` puts it last). A report can be where the run ends: Ray Tune stops an
+    interrupted sweep's trial inside its report (a SystemExit, which the training loop treats as
+    an interrupt: every run's checkpoint is saved at that step), and a pack reports once all its
+    runs have finished the step."""
 
     def __init__(self, fn: Callable[[dict], None]):
         self.fn = fn

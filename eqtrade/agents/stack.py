@@ -184,13 +184,15 @@ def check_stackable(agents: Sequence, folder: str | None = None) -> None:
         diff = sorted(k for k in c if k not in PER_RUN_OPTIONS and c[k] != c0[k])
         if diff:
             k = diff[0]
-            like = [b for b in agents if b.config.to_dict()[k] == c0[k]]
-            other = [b for b in agents if b.config.to_dict()[k] == c[k]]
-            raise ValueError(f"runs with different [agent] {', '.join(diff)} do not stack ({k} = {c0[k]!r} in "
-                             f"{_seeds(like)}, {c[k]!r} in {_seeds(other)}): their networks or updates differ; only "
-                             f"{', '.join(PER_RUN_OPTIONS)} may differ within a stack (train or resume the others as "
-                             f"their own stack: eqtrade train --resume --out {stack_dir} --seeds "
-                             f"{','.join(str(b.config.seed) for b in other)}{',' * (len(other) == 1)})")
+            groups: dict = {}
+            for b in agents:
+                groups.setdefault(repr(b.config.to_dict()[k]), []).append(b)
+            cmds = "; ".join(f"eqtrade train --resume --out {stack_dir} --seeds "
+                             f"{','.join(str(b.config.seed) for b in g)}{',' * (len(g) == 1)}" for g in groups.values())
+            raise ValueError(f"runs with different [agent] {', '.join(diff)} do not stack ("
+                             + ", ".join(f"{k} = {v} in {_seeds(g)}" for v, g in groups.items())
+                             + f"): their networks or updates differ; only {', '.join(PER_RUN_OPTIONS)} may differ "
+                             f"within a stack (train or resume each as its own stack: {cmds})")
         if a.observation_space.shape != a0.observation_space.shape or a.action_space.shape != a0.action_space.shape:
             raise ValueError(f"runs on envs of different shapes do not stack: observations {a0.observation_space.shape} "
                              f"and {a.observation_space.shape}, actions {a0.action_space.shape} and {a.action_space.shape}")
@@ -428,7 +430,7 @@ def learn_stack(agents: Sequence, total_steps: int, callbacks: Sequence[Sequence
                 for a, cbs, row in zip(agents, callbacks, rows):
                     a._step_callbacks(cbs, row)
         status = "done"
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # SystemExit: Ray Tune stopping a sweep's trial at its report
         status = "interrupted"
         raise
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..outdirs import holds_seed_runs
 from ..util import Range, atomic_write, atomic_write_bytes, mean_ci
 from .engine import (BASELINES, BORROW_BPS, COST_BPS, SIMPLE_BASELINES, SP500_LABEL, Backtest, baseline, check_fill,
                      decision_days, rollout, with_cash_interest)
@@ -708,7 +709,7 @@ def check_runs(run_dirs) -> None:
         if not p.exists():
             raise FileNotFoundError(f"run {rd} does not exist")
         if not (p / "checkpoint.pt").is_file():
-            stack = p.is_dir() and any(p.glob("s*/checkpoint.pt"))
+            stack = p.is_dir() and holds_seed_runs(p)
             raise FileNotFoundError(f"{rd} is not a run directory (no checkpoint.pt file)" + (
                 f"; it is the folder of a --seeds stack: give its runs, {rd.rstrip('/')}/s*" if stack else ""))
         key = p.resolve()

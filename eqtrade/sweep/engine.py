@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
 import itertools
 import json
 import logging
@@ -64,12 +63,41 @@ def resumed_config(cfg: dict, run_dir: Path) -> dict:
     from ..strategies import load_toml
 
     saved = load_toml(Path(run_dir) / "config.toml")
+    changed = _spec_change(cfg, saved)
+    if changed:
+        raise ValueError(f"{run_dir} was started with {changed}: the spec changed since this trial "
+                         "began; restore the spec to resume, or start afresh with --force")
     saved.setdefault("run", {})["steps"] = cfg["run"]["steps"]
     if "threads" in cfg["run"]:
         saved["run"]["threads"] = cfg["run"]["threads"]
     if "device" in cfg.get("agent", {}):
         saved.setdefault("agent", {})["device"] = cfg["agent"]["device"]
     return saved
+
+
+#: what a resumed trial may change: its step budget, threads and device
+_MAY_CHANGE = {("run", "steps"), ("run", "threads"), ("agent", "device")}
+
+
+def _spec_change(given: dict, saved: dict, at: tuple = ()) -> str | None:
+    """The first value the trial's config sets that its run's config.toml holds otherwise, as
+    "[table] key = saved, but the spec now says given" (None: none). The saved config holds more
+    (every option resolved): only what the spec sets is compared."""
+    for k, v in given.items():
+        where = (*at, k)
+        if where[:2] in _MAY_CHANGE:
+            continue
+        if isinstance(v, dict) and isinstance(saved.get(k), dict):
+            found = _spec_change(v, saved[k], where)
+            if found:
+                return found
+            continue
+        was = saved.get(k)
+        plain = [list(x) if isinstance(x, tuple) else x for x in (v, was)]
+        if k in saved and plain[0] != plain[1]:
+            name = f"[{where[0]}] {'.'.join(map(str, where[1:]))}" if len(where) > 1 else k
+            return f"{name} = {was!r}, but the spec now says {v!r}"
+    return None
 
 
 def train_trial(cfg: dict, run_dir: Path, report: Callable[[dict], None]) -> dict:
@@ -538,7 +566,7 @@ def run_trials(trials: dict[str, dict], out: Path, trial_fn: Callable = train_tr
         try:
             # without progress, nothing of Tune's own on stdout either: its box of the experiment's
             # configuration and a TensorBoard hint into Ray's temporary session (gone afterwards)
-            with contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO()):
+            with open(os.devnull, "w") as devnull, contextlib.nullcontext() if progress else contextlib.redirect_stdout(devnull):
                 grid = tuner.fit()
         finally:
             tune_log.removeFilter(_no_tune_resume_hint)
