@@ -549,3 +549,9 @@ def test_ctrl_c_before_training_began_says_there_is_nothing_to_resume(tmp_path, 
     err = capsys.readouterr().err
     assert "before training began; nothing was written: give the same command again" in err and "--resume" not in err
     assert not out.exists()
+    import eqtrade.cli as cli
+
+    monkeypatch.setattr(cli, "_resume_check", interrupted)  # while a resume is being checked
+    out.mkdir()
+    assert main(["train", "--resume", "--out", str(out)]) == 130
+    assert "before training resumed; nothing changed: give the same command again" in capsys.readouterr().err
