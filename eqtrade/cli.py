@@ -13,7 +13,7 @@ import pandas as pd
 from .envs.factory import PIXELS_PREFIX, DMC_PREFIX, is_pixels
 from .symmetry import FAMILIES
 from .lock import LOCK_NAME, locked
-from .outdirs import check_output_dir, holds_seed_runs, is_seed_dir, output_kind
+from .outdirs import check_output_dir, describe, holds_seed_runs, is_seed_dir, output_kind, seed_runs
 from .util import OBS_NOISE, Range
 
 log = logging.getLogger("eqtrade")
@@ -640,13 +640,12 @@ def _check_new_run_dir(out, stack: bool = False) -> None:
 
 def _is_stack_dir(out) -> bool:
     """A folder written by `train --seeds --out DIR`: no run of its own, runs in s<SEED>/."""
-    return not (out / "config.toml").exists() and any(is_seed_dir(p.parent.name) for p in out.glob("s*/config.toml"))
+    return not (out / "config.toml").exists() and bool(seed_runs(out))
 
 
 def _stack_dirs(out, seeds) -> list:
     """The run directories of a --seeds stack in `out` (those of `seeds`, or every s<SEED>/)."""
-    found = sorted((p.parent for p in out.glob("s*/config.toml") if is_seed_dir(p.parent.name)),
-                   key=lambda p: int(p.name[1:]))
+    found = seed_runs(out)
     if seeds is not None:
         if (out / "config.toml").exists():
             raise ValueError(f"--out {out} is a run of its own, not the folder of a --seeds stack: resume it without "
@@ -667,8 +666,6 @@ def _resume_check(args, out):
     """The config of a run to resume from `out`, checked (what a resume may and may not change)."""
     held = output_kind(out)
     if held not in (None, "run"):
-        from .outdirs import describe
-
         raise ValueError(f"nothing to resume: --out {out} holds {describe(out, held)}, not a training run; give --out the run "
                          "directory to continue (the one with config.toml and checkpoint.pt)")
     given = [flag for flag, dest in args.config_flags if getattr(args, dest) is not None]

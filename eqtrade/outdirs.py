@@ -39,9 +39,15 @@ def is_seed_dir(name: str) -> bool:
     return name[:1] == "s" and digits.isascii() and digits.isdigit() and (digits == "0" or digits[0] != "0")
 
 
+def seed_runs(path: Path, marker: str = "config.toml") -> list[Path]:
+    """The runs of a --seeds stack in `path`: its s<SEED>/ folders that hold `marker`, by seed."""
+    return sorted((p.parent for p in Path(path).glob(f"s*/{marker}") if is_seed_dir(p.parent.name)),
+                  key=lambda p: int(p.name[1:]))
+
+
 def holds_seed_runs(path: Path) -> bool:
     """Whether `path` holds runs of a --seeds stack with checkpoints (s<SEED>/checkpoint.pt)."""
-    return any(is_seed_dir(p.parent.name) for p in Path(path).glob("s*/checkpoint.pt"))
+    return bool(seed_runs(path, "checkpoint.pt"))
 
 
 def describe(path: Path, held: str) -> str:
@@ -51,7 +57,7 @@ def describe(path: Path, held: str) -> str:
         return f"a {held} directory"
     path = Path(path)
     names = sorted(p.name for p in path.iterdir() if not p.name.startswith(LOCK_NAME))
-    runs = [n for n in names if is_seed_dir(n) and (path / n / "config.toml").exists()]
+    runs = [p.name for p in seed_runs(path)]
     if runs and len(runs) == len(names):
         return f"the folder of a --seeds stack (its runs {', '.join(n + '/' for n in runs[:3])}{', ...' * (len(runs) > 3)})"
     shown = ", ".join(n + "/" * (path / n).is_dir() for n in names[:3])

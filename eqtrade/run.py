@@ -488,12 +488,12 @@ def _label_progress(callbacks: list, cfgs: list[dict]) -> None:
             cb.label, cb.runs = f"{len(cfgs)} runs (seeds {seeds})", len(cfgs)
 
 
-def _plain(v):
+def toml_plain(v):
     """A config value as TOML gives it back (tuples are lists)."""
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [toml_plain(x) for x in v]
     if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
+        return {k: toml_plain(x) for k, x in v.items()}
     return v
 
 
@@ -506,9 +506,9 @@ def config_drift(cfg: dict, agent) -> str | None:
     spec = agent.env_spec
     if spec is not None and cfg["run"].get("env", spec.id) != spec.id:
         return f"[run] env = {cfg['run']['env']!r}, but its checkpoint was trained on {spec.id!r}"
-    saved = _plain(agent.config.to_dict())
+    saved = toml_plain(agent.config.to_dict())
     for k, v in cfg.get("agent", {}).items():
-        if k != "device" and k in saved and _plain(v) != saved[k]:
+        if k != "device" and k in saved and toml_plain(v) != saved[k]:
             return f"[agent] {k} = {v!r}, but its checkpoint was trained with {saved[k]!r}"
     if spec is not None:
         for table, kw in (("env", spec.kwargs), ("eval_env", spec.eval_kwargs)):
@@ -517,8 +517,8 @@ def config_drift(cfg: dict, agent) -> str | None:
                 if k == "normalize" and k not in kw:  # written to config.toml as the factory's default
                     was = True
                 else:
-                    was = _plain(kw.get(k))
-                if _plain(given.get(k)) != was:
+                    was = toml_plain(kw.get(k))
+                if toml_plain(given.get(k)) != was:
                     return (f"[{table}] {k} = {given.get(k)!r}" if k in given else f"no [{table}] {k}") + \
                         f", but its checkpoint was trained with {was!r}"
     return None

@@ -83,6 +83,8 @@ def _spec_change(given: dict, saved: dict, at: tuple = ()) -> str | None:
     """The first value the trial's config sets that its run's config.toml holds otherwise, as
     "[table] key = saved, but the spec now says given" (None: none). The saved config holds more
     (every option resolved): only what the spec sets is compared."""
+    from ..run import toml_plain
+
     for k, v in given.items():
         where = (*at, k)
         if where[:2] in _MAY_CHANGE:
@@ -93,8 +95,7 @@ def _spec_change(given: dict, saved: dict, at: tuple = ()) -> str | None:
                 return found
             continue
         was = saved.get(k)
-        plain = [list(x) if isinstance(x, tuple) else x for x in (v, was)]
-        if k in saved and plain[0] != plain[1]:
+        if k in saved and toml_plain(v) != toml_plain(was):
             name = f"[{where[0]}] {'.'.join(map(str, where[1:]))}" if len(where) > 1 else k
             return f"{name} = {was!r}, but the spec now says {v!r}"
     return None
