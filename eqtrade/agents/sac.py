@@ -26,7 +26,8 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
-from ..nn.reps import MethodCall, zero_of
+from ..nn.gemm import linear, wrapped
+from ..nn.reps import MethodCall, sub_state, zero_of
 from ..util import Range
 from .buffer import ReplayBuffer
 from ..envs.factory import EnvSpec
@@ -63,7 +64,14 @@ class SACConfig(BaseConfig):
 
 
 class EnsembleMLP(nn.Module):
-    """n plain MLP critics as one network: weights [n, in, out], one batched matmul per layer."""
+    """n plain MLP critics as one network: weights [n, in, out], biases [n, 1, out]; each critic's
+    layers by eqtrade.nn.gemm.linear (oneDNN's products for the large ones, about 2x torch's on
+    the development machine; a batched product with one output column, the last layer, was also
+    ~10x slower there than a matrix-vector product per critic)."""
+
+    #: the runs of a stack evaluate it by `forward_state` (their products one run at a time, the
+    #: same calls as a run alone) rather than by a vmap over `forward`
+    native_stack = True
 
     def __init__(self, in_dim: int, hidden, n: int = 2):
         super().__init__()
@@ -75,16 +83,41 @@ class EnsembleMLP(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(n, a, b).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(n, 1, b).uniform_(-bound, bound)))
 
+    @staticmethod
+    def _critics(x: torch.Tensor, layers) -> torch.Tensor:
+        """[n, B, 1] from x [B, in] (or [n, B, in]) and the layers' (weights [n, in, out], biases
+        [n, 1, out])."""
+        last = len(layers) - 1
+        n = layers[0][0].shape[0]
+        hs = [x] * n if x.dim() == 2 else list(x.unbind(0))
+        for i, (W, b) in enumerate(layers):
+            Ws, bs = W.unbind(0), b.unbind(0)
+            hs = [linear(h, Ws[j].t(), bs[j][0], relu=i < last) for j, h in enumerate(hs)]
+        return torch.stack(hs)
+
     def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
-        h = x
-        last = len(self.weights) - 1
-        for i, (W, b) in enumerate(zip(self.weights, self.biases)):
-            if detach_params:
-                W, b = W.detach(), b.detach()
-            h = torch.baddbmm(b, h.expand(W.shape[0], *h.shape) if h.dim() == 2 else h, W)
-            if i < last:
-                h = torch.relu(h)
-        return h  # [n, B, 1]
+        layers = [(W.detach(), b.detach()) if detach_params else (W, b) for W, b in zip(self.weights, self.biases)]
+        if wrapped(x, *self.weights):  # inside a vmap: one batched product per layer
+            h = x
+            for i, (W, b) in enumerate(layers):
+                h = torch.baddbmm(b, h.expand(W.shape[0], *h.shape) if h.dim() == 2 else h, W)
+                if i < len(layers) - 1:
+                    h = torch.relu(h)
+            return h  # [n, B, 1]
+        return self._critics(x, layers)  # [n, B, 1]
+
+    def forward_state(self, t: dict, x: torch.Tensor, xlead: int = 0) -> torch.Tensor:
+        """`forward` of the runs of a stack from their tensors `t` (weights.i [*L, n, in, out]):
+        [*L, n, B, 1] from x [*L, B, in] (xlead = len(L)) or [B, in] (xlead 0: shared by the
+        runs); each run's products are the ones it computes alone."""
+        lead = t["weights.0"].shape[:-3]
+        if xlead not in (0, len(lead)):
+            raise ValueError(f"EnsembleMLP.forward_state takes inputs with all {len(lead)} run dimensions or none, not {xlead}")
+        runs = lambda v: v.reshape(-1, *v.shape[len(lead):]).unbind(0)  # noqa: E731
+        layers = list(zip(*[zip(runs(t[f"weights.{i}"]), runs(t[f"biases.{i}"])) for i in range(len(self.weights))]))
+        xs = runs(x) if xlead else [x] * len(layers)
+        out = [self._critics(xr, list(lr)) for xr, lr in zip(xs, layers)]
+        return torch.stack(out).reshape(*lead, *out[0].shape)
 
     def regularizer(self) -> torch.Tensor:
         return zero_of(self)
@@ -99,7 +132,7 @@ class TwinCritic(nn.Module):
         self.ensemble = ensemble
         # per-asset twins run as one call of plain tensor code on their weights stacked [2, ...]
         # (Value/Critic.forward_state: one product per layer, the observations shared), not a vmap
-        self.native_stack = ensemble is None and bool(getattr(q1, "native_stack", False))
+        self.native_stack = ensemble is not None or bool(getattr(q1, "native_stack", False))
         if ensemble is not None:
             return
         if batched:
@@ -192,12 +225,18 @@ class TwinCritic(nn.Module):
                       xlead: int = 0) -> torch.Tensor:
         """`forward` of the runs of a stack from their tensors `t` (this critic's names, `xlead`
         leading run dimensions): [*runs, 2, B, 1] (per-asset twins: `native_stack`)."""
+        if self.ensemble is not None:
+            x = obs.flatten(xlead + 1)
+            x = x if action is None else torch.cat([x, action], dim=-1)
+            return self.ensemble.forward_state(sub_state(t, "ensemble."), x, xlead=xlead)
         args = (obs,) if action is None else (obs, action)
         return self._twin().forward_state(self._twin_state(t, xlead), *args, xlead=xlead)
 
     def regularizer_state(self, t: dict, params, lead) -> torch.Tensor | None:
         """Each run's regulariser [*lead] from a stack's tensors (None: vmap `regularizer`)."""
         lead = tuple(lead)
+        if self.ensemble is not None:  # plain critics: no regulariser
+            return next(iter(t.values())).new_zeros(lead)
         twin = self._twin_state(t, len(lead))
         pnames, _ = self._names()
         names = [name for k, name in pnames if "params." + k in params] if self.batched else pnames

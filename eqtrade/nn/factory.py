@@ -110,11 +110,22 @@ class _Net(nn.Module):
         return isinstance(self.head, AssetwiseHead) and isinstance(self.encoder, Identity) and self.scale is None
 
     @property
+    def flat_plain(self) -> bool:
+        """Whether this is a plain MLP on the flattened observation (no encoder, no scale gains)."""
+        return isinstance(self.head, PlainMLP) and isinstance(self.encoder, Identity) and self.scale is None
+
+    @property
     def native_stack(self) -> bool:
         """Whether the runs of a stack (and the twin critics) evaluate this network by
-        `forward_state` on their stacked tensors, plain batched tensor code, rather than by a
-        vmap over `forward`: the per-asset networks (`rows_input`)."""
-        return self.rows_input and type(self).forward_state is not _Net.forward_state
+        `forward_state` on their stacked tensors rather than by a vmap over `forward`: the
+        per-asset networks (`rows_input`: plain batched tensor code) and the flat plain MLPs
+        (each run's products as it computes them alone: oneDNN's kernels, eqtrade.nn.gemm)."""
+        return (self.rows_input or self.flat_plain) and type(self).forward_state is not _Net.forward_state
+
+    def _in_state(self, obs: torch.Tensor, xlead: int) -> torch.Tensor:
+        """A stack's observations as the head reads them (rows as they are; flat plain: flattened
+        after the run and batch dimensions)."""
+        return obs if self.rows_input else obs.flatten(xlead + 1)
 
     def forward_state(self, t: dict, *args, xlead: int = 0):
         """`forward` with the tensors `t` (parameters and buffers by name, with leading run
@@ -155,7 +166,7 @@ class Actor(_Net):
         return self._gaussian(self.head(self._in(obs)))
 
     def forward_state(self, t: dict, obs: torch.Tensor, xlead: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._gaussian(self.head.forward_state(sub_state(t, "head."), obs, xlead=xlead))
+        return self._gaussian(self.head.forward_state(sub_state(t, "head."), self._in_state(obs, xlead), xlead=xlead))
 
     def _gaussian(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw = out[..., : self.act_dim], out[..., self.act_dim :]
@@ -174,6 +185,9 @@ class Critic(_Net):
         return self.head(torch.cat([self._in(obs), action], dim=1))
 
     def forward_state(self, t: dict, obs: torch.Tensor, action: torch.Tensor, xlead: int = 0) -> torch.Tensor:
+        if not self.rows_input:
+            return self.head.forward_state(sub_state(t, "head."), torch.cat([self._in_state(obs, xlead), action], -1),
+                                           xlead=xlead)
         return self.head.forward_state(sub_state(t, "head."), obs, action, xlead=xlead)
 
 
@@ -192,6 +206,10 @@ class Value(_Net):
         return self.head(self._in(obs))
 
     def forward_state(self, t: dict, obs: torch.Tensor, held: torch.Tensor | None = None, xlead: int = 0) -> torch.Tensor:
+        if not self.rows_input:
+            if held is not None:
+                raise ValueError("only a per-asset value network takes the held weights apart from the observation")
+            return self.head.forward_state(sub_state(t, "head."), self._in_state(obs, xlead), xlead=xlead)
         return self.head.forward_state(sub_state(t, "head."), obs, held=held, xlead=xlead)
 
 

@@ -1,0 +1,122 @@
+"""Matrix products for the networks' large layers: oneDNN's kernels where they beat torch's BLAS.
+
+torch's CPU wheels compute `F.linear` / `torch.mm` with Intel MKL, which on AMD processors runs
+its AVX2 code path even where the processor has AVX-512 (the 2-core development machine, an AMD
+EPYC: about 87 GFLOP/s on a [256, 256] @ [256, 256] product on one core). The same wheels ship
+oneDNN, whose fp32 kernels pick the instruction set by feature, not vendor: about 2x faster on
+that product there (`bench/bench_stack.py gemm` prints the comparison of the machine it runs
+on). `linear` computes `x @ w.T + b` in full fp32 with oneDNN's matrix product
+(`torch.ops.mkldnn._linear_pointwise`, the op torch's own compiler emits for CPU linear layers)
+forward and backward where the product is large (at least `MIN_MACS` multiply-adds, where the
+op's ~15 µs of fixed cost is repaid), and with `F.linear` everywhere else: small products, other
+devices and dtypes, inside `torch.func` transforms (vmap) and when `EQTRADE_ONEDNN=0`. The two
+kernels sum in different orders, so their results differ in the last bits (about 1e-7 relative),
+as any two BLAS libraries' do; each is deterministic for a given shape and thread count.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+
+#: products with fewer multiply-adds (rows x in x out) than this go to F.linear: below it oneDNN's
+#: fixed cost per call outweighs its faster kernel (a [256, 64] x [64, 256] product is about even
+#: on the development machine at one and two threads)
+MIN_MACS = 1 << 22
+
+_ENABLED: list[bool] = []  # [whether oneDNN is used], decided at the first call
+
+
+def onednn_enabled() -> bool:
+    """Whether `linear` uses oneDNN: the op exists in this torch build, computes a probe product
+    correctly, and `EQTRADE_ONEDNN` is not "0" (read at the first call; `use_onednn` changes it)."""
+    if not _ENABLED:
+        _ENABLED.append(os.environ.get("EQTRADE_ONEDNN", "1").strip() != "0" and _probe())
+    return _ENABLED[0]
+
+
+def use_onednn(flag: bool) -> bool:
+    """Switch oneDNN's products on (where the op works) or off for this process; returns the old
+    setting (benchmarks compare the two kernels in one process)."""
+    old = onednn_enabled()
+    _ENABLED[0] = bool(flag) and _probe()
+    return old
+
+
+def _probe() -> bool:
+    try:
+        op = torch.ops.mkldnn._linear_pointwise
+        if not torch.backends.mkldnn.is_available():
+            return False
+        g = torch.Generator().manual_seed(0)
+        x, w, b = (torch.randn(*s, generator=g) for s in ((64, 48), (40, 48), (40,)))
+        y = op(x, w.t().contiguous().t(), b, "none", [], "")
+        ref = x.double() @ w.double().t() + b.double()
+        return bool(y.dtype == torch.float32 and y.shape == ref.shape and torch.allclose(y.double(), ref, rtol=1e-5, atol=1e-5))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def backend() -> str:
+    """The kernel `linear` uses for large products in this process (for benchmark headers)."""
+    return "oneDNN" if onednn_enabled() else "torch (F.linear)"
+
+
+def wrapped(*ts) -> bool:
+    """Whether any tensor is a torch.func transform's wrapper (vmap, grad): those go to F.linear."""
+    is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return any(t is not None and is_wrapped(t) for t in ts)
+
+
+def _fast(x: torch.Tensor, w: torch.Tensor) -> bool:
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    return (rows * w.shape[0] * w.shape[1] >= MIN_MACS and x.dtype == torch.float32 and w.dtype == torch.float32
+            and x.device.type == "cpu" and w.device.type == "cpu" and x.dim() >= 2 and w.dim() == 2
+            and onednn_enabled())
+
+
+def _product(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, relu: bool = False) -> torch.Tensor:
+    """x @ w.T (+ b) (ReLU'd) without autograd: oneDNN where it pays, else F.linear."""
+    if _fast(x, w):
+        return torch.ops.mkldnn._linear_pointwise(x, w, b, "relu" if relu else "none", [], "")
+    y = F.linear(x, w, b)
+    return torch.relu_(y) if relu else y
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, relu):
+        y = _product(x, w, b, relu)
+        ctx.save_for_backward(x, w, y if relu else None)
+        ctx.has_bias, ctx.relu = b is not None, relu
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        x, w, y = ctx.saved_tensors
+        if ctx.relu:
+            gy = torch.ops.aten.threshold_backward(gy, y, 0.0)
+        gx = gw = gb = None
+        g2 = gy.reshape(-1, gy.shape[-1])
+        if ctx.needs_input_grad[0]:
+            gx = _product(g2, w.t(), None).view(x.shape)  # gy @ w
+        if ctx.needs_input_grad[1]:
+            gw = _product(g2.t(), x.reshape(-1, x.shape[-1]).t(), None)  # gy.T @ x: [out, in]
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = g2.sum(0)
+        return gx, gw, gb, None
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, relu: bool = False) -> torch.Tensor:
+    """`F.linear(x, w, b)` (then ReLU if `relu`): x [..., in], w [out, in] (any strides), b [out]
+    or None; by oneDNN forward and backward where the product is large enough to gain (the
+    module's note), the ReLU then fused into the product."""
+    if wrapped(x, w, b) or not _fast(x, w):
+        y = F.linear(x, w, b)
+        return torch.relu(y) if relu else y
+    if not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad))):
+        return _product(x, w, b, relu)
+    return _Linear.apply(x, w, b, relu)
