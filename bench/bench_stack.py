@@ -12,6 +12,7 @@
     .venv/bin/python bench/bench_stack.py phases [--ks 15] [--window 1000]
     .venv/bin/python bench/bench_stack.py parts [--ks 1,5,15] [--family F]
     .venv/bin/python bench/bench_stack.py batch [--ks 1,5,15] [--batches 8,64,256] [--repeats 3]
+    .venv/bin/python bench/bench_stack.py gemm [--threads 1,2] [--repeats 3]
 
 anchor: N seeds of the default strategy (strategies/sac-relaxed.toml; or --env dmc/DOMAIN-TASK with
   the plain 2x256 SAC) trained (1) as N single-run `eqtrade train` processes, one torch thread
@@ -54,6 +55,12 @@ batch: ms per update of a stack of K default-strategy runs (K = 1: a run alone) 
   repeats; then the least-squares line through each repeat's points, ms = fixed + slope x batch:
   the fixed part (op dispatch, Python, the per-run loops: what batch 0 would cost) and the part
   that grows with the data (each run's 256 x 20 asset rows), per run, as ranges over the repeats.
+gemm: the matrix products of eqtrade.nn.gemm.linear, oneDNN's kernels, against torch's own
+  (F.linear: MKL on the x86 wheels), at each thread count: microseconds per product for the
+  networks' shapes (a 2x256 hidden layer forward and both backward products, dm_control's and
+  Pendulum's first and last layers, a per-asset layer's), then ms per update of bench_agents.py's
+  Pendulum SAC (plain 2x256, batch 256) with oneDNN switched on and off (`gemm.use_onednn`) in
+  interleaved blocks of 50 updates in one process, as ranges over the repeats.
 gpu: steady-state steps/s (as curve measures them) of one process training a stack of K runs with
   --device cuda, each K in its own process; refused where torch sees no CUDA device.
 memory: peak resident memory (VmHWM) of one process training a stack of K runs for --steps, and
@@ -676,6 +683,67 @@ def memory(args) -> None:
               f"the rest {rest:5.0f} MB ({rest - rest0:+.0f} MB against K = {ks[0]})", flush=True)
 
 
+def _median_us(f, n: int = 100) -> float:
+    import statistics
+
+    for _ in range(5):
+        f()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def gemm(args) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from eqtrade.nn import gemm as g
+
+    if not g.onednn_enabled():
+        raise SystemExit("oneDNN's linear op is not usable in this torch build (or EQTRADE_ONEDNN=0): nothing to compare")
+    lp = torch.ops.mkldnn._linear_pointwise
+    # (rows, in, out) of x [rows, in] @ w.T [in, out]; what: where the networks compute it
+    shapes = [((256, 256, 256), "2x256 hidden layer, forward; backward gy @ w"),
+              ((256, 256, 256), "2x256 hidden layer, weight gradient gy.T @ x (transposed operands)"),
+              ((256, 5, 256), "dm_control cartpole first layer (obs 5)"),
+              ((256, 256, 1), "a critic's last layer"),
+              ((5120, 33, 8), "a per-asset first layer, 256 x 20 rows"),
+              ((1024, 256, 256), "a stack's 4 x 256 rows")]
+    for th in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(th)
+        print(f"{th} thread(s): microseconds per product (median of 100), torch F.linear against oneDNN")
+        for (m, k, n), what in shapes:
+            x, w = torch.randn(m, k), torch.randn(n, k)
+            if "transposed" in what:
+                x, w = torch.randn(k, m).t(), torch.randn(k, n).t()
+            a = _median_us(lambda: F.linear(x, w))
+            b = _median_us(lambda: lp(x, w, None, "none", [], ""))
+            flops = 2 * m * k * n
+            print(f"  [{m}, {k}] x [{k}, {n}] {what:<62} {a:8.1f} {b:8.1f}  {a / b:5.2f}x  "
+                  f"({flops / a / 1e3:5.1f} / {flops / b / 1e3:5.1f} GFLOP/s){'  used' if m * k * n >= g.MIN_MACS else ''}")
+    agent = _pendulum_agent()
+    for th in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(th)
+        ms = {False: [], True: []}
+        for _ in range(args.repeats):
+            for flag in (False, True):
+                g.use_onednn(flag)
+                for _ in range(5):
+                    agent.update()
+                t = time.perf_counter()
+                for _ in range(50):
+                    agent.update()
+                ms[flag].append((time.perf_counter() - t) / 50 * 1e3)
+        g.use_onednn(True)
+        ratios = sorted(a / b for a, b in zip(ms[False], ms[True]))
+        print(f"Pendulum SAC update (plain 2x256, batch 256), {th} thread(s), {args.repeats} interleaved repeats: "
+              f"torch {min(ms[False]):.2f}-{max(ms[False]):.2f} ms, oneDNN {min(ms[True]):.2f}-{max(ms[True]):.2f} ms: "
+              f"{ratios[0]:.2f}-{ratios[-1]:.2f}x faster")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -722,6 +790,9 @@ def main(argv=None) -> None:
     bt.add_argument("--ks", default="1,5,15")
     bt.add_argument("--batches", default="8,64,256")
     bt.add_argument("--repeats", type=int, default=3)
+    gm = sub.add_parser("gemm", help="oneDNN's matrix products against torch's, and the Pendulum update with each")
+    gm.add_argument("--threads", default="1,2")
+    gm.add_argument("--repeats", type=int, default=3)
     h = sub.add_parser("phases", help="the share of a stack's steady-state step in each phase")
     h.add_argument("--ks", default="15")
     h.add_argument("--window", type=int, default=1000)
@@ -729,7 +800,7 @@ def main(argv=None) -> None:
         p.add_argument("--env", default="portfolio", help="portfolio (the default strategy) or dmc/DOMAIN-TASK")
     args = ap.parse_args(argv)
     {"anchor": anchor, "curve": curve, "gpu": gpu, "memory": memory, "malloc": malloc, "update": update, "sample": sample, "slide": slide, "adam": adam_steps, "compile": compiled,
-     "profile": profile, "phases": phases, "parts": parts, "batch": batch}[args.what](args)
+     "profile": profile, "phases": phases, "parts": parts, "batch": batch, "gemm": gemm}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -219,15 +219,18 @@ def test_warm_started_runs_of_different_stages_stack_as_they_train_alone(tmp_pat
 
 
 def test_pendulum_stack_equals_alone():
-    """A gymnasium control task (the dm_control state tasks take the same flat networks)."""
+    """A gymnasium control task (the dm_control state tasks take the same flat networks): bitwise,
+    since a stack's flat plain networks compute each run's products as the run does alone (the
+    2x256 hidden layers by oneDNN's kernels, eqtrade.nn.gemm; a vmap's batched products summed
+    in another order)."""
     spec = EnvSpec("Pendulum-v1")
-    kw = dict(hidden=(32, 32), batch_size=32, learning_starts=50, eval_every=0, checkpoint_every=0,
+    kw = dict(hidden=(256, 256), batch_size=64, learning_starts=50, eval_every=0, checkpoint_every=0,
               buffer_size=2000, device="cpu")
     alone = SAC(spec.make(), SACConfig(seed=4, **kw), spec)
     alone.learn(250, progress=False)
     stacked = [SAC(spec.make(), SACConfig(seed=s, **kw), spec) for s in (3, 4)]
     learn_stack(stacked, 250, [[], []])
-    assert_same_run(alone, stacked[1], rtol=RTOL)
+    assert_same_run(alone, stacked[1], rtol=0)
 
 
 def test_stack_is_deterministic_and_resumes_exactly(tmp_path, prices):
