@@ -137,3 +137,66 @@ def test_stacked_tensors_give_each_runs_own_bits(module):
             assert torch.equal(params[name].grad[k], p.grad), name
     with pytest.raises(ValueError, match="run dimensions"):
         nets[0].forward_state({k: v.unsqueeze(0) for k, v in params.items()}, x, xlead=1)
+
+
+def _autograd_mlp(x, layers, ensemble):
+    """The reference: the same network layer by layer under autograd, in float64."""
+    h = x.double()
+    for i, (w, b) in enumerate(layers):
+        w, b = w.double(), b.double()
+        if ensemble:
+            h = torch.baddbmm(b, h.expand(w.shape[0], *h.shape) if h.dim() == 2 else h, w)
+        else:
+            h = F.linear(h, w, b)
+        h = torch.relu(h) if i < len(layers) - 1 else h
+    return h
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_one_node_mlp_gives_autograds_values_and_gradients(seed, calls):
+    """gemm.mlp (the backward written out) against autograd over random widths, depths, layouts,
+    shared or per-network inputs and every combination of which inputs need a gradient."""
+    g = torch.Generator().manual_seed(seed)
+    rnd = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    ensemble = seed % 2 == 1
+    dims = [[5, 256, 256, 1], [12, 300, 2], [7, 64, 128, 96, 3], [3, 256, 256, 2]][seed % 4]
+    rows = [256, 512, 300, 64][seed % 4]
+    n = 2
+    layers = []
+    for a, b in zip(dims[:-1], dims[1:]):
+        w = rnd(n, a, b) / a ** 0.5 if ensemble else rnd(b, a) / a ** 0.5
+        layers.append((w, rnd(n, 1, b) * 0.1 if ensemble else rnd(b) * 0.1))
+    x = rnd(n, rows, dims[0]) if ensemble and seed % 4 == 3 else rnd(rows, dims[0])
+    need_x, need_p = seed % 3 != 0, seed not in (2, 5)  # the actor loss reads the critic with detached weights
+    x.requires_grad_(need_x)
+    for w, b in layers:
+        w.requires_grad_(need_p)
+        b.requires_grad_(need_p)
+    y = gemm.mlp(x, layers, ensemble=ensemble)
+    ref = _autograd_mlp(x, layers, ensemble)
+    assert y.shape == ref.shape and y.dtype == torch.float32
+    assert float((y.detach().double() - ref.detach()).norm()) <= 1e-5 * float(ref.detach().norm())
+    inputs = ([x] if need_x else []) + ([t for wb in layers for t in wb] if need_p else [])
+    if not inputs:
+        assert not y.requires_grad
+        return
+    gy = rnd(*y.shape)
+    got = torch.autograd.grad(y, inputs, gy)
+    want = torch.autograd.grad(ref, inputs, gy.double())
+    for a, e in zip(got, want):
+        assert a.shape == e.shape and a.dtype == torch.float32
+        assert float((a.double() - e.double()).norm()) <= 1e-5 * float(e.double().norm()) + 1e-12
+    big = any(rows * a * b >= gemm.MIN_MACS for a, b in zip(dims[:-1], dims[1:]))
+    assert bool(calls) == big, "the large products, and only they, go to oneDNN"
+    again = torch.autograd.grad(gemm.mlp(x, layers, ensemble=ensemble), inputs, gy)
+    assert all(torch.equal(a, b) for a, b in zip(got, again)), "the same call gives the same bits"
+
+
+def test_one_node_mlp_inside_vmap_is_the_layer_by_layer_network():
+    layers = [(torch.randn(3, 2, 8, 16), torch.randn(3, 2, 1, 16)), (torch.randn(3, 2, 16, 1), torch.randn(3, 2, 1, 1))]
+    x = torch.randn(3, 10, 8)
+    out = torch.func.vmap(lambda xx, w0, b0, w1, b1: gemm.mlp(xx, [(w0, b0), (w1, b1)], ensemble=True))(
+        x, layers[0][0], layers[0][1], layers[1][0], layers[1][1])
+    for k in range(3):
+        want = _autograd_mlp(x[k], [(w[k], b[k]) for w, b in layers], True)
+        torch.testing.assert_close(out[k].double(), want, rtol=1e-5, atol=1e-5)

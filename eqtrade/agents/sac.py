@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
-from ..nn.gemm import linear, wrapped
+from ..nn.gemm import mlp
 from ..nn.reps import MethodCall, sub_state, zero_of
 from ..util import Range
 from .buffer import ReplayBuffer
@@ -64,10 +64,10 @@ class SACConfig(BaseConfig):
 
 
 class EnsembleMLP(nn.Module):
-    """n plain MLP critics as one network: weights [n, in, out], biases [n, 1, out]; each critic's
-    layers by eqtrade.nn.gemm.linear (oneDNN's products for the large ones, about 2x torch's on
-    the development machine; a batched product with one output column, the last layer, was also
-    ~10x slower there than a matrix-vector product per critic)."""
+    """n plain MLP critics as one network: weights [n, in, out], biases [n, 1, out]; evaluated as
+    one autograd node by eqtrade.nn.gemm.mlp, each critic's products by oneDNN's kernels where
+    they are large (about 2x torch's on the development machine; a batched product with one
+    output column, the last layer, was also ~10x slower there than one product per critic)."""
 
     #: the runs of a stack evaluate it by `forward_state` (their products one run at a time, the
     #: same calls as a run alone) rather than by a vmap over `forward`
@@ -86,24 +86,11 @@ class EnsembleMLP(nn.Module):
     @staticmethod
     def _critics(x: torch.Tensor, layers) -> torch.Tensor:
         """[n, B, 1] from x [B, in] (or [n, B, in]) and the layers' (weights [n, in, out], biases
-        [n, 1, out])."""
-        last = len(layers) - 1
-        n = layers[0][0].shape[0]
-        hs = [x] * n if x.dim() == 2 else list(x.unbind(0))
-        for i, (W, b) in enumerate(layers):
-            Ws, bs = W.unbind(0), b.unbind(0)
-            hs = [linear(h, Ws[j].t(), bs[j][0], relu=i < last) for j, h in enumerate(hs)]
-        return torch.stack(hs)
+        [n, 1, out]): one autograd node (eqtrade.nn.gemm.mlp), or batched products inside a vmap."""
+        return mlp(x, layers, ensemble=True)
 
     def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
         layers = [(W.detach(), b.detach()) if detach_params else (W, b) for W, b in zip(self.weights, self.biases)]
-        if wrapped(x, *self.weights):  # inside a vmap: one batched product per layer
-            h = x
-            for i, (W, b) in enumerate(layers):
-                h = torch.baddbmm(b, h.expand(W.shape[0], *h.shape) if h.dim() == 2 else h, W)
-                if i < len(layers) - 1:
-                    h = torch.relu(h)
-            return h  # [n, B, 1]
         return self._critics(x, layers)  # [n, B, 1]
 
     def forward_state(self, t: dict, x: torch.Tensor, xlead: int = 0) -> torch.Tensor:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gemm import linear
 from .reps import MethodCall, Rep, hom_dim, tensor_of, trivial_rep, zero_of
 
 
@@ -223,7 +224,7 @@ class RegularLift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K, b = self.matrix()
-        return torch.addmm(b, x, K)
+        return linear(x, K.t(), b)
 
     def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
         """[N, d_in] -> group-major [G, N, C]: slot s is x @ K_s + bias."""
@@ -262,7 +263,7 @@ class RegularProject(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         K, b = self.matrix()
-        return torch.addmm(b, h, K)
+        return linear(h, K.t(), b)
 
     def forward_gm(self, h: torch.Tensor) -> torch.Tensor:
         """Group-major [G, N, C] -> [N, d_out]: Σ_s h_s @ K_s + bias."""

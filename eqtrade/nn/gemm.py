@@ -120,3 +120,84 @@ def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, relu
     if not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad or (b is not None and b.requires_grad))):
         return _product(x, w, b, relu)
     return _Linear.apply(x, w, b, relu)
+
+
+class _MLP(torch.autograd.Function):
+    """A whole ReLU MLP (or n of them, the twin critics) as one autograd node: the forward by
+    `linear`'s products, the backward written out (each layer's weight, bias and input gradients
+    by the same products), so that a backward pass costs one node instead of a few per layer
+    (the autograd engine's per-node work was about a third of a Pendulum SAC update)."""
+
+    @staticmethod
+    def forward(ctx, x, ensemble, *params):
+        ws, bs = params[0::2], params[1::2]
+        n = ws[0].shape[0] if ensemble else 1
+        last = len(ws) - 1
+        outs, acts = [], []
+        for j in range(n):
+            h = x[j] if (ensemble and x.dim() == 3) else x
+            hs = [h]
+            for i, (w, b) in enumerate(zip(ws, bs)):
+                w2, b2 = (w[j].t(), b[j, 0]) if ensemble else (w, b)
+                h = _product(h, w2, b2, relu=i < last)
+                hs.append(h)
+            outs.append(h)
+            acts.append(hs[:-1])  # each layer's input (post-ReLU for the hidden ones)
+        ctx.ensemble, ctx.n, ctx.xdim = ensemble, n, x.dim()
+        ctx.save_for_backward(*params, *[a for hs in acts for a in hs])
+        return torch.stack(outs) if ensemble else outs[0]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        saved = ctx.saved_tensors
+        k = len(saved) // (2 + ctx.n)  # layers: 2k parameters, then n x k layer inputs
+        params, acts = saved[: 2 * k], saved[2 * k:]
+        ws, bs = params[0::2], params[1::2]
+        need_x, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[2:]
+        gws = [[] for _ in range(k)]
+        gbs = [[] for _ in range(k)]
+        gxs = []
+        for j in range(ctx.n):
+            hs = acts[j * k:(j + 1) * k]
+            g = gy[j] if ctx.ensemble else gy
+            for i in range(k - 1, -1, -1):
+                h = hs[i]
+                if need_p[2 * i]:  # ensemble: [in, out] = h.T @ g; linear: [out, in] = g.T @ h
+                    gws[i].append(_product(h.t(), g.t(), None) if ctx.ensemble else _product(g.t(), h.t(), None))
+                if need_p[2 * i + 1]:
+                    gbs[i].append(g.sum(0, keepdim=ctx.ensemble))
+                if i > 0 or need_x:
+                    w = ws[i][j] if ctx.ensemble else ws[i].t()  # g @ W.T (ensemble) or g @ W (linear)
+                    gh = _product(g, w, None)
+                    g = torch.ops.aten.threshold_backward(gh, h, 0.0) if i > 0 else gh
+            if need_x:
+                gxs.append(g)
+        if need_x:
+            gx = (torch.stack(gxs) if ctx.xdim == 3 else sum(gxs[1:], gxs[0])) if ctx.ensemble else gxs[0]
+        else:
+            gx = None
+        grads = []
+        for i in range(k):
+            for lst in (gws[i], gbs[i]):
+                grads.append((torch.stack(lst) if ctx.ensemble else lst[0]) if lst else None)
+        return (gx, None, *grads)
+
+
+def mlp(x: torch.Tensor, layers, ensemble: bool = False) -> torch.Tensor:
+    """A ReLU MLP's output, as one autograd node (`_MLP`) where torch.func transforms are not
+    involved, else layer by layer. layers: (weight, bias) pairs; `ensemble` False: nn.Linear's
+    layout (weight [out, in], bias [out]), x [..., in] -> [..., out]; True: n networks' stacked
+    (weights [n, in, out], biases [n, 1, out]), x [B, in] (shared) or [n, B, in] -> [n, B, out]."""
+    flat = [t for wb in layers for t in wb]
+    if wrapped(x, *flat) or (not ensemble and x.dim() != 2):
+        last = len(layers) - 1
+        h = x
+        for i, (w, b) in enumerate(layers):
+            if ensemble:
+                h = torch.baddbmm(b, h.expand(w.shape[0], *h.shape) if h.dim() == 2 else h, w)
+                h = torch.relu(h) if i < last else h
+            else:
+                h = linear(h, w, b, relu=i < last)
+        return h
+    return _MLP.apply(x, ensemble, *flat)

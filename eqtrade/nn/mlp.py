@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .exact import exact_param_count
-from .gemm import linear
+from .gemm import mlp
 from .relaxed import relaxed_param_count
 from .reps import Rep, zero_of
 
@@ -33,15 +33,13 @@ class PlainMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the layers by eqtrade.nn.gemm.linear: oneDNN's products for the large ones (nn.Linear's
-        # parameters and state-dict names kept; the result is nn.Sequential's to rounding)
+        # the layers by eqtrade.nn.gemm: oneDNN's products for the large ones, the backward written
+        # out (nn.Linear's parameters and state-dict names kept; nn.Sequential's result to rounding)
         return self._layers(x, self.dense())
 
     @staticmethod
     def _layers(x: torch.Tensor, layers) -> torch.Tensor:
-        for i, (w, b) in enumerate(layers):
-            x = linear(x, w, b, relu=i < len(layers) - 1)
-        return x
+        return mlp(x, layers)  # one autograd node for the whole network (eqtrade.nn.gemm.mlp)
 
     def forward_state(self, t: dict, x: torch.Tensor, xlead: int = 0) -> torch.Tensor:
         """`forward` of the runs of a stack from their tensors `t` (net.i.weight [*L, out, in]):

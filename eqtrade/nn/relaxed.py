@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .gemm import linear
 from .reps import Rep, tensor_of, zero_of
 
 
@@ -74,7 +75,7 @@ class RelaxedLift(RelaxedModule):
         return self.kernel(t, prefix), tensor_of(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, *self.kernel_bias())
+        return linear(x, *self.kernel_bias())
 
     def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
         """[N, d] -> group-major [G, N, C] (the layout RelaxedMLP keeps between layers)."""
@@ -179,7 +180,7 @@ class RelaxedGroupLinear(RelaxedModule):
         return self.kernel(t, prefix), tensor_of(self, t, prefix, "bias").repeat_interleave(self.order, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, *self.kernel_bias())
+        return linear(x, *self.kernel_bias())
 
 
 class RelaxedProject(RelaxedModule):
@@ -208,7 +209,7 @@ class RelaxedProject(RelaxedModule):
         return self.kernel(t, prefix), p_inv @ bias if bias.dim() == 1 else (p_inv @ bias[..., None])[..., 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, *self.kernel_bias())
+        return linear(x, *self.kernel_bias())
 
     def forward_gm(self, h: torch.Tensor) -> torch.Tensor:
         """Group-major [G, N, C] -> [N, d]: Σ_g h_g @ K_gᵀ with K_g = ρ(g) Σ_l w_l(g) A_l."""
