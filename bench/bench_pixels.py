@@ -7,7 +7,10 @@ the same run, the plain family the anchor; one torch thread.
 
     .venv/bin/python bench/bench_pixels.py [--updates 5]
     .venv/bin/python bench/bench_pixels.py --replay [--steps 300]
+    .venv/bin/python bench/bench_pixels.py --kernels [--updates 5] [--repeats 3]
 
+--kernels: the plain agent's update with oneDNN's products (eqtrade.nn.gemm, the default) and with
+torch's (`gemm.use_onednn(False)`), interleaved in one process over --repeats.
 --replay: DrQ-v2's replay of the stacked frames instead: a plain agent's buffer filled by --steps
 random-action env steps, whether it kept sliding (each next observation's new frame only), the
 bytes per transition it keeps and would keep whole, at the default buffer_size, and the size and
@@ -29,10 +32,15 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--replay", action="store_true", help="the replay's memory and checkpoint, sliding and whole")
     ap.add_argument("--steps", type=int, default=300, help="--replay: env steps stored")
+    ap.add_argument("--kernels", action="store_true",
+                    help="the plain agent's update with oneDNN's products (eqtrade.nn.gemm) and with torch's, interleaved")
+    ap.add_argument("--repeats", type=int, default=3, help="--kernels: interleaved repeats")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.replay:
         return replay(args.steps)
+    if args.kernels:
+        return kernels(args.batch, args.updates, args.repeats)
     from eqtrade.agents import DrQConfig, DrQV2, EnvSpec
 
     spec = EnvSpec("dmc-pixels/cartpole-swingup", {})
@@ -73,6 +81,35 @@ def main(argv=None) -> int:
     upd = base
     frames_per_hour = 3600 / (step_ms / 1e3 + upd / 2) * 8  # one update every 2 env steps, action repeat 8
     print(f"=> plain: about {frames_per_hour / 1e3:.0f}k cartpole frames per hour of one core (update every 2 steps)")
+    return 0
+
+
+def kernels(batch: int, updates: int, repeats: int) -> int:
+    """s per plain DrQ-v2 update (reference sizes) with oneDNN's products and with torch's, in one
+    process, interleaved over the repeats."""
+    from eqtrade.agents import DrQConfig, DrQV2, EnvSpec
+    from eqtrade.nn import gemm
+
+    spec = EnvSpec("dmc-pixels/cartpole-swingup", {})
+    env = spec.make()
+    torch.manual_seed(0)
+    agent = DrQV2(env, DrQConfig(family="plain", batch_size=batch, buffer_size=600, learning_starts=10**9,
+                                 eval_every=0, checkpoint_every=0, device="cpu"), spec, env)
+    agent.learn(batch + 10, progress=False)
+    s = {False: [], True: []}
+    for _ in range(repeats):
+        for flag in (False, True):
+            gemm.use_onednn(flag)
+            agent.update()
+            t = time.perf_counter()
+            for _ in range(updates):
+                agent.update()
+            s[flag].append((time.perf_counter() - t) / updates)
+    gemm.use_onednn(True)
+    ratios = sorted(a / b for a, b in zip(s[False], s[True]))
+    print(f"plain DrQ-v2 update, batch {batch}, one thread, {repeats} interleaved repeats of {updates}: torch's products "
+          f"{min(s[False]):.3f}-{max(s[False]):.3f} s, oneDNN's {min(s[True]):.3f}-{max(s[True]):.3f} s: "
+          f"{ratios[0]:.2f}-{ratios[-1]:.2f}x faster")
     return 0
 
 

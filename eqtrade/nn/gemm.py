@@ -201,3 +201,11 @@ def mlp(x: torch.Tensor, layers, ensemble: bool = False) -> torch.Tensor:
                 h = linear(h, w, b, relu=i < last)
         return h
     return _MLP.apply(x, ensemble, *flat)
+
+
+class Linear(torch.nn.Linear):
+    """`nn.Linear` (the same parameters, initialisation and state-dict names) whose product is
+    `linear`'s: oneDNN's where it is large (DrQ-v2's trunk: a [256, 39 200] x [39 200, 50] product)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)

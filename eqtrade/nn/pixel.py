@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .gemm import Linear
 from ..symmetry.image import image_transform
 from .reps import zero_of
 
@@ -38,8 +39,8 @@ def mlp(n_in: int, hidden, n_out: int) -> nn.Sequential:
     dims = [n_in, *hidden]
     layers: list[nn.Module] = []
     for a, b in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(dims[-1], n_out))
+        layers += [Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers, Linear(dims[-1], n_out))
 
 
 
@@ -176,7 +177,7 @@ class GroupTrunk(nn.Module):
     def __init__(self, order: int, repr_dim: int, feature_dim: int, relaxed: bool, banks: int = 2):
         super().__init__()
         n = banks if relaxed else 1
-        self.trunks = nn.ModuleList(nn.Linear(repr_dim, feature_dim) for _ in range(n))
+        self.trunks = nn.ModuleList(Linear(repr_dim, feature_dim) for _ in range(n))
         self.ln = nn.LayerNorm(feature_dim)
         self.relaxed, self.order = relaxed, order
         if relaxed:
@@ -266,7 +267,7 @@ class DrQActor(nn.Module):
 
     def __init__(self, repr_dim: int, act_dim: int, feature_dim: int, hidden):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(repr_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+        self.trunk = nn.Sequential(Linear(repr_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
         self.policy = mlp(feature_dim, hidden, act_dim)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -277,7 +278,7 @@ class DrQActor(nn.Module):
 class DrQCritic(nn.Module):
     def __init__(self, repr_dim: int, act_dim: int, feature_dim: int, hidden):
         super().__init__()
-        self.trunk = nn.Sequential(nn.Linear(repr_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+        self.trunk = nn.Sequential(Linear(repr_dim, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
         self.q1 = mlp(feature_dim + act_dim, hidden, 1)
         self.q2 = mlp(feature_dim + act_dim, hidden, 1)
 
