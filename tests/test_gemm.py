@@ -176,6 +176,8 @@ def test_one_node_mlp_gives_autograds_values_and_gradients(seed, calls):
     ref = _autograd_mlp(x, layers, ensemble)
     assert y.shape == ref.shape and y.dtype == torch.float32
     assert float((y.detach().double() - ref.detach()).norm()) <= 1e-5 * float(ref.detach().norm())
+    with torch.no_grad():  # no graph recorded: the same products, the same bits
+        assert torch.equal(gemm.mlp(x, layers, ensemble=ensemble), y.detach())
     inputs = ([x] if need_x else []) + ([t for wb in layers for t in wb] if need_p else [])
     if not inputs:
         assert not y.requires_grad

@@ -143,8 +143,9 @@ class _MLP(torch.autograd.Function):
                 hs.append(h)
             outs.append(h)
             acts.append(hs[:-1])  # each layer's input (post-ReLU for the hidden ones)
-        ctx.ensemble, ctx.n, ctx.xdim = ensemble, n, x.dim()
-        ctx.save_for_backward(*params, *[a for hs in acts for a in hs])
+        if ctx is not None:  # None: called without autograd (mlp, nothing needing a gradient)
+            ctx.ensemble, ctx.n, ctx.xdim = ensemble, n, x.dim()
+            ctx.save_for_backward(*params, *[a for hs in acts for a in hs])
         return torch.stack(outs) if ensemble else outs[0]
 
     @staticmethod
@@ -190,6 +191,9 @@ def mlp(x: torch.Tensor, layers, ensemble: bool = False) -> torch.Tensor:
     layout (weight [out, in], bias [out]), x [..., in] -> [..., out]; True: n networks' stacked
     (weights [n, in, out], biases [n, 1, out]), x [B, in] (shared) or [n, B, in] -> [n, B, out]."""
     flat = [t for wb in layers for t in wb]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *flat))
+    if not grad and not wrapped(x, *flat) and (ensemble or x.dim() == 2):
+        return _MLP.forward(None, x, ensemble, *flat)  # no graph to record: the same products
     if wrapped(x, *flat) or (not ensemble and x.dim() != 2):
         last = len(layers) - 1
         h = x
