@@ -9,7 +9,8 @@ steps each until each has trained --steps, so that a change in the machine's spe
 machine's rates move 1.3-1.6x within minutes) falls on all four alike rather than on whichever ran
 at that moment. Each repeat's ratio is against SB3's time in the same repeat, and the range of the
 ratios over the repeats is printed (the minimum is the number the targets are read on);
---chunks 1 is the protocol before 2026-12-08 (each agent's steps in one block).
+--chunks 1 trains each agent's steps in one block, close to the protocol before 2026-12-08 (which
+built, warmed and timed one agent after the other, each with seed 0).
 Targets (the many-runs issue): plain >= 1.5x SB3, relaxed and exact >= 0.7x.
 """
 

@@ -57,8 +57,9 @@ batch: ms per update of a stack of K default-strategy runs (K = 1: a run alone) 
   that grows with the data (each run's 256 x 20 asset rows), per run, as ranges over the repeats.
 gemm: the matrix products of eqtrade.nn.gemm.linear, oneDNN's kernels, against torch's own
   (F.linear: MKL on the x86 wheels), at each thread count: microseconds per product for the
-  networks' shapes (a 2x256 hidden layer forward and both backward products, dm_control's and
-  Pendulum's first and last layers, a per-asset layer's), then ms per update of bench_agents.py's
+  networks' shapes (a 2x256 hidden layer in the three operand layouts the forward and backward
+  use, dm_control's first and a critic's last layer, a per-asset layer as rows, DrQ-v2's head and
+  trunk), then ms per update of bench_agents.py's
   Pendulum SAC (plain 2x256, batch 256) with oneDNN switched on and off (`gemm.use_onednn`) in
   interleaved blocks of 50 updates in one process, as ranges over the repeats.
 gpu: steady-state steps/s (as curve measures them) of one process training a stack of K runs with
@@ -706,23 +707,27 @@ def gemm(args) -> None:
         raise SystemExit("oneDNN's linear op is not usable in this torch build (or EQTRADE_ONEDNN=0): nothing to compare")
     lp = torch.ops.mkldnn._linear_pointwise
     # (rows, in, out) of x [rows, in] @ w.T [in, out]; what: where the networks compute it
-    shapes = [((256, 256, 256), "2x256 hidden layer, forward; backward gy @ w"),
-              ((256, 256, 256), "2x256 hidden layer, weight gradient gy.T @ x (transposed operands)"),
-              ((256, 5, 256), "dm_control cartpole first layer (obs 5)"),
-              ((256, 256, 1), "a critic's last layer"),
-              ((5120, 33, 8), "a per-asset first layer, 256 x 20 rows"),
-              ((1024, 256, 256), "a stack's 4 x 256 rows")]
+    # layout: "w" the weight [out, in] as nn.Linear keeps it; "wT" a transposed view (the twin
+    # critics' [in, out] weights, an input gradient gy @ w); "both" both operands transposed views
+    # (a weight gradient gy.T @ x)
+    shapes = [((256, 256, 256), "w", "2x256 hidden layer, nn.Linear's weight (actor forward)"),
+              ((256, 256, 256), "wT", "2x256 hidden layer, transposed weight (critics' forward, input gradient)"),
+              ((256, 256, 256), "both", "2x256 hidden layer, weight gradient (both operands transposed)"),
+              ((256, 5, 256), "w", "dm_control cartpole first layer (obs 5)"),
+              ((256, 256, 1), "w", "a critic's last layer"),
+              ((5120, 33, 8), "w", "a per-asset first layer as rows (the head computes it feature-major)"),
+              ((256, 1024, 1024), "w", "DrQ-v2's 1024-wide head layer"),
+              ((256, 39200, 50), "w", "DrQ-v2's trunk")]
     for th in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(th)
         print(f"{th} thread(s): microseconds per product (median of 100), torch F.linear against oneDNN")
-        for (m, k, n), what in shapes:
-            x, w = torch.randn(m, k), torch.randn(n, k)
-            if "transposed" in what:
-                x, w = torch.randn(k, m).t(), torch.randn(k, n).t()
+        for (m, k, n), layout, what in shapes:
+            x = torch.randn(k, m).t() if layout == "both" else torch.randn(m, k)
+            w = torch.randn(k, n).t() if layout in ("wT", "both") else torch.randn(n, k)
             a = _median_us(lambda: F.linear(x, w))
             b = _median_us(lambda: lp(x, w, None, "none", [], ""))
             flops = 2 * m * k * n
-            print(f"  [{m}, {k}] x [{k}, {n}] {what:<62} {a:8.1f} {b:8.1f}  {a / b:5.2f}x  "
+            print(f"  [{m}, {k}] x [{k}, {n}] {what:<72} {a:8.1f} {b:8.1f}  {a / b:5.2f}x  "
                   f"({flops / a / 1e3:5.1f} / {flops / b / 1e3:5.1f} GFLOP/s){'  used' if m * k * n >= g.MIN_MACS else ''}")
     agent = _pendulum_agent()
     for th in [int(t) for t in args.threads.split(",")]:

@@ -202,3 +202,44 @@ def test_one_node_mlp_inside_vmap_is_the_layer_by_layer_network():
     for k in range(3):
         want = _autograd_mlp(x[k], [(w[k], b[k]) for w, b in layers], True)
         torch.testing.assert_close(out[k].double(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_bias_of_any_strides_and_an_active_transform(calls):
+    x, w = torch.randn(512, 512), torch.randn(256, 512)
+    for b in (torch.randn(512)[::2], torch.randn(1).expand(256)):  # oneDNN reads a bias as contiguous
+        torch.testing.assert_close(gemm.linear(x, w, b), F.linear(x, w, b), rtol=1e-5, atol=1e-3)
+    assert calls
+    net = PlainMLP(8, 2, (256, 256))
+    xs = torch.randn(300, 8)
+    out = torch.func.vmap(lambda s: s * net(xs))(torch.tensor([1.0, 2.0]))  # no tensor of the net is wrapped
+    torch.testing.assert_close(out[1], 2 * net(xs), rtol=1e-5, atol=1e-5)
+
+
+def test_stacks_of_flat_critics_of_every_kind_evaluate_each_runs_own(calls):
+    """The flat plain networks a stack runs by forward_state on the CPU (the ensemble, an actor) and
+    the ones it vmaps (a pair of separate flat critics; any network off the CPU)."""
+    import gymnasium as gym
+
+    from eqtrade.agents.sac import TwinCritic
+    from eqtrade.agents.stack import StackedModule
+    from eqtrade.nn import build_actor, build_critic
+
+    torch.manual_seed(0)
+    obs_space, act_space = gym.spaces.Box(-1, 1, (6,)), gym.spaces.Box(-1, 1, (2,))
+    obs, act = torch.randn(2, 64, 6), torch.rand(2, 64, 2) * 2 - 1
+    pairs = [TwinCritic(build_critic("plain", obs_space, act_space), build_critic("plain", obs_space, act_space), False)
+             for _ in range(2)]
+    ensembles = [TwinCritic(None, None, False, EnsembleMLP(8, (256, 256))) for _ in range(2)]
+    actors = [build_actor("plain", obs_space, act_space) for _ in range(2)]
+    assert not pairs[0].native_stack and ensembles[0].native_stack and actors[0].native_stack
+    for nets, args in ((pairs, (obs, act)), (ensembles, (obs, act)), (actors, (obs,))):
+        out = StackedModule(nets)(*args)
+        for k, net in enumerate(nets):
+            own = net(*(a[k] for a in args))
+            for o, e in zip(out if isinstance(out, tuple) else (out,), own if isinstance(own, tuple) else (own,)):
+                if net.native_stack:  # the run's own products: its bits
+                    assert torch.equal(o[k], e)
+                else:
+                    torch.testing.assert_close(o[k], e, rtol=1e-5, atol=1e-5)
+    meta = EnsembleMLP(8, (16,)).to("meta")
+    assert not meta.native_stack and not build_actor("plain", obs_space, act_space).to("meta").native_stack

@@ -69,9 +69,12 @@ class EnsembleMLP(nn.Module):
     they are large (about 2x torch's on the development machine; a batched product with one
     output column, the last layer, was also ~10x slower there than one product per critic)."""
 
-    #: the runs of a stack evaluate it by `forward_state` (their products one run at a time, the
-    #: same calls as a run alone) rather than by a vmap over `forward`
-    native_stack = True
+    @property
+    def native_stack(self) -> bool:
+        """Whether the runs of a stack evaluate it by `forward_state` (their products one run at
+        a time, the same calls as a run alone) rather than by a vmap over `forward`: on the CPU
+        (on a GPU one batched product per layer costs K times fewer kernel launches)."""
+        return self.weights[0].device.type == "cpu"
 
     def __init__(self, in_dim: int, hidden, n: int = 2):
         super().__init__()
@@ -118,8 +121,9 @@ class TwinCritic(nn.Module):
         self.batched = batched
         self.ensemble = ensemble
         # per-asset twins run as one call of plain tensor code on their weights stacked [2, ...]
-        # (Value/Critic.forward_state: one product per layer, the observations shared), not a vmap
-        self.native_stack = ensemble is not None or bool(getattr(q1, "native_stack", False))
+        # (Value/Critic.forward_state: one product per layer, the observations shared), not a vmap;
+        # so does a stack of ensembles (EnsembleMLP.forward_state)
+        self._twins_native = bool(getattr(q1, "rows_input", False) and getattr(q1, "native_stack", False))
         if ensemble is not None:
             return
         if batched:
@@ -207,6 +211,11 @@ class TwinCritic(nn.Module):
             pair = lambda n: [params[i][n].detach() if detach else params[i][n] for i in (0, 1)]  # noqa: E731
             return {**{n: torch.stack(pair(n)) for n in pnames}, **dict(self.qs[0].named_buffers())}
         return {n: torch.stack([t[f"qs.0.{n}"], t[f"qs.1.{n}"]], dim=xlead) for n in pnames + bnames}
+
+    @property
+    def native_stack(self) -> bool:
+        """Whether a stack evaluates these critics by `forward_state` (see StackedModule)."""
+        return self.ensemble.native_stack if self.ensemble is not None else self._twins_native
 
     def forward_state(self, t: dict, obs: torch.Tensor, action: torch.Tensor | None = None,
                       xlead: int = 0) -> torch.Tensor:

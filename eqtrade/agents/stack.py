@@ -4,7 +4,10 @@ The networks of K runs (seeds; folds or other settings that keep every tensor's 
 stacked along a leading run axis and evaluated as one batched program: the per-asset networks
 (the portfolio defaults) by their own code on the stacked tensors (`forward_state`: batched
 matrix products, no vmap, whose per-op overhead cost more than the arithmetic on these small
-networks), every other network by `torch.func.vmap` over its forward; their optimisers, entropy
+networks), the flat plain MLPs and twin critics on the CPU by each run's own products one run at
+a time (`forward_state` too: the products a run computes alone, oneDNN's for the large ones,
+eqtrade.nn.gemm; so those stacks are bitwise their runs alone), every other network by
+`torch.func.vmap` over its forward; their optimisers, entropy
 weights and target networks are stacked the same way, and the update is SAC's own (`SAC._update`
 is written once for a batch with or without the run axis). What stays per run is what makes it
 independent: its env, its replay buffer, its random streams (exploration, buffer sampling and
@@ -47,7 +50,8 @@ class StackedModule(nn.Module):
     """K modules of one architecture as one: parameters and buffers stacked on a leading run axis,
     inputs [K, ...] give outputs [K, ...]: `forward` (and `regularizer`) by the module's
     `forward_state` on the stacked tensors where it has one (`native_stack`: the per-asset
-    networks and their twin critics), else vmapped over the run axis."""
+    networks and their twin critics; on the CPU the flat plain MLPs and twin critics), else
+    vmapped over the run axis."""
 
     def __init__(self, modules: Sequence[nn.Module]):
         super().__init__()

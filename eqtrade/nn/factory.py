@@ -120,12 +120,18 @@ class _Net(nn.Module):
         `forward_state` on their stacked tensors rather than by a vmap over `forward`: the
         per-asset networks (`rows_input`: plain batched tensor code) and the flat plain MLPs
         (each run's products as it computes them alone: oneDNN's kernels, eqtrade.nn.gemm)."""
-        return (self.rows_input or self.flat_plain) and type(self).forward_state is not _Net.forward_state
+        flat = self.flat_plain and next(self.parameters()).device.type == "cpu"  # a GPU: vmap's batched products
+        return (self.rows_input or flat) and type(self).forward_state is not _Net.forward_state
 
     def _in_state(self, obs: torch.Tensor, xlead: int) -> torch.Tensor:
         """A stack's observations as the head reads them (rows as they are; flat plain: flattened
         after the run and batch dimensions)."""
-        return obs if self.rows_input else obs.flatten(xlead + 1)
+        if self.rows_input:
+            return obs
+        if not self.flat_plain:
+            raise ValueError(f"{type(self).__name__}.forward_state reads per-asset rows or feeds a plain MLP the flat "
+                             "observation; this network has an encoder or scale gains (vmap its forward)")
+        return obs.flatten(xlead + 1)
 
     def forward_state(self, t: dict, *args, xlead: int = 0):
         """`forward` with the tensors `t` (parameters and buffers by name, with leading run
@@ -186,8 +192,8 @@ class Critic(_Net):
 
     def forward_state(self, t: dict, obs: torch.Tensor, action: torch.Tensor, xlead: int = 0) -> torch.Tensor:
         if not self.rows_input:
-            return self.head.forward_state(sub_state(t, "head."), torch.cat([self._in_state(obs, xlead), action], -1),
-                                           xlead=xlead)
+            x = self._in_state(obs, xlead)
+            return self.head.forward_state(sub_state(t, "head."), torch.cat([x, action], -1), xlead=xlead)
         return self.head.forward_state(sub_state(t, "head."), obs, action, xlead=xlead)
 
 
@@ -209,7 +215,8 @@ class Value(_Net):
         if not self.rows_input:
             if held is not None:
                 raise ValueError("only a per-asset value network takes the held weights apart from the observation")
-            return self.head.forward_state(sub_state(t, "head."), self._in_state(obs, xlead), xlead=xlead)
+            x = self._in_state(obs, xlead)
+            return self.head.forward_state(sub_state(t, "head."), x, xlead=xlead)
         return self.head.forward_state(sub_state(t, "head."), obs, held=held, xlead=xlead)
 
 

@@ -65,7 +65,10 @@ def backend() -> str:
 
 
 def wrapped(*ts) -> bool:
-    """Whether any tensor is a torch.func transform's wrapper (vmap, grad): those go to F.linear."""
+    """Whether a torch.func transform (vmap, grad) is active or any tensor is one's wrapper: those
+    calls go to F.linear (the autograd Functions here have no vmap rule)."""
+    if torch._C._are_functorch_transforms_active():
+        return True
     is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
     return any(t is not None and is_wrapped(t) for t in ts)
 
@@ -80,6 +83,8 @@ def _fast(x: torch.Tensor, w: torch.Tensor) -> bool:
 def _product(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, relu: bool = False) -> torch.Tensor:
     """x @ w.T (+ b) (ReLU'd) without autograd: oneDNN where it pays, else F.linear."""
     if _fast(x, w):
+        if b is not None and not b.is_contiguous():  # the op reads the bias's memory as contiguous
+            b = b.contiguous()
         return torch.ops.mkldnn._linear_pointwise(x, w, b, "relu" if relu else "none", [], "")
     y = F.linear(x, w, b)
     return torch.relu_(y) if relu else y
@@ -186,15 +191,16 @@ class _MLP(torch.autograd.Function):
 
 
 def mlp(x: torch.Tensor, layers, ensemble: bool = False) -> torch.Tensor:
-    """A ReLU MLP's output, as one autograd node (`_MLP`) where torch.func transforms are not
-    involved, else layer by layer. layers: (weight, bias) pairs; `ensemble` False: nn.Linear's
+    """A ReLU MLP's output, as one autograd node (`_MLP`) on the CPU outside torch.func transforms,
+    else layer by layer. layers: (weight, bias) pairs; `ensemble` False: nn.Linear's
     layout (weight [out, in], bias [out]), x [..., in] -> [..., out]; True: n networks' stacked
     (weights [n, in, out], biases [n, 1, out]), x [B, in] (shared) or [n, B, in] -> [n, B, out]."""
     flat = [t for wb in layers for t in wb]
     grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *flat))
-    if not grad and not wrapped(x, *flat) and (ensemble or x.dim() == 2):
+    one_node = x.device.type == "cpu" and not wrapped(x, *flat) and (ensemble or x.dim() == 2)
+    if one_node and not grad:
         return _MLP.forward(None, x, ensemble, *flat)  # no graph to record: the same products
-    if wrapped(x, *flat) or (not ensemble and x.dim() != 2):
+    if not one_node:  # inside a transform, off the CPU (one batched product per layer), other ranks
         last = len(layers) - 1
         h = x
         for i, (w, b) in enumerate(layers):
