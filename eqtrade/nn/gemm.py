@@ -159,7 +159,7 @@ class _MLP(torch.autograd.Function):
         saved = ctx.saved_tensors
         k = len(saved) // (2 + ctx.n)  # layers: 2k parameters, then n x k layer inputs
         params, acts = saved[: 2 * k], saved[2 * k:]
-        ws, bs = params[0::2], params[1::2]
+        ws = params[0::2]
         need_x, need_p = ctx.needs_input_grad[0], ctx.needs_input_grad[2:]
         gws = [[] for _ in range(k)]
         gbs = [[] for _ in range(k)]
