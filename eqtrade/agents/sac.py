@@ -154,13 +154,29 @@ class TwinCritic(nn.Module):
                     # a buffer the twin does not save (non-persistent: a scale axis's fixed masks)
                     # is saved here: a per-twin state has none, so this one keeps its own
                     state_dict.setdefault(prefix + key, buf)
+        # and the other way: a state saved by stacked twins (params.*, buf_*: flat relaxed
+        # critics before they became two calls, 2026-12-08) loads into the two critics
+        if not self.batched and self.ensemble is None and any(k.startswith(prefix + "params.") for k in state_dict):
+            twin_keys = set(self.qs[0].state_dict().keys())
+            for k in [k for k in state_dict if k.startswith((prefix + "params.", prefix + "buf_"))]:
+                v = state_dict.pop(k)
+                name = k[len(prefix):].split(".", 1)[1] if k.startswith(prefix + "params.") else k[len(prefix) + 4:]
+                name = name.replace(":", ".")
+                if name in twin_keys:  # else a buffer the twin does not save (non-persistent)
+                    for i in (0, 1):
+                        state_dict[prefix + f"qs.{i}.{name}"] = v[i]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def stacked_optimizer_state(self, s: dict) -> dict:
         """An Adam state_dict saved over per-twin critics (twin 0's parameters, then twin 1's, each
         in the module's own order) as the state of this critic's stacked parameters (in the
-        order of `params`); others unchanged."""
-        n = len(self.params) if self.batched else 0
+        order of `params`), or one saved over stacked twins as the two critics' (`_load_from_state_dict`
+        maps their parameters the same ways); others unchanged."""
+        if not self.batched and self.ensemble is not None:
+            return s
+        if not self.batched:
+            return self._per_twin_optimizer_state(s)
+        n = len(self.params)
         ids = s["param_groups"][0]["params"] if s.get("param_groups") else []
         if not n or len(s["param_groups"]) != 1 or len(ids) != 2 * n:
             return s
@@ -173,6 +189,27 @@ class TwinCritic(nn.Module):
                 out[j] = {"step": pair[0]["step"], **{k: torch.stack([p[k] for p in pair])
                                                       for k in pair[0] if k != "step"}}
         group = {**s["param_groups"][0], "params": list(range(n))}
+        return {"state": out, "param_groups": [group]}
+
+    def _per_twin_optimizer_state(self, s: dict) -> dict:
+        """An Adam state_dict saved over stacked twins (their parameters in a ParameterDict's order
+        of the twin's names) as the two critics' (twin 0's parameters, then twin 1's)."""
+        own = [name for name, _ in self.qs[0].named_parameters()]
+        n = len(own)
+        ids = s["param_groups"][0]["params"] if s.get("param_groups") else []
+        if not n or len(s["param_groups"]) != 1 or len(ids) != n:
+            return s
+        # the order the stacked twins' ParameterDict kept their names in
+        stacked = [k.replace(":", ".") for k in nn.ParameterDict(
+            {name.replace(".", ":"): nn.Parameter(torch.empty(0)) for name in own}).keys()]
+        state, out = s["state"], {}
+        for j, name in enumerate(stacked):
+            i, st = own.index(name), state.get(ids[j])
+            if st is not None:
+                for t in (0, 1):
+                    out[t * n + i] = {"step": st["step"].clone() if torch.is_tensor(st["step"]) else st["step"],
+                                      **{k: v[t].clone() for k, v in st.items() if k != "step"}}
+        group = {**s["param_groups"][0], "params": list(range(2 * n))}
         return {"state": out, "param_groups": [group]}
 
     def _names(self) -> tuple[list, list]:
@@ -338,12 +375,14 @@ class SAC(Agent):
         else:
             make = ((lambda: build_value(fam, obs_space, sym, **sizes)) if self.exact
                     else (lambda: build_critic(fam, obs_space, act_space, sym, **sizes)))
-            # parameters stacked [2, ...] (vmapped) for relaxed critics and exact flat ones
-            # (bench_agents.py, Pendulum 2x256: exact SAC 48 -> 68-72 steps/s with C2's one-product
-            # layers); per-asset critics of every family run as one call either way (native_stack,
+            # parameters stacked [2, ...] (vmapped) for relaxed critics with an encoder and exact
+            # flat ones (bench_agents.py, Pendulum 2x256: exact SAC 48 -> 68-72 steps/s with C2's
+            # one-product layers); flat relaxed critics are two calls since their dense products
+            # go to oneDNN outside a vmap (eqtrade.nn.gemm; Pendulum 2x256, one thread: 0.77-0.87x
+            # SB3 vmapped, 0.98-1.02x as two calls, bench_agents.py); per-asset critics of every family run as one call either way (native_stack,
             # no vmap); the encoder critics of the other families stay two calls, which a single run
             # does faster (bench_stack.py update --family exact: vmapped 0.78-0.92x at K = 1)
-            batched = fam == "relaxed" or (fam == "exact" and encoder is None)
+            batched = (fam == "relaxed" and encoder is not None) or (fam == "exact" and encoder is None)
             self.critic = TwinCritic(make(), make(), batched=batched)
         self.critic_target = clone_frozen(self.critic)
         # per-asset networks read an update's observations as rows [B, F, N] in feature-major
