@@ -107,41 +107,70 @@ def test_resumed_run_matches_uninterrupted(algo, tmp_path, prices):
         torch.testing.assert_close(v, params_of(resumed)[k], rtol=0, atol=0)
 
 
+def _resumed_across_twin_layouts(tmp_path, prices, monkeypatch, scale, family, batched_then):
+    """A `family` SAC whose flat critics are saved as `batched_then` (vmapped twins, or two
+    critics) and loaded by this version; (the saved agent, the loaded one), after checking that the
+    layout changed and that both critics and their targets give the same values."""
+    from eqtrade.agents import sac as sac_mod
+
+    spec = portfolio_spec(prices)
+    if scale:
+        spec = EnvSpec("portfolio", {**spec.kwargs, "scale": scale}, spec.eval_kwargs)
+    init = sac_mod.TwinCritic.__init__
+    with monkeypatch.context() as m:
+        m.setattr(sac_mod.TwinCritic, "__init__",
+                  lambda self, q1, q2, batched, ensemble=None: init(self, q1, q2, batched_then if ensemble is None
+                                                                    else batched, ensemble))
+        old = make("sac", family, spec, seed=1)
+        old.learn(170, progress=False)
+        old.save(tmp_path / "c.pt")
+    assert old.critic.batched == batched_then
+    resumed = Agent.load(tmp_path / "c.pt", build_env=True)
+    assert resumed.critic.batched != batched_then and resumed.critic_target.batched != batched_then
+    obs = torch.as_tensor(np.stack([old.env.observation_space.sample() for _ in range(16)]), dtype=torch.float32)
+    act = torch.as_tensor(np.stack([old.env.action_space.sample() for _ in range(16)]), dtype=torch.float32)
+    with torch.no_grad():
+        for a, b in ((old.critic, resumed.critic), (old.critic_target, resumed.critic_target)):
+            torch.testing.assert_close(b(obs, act), a(obs, act), rtol=1e-5, atol=1e-6)
+    return old, resumed
+
+
+def _same_moments(stacked: SAC, twins: SAC) -> None:
+    """The Adam moments of `stacked`'s critic parameters [2, ...] are those of `twins`' two critics."""
+    per = [dict(q.named_parameters()) for q in twins.critic.qs]
+    checked = 0
+    for key, p in stacked.critic.params.items():  # by name: the stacked order is not a twin's
+        pair = [twins.critic_opt.state[t[key.replace(":", ".")]] for t in per]
+        for moment in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(stacked.critic_opt.state[p][moment], torch.stack([q[moment] for q in pair]),
+                                       rtol=0, atol=0)
+        assert float(stacked.critic_opt.state[p]["step"]) == float(pair[0]["step"]) == float(pair[1]["step"]) > 0
+        checked += 1
+    assert checked == len(stacked.critic.params) > 0
+
+
 @pytest.mark.parametrize("scale", [None, "relaxed"])
 def test_a_checkpoint_of_per_twin_critics_resumes_in_the_vmapped_twins(tmp_path, prices, monkeypatch, scale):
     """Flat exact critics ran as two modules (state qs.0.*, qs.1.*; Adam over twin 0's
     parameters, then twin 1's) before they were vmapped: such a checkpoint loads into the
     stacked twins with the same values and the same Adam moments, and trains on; with a relaxed
     scale axis too, whose masks the twins do not save (non-persistent buffers)."""
-    from eqtrade.agents import sac as sac_mod
+    old, resumed = _resumed_across_twin_layouts(tmp_path, prices, monkeypatch, scale, "exact", False)
+    assert "qs.0.head.lift.weight" in old.critic.state_dict()
+    _same_moments(resumed, old)
+    resumed.learn(220, progress=False)
+    assert resumed.step == 220 and np.isfinite(resumed.metrics[-1]["critic_loss"])
 
-    spec = portfolio_spec(prices)
-    if scale:
-        spec = EnvSpec("portfolio", {**spec.kwargs, "scale": scale}, spec.eval_kwargs)
 
-    init = sac_mod.TwinCritic.__init__
-    with monkeypatch.context() as m:
-        m.setattr(sac_mod.TwinCritic, "__init__",
-                  lambda self, q1, q2, batched, ensemble=None: init(self, q1, q2, False if ensemble is None else batched,
-                                                                    ensemble))
-        old = make("sac", "exact", spec, seed=1)
-        old.learn(170, progress=False)
-        old.save(tmp_path / "c.pt")
-    assert not old.critic.batched and "qs.0.head.lift.weight" in old.critic.state_dict()
-    resumed = Agent.load(tmp_path / "c.pt", build_env=True)
-    assert resumed.critic.batched and resumed.critic_target.batched
-    obs = torch.as_tensor(np.stack([old.env.observation_space.sample() for _ in range(16)]), dtype=torch.float32)
-    act = torch.as_tensor(np.stack([old.env.action_space.sample() for _ in range(16)]), dtype=torch.float32)
-    with torch.no_grad():
-        for a, b in ((old.critic, resumed.critic), (old.critic_target, resumed.critic_target)):
-            torch.testing.assert_close(b(obs, act), a(obs, act), rtol=1e-5, atol=1e-6)
-    twins = [dict(q.named_parameters()) for q in old.critic.qs]
-    for key, p in resumed.critic.params.items():  # by name: the stacked order is not a twin's
-        pair = [old.critic_opt.state[t[key.replace(":", ".")]] for t in twins]
-        for moment in ("exp_avg", "exp_avg_sq"):
-            torch.testing.assert_close(resumed.critic_opt.state[p][moment], torch.stack([q[moment] for q in pair]),
-                                       rtol=0, atol=0)
-        assert float(resumed.critic_opt.state[p]["step"]) == float(pair[0]["step"]) > 0
+@pytest.mark.parametrize("scale", [None, "relaxed"])
+def test_a_checkpoint_of_vmapped_twins_resumes_in_two_critics(tmp_path, prices, monkeypatch, scale):
+    """Flat relaxed critics were vmapped twins (state params.*, buf_*; Adam over the stacked
+    parameters) before they became two calls: such a checkpoint loads into the two critics with
+    the same values and the same Adam moments, and trains on; with a relaxed scale axis too
+    (masks the stacked twins saved and the critics do not)."""
+    old, resumed = _resumed_across_twin_layouts(tmp_path, prices, monkeypatch, scale, "relaxed", True)
+    assert any(k.startswith("params.") for k in old.critic.state_dict())
+    _same_moments(old, resumed)
     resumed.learn(220, progress=False)
     assert resumed.step == 220 and np.isfinite(resumed.metrics[-1]["critic_loss"])
 
@@ -235,44 +264,3 @@ def test_eqtrade_train_cli_writes_the_run_and_resumes(tmp_path, monkeypatch, cap
 def test_family_needs_a_declared_symmetry():
     with pytest.raises(ValueError, match="declares none"):
         SAC(gym.make("MountainCarContinuous-v0"), SACConfig(family="relaxed"), EnvSpec("MountainCarContinuous-v0"))
-
-
-@pytest.mark.parametrize("scale", [None, "relaxed"])
-def test_a_checkpoint_of_vmapped_twins_resumes_in_two_critics(tmp_path, prices, monkeypatch, scale):
-    """Flat relaxed critics were vmapped twins (state params.*, buf_*; Adam over the stacked
-    parameters) before they became two calls: such a checkpoint loads into the two critics with
-    the same values and the same Adam moments, and trains on; with a relaxed scale axis too
-    (masks the stacked twins saved and the critics do not)."""
-    from eqtrade.agents import sac as sac_mod
-
-    spec = portfolio_spec(prices)
-    if scale:
-        spec = EnvSpec("portfolio", {**spec.kwargs, "scale": scale}, spec.eval_kwargs)
-    init = sac_mod.TwinCritic.__init__
-    with monkeypatch.context() as m:
-        m.setattr(sac_mod.TwinCritic, "__init__",
-                  lambda self, q1, q2, batched, ensemble=None: init(self, q1, q2, True if ensemble is None else batched,
-                                                                    ensemble))
-        old = make("sac", "relaxed", spec, seed=1)
-        old.learn(170, progress=False)
-        old.save(tmp_path / "c.pt")
-    assert old.critic.batched and any(k.startswith("params.") for k in old.critic.state_dict())
-    resumed = Agent.load(tmp_path / "c.pt", build_env=True)
-    assert not resumed.critic.batched and not resumed.critic_target.batched
-    obs = torch.as_tensor(np.stack([old.env.observation_space.sample() for _ in range(16)]), dtype=torch.float32)
-    act = torch.as_tensor(np.stack([old.env.action_space.sample() for _ in range(16)]), dtype=torch.float32)
-    with torch.no_grad():
-        for a, b in ((old.critic, resumed.critic), (old.critic_target, resumed.critic_target)):
-            torch.testing.assert_close(b(obs, act), a(obs, act), rtol=1e-5, atol=1e-6)
-    twins = [dict(q.named_parameters()) for q in resumed.critic.qs]
-    checked = 0
-    for key, p in old.critic.params.items():
-        for t in (0, 1):
-            mine = resumed.critic_opt.state[twins[t][key.replace(":", ".")]]
-            for moment in ("exp_avg", "exp_avg_sq"):
-                torch.testing.assert_close(mine[moment], old.critic_opt.state[p][moment][t], rtol=0, atol=0)
-            assert float(mine["step"]) == float(old.critic_opt.state[p]["step"]) > 0
-            checked += 1
-    assert checked == 2 * len(old.critic.params)
-    resumed.learn(220, progress=False)
-    assert resumed.step == 220 and np.isfinite(resumed.metrics[-1]["critic_loss"])
