@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from ..nn import build_actor, build_critic, build_value
-from ..nn.gemm import mlp
+from ..nn.gemm import mlp, mlp_per_run
 from ..nn.reps import MethodCall, sub_state, zero_of
 from ..util import Range
 from .buffer import ReplayBuffer
@@ -86,28 +86,18 @@ class EnsembleMLP(nn.Module):
             self.weights.append(nn.Parameter(torch.empty(n, a, b).uniform_(-bound, bound)))
             self.biases.append(nn.Parameter(torch.empty(n, 1, b).uniform_(-bound, bound)))
 
-    @staticmethod
-    def _critics(x: torch.Tensor, layers) -> torch.Tensor:
-        """[n, B, 1] from x [B, in] (or [n, B, in]) and the layers' (weights [n, in, out], biases
-        [n, 1, out]): one autograd node (eqtrade.nn.gemm.mlp), or batched products inside a vmap."""
-        return mlp(x, layers, ensemble=True)
-
     def forward(self, x: torch.Tensor, detach_params: bool = False) -> torch.Tensor:
+        """[n, B, 1] from x [B, in] (or [n, B, in]): one autograd node (eqtrade.nn.gemm.mlp), or
+        batched products inside a vmap."""
         layers = [(W.detach(), b.detach()) if detach_params else (W, b) for W, b in zip(self.weights, self.biases)]
-        return self._critics(x, layers)  # [n, B, 1]
+        return mlp(x, layers, ensemble=True)
 
     def forward_state(self, t: dict, x: torch.Tensor, xlead: int = 0) -> torch.Tensor:
         """`forward` of the runs of a stack from their tensors `t` (weights.i [*L, n, in, out]):
         [*L, n, B, 1] from x [*L, B, in] (xlead = len(L)) or [B, in] (xlead 0: shared by the
         runs); each run's products are the ones it computes alone."""
-        lead = t["weights.0"].shape[:-3]
-        if xlead not in (0, len(lead)):
-            raise ValueError(f"EnsembleMLP.forward_state takes inputs with all {len(lead)} run dimensions or none, not {xlead}")
-        runs = lambda v: v.reshape(-1, *v.shape[len(lead):]).unbind(0)  # noqa: E731
-        layers = list(zip(*[zip(runs(t[f"weights.{i}"]), runs(t[f"biases.{i}"])) for i in range(len(self.weights))]))
-        xs = runs(x) if xlead else [x] * len(layers)
-        out = [self._critics(xr, list(lr)) for xr, lr in zip(xs, layers)]
-        return torch.stack(out).reshape(*lead, *out[0].shape)
+        layers = [(t[f"weights.{i}"], t[f"biases.{i}"]) for i in range(len(self.weights))]
+        return mlp_per_run(layers, x, xlead, ensemble=True)
 
     def regularizer(self) -> torch.Tensor:
         return zero_of(self)

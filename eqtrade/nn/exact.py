@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .gemm import linear
 from .reps import MethodCall, Rep, hom_dim, tensor_of, trivial_rep, zero_of
 
 
@@ -224,7 +223,7 @@ class RegularLift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K, b = self.matrix()
-        return linear(x, K.t(), b)
+        return torch.addmm(b, x, K)
 
     def forward_gm(self, x: torch.Tensor) -> torch.Tensor:
         """[N, d_in] -> group-major [G, N, C]: slot s is x @ K_s + bias."""
@@ -263,7 +262,7 @@ class RegularProject(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         K, b = self.matrix()
-        return linear(h, K.t(), b)
+        return torch.addmm(b, h, K)
 
     def forward_gm(self, h: torch.Tensor) -> torch.Tensor:
         """Group-major [G, N, C] -> [N, d_out]: Σ_s h_s @ K_s + bias."""

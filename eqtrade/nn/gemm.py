@@ -219,3 +219,18 @@ class Linear(torch.nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return linear(x, self.weight, self.bias)
+
+
+def mlp_per_run(layers, x: torch.Tensor, xlead: int = 0, ensemble: bool = False) -> torch.Tensor:
+    """`mlp` for each run of a stack, one run at a time (the products each run computes alone):
+    layers with leading run dimensions L (weights [*L, out, in], or [*L, n, in, out] for an
+    ensemble), x [*L, B, in] (xlead = len(L)) or [B, in] (xlead 0: shared by the runs);
+    outputs stacked [*L, ...]."""
+    lead = layers[0][0].shape[:-(3 if ensemble else 2)]
+    if xlead not in (0, len(lead)):
+        raise ValueError(f"a stack's MLP takes inputs with all {len(lead)} run dimensions or none, not {xlead}")
+    runs = lambda v: v.reshape(-1, *v.shape[len(lead):]).unbind(0)  # noqa: E731
+    per_run = list(zip(*[zip(runs(w), runs(b)) for w, b in layers]))
+    xs = runs(x) if xlead else [x] * len(per_run)
+    out = [mlp(xr, list(lr), ensemble=ensemble) for xr, lr in zip(xs, per_run)]
+    return torch.stack(out).reshape(*lead, *out[0].shape)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .exact import exact_param_count
-from .gemm import mlp
+from .gemm import mlp, mlp_per_run
 from .relaxed import relaxed_param_count
 from .reps import Rep, zero_of
 
@@ -33,27 +33,16 @@ class PlainMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the layers by eqtrade.nn.gemm: oneDNN's products for the large ones, the backward written
-        # out (nn.Linear's parameters and state-dict names kept; nn.Sequential's result to rounding)
-        return self._layers(x, self.dense())
-
-    @staticmethod
-    def _layers(x: torch.Tensor, layers) -> torch.Tensor:
-        return mlp(x, layers)  # one autograd node for the whole network (eqtrade.nn.gemm.mlp)
+        # one autograd node by eqtrade.nn.gemm.mlp: oneDNN's products for the large layers, the
+        # backward written out (nn.Linear's parameters and state-dict names kept; nn.Sequential's
+        # result to rounding)
+        return mlp(x, self.dense())
 
     def forward_state(self, t: dict, x: torch.Tensor, xlead: int = 0) -> torch.Tensor:
         """`forward` of the runs of a stack from their tensors `t` (net.i.weight [*L, out, in]):
         [*L, B, out] from x [*L, B, in] (xlead = len(L)) or [B, in] (xlead 0: shared by the runs);
         each run's products are the ones it computes alone."""
-        dense = self.dense(t)
-        lead = dense[0][0].shape[:-2]
-        if xlead not in (0, len(lead)):
-            raise ValueError(f"PlainMLP.forward_state takes inputs with all {len(lead)} run dimensions or none, not {xlead}")
-        runs = lambda v: v.reshape(-1, *v.shape[len(lead):]).unbind(0)  # noqa: E731
-        layers = list(zip(*[zip(runs(w), runs(b)) for w, b in dense]))
-        xs = runs(x) if xlead else [x] * len(layers)
-        out = [self._layers(xr, list(lr)) for xr, lr in zip(xs, layers)]
-        return torch.stack(out).reshape(*lead, *out[0].shape)
+        return mlp_per_run(self.dense(t), x, xlead)
 
     def regularizer_state(self, t: dict, params, lead) -> torch.Tensor:
         """Each run's regulariser ([*lead]): zero."""
